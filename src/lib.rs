@@ -1,0 +1,2 @@
+//! stressctl: phased, unattended stress campaigns against real browsers.
+pub mod breaker;
