@@ -1,0 +1,116 @@
+//! A managed chromedriver: spawned on a free loopback port in its own process group, supervised,
+//! and killed (with everything it started) by its recorded identity.
+
+use super::process::ProcId;
+use crate::recovery::{FailureClass, OpError};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long chromedriver gets to answer `/status` after spawning.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running chromedriver process we started.
+pub struct DriverProcess {
+    child: tokio::process::Child,
+    /// Its identity (it also leads its own process group).
+    pub id: ProcId,
+    /// Loopback port.
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; chromedriver binds it right after).
+pub fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+impl DriverProcess {
+    /// Spawns chromedriver and waits until it answers `/status` with `ready: true`.
+    pub async fn spawn(binary: &Path, log_path: &Path) -> Result<DriverProcess, OpError> {
+        let launch = |m: String| OpError::new(FailureClass::LaunchFailure, m);
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            let port = free_port().map_err(|e| launch(format!("no free loopback port: {e}")))?;
+            let mut cmd = tokio::process::Command::new(binary);
+            cmd.arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log_path.display()))
+                .arg("--log-level=WARNING")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .kill_on_drop(false);
+            let mut child = cmd.spawn().map_err(|e| launch(format!("cannot start {}: {e}", binary.display())))?;
+            let pid = child.id().ok_or_else(|| launch("chromedriver exited at once".into()))?;
+            let id = ProcId::of(pid).ok_or_else(|| launch("chromedriver exited at once".into()))?;
+            let url = format!("http://127.0.0.1:{port}");
+            let started = Instant::now();
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_err = format!("chromedriver exited with {status} before answering (port {port}; see {})", log_path.display());
+                    break;
+                }
+                if driver_ready(port).await {
+                    return Ok(DriverProcess { child, id, port, url });
+                }
+                if started.elapsed() > READY_TIMEOUT {
+                    let mut d = DriverProcess { child, id, port, url };
+                    d.kill().await;
+                    return Err(launch(format!("chromedriver did not answer on port {port} within {READY_TIMEOUT:?}")));
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        Err(launch(last_err))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the driver's process group (chromedriver and the browsers it started) and reaps it.
+    pub async fn kill(&mut self) {
+        // group first: browsers live in chromedriver's group
+        self.id.signal_group(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.id.signal_group(libc::SIGKILL);
+        self.id.signal(libc::SIGKILL);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+    }
+
+    /// Kills the group at once (force stop).
+    pub fn kill_now(&mut self) {
+        self.id.signal_group(libc::SIGKILL);
+        self.id.signal(libc::SIGKILL);
+        let _ = self.child.try_wait();
+    }
+}
+
+/// A minimal GET /status over loopback: true when chromedriver says it is ready.
+pub async fn driver_ready(port: u16) -> bool {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        s.write_all(b"GET /status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+        let mut buf = Vec::with_capacity(1024);
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        Some(text.starts_with("HTTP/1.") && text.contains("\"ready\":true"))
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), fut).await, Ok(Some(true)))
+}
+
+/// The path a permanently broken driver is "restarted" from (for `kill_driver permanent`).
+pub fn broken_binary_path(worker: &str) -> PathBuf {
+    PathBuf::from(format!("/nonexistent/stressctl-fault-injected/{worker}/chromedriver"))
+}

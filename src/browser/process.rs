@@ -1,0 +1,79 @@
+//! Signalling processes safely: only processes this campaign started and recorded, identified by
+//! pid *and* start time, are ever signalled. Never by name.
+
+use crate::guardian::procfs::{is_same_process, process_start_time};
+
+/// A process we started: pid + start time (clock ticks since boot) identify it across pid reuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcId {
+    /// Pid.
+    pub pid: u32,
+    /// Start time from /proc/<pid>/stat.
+    pub start_time: u64,
+}
+
+impl ProcId {
+    /// Identifies a live process now (None if it is already gone).
+    pub fn of(pid: u32) -> Option<ProcId> {
+        process_start_time(pid).map(|start_time| ProcId { pid, start_time })
+    }
+
+    /// Whether the recorded process is still alive (and not a reused pid). Zombies count as gone.
+    pub fn alive(&self) -> bool {
+        is_same_process(self.pid, self.start_time) && !is_zombie(self.pid)
+    }
+
+    /// Sends `sig` if (and only if) the recorded process is still the same process.
+    pub fn signal(&self, sig: i32) -> bool {
+        if !is_same_process(self.pid, self.start_time) {
+            return false;
+        }
+        // SAFETY: kill(2) with a positive pid we verified just above.
+        unsafe { libc::kill(self.pid as i32, sig) == 0 }
+    }
+
+    /// Sends `sig` to the process group this process leads, if it is still the same process and
+    /// still leads a group of that id.
+    pub fn signal_group(&self, sig: i32) -> bool {
+        if !is_same_process(self.pid, self.start_time) || process_group(self.pid) != Some(self.pid) {
+            return false;
+        }
+        // SAFETY: killpg(2) on the group led by the process we verified just above.
+        unsafe { libc::killpg(self.pid as i32, sig) == 0 }
+    }
+}
+
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The process group of `pid`.
+pub fn process_group(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
+/// Whether `pid` is a zombie (exited, not yet reaped).
+pub fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid).and_then(|f| f.first().cloned()).is_some_and(|s| s == "Z")
+}
+
+/// Live members of process group `pgid` whose command line contains `marker`, with their ids.
+pub fn group_members_with_marker(pgid: u32, marker: &str) -> Vec<ProcId> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if process_group(pid) != Some(pgid) {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmd).contains(marker) {
+            if let Some(id) = ProcId::of(pid) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}

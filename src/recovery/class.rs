@@ -1,0 +1,102 @@
+//! Failure classes: what went wrong with an op, which decides how to recover.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of failure an op met. Decides the first rung of the recovery ladder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The browser or driver could not be started (session not created, driver binary missing).
+    LaunchFailure,
+    /// The WebDriver endpoint is unreachable (connection refused/reset).
+    ConnectionFailure,
+    /// The op did not finish within its timeout.
+    Timeout,
+    /// The session or browser is gone (killed, crashed, tab crashed).
+    Crash,
+    /// Out of memory or a resource limit.
+    ResourceExhaustion,
+    /// GPU adapter/device lost, validation error, wrong result.
+    GpuError,
+    /// The API is missing (e.g. WebNN). Reported, never retried.
+    ApiUnsupported,
+    /// The page's script threw or returned garbage.
+    ScriptError,
+}
+
+impl FailureClass {
+    /// All classes, in report order.
+    pub const ALL: [FailureClass; 8] = [
+        FailureClass::LaunchFailure,
+        FailureClass::ConnectionFailure,
+        FailureClass::Timeout,
+        FailureClass::Crash,
+        FailureClass::ResourceExhaustion,
+        FailureClass::GpuError,
+        FailureClass::ApiUnsupported,
+        FailureClass::ScriptError,
+    ];
+
+    /// snake_case name used in reports and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::LaunchFailure => "launch_failure",
+            FailureClass::ConnectionFailure => "connection_failure",
+            FailureClass::Timeout => "timeout",
+            FailureClass::Crash => "crash",
+            FailureClass::ResourceExhaustion => "resource_exhaustion",
+            FailureClass::GpuError => "gpu_error",
+            FailureClass::ApiUnsupported => "api_unsupported",
+            FailureClass::ScriptError => "script_error",
+        }
+    }
+
+    /// Parses [`FailureClass::as_str`] output.
+    pub fn parse(s: &str) -> Option<FailureClass> {
+        FailureClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether retrying can help at all (an unsupported API will not appear on retry).
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, FailureClass::ApiUnsupported)
+    }
+
+    /// Whether the failure is transient: worth a plain retry with backoff in the same session.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            FailureClass::Timeout | FailureClass::ScriptError | FailureClass::GpuError | FailureClass::ResourceExhaustion
+        )
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed op: its class and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpError {
+    /// The class.
+    pub class: FailureClass,
+    /// What happened.
+    pub message: String,
+}
+
+impl OpError {
+    /// Builds an error.
+    pub fn new(class: FailureClass, message: impl Into<String>) -> OpError {
+        OpError { class, message: message.into() }
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.class, self.message)
+    }
+}
+
+impl std::error::Error for OpError {}

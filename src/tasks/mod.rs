@@ -1,0 +1,230 @@
+//! Task kinds and how one op of each runs.
+//!
+//! Browser tasks run inside the embedded test page (served by [`server::PageServer`]) through
+//! WebDriver "Execute Async Script"; the page does the real work (a WebGPU matmul checked against a
+//! CPU reference, WebNN detection) and answers `{ok, verified, class, message, adapter, metrics}`.
+//! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
+
+pub mod server;
+
+use crate::config::TaskSpec;
+use crate::recovery::{FailureClass, OpError};
+use fantoccini::error::{CmdError, ErrorStatus};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// What a successful op returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpOk {
+    /// The result was checked (webgpu: against the CPU reference).
+    pub verified: bool,
+    /// Adapter / backend description reported by the page, when it gave one.
+    pub adapter: Option<Value>,
+}
+
+/// A fault the page itself carries out on request (fault injection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFault {
+    /// Never answer: the op runs into its timeout.
+    Hang,
+    /// Throw from the page.
+    Throw,
+    /// Destroy the GPU device mid-task.
+    GpuDeviceLost,
+}
+
+impl PageFault {
+    fn as_str(self) -> &'static str {
+        match self {
+            PageFault::Hang => "hang",
+            PageFault::Throw => "throw",
+            PageFault::GpuDeviceLost => "gpu_device_lost",
+        }
+    }
+}
+
+/// The script handed to Execute Async Script: calls `window.stressctl[spec.fn](spec)` and always
+/// answers through the callback, also when the page is missing or the promise rejects.
+pub const CALL_SCRIPT: &str = r#"const spec = arguments[0], done = arguments[arguments.length - 1];
+const s = window.stressctl;
+if (!s || typeof s[spec.fn] !== 'function') { done({ok: false, class: 'script_error', message: 'test page not loaded'}); return; }
+let p;
+try { p = Promise.resolve(s[spec.fn](spec)); } catch (e) { p = Promise.reject(e); }
+p.then(done, e => done({ok: false, class: 'script_error', message: String((e && (e.stack || e.message)) || e)}));"#;
+
+/// Runs one browser op of `task` in the session's current page (or, for `page` tasks, the user's
+/// page) and classifies any failure. The caller applies the overall timeout.
+pub async fn run_browser_op(
+    client: &fantoccini::Client,
+    task: &TaskSpec,
+    matrix_size: u32,
+    seed: u32,
+    fault: Option<PageFault>,
+) -> Result<OpOk, OpError> {
+    let (script, args) = match task {
+        TaskSpec::Webgpu { .. } => {
+            let mut spec = json!({"fn": "webgpu", "size": matrix_size, "seed": seed});
+            if let Some(f) = fault {
+                spec["fault"] = json!(f.as_str());
+            }
+            (CALL_SCRIPT, vec![spec])
+        }
+        TaskSpec::Webnn => (CALL_SCRIPT, vec![json!({"fn": "webnn"})]),
+        TaskSpec::Page { script, .. } => (script.as_str(), vec![]),
+        TaskSpec::Synthetic { .. } => {
+            return Err(OpError::new(FailureClass::ScriptError, "synthetic task has no browser op"));
+        }
+    };
+    let v = client.execute_async(script, args).await.map_err(classify_cmd_error)?;
+    parse_result(v)
+}
+
+/// Interprets the page's answer.
+pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
+    match v.get("ok").and_then(Value::as_bool) {
+        Some(true) => Ok(OpOk {
+            verified: v.get("verified").and_then(Value::as_bool).unwrap_or(false),
+            adapter: v.get("adapter").or_else(|| v.get("backend")).filter(|a| !a.is_null()).cloned(),
+        }),
+        Some(false) => {
+            let class = v.get("class").and_then(Value::as_str).and_then(FailureClass::parse).unwrap_or(FailureClass::ScriptError);
+            let message = v.get("message").and_then(Value::as_str).unwrap_or("the page reported a failure without a message");
+            Err(OpError::new(class, truncate(message, 500)))
+        }
+        None => Err(OpError::new(FailureClass::ScriptError, format!("the page answered without `ok`: {}", truncate(&v.to_string(), 200)))),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Maps a WebDriver error to a failure class.
+pub fn classify_cmd_error(e: CmdError) -> OpError {
+    let class = match &e {
+        CmdError::Standard(wd) => match wd.error {
+            ErrorStatus::ScriptTimeout | ErrorStatus::Timeout => FailureClass::Timeout,
+            ErrorStatus::JavascriptError => FailureClass::ScriptError,
+            ErrorStatus::InvalidSessionId | ErrorStatus::NoSuchWindow | ErrorStatus::SessionNotCreated => FailureClass::Crash,
+            _ => classify_message(&wd.message),
+        },
+        CmdError::Failed(_) | CmdError::FailedC(_) | CmdError::Lost(_) => FailureClass::ConnectionFailure,
+        CmdError::NotJson(_) | CmdError::Json(_) | CmdError::NotW3C(_) => FailureClass::Crash,
+        _ => FailureClass::ScriptError,
+    };
+    OpError::new(class, truncate(&e.to_string(), 500))
+}
+
+/// Classifies chromedriver's free-text "unknown error" messages.
+fn classify_message(m: &str) -> FailureClass {
+    let m = m.to_ascii_lowercase();
+    if m.contains("out of memory") || m.contains("oom") {
+        FailureClass::ResourceExhaustion
+    } else if m.contains("tab crashed")
+        || m.contains("not reachable")
+        || m.contains("disconnected")
+        || m.contains("target window already closed")
+        || m.contains("no such session")
+        || m.contains("session deleted")
+        || m.contains("target closed")
+    {
+        FailureClass::Crash
+    } else if m.contains("timeout") || m.contains("timed out") {
+        FailureClass::Timeout
+    } else {
+        FailureClass::ScriptError
+    }
+}
+
+/// The synthetic task: no browser; latency `mean ± jitter` and a failure probability.
+pub struct Synthetic {
+    latency: Duration,
+    jitter: Duration,
+    failure_probability: f64,
+    rng: fastrand::Rng,
+}
+
+impl Synthetic {
+    /// From a `synthetic` task spec (None for other kinds).
+    pub fn from_spec(spec: &TaskSpec, seed: u64) -> Option<Synthetic> {
+        match *spec {
+            TaskSpec::Synthetic { latency, jitter, failure_probability } => {
+                Some(Synthetic { latency, jitter, failure_probability, rng: fastrand::Rng::with_seed(seed) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The latency the next op will take (drawn uniformly from `[mean - jitter, mean + jitter]`).
+    pub fn draw_latency(&mut self) -> Duration {
+        if self.jitter.is_zero() {
+            return self.latency;
+        }
+        let j = self.jitter.as_nanos() as u64;
+        let offset = self.rng.u64(0..=2 * j);
+        (self.latency + Duration::from_nanos(offset)).saturating_sub(self.jitter)
+    }
+
+    /// Runs one op: waits the drawn latency (no wait at all when it is zero) and fails with the
+    /// configured probability.
+    pub async fn run(&mut self) -> Result<OpOk, OpError> {
+        let d = self.draw_latency();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+        self.outcome()
+    }
+
+    /// Draws the outcome of one op without waiting.
+    pub fn outcome(&mut self) -> Result<OpOk, OpError> {
+        if self.failure_probability > 0.0 && self.rng.f64() < self.failure_probability {
+            Err(OpError::new(FailureClass::ScriptError, "synthetic failure (drawn with the configured failure_probability)"))
+        } else {
+            Ok(OpOk { verified: false, adapter: None })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_page_answers() {
+        let ok = parse_result(json!({"ok": true, "verified": true, "adapter": {"architecture": "swiftshader"}})).unwrap();
+        assert!(ok.verified);
+        assert_eq!(ok.adapter.unwrap()["architecture"], "swiftshader");
+        let e = parse_result(json!({"ok": false, "class": "gpu_error", "message": "mismatch at 3"})).unwrap_err();
+        assert_eq!(e.class, FailureClass::GpuError);
+        assert!(e.message.contains("mismatch at 3"));
+        let e = parse_result(json!({"ok": false, "class": "bogus"})).unwrap_err();
+        assert_eq!(e.class, FailureClass::ScriptError);
+        let e = parse_result(json!(42)).unwrap_err();
+        assert_eq!(e.class, FailureClass::ScriptError);
+    }
+
+    #[test]
+    fn classifies_driver_messages() {
+        assert_eq!(classify_message("unknown error: session deleted because of page crash\nfrom tab crashed"), FailureClass::Crash);
+        assert_eq!(classify_message("chrome not reachable"), FailureClass::Crash);
+        assert_eq!(classify_message("something odd"), FailureClass::ScriptError);
+    }
+
+    #[test]
+    fn synthetic_latency_stays_in_range_and_failure_rate_is_close() {
+        let spec = TaskSpec::Synthetic { latency: Duration::from_millis(10), jitter: Duration::from_millis(4), failure_probability: 0.2 };
+        let mut s = Synthetic::from_spec(&spec, 7).unwrap();
+        let mut failures = 0;
+        for _ in 0..10_000 {
+            let d = s.draw_latency();
+            assert!(d >= Duration::from_millis(6) && d <= Duration::from_millis(14), "{d:?}");
+            if s.outcome().is_err() {
+                failures += 1;
+            }
+        }
+        assert!((1_700..2_300).contains(&failures), "{failures}");
+    }
+}
