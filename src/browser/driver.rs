@@ -44,21 +44,22 @@ impl DriverProcess {
                 .stderr(Stdio::null())
                 .process_group(0)
                 .kill_on_drop(false);
-            let mut child = cmd.spawn().map_err(|e| launch(format!("cannot start {}: {e}", binary.display())))?;
+            let child = cmd.spawn().map_err(|e| launch(format!("cannot start {}: {e}", binary.display())))?;
             let pid = child.id().ok_or_else(|| launch("chromedriver exited at once".into()))?;
             let id = ProcId::of(pid).ok_or_else(|| launch("chromedriver exited at once".into()))?;
-            let url = format!("http://127.0.0.1:{port}");
+            // From here on the process is owned by `d`: if this future is dropped (a stop during
+            // start-up), Drop kills its group, so nothing leaks.
+            let mut d = DriverProcess { child, id, port, url: format!("http://127.0.0.1:{port}") };
             let started = Instant::now();
             loop {
-                if let Ok(Some(status)) = child.try_wait() {
+                if let Ok(Some(status)) = d.child.try_wait() {
                     last_err = format!("chromedriver exited with {status} before answering (port {port}; see {})", log_path.display());
                     break;
                 }
                 if driver_ready(port).await {
-                    return Ok(DriverProcess { child, id, port, url });
+                    return Ok(d);
                 }
                 if started.elapsed() > READY_TIMEOUT {
-                    let mut d = DriverProcess { child, id, port, url };
                     d.kill().await;
                     return Err(launch(format!("chromedriver did not answer on port {port} within {READY_TIMEOUT:?}")));
                 }
@@ -97,15 +98,36 @@ impl DriverProcess {
     }
 }
 
+impl Drop for DriverProcess {
+    /// A driver is never left behind: dropping it kills its group (a no-op when already reaped,
+    /// since only the recorded pid + start time is ever signalled).
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
 /// A minimal GET /status over loopback: true when chromedriver says it is ready.
 pub async fn driver_ready(port: u16) -> bool {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(b"GET /status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+        s.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
+        // chromedriver may keep the connection open: read until the answer is in, not to EOF
         let mut buf = Vec::with_capacity(1024);
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        Some(text.starts_with("HTTP/1.") && text.contains("\"ready\":true"))
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return Some(false);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if text.contains("\"ready\":true") {
+                return Some(text.starts_with("HTTP/1."));
+            }
+            if text.contains("\"ready\":false") || buf.len() > 64 * 1024 {
+                return Some(false);
+            }
+        }
     };
     matches!(tokio::time::timeout(Duration::from_secs(2), fut).await, Ok(Some(true)))
 }

@@ -1,3 +1,5 @@
 //! Browsers: managed chromedriver processes, WebDriver sessions and the worker pool.
 pub mod driver;
+pub mod pool;
 pub mod process;
+pub mod session;

@@ -77,3 +77,11 @@ pub fn group_members_with_marker(pgid: u32, marker: &str) -> Vec<ProcId> {
     }
     out
 }
+
+/// The main browser process (not a `--type=` child) in group `pgid` using `user_data_dir`.
+pub fn find_browser(pgid: u32, user_data_dir: &std::path::Path) -> Option<ProcId> {
+    let marker = format!("--user-data-dir={}", user_data_dir.display());
+    group_members_with_marker(pgid, &marker).into_iter().find(|p| {
+        std::fs::read(format!("/proc/{}/cmdline", p.pid)).map(|c| !String::from_utf8_lossy(&c).contains("--type=")).unwrap_or(false)
+    })
+}

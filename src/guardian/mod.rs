@@ -1,2 +1,393 @@
 //! The guardian: samples host resources, tracks threshold violations, trips the emergency stop.
+//!
+//! [`sampler`] measures; this module holds the pure decision logic: which metrics are over their
+//! thresholds ([`ViolationTracker`]), when a streak of violations trips the stop ([`Trip`]), and a
+//! single health number for dashboards ([`health_score`]).
+
 pub mod procfs;
+pub mod sampler;
+
+pub use sampler::{ResourceSample, Sampler};
+
+use std::fmt;
+
+/// A host resource the guardian watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Memory in use, percent of total.
+    Memory,
+    /// System-wide CPU use, percent of all cores.
+    Cpu,
+    /// Used percent of the output directory's filesystem.
+    Disk,
+}
+
+impl Metric {
+    /// All metrics, in the order they are checked (and the priority when several trip at once).
+    pub const ALL: [Metric; 3] = [Metric::Memory, Metric::Cpu, Metric::Disk];
+
+    /// Lower-case name: `memory`, `cpu` or `disk` (same as the serde form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Memory => "memory",
+            Metric::Cpu => "cpu",
+            Metric::Disk => "disk",
+        }
+    }
+
+    /// This metric's value (a percentage) in `s`.
+    pub fn value(self, s: &ResourceSample) -> f64 {
+        match self {
+            Metric::Memory => s.memory_percent,
+            Metric::Cpu => s.cpu_percent,
+            Metric::Disk => s.disk_percent,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Metric::Memory => 0,
+            Metric::Cpu => 1,
+            Metric::Disk => 2,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Limits for the guardian: a metric is in violation when its value is strictly greater than its
+/// threshold, and trips the stop after `consecutive_violations` violating samples in a row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds {
+    /// Memory-in-use threshold, percent.
+    pub memory_percent: f64,
+    /// System CPU threshold, percent.
+    pub cpu_percent: f64,
+    /// Disk-used threshold, percent.
+    pub disk_percent: f64,
+    /// Violating samples in a row needed to trip (0 is treated as 1).
+    pub consecutive_violations: u32,
+}
+
+impl Thresholds {
+    /// The threshold for `metric`, percent.
+    pub fn for_metric(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::Memory => self.memory_percent,
+            Metric::Cpu => self.cpu_percent,
+            Metric::Disk => self.disk_percent,
+        }
+    }
+}
+
+/// One metric over its threshold in one sample.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Violation {
+    /// Which metric.
+    pub metric: Metric,
+    /// Its value, percent.
+    pub value: f64,
+    /// The threshold it exceeded, percent.
+    pub threshold: f64,
+}
+
+/// A metric over its threshold for the required number of consecutive samples: stop the campaign.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Trip {
+    /// Which metric tripped.
+    pub metric: Metric,
+    /// Its value in the tripping sample, percent.
+    pub value: f64,
+    /// Its threshold, percent.
+    pub threshold: f64,
+    /// Length of the violation streak, in samples (≥ the configured number).
+    pub consecutive: u32,
+}
+
+/// Formats a threshold without noise: `80` for 80.0, `80.5` for 80.5 (one decimal at most).
+fn fmt_percent_compact(v: f64) -> String {
+    let r = (v * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+impl Trip {
+    /// Human-readable reason, e.g. `memory 91.3% over the 80% threshold for 3 consecutive samples`.
+    pub fn reason(&self) -> String {
+        let plural = if self.consecutive == 1 { "" } else { "s" };
+        format!(
+            "{} {:.1}% over the {}% threshold for {} consecutive sample{plural}",
+            self.metric,
+            self.value,
+            fmt_percent_compact(self.threshold),
+            self.consecutive
+        )
+    }
+}
+
+/// Per-metric violation streaks across samples.
+///
+/// Streaks are independent per metric: a CPU violation does not extend a memory streak, and a sample in
+/// which a metric is not over its threshold resets only that metric's streak.
+#[derive(Clone, Debug, Default)]
+pub struct ViolationTracker {
+    streaks: [u32; 3],
+}
+
+impl ViolationTracker {
+    /// A tracker with all streaks at 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks one sample; returns this sample's violations and, when a metric has been over its threshold
+    /// for `consecutive_violations` samples in a row, the trip.
+    ///
+    /// The trip is level-triggered: it is returned for every sample while the streak stays at or above
+    /// the limit (so a caller cannot miss it), with `consecutive` the current streak length. If several
+    /// metrics are tripping at once, the first in [`Metric::ALL`] order (memory, cpu, disk) is returned.
+    /// A NaN value never counts as a violation.
+    pub fn observe(&mut self, s: &ResourceSample, t: &Thresholds) -> (Vec<Violation>, Option<Trip>) {
+        let needed = t.consecutive_violations.max(1);
+        let mut violations = Vec::new();
+        let mut trip = None;
+        for metric in Metric::ALL {
+            let value = metric.value(s);
+            let threshold = t.for_metric(metric);
+            let streak = &mut self.streaks[metric.index()];
+            if value > threshold {
+                *streak = streak.saturating_add(1);
+                violations.push(Violation { metric, value, threshold });
+                if *streak >= needed && trip.is_none() {
+                    trip = Some(Trip { metric, value, threshold, consecutive: *streak });
+                }
+            } else {
+                *streak = 0;
+            }
+        }
+        (violations, trip)
+    }
+
+    /// The current violation streak of `metric`, in samples.
+    pub fn streak(&self, metric: Metric) -> u32 {
+        self.streaks[metric.index()]
+    }
+
+    /// Clears all streaks (e.g. after a trip has been handled).
+    pub fn reset(&mut self) {
+        self.streaks = [0; 3];
+    }
+}
+
+/// Weight of memory headroom in [`health_score`].
+pub const HEALTH_WEIGHT_MEMORY: f64 = 0.35;
+/// Weight of CPU headroom in [`health_score`].
+pub const HEALTH_WEIGHT_CPU: f64 = 0.25;
+/// Weight of disk headroom in [`health_score`].
+pub const HEALTH_WEIGHT_DISK: f64 = 0.15;
+/// Weight of the recent op success rate in [`health_score`].
+pub const HEALTH_WEIGHT_SUCCESS: f64 = 0.25;
+
+/// Headroom of one metric, 0.0..=1.0: 1.0 at or below half the threshold, falling linearly to 0.0 at the
+/// threshold, 0.0 above it. Non-increasing in `value`. A NaN value has no headroom; a threshold ≤ 0 (or
+/// NaN) gives 1.0 for values ≤ 0 and 0.0 otherwise.
+pub fn headroom(value: f64, threshold: f64) -> f64 {
+    if value.is_nan() {
+        return 0.0;
+    }
+    if threshold.is_nan() || threshold <= 0.0 {
+        return if value <= 0.0 { 1.0 } else { 0.0 };
+    }
+    let knee = threshold / 2.0;
+    ((threshold - value) / (threshold - knee)).clamp(0.0, 1.0)
+}
+
+/// Health score 0..=100 from resource headroom and the recent op success rate (None = no ops yet).
+///
+/// `score = 100 × (0.35 × H(memory) + 0.25 × H(cpu) + 0.15 × H(disk) + 0.25 × S)` where `H` is
+/// [`headroom`] of the metric against its threshold (1.0 up to half the threshold, linearly down to 0.0 at
+/// the threshold) and `S` is the success rate clamped to 0.0..=1.0 (1.0 when `None`, NaN counts as 0.0).
+/// The weights are [`HEALTH_WEIGHT_MEMORY`], [`HEALTH_WEIGHT_CPU`], [`HEALTH_WEIGHT_DISK`] and
+/// [`HEALTH_WEIGHT_SUCCESS`] and sum to 1. The score is non-increasing in every metric's value and
+/// non-decreasing in the success rate; an idle machine (all metrics at or below half their thresholds)
+/// with no ops scores exactly 100, and every metric at/over its threshold with no successes scores 0.
+pub fn health_score(s: &ResourceSample, t: &Thresholds, recent_success_rate: Option<f64>) -> f64 {
+    let success = match recent_success_rate {
+        None => 1.0,
+        Some(r) if r.is_nan() => 0.0,
+        Some(r) => r.clamp(0.0, 1.0),
+    };
+    let mix = HEALTH_WEIGHT_MEMORY * headroom(s.memory_percent, t.memory_percent)
+        + HEALTH_WEIGHT_CPU * headroom(s.cpu_percent, t.cpu_percent)
+        + HEALTH_WEIGHT_DISK * headroom(s.disk_percent, t.disk_percent)
+        + HEALTH_WEIGHT_SUCCESS * success;
+    (100.0 * mix).clamp(0.0, 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: u32) -> Thresholds {
+        Thresholds { memory_percent: 80.0, cpu_percent: 90.0, disk_percent: 95.0, consecutive_violations: n }
+    }
+
+    fn s(memory: f64, cpu: f64, disk: f64) -> ResourceSample {
+        ResourceSample { memory_percent: memory, cpu_percent: cpu, disk_percent: disk, ..ResourceSample::default() }
+    }
+
+    #[test]
+    fn metric_names() {
+        assert_eq!(Metric::ALL.map(Metric::as_str), ["memory", "cpu", "disk"]);
+        assert_eq!(Metric::Cpu.to_string(), "cpu");
+        assert_eq!(serde_json::to_string(&Metric::Memory).expect("json"), "\"memory\"");
+    }
+
+    #[test]
+    fn trips_exactly_at_n() {
+        let mut tr = ViolationTracker::new();
+        let th = t(3);
+        for i in 1..=2 {
+            let (v, trip) = tr.observe(&s(85.0, 10.0, 10.0), &th);
+            assert_eq!(v, vec![Violation { metric: Metric::Memory, value: 85.0, threshold: 80.0 }]);
+            assert_eq!(trip, None, "no trip after {i} samples");
+            assert_eq!(tr.streak(Metric::Memory), i);
+        }
+        let (_, trip) = tr.observe(&s(91.3, 10.0, 10.0), &th);
+        assert_eq!(trip, Some(Trip { metric: Metric::Memory, value: 91.3, threshold: 80.0, consecutive: 3 }));
+        // Level-triggered: still tripping while over.
+        let (_, trip) = tr.observe(&s(90.0, 10.0, 10.0), &th);
+        assert_eq!(trip.map(|x| x.consecutive), Some(4));
+    }
+
+    #[test]
+    fn good_sample_resets_streak() {
+        let mut tr = ViolationTracker::new();
+        let th = t(3);
+        tr.observe(&s(85.0, 0.0, 0.0), &th);
+        tr.observe(&s(85.0, 0.0, 0.0), &th);
+        let (v, trip) = tr.observe(&s(80.0, 0.0, 0.0), &th); // equal is not over
+        assert!(v.is_empty());
+        assert_eq!(trip, None);
+        assert_eq!(tr.streak(Metric::Memory), 0);
+        tr.observe(&s(85.0, 0.0, 0.0), &th);
+        let (_, trip) = tr.observe(&s(85.0, 0.0, 0.0), &th);
+        assert_eq!(trip, None);
+        let (_, trip) = tr.observe(&s(85.0, 0.0, 0.0), &th);
+        assert!(trip.is_some());
+        tr.reset();
+        assert_eq!(tr.streak(Metric::Memory), 0);
+        let (_, trip) = tr.observe(&s(85.0, 0.0, 0.0), &th);
+        assert_eq!(trip, None);
+    }
+
+    #[test]
+    fn streaks_are_per_metric() {
+        let mut tr = ViolationTracker::new();
+        let th = t(2);
+        // Alternating memory / cpu violations never make a streak of 2.
+        for i in 0..10 {
+            let sample = if i % 2 == 0 { s(85.0, 10.0, 10.0) } else { s(10.0, 95.0, 10.0) };
+            let (v, trip) = tr.observe(&sample, &th);
+            assert_eq!(v.len(), 1);
+            assert_eq!(trip, None);
+        }
+        // Both over: each streak counts on its own; memory wins the tie by priority.
+        let (v, trip) = tr.observe(&s(85.0, 95.0, 99.0), &th);
+        assert_eq!(v.iter().map(|x| x.metric).collect::<Vec<_>>(), Metric::ALL.to_vec());
+        assert_eq!(trip.map(|x| x.metric), Some(Metric::Cpu), "cpu had 1 from the last loop sample, memory reset");
+        let (_, trip) = tr.observe(&s(10.0, 10.0, 99.0), &th);
+        assert_eq!(trip.map(|x| (x.metric, x.consecutive)), Some((Metric::Disk, 2)));
+        assert_eq!(tr.streak(Metric::Cpu), 0);
+    }
+
+    #[test]
+    fn zero_consecutive_means_one_and_nan_is_not_a_violation() {
+        let mut tr = ViolationTracker::new();
+        let (_, trip) = tr.observe(&s(0.0, 95.0, 0.0), &t(0));
+        assert_eq!(trip.map(|x| x.consecutive), Some(1));
+        let (v, _) = tr.observe(&s(f64::NAN, f64::NAN, f64::NAN), &t(1));
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn reason_text() {
+        let trip = Trip { metric: Metric::Memory, value: 91.34, threshold: 80.0, consecutive: 3 };
+        assert_eq!(trip.reason(), "memory 91.3% over the 80% threshold for 3 consecutive samples");
+        let trip = Trip { metric: Metric::Disk, value: 97.0, threshold: 95.5, consecutive: 1 };
+        let r = trip.reason();
+        assert!(r.contains("disk") && r.contains("97.0%") && r.contains("95.5%") && r.ends_with("1 consecutive sample"), "{r}");
+        let trip = Trip { metric: Metric::Cpu, value: 99.99, threshold: 90.0, consecutive: 5 };
+        assert!(trip.reason().starts_with("cpu 100.0% over the 90% threshold"));
+    }
+
+    #[test]
+    fn headroom_shape() {
+        assert_eq!(headroom(0.0, 80.0), 1.0);
+        assert_eq!(headroom(40.0, 80.0), 1.0);
+        assert!((headroom(60.0, 80.0) - 0.5).abs() < 1e-12);
+        assert_eq!(headroom(80.0, 80.0), 0.0);
+        assert_eq!(headroom(100.0, 80.0), 0.0);
+        assert_eq!(headroom(f64::NAN, 80.0), 0.0);
+        assert_eq!(headroom(0.0, 0.0), 1.0);
+        assert_eq!(headroom(1.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn health_bounds() {
+        let th = t(3);
+        assert_eq!(health_score(&ResourceSample::default(), &th, None), 100.0);
+        assert_eq!(health_score(&s(30.0, 5.0, 40.0), &th, None), 100.0);
+        assert_eq!(health_score(&s(30.0, 5.0, 40.0), &th, Some(1.0)), 100.0);
+        assert_eq!(health_score(&s(80.0, 90.0, 95.0), &th, Some(0.0)), 0.0);
+        assert_eq!(health_score(&s(100.0, 100.0, 100.0), &th, Some(-3.0)), 0.0);
+        assert!((health_score(&ResourceSample::default(), &th, Some(0.0)) - 75.0).abs() < 1e-9);
+        assert!((HEALTH_WEIGHT_MEMORY + HEALTH_WEIGHT_CPU + HEALTH_WEIGHT_DISK + HEALTH_WEIGHT_SUCCESS - 1.0).abs() < 1e-12);
+        for m in [0.0, 20.0, 55.0, 79.0, 100.0] {
+            for c in [0.0, 47.0, 89.9, 150.0] {
+                for d in [0.0, 60.0, 94.0, 99.0] {
+                    for r in [None, Some(0.0), Some(0.5), Some(1.0), Some(f64::NAN)] {
+                        let h = health_score(&s(m, c, d), &th, r);
+                        assert!((0.0..=100.0).contains(&h), "{h}");
+                    }
+                }
+            }
+        }
+        assert!((health_score(&s(f64::NAN, 0.0, 0.0), &th, None) - 65.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn health_is_monotone() {
+        let th = t(3);
+        let steps: Vec<f64> = (0..=110).map(f64::from).collect();
+        for metric in Metric::ALL {
+            let mut prev = f64::INFINITY;
+            for &v in &steps {
+                let mut sample = s(10.0, 10.0, 10.0);
+                match metric {
+                    Metric::Memory => sample.memory_percent = v,
+                    Metric::Cpu => sample.cpu_percent = v,
+                    Metric::Disk => sample.disk_percent = v,
+                }
+                let h = health_score(&sample, &th, Some(0.9));
+                assert!(h <= prev, "{metric} {v}: {h} > {prev}");
+                prev = h;
+            }
+            assert!(prev < health_score(&s(10.0, 10.0, 10.0), &th, Some(0.9)), "{metric} must lower the score");
+        }
+        let mut prev = -1.0;
+        for r in (0..=20).map(|i| f64::from(i) / 20.0) {
+            let h = health_score(&s(50.0, 50.0, 50.0), &th, Some(r));
+            assert!(h >= prev);
+            prev = h;
+        }
+    }
+}

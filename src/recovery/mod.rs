@@ -1,4 +1,6 @@
 //! Failure classification, the recovery ladder and retry with backoff.
 mod class;
+mod ladder;
 
 pub use class::{FailureClass, OpError};
+pub use ladder::{backoff, start_level, AttemptOutcome, Ladder, Step, Strategy};

@@ -378,3 +378,50 @@ pub fn list_campaigns(state_dir: &Path) -> Vec<String> {
     ids.sort();
     ids
 }
+
+impl StoreReader {
+    /// The store file this reader reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Calls `f` for each event of some kinds (all phases when `phase` is None), in order, without
+    /// collecting them first: an overnight campaign can hold many `op_failed` events.
+    pub fn for_each_event(&self, phase: Option<u32>, kinds: &[&str], mut f: impl FnMut(EventInfo)) -> Result<(), StoreError> {
+        let kinds_json = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into());
+        let sql = "SELECT at, kind, corr, phase_idx, message, data FROM events
+                   WHERE kind IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR phase_idx = ?2) ORDER BY id";
+        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
+        let mut rows = st.query(params![kinds_json, phase.map(|p| p as i64)]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let data: String = r.get(5).map_err(self.err())?;
+            f(EventInfo {
+                at: r.get(0).map_err(self.err())?,
+                kind: r.get(1).map_err(self.err())?,
+                corr: r.get(2).map_err(self.err())?,
+                phase_idx: r.get(3).map_err(self.err())?,
+                message: r.get(4).map_err(self.err())?,
+                data: serde_json::from_str(&data).unwrap_or(Value::Null),
+            });
+        }
+        Ok(())
+    }
+
+    /// The last event of a kind (whole campaign), if any.
+    pub fn last_event(&self, kind: &str) -> Result<Option<EventInfo>, StoreError> {
+        self.conn
+            .query_row("SELECT at, kind, corr, phase_idx, message, data FROM events WHERE kind = ?1 ORDER BY id DESC LIMIT 1", params![kind], |r| {
+                let data: String = r.get(5)?;
+                Ok(EventInfo {
+                    at: r.get(0)?,
+                    kind: r.get(1)?,
+                    corr: r.get(2)?,
+                    phase_idx: r.get(3)?,
+                    message: r.get(4)?,
+                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
+                })
+            })
+            .optional()
+            .map_err(self.err())
+    }
+}

@@ -43,14 +43,21 @@ impl PageFault {
     }
 }
 
-/// The script handed to Execute Async Script: calls `window.stressctl[spec.fn](spec)` and always
+/// The script handed to Execute Async Script: calls `window.stressctl[fn](spec)` and always
 /// answers through the callback, also when the page is missing or the promise rejects.
-pub const CALL_SCRIPT: &str = r#"const spec = arguments[0], done = arguments[arguments.length - 1];
-const s = window.stressctl;
-if (!s || typeof s[spec.fn] !== 'function') { done({ok: false, class: 'script_error', message: 'test page not loaded'}); return; }
-let p;
-try { p = Promise.resolve(s[spec.fn](spec)); } catch (e) { p = Promise.reject(e); }
-p.then(done, e => done({ok: false, class: 'script_error', message: String((e && (e.stack || e.message)) || e)}));"#;
+pub const CALL_SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
+const fn = arguments[0], spec = arguments[1] || {};
+const fail = (m) => done({ok: false, class: 'script_error', message: String(m)});
+try {
+  const s = window.stressctl;
+  if (!s || typeof s[fn] !== 'function') {
+    fail(s ? 'unknown stressctl function: ' + fn : 'test page not loaded');
+  } else {
+    Promise.resolve().then(() => s[fn](spec)).then(
+      (r) => (r && typeof r === 'object') ? done(r) : fail('bad result: ' + String(r)),
+      (e) => fail((e && e.stack) || e));
+  }
+} catch (e) { fail((e && e.stack) || e); }"#;
 
 /// Runs one browser op of `task` in the session's current page (or, for `page` tasks, the user's
 /// page) and classifies any failure. The caller applies the overall timeout.
@@ -63,13 +70,13 @@ pub async fn run_browser_op(
 ) -> Result<OpOk, OpError> {
     let (script, args) = match task {
         TaskSpec::Webgpu { .. } => {
-            let mut spec = json!({"fn": "webgpu", "size": matrix_size, "seed": seed});
+            let mut spec = json!({"size": matrix_size, "seed": seed});
             if let Some(f) = fault {
                 spec["fault"] = json!(f.as_str());
             }
-            (CALL_SCRIPT, vec![spec])
+            (CALL_SCRIPT, vec![json!("webgpu"), spec])
         }
-        TaskSpec::Webnn => (CALL_SCRIPT, vec![json!({"fn": "webnn"})]),
+        TaskSpec::Webnn => (CALL_SCRIPT, vec![json!("webnn"), json!({})]),
         TaskSpec::Page { script, .. } => (script.as_str(), vec![]),
         TaskSpec::Synthetic { .. } => {
             return Err(OpError::new(FailureClass::ScriptError, "synthetic task has no browser op"));

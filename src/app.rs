@@ -1,0 +1,272 @@
+//! The commands, as the binary runs them: each returns the process exit code.
+
+use crate::campaign::{new_campaign_id, Campaign, Outcome, RunOptions};
+use crate::cli::{Cli, Command, CommonArgs, LaunchArgs, ReportArgs};
+use crate::config::{Config, ConfigError};
+use crate::control::{StopCause, StopSignal};
+use crate::report;
+use crate::store::{self, StoreReader};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the campaign failed, halted or was stopped; a check failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or config.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: interrupted by Ctrl-C.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match (&cli.command, cli.check_only) {
+        (Some(Command::Check), _) | (None, true) => check(&cli.common),
+        (Some(Command::Launch(a)), _) => launch(&cli.common, a),
+        (Some(Command::Report(a)), _) => report_cmd(&cli.common, a),
+        (Some(Command::EmergencyStop(_)) | Some(Command::Status(_)), _) => {
+            eprintln!("stressctl: no campaign is running (no control socket in {})", cli.common.state_dir.display());
+            EXIT_FAILED
+        }
+        (None, false) => {
+            eprintln!("stressctl: say what to do: `stressctl launch`, `stressctl --check-only`, … (see `stressctl --help`)");
+            EXIT_USAGE
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn load_config(common: &CommonArgs) -> Result<Config, ConfigError> {
+    Config::load(common.config.as_deref(), common.profile.as_deref())
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    // One thread: the browsers need the cores, and the orchestrator's work per op is tiny.
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// `stressctl launch`.
+fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
+    let mut cfg = match load_config(common) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stressctl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(path) = &args.safety {
+        if let Err(e) = cfg.apply_safety_file(path) {
+            eprintln!("stressctl: {e}");
+            return EXIT_USAGE;
+        }
+    }
+    for dir in [&common.output_dir, &common.log_dir, &common.state_dir] {
+        if let Err(e) = ensure_writable(dir) {
+            eprintln!("stressctl: {}: {e} (choose another directory with --output-dir/--log-dir/--state-dir)", dir.display());
+            return EXIT_USAGE;
+        }
+    }
+    let id = new_campaign_id();
+    let stamp = id.clone();
+    let logs = match crate::logging::init(&common.log_dir, &stamp, args.verbose) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("stressctl: cannot open log files in {}: {e}", common.log_dir.display());
+            return EXIT_USAGE;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stressctl: cannot start the runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let interactive = std::io::stdout().is_terminal();
+    println!("stressctl: campaign {id} ({}, {} phases, planned {})", cfg.profile, cfg.phases.len(), crate::config::fmt_duration(cfg.planned_duration()));
+    println!("stressctl: logs {}", logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    let opts = RunOptions {
+        output_dir: common.output_dir.clone(),
+        state_dir: common.state_dir.clone(),
+        log_dir: common.log_dir.clone(),
+        log_stamp: stamp,
+        progress: interactive,
+    };
+    let stop = Arc::new(StopSignal::new());
+    let span = tracing::info_span!("campaign", id = %id);
+    let result = rt.block_on(
+        async {
+            spawn_signal_handlers(stop.clone());
+            Campaign::new(cfg, opts, stop.clone()).run(id.clone()).await
+        }
+        .instrument(span),
+    );
+    // Nothing may outlive the run: the runtime is dropped here, after the pool's shutdown.
+    drop(rt);
+    match result {
+        Ok(r) => {
+            let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+            println!("stressctl: campaign {} {}{reason}", r.id, r.outcome.as_str().to_uppercase());
+            println!("stressctl: reports in {}/ (summary.txt, campaign_report.json)", r.report_dir.display());
+            match (r.outcome, r.stop_cause) {
+                (Outcome::Passed, _) => EXIT_OK,
+                (_, Some(StopCause::Interrupted)) => EXIT_INTERRUPTED,
+                _ => EXIT_FAILED,
+            }
+        }
+        Err(e) => {
+            eprintln!("stressctl: campaign {id} could not be recorded: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// First Ctrl-C / SIGTERM: graceful stop. Second: kill at once.
+fn spawn_signal_handlers(stop: Arc<StopSignal>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::warn!(target: "stressctl::campaign", "cannot install signal handlers");
+        return;
+    };
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let cause = tokio::select! {
+                _ = int.recv() => StopCause::Interrupted,
+                _ = term.recv() => StopCause::Terminated,
+            };
+            seen += 1;
+            if seen == 1 {
+                let what = if cause == StopCause::Interrupted { "SIGINT (Ctrl-C)" } else { "SIGTERM" };
+                eprintln!("\nstressctl: {what}: stopping gracefully (in-flight ops get the grace period; press Ctrl-C again to kill at once)");
+                stop.request(cause, format!("stopped by {what}"), false);
+            } else {
+                eprintln!("\nstressctl: killing browsers and drivers now");
+                stop.force();
+            }
+        }
+    });
+}
+
+fn ensure_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".stressctl-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}
+
+fn tool_version(bin: &Path) -> Result<String, String> {
+    match std::process::Command::new(bin).arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string()),
+        Ok(o) => Err(format!("`{} --version` exited with {}", bin.display(), o.status)),
+        Err(e) => Err(format!("{}: {e} (install it with scripts/setup.sh)", bin.display())),
+    }
+}
+
+/// `stressctl check` / `--check-only`.
+fn check(common: &CommonArgs) -> u8 {
+    let cfg = match load_config(common) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("✗ config: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut ok = true;
+    let mut line = |passed: bool, what: &str, detail: String| {
+        ok &= passed;
+        println!("{} {what:<22} {detail}", if passed { "✓" } else { "✗" });
+    };
+    line(true, "config", format!("{} ({} phases, planned {})", cfg.source, cfg.phases.len(), crate::config::fmt_duration(cfg.planned_duration())));
+    if cfg.needs_browser() {
+        for (name, bin) in [("chromium", &cfg.browser.chromium), ("chromedriver", &cfg.browser.chromedriver)] {
+            match tool_version(bin) {
+                Ok(v) => line(true, name, v),
+                Err(e) => line(false, name, e),
+            }
+        }
+    } else {
+        line(true, "browsers", "not needed (synthetic tasks only)".into());
+    }
+    for (name, dir) in [("output dir", &common.output_dir), ("log dir", &common.log_dir), ("state dir", &common.state_dir)] {
+        match ensure_writable(dir) {
+            Ok(()) => line(true, name, format!("{} writable", dir.display())),
+            Err(e) => line(false, name, format!("{}: {e}", dir.display())),
+        }
+    }
+    println!("{}", if ok { "all checks passed" } else { "some checks failed" });
+    if ok {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+fn latest_or(state_dir: &Path, id: Option<&str>) -> Result<String, String> {
+    match id {
+        Some(id) => Ok(id.to_string()),
+        None => store::list_campaigns(state_dir)
+            .pop()
+            .ok_or_else(|| format!("no campaigns recorded in {} (run `stressctl launch` first)", state_dir.display())),
+    }
+}
+
+fn load_report(state_dir: &Path, id: &str) -> Result<report::CampaignReport, String> {
+    let path = store::store_path(state_dir, id);
+    if !path.exists() {
+        return Err(format!("no store for campaign {id} in {} (see `stressctl report --list`)", state_dir.display()));
+    }
+    let r = StoreReader::open(&path).map_err(|e| e.to_string())?;
+    report::campaign_report(&r).map_err(|e| e.to_string())
+}
+
+/// `stressctl report`.
+fn report_cmd(common: &CommonArgs, a: &ReportArgs) -> u8 {
+    if a.list {
+        for id in store::list_campaigns(&common.state_dir) {
+            println!("{id}");
+        }
+        return EXIT_OK;
+    }
+    let id = match latest_or(&common.state_dir, a.id.as_deref()) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("stressctl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let base = match load_report(&common.state_dir, &id) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stressctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    if let Some(other) = &a.compare {
+        let new = match load_report(&common.state_dir, other) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("stressctl: {e}");
+                return EXIT_FAILED;
+            }
+        };
+        let tol = report::Tolerance {
+            success_rate_points: a.tolerance_success,
+            throughput_pct: a.tolerance_throughput,
+            latency_pct: a.tolerance_latency,
+        };
+        let c = report::compare(&base, &new, &tol);
+        print!("{}", report::render_comparison(&c));
+        return if c.has_regressions() { EXIT_FAILED } else { EXIT_OK };
+    }
+    let dir = common.output_dir.join(&id);
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| report::write_campaign_reports(&dir, &base)) {
+        eprintln!("stressctl: cannot write reports to {}: {e}", dir.display());
+        return EXIT_FAILED;
+    }
+    println!("stressctl: reports of {id} rebuilt from its store in {}/", dir.display());
+    EXIT_OK
+}

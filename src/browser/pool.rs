@@ -1,0 +1,282 @@
+//! Workers (WebDriver endpoints) and the pool of idle sessions.
+//!
+//! A *managed* worker is a chromedriver that stressctl spawns on a free loopback port, in its own
+//! process group, and supervises: it is respawned on demand after it dies and restarted on request
+//! by the recovery ladder. A *remote* worker is just a URL. Every process started is recorded in
+//! the store (pid + start time) so a later run can reap it, and only such processes are signalled.
+
+use super::driver::{broken_binary_path, DriverProcess};
+use super::process::{group_members_with_marker, ProcId};
+use super::session::{self, Session};
+use crate::config::{BrowserConfig, TaskSpec, WorkerConfig, WorkerEndpoint};
+use crate::recovery::{FailureClass, OpError};
+use crate::store::{ProcessRow, Store};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// One WebDriver endpoint.
+pub struct Worker {
+    /// Worker id (`worker:<id>` breaker key).
+    pub id: String,
+    endpoint: WorkerEndpoint,
+    inner: tokio::sync::Mutex<DriverSlot>,
+}
+
+#[derive(Default)]
+struct DriverSlot {
+    driver: Option<DriverProcess>,
+    /// Bumped on every (re)start: sessions of an older generation are stale.
+    generation: u64,
+    /// Set by a permanent `kill_driver` fault: the driver cannot be restarted.
+    broken: bool,
+    /// Groups of drivers we killed, to reap browsers left in them.
+    dead_groups: Vec<u32>,
+}
+
+/// Where to reach a worker now.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// WebDriver URL.
+    pub url: String,
+    /// Driver generation.
+    pub generation: u64,
+    /// Process group of the local driver (managed workers).
+    pub pgid: Option<u32>,
+}
+
+impl Worker {
+    /// Whether stressctl runs this worker's driver.
+    pub fn is_managed(&self) -> bool {
+        matches!(self.endpoint, WorkerEndpoint::Managed)
+    }
+}
+
+/// The workers and idle sessions of a run.
+pub struct Pool {
+    /// Workers in config order.
+    pub workers: Vec<Arc<Worker>>,
+    cfg: BrowserConfig,
+    profiles_dir: PathBuf,
+    log_dir: PathBuf,
+    log_stamp: String,
+    store: Option<Store>,
+    idle: Mutex<Vec<Session>>,
+}
+
+impl Pool {
+    /// A pool over `workers`; nothing is started until a session is needed.
+    pub fn new(
+        cfg: BrowserConfig,
+        workers: &[WorkerConfig],
+        profiles_dir: PathBuf,
+        log_dir: PathBuf,
+        log_stamp: String,
+        store: Option<Store>,
+    ) -> Pool {
+        let workers = workers
+            .iter()
+            .map(|w| Arc::new(Worker { id: w.id.clone(), endpoint: w.endpoint.clone(), inner: tokio::sync::Mutex::new(DriverSlot::default()) }))
+            .collect();
+        Pool { workers, cfg, profiles_dir, log_dir, log_stamp, store, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// The browser settings.
+    pub fn config(&self) -> &BrowserConfig {
+        &self.cfg
+    }
+
+    /// The directory holding every session's profile (the marker that identifies our browsers).
+    pub fn profiles_dir(&self) -> &Path {
+        &self.profiles_dir
+    }
+
+    /// The worker with this id.
+    pub fn worker(&self, id: &str) -> Option<&Arc<Worker>> {
+        self.workers.iter().find(|w| w.id == id)
+    }
+
+    /// The worker's endpoint, starting (or restarting) its driver if it is managed and not running.
+    pub async fn endpoint(&self, w: &Worker) -> Result<Endpoint, OpError> {
+        if let WorkerEndpoint::Remote(url) = &w.endpoint {
+            return Ok(Endpoint { url: url.clone(), generation: 0, pgid: None });
+        }
+        let mut slot = w.inner.lock().await;
+        let generation = slot.generation;
+        if let Some(d) = slot.driver.as_mut() {
+            if d.is_running() {
+                return Ok(Endpoint { url: d.url.clone(), generation, pgid: Some(d.id.pid) });
+            }
+            // it died on its own (or was killed): reap what it left behind, then respawn
+            let dead = slot.driver.take();
+            if let Some(mut d) = dead {
+                self.record_ended(&d.id);
+                d.kill().await;
+                slot.dead_groups.push(d.id.pid);
+            }
+        }
+        self.reap_dead_groups(&mut slot);
+        let binary = if slot.broken { broken_binary_path(&w.id) } else { self.cfg.chromedriver.clone() };
+        let log = self.log_dir.join(format!("chromedriver_{}_{}.log", w.id, self.log_stamp));
+        let d = DriverProcess::spawn(&binary, &log).await?;
+        slot.generation += 1;
+        tracing::info!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, port = d.port, generation = slot.generation, "chromedriver started");
+        if let Some(store) = &self.store {
+            store.process(ProcessRow {
+                pid: d.id.pid,
+                start_time: d.id.start_time,
+                kind: "chromedriver",
+                worker: w.id.clone(),
+                pgid: d.id.pid,
+                marker: format!("--port={}", d.port),
+            });
+        }
+        let ep = Endpoint { url: d.url.clone(), generation: slot.generation, pgid: Some(d.id.pid) };
+        slot.driver = Some(d);
+        Ok(ep)
+    }
+
+    /// Restarts the worker's driver unless it was already restarted since `seen_generation`.
+    pub async fn restart_driver(&self, w: &Worker, seen_generation: u64) -> Result<Endpoint, OpError> {
+        if !w.is_managed() {
+            return Err(OpError::new(FailureClass::ConnectionFailure, format!("worker {} is remote: its driver cannot be restarted", w.id)));
+        }
+        {
+            let mut slot = w.inner.lock().await;
+            if slot.generation == seen_generation {
+                if let Some(mut d) = slot.driver.take() {
+                    tracing::warn!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, "restarting chromedriver");
+                    self.record_ended(&d.id);
+                    d.kill().await;
+                    slot.dead_groups.push(d.id.pid);
+                }
+            }
+        }
+        self.endpoint(w).await
+    }
+
+    /// SIGKILLs the worker's driver process alone (fault injection), optionally making it
+    /// impossible to restart. Returns the pid killed.
+    pub async fn kill_driver(&self, w: &Worker, permanent: bool) -> Option<u32> {
+        let mut slot = w.inner.lock().await;
+        if permanent {
+            slot.broken = true;
+        }
+        let d = slot.driver.as_ref()?;
+        d.id.signal(libc::SIGKILL).then_some(d.id.pid)
+    }
+
+    /// Opens a session on `w` for `task`.
+    pub async fn open_session(&self, w: &Worker, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
+        let ep = self.endpoint(w).await?;
+        let s = session::open(&ep.url, &w.id, ep.generation, &self.cfg, &self.profiles_dir, page_url, task, ep.pgid).await?;
+        if let (Some(store), Some(b), Some(pgid)) = (&self.store, s.browser, ep.pgid) {
+            store.process(ProcessRow {
+                pid: b.pid,
+                start_time: b.start_time,
+                kind: "browser",
+                worker: w.id.clone(),
+                pgid,
+                marker: format!("--user-data-dir={}", s.user_data_dir.display()),
+            });
+        }
+        tracing::debug!(target: "stressctl::browser", worker = %w.id, session = %s.label, browser_pid = ?s.browser.map(|b| b.pid), "session opened");
+        Ok(s)
+    }
+
+    /// Discards a session (closes it, kills its browser, removes its profile).
+    pub async fn discard(&self, s: Session) {
+        let b = s.browser;
+        s.discard().await;
+        if let Some(b) = b {
+            self.record_ended(&b);
+        }
+    }
+
+    /// Takes an idle session of worker `id` whose driver generation is still current.
+    pub async fn checkout(&self, w: &Worker) -> Option<Session> {
+        let generation = w.inner.lock().await.generation;
+        let found = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let pos = idle.iter().position(|s| s.worker == w.id)?;
+            idle.swap_remove(pos)
+        };
+        if found.driver_generation == generation || !w.is_managed() {
+            Some(found)
+        } else {
+            self.discard(found).await;
+            None
+        }
+    }
+
+    /// Returns a healthy session for reuse by a later phase.
+    pub fn checkin(&self, s: Session) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
+
+    /// Browser processes of live sessions (idle ones) — for fault injection and RSS caps.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Closes every idle session and stops every driver, then reaps anything left in their groups.
+    pub async fn shutdown(&self) {
+        let idle: Vec<Session> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        let closes = idle.into_iter().map(|s| self.discard(s));
+        futures_join_all(closes).await;
+        for w in &self.workers {
+            let mut slot = w.inner.lock().await;
+            if let Some(mut d) = slot.driver.take() {
+                self.record_ended(&d.id);
+                d.kill().await;
+                slot.dead_groups.push(d.id.pid);
+            }
+            self.reap_dead_groups(&mut slot);
+        }
+        tracing::info!(target: "stressctl::browser", "all drivers stopped");
+    }
+
+    /// Kills every driver's process group at once (force stop). Never blocks on a driver.
+    pub fn kill_now(&self) {
+        for w in &self.workers {
+            if let Ok(mut slot) = w.inner.try_lock() {
+                if let Some(d) = slot.driver.as_mut() {
+                    d.kill_now();
+                }
+                let pgid = slot.driver.as_ref().map(|d| d.id.pid);
+                if let Some(p) = pgid {
+                    slot.dead_groups.push(p);
+                }
+                self.reap_dead_groups(&mut slot);
+            }
+        }
+    }
+
+    /// SIGKILLs browsers left in the groups of drivers that are gone (identified by our profile
+    /// directory in their command line and their group id; verified by start time).
+    fn reap_dead_groups(&self, slot: &mut DriverSlot) {
+        let marker = format!("--user-data-dir={}", self.profiles_dir.display());
+        for pgid in std::mem::take(&mut slot.dead_groups) {
+            for p in group_members_with_marker(pgid, &marker) {
+                p.signal(libc::SIGKILL);
+                self.record_ended(&p);
+            }
+        }
+    }
+
+    fn record_ended(&self, p: &ProcId) {
+        if let Some(store) = &self.store {
+            store.process_ended(p.pid, p.start_time);
+        }
+    }
+}
+
+/// Awaits all futures concurrently (small, dependency-free join_all).
+pub async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl IntoIterator<Item = F>) {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    for f in set {
+        f.await;
+    }
+}

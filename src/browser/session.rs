@@ -1,0 +1,184 @@
+//! One WebDriver session: a Chromium with a fresh `--user-data-dir` under the run's state dir,
+//! the test page loaded, and the identity of its browser process recorded.
+
+use super::process::{find_browser, ProcId};
+use crate::config::{BrowserConfig, TaskSpec};
+use crate::recovery::{FailureClass, OpError};
+use crate::tasks::classify_cmd_error;
+use fantoccini::wd::{Capabilities, TimeoutConfiguration};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The flags every Chromium gets: offline-safe, WebGPU on SwiftShader.
+pub const MANDATORY_ARGS: &[&str] = &[
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--enable-unsafe-webgpu",
+    "--use-webgpu-adapter=swiftshader",
+    "--enable-features=Vulkan",
+    "--disable-dev-shm-usage",
+    "--no-default-browser-check",
+    "--disable-crash-reporter",
+];
+
+static SESSION_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Whether we run as root (Chromium then needs `--no-sandbox`).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The Chromium command-line arguments for a session using `user_data_dir`.
+pub fn chromium_args(cfg: &BrowserConfig, user_data_dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
+    if cfg.headless {
+        args.push("--headless=new".into());
+    }
+    if running_as_root() {
+        args.push("--no-sandbox".into());
+    }
+    args.push(format!("--user-data-dir={}", user_data_dir.display()));
+    args.extend(cfg.extra_args.iter().cloned());
+    args
+}
+
+/// A live session.
+pub struct Session {
+    /// The WebDriver client.
+    pub client: fantoccini::Client,
+    /// Worker it runs on.
+    pub worker: String,
+    /// Driver generation of the worker when opened (a restarted driver invalidates it).
+    pub driver_generation: u64,
+    /// Its profile directory (removed when the session is discarded).
+    pub user_data_dir: PathBuf,
+    /// The browser's main process, when it runs on this machine (managed workers).
+    pub browser: Option<ProcId>,
+    /// Ops run in this session.
+    pub ops: u64,
+    /// Short id for logs (`s<N>`).
+    pub label: String,
+    /// Adapter info reported by the page (first op that gave it).
+    pub adapter: Option<Value>,
+}
+
+/// Opens a session on `webdriver_url` and loads the page the task runs in.
+pub async fn open(
+    webdriver_url: &str,
+    worker: &str,
+    driver_generation: u64,
+    cfg: &BrowserConfig,
+    profiles_dir: &Path,
+    page_url: &str,
+    task: &TaskSpec,
+    local_driver_pgid: Option<u32>,
+) -> Result<Session, OpError> {
+    let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
+    let label = format!("s{n}");
+    let user_data_dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&user_data_dir)
+        .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", user_data_dir.display())))?;
+    let mut caps = Capabilities::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("pageLoadStrategy".into(), json!("normal"));
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": cfg.chromium.display().to_string(), "args": chromium_args(cfg, &user_data_dir)}),
+    );
+    let connect = async {
+        if webdriver_url.starts_with("https://") {
+            let mut b = fantoccini::ClientBuilder::rustls()
+                .map_err(|e| OpError::new(FailureClass::ConnectionFailure, format!("TLS setup for {webdriver_url}: {e}")))?;
+            b.capabilities(caps);
+            b.connect(webdriver_url).await
+        } else {
+            let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            b.capabilities(caps);
+            b.connect(webdriver_url).await
+        }
+        .map_err(|e| classify_new_session_error(webdriver_url, e))
+    };
+    let client = match tokio::time::timeout(cfg.session_timeout, connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            remove_profile(&user_data_dir);
+            return Err(e);
+        }
+        Err(_) => {
+            // A browser may have been started; reap it by its profile marker in our driver's group.
+            if let Some(pgid) = local_driver_pgid {
+                if let Some(b) = find_browser(pgid, &user_data_dir) {
+                    b.signal(libc::SIGKILL);
+                }
+            }
+            remove_profile(&user_data_dir);
+            return Err(OpError::new(FailureClass::LaunchFailure, format!("no session from {webdriver_url} within {:?}", cfg.session_timeout)));
+        }
+    };
+    let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));
+    let s = Session { client, worker: worker.to_string(), driver_generation, user_data_dir, browser, ops: 0, label, adapter: None };
+    let setup = async {
+        s.client
+            .update_timeouts(TimeoutConfiguration::new(Some(cfg.op_timeout), Some(cfg.session_timeout), Some(Duration::ZERO)))
+            .await
+            .map_err(classify_cmd_error)?;
+        let url = match task {
+            TaskSpec::Page { url, .. } => url.as_str(),
+            _ => page_url,
+        };
+        s.client.goto(url).await.map_err(classify_cmd_error)
+    };
+    if let Err(e) = setup.await {
+        s.discard().await;
+        return Err(OpError::new(e.class, format!("loading the test page: {}", e.message)));
+    }
+    Ok(s)
+}
+
+fn classify_new_session_error(url: &str, e: fantoccini::error::NewSessionError) -> OpError {
+    use fantoccini::error::NewSessionError as E;
+    let class = match &e {
+        E::Failed(_) | E::FailedC(_) | E::Lost(_) | E::BadWebdriverUrl(_) => FailureClass::ConnectionFailure,
+        _ => FailureClass::LaunchFailure,
+    };
+    OpError::new(class, format!("opening a session on {url}: {e}"))
+}
+
+fn remove_profile(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::debug!(target: "stressctl::browser", dir = %dir.display(), "cannot remove profile: {e}");
+        }
+    }
+}
+
+impl Session {
+    /// Ends the session: asks the driver to quit the browser (bounded wait), kills the browser
+    /// process if it is still there, and removes the profile directory.
+    pub async fn discard(self) {
+        let Session { client, user_data_dir, browser, label, worker, .. } = self;
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+        if !matches!(closed, Ok(Ok(()))) {
+            tracing::debug!(target: "stressctl::browser", worker, session = label, "session did not close cleanly");
+        }
+        if let Some(b) = browser {
+            // Give the browser a moment to exit after the driver's quit, then make sure.
+            for _ in 0..40 {
+                if !b.alive() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            if b.alive() {
+                b.signal(libc::SIGKILL);
+            }
+        }
+        remove_profile(&user_data_dir);
+    }
+}

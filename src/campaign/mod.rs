@@ -1,0 +1,477 @@
+//! The campaign runner: phases in order, N session slots per phase, results into the store as
+//! they happen, a phase report after each phase and the campaign report at the end.
+
+mod faults;
+mod slot;
+
+pub use faults::PhaseFaults;
+
+use crate::browser::pool::Pool;
+use crate::config::{Config, PhaseConfig};
+use crate::control::{StopCause, StopSignal};
+use crate::metrics::{new_histogram, LatencySummary, Window};
+use crate::report;
+use crate::store::{self, CampaignRecord, EventRow, PhaseStart, Store, StoreError, StoreReader};
+use crate::tasks::server::PageServer;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Where a run writes.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Reports go to `<output_dir>/<campaign-id>/`.
+    pub output_dir: PathBuf,
+    /// Store, browser profiles, lock and socket.
+    pub state_dir: PathBuf,
+    /// Log files.
+    pub log_dir: PathBuf,
+    /// Timestamp used in log file names.
+    pub log_stamp: String,
+    /// Show a live progress line (stdout is a terminal).
+    pub progress: bool,
+}
+
+/// How a campaign ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Enough phases passed and the overall success rate was met.
+    Passed,
+    /// It ran to the end and did not meet the criteria.
+    Failed,
+    /// Stopped after too many failing phases in a row.
+    Halted,
+    /// Stopped by a stop request (Ctrl-C, emergency-stop, guardian, store failure, time cap).
+    EmergencyStopped,
+}
+
+impl Outcome {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Halted => "halted",
+            Outcome::EmergencyStopped => "emergency_stopped",
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Campaign id.
+    pub id: String,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Why it stopped early, if it did.
+    pub stop_reason: Option<String>,
+    /// What stopped it, if anything did.
+    pub stop_cause: Option<StopCause>,
+    /// Where the reports are.
+    pub report_dir: PathBuf,
+}
+
+/// Errors that prevent a campaign from running or finishing its records.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A directory or file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Error.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io { path: path.to_path_buf(), source }
+}
+
+/// A new campaign id: UTC start time plus a random suffix, e.g. `20261123T172546Z-3f9a`.
+pub fn new_campaign_id() -> String {
+    let t = store::rfc3339(SystemTime::now());
+    let compact: String = t.chars().take(19).filter(|c| *c != '-' && *c != ':').collect();
+    format!("{compact}Z-{:04x}", fastrand::u16(..))
+}
+
+/// Live counters of the running phase (progress line, status).
+#[derive(Debug)]
+pub struct Live {
+    attempted: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    hist: Mutex<Histogram<u64>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live { attempted: AtomicU64::new(0), succeeded: AtomicU64::new(0), failed: AtomicU64::new(0), hist: Mutex::new(new_histogram()) }
+    }
+}
+
+impl Live {
+    fn record(&self, ok: bool) {
+        self.attempted.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.succeeded.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn merge(&self, w: &Window) {
+        let _ = self.hist.lock().unwrap_or_else(|e| e.into_inner()).add(&w.hist);
+    }
+    /// (attempted, succeeded, failed).
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (self.attempted.load(Ordering::Relaxed), self.succeeded.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+    /// Latency so far (windows already flushed).
+    pub fn latency(&self) -> LatencySummary {
+        LatencySummary::of(&self.hist.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// What every phase and slot of a run shares.
+pub(crate) struct RunShared {
+    pub id: String,
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub pool: Option<Arc<Pool>>,
+    pub page_url: String,
+}
+
+impl RunShared {
+    /// Writes an event to the store (and so to events.jsonl).
+    pub fn event(&self, kind: &'static str, corr: String, phase: Option<u32>, message: String, data: Value) {
+        self.store.event(EventRow { at: SystemTime::now(), kind, corr, phase_idx: phase, message, data });
+    }
+}
+
+/// What the slots of one phase share.
+pub(crate) struct PhaseCtx {
+    pub run: Arc<RunShared>,
+    pub idx: u32,
+    pub phase: PhaseConfig,
+    /// Stop issuing ops (phase deadline or stop request).
+    pub stop_ops: CancellationToken,
+    /// Abandon in-flight ops (grace over, or forced stop).
+    pub hard: CancellationToken,
+    pub live: Arc<Live>,
+    pub faults: Arc<PhaseFaults>,
+}
+
+/// Runs a campaign from start to end.
+pub struct Campaign {
+    cfg: Arc<Config>,
+    opts: RunOptions,
+    stop: Arc<StopSignal>,
+}
+
+struct PhaseOutcome {
+    passed: bool,
+    stopped: bool,
+    summary: String,
+}
+
+impl Campaign {
+    /// A campaign of `cfg` that stops through `stop`.
+    pub fn new(cfg: Config, opts: RunOptions, stop: Arc<StopSignal>) -> Campaign {
+        Campaign { cfg: Arc::new(cfg), opts, stop }
+    }
+
+    /// Runs every phase and writes the reports. Errors are returned only when the campaign could
+    /// not be recorded at all; a campaign that ran and failed is `Ok` with its outcome.
+    pub async fn run(self, id: String) -> Result<RunResult, RunError> {
+        let report_dir = self.opts.output_dir.join(&id);
+        std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;
+        let run_dir = self.opts.state_dir.join("runs").join(&id);
+        let profiles_dir = run_dir.join("profiles");
+        std::fs::create_dir_all(&profiles_dir).map_err(io_err(&profiles_dir))?;
+        let started_at = SystemTime::now();
+        let store = Store::create(
+            &store::store_path(&self.opts.state_dir, &id),
+            &CampaignRecord {
+                id: id.clone(),
+                profile: self.cfg.profile.clone(),
+                config_source: self.cfg.source.clone(),
+                config_text: self.cfg.text.clone(),
+                started_at,
+                output_dir: report_dir.clone(),
+            },
+            &report_dir.join("events.jsonl"),
+        )?;
+        {
+            let stop = self.stop.clone();
+            store.on_fatal(move |msg| stop.request(StopCause::StoreFailure, msg, false));
+        }
+
+        let server = if self.cfg.needs_browser() {
+            Some(PageServer::start().await.map_err(|source| RunError::Io { path: PathBuf::from("127.0.0.1:0"), source })?)
+        } else {
+            None
+        };
+        let pool = server.as_ref().map(|_| {
+            Arc::new(Pool::new(
+                self.cfg.browser.clone(),
+                &self.cfg.workers,
+                profiles_dir.clone(),
+                self.opts.log_dir.clone(),
+                self.opts.log_stamp.clone(),
+                Some(store.clone()),
+            ))
+        });
+        let run = Arc::new(RunShared {
+            id: id.clone(),
+            cfg: self.cfg.clone(),
+            store: store.clone(),
+            pool: pool.clone(),
+            page_url: server.as_ref().map(|s| s.url()).unwrap_or_default(),
+        });
+        run.event(
+            "campaign_started",
+            id.clone(),
+            None,
+            format!("campaign {id} ({}) started: {} phases, planned {}", self.cfg.profile, self.cfg.phases.len(), crate::config::fmt_duration(self.cfg.planned_duration())),
+            json!({"profile": self.cfg.profile, "config_source": self.cfg.source, "phases": self.cfg.phases.len(), "pid": std::process::id()}),
+        );
+        tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
+
+        // A forced stop kills every driver group at once, wherever the runner is.
+        let force_watch = {
+            let stop = self.stop.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                stop.forced().cancelled().await;
+                if let Some(p) = pool {
+                    p.kill_now();
+                }
+            })
+        };
+        // The campaign's own time cap.
+        let cap_watch = {
+            let stop = self.stop.clone();
+            let cap = self.cfg.safety.max_campaign_duration;
+            tokio::spawn(async move {
+                tokio::time::sleep(cap).await;
+                stop.request(StopCause::MaxDuration, format!("max_campaign_duration ({}) reached", crate::config::fmt_duration(cap)), false);
+            })
+        };
+
+        let mut halted: Option<String> = None;
+        let mut failed_in_row = 0u32;
+        let mut failed_names: Vec<String> = Vec::new();
+        for (i, phase) in self.cfg.phases.iter().enumerate() {
+            if self.stop.is_stopping() {
+                break;
+            }
+            let out = self.run_phase(&run, i as u32, phase, &report_dir).await?;
+            if self.opts.progress || !std::io::stdout().is_terminal() || true {
+                println!("{}", out.summary);
+            }
+            if out.stopped {
+                break;
+            }
+            if out.passed {
+                failed_in_row = 0;
+                failed_names.clear();
+            } else {
+                failed_in_row += 1;
+                failed_names.push(phase.name.clone());
+                if failed_in_row >= self.cfg.campaign.max_consecutive_failed_phases {
+                    let why = format!("{failed_in_row} phases failed in a row ({})", failed_names.join(", "));
+                    run.event("campaign_halted", id.clone(), Some(i as u32), why.clone(), json!({"phases": failed_names}));
+                    halted = Some(why);
+                    break;
+                }
+            }
+        }
+        cap_watch.abort();
+
+        if let Some(p) = &pool {
+            if self.stop.forced().is_cancelled() {
+                p.kill_now();
+            }
+            p.shutdown().await;
+        }
+        force_watch.abort();
+        if let Some(s) = &server {
+            s.stop();
+        }
+        let _ = std::fs::remove_dir_all(&profiles_dir);
+
+        // Outcome: a stop request wins, then a halt, then the verdict over the phases.
+        store.flush()?;
+        let stop_req = self.stop.request_info();
+        let (outcome, stop_reason) = if let Some(r) = &stop_req {
+            (Outcome::EmergencyStopped, Some(r.reason.clone()))
+        } else if let Some(h) = halted {
+            (Outcome::Halted, Some(h))
+        } else {
+            let reader = StoreReader::open(store.path())?;
+            let c = report::campaign_report(&reader)?;
+            let v = report::verdict(&c.phases, self.cfg.campaign.pass_phase_ratio, self.cfg.campaign.pass_success_rate);
+            (if v.passed { Outcome::Passed } else { Outcome::Failed }, None)
+        };
+        if let Some(r) = &stop_req {
+            run.event("emergency_stop", id.clone(), None, r.reason.clone(), json!({"cause": r.cause.as_str(), "reason": r.reason}));
+        }
+        run.event("campaign_ended", id.clone(), None, format!("campaign {} {}", id, outcome.as_str()), json!({"outcome": outcome.as_str(), "stop_reason": stop_reason}));
+        store.campaign_ended(outcome.as_str(), stop_reason.clone());
+        store.close()?;
+        let reader = StoreReader::open(store.path())?;
+        let c = report::campaign_report(&reader)?;
+        report::write_campaign_reports(&report_dir, &c).map_err(io_err(&report_dir))?;
+        tracing::info!(target: "stressctl::campaign", "campaign {} {}: reports in {}", id, outcome.as_str(), report_dir.display());
+        Ok(RunResult { id, outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
+    }
+
+    async fn run_phase(&self, run: &Arc<RunShared>, idx: u32, phase: &PhaseConfig, report_dir: &Path) -> Result<PhaseOutcome, RunError> {
+        let n = self.cfg.phases.len();
+        let sessions = phase.sessions;
+        let started_at = SystemTime::now();
+        let notes: Vec<String> = Vec::new();
+        run.store.phase_started(PhaseStart {
+            idx,
+            name: phase.name.clone(),
+            stress_level: phase.stress_level.as_str(),
+            task_kind: phase.task.kind(),
+            sessions_planned: phase.sessions,
+            sessions,
+            duration_planned: phase.duration,
+            min_success_rate: phase.criteria.min_success_rate,
+            max_p95_ms: phase.criteria.max_p95.as_millis() as u64,
+            notes,
+            started_at,
+        });
+        let corr = format!("{}/{}", run.id, phase.name);
+        run.event(
+            "phase_started",
+            corr.clone(),
+            Some(idx),
+            format!("phase {}/{} {} started: {} sessions, {}, task {}", idx + 1, n, phase.name, sessions, crate::config::fmt_duration(phase.duration), phase.task.kind()),
+            json!({"sessions": sessions, "duration_ms": phase.duration.as_millis() as u64, "task": phase.task.kind()}),
+        );
+        tracing::info!(target: "stressctl::campaign", phase = %phase.name, "phase {}/{} started: {} sessions for {}", idx + 1, n, sessions, crate::config::fmt_duration(phase.duration));
+
+        let stop_ops = self.stop.graceful().child_token();
+        let hard = self.stop.forced().child_token();
+        let live = Arc::new(Live::default());
+        let faults = Arc::new(PhaseFaults::for_phase(&self.cfg.faults, &phase.name));
+        faults.start_timers(stop_ops.clone());
+        let ctx = Arc::new(PhaseCtx { run: run.clone(), idx, phase: phase.clone(), stop_ops: stop_ops.clone(), hard: hard.clone(), live: live.clone(), faults });
+
+        let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + phase.duration;
+        let mut set = tokio::task::JoinSet::new();
+        let workers = run.pool.as_ref().map(|p| p.workers.len()).unwrap_or(1).max(1);
+        for s in 0..sessions {
+            let slot = slot::Slot::new(ctx.clone(), s, s as usize % workers, None);
+            set.spawn(slot.run().in_current_span());
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut stopped_at: Option<tokio::time::Instant> = None;
+        let grace = self.cfg.campaign.grace_period;
+        let mut last_checkpoint = Instant::now();
+        loop {
+            let grace_end = stopped_at.map(|t| t + grace);
+            tokio::select! {
+                joined = set.join_next() => match joined {
+                    Some(Ok(Some(session))) => {
+                        if let Some(p) = &run.pool { p.checkin(session); }
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline), if stopped_at.is_none() => {
+                    stop_ops.cancel();
+                    stopped_at = Some(tokio::time::Instant::now());
+                }
+                _ = self.stop.graceful().cancelled(), if stopped_at.is_none() => {
+                    stopped_at = Some(tokio::time::Instant::now());
+                }
+                _ = async { if let Some(g) = grace_end { tokio::time::sleep_until(g).await } else { std::future::pending().await } }, if grace_end.is_some() && !hard.is_cancelled() => {
+                    tracing::warn!(target: "stressctl::campaign", phase = %phase.name, "in-flight ops did not finish within the grace period ({grace:?}); abandoning them");
+                    hard.cancel();
+                }
+                _ = tick.tick() => {
+                    if last_checkpoint.elapsed() >= Duration::from_secs(1) {
+                        run.store.phase_progress(idx, start.elapsed());
+                        last_checkpoint = Instant::now();
+                    }
+                    if self.opts.progress {
+                        self.progress_line(idx, phase, start.elapsed(), &live, false);
+                    }
+                }
+            }
+        }
+        let elapsed = start.elapsed();
+        let stopped = self.stop.is_stopping();
+        run.store.phase_ended(idx, if stopped { "stopped" } else { "completed" }, elapsed);
+        let (attempted, succeeded, failed) = live.counts();
+        run.event(
+            "phase_ended",
+            corr,
+            Some(idx),
+            format!("phase {} {}: {attempted} ops, {succeeded} ok, {failed} failed in {:.1}s", phase.name, if stopped { "stopped" } else { "completed" }, elapsed.as_secs_f64()),
+            json!({"attempted": attempted, "succeeded": succeeded, "failed": failed, "elapsed_ms": elapsed.as_millis() as u64}),
+        );
+        if self.opts.progress {
+            self.progress_line(idx, phase, elapsed, &live, true);
+        }
+        run.store.flush()?;
+        let reader = StoreReader::open(run.store.path())?;
+        let p = report::phase_report(&reader, idx)?;
+        report::write_phase_report(report_dir, &p).map_err(io_err(report_dir))?;
+        let passed = p.criteria.passed;
+        let summary = format!(
+            "[{}/{}] {:<12} {:>3} sessions {:>7} ops  {:>6.2}% ok  {:>7.1} ops/s  p95 {:>8.1} ms  {}{}",
+            idx + 1,
+            n,
+            phase.name,
+            sessions,
+            p.ops_attempted,
+            p.success_rate * 100.0,
+            p.throughput_ops_per_s,
+            p.latency_ms.p95,
+            if passed { "PASS" } else { "FAIL" },
+            if stopped { " (stopped)" } else { "" }
+        );
+        tracing::info!(target: "stressctl::campaign", phase = %phase.name, "{summary}");
+        Ok(PhaseOutcome { passed, stopped, summary })
+    }
+
+    fn progress_line(&self, idx: u32, phase: &PhaseConfig, elapsed: Duration, live: &Live, done: bool) {
+        if done {
+            print!("\r\x1b[2K");
+            let _ = std::io::stdout().flush();
+            return;
+        }
+        let (a, s, _) = live.counts();
+        let rate = if a > 0 { s as f64 / a as f64 * 100.0 } else { 100.0 };
+        let l = live.latency();
+        print!(
+            "\r\x1b[2K[{}/{}] {:<12} {:>5.1}s/{:<5.0}s {:>3} sessions {:>7} ops {:>6.2}% ok p95 {:>7.1} ms",
+            idx + 1,
+            self.cfg.phases.len(),
+            phase.name,
+            elapsed.as_secs_f64(),
+            phase.duration.as_secs_f64(),
+            phase.sessions,
+            a,
+            rate,
+            l.p95
+        );
+        let _ = std::io::stdout().flush();
+    }
+}

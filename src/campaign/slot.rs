@@ -1,0 +1,334 @@
+//! One session slot of a phase: issues ops back to back until the phase ends, records them into a
+//! window that goes to the store about once a second, and walks the recovery ladder on failures.
+
+use super::faults::page_fault;
+use super::PhaseCtx;
+use crate::config::FaultKind;
+use crate::browser::session::Session;
+use crate::config::TaskSpec;
+use crate::metrics::{encode_histogram, Window};
+use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
+use crate::store::{unix_ms, WindowRow};
+use crate::tasks::{run_browser_op, OpOk, Synthetic};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often a slot hands its window to the store.
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// Extra time beyond the op timeout before stressctl itself gives up on a WebDriver call.
+const DRIVER_SLACK: Duration = Duration::from_secs(3);
+
+enum Attempt {
+    Done(Result<OpOk, OpError>),
+    Aborted,
+}
+
+pub(super) struct Slot {
+    ctx: Arc<PhaseCtx>,
+    slot: u32,
+    worker_ix: usize,
+    session: Option<Session>,
+    window: Window,
+    window_start: SystemTime,
+    last_flush: Instant,
+    seq: u64,
+    rng: fastrand::Rng,
+    synthetic: Option<Synthetic>,
+    ladder: Ladder,
+    matrix_size: u32,
+    adapter_reported: bool,
+    seed: u32,
+}
+
+impl Slot {
+    pub(super) fn new(ctx: Arc<PhaseCtx>, slot: u32, worker_ix: usize, session: Option<Session>) -> Slot {
+        let mut rng = fastrand::Rng::new();
+        let synthetic = Synthetic::from_spec(&ctx.phase.task, rng.u64(..));
+        let matrix_size = match ctx.phase.task {
+            TaskSpec::Webgpu { matrix_size } => matrix_size,
+            _ => 0,
+        };
+        Slot {
+            ctx,
+            slot,
+            worker_ix,
+            session,
+            window: Window::default(),
+            window_start: SystemTime::now(),
+            last_flush: Instant::now(),
+            seq: 0,
+            rng,
+            synthetic,
+            ladder: Ladder::default(),
+            matrix_size,
+            adapter_reported: false,
+            seed: 1,
+        }
+    }
+
+    fn worker_id(&self) -> &str {
+        match &self.ctx.run.pool {
+            Some(p) => p.workers.get(self.worker_ix).map(|w| w.id.as_str()).unwrap_or("none"),
+            None => "synthetic",
+        }
+    }
+
+    fn corr(&self) -> String {
+        format!("{}/{}/{}/s{}-{}", self.ctx.run.id, self.ctx.phase.name, self.worker_id(), self.slot, self.seq)
+    }
+
+    /// Runs until the phase stops issuing ops; returns the session if it is fit for reuse.
+    pub(super) async fn run(mut self) -> Option<Session> {
+        let limit = self.ctx.phase.ops_per_session;
+        let mut aborted = false;
+        while !self.ctx.stop_ops.is_cancelled() && limit.is_none_or(|m| self.seq < m) {
+            self.seq += 1;
+            let started = Instant::now();
+            let result = match self.attempt().await {
+                Attempt::Done(r) => r,
+                Attempt::Aborted => {
+                    aborted = true;
+                    break;
+                }
+            };
+            self.record(started.elapsed(), result).await;
+            if self.last_flush.elapsed() >= WINDOW {
+                self.flush();
+            }
+            let think = self.ctx.phase.think_time;
+            if !think.is_zero() {
+                self.pause(think).await;
+            }
+        }
+        self.flush();
+        self.ladder.abandon();
+        let session = self.session.take()?;
+        if aborted {
+            self.discard(session).await;
+            return None;
+        }
+        Some(session)
+    }
+
+    async fn attempt(&mut self) -> Attempt {
+        if let Some(syn) = self.synthetic.as_mut() {
+            let r = syn.run().await;
+            if self.seq % 256 == 0 {
+                tokio::task::yield_now().await;
+            }
+            return Attempt::Done(r);
+        }
+        let Some(pool) = self.ctx.run.pool.clone() else {
+            return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no browser pool")));
+        };
+        if self.session.is_none() {
+            let Some(w) = pool.workers.get(self.worker_ix).cloned() else {
+                return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no worker")));
+            };
+            let open = async {
+                match pool.checkout(&w).await {
+                    Some(s) => Ok(s),
+                    None => pool.open_session(&w, &self.ctx.run.page_url, &self.ctx.phase.task).await,
+                }
+            };
+            tokio::select! {
+                r = open => match r {
+                    Ok(s) => self.session = Some(s),
+                    Err(e) => return Attempt::Done(Err(e)),
+                },
+                _ = self.ctx.hard.cancelled() => return Attempt::Aborted,
+            }
+        }
+        let worker = self.worker_id().to_string();
+        let fault = match self.ctx.faults.take(&worker, &mut self.rng) {
+            Some(f) => self.inject(&f, &pool).await,
+            None => None,
+        };
+        let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
+        // A new input seed every 64 ops: each op is still computed on the GPU (output zeroed
+        // first) and checked against the CPU reference, which the page caches per seed.
+        if self.seq % 64 == 1 {
+            self.seed = self.rng.u32(..);
+        }
+        let seed = self.seed;
+        let limit = self.ctx.run.cfg.browser.op_timeout + DRIVER_SLACK;
+        let op = tokio::time::timeout(limit, run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault));
+        tokio::select! {
+            r = op => Attempt::Done(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
+            _ = self.ctx.hard.cancelled() => Attempt::Aborted,
+        }
+    }
+
+    /// Carries out a process fault now, or returns the page fault for the op to carry.
+    async fn inject(&mut self, f: &crate::config::FaultConfig, pool: &crate::browser::pool::Pool) -> Option<crate::tasks::PageFault> {
+        let what = match f.kind {
+            FaultKind::KillBrowser => match self.session.as_ref().and_then(|s| s.browser) {
+                Some(b) if b.signal(libc::SIGKILL) => format!("SIGKILL browser pid {}", b.pid),
+                _ => return None,
+            },
+            FaultKind::KillDriver => {
+                let w = pool.workers.get(self.worker_ix)?.clone();
+                let pid = pool.kill_driver(&w, f.permanent).await?;
+                format!("SIGKILL chromedriver pid {pid} of worker {}{}", w.id, if f.permanent { " (permanent)" } else { "" })
+            }
+            _ => format!("page fault {}", f.kind.as_str()),
+        };
+        tracing::warn!(target: "stressctl::tasks", corr = %self.corr(), "fault injected: {what}");
+        self.ctx.run.event("fault_injected", self.corr(), Some(self.ctx.idx), what, json!({"kind": f.kind, "worker": self.worker_id(), "permanent": f.permanent}));
+        page_fault(f.kind)
+    }
+
+    async fn record(&mut self, latency: Duration, result: Result<OpOk, OpError>) {
+        self.window.record(latency, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
+        self.ctx.live.record(result.is_ok());
+        match result {
+            Ok(ok) => {
+                if !self.adapter_reported {
+                    if let Some(a) = ok.adapter {
+                        self.ctx.run.store.task_info(self.ctx.idx, self.ctx.phase.task.kind(), "adapter", a);
+                        self.adapter_reported = true;
+                    }
+                }
+                if let Some(done) = self.ladder.on_success(Instant::now()) {
+                    self.recovery_event(done);
+                }
+                let recycle = match self.session.as_mut() {
+                    Some(s) => {
+                        s.ops += 1;
+                        s.ops >= self.ctx.run.cfg.browser.max_ops_per_session
+                    }
+                    None => false,
+                };
+                if recycle {
+                    if let Some(s) = self.session.take() {
+                        tracing::debug!(target: "stressctl::browser", session = %s.label, ops = s.ops, "recycling session (max_ops_per_session)");
+                        self.discard(s).await;
+                    }
+                }
+            }
+            Err(e) => self.on_failure(e).await,
+        }
+    }
+
+    async fn on_failure(&mut self, e: OpError) {
+        let corr = self.corr();
+        let session = self.session.as_ref().map(|s| s.label.clone());
+        tracing::warn!(target: "stressctl::tasks", corr = %corr, class = %e.class, "op failed: {}", e.message);
+        self.ctx.run.event(
+            "op_failed",
+            corr,
+            Some(self.ctx.idx),
+            format!("{}: {}", e.class, e.message),
+            json!({"class": e.class, "message": e.message, "worker": self.worker_id(), "session": session}),
+        );
+        if self.synthetic.is_some() {
+            return; // synthetic failures are drawn, there is nothing to recover
+        }
+        let max_level = self.ctx.run.cfg.recovery.max_level;
+        let (ended, step) = self.ladder.on_failure(e.class, Instant::now(), max_level);
+        if let Some(end) = ended {
+            self.recovery_event(end);
+        }
+        let Some(step) = step else { return };
+        let Some(pool) = self.ctx.run.pool.clone() else { return };
+        let worker = pool.workers.get(self.worker_ix).cloned();
+        match step.strategy {
+            Strategy::Retry => {}
+            Strategy::NewSession => self.drop_session().await,
+            Strategy::RestartDriver => {
+                let generation = self.session.as_ref().map(|s| s.driver_generation);
+                self.drop_session().await;
+                if let (Some(w), true) = (worker, pool.workers.get(self.worker_ix).is_some_and(|w| w.is_managed())) {
+                    let seen = match generation {
+                        Some(g) => g,
+                        None => pool.endpoint(&w).await.map(|ep| ep.generation).unwrap_or(0),
+                    };
+                    if let Err(err) = pool.restart_driver(&w, seen).await {
+                        tracing::warn!(target: "stressctl::browser", worker = %w.id, "driver restart failed: {err}");
+                    } else {
+                        self.ctx.run.event("driver_restarted", self.corr(), Some(self.ctx.idx), format!("driver of worker {} restarted", w.id), json!({"worker": w.id}));
+                    }
+                }
+            }
+            Strategy::AdjustedSettings => {
+                self.drop_session().await;
+                if let TaskSpec::Webgpu { .. } = self.ctx.phase.task {
+                    self.matrix_size = self.matrix_size.min(self.ctx.run.cfg.recovery.reduced_matrix_size);
+                }
+            }
+            Strategy::OtherWorker => {
+                self.drop_session().await;
+                let n = pool.workers.len();
+                if n > 1 {
+                    self.worker_ix = (self.worker_ix + 1) % n;
+                }
+            }
+        }
+        let cfg = &self.ctx.run.cfg.recovery;
+        let wait = backoff(cfg.backoff_base, cfg.backoff_cap, step.attempt, &mut self.rng);
+        self.pause(wait).await;
+    }
+
+    fn recovery_event(&self, a: AttemptOutcome) {
+        let outcome = if a.succeeded { "succeeded" } else { "failed" };
+        let mut data = json!({"class": a.class, "strategy": a.strategy.as_str(), "level": a.strategy.level(), "outcome": outcome, "worker": self.worker_id()});
+        if let Some(t) = a.time_to_recover {
+            data["time_to_recover_ms"] = json!((t.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
+        }
+        self.ctx.run.event(
+            "recovery_attempted",
+            self.corr(),
+            Some(self.ctx.idx),
+            format!("recovery from {} by {} {}", a.class, a.strategy.as_str(), outcome),
+            data,
+        );
+    }
+
+    async fn drop_session(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.discard(s).await;
+        }
+    }
+
+    async fn discard(&self, s: Session) {
+        match &self.ctx.run.pool {
+            Some(p) => p.discard(s).await,
+            None => s.discard().await,
+        }
+    }
+
+    /// Sleeps, but wakes at once when the phase stops issuing ops.
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.ctx.stop_ops.cancelled() => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        let now = SystemTime::now();
+        if !self.window.is_empty() {
+            let errors: std::collections::BTreeMap<&str, u64> = self.window.errors.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            self.ctx.live.merge(&self.window);
+            self.ctx.run.store.window(WindowRow {
+                phase_idx: self.ctx.idx,
+                worker: self.worker_id().to_string(),
+                slot: self.slot,
+                task_kind: self.ctx.phase.task.kind(),
+                start_ms: unix_ms(self.window_start),
+                end_ms: unix_ms(now),
+                attempted: self.window.attempted,
+                succeeded: self.window.succeeded,
+                failed: self.window.failed,
+                verified: self.window.verified,
+                errors: serde_json::to_string(&errors).unwrap_or_else(|_| "{}".into()),
+                hist: encode_histogram(&self.window.hist),
+            });
+            self.window.reset();
+        }
+        self.window_start = now;
+        self.last_flush = Instant::now();
+    }
+}

@@ -1,0 +1,128 @@
+//! The command line (clap derive).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Phased, unattended stress campaigns against real browsers (WebGPU/WebNN), with a guardian
+/// that keeps the host safe.
+///
+/// Typical night: `stressctl --check-only` before leaving, `stressctl launch --profile overnight`,
+/// `tail -f monitoring_logs/*.log` meanwhile, and `results_summary/<id>/summary.txt` in the morning.
+/// `stressctl emergency-stop --force` when something is wrong.
+///
+/// Exit codes: 0 campaign passed / check passed, 1 campaign failed, halted or stopped / check
+/// failed, 2 bad usage or config, 130 interrupted by Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(name = "stressctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Run the pre-flight check and exit (same as `stressctl check`).
+    #[arg(long)]
+    pub check_only: bool,
+
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where things are; accepted before or after the command.
+#[derive(Debug, Args, Clone)]
+pub struct CommonArgs {
+    /// Campaign config (TOML). Without it, the embedded profile given by --profile is used.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Embedded profile when no --config is given: `quick` (a few minutes, the default) or
+    /// `overnight` (eight phases, about 8 h).
+    #[arg(long, short = 'p', global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Reports go to DIR/<campaign-id>/.
+    #[arg(long, global = true, value_name = "DIR", default_value = "results_summary")]
+    pub output_dir: PathBuf,
+
+    /// Log files (`<component>_<timestamp>.log`) go here.
+    #[arg(long, global = true, value_name = "DIR", default_value = "monitoring_logs")]
+    pub log_dir: PathBuf,
+
+    /// State: the campaign stores (SQLite), browser profiles, lock and control socket.
+    #[arg(long, global = true, value_name = "DIR", default_value = ".stressctl")]
+    pub state_dir: PathBuf,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a campaign: phases of concurrent browser sessions, reports after each phase and at
+    /// the end. Ctrl-C stops gracefully (reports are still written); a second Ctrl-C kills the
+    /// browsers at once.
+    Launch(LaunchArgs),
+    /// Pre-flight check: config valid, chromium and chromedriver present (with versions),
+    /// directories writable. Prints a checklist; exit 0 when everything passes, 1 otherwise.
+    Check,
+    /// Stop the running campaign from another terminal (graceful; --force kills at once).
+    EmergencyStop(StopArgs),
+    /// Show the running campaign: phase, progress, ops, success rate, p95, resources.
+    Status(StatusArgs),
+    /// Rebuild a campaign's reports from its store, or compare two campaigns.
+    Report(ReportArgs),
+}
+
+/// `launch` options.
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Replace the campaign's [safety] table with this file's (see config/safety.toml).
+    #[arg(long, value_name = "FILE")]
+    pub safety: Option<PathBuf>,
+    /// Mirror warnings and errors to stderr.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// `emergency-stop` options.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Kill the campaign's browsers and drivers at once instead of stopping gracefully.
+    #[arg(long)]
+    pub force: bool,
+    /// Why (recorded in the report).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// How long to wait for the campaign to exit.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `status` options.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Campaign id (default: the latest one in the state dir).
+    pub id: Option<String>,
+    /// Compare with this campaign (the baseline is ID, the new run is OTHER); exit 1 on a
+    /// regression beyond the tolerances.
+    #[arg(long, value_name = "OTHER")]
+    pub compare: Option<String>,
+    /// Allowed drop in success rate, in percentage points.
+    #[arg(long, default_value_t = 2.0, value_name = "POINTS")]
+    pub tolerance_success: f64,
+    /// Allowed drop in throughput, in percent.
+    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    pub tolerance_throughput: f64,
+    /// Allowed rise of p50/p95/p99, in percent.
+    #[arg(long, default_value_t = 10.0, value_name = "PCT")]
+    pub tolerance_latency: f64,
+    /// List the campaigns in the state dir instead.
+    #[arg(long)]
+    pub list: bool,
+}

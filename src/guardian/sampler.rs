@@ -1,0 +1,439 @@
+//! The resource sampler: system CPU and memory (via one long-lived `sysinfo::System`), disk usage of the
+//! output directory's filesystem (via `statvfs`, exactly as `df` computes it) and the CPU / RSS of the
+//! campaign's process tree (via `/proc` directly — never a `sysinfo` process refresh).
+//!
+//! Cost: one `/proc/stat` + `/proc/meminfo` read, one `statvfs`, and one scan of `/proc/<pid>/stat` for
+//! every process on the host per [`Sampler::sample`]. See the ignored `bench_sample_cost` test.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sysinfo::{System, MINIMUM_CPU_UPDATE_INTERVAL};
+
+use super::procfs::{self, ProcStat};
+
+/// One reading of host and campaign resources.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ResourceSample {
+    /// System-wide CPU use, in percent of all cores (0..=100), since the previous sample.
+    pub cpu_percent: f64,
+    /// Memory in use: (total - available) / total × 100.
+    pub memory_percent: f64,
+    /// Memory available for new allocations without swapping (`MemAvailable`), in bytes.
+    pub memory_available_bytes: u64,
+    /// Used percent of the filesystem holding the sampler's path, as `df` computes it: used / (used + avail) × 100.
+    pub disk_percent: f64,
+    /// Bytes available to unprivileged users on that filesystem (`f_bavail × f_frsize`).
+    pub disk_available_bytes: u64,
+    /// RSS of all (non-zombie) descendants of the root pid, not the root itself: drivers + browsers.
+    pub tree_rss_bytes: u64,
+    /// CPU of those descendants since the previous sample; 100 = one full core.
+    pub tree_cpu_percent: f64,
+    /// Number of live (non-zombie) descendants of the root pid.
+    pub tree_processes: u32,
+    /// RSS of the process running the sampler (the daemon itself).
+    pub self_rss_bytes: u64,
+    /// CPU of the process running the sampler since the previous sample; 100 = one full core.
+    pub self_cpu_percent: f64,
+}
+
+/// Usage of one filesystem, computed like `df`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DiskUsage {
+    /// Size of the filesystem in bytes (`f_blocks × f_frsize`).
+    pub total_bytes: u64,
+    /// Bytes in use (`(f_blocks - f_bfree) × f_frsize`).
+    pub used_bytes: u64,
+    /// Bytes available to unprivileged users (`f_bavail × f_frsize`).
+    pub available_bytes: u64,
+    /// used / (used + available) × 100, as `df`'s `Use%` (not rounded up); 0 for an empty filesystem.
+    pub used_percent: f64,
+}
+
+/// Widens a libc integer (u64 on 64-bit Linux, u32 on some 32-bit targets) to u64.
+fn to_u64<T: TryInto<u64>>(v: T) -> u64 {
+    v.try_into().unwrap_or(u64::MAX)
+}
+
+/// `statvfs(2)` of exactly `path`.
+fn statvfs(path: &Path) -> Option<libc::statvfs> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated string and `st` points to writable memory of the right type.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled in the whole struct.
+    Some(unsafe { st.assume_init() })
+}
+
+/// Disk usage of the filesystem holding `path`.
+///
+/// If `path` does not exist yet (an output directory not created so far), its nearest existing ancestor
+/// is used; a relative path is resolved against the current directory. `None` only if no ancestor can
+/// be queried.
+pub fn disk_usage(path: &Path) -> Option<DiskUsage> {
+    let st = path.ancestors().find_map(|p| statvfs(if p.as_os_str().is_empty() { Path::new(".") } else { p }))?;
+    let frsize = if st.f_frsize > 0 { st.f_frsize } else { st.f_bsize };
+    let (frsize, blocks, bfree, bavail) = (to_u64(frsize), to_u64(st.f_blocks), to_u64(st.f_bfree), to_u64(st.f_bavail));
+    let used_blocks = blocks.saturating_sub(bfree);
+    let denom = used_blocks.saturating_add(bavail);
+    let used_percent = if denom == 0 { 0.0 } else { used_blocks as f64 / denom as f64 * 100.0 };
+    Some(DiskUsage {
+        total_bytes: blocks.saturating_mul(frsize),
+        used_bytes: used_blocks.saturating_mul(frsize),
+        available_bytes: bavail.saturating_mul(frsize),
+        used_percent,
+    })
+}
+
+/// Sum of the RSS of `root` itself and all its (non-zombie) descendants in the snapshot `procs`.
+pub fn tree_rss_from(procs: &[ProcStat], root: u32) -> u64 {
+    let own = procs.iter().find(|p| p.pid == root).map_or(0, ProcStat::rss_bytes);
+    procfs::descendant_indices(procs, root).into_iter().map(|i| procs[i].rss_bytes()).fold(own, u64::saturating_add)
+}
+
+/// RSS in bytes of one browser's whole process tree: `root` itself plus all its descendants (zombies
+/// count 0), from one scan of `/proc`. 0 if `root` is gone and left no descendants.
+///
+/// For several browsers, take one [`procfs::all_processes`] snapshot and call [`tree_rss_from`] per root.
+pub fn tree_rss(root: u32) -> u64 {
+    tree_rss_from(&procfs::all_processes(), root)
+}
+
+/// Clamps a percentage into 0..=100, mapping NaN to 0.
+fn clamp_percent(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(0.0, 100.0)
+    }
+}
+
+/// Samples host resources and the campaign's process tree. Keep one and call [`Sampler::sample`]
+/// periodically (about once a second).
+///
+/// CPU figures are rates over the interval since the previous *CPU window*: the first sample's CPU values
+/// cover the time since [`Sampler::new`] (which takes the initial readings). CPU windows shorter than
+/// [`MINIMUM_CPU_UPDATE_INTERVAL`] (200 ms on Linux) are not measured: a sample taken sooner than that
+/// after the previous one repeats the previous CPU values (memory, disk and RSS are always fresh). To
+/// keep the first CPU value meaningful, the first `sample()` waits out the rest of that interval if it
+/// is called sooner than 200 ms after `new` (once; later calls never sleep).
+pub struct Sampler {
+    sys: System,
+    disk_path: PathBuf,
+    root: u32,
+    self_pid: u32,
+    first_sample_pending: bool,
+    /// When `sys` last refreshed CPU times (taken *after* the refresh so sysinfo's own gate has passed too).
+    cpu_refreshed_at: Instant,
+    /// Start of the current tree/self CPU window.
+    ticks_at: Instant,
+    /// pid -> (start time, cpu ticks) of the tree at the start of the window; only current processes.
+    tree_prev: HashMap<u32, (u64, u64)>,
+    /// (start time, cpu ticks) of the sampler's own process at the start of the window.
+    self_prev: Option<(u64, u64)>,
+    last_cpu: f64,
+    last_tree_cpu: f64,
+    last_self_cpu: f64,
+}
+
+impl Sampler {
+    /// A sampler measuring the filesystem holding `disk_path` (the output directory) and the process
+    /// tree below this process (`std::process::id()`). Takes the initial CPU readings.
+    pub fn new(disk_path: impl Into<PathBuf>) -> Self {
+        Self::with_root(disk_path, std::process::id())
+    }
+
+    /// Like [`Sampler::new`], but the campaign's process tree is the descendants of `root`.
+    ///
+    /// `self_*` fields still describe the process running the sampler; if that process is itself a
+    /// descendant of `root` it is counted in both.
+    pub fn with_root(disk_path: impl Into<PathBuf>, root: u32) -> Self {
+        let mut sys = System::new();
+        sys.refresh_cpu_usage();
+        let cpu_refreshed_at = Instant::now();
+        let ticks_at = Instant::now();
+        let procs = procfs::all_processes();
+        let mut sampler = Sampler {
+            sys,
+            disk_path: disk_path.into(),
+            root,
+            self_pid: std::process::id(),
+            first_sample_pending: true,
+            cpu_refreshed_at,
+            ticks_at,
+            tree_prev: HashMap::new(),
+            self_prev: None,
+            last_cpu: 0.0,
+            last_tree_cpu: 0.0,
+            last_self_cpu: 0.0,
+        };
+        // A zero-length window only records the baselines; the rates stay 0 until the first sample.
+        let tree = procfs::descendant_indices(&procs, root);
+        sampler.update_cpu_window(&procs, &tree, Duration::ZERO);
+        sampler
+    }
+
+    /// The root pid whose descendants form the campaign's process tree.
+    pub fn root(&self) -> u32 {
+        self.root
+    }
+
+    /// The path whose filesystem's usage is reported.
+    pub fn disk_path(&self) -> &Path {
+        &self.disk_path
+    }
+
+    /// Takes one sample. Cost is dominated by the `/proc` scan, roughly 10 µs per process on the host
+    /// (about 1–2 ms with ~100 processes); see the type docs for CPU windows.
+    pub fn sample(&mut self) -> ResourceSample {
+        if self.first_sample_pending {
+            self.first_sample_pending = false;
+            let since = self.cpu_refreshed_at.elapsed();
+            if since < MINIMUM_CPU_UPDATE_INTERVAL {
+                std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL - since);
+            }
+        }
+
+        // One gate for all CPU windows. sysinfo itself ignores refreshes closer than
+        // MINIMUM_CPU_UPDATE_INTERVAL; `cpu_refreshed_at` is taken after its refresh, so when this gate
+        // passes, sysinfo's has too.
+        let close_cpu_window = self.cpu_refreshed_at.elapsed() >= MINIMUM_CPU_UPDATE_INTERVAL;
+        if close_cpu_window {
+            self.sys.refresh_cpu_usage();
+            self.cpu_refreshed_at = Instant::now();
+            self.last_cpu = clamp_percent(f64::from(self.sys.global_cpu_usage()));
+        }
+
+        self.sys.refresh_memory();
+        let total = self.sys.total_memory();
+        let available = self.sys.available_memory().min(total);
+        let memory_percent = if total == 0 { 0.0 } else { clamp_percent(total.saturating_sub(available) as f64 / total as f64 * 100.0) };
+
+        let disk = disk_usage(&self.disk_path).unwrap_or_default();
+
+        let now = Instant::now();
+        let procs = procfs::all_processes();
+        let tree = procfs::descendant_indices(&procs, self.root);
+        if close_cpu_window {
+            let window = now.saturating_duration_since(self.ticks_at);
+            self.ticks_at = now;
+            self.update_cpu_window(&procs, &tree, window);
+        }
+
+        let mut tree_rss_bytes = 0u64;
+        let mut tree_processes = 0u32;
+        for &i in &tree {
+            let p = &procs[i];
+            if !p.is_zombie() {
+                tree_rss_bytes = tree_rss_bytes.saturating_add(p.rss_bytes());
+                tree_processes = tree_processes.saturating_add(1);
+            }
+        }
+        let self_rss_bytes = procs.iter().find(|p| p.pid == self.self_pid).map_or(0, ProcStat::rss_bytes);
+
+        ResourceSample {
+            cpu_percent: self.last_cpu,
+            memory_percent,
+            memory_available_bytes: available,
+            disk_percent: clamp_percent(disk.used_percent),
+            disk_available_bytes: disk.available_bytes,
+            tree_rss_bytes,
+            tree_cpu_percent: self.last_tree_cpu,
+            tree_processes,
+            self_rss_bytes,
+            self_cpu_percent: self.last_self_cpu,
+        }
+    }
+
+    /// Closes the current tree/self CPU window of length `window` with the snapshot `procs` (`tree` = indices
+    /// of the root's descendants in it): computes the
+    /// CPU rates and replaces the baselines (the tree map then holds exactly the current descendants, so
+    /// its size tracks the live tree). Processes new to the tree count from 0 ticks; processes that
+    /// exited during the window are lost (their last ticks cannot be read).
+    fn update_cpu_window(&mut self, procs: &[ProcStat], tree: &[usize], window: Duration) {
+        let mut next = HashMap::with_capacity(tree.len());
+        let mut tree_ticks = 0u64;
+        for &i in tree {
+            let p = &procs[i];
+            let base = match self.tree_prev.get(&p.pid) {
+                Some(&(start, ticks)) if start == p.start_time => ticks,
+                _ => 0,
+            };
+            tree_ticks = tree_ticks.saturating_add(p.cpu_ticks.saturating_sub(base));
+            next.insert(p.pid, (p.start_time, p.cpu_ticks));
+        }
+        self.tree_prev = next;
+
+        let me = procs.iter().find(|p| p.pid == self.self_pid).map(|p| (p.start_time, p.cpu_ticks));
+        let self_ticks = match (me, self.self_prev) {
+            (Some((start, ticks)), Some((prev_start, prev_ticks))) if start == prev_start => ticks.saturating_sub(prev_ticks),
+            _ => 0,
+        };
+        self.self_prev = me;
+
+        let secs = window.as_secs_f64();
+        if secs > 0.0 {
+            let per_tick = 100.0 / procfs::clock_ticks_per_sec() as f64 / secs;
+            self.last_tree_cpu = tree_ticks as f64 * per_tick;
+            self.last_self_cpu = self_ticks as f64 * per_tick;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+
+    /// Spawns `cmd args` and waits until the child has exec'd (its comm is `comm`) and, if `state` is
+    /// given, reached that state (a `sleep` in `S` has finished loading, so its RSS is stable).
+    fn spawn_exec(cmd: &str, args: &[&str], comm: &str, state: Option<char>) -> Child {
+        let child = Command::new(cmd).args(args).stdin(Stdio::null()).spawn().expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if procfs::read_stat(child.id()).is_some_and(|s| s.comm == comm && (state.is_none() || state == Some(s.state))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
+    }
+
+    fn stop(mut child: Child) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn assert_percent(name: &str, v: f64) {
+        assert!((0.0..=100.0).contains(&v), "{name} = {v} out of 0..=100");
+    }
+
+    #[test]
+    fn sample_sanity() {
+        let child = spawn_exec("sleep", &["5"], "sleep", Some('S'));
+        let child_rss = procfs::read_stat(child.id()).map_or(0, |s| s.rss_bytes());
+        let mut s = Sampler::new(std::env::temp_dir());
+        let a = s.sample();
+        let b = s.sample();
+        stop(child);
+        for x in [&a, &b] {
+            assert_percent("cpu", x.cpu_percent);
+            assert_percent("memory", x.memory_percent);
+            assert_percent("disk", x.disk_percent);
+            assert!(x.memory_percent > 0.0);
+            assert!(x.memory_available_bytes > 0);
+            assert!(x.disk_available_bytes > 0);
+            assert!(x.self_rss_bytes > 0);
+            assert!(x.tree_cpu_percent >= 0.0 && x.tree_cpu_percent.is_finite());
+            assert!(x.self_cpu_percent >= 0.0 && x.self_cpu_percent.is_finite());
+            assert!(x.tree_processes >= 1);
+            assert!(child_rss > 0);
+            assert!(x.tree_rss_bytes >= child_rss, "tree {} < child {child_rss}", x.tree_rss_bytes);
+        }
+        let json = serde_json::to_string(&a).expect("serialize");
+        assert!(json.contains("\"tree_rss_bytes\""));
+    }
+
+    #[test]
+    fn tree_cpu_sees_busy_child_and_map_stays_bounded() {
+        let t0 = Instant::now();
+        let mut s = Sampler::new(std::env::temp_dir());
+        let busy = spawn_exec("sh", &["-c", "while :; do :; done"], "sh", None);
+        let pid = busy.id();
+        // Let it burn some CPU (however loaded the machine is).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut ticks = 0;
+        while ticks < 5 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            ticks = procfs::read_stat(pid).map_or(0, |st| st.cpu_ticks);
+        }
+        let a = s.sample();
+        let window_upper = t0.elapsed().as_secs_f64();
+        let in_map = s.tree_prev.contains_key(&pid);
+        stop(busy);
+        std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(20));
+        let _ = s.sample();
+        assert!(in_map, "live descendant must be in the map");
+        assert!(!s.tree_prev.contains_key(&pid), "exited process must leave the map");
+        assert!(ticks > 0, "busy child never ran");
+        // The child is new since `new`, so all its ticks count; the window is at most `window_upper`.
+        let floor = ticks as f64 / procfs::clock_ticks_per_sec() as f64 / window_upper * 100.0;
+        assert!(a.tree_cpu_percent >= floor * 0.999, "tree cpu {} below the busy child's own {floor}", a.tree_cpu_percent);
+    }
+
+    #[test]
+    fn tree_rss_includes_root() {
+        let child = spawn_exec("sleep", &["5"], "sleep", Some('S'));
+        let pid = child.id();
+        let own = procfs::read_stat(pid).map_or(0, |s| s.rss_bytes());
+        let total = tree_rss(pid);
+        stop(child);
+        assert!(own > 0);
+        assert_eq!(total, own, "a lone sleep's tree is just itself");
+        assert!(tree_rss(std::process::id()) >= procfs::read_stat(std::process::id()).map_or(0, |s| s.rss_bytes()));
+        assert_eq!(tree_rss(u32::MAX), 0);
+    }
+
+    #[test]
+    fn disk_usage_of_missing_path_uses_ancestor() {
+        let tmp = std::env::temp_dir();
+        let base = disk_usage(&tmp).expect("statvfs tmp");
+        assert!(base.total_bytes > 0);
+        assert!(base.used_bytes <= base.total_bytes);
+        assert_percent("disk", base.used_percent);
+        let missing = disk_usage(&tmp.join("no-such-dir-h-guardian/a/b")).expect("ancestor");
+        assert_eq!(missing.total_bytes, base.total_bytes);
+        assert!(disk_usage(Path::new("relative/not/here")).is_some());
+    }
+
+    /// Cost of `sample()`; run with `cargo test --release -- --ignored --nocapture bench_sample_cost`.
+    #[test]
+    #[ignore]
+    fn bench_sample_cost() {
+        fn thread_cpu() -> Duration {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: valid clock id and out-pointer.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
+        }
+        let mut s = Sampler::new(std::env::temp_dir());
+        let _ = s.sample(); // includes the one-time wait for the first CPU window
+        let procs = procfs::all_processes().len();
+
+        let n = 200u32;
+        let (w0, c0) = (Instant::now(), thread_cpu());
+        for _ in 0..n {
+            std::hint::black_box(s.sample());
+        }
+        let (wall, cpu) = (w0.elapsed() / n, (thread_cpu() - c0) / n);
+        println!(
+            "back-to-back: {n} samples, mean {:.1} µs wall, {:.1} µs cpu per sample ({procs} processes)",
+            wall.as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 1e6
+        );
+
+        // Spaced past MINIMUM_CPU_UPDATE_INTERVAL so every sample also refreshes CPU windows (the 1 s path).
+        let m = 25u32;
+        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..m {
+            std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(5));
+            let (w0, c0) = (Instant::now(), thread_cpu());
+            std::hint::black_box(s.sample());
+            wall += w0.elapsed();
+            cpu += thread_cpu() - c0;
+        }
+        let (wall, cpu) = (wall / m, cpu / m);
+        println!(
+            "spaced (full CPU refresh): {m} samples, mean {:.1} µs wall, {:.1} µs cpu per sample => {:.3}% of one core at 1 s",
+            wall.as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 1e6,
+            wall.as_secs_f64() * 100.0
+        );
+        assert!(wall < Duration::from_millis(10), "sample() must cost < 1% of a core at 1 s");
+    }
+}

@@ -1,0 +1,851 @@
+//! Reports built from the store: one JSON file per phase (`phase_NN_name.json`),
+//! `campaign_report.json`, `summary.txt`, and the comparison of two campaigns.
+//!
+//! Everything here is a pure function of the store, so `stressctl report ID` rebuilds files that are
+//! byte-identical to the ones the run wrote: no "now" timestamps, maps are `BTreeMap`s (sorted keys),
+//! fields are struct fields (fixed order), every float is rounded to 3 decimals, and pass/fail
+//! decisions are taken on exact counts (never on a rounded rate).
+
+mod compare;
+mod summary;
+#[cfg(test)]
+mod tests;
+
+pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
+pub use summary::render_summary;
+
+use crate::config::Config;
+use crate::metrics::{LatencySummary, Window};
+use crate::store::{EventInfo, PhaseInfo, ResourceAgg, StoreError, StoreReader};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// File name of the campaign report.
+pub const CAMPAIGN_REPORT_FILE: &str = "campaign_report.json";
+/// File name of the human-readable summary.
+pub const SUMMARY_FILE: &str = "summary.txt";
+/// How many of the most frequent failure messages a phase report keeps.
+pub const TOP_ERRORS: usize = 5;
+/// Failure messages are cut to this many characters.
+pub const MAX_MESSAGE_CHARS: usize = 200;
+/// Outcome reported when the store has none (the run died or is still going).
+pub const OUTCOME_INTERRUPTED: &str = "interrupted";
+
+/// `pass_phase_ratio` used when the stored config cannot be parsed (the config default).
+const DEFAULT_PASS_PHASE_RATIO: f64 = 0.70;
+/// `pass_success_rate` used when the stored config cannot be parsed (the config default).
+const DEFAULT_PASS_SUCCESS_RATE: f64 = 0.90;
+/// Slack for comparing a ratio of counts with a configured fraction.
+const EPS: f64 = 1e-9;
+
+/// A phase's success criteria and whether it met them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseCriteria {
+    /// Minimum success rate (0..=1).
+    pub min_success_rate: f64,
+    /// p95 latency must be below this, in ms.
+    pub max_p95_ms: u64,
+    /// Success rate >= minimum, p95 < maximum, and at least one op attempted.
+    pub passed: bool,
+    /// Why it did not pass, one sentence each (empty when passed).
+    pub failures: Vec<String>,
+}
+
+/// Results of one task kind in a phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    /// Ops attempted.
+    pub ops_attempted: u64,
+    /// Ops that succeeded.
+    pub ops_succeeded: u64,
+    /// Ops that failed.
+    pub ops_failed: u64,
+    /// Ops whose result was verified (webgpu: against the CPU reference).
+    pub verified: u64,
+    /// Latency of this kind's ops.
+    pub latency_ms: LatencySummary,
+    /// True for the `synthetic` task (no browser involved).
+    pub synthetic: bool,
+    /// Everything the task reported about itself (e.g. webgpu `adapter`), from the store's task info.
+    /// A key that would collide with a field above is prefixed with `info_`.
+    #[serde(flatten)]
+    pub info: BTreeMap<String, Value>,
+}
+
+/// Resource statistics of a phase (from the guardian's samples).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceReport {
+    /// Samples taken during the phase.
+    pub samples: u64,
+    /// System CPU % average.
+    pub cpu_avg: f64,
+    /// System CPU % maximum.
+    pub cpu_max: f64,
+    /// Memory % average.
+    pub memory_avg: f64,
+    /// Memory % maximum.
+    pub memory_max: f64,
+    /// Disk % average.
+    pub disk_avg: f64,
+    /// Disk % maximum.
+    pub disk_max: f64,
+    /// RSS of the campaign's process tree, MiB, average.
+    pub tree_rss_mb_avg: f64,
+    /// RSS of the campaign's process tree, MiB, maximum.
+    pub tree_rss_mb_max: f64,
+    /// CPU % of the process tree (100 = one core), average.
+    pub tree_cpu_avg: f64,
+    /// CPU % of the process tree, maximum.
+    pub tree_cpu_max: f64,
+    /// Health score average.
+    pub health_avg: f64,
+    /// Health score minimum.
+    pub health_min: f64,
+    /// Samples with at least one threshold violation.
+    pub violating_samples: u64,
+}
+
+impl From<ResourceAgg> for ResourceReport {
+    fn from(a: ResourceAgg) -> Self {
+        ResourceReport {
+            samples: a.samples,
+            cpu_avg: round3(a.cpu_avg),
+            cpu_max: round3(a.cpu_max),
+            memory_avg: round3(a.memory_avg),
+            memory_max: round3(a.memory_max),
+            disk_avg: round3(a.disk_avg),
+            disk_max: round3(a.disk_max),
+            tree_rss_mb_avg: round3(a.tree_rss_mb_avg),
+            tree_rss_mb_max: round3(a.tree_rss_mb_max),
+            tree_cpu_avg: round3(a.tree_cpu_avg),
+            tree_cpu_max: round3(a.tree_cpu_max),
+            health_avg: round3(a.health_avg),
+            health_min: round3(a.health_min),
+            violating_samples: a.violating_samples,
+        }
+    }
+}
+
+/// A guardian threshold violation (event `guardian_violation`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    /// RFC 3339.
+    pub at: String,
+    /// The metric (`cpu`, `memory`, `disk`, …).
+    pub metric: String,
+    /// The sampled value (null when the event did not carry one).
+    pub value: Option<f64>,
+    /// The threshold it crossed (null when the event did not carry one).
+    pub threshold: Option<f64>,
+}
+
+/// A frequent failure message (from `op_failed` events).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopError {
+    /// Failure class.
+    pub class: String,
+    /// The message, cut to [`MAX_MESSAGE_CHARS`] characters.
+    pub message: String,
+    /// How many ops failed with it.
+    pub count: u64,
+}
+
+/// The report of one phase (also the content of `phase_NN_name.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseReport {
+    /// 0-based phase index.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Stress level.
+    pub stress_level: String,
+    /// Task kind the phase ran.
+    pub task_kind: String,
+    /// completed | stopped | running | interrupted.
+    pub status: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339 (null while running or after a crash).
+    pub ended_at: Option<String>,
+    /// Sessions actually run.
+    pub sessions: u32,
+    /// Sessions planned.
+    pub sessions_planned: u32,
+    /// Time the phase ran, seconds.
+    pub duration_s: f64,
+    /// Planned duration, seconds.
+    pub duration_planned_s: f64,
+    /// Ops attempted.
+    pub ops_attempted: u64,
+    /// Ops that succeeded.
+    pub ops_succeeded: u64,
+    /// Ops that failed.
+    pub ops_failed: u64,
+    /// succeeded / attempted (0 when no ops).
+    pub success_rate: f64,
+    /// attempted / duration_s.
+    pub throughput_ops_per_s: f64,
+    /// Latency over all task kinds.
+    pub latency_ms: LatencySummary,
+    /// Criteria and result.
+    pub criteria: PhaseCriteria,
+    /// Failed ops per failure class.
+    pub errors_by_class: BTreeMap<String, u64>,
+    /// Per task kind.
+    pub tasks: BTreeMap<String, TaskReport>,
+    /// Phase notes (scaled down, delayed, resumed, …).
+    pub notes: Vec<String>,
+    /// Resource statistics.
+    pub resources: ResourceReport,
+    /// Guardian violations during the phase.
+    pub violations: Vec<Violation>,
+    /// Most frequent failure messages (at most [`TOP_ERRORS`]).
+    pub top_errors: Vec<TopError>,
+}
+
+/// The campaign verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Enough phases passed and the overall success rate is high enough.
+    pub passed: bool,
+    /// Phases that met their criteria.
+    pub phases_passed: u32,
+    /// Phases run (started).
+    pub phases_total: u32,
+    /// All ops succeeded / attempted.
+    pub overall_success_rate: f64,
+    /// The `pass_phase_ratio` applied.
+    pub required_phase_ratio: f64,
+    /// The `pass_success_rate` applied.
+    pub required_success_rate: f64,
+    /// Why, one sentence per condition.
+    pub reasons: Vec<String>,
+}
+
+/// Sums over all phases.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Ops attempted.
+    pub ops_attempted: u64,
+    /// Ops that succeeded.
+    pub ops_succeeded: u64,
+    /// Ops that failed.
+    pub ops_failed: u64,
+    /// succeeded / attempted (0 when no ops).
+    pub success_rate: f64,
+    /// Sum of the phases' durations, seconds.
+    pub duration_s: f64,
+    /// attempted / duration_s.
+    pub throughput_ops_per_s: f64,
+}
+
+/// A circuit breaker state change (event `breaker_transition`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BreakerTransition {
+    /// RFC 3339.
+    pub at: String,
+    /// Correlation id.
+    pub corr: String,
+    /// Breaker key (`worker:<id>`, `browser:<name>`, `task:<kind>`).
+    pub key: String,
+    /// State before.
+    pub from: String,
+    /// State after.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Circuit breakers over the campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Breakers {
+    /// Data of the last `breaker_snapshot` event (null when none).
+    #[serde(rename = "final")]
+    pub final_snapshot: Option<Value>,
+    /// Every transition, in order.
+    pub transitions: Vec<BreakerTransition>,
+}
+
+/// Recovery attempts of one class, strategy or level.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryStats {
+    /// Attempts.
+    pub attempts: u64,
+    /// Attempts that succeeded.
+    pub succeeded: u64,
+    /// succeeded / attempts.
+    pub success_rate: f64,
+    /// Mean `time_to_recover_ms` of the successful attempts that reported one (null when none did).
+    pub mean_time_to_recover_ms: Option<f64>,
+}
+
+/// Recovery attempts over the campaign (events `recovery_attempted`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recoveries {
+    /// Attempts.
+    pub attempts: u64,
+    /// Attempts that succeeded.
+    pub succeeded: u64,
+    /// Per failure class.
+    pub by_class: BTreeMap<String, RecoveryStats>,
+    /// Per strategy (retry, new_session, restart_driver, adjusted_settings, other_worker).
+    pub by_strategy: BTreeMap<String, RecoveryStats>,
+    /// Per ladder level ("1".."5").
+    pub by_level: BTreeMap<String, RecoveryStats>,
+}
+
+/// An emergency stop (event `emergency_stop`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmergencyStop {
+    /// RFC 3339.
+    pub at: String,
+    /// Why (names the metric, value and threshold).
+    pub message: String,
+    /// Event data.
+    pub data: Value,
+}
+
+/// The resource guardian over the campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardianSummary {
+    /// Samples taken.
+    pub samples: u64,
+    /// Samples with at least one violation.
+    pub violating_samples: u64,
+    /// `guardian_violation` events.
+    pub violations: u64,
+    /// Emergency stops, in order.
+    pub emergency_stops: Vec<EmergencyStop>,
+}
+
+/// A campaign interruption or resume (events `campaign_interrupted`, `campaign_resumed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// RFC 3339.
+    pub at: String,
+    /// `campaign_interrupted` or `campaign_resumed`.
+    pub kind: String,
+    /// Message.
+    pub message: String,
+}
+
+/// An API that was unsupported (ops failed with class `api_unsupported`); never counted as a pass.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Unsupported {
+    /// Phase name.
+    pub phase: String,
+    /// Phase index.
+    pub phase_index: u32,
+    /// Task kind.
+    pub task_kind: String,
+    /// What the browser said.
+    pub message: String,
+}
+
+/// The campaign report (`campaign_report.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignReport {
+    /// Campaign id.
+    pub campaign_id: String,
+    /// Profile.
+    pub profile: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339 (null when the campaign did not end).
+    pub ended_at: Option<String>,
+    /// ended_at - started_at, seconds (null when not ended).
+    pub wall_time_s: Option<f64>,
+    /// passed | failed | halted | emergency_stopped, or `interrupted` when the store has none.
+    pub outcome: String,
+    /// Why it stopped.
+    pub stop_reason: Option<String>,
+    /// Times resumed.
+    pub resumes: u32,
+    /// Where the config came from.
+    pub config_source: String,
+    /// Verdict from the phases.
+    pub verdict: Verdict,
+    /// Sums over phases.
+    pub totals: Totals,
+    /// Every phase started, by index.
+    pub phases: Vec<PhaseReport>,
+    /// Circuit breakers.
+    pub breakers: Breakers,
+    /// Recovery attempts.
+    pub recoveries: Recoveries,
+    /// Resource guardian.
+    pub guardian: GuardianSummary,
+    /// Interruptions and resumes.
+    pub interruptions: Vec<Interruption>,
+    /// Unsupported APIs.
+    pub unsupported: Vec<Unsupported>,
+}
+
+/// Rounds to 3 decimals (every float in a report goes through this).
+pub(crate) fn round3(v: f64) -> f64 {
+    if !v.is_finite() {
+        return 0.0;
+    }
+    let r = (v * 1000.0).round() / 1000.0;
+    // no "-0.0" in a report
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+fn per_second(ops: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        round3(ops as f64 / seconds)
+    } else {
+        0.0
+    }
+}
+
+/// `succeeded / attempted` as a percentage with one decimal, floored, from exact integers: 99.95 %
+/// shows as 99.9, never as 100.0 (which only all-succeeded shows). "-" when nothing was attempted.
+pub(crate) fn pct_counts(succeeded: u64, attempted: u64) -> String {
+    if attempted == 0 {
+        return "-".into();
+    }
+    let tenths = (succeeded as u128 * 1000) / attempted as u128;
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
+/// A configured fraction as a percentage: one decimal, two when needed (0.8995 -> "89.95").
+pub(crate) fn pct_frac(f: f64) -> String {
+    let s = format!("{:.2}", f * 100.0);
+    match s.strip_suffix('0') {
+        Some(t) => t.to_string(),
+        None => s,
+    }
+}
+
+/// Milliseconds for humans: "850.5 ms", "6.1 s".
+pub(crate) fn fmt_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        trim_decimals(format!("{ms:.1}")) + " ms"
+    } else {
+        trim_decimals(format!("{:.3}", ms / 1000.0)) + " s"
+    }
+}
+
+fn trim_decimals(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// The first `n` characters of a string.
+pub(crate) fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// A JSON value as text: strings as they are, null/missing as "", anything else as JSON.
+fn text(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    v.and_then(Value::as_f64).filter(|f| f.is_finite()).map(round3)
+}
+
+/// Evaluates a phase's criteria on exact counts.
+pub(crate) fn evaluate_criteria(attempted: u64, succeeded: u64, p95_ms: f64, min_success_rate: f64, max_p95_ms: u64) -> PhaseCriteria {
+    let mut failures = Vec::new();
+    if attempted == 0 {
+        failures.push("no ops were attempted".to_string());
+    } else {
+        if ratio(succeeded, attempted) + EPS < min_success_rate {
+            failures.push(format!(
+                "success rate {}% below {}% ({} of {} ops failed)",
+                pct_counts(succeeded, attempted),
+                pct_frac(min_success_rate),
+                attempted - succeeded.min(attempted),
+                attempted
+            ));
+        }
+        if p95_ms >= max_p95_ms as f64 {
+            failures.push(format!("p95 {} not below the {} limit", fmt_ms(p95_ms), fmt_ms(max_p95_ms as f64)));
+        }
+    }
+    PhaseCriteria { min_success_rate, max_p95_ms, passed: failures.is_empty(), failures }
+}
+
+/// Field names of [`TaskReport`]; task info keys equal to one of them are prefixed with `info_`.
+const TASK_FIELDS: [&str; 6] = ["ops_attempted", "ops_succeeded", "ops_failed", "verified", "latency_ms", "synthetic"];
+
+fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Value>>) -> TaskReport {
+    let mut out_info = BTreeMap::new();
+    for (k, v) in info.into_iter().flatten() {
+        let key = if TASK_FIELDS.contains(&k.as_str()) { format!("info_{k}") } else { k.clone() };
+        out_info.insert(key, v.clone());
+    }
+    let (attempted, succeeded, failed, verified, latency) = match w {
+        Some(w) => (w.attempted, w.succeeded, w.failed, w.verified, LatencySummary::of(&w.hist)),
+        None => (0, 0, 0, 0, LatencySummary::default()),
+    };
+    TaskReport {
+        ops_attempted: attempted,
+        ops_succeeded: succeeded,
+        ops_failed: failed,
+        verified,
+        latency_ms: latency,
+        synthetic: kind == "synthetic",
+        info: out_info,
+    }
+}
+
+/// Builds one phase's report; api_unsupported failures are added to `unsupported`.
+fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupported>) -> Result<PhaseReport, StoreError> {
+    let windows = r.phase_windows(p.idx)?;
+    let task_info = r.task_info(p.idx)?;
+    let mut all = Window::default();
+    for w in windows.values() {
+        all.merge(w);
+    }
+    let mut kinds: BTreeSet<&str> = windows.keys().map(String::as_str).collect();
+    kinds.extend(task_info.keys().map(String::as_str));
+    kinds.insert(p.task_kind.as_str());
+    let tasks: BTreeMap<String, TaskReport> =
+        kinds.into_iter().map(|k| (k.to_string(), task_report(k, windows.get(k), task_info.get(k)))).collect();
+
+    let latency = LatencySummary::of(&all.hist);
+    let errors_by_class: BTreeMap<String, u64> = all.errors.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect();
+    let criteria = evaluate_criteria(all.attempted, all.succeeded, latency.p95, p.min_success_rate, p.max_p95_ms);
+
+    let mut violations = Vec::new();
+    let mut failures: BTreeMap<(String, String), u64> = BTreeMap::new();
+    r.for_each_event(Some(p.idx), &["op_failed", "guardian_violation"], |e: EventInfo| {
+        if e.kind == "guardian_violation" {
+            violations.push(Violation {
+                at: e.at,
+                metric: text(e.data.get("metric")),
+                value: number(e.data.get("value")),
+                threshold: number(e.data.get("threshold")),
+            });
+            return;
+        }
+        let class = match text(e.data.get("class")) {
+            c if c.is_empty() => "unknown".to_string(),
+            c => c,
+        };
+        let message = match e.data.get("message").and_then(Value::as_str) {
+            Some(m) => cut(m, MAX_MESSAGE_CHARS),
+            None => cut(&e.message, MAX_MESSAGE_CHARS),
+        };
+        if class == "api_unsupported" {
+            let task_kind = match text(e.data.get("task_kind")) {
+                k if k.is_empty() => p.task_kind.clone(),
+                k => k,
+            };
+            unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, message: message.clone() });
+        }
+        *failures.entry((class, message)).or_insert(0) += 1;
+    })?;
+    let mut top: Vec<TopError> = failures.into_iter().map(|((class, message), count)| TopError { class, message, count }).collect();
+    // most frequent first; ties by message text, then class
+    top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.message.cmp(&b.message)).then_with(|| a.class.cmp(&b.class)));
+    top.truncate(TOP_ERRORS);
+
+    let duration_s = round3(p.elapsed_ms as f64 / 1000.0);
+    Ok(PhaseReport {
+        index: p.idx,
+        name: p.name.clone(),
+        stress_level: p.stress_level.clone(),
+        task_kind: p.task_kind.clone(),
+        status: p.status.clone(),
+        started_at: p.started_at.clone(),
+        ended_at: p.ended_at.clone(),
+        sessions: p.sessions,
+        sessions_planned: p.sessions_planned,
+        duration_s,
+        duration_planned_s: round3(p.duration_planned_ms as f64 / 1000.0),
+        ops_attempted: all.attempted,
+        ops_succeeded: all.succeeded,
+        ops_failed: all.failed,
+        success_rate: round3(ratio(all.succeeded, all.attempted)),
+        throughput_ops_per_s: per_second(all.attempted, duration_s),
+        latency_ms: latency,
+        criteria,
+        errors_by_class,
+        tasks,
+        notes: p.notes.clone(),
+        resources: r.phase_resources(p.idx)?.into(),
+        violations,
+        top_errors: top,
+    })
+}
+
+/// The report of phase `idx`, from the store (its status as stored, `running` included).
+pub fn phase_report(r: &StoreReader, idx: u32) -> Result<PhaseReport, StoreError> {
+    let phases = r.phases()?;
+    let p = phases
+        .iter()
+        .find(|p| p.idx == idx)
+        .ok_or_else(|| StoreError::Corrupt { path: r.path().to_path_buf(), detail: format!("no phase with index {idx} in the store") })?;
+    build_phase(r, p, &mut BTreeSet::new())
+}
+
+fn campaign_thresholds(config_text: &str, source: &str) -> (f64, f64, Option<String>) {
+    match Config::parse(config_text, source) {
+        Ok(c) => (c.campaign.pass_phase_ratio, c.campaign.pass_success_rate, None),
+        Err(e) => (
+            DEFAULT_PASS_PHASE_RATIO,
+            DEFAULT_PASS_SUCCESS_RATE,
+            Some(format!("the stored config did not parse ({e}); default thresholds were applied")),
+        ),
+    }
+}
+
+fn wall_time_s(started: &str, ended: Option<&str>) -> Option<f64> {
+    let s = humantime::parse_rfc3339_weak(started).ok()?;
+    let e = humantime::parse_rfc3339_weak(ended?).ok()?;
+    e.duration_since(s).ok().map(|d| round3(d.as_secs_f64()))
+}
+
+#[derive(Default)]
+struct StatsAcc {
+    attempts: u64,
+    succeeded: u64,
+    ttr_sum: f64,
+    ttr_n: u64,
+}
+
+impl StatsAcc {
+    fn add(&mut self, ok: bool, ttr: Option<f64>) {
+        self.attempts += 1;
+        if ok {
+            self.succeeded += 1;
+            if let Some(t) = ttr {
+                self.ttr_sum += t;
+                self.ttr_n += 1;
+            }
+        }
+    }
+    fn done(&self) -> RecoveryStats {
+        RecoveryStats {
+            attempts: self.attempts,
+            succeeded: self.succeeded,
+            success_rate: round3(ratio(self.succeeded, self.attempts)),
+            mean_time_to_recover_ms: (self.ttr_n > 0).then(|| round3(self.ttr_sum / self.ttr_n as f64)),
+        }
+    }
+}
+
+fn recoveries(r: &StoreReader) -> Result<Recoveries, StoreError> {
+    let mut total = StatsAcc::default();
+    let mut by_class: BTreeMap<String, StatsAcc> = BTreeMap::new();
+    let mut by_strategy: BTreeMap<String, StatsAcc> = BTreeMap::new();
+    let mut by_level: BTreeMap<String, StatsAcc> = BTreeMap::new();
+    r.for_each_event(None, &["recovery_attempted"], |e| {
+        let ok = e.data.get("outcome").and_then(Value::as_str) == Some("succeeded");
+        let ttr = e.data.get("time_to_recover_ms").and_then(Value::as_f64).filter(|t| t.is_finite());
+        let or_unknown = |s: String| if s.is_empty() { "unknown".to_string() } else { s };
+        total.add(ok, ttr);
+        by_class.entry(or_unknown(text(e.data.get("class")))).or_default().add(ok, ttr);
+        by_strategy.entry(or_unknown(text(e.data.get("strategy")))).or_default().add(ok, ttr);
+        by_level.entry(or_unknown(text(e.data.get("level")))).or_default().add(ok, ttr);
+    })?;
+    let done = |m: BTreeMap<String, StatsAcc>| m.into_iter().map(|(k, v)| (k, v.done())).collect();
+    Ok(Recoveries {
+        attempts: total.attempts,
+        succeeded: total.succeeded,
+        by_class: done(by_class),
+        by_strategy: done(by_strategy),
+        by_level: done(by_level),
+    })
+}
+
+fn breakers(r: &StoreReader) -> Result<Breakers, StoreError> {
+    let mut transitions = Vec::new();
+    r.for_each_event(None, &["breaker_transition"], |e| {
+        transitions.push(BreakerTransition {
+            key: text(e.data.get("key")),
+            from: text(e.data.get("from")),
+            to: text(e.data.get("to")),
+            reason: text(e.data.get("reason")),
+            at: e.at,
+            corr: e.corr,
+        });
+    })?;
+    let final_snapshot = r.last_event("breaker_snapshot")?.map(|e| e.data);
+    Ok(Breakers { final_snapshot, transitions })
+}
+
+fn guardian(r: &StoreReader) -> Result<GuardianSummary, StoreError> {
+    let (samples, violating_samples) = r.sample_counts()?;
+    let mut emergency_stops = Vec::new();
+    r.for_each_event(None, &["emergency_stop"], |e| emergency_stops.push(EmergencyStop { at: e.at, message: e.message, data: e.data }))?;
+    Ok(GuardianSummary { samples, violating_samples, violations: r.count_events(None, "guardian_violation")?, emergency_stops })
+}
+
+/// The campaign report, from the store. A phase still marked `running` is reported as
+/// `interrupted` (nothing runs while a report of the whole campaign is built).
+pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
+    let c = r.campaign()?;
+    let mut unsupported = BTreeSet::new();
+    let mut phases = Vec::new();
+    for p in r.phases()? {
+        let mut pr = build_phase(r, &p, &mut unsupported)?;
+        if pr.status == "running" {
+            pr.status = "interrupted".into();
+        }
+        phases.push(pr);
+    }
+    let (ratio_req, rate_req, config_note) = campaign_thresholds(&c.config_text, &c.config_source);
+    let mut v = verdict(&phases, ratio_req, rate_req);
+    v.reasons.extend(config_note);
+
+    let attempted: u64 = phases.iter().map(|p| p.ops_attempted).sum();
+    let succeeded: u64 = phases.iter().map(|p| p.ops_succeeded).sum();
+    let failed: u64 = phases.iter().map(|p| p.ops_failed).sum();
+    let duration_s = round3(phases.iter().map(|p| p.duration_s).sum());
+    let totals = Totals {
+        ops_attempted: attempted,
+        ops_succeeded: succeeded,
+        ops_failed: failed,
+        success_rate: round3(ratio(succeeded, attempted)),
+        duration_s,
+        throughput_ops_per_s: per_second(attempted, duration_s),
+    };
+
+    let mut interruptions = Vec::new();
+    r.for_each_event(None, &["campaign_interrupted", "campaign_resumed"], |e| {
+        interruptions.push(Interruption { at: e.at, kind: e.kind, message: e.message })
+    })?;
+
+    Ok(CampaignReport {
+        wall_time_s: wall_time_s(&c.started_at, c.ended_at.as_deref()),
+        campaign_id: c.id,
+        profile: c.profile,
+        started_at: c.started_at,
+        ended_at: c.ended_at,
+        outcome: c.outcome.unwrap_or_else(|| OUTCOME_INTERRUPTED.to_string()),
+        stop_reason: c.stop_reason,
+        resumes: c.resumes,
+        config_source: c.config_source,
+        verdict: v,
+        totals,
+        phases,
+        breakers: breakers(r)?,
+        recoveries: recoveries(r)?,
+        guardian: guardian(r)?,
+        interruptions,
+        unsupported: unsupported.into_iter().collect(),
+    })
+}
+
+/// The campaign verdict from its phases (used by the runner to set the outcome): passed when
+/// >= `pass_phase_ratio` of the phases pass and the overall success rate >= `pass_success_rate`.
+/// No phase or no op is never a pass.
+pub fn verdict(phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_rate: f64) -> Verdict {
+    let total = phases.len() as u32;
+    let passed_n = phases.iter().filter(|p| p.criteria.passed).count() as u32;
+    let attempted: u64 = phases.iter().map(|p| p.ops_attempted).sum();
+    let succeeded: u64 = phases.iter().map(|p| p.ops_succeeded).sum();
+    let overall = ratio(succeeded, attempted);
+    let phases_ok = total > 0 && passed_n as f64 + EPS >= pass_phase_ratio * total as f64;
+    let rate_ok = attempted > 0 && overall + EPS >= pass_success_rate;
+
+    let mut reasons = Vec::new();
+    if total == 0 {
+        reasons.push("no phase ran".to_string());
+    } else {
+        reasons.push(format!(
+            "{passed_n} of {total} phases passed ({}%), {} the required {}%",
+            pct_counts(passed_n as u64, total as u64),
+            if phases_ok { "meeting" } else { "below" },
+            pct_frac(pass_phase_ratio)
+        ));
+        let failing: Vec<&str> = phases.iter().filter(|p| !p.criteria.passed).map(|p| p.name.as_str()).collect();
+        if !failing.is_empty() {
+            reasons.push(format!("failing phases: {}", failing.join(", ")));
+        }
+    }
+    if attempted == 0 {
+        reasons.push("no ops were attempted".to_string());
+    } else {
+        reasons.push(format!(
+            "overall success rate {}% ({succeeded} of {attempted} ops), {} the required {}%",
+            pct_counts(succeeded, attempted),
+            if rate_ok { "meeting" } else { "below" },
+            pct_frac(pass_success_rate)
+        ));
+    }
+    Verdict {
+        passed: phases_ok && rate_ok,
+        phases_passed: passed_n,
+        phases_total: total,
+        overall_success_rate: round3(overall),
+        required_phase_ratio: pass_phase_ratio,
+        required_success_rate: pass_success_rate,
+        reasons,
+    }
+}
+
+/// `phase_NN_name.json`: NN is `idx + 1` on two digits, the name reduced to `[A-Za-z0-9_-]`.
+pub fn phase_file_name(idx: u32, name: &str) -> String {
+    let mut clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    if clean.is_empty() {
+        clean.push_str("phase");
+    }
+    format!("phase_{:02}_{clean}.json", u64::from(idx) + 1)
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file in the same directory, synced, renamed.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map(|_| path)
+}
+
+fn pretty<T: Serialize>(v: &T) -> std::io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Writes `phase_NN_name.json` (pretty JSON and a trailing newline) atomically; returns its path.
+pub fn write_phase_report(dir: &Path, p: &PhaseReport) -> std::io::Result<PathBuf> {
+    write_atomic(dir, &phase_file_name(p.index, &p.name), &pretty(p)?)
+}
+
+/// Writes `campaign_report.json`, `summary.txt` and every phase file from `c.phases` (so a rebuild
+/// reproduces them), each atomically.
+pub fn write_campaign_reports(dir: &Path, c: &CampaignReport) -> std::io::Result<()> {
+    for p in &c.phases {
+        write_phase_report(dir, p)?;
+    }
+    write_atomic(dir, CAMPAIGN_REPORT_FILE, &pretty(c)?)?;
+    write_atomic(dir, SUMMARY_FILE, render_summary(c).as_bytes())?;
+    Ok(())
+}
