@@ -86,7 +86,12 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
         }
     };
     let interactive = std::io::stdout().is_terminal();
-    println!("stressctl: campaign {id} ({}, {} phases, planned {})", cfg.profile, cfg.phases.len(), crate::config::fmt_duration(cfg.planned_duration()));
+    println!(
+        "stressctl: campaign {id} ({}, {} phases, planned {})",
+        cfg.profile,
+        cfg.phases.len(),
+        crate::config::fmt_duration(cfg.planned_duration())
+    );
     println!("stressctl: logs {}", logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     let opts = RunOptions {
         output_dir: common.output_dir.clone(),
@@ -141,7 +146,9 @@ fn spawn_signal_handlers(stop: Arc<StopSignal>) {
             seen += 1;
             if seen == 1 {
                 let what = if cause == StopCause::Interrupted { "SIGINT (Ctrl-C)" } else { "SIGTERM" };
-                eprintln!("\nstressctl: {what}: stopping gracefully (in-flight ops get the grace period; press Ctrl-C again to kill at once)");
+                eprintln!(
+                    "\nstressctl: {what}: stopping gracefully (in-flight ops get the grace period; press Ctrl-C again to kill at once)"
+                );
                 stop.request(cause, format!("stopped by {what}"), false);
             } else {
                 eprintln!("\nstressctl: killing browsers and drivers now");
@@ -180,7 +187,11 @@ fn check(common: &CommonArgs) -> u8 {
         ok &= passed;
         println!("{} {what:<22} {detail}", if passed { "✓" } else { "✗" });
     };
-    line(true, "config", format!("{} ({} phases, planned {})", cfg.source, cfg.phases.len(), crate::config::fmt_duration(cfg.planned_duration())));
+    line(
+        true,
+        "config",
+        format!("{} ({} phases, planned {})", cfg.source, cfg.phases.len(), crate::config::fmt_duration(cfg.planned_duration())),
+    );
     if cfg.needs_browser() {
         for (name, bin) in [("chromium", &cfg.browser.chromium), ("chromedriver", &cfg.browser.chromedriver)] {
             match tool_version(bin) {

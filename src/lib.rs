@@ -5,17 +5,17 @@
 //! [`app`] runs the commands. See `DESIGN.md` in the project's shared folder for the architecture.
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod breaker;
 pub mod browser;
-pub mod config;
-pub mod guardian;
-pub mod metrics;
-pub mod recovery;
-pub mod store;
-pub mod tasks;
-pub mod report;
-pub mod app;
 pub mod campaign;
 pub mod cli;
+pub mod config;
 pub mod control;
+pub mod guardian;
 pub mod logging;
+pub mod metrics;
+pub mod recovery;
+pub mod report;
+pub mod store;
+pub mod tasks;

@@ -75,7 +75,9 @@ impl Pool {
     ) -> Pool {
         let workers = workers
             .iter()
-            .map(|w| Arc::new(Worker { id: w.id.clone(), endpoint: w.endpoint.clone(), inner: tokio::sync::Mutex::new(DriverSlot::default()) }))
+            .map(|w| {
+                Arc::new(Worker { id: w.id.clone(), endpoint: w.endpoint.clone(), inner: tokio::sync::Mutex::new(DriverSlot::default()) })
+            })
             .collect();
         Pool { workers, cfg, profiles_dir, log_dir, log_stamp, store, idle: Mutex::new(Vec::new()) }
     }
@@ -138,7 +140,10 @@ impl Pool {
     /// Restarts the worker's driver unless it was already restarted since `seen_generation`.
     pub async fn restart_driver(&self, w: &Worker, seen_generation: u64) -> Result<Endpoint, OpError> {
         if !w.is_managed() {
-            return Err(OpError::new(FailureClass::ConnectionFailure, format!("worker {} is remote: its driver cannot be restarted", w.id)));
+            return Err(OpError::new(
+                FailureClass::ConnectionFailure,
+                format!("worker {} is remote: its driver cannot be restarted", w.id),
+            ));
         }
         {
             let mut slot = w.inner.lock().await;
@@ -168,7 +173,7 @@ impl Pool {
     /// Opens a session on `w` for `task`.
     pub async fn open_session(&self, w: &Worker, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
         let ep = self.endpoint(w).await?;
-        let s = session::open(&ep.url, &w.id, ep.generation, &self.cfg, &self.profiles_dir, page_url, task, ep.pgid).await?;
+        let s = session::open(&ep, &w.id, &self.cfg, &self.profiles_dir, page_url, task).await?;
         if let (Some(store), Some(b), Some(pgid)) = (&self.store, s.browser, ep.pgid) {
             store.process(ProcessRow {
                 pid: b.pid,

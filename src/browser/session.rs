@@ -1,6 +1,7 @@
 //! One WebDriver session: a Chromium with a fresh `--user-data-dir` under the run's state dir,
 //! the test page loaded, and the identity of its browser process recorded.
 
+use super::pool::Endpoint;
 use super::process::{find_browser, ProcId};
 use crate::config::{BrowserConfig, TaskSpec};
 use crate::recovery::{FailureClass, OpError};
@@ -70,15 +71,14 @@ pub struct Session {
 
 /// Opens a session on `webdriver_url` and loads the page the task runs in.
 pub async fn open(
-    webdriver_url: &str,
+    ep: &Endpoint,
     worker: &str,
-    driver_generation: u64,
     cfg: &BrowserConfig,
     profiles_dir: &Path,
     page_url: &str,
     task: &TaskSpec,
-    local_driver_pgid: Option<u32>,
 ) -> Result<Session, OpError> {
+    let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
     let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
     let label = format!("s{n}");
     let user_data_dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
@@ -118,7 +118,10 @@ pub async fn open(
                 }
             }
             remove_profile(&user_data_dir);
-            return Err(OpError::new(FailureClass::LaunchFailure, format!("no session from {webdriver_url} within {:?}", cfg.session_timeout)));
+            return Err(OpError::new(
+                FailureClass::LaunchFailure,
+                format!("no session from {webdriver_url} within {:?}", cfg.session_timeout),
+            ));
         }
     };
     let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));

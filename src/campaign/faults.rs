@@ -91,7 +91,13 @@ mod tests {
     use super::*;
 
     fn fault(kind: FaultKind, schedule: FaultSchedule, worker: Option<&str>, phases: &[&str]) -> FaultConfig {
-        FaultConfig { kind, schedule, worker: worker.map(str::to_string), phases: phases.iter().map(|s| s.to_string()).collect(), permanent: false }
+        FaultConfig {
+            kind,
+            schedule,
+            worker: worker.map(str::to_string),
+            phases: phases.iter().map(|s| s.to_string()).collect(),
+            permanent: false,
+        }
     }
 
     #[test]
@@ -113,7 +119,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn every_leaves_one_token_per_period_without_piling_up() {
-        let f = std::sync::Arc::new(PhaseFaults::for_phase(&[fault(FaultKind::KillBrowser, FaultSchedule::Every(Duration::from_secs(10)), None, &[])], "p"));
+        let f = std::sync::Arc::new(PhaseFaults::for_phase(
+            &[fault(FaultKind::KillBrowser, FaultSchedule::Every(Duration::from_secs(10)), None, &[])],
+            "p",
+        ));
         let stop = CancellationToken::new();
         f.start_timers(stop.clone());
         let mut rng = fastrand::Rng::with_seed(1);

@@ -15,7 +15,7 @@ use crate::store::{self, CampaignRecord, EventRow, PhaseStart, Store, StoreError
 use crate::tasks::server::PageServer;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -264,7 +264,11 @@ impl Campaign {
             let cap = self.cfg.safety.max_campaign_duration;
             tokio::spawn(async move {
                 tokio::time::sleep(cap).await;
-                stop.request(StopCause::MaxDuration, format!("max_campaign_duration ({}) reached", crate::config::fmt_duration(cap)), false);
+                stop.request(
+                    StopCause::MaxDuration,
+                    format!("max_campaign_duration ({}) reached", crate::config::fmt_duration(cap)),
+                    false,
+                );
             })
         };
 
@@ -276,9 +280,7 @@ impl Campaign {
                 break;
             }
             let out = self.run_phase(&run, i as u32, phase, &report_dir).await?;
-            if self.opts.progress || !std::io::stdout().is_terminal() || true {
-                println!("{}", out.summary);
-            }
+            println!("{}", out.summary);
             if out.stopped {
                 break;
             }
@@ -326,7 +328,13 @@ impl Campaign {
         if let Some(r) = &stop_req {
             run.event("emergency_stop", id.clone(), None, r.reason.clone(), json!({"cause": r.cause.as_str(), "reason": r.reason}));
         }
-        run.event("campaign_ended", id.clone(), None, format!("campaign {} {}", id, outcome.as_str()), json!({"outcome": outcome.as_str(), "stop_reason": stop_reason}));
+        run.event(
+            "campaign_ended",
+            id.clone(),
+            None,
+            format!("campaign {} {}", id, outcome.as_str()),
+            json!({"outcome": outcome.as_str(), "stop_reason": stop_reason}),
+        );
         store.campaign_ended(outcome.as_str(), stop_reason.clone());
         store.close()?;
         let reader = StoreReader::open(store.path())?;
@@ -359,7 +367,15 @@ impl Campaign {
             "phase_started",
             corr.clone(),
             Some(idx),
-            format!("phase {}/{} {} started: {} sessions, {}, task {}", idx + 1, n, phase.name, sessions, crate::config::fmt_duration(phase.duration), phase.task.kind()),
+            format!(
+                "phase {}/{} {} started: {} sessions, {}, task {}",
+                idx + 1,
+                n,
+                phase.name,
+                sessions,
+                crate::config::fmt_duration(phase.duration),
+                phase.task.kind()
+            ),
             json!({"sessions": sessions, "duration_ms": phase.duration.as_millis() as u64, "task": phase.task.kind()}),
         );
         tracing::info!(target: "stressctl::campaign", phase = %phase.name, "phase {}/{} started: {} sessions for {}", idx + 1, n, sessions, crate::config::fmt_duration(phase.duration));
@@ -369,7 +385,15 @@ impl Campaign {
         let live = Arc::new(Live::default());
         let faults = Arc::new(PhaseFaults::for_phase(&self.cfg.faults, &phase.name));
         faults.start_timers(stop_ops.clone());
-        let ctx = Arc::new(PhaseCtx { run: run.clone(), idx, phase: phase.clone(), stop_ops: stop_ops.clone(), hard: hard.clone(), live: live.clone(), faults });
+        let ctx = Arc::new(PhaseCtx {
+            run: run.clone(),
+            idx,
+            phase: phase.clone(),
+            stop_ops: stop_ops.clone(),
+            hard: hard.clone(),
+            live: live.clone(),
+            faults,
+        });
 
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + phase.duration;
@@ -423,7 +447,12 @@ impl Campaign {
             "phase_ended",
             corr,
             Some(idx),
-            format!("phase {} {}: {attempted} ops, {succeeded} ok, {failed} failed in {:.1}s", phase.name, if stopped { "stopped" } else { "completed" }, elapsed.as_secs_f64()),
+            format!(
+                "phase {} {}: {attempted} ops, {succeeded} ok, {failed} failed in {:.1}s",
+                phase.name,
+                if stopped { "stopped" } else { "completed" },
+                elapsed.as_secs_f64()
+            ),
             json!({"attempted": attempted, "succeeded": succeeded, "failed": failed, "elapsed_ms": elapsed.as_millis() as u64}),
         );
         if self.opts.progress {

@@ -3,8 +3,8 @@
 
 use super::faults::page_fault;
 use super::PhaseCtx;
-use crate::config::FaultKind;
 use crate::browser::session::Session;
+use crate::config::FaultKind;
 use crate::config::TaskSpec;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
@@ -176,7 +176,13 @@ impl Slot {
             _ => format!("page fault {}", f.kind.as_str()),
         };
         tracing::warn!(target: "stressctl::tasks", corr = %self.corr(), "fault injected: {what}");
-        self.ctx.run.event("fault_injected", self.corr(), Some(self.ctx.idx), what, json!({"kind": f.kind, "worker": self.worker_id(), "permanent": f.permanent}));
+        self.ctx.run.event(
+            "fault_injected",
+            self.corr(),
+            Some(self.ctx.idx),
+            what,
+            json!({"kind": f.kind, "worker": self.worker_id(), "permanent": f.permanent}),
+        );
         page_fault(f.kind)
     }
 
@@ -248,7 +254,13 @@ impl Slot {
                     if let Err(err) = pool.restart_driver(&w, seen).await {
                         tracing::warn!(target: "stressctl::browser", worker = %w.id, "driver restart failed: {err}");
                     } else {
-                        self.ctx.run.event("driver_restarted", self.corr(), Some(self.ctx.idx), format!("driver of worker {} restarted", w.id), json!({"worker": w.id}));
+                        self.ctx.run.event(
+                            "driver_restarted",
+                            self.corr(),
+                            Some(self.ctx.idx),
+                            format!("driver of worker {} restarted", w.id),
+                            json!({"worker": w.id}),
+                        );
                     }
                 }
             }

@@ -22,9 +22,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
                     .map_err(|e| E::custom(format!("invalid duration {s:?}: {e} (write e.g. \"30s\", \"15m\", \"2h\")")))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!(
-                    "durations are strings with a unit: write \"{v}s\" (or \"{v}ms\", \"{v}m\")"
-                )))
+                Err(E::custom(format!("durations are strings with a unit: write \"{v}s\" (or \"{v}ms\", \"{v}m\")")))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HumanDuration, E> {
                 Err(E::custom(format!("durations are strings with a unit: write \"{v}s\"")))

@@ -402,8 +402,7 @@ impl Config {
     pub fn load(file: Option<&Path>, profile: Option<&str>) -> Result<Config, ConfigError> {
         match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
                 Config::parse(&text, &path.display().to_string())
             }
             None => {
@@ -422,11 +421,10 @@ impl Config {
 
     /// Replaces the `[safety]` table with the one in `path` (`launch --safety FILE`).
     pub fn apply_safety_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let src = path.display().to_string();
-        let raw: RawSafetyFile = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { source_name: src.clone(), message: e.to_string() })?;
+        let raw: RawSafetyFile =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { source_name: src.clone(), message: e.to_string() })?;
         let v = Validator { src: &src };
         self.safety = v.safety(&raw.safety.unwrap_or_default())?;
         // keep the text of the override with the campaign for resume
@@ -438,8 +436,8 @@ impl Config {
 
     /// Parses and validates config text.
     pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { source_name: source_name.to_string(), message: e.to_string() })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { source_name: source_name.to_string(), message: e.to_string() })?;
         Validator { src: source_name }.config(raw, text)
     }
 
@@ -468,12 +466,7 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err(&self, key: impl Into<String>, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            source_name: self.src.to_string(),
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.into(),
-        }
+        ConfigError::Invalid { source_name: self.src.to_string(), key: key.into(), value: value.to_string(), allowed: allowed.into() }
     }
 
     fn percent(&self, key: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
@@ -492,14 +485,7 @@ impl Validator<'_> {
         Ok(v)
     }
 
-    fn dur(
-        &self,
-        key: &str,
-        v: Option<HumanDuration>,
-        default: Duration,
-        min: Duration,
-        max: Duration,
-    ) -> Result<Duration, ConfigError> {
+    fn dur(&self, key: &str, v: Option<HumanDuration>, default: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
         let d = v.map(|h| h.0).unwrap_or(default);
         if d < min || d > max {
             return Err(self.err(
@@ -538,13 +524,25 @@ impl Validator<'_> {
                 v
             },
             escalation_delay: self.dur("campaign.escalation_delay", rc.escalation_delay, Duration::from_secs(60), Duration::ZERO, day)?,
-            max_consecutive_failed_phases: self.int("campaign.max_consecutive_failed_phases", rc.max_consecutive_failed_phases, 3, 1, 100)?,
+            max_consecutive_failed_phases: self.int(
+                "campaign.max_consecutive_failed_phases",
+                rc.max_consecutive_failed_phases,
+                3,
+                1,
+                100,
+            )?,
             pass_phase_ratio: self.fraction("campaign.pass_phase_ratio", rc.pass_phase_ratio, 0.70)?,
             pass_success_rate: self.fraction("campaign.pass_success_rate", rc.pass_success_rate, 0.90)?,
             auto_recovery: rc.auto_recovery.unwrap_or(true),
             cooldown: self.dur("campaign.cooldown", rc.cooldown, Duration::from_secs(30 * 60), Duration::ZERO, day)?,
             max_auto_recoveries: self.int("campaign.max_auto_recoveries", rc.max_auto_recoveries, 2, 0, 100)?,
-            grace_period: self.dur("campaign.grace_period", rc.grace_period, Duration::from_secs(5), Duration::ZERO, Duration::from_secs(600))?,
+            grace_period: self.dur(
+                "campaign.grace_period",
+                rc.grace_period,
+                Duration::from_secs(5),
+                Duration::ZERO,
+                Duration::from_secs(600),
+            )?,
         };
 
         let rb = raw.browser.unwrap_or_default();
@@ -555,11 +553,21 @@ impl Validator<'_> {
             extra_args: rb.extra_args.unwrap_or_default(),
             max_ops_per_session: self.int("browser.max_ops_per_session", rb.max_ops_per_session, 1000, 1, u64::MAX)?,
             op_timeout: self.dur("browser.op_timeout", rb.op_timeout, Duration::from_secs(30), Duration::from_millis(100), hour)?,
-            session_timeout: self.dur("browser.session_timeout", rb.session_timeout, Duration::from_secs(60), Duration::from_secs(1), hour)?,
+            session_timeout: self.dur(
+                "browser.session_timeout",
+                rb.session_timeout,
+                Duration::from_secs(60),
+                Duration::from_secs(1),
+                hour,
+            )?,
         };
         for (i, a) in browser.extra_args.iter().enumerate() {
             if a.starts_with("--user-data-dir") || a.starts_with("--remote-debugging") {
-                return Err(self.err(format!("browser.extra_args[{i}]"), a, "stressctl sets --user-data-dir and debugging flags itself; remove it"));
+                return Err(self.err(
+                    format!("browser.extra_args[{i}]"),
+                    a,
+                    "stressctl sets --user-data-dir and debugging flags itself; remove it",
+                ));
             }
         }
 
@@ -568,8 +576,20 @@ impl Validator<'_> {
 
         let rr = raw.recovery.unwrap_or_default();
         let recovery = RecoveryConfig {
-            backoff_base: self.dur("recovery.backoff_base", rr.backoff_base, Duration::from_millis(100), Duration::from_millis(1), Duration::from_secs(60))?,
-            backoff_cap: self.dur("recovery.backoff_cap", rr.backoff_cap, Duration::from_secs(5), Duration::from_millis(1), Duration::from_secs(600))?,
+            backoff_base: self.dur(
+                "recovery.backoff_base",
+                rr.backoff_base,
+                Duration::from_millis(100),
+                Duration::from_millis(1),
+                Duration::from_secs(60),
+            )?,
+            backoff_cap: self.dur(
+                "recovery.backoff_cap",
+                rr.backoff_cap,
+                Duration::from_secs(5),
+                Duration::from_millis(1),
+                Duration::from_secs(600),
+            )?,
             max_level: self.int("recovery.max_level", rr.max_level, 5, 1, 5)?,
             reduced_matrix_size: self.int("recovery.reduced_matrix_size", rr.reduced_matrix_size, 32, 4, 4096)?,
         };
@@ -597,7 +617,9 @@ impl Validator<'_> {
                     WorkerEndpoint::Remote(u)
                 }
                 (true, Some(_)) => return Err(self.err(&key, "managed = true and url", "give either `managed = true` or `url`, not both")),
-                (false, None) => return Err(self.err(&key, "neither managed nor url", "give `managed = true` or `url = \"http://127.0.0.1:PORT\"`")),
+                (false, None) => {
+                    return Err(self.err(&key, "neither managed nor url", "give `managed = true` or `url = \"http://127.0.0.1:PORT\"`"))
+                }
             };
             workers.push(WorkerConfig { id: w.id, endpoint });
         }
@@ -677,7 +699,9 @@ impl Validator<'_> {
         for (i, f) in raw.faults.unwrap_or_default().into_iter().enumerate() {
             let key = format!("faults[{i}]");
             let schedule = match (f.every, f.probability) {
-                (Some(d), None) => FaultSchedule::Every(self.dur(&format!("{key}.every"), Some(d), d.0, Duration::from_millis(100), day)?),
+                (Some(d), None) => {
+                    FaultSchedule::Every(self.dur(&format!("{key}.every"), Some(d), d.0, Duration::from_millis(100), day)?)
+                }
                 (None, Some(p)) => {
                     if !(p > 0.0 && p <= 1.0) {
                         return Err(self.err(format!("{key}.probability"), p, "must be in (0, 1] (per op)"));
@@ -688,7 +712,11 @@ impl Validator<'_> {
             };
             if let Some(w) = &f.worker {
                 if !workers.iter().any(|x| &x.id == w) {
-                    return Err(self.err(format!("{key}.worker"), format!("{w:?}"), format!("must name a [[workers]] id ({})", workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", "))));
+                    return Err(self.err(
+                        format!("{key}.worker"),
+                        format!("{w:?}"),
+                        format!("must name a [[workers]] id ({})", workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", ")),
+                    ));
                 }
             }
             for ph in &f.phases.clone().unwrap_or_default() {
@@ -721,12 +749,30 @@ impl Validator<'_> {
     fn safety(&self, s: &RawSafety) -> Result<SafetyConfig, ConfigError> {
         let d = SafetyConfig::default();
         Ok(SafetyConfig {
-            sample_interval: self.dur("safety.sample_interval", s.sample_interval, d.sample_interval, Duration::from_millis(250), Duration::from_secs(3600))?,
+            sample_interval: self.dur(
+                "safety.sample_interval",
+                s.sample_interval,
+                d.sample_interval,
+                Duration::from_millis(250),
+                Duration::from_secs(3600),
+            )?,
             memory_percent: self.percent("safety.memory_percent", s.memory_percent, d.memory_percent)?,
             cpu_percent: self.percent("safety.cpu_percent", s.cpu_percent, d.cpu_percent)?,
             disk_percent: self.percent("safety.disk_percent", s.disk_percent, d.disk_percent)?,
-            consecutive_violations: self.int("safety.consecutive_violations", s.consecutive_violations, d.consecutive_violations, 1, 1000)?,
-            max_campaign_duration: self.dur("safety.max_campaign_duration", s.max_campaign_duration, d.max_campaign_duration, Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600))?,
+            consecutive_violations: self.int(
+                "safety.consecutive_violations",
+                s.consecutive_violations,
+                d.consecutive_violations,
+                1,
+                1000,
+            )?,
+            max_campaign_duration: self.dur(
+                "safety.max_campaign_duration",
+                s.max_campaign_duration,
+                d.max_campaign_duration,
+                Duration::from_secs(1),
+                Duration::from_secs(7 * 24 * 3600),
+            )?,
             max_browser_rss_bytes: match s.max_browser_rss_mb {
                 Some(mb) => Some(self.int("safety.max_browser_rss_mb", Some(mb), 1, 64, 1 << 20)? * 1024 * 1024),
                 None => None,
@@ -779,16 +825,20 @@ impl Validator<'_> {
             }
             "webnn" => Ok(TaskSpec::Webnn),
             "page" => {
-                let url = t.url.clone().ok_or_else(|| self.err(format!("{key}.url"), "missing", "kind = \"page\" needs url = \"http://…\""))?;
+                let url =
+                    t.url.clone().ok_or_else(|| self.err(format!("{key}.url"), "missing", "kind = \"page\" needs url = \"http://…\""))?;
                 if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
                     return Err(self.err(format!("{key}.url"), format!("{url:?}"), "must be an http://, https:// or file:// URL"));
                 }
-                let script = t.script.clone().ok_or_else(|| self.err(format!("{key}.script"), "missing", "kind = \"page\" needs script = \"…\" (async JS resolving {ok, metrics})"))?;
+                let script = t.script.clone().ok_or_else(|| {
+                    self.err(format!("{key}.script"), "missing", "kind = \"page\" needs script = \"…\" (async JS resolving {ok, metrics})")
+                })?;
                 Ok(TaskSpec::Page { url, script })
             }
             "synthetic" => {
                 check_unused("url", t.url.is_some(), "page")?;
-                let latency = self.dur(&format!("{key}.latency"), t.latency, Duration::from_millis(2), Duration::ZERO, Duration::from_secs(600))?;
+                let latency =
+                    self.dur(&format!("{key}.latency"), t.latency, Duration::from_millis(2), Duration::ZERO, Duration::from_secs(600))?;
                 let jitter = self.dur(&format!("{key}.jitter"), t.jitter, Duration::ZERO, Duration::ZERO, Duration::from_secs(600))?;
                 if jitter > latency {
                     return Err(self.err(format!("{key}.jitter"), format!("\"{}\"", fmt_duration(jitter)), "must not exceed latency"));
@@ -799,7 +849,9 @@ impl Validator<'_> {
                     failure_probability: self.fraction(&format!("{key}.failure_probability"), t.failure_probability, 0.0)?,
                 })
             }
-            other => Err(self.err(format!("{key}.kind"), format!("{other:?}"), "must be one of \"webgpu\", \"webnn\", \"page\", \"synthetic\"")),
+            other => {
+                Err(self.err(format!("{key}.kind"), format!("{other:?}"), "must be one of \"webgpu\", \"webnn\", \"page\", \"synthetic\""))
+            }
         }
     }
 }
@@ -807,6 +859,3 @@ impl Validator<'_> {
 fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
-
-
-

@@ -64,10 +64,7 @@ impl FailureClass {
 
     /// Whether the failure is transient: worth a plain retry with backoff in the same session.
     pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            FailureClass::Timeout | FailureClass::ScriptError | FailureClass::GpuError | FailureClass::ResourceExhaustion
-        )
+        matches!(self, FailureClass::Timeout | FailureClass::ScriptError | FailureClass::GpuError | FailureClass::ResourceExhaustion)
     }
 }
 

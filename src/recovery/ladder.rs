@@ -140,7 +140,12 @@ impl Ladder {
     /// An op succeeded: ends the pending attempt (if any) as a success.
     pub fn on_success(&mut self, now: Instant) -> Option<AttemptOutcome> {
         let p = self.pending.take()?;
-        Some(AttemptOutcome { class: p.class, strategy: p.strategy, succeeded: true, time_to_recover: Some(now.saturating_duration_since(p.since)) })
+        Some(AttemptOutcome {
+            class: p.class,
+            strategy: p.strategy,
+            succeeded: true,
+            time_to_recover: Some(now.saturating_duration_since(p.since)),
+        })
     }
 
     /// Abandons the pending attempt without an outcome (phase ended).

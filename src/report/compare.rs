@@ -175,14 +175,7 @@ pub fn compare(base: &CampaignReport, new: &CampaignReport, tolerance: &Toleranc
             unmatched.push(format!("only in base: {}", p.name));
         }
     }
-    Comparison {
-        base_id: base.campaign_id.clone(),
-        new_id: new.campaign_id.clone(),
-        tolerance: *tolerance,
-        phases,
-        regressions,
-        unmatched,
-    }
+    Comparison { base_id: base.campaign_id.clone(), new_id: new.campaign_id.clone(), tolerance: *tolerance, phases, regressions, unmatched }
 }
 
 fn signed(v: Option<f64>) -> String {

@@ -754,9 +754,9 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
     })
 }
 
-/// The campaign verdict from its phases (used by the runner to set the outcome): passed when
-/// >= `pass_phase_ratio` of the phases pass and the overall success rate >= `pass_success_rate`.
-/// No phase or no op is never a pass.
+/// The campaign verdict from its phases (used by the runner to set the outcome): passed when at
+/// least `pass_phase_ratio` of the phases pass and the overall success rate is at least
+/// `pass_success_rate`. A campaign with no phase or no op never passes.
 pub fn verdict(phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_rate: f64) -> Verdict {
     let total = phases.len() as u32;
     let passed_n = phases.iter().filter(|p| p.criteria.passed).count() as u32;

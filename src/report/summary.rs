@@ -126,7 +126,13 @@ fn recovery_table(title: &str, m: &BTreeMap<String, RecoveryStats>) -> Vec<Strin
     let rows: Vec<Vec<String>> = m.iter().map(|(k, s)| stats_line(k, s)).collect();
     table(
         "  ",
-        &[(title, Align::Left), ("attempts", Align::Right), ("ok", Align::Right), ("success %", Align::Right), ("mean ms to recover", Align::Right)],
+        &[
+            (title, Align::Left),
+            ("attempts", Align::Right),
+            ("ok", Align::Right),
+            ("success %", Align::Right),
+            ("mean ms to recover", Align::Right),
+        ],
         &rows,
     )
 }
@@ -195,12 +201,7 @@ fn header(out: &mut Vec<String>, c: &CampaignReport) {
     ));
     out.push(String::new());
     let v = &c.verdict;
-    out.push(format!(
-        "Verdict: {} ({} of {} phases passed)",
-        if v.passed { "PASS" } else { "FAIL" },
-        v.phases_passed,
-        v.phases_total
-    ));
+    out.push(format!("Verdict: {} ({} of {} phases passed)", if v.passed { "PASS" } else { "FAIL" }, v.phases_passed, v.phases_total));
     for r in &v.reasons {
         out.push(format!("  - {r}"));
     }
@@ -309,7 +310,16 @@ fn resources_section(out: &mut Vec<String>, c: &CampaignReport) {
         .map(|p| {
             let r = &p.resources;
             if r.samples == 0 {
-                return vec![(p.index + 1).to_string(), short_name(&p.name), "0".into(), "-".into(), "-".into(), "-".into(), "-".into(), "0".into()];
+                return vec![
+                    (p.index + 1).to_string(),
+                    short_name(&p.name),
+                    "0".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "0".into(),
+                ];
             }
             vec![
                 (p.index + 1).to_string(),
@@ -340,10 +350,7 @@ fn resources_section(out: &mut Vec<String>, c: &CampaignReport) {
         ));
     }
     let g = &c.guardian;
-    out.push(format!(
-        "  guardian: {} samples, {} over a threshold, {} violation events",
-        g.samples, g.violating_samples, g.violations
-    ));
+    out.push(format!("  guardian: {} samples, {} over a threshold, {} violation events", g.samples, g.violating_samples, g.violations));
     if g.emergency_stops.is_empty() {
         out.push("  emergency stops: none".into());
     } else {
@@ -515,7 +522,9 @@ pub(crate) fn recommendations(c: &CampaignReport) -> Vec<String> {
         }
     }
     for p in with_ops.iter().filter(|p| !success_ok(p) && !covered.contains(&p.index)) {
-        let top = top_class(std::iter::once(*p)).map(|(cl, n)| format!(": most failures were {cl} ({n} of {})", p.ops_failed)).unwrap_or_default();
+        let top = top_class(std::iter::once(*p))
+            .map(|(cl, n)| format!(": most failures were {cl} ({n} of {})", p.ops_failed))
+            .unwrap_or_default();
         rec.push(format!(
             "success rate in phase {} was {}% against {}%{}",
             p.name,
@@ -574,12 +583,18 @@ pub(crate) fn recommendations(c: &CampaignReport) -> Vec<String> {
         rec.push(format!("{n} ops ran out of resources: lower sessions or the workload size"));
     }
     if let Some(n) = classes.get("crash").filter(|n| **n > 0) {
-        rec.push(format!("{n} ops lost their session or browser (crash): check the browser logs; the process tree peaked at {} MiB", f1(max_rss)));
+        rec.push(format!(
+            "{n} ops lost their session or browser (crash): check the browser logs; the process tree peaked at {} MiB",
+            f1(max_rss)
+        ));
     }
 
     // guardian pressure without a stop
     if c.guardian.emergency_stops.is_empty() && c.guardian.violating_samples > 0 {
-        let worst = phases.iter().filter(|p| p.resources.violating_samples > 0).max_by_key(|p| (p.resources.violating_samples, std::cmp::Reverse(p.index)));
+        let worst = phases
+            .iter()
+            .filter(|p| p.resources.violating_samples > 0)
+            .max_by_key(|p| (p.resources.violating_samples, std::cmp::Reverse(p.index)));
         let where_ = worst
             .map(|p| {
                 format!(

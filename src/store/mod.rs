@@ -213,9 +213,12 @@ enum Msg {
     Shutdown,
 }
 
+/// Called (from the writer thread) when writing fails for good.
+type FatalHook = Box<dyn Fn(String) + Send>;
+
 struct Shared {
     fatal: Mutex<Option<String>>,
-    on_fatal: Mutex<Option<Box<dyn Fn(String) + Send>>>,
+    on_fatal: Mutex<Option<FatalHook>>,
     dropped: AtomicU64,
 }
 
@@ -402,10 +405,7 @@ impl Store {
 /// Opens an existing store, checking its schema version and integrity.
 pub fn open_checked(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     if !path.exists() {
-        return Err(StoreError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
+        return Err(StoreError::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file") });
     }
     let flags = if read_only {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -533,8 +533,17 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
-                rfc3339(s.at), unix_ms(s.at), opt_idx(s.phase_idx), s.cpu, s.memory, s.disk, s.tree_rss_bytes as i64, s.tree_cpu,
-                s.tree_processes, s.health, s.violations
+                rfc3339(s.at),
+                unix_ms(s.at),
+                opt_idx(s.phase_idx),
+                s.cpu,
+                s.memory,
+                s.disk,
+                s.tree_rss_bytes as i64,
+                s.tree_cpu,
+                s.tree_processes,
+                s.health,
+                s.violations
             ])?;
         }
         Msg::Event(e) => {
@@ -542,7 +551,8 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
             let data = e.data.to_string();
             tx.prepare_cached("INSERT INTO events (at, kind, corr, phase_idx, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
                 .execute(params![at, e.kind, e.corr, opt_idx(e.phase_idx), e.message, data])?;
-            let line = serde_json::json!({"at": at, "kind": e.kind, "corr": e.corr, "phase": e.phase_idx, "message": e.message, "data": e.data});
+            let line =
+                serde_json::json!({"at": at, "kind": e.kind, "corr": e.corr, "phase": e.phase_idx, "message": e.message, "data": e.data});
             if writeln!(jsonl, "{line}").is_err() {
                 return Err(rusqlite::Error::ToSqlConversionFailure("cannot append to events.jsonl".into()));
             }
@@ -560,7 +570,8 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
             )?;
         }
         Msg::PhaseProgress { idx, elapsed_ms } => {
-            tx.prepare_cached("UPDATE phases SET elapsed_ms = ?2 WHERE idx = ?1 AND status = 'running'")?.execute(params![idx, elapsed_ms as i64])?;
+            tx.prepare_cached("UPDATE phases SET elapsed_ms = ?2 WHERE idx = ?1 AND status = 'running'")?
+                .execute(params![idx, elapsed_ms as i64])?;
         }
         Msg::PhaseEnded { idx, status, ended_at, elapsed_ms } => {
             tx.execute(
@@ -588,7 +599,10 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
             )?;
         }
         Msg::CampaignEnded { outcome, stop_reason, ended_at } => {
-            tx.execute("UPDATE campaign SET outcome = ?1, stop_reason = ?2, ended_at = ?3", params![outcome, stop_reason, rfc3339(ended_at)])?;
+            tx.execute(
+                "UPDATE campaign SET outcome = ?1, stop_reason = ?2, ended_at = ?3",
+                params![outcome, stop_reason, rfc3339(ended_at)],
+            )?;
         }
         Msg::CampaignResumed { at } => {
             tx.execute(

@@ -215,7 +215,9 @@ impl StoreReader {
     pub fn phase_windows(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT task_kind, attempted, succeeded, failed, verified, errors, hist FROM windows WHERE phase_idx = ?1 ORDER BY id")
+            .prepare_cached(
+                "SELECT task_kind, attempted, succeeded, failed, verified, errors, hist FROM windows WHERE phase_idx = ?1 ORDER BY id",
+            )
             .map_err(self.err())?;
         let mut rows = st.query(params![idx]).map_err(self.err())?;
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
@@ -358,10 +360,7 @@ impl StoreReader {
 
     /// The last sample's health score, if any.
     pub fn last_health(&self) -> Result<Option<f64>, StoreError> {
-        self.conn
-            .query_row("SELECT health FROM samples ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
-            .optional()
-            .map_err(self.err())
+        self.conn.query_row("SELECT health FROM samples ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional().map_err(self.err())
     }
 }
 
@@ -410,17 +409,21 @@ impl StoreReader {
     /// The last event of a kind (whole campaign), if any.
     pub fn last_event(&self, kind: &str) -> Result<Option<EventInfo>, StoreError> {
         self.conn
-            .query_row("SELECT at, kind, corr, phase_idx, message, data FROM events WHERE kind = ?1 ORDER BY id DESC LIMIT 1", params![kind], |r| {
-                let data: String = r.get(5)?;
-                Ok(EventInfo {
-                    at: r.get(0)?,
-                    kind: r.get(1)?,
-                    corr: r.get(2)?,
-                    phase_idx: r.get(3)?,
-                    message: r.get(4)?,
-                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                })
-            })
+            .query_row(
+                "SELECT at, kind, corr, phase_idx, message, data FROM events WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
+                params![kind],
+                |r| {
+                    let data: String = r.get(5)?;
+                    Ok(EventInfo {
+                        at: r.get(0)?,
+                        kind: r.get(1)?,
+                        corr: r.get(2)?,
+                        phase_idx: r.get(3)?,
+                        message: r.get(4)?,
+                        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+                    })
+                },
+            )
             .optional()
             .map_err(self.err())
     }
