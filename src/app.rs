@@ -1,15 +1,19 @@
 //! The commands, as the binary runs them: each returns the process exit code.
 
 use crate::campaign::{new_campaign_id, Campaign, Outcome, RunOptions};
-use crate::cli::{Cli, Command, CommonArgs, LaunchArgs, ReportArgs};
+use crate::cli::{Cli, Command, CommonArgs, LaunchArgs, ReportArgs, StatusArgs, StopArgs};
 use crate::config::{Config, ConfigError};
+use crate::control::lock::{self, RunLock};
+use crate::control::socket;
 use crate::control::{StopCause, StopSignal};
 use crate::report;
 use crate::store::{self, StoreReader};
+use serde_json::{json, Value};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// Exit code: success.
@@ -27,10 +31,8 @@ pub fn run(cli: Cli) -> ExitCode {
         (Some(Command::Check), _) | (None, true) => check(&cli.common),
         (Some(Command::Launch(a)), _) => launch(&cli.common, a),
         (Some(Command::Report(a)), _) => report_cmd(&cli.common, a),
-        (Some(Command::EmergencyStop(_)) | Some(Command::Status(_)), _) => {
-            eprintln!("stressctl: no campaign is running (no control socket in {})", cli.common.state_dir.display());
-            EXIT_FAILED
-        }
+        (Some(Command::EmergencyStop(a)), _) => emergency_stop(&cli.common, a),
+        (Some(Command::Status(a)), _) => status(&cli.common, a),
         (None, false) => {
             eprintln!("stressctl: say what to do: `stressctl launch`, `stressctl --check-only`, … (see `stressctl --help`)");
             EXIT_USAGE
@@ -69,7 +71,23 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
             return EXIT_USAGE;
         }
     }
-    let id = new_campaign_id();
+    let id = args.campaign_id.clone().unwrap_or_else(new_campaign_id);
+    if args.detach {
+        return detach(common, &id);
+    }
+    let socket_path = common.state_dir.join("control.sock");
+    let run_lock = match RunLock::acquire(&common.state_dir, &id, &socket_path) {
+        Ok((l, note)) => {
+            if let Some(n) = note {
+                println!("stressctl: {n}");
+            }
+            l
+        }
+        Err(e) => {
+            eprintln!("stressctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
     let stamp = id.clone();
     let logs = match crate::logging::init(&common.log_dir, &stamp, args.verbose) {
         Ok(p) => p,
@@ -99,6 +117,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
         log_dir: common.log_dir.clone(),
         log_stamp: stamp,
         progress: interactive,
+        socket: Some(socket_path),
     };
     let stop = Arc::new(StopSignal::new());
     let span = tracing::info_span!("campaign", id = %id);
@@ -111,6 +130,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
     );
     // Nothing may outlive the run: the runtime is dropped here, after the pool's shutdown.
     drop(rt);
+    drop(run_lock);
     match result {
         Ok(r) => {
             let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
@@ -156,6 +176,197 @@ fn spawn_signal_handlers(stop: Arc<StopSignal>) {
             }
         }
     });
+}
+
+/// `launch --detach`: re-runs this launch in the background, in its own session, and returns
+/// once it holds the lock.
+fn detach(common: &CommonArgs, id: &str) -> u8 {
+    use std::os::unix::process::CommandExt;
+    if let Err(e) = ensure_writable(&common.log_dir) {
+        eprintln!("stressctl: {}: {e}", common.log_dir.display());
+        return EXIT_USAGE;
+    }
+    let out_path = common.log_dir.join(format!("daemon_{id}.log"));
+    let out = match std::fs::File::create(&out_path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("stressctl: cannot create {}: {e}", out_path.display());
+            return EXIT_FAILED;
+        }
+    };
+    let Ok(err) = out.try_clone() else { return EXIT_FAILED };
+    let exe = std::env::current_exe().unwrap_or_else(|_| "stressctl".into());
+    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--detach").collect();
+    args.push("--campaign-id".into());
+    args.push(id.to_string());
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&args).stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: setsid is async-signal-safe; the child leaves the terminal's session so a Ctrl-C in
+    // this terminal does not reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stressctl: cannot start the background campaign: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            eprint!("{text}");
+            eprintln!("stressctl: the background campaign exited at once ({status})");
+            return status.code().map(|c| c as u8).unwrap_or(EXIT_FAILED);
+        }
+        if lock::read(&common.state_dir).is_some_and(|l| l.campaign_id == id) {
+            println!("{id}");
+            eprintln!(
+                "stressctl: campaign {id} running in the background (pid {}); `stressctl status` to follow it, `stressctl emergency-stop` to stop it; output in {}",
+                child.id(),
+                out_path.display()
+            );
+            return EXIT_OK;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("stressctl: the background campaign did not start within 20 s; see {}", out_path.display());
+    EXIT_FAILED
+}
+
+/// The running campaign's lock, or a message saying nothing runs.
+fn running(common: &CommonArgs) -> Result<lock::LockInfo, String> {
+    match lock::read(&common.state_dir) {
+        Some(l) if l.holder_alive() => Ok(l),
+        Some(l) => Err(format!(
+            "no campaign is running (a stale lock of campaign {} from pid {} is left in {}; the next launch clears it)",
+            l.campaign_id,
+            l.pid,
+            common.state_dir.display()
+        )),
+        None => Err(format!("no campaign is running (no lock in {})", common.state_dir.display())),
+    }
+}
+
+/// `stressctl emergency-stop`.
+fn emergency_stop(common: &CommonArgs, a: &StopArgs) -> u8 {
+    let l = match running(common) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("stressctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let reason =
+        a.reason.clone().unwrap_or_else(|| if a.force { "forced by an operator".into() } else { "requested by an operator".into() });
+    let t0 = Instant::now();
+    if let Err(e) = socket::request(&l.socket, &json!({"cmd": "stop", "force": a.force, "reason": reason}), Duration::from_secs(5)) {
+        eprintln!("stressctl: cannot reach campaign {} on {}: {e}", l.campaign_id, l.socket.display());
+        return EXIT_FAILED;
+    }
+    println!(
+        "stressctl: {} stop sent to campaign {} (pid {}); waiting for it to exit",
+        if a.force { "forced" } else { "graceful" },
+        l.campaign_id,
+        l.pid
+    );
+    while t0.elapsed() < a.timeout {
+        if !l.holder_alive() || crate::browser::process::is_zombie(l.pid) {
+            println!("stressctl: campaign {} stopped after {:.1}s", l.campaign_id, t0.elapsed().as_secs_f64());
+            return EXIT_OK;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "stressctl: campaign {} is still running after {} (pid {}); try `stressctl emergency-stop --force`",
+        l.campaign_id,
+        humantime::format_duration(a.timeout),
+        l.pid
+    );
+    EXIT_FAILED
+}
+
+/// `stressctl status`.
+fn status(common: &CommonArgs, a: &StatusArgs) -> u8 {
+    let l = match running(common) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("stressctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let answer = match socket::request(&l.socket, &json!({"cmd": "status"}), Duration::from_secs(5)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("stressctl: campaign {} (pid {}) does not answer on {}: {e}", l.campaign_id, l.pid, l.socket.display());
+            return EXIT_FAILED;
+        }
+    };
+    let st = answer.get("status").cloned().unwrap_or(Value::Null);
+    if a.json {
+        println!("{st}");
+    } else {
+        print!("{}", render_status(&st));
+    }
+    EXIT_OK
+}
+
+fn render_status(st: &Value) -> String {
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let mut out = format!(
+        "campaign {} ({})  pid {}  up {}  {}\n",
+        st["campaign_id"].as_str().unwrap_or("?"),
+        st["profile"].as_str().unwrap_or("?"),
+        st["pid"],
+        humantime::format_duration(Duration::from_secs(st["uptime_s"].as_u64().unwrap_or(0))),
+        st["state"].as_str().unwrap_or("?")
+    );
+    if let Some(r) = st["stop_reason"].as_str() {
+        out += &format!("stopping: {r}\n");
+    }
+    let p = &st["phase"];
+    if p.is_object() {
+        out += &format!(
+            "phase {}/{} {}  {:.1}s of {:.0}s ({:.0}%)  {} sessions\n",
+            p["index"],
+            p["total"],
+            p["name"].as_str().unwrap_or("?"),
+            f(&p["elapsed_s"]),
+            f(&p["duration_s"]),
+            f(&p["progress_pct"]),
+            p["sessions"]
+        );
+    } else {
+        out += "between phases\n";
+    }
+    let o = &st["ops"];
+    out += &format!(
+        "ops {} (ok {}, failed {})  success {:.2}%  p95 {}\n",
+        o["attempted"],
+        o["succeeded"],
+        o["failed"],
+        f(&o["success_rate"]) * 100.0,
+        st["p95_ms"].as_f64().map(|v| format!("{v:.1} ms")).unwrap_or_else(|| "-".into())
+    );
+    let r = &st["resources"];
+    if r.is_object() {
+        out += &format!(
+            "health {}  cpu {:.1}%  memory {:.1}%  disk {:.1}%  browsers+drivers {} MiB in {} processes\n",
+            st["health"],
+            f(&r["cpu_percent"]),
+            f(&r["memory_percent"]),
+            f(&r["disk_percent"]),
+            r["tree_rss_mb"],
+            r["tree_processes"]
+        );
+    }
+    out += &format!("guardian: {} samples, {} violations\n", st["guardian"]["samples"], st["guardian"]["violations"]);
+    out
 }
 
 fn ensure_writable(dir: &Path) -> std::io::Result<()> {

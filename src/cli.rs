@@ -80,6 +80,13 @@ pub struct LaunchArgs {
     /// Mirror warnings and errors to stderr.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Start the campaign in the background (its own session, output to the log dir), print its
+    /// id and return at once. Follow it with `stressctl status`.
+    #[arg(long)]
+    pub detach: bool,
+    /// The campaign id to use (set by --detach for the background process).
+    #[arg(long, hide = true, value_name = "ID")]
+    pub campaign_id: Option<String>,
 }
 
 /// `emergency-stop` options.

@@ -11,6 +11,7 @@ use super::session::{self, Session};
 use crate::config::{BrowserConfig, TaskSpec, WorkerConfig, WorkerEndpoint};
 use crate::recovery::{FailureClass, OpError};
 use crate::store::{ProcessRow, Store};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +62,10 @@ pub struct Pool {
     log_stamp: String,
     store: Option<Store>,
     idle: Mutex<Vec<Session>>,
+    /// Browsers of open sessions (for the RSS cap and fault injection).
+    live: Mutex<HashSet<ProcId>>,
+    /// Browsers whose session must be recycled (over the RSS cap).
+    recycle: Mutex<HashSet<ProcId>>,
 }
 
 impl Pool {
@@ -79,7 +84,17 @@ impl Pool {
                 Arc::new(Worker { id: w.id.clone(), endpoint: w.endpoint.clone(), inner: tokio::sync::Mutex::new(DriverSlot::default()) })
             })
             .collect();
-        Pool { workers, cfg, profiles_dir, log_dir, log_stamp, store, idle: Mutex::new(Vec::new()) }
+        Pool {
+            workers,
+            cfg,
+            profiles_dir,
+            log_dir,
+            log_stamp,
+            store,
+            idle: Mutex::new(Vec::new()),
+            live: Mutex::default(),
+            recycle: Mutex::default(),
+        }
     }
 
     /// The browser settings.
@@ -184,6 +199,9 @@ impl Pool {
                 marker: format!("--user-data-dir={}", s.user_data_dir.display()),
             });
         }
+        if let Some(b) = s.browser {
+            lock(&self.live).insert(b);
+        }
         tracing::debug!(target: "stressctl::browser", worker = %w.id, session = %s.label, browser_pid = ?s.browser.map(|b| b.pid), "session opened");
         Ok(s)
     }
@@ -193,8 +211,25 @@ impl Pool {
         let b = s.browser;
         s.discard().await;
         if let Some(b) = b {
+            lock(&self.live).remove(&b);
+            lock(&self.recycle).remove(&b);
             self.record_ended(&b);
         }
+    }
+
+    /// Browsers of open sessions.
+    pub fn live_browsers(&self) -> Vec<ProcId> {
+        lock(&self.live).iter().copied().collect()
+    }
+
+    /// Asks for the session of browser `b` to be recycled; true when newly asked.
+    pub fn request_recycle(&self, b: ProcId) -> bool {
+        lock(&self.recycle).insert(b)
+    }
+
+    /// Whether the session of browser `b` must be recycled now (clears the request).
+    pub fn take_recycle(&self, b: ProcId) -> bool {
+        lock(&self.recycle).remove(&b)
     }
 
     /// Takes an idle session of worker `id` whose driver generation is still current.
@@ -273,6 +308,10 @@ impl Pool {
             store.process_ended(p.pid, p.start_time);
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Awaits all futures concurrently (small, dependency-free join_all).

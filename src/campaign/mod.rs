@@ -2,6 +2,7 @@
 //! they happen, a phase report after each phase and the campaign report at the end.
 
 mod faults;
+mod guard;
 mod slot;
 
 pub use faults::PhaseFaults;
@@ -9,6 +10,7 @@ pub use faults::PhaseFaults;
 use crate::browser::pool::Pool;
 use crate::config::{Config, PhaseConfig};
 use crate::control::{StopCause, StopSignal};
+use crate::guardian::{ResourceSample, Trip};
 use crate::metrics::{new_histogram, LatencySummary, Window};
 use crate::report;
 use crate::store::{self, CampaignRecord, EventRow, PhaseStart, Store, StoreError, StoreReader};
@@ -36,6 +38,8 @@ pub struct RunOptions {
     pub log_stamp: String,
     /// Show a live progress line (stdout is a terminal).
     pub progress: bool,
+    /// The control socket to serve (`status`, `emergency-stop`).
+    pub socket: Option<PathBuf>,
 }
 
 /// How a campaign ended.
@@ -142,6 +146,26 @@ impl Live {
     }
 }
 
+/// The phase running now (for the guardian and `status`).
+#[derive(Clone)]
+pub(crate) struct CurrentPhase {
+    pub idx: u32,
+    pub name: String,
+    pub sessions: u32,
+    pub duration: Duration,
+    pub started: Instant,
+    pub live: Arc<Live>,
+}
+
+/// The latest guardian sample.
+#[derive(Clone, Default)]
+pub(crate) struct Latest {
+    pub sample: Option<ResourceSample>,
+    pub health: Option<f64>,
+    pub samples: u64,
+    pub violations: u64,
+}
+
 /// What every phase and slot of a run shares.
 pub(crate) struct RunShared {
     pub id: String,
@@ -149,12 +173,124 @@ pub(crate) struct RunShared {
     pub store: Store,
     pub pool: Option<Arc<Pool>>,
     pub page_url: String,
+    pub stop: Arc<StopSignal>,
+    pub started: Instant,
+    current: Mutex<Option<CurrentPhase>>,
+    latest: Mutex<Latest>,
+    /// Ops of the phases that ended: attempted, succeeded, failed.
+    done: Mutex<(u64, u64, u64)>,
+    trip: Mutex<Option<Trip>>,
+    trip_tx: tokio::sync::watch::Sender<u64>,
+    guardian_resets: AtomicU64,
 }
 
 impl RunShared {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn current_phase_idx(&self) -> Option<u32> {
+        Self::lock(&self.current).as_ref().map(|c| c.idx)
+    }
+    pub fn current_phase_name(&self) -> Option<String> {
+        Self::lock(&self.current).as_ref().map(|c| c.name.clone())
+    }
+    /// Success rate of the running phase so far (None before its first op).
+    pub fn recent_success_rate(&self) -> Option<f64> {
+        let c = Self::lock(&self.current).clone()?;
+        let (a, s, _) = c.live.counts();
+        (a > 0).then(|| s as f64 / a as f64)
+    }
+    pub fn set_latest(&self, sample: ResourceSample, health: f64, violations: u64) {
+        let mut l = Self::lock(&self.latest);
+        l.sample = Some(sample);
+        l.health = Some(health);
+        l.samples += 1;
+        l.violations += violations;
+    }
+    pub fn latest(&self) -> Latest {
+        Self::lock(&self.latest).clone()
+    }
+    /// The guardian tripped: with auto-recovery left, the runner pauses the campaign (it watches
+    /// `trip_tx`); otherwise the campaign stops now.
+    pub fn on_trip(&self, t: Trip) {
+        let reason = guard::trip_reason(&t);
+        let mut slot = Self::lock(&self.trip);
+        if slot.is_some() {
+            return;
+        }
+        if self.cfg.campaign.auto_recovery && self.cfg.campaign.max_auto_recoveries > 0 {
+            tracing::warn!(target: "stressctl::campaign", "{reason}: pausing the campaign for auto-recovery");
+            *slot = Some(t);
+            self.trip_tx.send_modify(|n| *n += 1);
+        } else {
+            self.stop.request(StopCause::Guardian, reason, false);
+        }
+    }
+    fn take_trip(&self) -> Option<Trip> {
+        Self::lock(&self.trip).take()
+    }
+    pub fn guardian_resets(&self) -> u64 {
+        self.guardian_resets.load(Ordering::Relaxed)
+    }
     /// Writes an event to the store (and so to events.jsonl).
     pub fn event(&self, kind: &'static str, corr: String, phase: Option<u32>, message: String, data: Value) {
         self.store.event(EventRow { at: SystemTime::now(), kind, corr, phase_idx: phase, message, data });
+    }
+}
+
+impl crate::control::socket::Controlled for RunShared {
+    fn status(&self) -> Value {
+        let cur = Self::lock(&self.current).clone();
+        let latest = self.latest();
+        let done = *Self::lock(&self.done);
+        let (ca, cs, cf) = cur.as_ref().map(|c| c.live.counts()).unwrap_or((0, 0, 0));
+        let attempted = done.0 + ca;
+        let succeeded = done.1 + cs;
+        let phase = cur.as_ref().map(|c| {
+            let elapsed = c.started.elapsed().as_secs_f64();
+            json!({
+                "index": c.idx + 1,
+                "total": self.cfg.phases.len(),
+                "name": c.name,
+                "sessions": c.sessions,
+                "elapsed_s": (elapsed * 10.0).round() / 10.0,
+                "duration_s": c.duration.as_secs_f64(),
+                "progress_pct": ((elapsed / c.duration.as_secs_f64().max(0.001) * 100.0).min(100.0) * 10.0).round() / 10.0,
+            })
+        });
+        let resources = latest.sample.as_ref().map(|s| {
+            json!({
+                "cpu_percent": (s.cpu_percent * 10.0).round() / 10.0,
+                "memory_percent": (s.memory_percent * 10.0).round() / 10.0,
+                "disk_percent": (s.disk_percent * 10.0).round() / 10.0,
+                "tree_rss_mb": s.tree_rss_bytes >> 20,
+                "tree_processes": s.tree_processes,
+                "daemon_rss_mb": s.self_rss_bytes >> 20,
+            })
+        });
+        json!({
+            "campaign_id": self.id,
+            "profile": self.cfg.profile,
+            "pid": std::process::id(),
+            "state": if self.stop.is_stopping() { "stopping" } else { "running" },
+            "stop_reason": self.stop.request_info().map(|r| r.reason),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "phase": phase,
+            "ops": {
+                "attempted": attempted,
+                "succeeded": succeeded,
+                "failed": done.2 + cf,
+                "success_rate": if attempted > 0 { ((succeeded as f64 / attempted as f64) * 10000.0).round() / 10000.0 } else { 1.0 },
+            },
+            "p95_ms": cur.as_ref().map(|c| c.live.latency().p95),
+            "health": latest.health.map(|h| h.round()),
+            "resources": resources,
+            "guardian": {"samples": latest.samples, "violations": latest.violations},
+        })
+    }
+
+    fn stop(&self, force: bool, reason: String) {
+        self.stop.request(StopCause::EmergencyStop, format!("emergency-stop: {reason}"), force);
     }
 }
 
@@ -181,6 +317,7 @@ pub struct Campaign {
 struct PhaseOutcome {
     passed: bool,
     stopped: bool,
+    success_rate: Option<f64>,
     summary: String,
 }
 
@@ -237,7 +374,24 @@ impl Campaign {
             store: store.clone(),
             pool: pool.clone(),
             page_url: server.as_ref().map(|s| s.url()).unwrap_or_default(),
+            stop: self.stop.clone(),
+            started: Instant::now(),
+            current: Mutex::new(None),
+            latest: Mutex::new(Latest::default()),
+            done: Mutex::new((0, 0, 0)),
+            trip: Mutex::new(None),
+            trip_tx: tokio::sync::watch::channel(0).0,
+            guardian_resets: AtomicU64::new(0),
         });
+        let control_stop = CancellationToken::new();
+        if let Some(path) = &self.opts.socket {
+            let target: Arc<dyn crate::control::socket::Controlled> = run.clone();
+            if let Err(e) = crate::control::socket::serve(path, target, control_stop.clone()).await {
+                tracing::warn!(target: "stressctl::campaign", "control socket {}: {e} (status/emergency-stop unavailable; Ctrl-C/SIGTERM still work)", path.display());
+            }
+        }
+        let guardian_stop = CancellationToken::new();
+        let guardian = tokio::spawn(guard::run(run.clone(), self.opts.output_dir.clone(), guardian_stop.clone()).in_current_span());
         run.event(
             "campaign_started",
             id.clone(),
@@ -275,13 +429,78 @@ impl Campaign {
         let mut halted: Option<String> = None;
         let mut failed_in_row = 0u32;
         let mut failed_names: Vec<String> = Vec::new();
-        for (i, phase) in self.cfg.phases.iter().enumerate() {
+        let mut auto_recoveries = 0u32;
+        let mut carry_notes: Vec<String> = Vec::new();
+        let mut last_success: Option<f64> = None;
+        let mut gate_sampler = Some(crate::guardian::Sampler::new(self.opts.output_dir.clone()));
+        let mut i = 0usize;
+        while i < self.cfg.phases.len() {
             if self.stop.is_stopping() {
                 break;
             }
-            let out = self.run_phase(&run, i as u32, phase, &report_dir).await?;
+            let phase = &self.cfg.phases[i];
+            let (sessions, mut notes) = self.gate_phase(&run, i, phase, last_success, &mut gate_sampler).await;
+            notes.append(&mut carry_notes);
+            if self.stop.is_stopping() {
+                break;
+            }
+            let out = self.run_phase(&run, i as u32, phase, sessions, notes, &report_dir).await?;
             println!("{}", out.summary);
+            last_success = out.success_rate;
             if out.stopped {
+                break;
+            }
+            if let Some(trip) = run.take_trip() {
+                // Paused by the guardian: cool down, then resume if health recovered.
+                auto_recoveries += 1;
+                let reason = guard::trip_reason(&trip);
+                let max = self.cfg.campaign.max_auto_recoveries;
+                if auto_recoveries > max {
+                    self.stop.request(StopCause::Guardian, format!("{reason} (auto-recovery already used {max} times)"), false);
+                    break;
+                }
+                let cooldown = self.cfg.campaign.cooldown;
+                println!(
+                    "stressctl: {reason}; cooling down {} before resuming (auto-recovery {auto_recoveries}/{max})",
+                    crate::config::fmt_duration(cooldown)
+                );
+                run.event(
+                    "auto_recovery_started",
+                    id.clone(),
+                    Some(i as u32),
+                    format!("{reason}: cooling down"),
+                    json!({"reason": reason, "cooldown_ms": cooldown.as_millis() as u64, "attempt": auto_recoveries}),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(cooldown) => {}
+                    _ = self.stop.graceful().cancelled() => break,
+                }
+                let health = self.fresh_health(&run, i, None, &mut gate_sampler).await;
+                let req = self.cfg.campaign.baseline_health_requirement;
+                if health.0 >= req && health.1 == 0 {
+                    run.guardian_resets.fetch_add(1, Ordering::Relaxed);
+                    run.event(
+                        "auto_recovery_resumed",
+                        id.clone(),
+                        Some(i as u32),
+                        format!("health {:.0} after cooldown: resuming phase {}", health.0, phase.name),
+                        json!({"health": health.0}),
+                    );
+                    carry_notes.push(format!(
+                        "re-run after auto-recovery {auto_recoveries}/{max} ({reason}; health {:.0} after the cooldown)",
+                        health.0
+                    ));
+                    continue;
+                }
+                self.stop.request(
+                    StopCause::Guardian,
+                    format!(
+                        "{reason}; health {:.0} (requirement {req:.0}) had not recovered after the {} cooldown",
+                        health.0,
+                        crate::config::fmt_duration(cooldown)
+                    ),
+                    false,
+                );
                 break;
             }
             if out.passed {
@@ -297,7 +516,10 @@ impl Campaign {
                     break;
                 }
             }
+            i += 1;
         }
+        guardian_stop.cancel();
+        let _ = guardian.await;
         cap_watch.abort();
 
         if let Some(p) = &pool {
@@ -340,15 +562,108 @@ impl Campaign {
         let reader = StoreReader::open(store.path())?;
         let c = report::campaign_report(&reader)?;
         report::write_campaign_reports(&report_dir, &c).map_err(io_err(&report_dir))?;
+        control_stop.cancel();
+        if let Some(path) = &self.opts.socket {
+            let _ = std::fs::remove_file(path);
+        }
         tracing::info!(target: "stressctl::campaign", "campaign {} {}: reports in {}", id, outcome.as_str(), report_dir.display());
         Ok(RunResult { id, outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
     }
 
-    async fn run_phase(&self, run: &Arc<RunShared>, idx: u32, phase: &PhaseConfig, report_dir: &Path) -> Result<PhaseOutcome, RunError> {
+    /// Health now (fresh sample) and the number of metrics over their thresholds.
+    async fn fresh_health(
+        &self,
+        run: &RunShared,
+        i: usize,
+        success: Option<f64>,
+        sampler: &mut Option<crate::guardian::Sampler>,
+    ) -> (f64, usize) {
+        let Some(s) = sampler.take() else { return (100.0, 0) };
+        let (s, sample) = guard::sample_once(s).await;
+        *sampler = Some(s);
+        let t = run.cfg.phase_safety(i).thresholds();
+        let over = crate::guardian::Metric::ALL.iter().filter(|m| m.value(&sample) > t.for_metric(**m)).count();
+        (crate::guardian::health_score(&sample, &t, success), over)
+    }
+
+    /// Progressive escalation: a phase starts as planned only when health meets the requirement;
+    /// otherwise it waits up to `escalation_delay`, then runs scaled down. Returns the sessions to
+    /// run and the notes for the report.
+    async fn gate_phase(
+        &self,
+        run: &RunShared,
+        i: usize,
+        phase: &PhaseConfig,
+        last_success: Option<f64>,
+        sampler: &mut Option<crate::guardian::Sampler>,
+    ) -> (u32, Vec<String>) {
+        let c = &self.cfg.campaign;
+        if !c.progressive_escalation {
+            return (phase.sessions, Vec::new());
+        }
+        let req = c.baseline_health_requirement;
+        let (h0, _) = self.fresh_health(run, i, last_success, sampler).await;
+        if h0 >= req {
+            return (phase.sessions, Vec::new());
+        }
+        let waited = Instant::now();
+        let poll = run.cfg.safety.sample_interval.max(Duration::from_secs(1));
+        let mut h = h0;
+        println!(
+            "stressctl: health {h0:.0} below {req:.0} before phase {}: waiting up to {} for it to recover",
+            phase.name,
+            crate::config::fmt_duration(c.escalation_delay)
+        );
+        while waited.elapsed() < c.escalation_delay && !self.stop.is_stopping() {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = self.stop.graceful().cancelled() => break,
+            }
+            // the previous phase's failures do not heal by waiting: judge resources alone now
+            h = self.fresh_health(run, i, None, sampler).await.0;
+            if h >= req {
+                let note = format!(
+                    "delayed {:.0}s: health {h0:.0} was below the requirement {req:.0}, recovered to {h:.0}",
+                    waited.elapsed().as_secs_f64()
+                );
+                run.event(
+                    "phase_adjusted",
+                    format!("{}/{}", run.id, phase.name),
+                    Some(i as u32),
+                    note.clone(),
+                    json!({"delayed_ms": waited.elapsed().as_millis() as u64, "health_before": h0, "health": h}),
+                );
+                return (phase.sessions, vec![note]);
+            }
+        }
+        let scaled = (phase.sessions / 2).max(1);
+        let note = format!(
+            "scaled down from {} to {scaled} sessions: health {h:.0} stayed below the requirement {req:.0} for {}",
+            phase.sessions,
+            crate::config::fmt_duration(waited.elapsed())
+        );
+        run.event(
+            "phase_adjusted",
+            format!("{}/{}", run.id, phase.name),
+            Some(i as u32),
+            note.clone(),
+            json!({"sessions_planned": phase.sessions, "sessions": scaled, "health": h}),
+        );
+        println!("stressctl: {note}");
+        (scaled, vec![note])
+    }
+
+    async fn run_phase(
+        &self,
+        run: &Arc<RunShared>,
+        idx: u32,
+        phase: &PhaseConfig,
+        sessions: u32,
+        notes: Vec<String>,
+        report_dir: &Path,
+    ) -> Result<PhaseOutcome, RunError> {
         let n = self.cfg.phases.len();
-        let sessions = phase.sessions;
         let started_at = SystemTime::now();
-        let notes: Vec<String> = Vec::new();
         run.store.phase_started(PhaseStart {
             idx,
             name: phase.name.clone(),
@@ -396,6 +711,9 @@ impl Campaign {
         });
 
         let start = Instant::now();
+        *RunShared::lock(&run.current) =
+            Some(CurrentPhase { idx, name: phase.name.clone(), sessions, duration: phase.duration, started: start, live: live.clone() });
+        let mut trip_rx = run.trip_tx.subscribe();
         let deadline = tokio::time::Instant::now() + phase.duration;
         let mut set = tokio::task::JoinSet::new();
         let workers = run.pool.as_ref().map(|p| p.workers.len()).unwrap_or(1).max(1);
@@ -424,6 +742,10 @@ impl Campaign {
                 _ = self.stop.graceful().cancelled(), if stopped_at.is_none() => {
                     stopped_at = Some(tokio::time::Instant::now());
                 }
+                Ok(()) = trip_rx.changed(), if stopped_at.is_none() => {
+                    stop_ops.cancel();
+                    stopped_at = Some(tokio::time::Instant::now());
+                }
                 _ = async { if let Some(g) = grace_end { tokio::time::sleep_until(g).await } else { std::future::pending().await } }, if grace_end.is_some() && !hard.is_cancelled() => {
                     tracing::warn!(target: "stressctl::campaign", phase = %phase.name, "in-flight ops did not finish within the grace period ({grace:?}); abandoning them");
                     hard.cancel();
@@ -441,6 +763,14 @@ impl Campaign {
         }
         let elapsed = start.elapsed();
         let stopped = self.stop.is_stopping();
+        *RunShared::lock(&run.current) = None;
+        {
+            let (a, s, f) = live.counts();
+            let mut d = RunShared::lock(&run.done);
+            d.0 += a;
+            d.1 += s;
+            d.2 += f;
+        }
         run.store.phase_ended(idx, if stopped { "stopped" } else { "completed" }, elapsed);
         let (attempted, succeeded, failed) = live.counts();
         run.event(
@@ -477,7 +807,8 @@ impl Campaign {
             if stopped { " (stopped)" } else { "" }
         );
         tracing::info!(target: "stressctl::campaign", phase = %phase.name, "{summary}");
-        Ok(PhaseOutcome { passed, stopped, summary })
+        let success_rate = (p.ops_attempted > 0).then(|| p.ops_succeeded as f64 / p.ops_attempted as f64);
+        Ok(PhaseOutcome { passed, stopped, success_rate, summary })
     }
 
     fn progress_line(&self, idx: u32, phase: &PhaseConfig, elapsed: Duration, live: &Live, done: bool) {

@@ -216,6 +216,23 @@ impl Slot {
             }
             Err(e) => self.on_failure(e).await,
         }
+        // the guardian found this browser over its RSS cap: recycle the session, keep going
+        let over_cap = match (&self.ctx.run.pool, self.session.as_ref().and_then(|s| s.browser)) {
+            (Some(p), Some(b)) => p.take_recycle(b),
+            _ => false,
+        };
+        if over_cap {
+            if let Some(s) = self.session.take() {
+                self.ctx.run.event(
+                    "browser_recycled",
+                    self.corr(),
+                    Some(self.ctx.idx),
+                    format!("session {} recycled: browser over max_browser_rss", s.label),
+                    json!({"session": s.label}),
+                );
+                self.discard(s).await;
+            }
+        }
     }
 
     async fn on_failure(&mut self, e: OpError) {

@@ -859,3 +859,15 @@ impl Validator<'_> {
 fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
+
+impl SafetyConfig {
+    /// The guardian's thresholds.
+    pub fn thresholds(&self) -> crate::guardian::Thresholds {
+        crate::guardian::Thresholds {
+            memory_percent: self.memory_percent,
+            cpu_percent: self.cpu_percent,
+            disk_percent: self.disk_percent,
+            consecutive_violations: self.consecutive_violations,
+        }
+    }
+}

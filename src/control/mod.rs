@@ -6,6 +6,9 @@
 //! closed, results flushed, reports written); a forced request kills the recorded process groups
 //! at once.
 
+pub mod lock;
+pub mod socket;
+
 use serde::Serialize;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;

@@ -1,0 +1,99 @@
+//! The guardian task of a run: samples host resources every `sample_interval`, stores every
+//! sample, records violations, trips the stop after `consecutive_violations` in a row, and recycles
+//! the session of a single browser whose process tree exceeds `max_browser_rss`.
+
+use super::RunShared;
+use crate::guardian::{health_score, sampler::tree_rss, ResourceSample, Sampler, Trip, ViolationTracker};
+use crate::store::SampleRow;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio_util::sync::CancellationToken;
+
+/// Takes one sample off the runtime thread (the sampler reads /proc and may wait for its first
+/// CPU interval).
+pub(crate) async fn sample_once(mut sampler: Sampler) -> (Sampler, ResourceSample) {
+    match tokio::task::spawn_blocking(move || {
+        let s = sampler.sample();
+        (sampler, s)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => (Sampler::new(PathBuf::from(".")), ResourceSample::default()),
+    }
+}
+
+/// Runs until `stop` fires. A trip is handed to `RunShared::on_trip`.
+pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: CancellationToken) {
+    let interval = run.cfg.safety.sample_interval;
+    let mut sampler = Sampler::new(disk_path);
+    let mut tracker = ViolationTracker::new();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reset_seen = run.guardian_resets();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let (s, sample) = sample_once(sampler).await;
+        sampler = s;
+        if run.guardian_resets() != reset_seen {
+            reset_seen = run.guardian_resets();
+            tracker.reset();
+        }
+        let phase = run.current_phase_idx();
+        let thresholds = run.cfg.phase_safety(phase.map(|p| p as usize).unwrap_or(usize::MAX)).thresholds();
+        let (violations, trip) = tracker.observe(&sample, &thresholds);
+        let health = health_score(&sample, &thresholds, run.recent_success_rate());
+        run.store.sample(SampleRow {
+            at: SystemTime::now(),
+            phase_idx: phase,
+            cpu: sample.cpu_percent,
+            memory: sample.memory_percent,
+            disk: sample.disk_percent,
+            tree_rss_bytes: sample.tree_rss_bytes,
+            tree_cpu: sample.tree_cpu_percent,
+            tree_processes: sample.tree_processes,
+            health,
+            violations: serde_json::to_string(&violations).unwrap_or_else(|_| "[]".into()),
+        });
+        for v in &violations {
+            let corr = format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default());
+            run.event(
+                "guardian_violation",
+                corr,
+                phase,
+                format!("{} {:.1}% over the {}% threshold", v.metric, v.value, v.threshold),
+                json!({"metric": v.metric, "value": (v.value * 10.0).round() / 10.0, "threshold": v.threshold}),
+            );
+        }
+        run.set_latest(sample, health, violations.len() as u64);
+        if let Some(cap) = run.cfg.safety.max_browser_rss_bytes {
+            if let Some(pool) = &run.pool {
+                for b in pool.live_browsers() {
+                    let rss = tree_rss(b.pid);
+                    if rss > cap && pool.request_recycle(b) {
+                        run.event(
+                            "browser_rss_exceeded",
+                            format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default()),
+                            phase,
+                            format!("browser pid {} uses {} MiB, over the {} MiB cap: recycling its session", b.pid, rss >> 20, cap >> 20),
+                            json!({"pid": b.pid, "rss_mb": rss >> 20, "cap_mb": cap >> 20}),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(t) = trip {
+            run.on_trip(t);
+        }
+    }
+}
+
+/// The reason text of a trip.
+pub(crate) fn trip_reason(t: &Trip) -> String {
+    format!("guardian: {}", t.reason())
+}
