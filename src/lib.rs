@@ -15,6 +15,7 @@ pub mod control;
 pub mod guardian;
 pub mod logging;
 pub mod metrics;
+pub mod preflight;
 pub mod recovery;
 pub mod report;
 pub mod store;

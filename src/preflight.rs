@@ -1,0 +1,200 @@
+//! The pre-flight check (`stressctl --check-only`): everything a campaign needs, tried for real
+//! before a night is spent on it, and a baseline of the idle host and of single-session latency.
+
+use crate::browser::driver::DriverProcess;
+use crate::browser::pool::Endpoint;
+use crate::browser::session;
+use crate::config::{Config, TaskSpec};
+use crate::guardian::{health_score, Metric, ResourceSample, Sampler};
+use crate::metrics::{new_histogram, record_latency, LatencySummary};
+use crate::tasks::{run_browser_op, server::PageServer, CALL_SCRIPT};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One line of the checklist.
+#[derive(Debug, Clone)]
+pub struct CheckItem {
+    /// Passed (informational items always pass).
+    pub passed: bool,
+    /// What was checked.
+    pub what: String,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The result of the browser probe and baseline.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Checklist lines.
+    pub items: Vec<CheckItem>,
+    /// `baseline.json` content.
+    pub baseline: Value,
+    /// Health score of the baseline.
+    pub health: Option<f64>,
+}
+
+fn item(items: &mut Vec<CheckItem>, passed: bool, what: &str, detail: impl Into<String>) {
+    items.push(CheckItem { passed, what: what.to_string(), detail: detail.into() });
+}
+
+/// Idle resources over `n` samples one second apart (the guardian's sampler).
+pub async fn idle_baseline(output_dir: &Path, n: usize) -> Vec<ResourceSample> {
+    let dir = output_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut s = Sampler::new(dir);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            if i > 0 {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            out.push(s.sample());
+        }
+        out
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+/// Runs the resource checks, the real-browser probe and the baseline.
+pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Probe {
+    let mut p = Probe::default();
+    let t = cfg.safety.thresholds();
+    let idle = idle_baseline(output_dir, 3).await;
+    let avg = |m: Metric| mean(idle.iter().map(|s| m.value(s)));
+    for m in [Metric::Memory, Metric::Disk] {
+        let v = avg(m);
+        let thr = t.for_metric(m);
+        let ok = v <= thr;
+        item(
+            &mut p.items,
+            ok,
+            &format!("{m} headroom"),
+            format!("{v:.1}% in use, threshold {thr:.0}%{}", if ok { "" } else { ": a campaign would trip at once" }),
+        );
+    }
+    let cpu = avg(Metric::Cpu);
+    item(&mut p.items, true, "idle cpu", format!("{cpu:.1}% (informational; threshold {:.0}%)", t.cpu_percent));
+
+    let mut latency = new_histogram();
+    let mut ops_ok = 0u32;
+    let mut ops = 0u32;
+    let mut caps = Value::Null;
+    if cfg.needs_browser() {
+        match browser_probe(cfg, profiles_dir, log_dir, stamp).await {
+            Ok((c, lat)) => {
+                caps = c;
+                let gpu = &caps["webgpu"];
+                if gpu["supported"].as_bool() == Some(true) {
+                    let a = &gpu["adapter"];
+                    item(
+                        &mut p.items,
+                        true,
+                        "webgpu",
+                        format!("adapter {} / {}", a["vendor"].as_str().unwrap_or("?"), a["architecture"].as_str().unwrap_or("?")),
+                    );
+                } else {
+                    let needs = cfg.phases.iter().any(|ph| matches!(ph.task, TaskSpec::Webgpu { .. }));
+                    item(&mut p.items, !needs, "webgpu", format!("not available: {}", gpu["error"].as_str().unwrap_or("no adapter")));
+                }
+                let nn = &caps["webnn"];
+                let nn_text = if nn["supported"].as_bool() == Some(true) {
+                    "supported".to_string()
+                } else {
+                    format!("not supported ({}) — informational", nn["error"].as_str().unwrap_or("navigator.ml is not available"))
+                };
+                item(&mut p.items, true, "webnn", nn_text);
+                for r in lat {
+                    ops += 1;
+                    if let Ok(d) = r {
+                        ops_ok += 1;
+                        record_latency(&mut latency, d);
+                    }
+                }
+                let l = LatencySummary::of(&latency);
+                item(
+                    &mut p.items,
+                    ops_ok == ops && ops > 0,
+                    "single-session ops",
+                    format!("{ops_ok}/{ops} ok, p50 {:.1} ms, p95 {:.1} ms", l.p50, l.p95),
+                );
+            }
+            Err(e) => item(&mut p.items, false, "browser launch", e),
+        }
+    }
+    let success = (ops > 0).then(|| ops_ok as f64 / ops as f64);
+    let last = idle.last().cloned().unwrap_or_default();
+    let health = health_score(&last, &t, success);
+    p.health = Some(health);
+    let req = cfg.campaign.baseline_health_requirement;
+    item(&mut p.items, health >= req, "health", format!("{health:.0} (requirement {req:.0})"));
+    p.baseline = json!({
+        "taken_at": crate::store::rfc3339(std::time::SystemTime::now()),
+        "config_source": cfg.source,
+        "idle": {
+            "samples": idle.len(),
+            "cpu_percent": (cpu * 10.0).round() / 10.0,
+            "memory_percent": (avg(Metric::Memory) * 10.0).round() / 10.0,
+            "disk_percent": (avg(Metric::Disk) * 10.0).round() / 10.0,
+            "memory_available_mb": last.memory_available_bytes >> 20,
+            "disk_available_mb": last.disk_available_bytes >> 20,
+        },
+        "single_session": {"ops": ops, "succeeded": ops_ok, "latency_ms": LatencySummary::of(&latency)},
+        "capabilities": caps,
+        "health": health.round(),
+        "health_requirement": req,
+        "thresholds": {"memory_percent": t.memory_percent, "cpu_percent": t.cpu_percent, "disk_percent": t.disk_percent},
+    });
+    p
+}
+
+type Latencies = Vec<Result<Duration, String>>;
+
+/// Starts chromedriver and one browser for real, asks the page for its capabilities and times 20
+/// ops of the campaign's first browser task. Everything started is stopped before returning.
+async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Result<(Value, Latencies), String> {
+    let server = PageServer::start().await.map_err(|e| format!("cannot serve the test page on 127.0.0.1: {e}"))?;
+    std::fs::create_dir_all(profiles_dir).map_err(|e| format!("{}: {e}", profiles_dir.display()))?;
+    let mut driver = DriverProcess::spawn(&cfg.browser.chromedriver, &log_dir.join(format!("chromedriver_check_{stamp}.log")))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ep = Endpoint { url: driver.url.clone(), generation: 1, pgid: Some(driver.id.pid) };
+    let task = cfg.phases.iter().map(|p| &p.task).find(|t| t.needs_browser()).cloned().unwrap_or(TaskSpec::Webgpu { matrix_size: 128 });
+    let result = async {
+        let s = session::open(&ep, "check", &cfg.browser, profiles_dir, &server.url(), &TaskSpec::Webgpu { matrix_size: 128 })
+            .await
+            .map_err(|e| format!("chromium did not start through chromedriver: {e}"))?;
+        let caps = s.client.execute_async(CALL_SCRIPT, vec![json!("capabilities"), json!({})]).await.unwrap_or(Value::Null);
+        let mut lat = Vec::new();
+        if !matches!(task, TaskSpec::Page { .. }) {
+            let size = match task {
+                TaskSpec::Webgpu { matrix_size } => matrix_size,
+                _ => 0,
+            };
+            for i in 0..20u32 {
+                let t0 = Instant::now();
+                let r = tokio::time::timeout(cfg.browser.op_timeout, run_browser_op(&s.client, &task, size, 1 + i / 10, None)).await;
+                lat.push(match r {
+                    Ok(Ok(_)) => Ok(t0.elapsed()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timeout".into()),
+                });
+            }
+        }
+        s.discard().await;
+        Ok((caps, lat))
+    }
+    .await;
+    driver.kill().await;
+    server.stop();
+    result
+}
