@@ -52,12 +52,38 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// `stressctl launch`.
 fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
-    let mut cfg = match load_config(common) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("stressctl: {e}");
-            return EXIT_USAGE;
+    let resume = match &args.resume {
+        None => None,
+        Some(r) => {
+            let id = if r == "latest" {
+                match crate::campaign::resume::unfinished(&common.state_dir).pop() {
+                    Some(id) => id,
+                    None => {
+                        eprintln!("stressctl: no unfinished campaign in {} to resume", common.state_dir.display());
+                        return EXIT_FAILED;
+                    }
+                }
+            } else {
+                r.clone()
+            };
+            match crate::campaign::resume_point(&common.state_dir, &id) {
+                Ok((cfg, point)) => Some((id, cfg, point)),
+                Err(e) => {
+                    eprintln!("stressctl: cannot resume: {e}");
+                    return EXIT_FAILED;
+                }
+            }
         }
+    };
+    let mut cfg = match &resume {
+        Some((_, cfg, _)) => cfg.clone(),
+        None => match load_config(common) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("stressctl: {e}");
+                return EXIT_USAGE;
+            }
+        },
     };
     if let Some(path) = &args.safety {
         if let Err(e) = cfg.apply_safety_file(path) {
@@ -71,7 +97,10 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
             return EXIT_USAGE;
         }
     }
-    let id = args.campaign_id.clone().unwrap_or_else(new_campaign_id);
+    let id = match &resume {
+        Some((id, _, _)) => id.clone(),
+        None => args.campaign_id.clone().unwrap_or_else(new_campaign_id),
+    };
     if args.detach {
         return detach(common, &id);
     }
@@ -88,7 +117,17 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
             return EXIT_FAILED;
         }
     };
-    let stamp = id.clone();
+    // We hold the lock: any unfinished campaign in this state dir died. Reap what it left.
+    for dead in crate::campaign::resume::unfinished(&common.state_dir) {
+        match crate::campaign::resume::reap(&common.state_dir, &dead) {
+            Ok(r) if !r.killed.is_empty() => {
+                println!("stressctl: reaped {} leftover browser/driver processes of campaign {dead} (pids {:?})", r.killed.len(), r.killed)
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("stressctl: could not check campaign {dead} for leftover processes: {e}"),
+        }
+    }
+    let stamp = format!("{id}{}", if resume.is_some() { format!("-resumed-{}", std::process::id()) } else { String::new() });
     let logs = match crate::logging::init(&common.log_dir, &stamp, args.verbose) {
         Ok(p) => p,
         Err(e) => {
@@ -104,12 +143,17 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
         }
     };
     let interactive = std::io::stdout().is_terminal();
-    println!(
-        "stressctl: campaign {id} ({}, {} phases, planned {})",
-        cfg.profile,
-        cfg.phases.len(),
-        crate::config::fmt_duration(cfg.planned_duration())
-    );
+    match &resume {
+        Some((_, _, p)) => {
+            println!("stressctl: resuming campaign {id} ({}) at phase {}/{}: {}", cfg.profile, p.phase + 1, cfg.phases.len(), p.note)
+        }
+        None => println!(
+            "stressctl: campaign {id} ({}, {} phases, planned {})",
+            cfg.profile,
+            cfg.phases.len(),
+            crate::config::fmt_duration(cfg.planned_duration())
+        ),
+    }
     println!("stressctl: logs {}", logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     let opts = RunOptions {
         output_dir: common.output_dir.clone(),
@@ -124,7 +168,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
     let result = rt.block_on(
         async {
             spawn_signal_handlers(stop.clone());
-            Campaign::new(cfg, opts, stop.clone()).run(id.clone()).await
+            Campaign::new(cfg, opts, stop.clone()).run_from(id.clone(), resume.map(|(_, _, p)| p)).await
         }
         .instrument(span),
     );

@@ -84,6 +84,11 @@ pub struct LaunchArgs {
     /// id and return at once. Follow it with `stressctl status`.
     #[arg(long)]
     pub detach: bool,
+    /// Continue a campaign whose process died (the latest unfinished one when no ID is given):
+    /// its leftover browsers and drivers are reaped, completed phases are kept as they are, and
+    /// the interrupted phase continues from its checkpoint.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest")]
+    pub resume: Option<String>,
     /// The campaign id to use (set by --detach for the background process).
     #[arg(long, hide = true, value_name = "ID")]
     pub campaign_id: Option<String>,

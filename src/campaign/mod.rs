@@ -3,6 +3,7 @@
 
 mod faults;
 mod guard;
+pub mod resume;
 mod slot;
 
 pub use faults::PhaseFaults;
@@ -314,6 +315,53 @@ pub struct Campaign {
     stop: Arc<StopSignal>,
 }
 
+/// Where a resumed campaign picks up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResumePoint {
+    /// First phase to run.
+    pub phase: usize,
+    /// How far that phase had run before the interruption (it continues for the rest).
+    pub elapsed: Duration,
+    /// The reason recorded in the report.
+    pub note: String,
+}
+
+/// Finds where campaign `id` stopped. Errors when it ended normally (nothing to resume).
+pub fn resume_point(state_dir: &Path, id: &str) -> Result<(Config, ResumePoint), String> {
+    let path = store::store_path(state_dir, id);
+    let r = StoreReader::open(&path).map_err(|e| e.to_string())?;
+    let c = r.campaign().map_err(|e| e.to_string())?;
+    if let Some(o) = &c.outcome {
+        return Err(format!("campaign {id} already ended ({o}); nothing to resume (see its reports in {})", c.output_dir.display()));
+    }
+    let mut cfg =
+        Config::parse(&c.config_text, &c.config_source).map_err(|e| format!("the stored config of {id} no longer parses: {e}"))?;
+    cfg.profile = c.profile.clone();
+    let phases = r.phases().map_err(|e| e.to_string())?;
+    let done = phases.iter().take_while(|p| p.status == "completed").count();
+    let (phase, elapsed, note) = match phases.get(done) {
+        Some(p) => {
+            let elapsed = Duration::from_millis(p.elapsed_ms);
+            let planned = cfg.phases.get(done).map(|x| x.duration).unwrap_or_default();
+            if elapsed + Duration::from_secs(1) >= planned {
+                (done + 1, Duration::ZERO, format!("phase {} had reached its planned duration when the campaign process died", p.name))
+            } else {
+                (
+                    done,
+                    elapsed,
+                    format!(
+                        "continued from its checkpoint at {:.1}s of {:.0}s after the campaign process died",
+                        elapsed.as_secs_f64(),
+                        planned.as_secs_f64()
+                    ),
+                )
+            }
+        }
+        None => (done, Duration::ZERO, "resumed at the start of the phase".to_string()),
+    };
+    Ok((cfg, ResumePoint { phase, elapsed, note }))
+}
+
 struct PhaseOutcome {
     passed: bool,
     stopped: bool,
@@ -330,24 +378,43 @@ impl Campaign {
     /// Runs every phase and writes the reports. Errors are returned only when the campaign could
     /// not be recorded at all; a campaign that ran and failed is `Ok` with its outcome.
     pub async fn run(self, id: String) -> Result<RunResult, RunError> {
-        let report_dir = self.opts.output_dir.join(&id);
-        std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;
+        self.run_from(id, None).await
+    }
+
+    /// Runs the campaign; with `resume`, continues a campaign whose process died (its store is
+    /// reopened, completed phases are kept as they are).
+    pub async fn run_from(self, id: String, resume: Option<ResumePoint>) -> Result<RunResult, RunError> {
         let run_dir = self.opts.state_dir.join("runs").join(&id);
         let profiles_dir = run_dir.join("profiles");
         std::fs::create_dir_all(&profiles_dir).map_err(io_err(&profiles_dir))?;
         let started_at = SystemTime::now();
-        let store = Store::create(
-            &store::store_path(&self.opts.state_dir, &id),
-            &CampaignRecord {
-                id: id.clone(),
-                profile: self.cfg.profile.clone(),
-                config_source: self.cfg.source.clone(),
-                config_text: self.cfg.text.clone(),
-                started_at,
-                output_dir: report_dir.clone(),
-            },
-            &report_dir.join("events.jsonl"),
-        )?;
+        let store_file = store::store_path(&self.opts.state_dir, &id);
+        let (store, report_dir) = match &resume {
+            None => {
+                let report_dir = self.opts.output_dir.join(&id);
+                std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;
+                let store = Store::create(
+                    &store_file,
+                    &CampaignRecord {
+                        id: id.clone(),
+                        profile: self.cfg.profile.clone(),
+                        config_source: self.cfg.source.clone(),
+                        config_text: self.cfg.text.clone(),
+                        started_at,
+                        output_dir: report_dir.clone(),
+                    },
+                    &report_dir.join("events.jsonl"),
+                )?;
+                (store, report_dir)
+            }
+            Some(_) => {
+                let report_dir = StoreReader::open(&store_file)?.campaign()?.output_dir;
+                std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;
+                let store = Store::reopen(&store_file, &report_dir.join("events.jsonl"))?;
+                store.campaign_resumed();
+                (store, report_dir)
+            }
+        };
         {
             let stop = self.stop.clone();
             store.on_fatal(move |msg| stop.request(StopCause::StoreFailure, msg, false));
@@ -433,7 +500,27 @@ impl Campaign {
         let mut carry_notes: Vec<String> = Vec::new();
         let mut last_success: Option<f64> = None;
         let mut gate_sampler = Some(crate::guardian::Sampler::new(self.opts.output_dir.clone()));
-        let mut i = 0usize;
+        let mut i = resume.as_ref().map(|r| r.phase).unwrap_or(0);
+        let mut continue_from = resume.as_ref().map(|r| (r.phase, r.elapsed));
+        if let Some(r) = &resume {
+            run.event(
+                "campaign_interrupted",
+                id.clone(),
+                None,
+                format!("the campaign process died; {}", r.note),
+                json!({"phase": r.phase, "elapsed_ms": r.elapsed.as_millis() as u64}),
+            );
+            run.event(
+                "campaign_resumed",
+                id.clone(),
+                None,
+                format!("campaign {id} resumed at phase {}", r.phase + 1),
+                json!({"phase": r.phase}),
+            );
+            if r.phase < self.cfg.phases.len() {
+                carry_notes.push(r.note.clone());
+            }
+        }
         while i < self.cfg.phases.len() {
             if self.stop.is_stopping() {
                 break;
@@ -444,7 +531,11 @@ impl Campaign {
             if self.stop.is_stopping() {
                 break;
             }
-            let out = self.run_phase(&run, i as u32, phase, sessions, notes, &report_dir).await?;
+            let offset = match continue_from.take() {
+                Some((p, e)) if p == i => e,
+                _ => Duration::ZERO,
+            };
+            let out = self.run_phase(&run, i as u32, phase, sessions, notes, offset, &report_dir).await?;
             println!("{}", out.summary);
             last_success = out.success_rate;
             if out.stopped {
@@ -660,6 +751,7 @@ impl Campaign {
         phase: &PhaseConfig,
         sessions: u32,
         notes: Vec<String>,
+        offset: Duration,
         report_dir: &Path,
     ) -> Result<PhaseOutcome, RunError> {
         let n = self.cfg.phases.len();
@@ -714,7 +806,7 @@ impl Campaign {
         *RunShared::lock(&run.current) =
             Some(CurrentPhase { idx, name: phase.name.clone(), sessions, duration: phase.duration, started: start, live: live.clone() });
         let mut trip_rx = run.trip_tx.subscribe();
-        let deadline = tokio::time::Instant::now() + phase.duration;
+        let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
         let mut set = tokio::task::JoinSet::new();
         let workers = run.pool.as_ref().map(|p| p.workers.len()).unwrap_or(1).max(1);
         for s in 0..sessions {
@@ -752,7 +844,7 @@ impl Campaign {
                 }
                 _ = tick.tick() => {
                     if last_checkpoint.elapsed() >= Duration::from_secs(1) {
-                        run.store.phase_progress(idx, start.elapsed());
+                        run.store.phase_progress(idx, offset + start.elapsed());
                         last_checkpoint = Instant::now();
                     }
                     if self.opts.progress {
@@ -761,7 +853,7 @@ impl Campaign {
                 }
             }
         }
-        let elapsed = start.elapsed();
+        let elapsed = offset + start.elapsed();
         let stopped = self.stop.is_stopping();
         *RunShared::lock(&run.current) = None;
         {
