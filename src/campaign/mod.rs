@@ -362,6 +362,14 @@ pub fn resume_point(state_dir: &Path, id: &str) -> Result<(Config, ResumePoint),
     Ok((cfg, ResumePoint { phase, elapsed, note }))
 }
 
+/// How a phase runs this time: sessions after health gating, report notes, and how far it had
+/// already run before an interruption.
+struct PhasePlan {
+    sessions: u32,
+    notes: Vec<String>,
+    offset: Duration,
+}
+
 struct PhaseOutcome {
     passed: bool,
     stopped: bool,
@@ -535,7 +543,7 @@ impl Campaign {
                 Some((p, e)) if p == i => e,
                 _ => Duration::ZERO,
             };
-            let out = self.run_phase(&run, i as u32, phase, sessions, notes, offset, &report_dir).await?;
+            let out = self.run_phase(&run, i as u32, phase, PhasePlan { sessions, notes, offset }, &report_dir).await?;
             println!("{}", out.summary);
             last_success = out.success_rate;
             if out.stopped {
@@ -749,11 +757,10 @@ impl Campaign {
         run: &Arc<RunShared>,
         idx: u32,
         phase: &PhaseConfig,
-        sessions: u32,
-        notes: Vec<String>,
-        offset: Duration,
+        plan: PhasePlan,
         report_dir: &Path,
     ) -> Result<PhaseOutcome, RunError> {
+        let PhasePlan { sessions, notes, offset } = plan;
         let n = self.cfg.phases.len();
         let started_at = SystemTime::now();
         run.store.phase_started(PhaseStart {
