@@ -507,7 +507,6 @@ impl Campaign {
         let mut auto_recoveries = 0u32;
         let mut carry_notes: Vec<String> = Vec::new();
         let mut last_success: Option<f64> = None;
-        let mut gate_sampler = Some(crate::guardian::Sampler::new(self.opts.output_dir.clone()));
         let mut i = resume.as_ref().map(|r| r.phase).unwrap_or(0);
         let mut continue_from = resume.as_ref().map(|r| (r.phase, r.elapsed));
         if let Some(r) = &resume {
@@ -534,7 +533,7 @@ impl Campaign {
                 break;
             }
             let phase = &self.cfg.phases[i];
-            let (sessions, mut notes) = self.gate_phase(&run, i, phase, last_success, &mut gate_sampler).await;
+            let (sessions, mut notes) = self.gate_phase(&run, i, phase, last_success).await;
             notes.append(&mut carry_notes);
             if self.stop.is_stopping() {
                 break;
@@ -574,7 +573,7 @@ impl Campaign {
                     _ = tokio::time::sleep(cooldown) => {}
                     _ = self.stop.graceful().cancelled() => break,
                 }
-                let health = self.fresh_health(&run, i, None, &mut gate_sampler).await;
+                let health = self.fresh_health(&run, i, None).await;
                 let req = self.cfg.campaign.baseline_health_requirement;
                 if health.0 >= req && health.1 == 0 {
                     run.guardian_resets.fetch_add(1, Ordering::Relaxed);
@@ -669,17 +668,10 @@ impl Campaign {
         Ok(RunResult { id, outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
     }
 
-    /// Health now (fresh sample) and the number of metrics over their thresholds.
-    async fn fresh_health(
-        &self,
-        run: &RunShared,
-        i: usize,
-        success: Option<f64>,
-        sampler: &mut Option<crate::guardian::Sampler>,
-    ) -> (f64, usize) {
-        let Some(s) = sampler.take() else { return (100.0, 0) };
-        let (s, sample) = guard::sample_once(s).await;
-        *sampler = Some(s);
+    /// Health now and the number of metrics over their thresholds. A fresh sampler each time, so
+    /// CPU is measured over the next few hundred milliseconds, not averaged over the last phase.
+    async fn fresh_health(&self, run: &RunShared, i: usize, success: Option<f64>) -> (f64, usize) {
+        let (_, sample) = guard::sample_once(crate::guardian::Sampler::new(self.opts.output_dir.clone())).await;
         let t = run.cfg.phase_safety(i).thresholds();
         let over = crate::guardian::Metric::ALL.iter().filter(|m| m.value(&sample) > t.for_metric(**m)).count();
         (crate::guardian::health_score(&sample, &t, success), over)
@@ -688,20 +680,13 @@ impl Campaign {
     /// Progressive escalation: a phase starts as planned only when health meets the requirement;
     /// otherwise it waits up to `escalation_delay`, then runs scaled down. Returns the sessions to
     /// run and the notes for the report.
-    async fn gate_phase(
-        &self,
-        run: &RunShared,
-        i: usize,
-        phase: &PhaseConfig,
-        last_success: Option<f64>,
-        sampler: &mut Option<crate::guardian::Sampler>,
-    ) -> (u32, Vec<String>) {
+    async fn gate_phase(&self, run: &RunShared, i: usize, phase: &PhaseConfig, last_success: Option<f64>) -> (u32, Vec<String>) {
         let c = &self.cfg.campaign;
         if !c.progressive_escalation {
             return (phase.sessions, Vec::new());
         }
         let req = c.baseline_health_requirement;
-        let (h0, _) = self.fresh_health(run, i, last_success, sampler).await;
+        let (h0, _) = self.fresh_health(run, i, last_success).await;
         if h0 >= req {
             return (phase.sessions, Vec::new());
         }
@@ -713,13 +698,13 @@ impl Campaign {
             phase.name,
             crate::config::fmt_duration(c.escalation_delay)
         );
-        while waited.elapsed() < c.escalation_delay && !self.stop.is_stopping() {
+        while waited.elapsed() < c.escalation_delay && !self.stop.is_stopping() && RunShared::lock(&run.trip).is_none() {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = self.stop.graceful().cancelled() => break,
             }
             // the previous phase's failures do not heal by waiting: judge resources alone now
-            h = self.fresh_health(run, i, None, sampler).await.0;
+            h = self.fresh_health(run, i, None).await.0;
             if h >= req {
                 let note = format!(
                     "delayed {:.0}s: health {h0:.0} was below the requirement {req:.0}, recovered to {h:.0}",
@@ -736,11 +721,17 @@ impl Campaign {
             }
         }
         let scaled = (phase.sessions / 2).max(1);
-        let note = format!(
-            "scaled down from {} to {scaled} sessions: health {h:.0} stayed below the requirement {req:.0} for {}",
-            phase.sessions,
-            crate::config::fmt_duration(waited.elapsed())
-        );
+        let waited_for = crate::config::fmt_duration(waited.elapsed());
+        let note = if scaled < phase.sessions {
+            format!(
+                "scaled down from {} to {scaled} sessions: health {h:.0} stayed below the requirement {req:.0} for {waited_for}",
+                phase.sessions
+            )
+        } else {
+            format!(
+                "ran with its 1 session (cannot scale lower) although health {h:.0} stayed below the requirement {req:.0} for {waited_for}"
+            )
+        };
         run.event(
             "phase_adjusted",
             format!("{}/{}", run.id, phase.name),
@@ -813,6 +804,10 @@ impl Campaign {
         *RunShared::lock(&run.current) =
             Some(CurrentPhase { idx, name: phase.name.clone(), sessions, duration: phase.duration, started: start, live: live.clone() });
         let mut trip_rx = run.trip_tx.subscribe();
+        if RunShared::lock(&run.trip).is_some() {
+            // tripped before the phase started (e.g. while waiting for health): stop at once
+            trip_rx.mark_changed();
+        }
         let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
         let mut set = tokio::task::JoinSet::new();
         let workers = run.pool.as_ref().map(|p| p.workers.len()).unwrap_or(1).max(1);
@@ -822,6 +817,7 @@ impl Campaign {
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut stopped_at: Option<tokio::time::Instant> = None;
+        let mut paused = false;
         let grace = self.cfg.campaign.grace_period;
         let mut last_checkpoint = Instant::now();
         loop {
@@ -844,6 +840,7 @@ impl Campaign {
                 Ok(()) = trip_rx.changed(), if stopped_at.is_none() => {
                     stop_ops.cancel();
                     stopped_at = Some(tokio::time::Instant::now());
+                    paused = true;
                 }
                 _ = async { if let Some(g) = grace_end { tokio::time::sleep_until(g).await } else { std::future::pending().await } }, if grace_end.is_some() && !hard.is_cancelled() => {
                     tracing::warn!(target: "stressctl::campaign", phase = %phase.name, "in-flight ops did not finish within the grace period ({grace:?}); abandoning them");
@@ -870,7 +867,7 @@ impl Campaign {
             d.1 += s;
             d.2 += f;
         }
-        run.store.phase_ended(idx, if stopped { "stopped" } else { "completed" }, elapsed);
+        run.store.phase_ended(idx, if stopped || paused { "stopped" } else { "completed" }, elapsed);
         let (attempted, succeeded, failed) = live.counts();
         run.event(
             "phase_ended",
@@ -903,7 +900,13 @@ impl Campaign {
             p.throughput_ops_per_s,
             p.latency_ms.p95,
             if passed { "PASS" } else { "FAIL" },
-            if stopped { " (stopped)" } else { "" }
+            if stopped {
+                " (stopped)"
+            } else if paused {
+                " (paused by the guardian)"
+            } else {
+                ""
+            }
         );
         tracing::info!(target: "stressctl::campaign", phase = %phase.name, "{summary}");
         let success_rate = (p.ops_attempted > 0).then(|| p.ops_succeeded as f64 / p.ops_attempted as f64);
