@@ -187,7 +187,8 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
             }
         }
         Err(e) => {
-            eprintln!("stressctl: campaign {id} could not be recorded: {e}");
+            eprintln!("stressctl: campaign {id} stopped because it could not be recorded: {e}");
+            eprintln!("stressctl: everything committed before that is in the store; once the cause is fixed (e.g. disk space), `stressctl report {id}` rebuilds the reports");
             EXIT_FAILED
         }
     }

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often a slot hands its window to the store.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
+/// At most this many `op_failed` events per slot per [`FAIL_EVENT_PERIOD`]; every failure is still
+/// counted (by class) in the windows, so rates and `errors_by_class` stay exact.
+const MAX_FAIL_EVENTS: u32 = 10;
+/// The period of the `op_failed` event cap.
+const FAIL_EVENT_PERIOD: Duration = Duration::from_secs(60);
+
 /// Extra time beyond the op timeout before stressctl itself gives up on a WebDriver call.
 const DRIVER_SLACK: Duration = Duration::from_secs(3);
 
@@ -40,6 +46,9 @@ pub(super) struct Slot {
     matrix_size: u32,
     adapter_reported: bool,
     seed: u32,
+    fail_events: u32,
+    fail_events_since: Instant,
+    fail_events_suppressed: u64,
 }
 
 impl Slot {
@@ -65,6 +74,9 @@ impl Slot {
             matrix_size,
             adapter_reported: false,
             seed: 1,
+            fail_events: 0,
+            fail_events_since: Instant::now(),
+            fail_events_suppressed: 0,
         }
     }
 
@@ -236,16 +248,28 @@ impl Slot {
     }
 
     async fn on_failure(&mut self, e: OpError) {
-        let corr = self.corr();
-        let session = self.session.as_ref().map(|s| s.label.clone());
-        tracing::warn!(target: "stressctl::tasks", corr = %corr, class = %e.class, "op failed: {}", e.message);
-        self.ctx.run.event(
-            "op_failed",
-            corr,
-            Some(self.ctx.idx),
-            format!("{}: {}", e.class, e.message),
-            json!({"class": e.class, "message": e.message, "worker": self.worker_id(), "session": session}),
-        );
+        // Every failure is counted in the window; events are capped per slot so a flood of
+        // failures (a broken page, a synthetic failure rate) cannot flood the store and the logs.
+        if self.fail_events_since.elapsed() >= FAIL_EVENT_PERIOD {
+            self.fail_events_since = Instant::now();
+            self.fail_events = 0;
+        }
+        if self.fail_events < MAX_FAIL_EVENTS {
+            self.fail_events += 1;
+            let corr = self.corr();
+            let session = self.session.as_ref().map(|s| s.label.clone());
+            tracing::warn!(target: "stressctl::tasks", corr = %corr, class = %e.class, "op failed: {}", e.message);
+            self.ctx.run.event(
+                "op_failed",
+                corr,
+                Some(self.ctx.idx),
+                format!("{}: {}", e.class, e.message),
+                json!({"class": e.class, "message": e.message, "worker": self.worker_id(), "session": session, "suppressed_before": self.fail_events_suppressed}),
+            );
+            self.fail_events_suppressed = 0;
+        } else {
+            self.fail_events_suppressed += 1;
+        }
         if self.synthetic.is_some() {
             return; // synthetic failures are drawn, there is nothing to recover
         }

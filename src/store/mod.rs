@@ -553,8 +553,8 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
                 .execute(params![at, e.kind, e.corr, opt_idx(e.phase_idx), e.message, data])?;
             let line =
                 serde_json::json!({"at": at, "kind": e.kind, "corr": e.corr, "phase": e.phase_idx, "message": e.message, "data": e.data});
-            if writeln!(jsonl, "{line}").is_err() {
-                return Err(rusqlite::Error::ToSqlConversionFailure("cannot append to events.jsonl".into()));
+            if let Err(e) = writeln!(jsonl, "{line}") {
+                return Err(rusqlite::Error::ToSqlConversionFailure(format!("cannot append to events.jsonl: {e}").into()));
             }
         }
         Msg::PhaseStarted(p) => {
