@@ -8,6 +8,7 @@ mod slot;
 
 pub use faults::PhaseFaults;
 
+use crate::breaker::{BreakerRegistry, Transition};
 use crate::browser::pool::Pool;
 use crate::config::{Config, PhaseConfig};
 use crate::control::{StopCause, StopSignal};
@@ -176,6 +177,9 @@ pub(crate) struct RunShared {
     pub page_url: String,
     pub stop: Arc<StopSignal>,
     pub started: Instant,
+    /// Wall-clock time at `started` (renders breaker timestamps).
+    pub started_wall: SystemTime,
+    pub breakers: BreakerRegistry,
     current: Mutex<Option<CurrentPhase>>,
     latest: Mutex<Latest>,
     /// Ops of the phases that ended: attempted, succeeded, failed.
@@ -230,6 +234,20 @@ impl RunShared {
     fn take_trip(&self) -> Option<Trip> {
         Self::lock(&self.trip).take()
     }
+    /// Writes breaker transitions as events.
+    pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
+        for (key, t) in ts {
+            tracing::info!(target: "stressctl::campaign", corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
+            self.event(
+                "breaker_transition",
+                corr.to_string(),
+                phase,
+                format!("breaker {key}: {} -> {}: {}", t.from, t.to, t.reason),
+                json!({"key": key, "from": t.from, "to": t.to, "reason": t.reason}),
+            );
+        }
+    }
+
     pub fn guardian_resets(&self) -> u64 {
         self.guardian_resets.load(Ordering::Relaxed)
     }
@@ -451,6 +469,12 @@ impl Campaign {
             page_url: server.as_ref().map(|s| s.url()).unwrap_or_default(),
             stop: self.stop.clone(),
             started: Instant::now(),
+            started_wall: SystemTime::now(),
+            breakers: BreakerRegistry::new(
+                self.cfg.breakers.worker.clone(),
+                self.cfg.breakers.browser.clone(),
+                self.cfg.breakers.task.clone(),
+            ),
             current: Mutex::new(None),
             latest: Mutex::new(Latest::default()),
             done: Mutex::new((0, 0, 0)),
@@ -645,6 +669,10 @@ impl Campaign {
             let v = report::verdict(&c.phases, self.cfg.campaign.pass_phase_ratio, self.cfg.campaign.pass_success_rate);
             (if v.passed { Outcome::Passed } else { Outcome::Failed }, None)
         };
+        let leftover = run.breakers.drain_transitions();
+        run.transition_events(&id, None, leftover);
+        let snapshot = run.breakers.snapshot(Instant::now(), (run.started, run.started_wall));
+        run.event("breaker_snapshot", id.clone(), None, "breaker states at the end of the campaign".into(), snapshot);
         if let Some(r) = &stop_req {
             run.event("emergency_stop", id.clone(), None, r.reason.clone(), json!({"cause": r.cause.as_str(), "reason": r.reason}));
         }
@@ -810,9 +838,30 @@ impl Campaign {
         }
         let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
         let mut set = tokio::task::JoinSet::new();
-        let workers = run.pool.as_ref().map(|p| p.workers.len()).unwrap_or(1).max(1);
+        // spread the sessions over the workers whose breakers are closed (all of them if none is)
+        let placement: Vec<usize> = match &run.pool {
+            Some(p) => {
+                let ids: Vec<String> = p.workers.iter().map(|w| w.id.clone()).collect();
+                let now = Instant::now();
+                let healthy: Vec<usize> = run
+                    .breakers
+                    .prefer_workers(&ids, now)
+                    .into_iter()
+                    .filter(|w| {
+                        matches!(run.breakers.state(&format!("worker:{w}"), now), None | Some(crate::breaker::BreakerState::Closed))
+                    })
+                    .filter_map(|w| ids.iter().position(|i| i == w))
+                    .collect();
+                if healthy.is_empty() {
+                    (0..ids.len()).collect()
+                } else {
+                    healthy
+                }
+            }
+            None => vec![0],
+        };
         for s in 0..sessions {
-            let slot = slot::Slot::new(ctx.clone(), s, s as usize % workers, None);
+            let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize % placement.len()], None);
             set.spawn(slot.run().in_current_span());
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));

@@ -3,6 +3,7 @@
 
 use super::faults::page_fault;
 use super::PhaseCtx;
+use crate::breaker::{GateRejected, OpGate, Outcome};
 use crate::browser::session::Session;
 use crate::config::FaultKind;
 use crate::config::TaskSpec;
@@ -29,6 +30,21 @@ const DRIVER_SLACK: Duration = Duration::from_secs(3);
 enum Attempt {
     Done(Result<OpOk, OpError>),
     Aborted,
+    /// A breaker refused: no op was run.
+    Rejected,
+}
+
+/// Which scopes a failure counts against: (worker, browser, task). A driver that cannot be
+/// reached is the worker's problem; a crash also the browser's; a page or GPU error the task's.
+fn attribution(class: FailureClass) -> [Outcome; 3] {
+    use Outcome::{Failure, Ignored};
+    match class {
+        FailureClass::LaunchFailure | FailureClass::ConnectionFailure => [Failure, Ignored, Ignored],
+        FailureClass::Crash => [Failure, Failure, Ignored],
+        FailureClass::Timeout | FailureClass::ResourceExhaustion => [Failure, Ignored, Failure],
+        FailureClass::ScriptError | FailureClass::GpuError => [Ignored, Ignored, Failure],
+        FailureClass::ApiUnsupported => [Ignored, Ignored, Ignored],
+    }
 }
 
 pub(super) struct Slot {
@@ -46,6 +62,8 @@ pub(super) struct Slot {
     matrix_size: u32,
     adapter_reported: bool,
     seed: u32,
+    op_started: Instant,
+    gate: OpGate,
     fail_events: u32,
     fail_events_since: Instant,
     fail_events_suppressed: u64,
@@ -55,6 +73,7 @@ impl Slot {
     pub(super) fn new(ctx: Arc<PhaseCtx>, slot: u32, worker_ix: usize, session: Option<Session>) -> Slot {
         let mut rng = fastrand::Rng::new();
         let synthetic = Synthetic::from_spec(&ctx.phase.task, rng.u64(..));
+        let gate = Self::gate_for(&ctx, worker_ix);
         let matrix_size = match ctx.phase.task {
             TaskSpec::Webgpu { matrix_size } => matrix_size,
             _ => 0,
@@ -74,10 +93,25 @@ impl Slot {
             matrix_size,
             adapter_reported: false,
             seed: 1,
+            op_started: Instant::now(),
+            gate,
             fail_events: 0,
             fail_events_since: Instant::now(),
             fail_events_suppressed: 0,
         }
+    }
+
+    fn gate_for(ctx: &PhaseCtx, worker_ix: usize) -> OpGate {
+        let task = ctx.phase.task.kind();
+        match &ctx.run.pool {
+            Some(p) => ctx.run.breakers.gate(p.workers.get(worker_ix).map(|w| w.id.as_str()).unwrap_or("none"), "chromium", task),
+            None => ctx.run.breakers.gate("synthetic", "none", task),
+        }
+    }
+
+    fn set_worker(&mut self, ix: usize) {
+        self.worker_ix = ix;
+        self.gate = Self::gate_for(&self.ctx, ix);
     }
 
     fn worker_id(&self) -> &str {
@@ -97,15 +131,20 @@ impl Slot {
         let mut aborted = false;
         while !self.ctx.stop_ops.is_cancelled() && limit.is_none_or(|m| self.seq < m) {
             self.seq += 1;
-            let started = Instant::now();
-            let result = match self.attempt().await {
+            self.op_started = Instant::now();
+            let result = match self.gated_attempt().await {
                 Attempt::Done(r) => r,
                 Attempt::Aborted => {
                     aborted = true;
                     break;
                 }
+                Attempt::Rejected => {
+                    self.seq -= 1;
+                    continue;
+                }
             };
-            self.record(started.elapsed(), result).await;
+            // the op alone: opening a session (seconds) is not the op's latency
+            self.record(self.op_started.elapsed(), result).await;
             if self.last_flush.elapsed() >= WINDOW {
                 self.flush();
             }
@@ -122,6 +161,55 @@ impl Slot {
             return None;
         }
         Some(session)
+    }
+
+    /// Asks the breakers (worker, browser, task) first; runs the op only if all three permit it,
+    /// and records its outcome against the scopes it belongs to.
+    async fn gated_attempt(&mut self) -> Attempt {
+        let permit = match self.gate.try_acquire(Instant::now()) {
+            Ok(p) => p,
+            Err(r) => {
+                self.on_rejected(r).await;
+                return Attempt::Rejected;
+            }
+        };
+        let r = self.attempt().await;
+        let outcomes = match &r {
+            Attempt::Done(Ok(_)) => [Outcome::Success; 3],
+            Attempt::Done(Err(e)) => attribution(e.class),
+            Attempt::Aborted | Attempt::Rejected => [Outcome::Ignored; 3],
+        };
+        let ts = self.gate.record_each(permit, outcomes, Instant::now());
+        if !ts.is_empty() {
+            self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), ts);
+        }
+        r
+    }
+
+    /// A breaker refused the op: move to a worker whose breakers are closed if the worker is the
+    /// problem and another one is healthy, otherwise wait (bounded) before asking again.
+    async fn on_rejected(&mut self, r: GateRejected) {
+        let GateRejected { key, state, retry_after, transitions } = r;
+        if !transitions.is_empty() {
+            self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), transitions);
+        }
+        if let (true, Some(pool)) = (key.starts_with("worker:"), self.ctx.run.pool.clone()) {
+            let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
+            let now = Instant::now();
+            let best = self.ctx.run.breakers.prefer_workers(&ids, now).first().map(|s| s.to_string());
+            if let Some(best) = best.filter(|b| b != self.worker_id()) {
+                let healthy =
+                    matches!(self.ctx.run.breakers.state(&format!("worker:{best}"), now), Some(crate::breaker::BreakerState::Closed));
+                if let (true, Some(ix)) = (healthy, ids.iter().position(|i| *i == best)) {
+                    tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session to worker {best}");
+                    self.drop_session().await;
+                    self.set_worker(ix);
+                    return;
+                }
+            }
+        }
+        let wait = retry_after.unwrap_or(Duration::from_millis(250)).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        self.pause(wait).await;
     }
 
     async fn attempt(&mut self) -> Attempt {
@@ -159,6 +247,7 @@ impl Slot {
             None => None,
         };
         let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
+        self.op_started = Instant::now();
         // A new input seed every 64 ops: each op is still computed on the GPU (output zeroed
         // first) and checked against the CPU reference, which the page caches per seed.
         if self.seq % 64 == 1 {
@@ -313,9 +402,13 @@ impl Slot {
             }
             Strategy::OtherWorker => {
                 self.drop_session().await;
-                let n = pool.workers.len();
-                if n > 1 {
-                    self.worker_ix = (self.worker_ix + 1) % n;
+                // prefer a worker whose breakers are closed, else the next one
+                let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
+                let current = self.worker_id().to_string();
+                let preferred =
+                    self.ctx.run.breakers.prefer_workers(&ids, Instant::now()).into_iter().find(|w| *w != current).map(str::to_string);
+                if let Some(ix) = preferred.and_then(|p| ids.iter().position(|i| *i == p)) {
+                    self.set_worker(ix);
                 }
             }
         }
