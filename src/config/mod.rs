@@ -871,3 +871,6 @@ impl SafetyConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
