@@ -201,26 +201,29 @@ fn spawn_signal_handlers(stop: Arc<StopSignal>) {
         tracing::warn!(target: "stressctl::campaign", "cannot install signal handlers");
         return;
     };
-    tokio::spawn(async move {
-        let mut seen = 0;
-        loop {
-            let cause = tokio::select! {
-                _ = int.recv() => StopCause::Interrupted,
-                _ = term.recv() => StopCause::Terminated,
-            };
-            seen += 1;
-            if seen == 1 {
-                let what = if cause == StopCause::Interrupted { "SIGINT (Ctrl-C)" } else { "SIGTERM" };
-                eprintln!(
-                    "\nstressctl: {what}: stopping gracefully (in-flight ops get the grace period; press Ctrl-C again to kill at once)"
-                );
-                stop.request(cause, format!("stopped by {what}"), false);
-            } else {
-                eprintln!("\nstressctl: killing browsers and drivers now");
-                stop.force();
+    tokio::spawn(
+        async move {
+            let mut seen = 0;
+            loop {
+                let cause = tokio::select! {
+                    _ = int.recv() => StopCause::Interrupted,
+                    _ = term.recv() => StopCause::Terminated,
+                };
+                seen += 1;
+                if seen == 1 {
+                    let what = if cause == StopCause::Interrupted { "SIGINT (Ctrl-C)" } else { "SIGTERM" };
+                    eprintln!(
+                        "\nstressctl: {what}: stopping gracefully (in-flight ops get the grace period; press Ctrl-C again to kill at once)"
+                    );
+                    stop.request(cause, format!("stopped by {what}"), false);
+                } else {
+                    eprintln!("\nstressctl: killing browsers and drivers now");
+                    stop.force();
+                }
             }
         }
-    });
+        .in_current_span(),
+    );
 }
 
 /// `launch --detach`: re-runs this launch in the background, in its own session, and returns

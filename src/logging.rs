@@ -101,7 +101,7 @@ pub fn init(log_dir: &Path, stamp: &str, stderr: bool) -> io::Result<Vec<PathBuf
             .with_ansi(false)
             .with_target(false)
             .with_writer(file)
-            .with_filter(filter_fn(move |m| component(m.target()) == name))
+            .with_filter(filter_fn(move |m| m.is_span() || component(m.target()) == name))
             .boxed();
         layers.push(layer);
         paths.push(path);

@@ -187,6 +187,8 @@ pub(crate) struct RunShared {
     trip: Mutex<Option<Trip>>,
     trip_tx: tokio::sync::watch::Sender<u64>,
     guardian_resets: AtomicU64,
+    /// Set while the campaign cools down after a trip: further trips are not new events.
+    cooling: std::sync::atomic::AtomicBool,
 }
 
 impl RunShared {
@@ -220,7 +222,7 @@ impl RunShared {
     pub fn on_trip(&self, t: Trip) {
         let reason = guard::trip_reason(&t);
         let mut slot = Self::lock(&self.trip);
-        if slot.is_some() {
+        if slot.is_some() || self.cooling.load(Ordering::Relaxed) {
             return;
         }
         if self.cfg.campaign.auto_recovery && self.cfg.campaign.max_auto_recoveries > 0 {
@@ -481,6 +483,7 @@ impl Campaign {
             trip: Mutex::new(None),
             trip_tx: tokio::sync::watch::channel(0).0,
             guardian_resets: AtomicU64::new(0),
+            cooling: std::sync::atomic::AtomicBool::new(false),
         });
         let control_stop = CancellationToken::new();
         if let Some(path) = &self.opts.socket {
@@ -504,12 +507,15 @@ impl Campaign {
         let force_watch = {
             let stop = self.stop.clone();
             let pool = pool.clone();
-            tokio::spawn(async move {
-                stop.forced().cancelled().await;
-                if let Some(p) = pool {
-                    p.kill_now();
+            tokio::spawn(
+                async move {
+                    stop.forced().cancelled().await;
+                    if let Some(p) = pool {
+                        p.kill_now();
+                    }
                 }
-            })
+                .in_current_span(),
+            )
         };
         // The campaign's own time cap.
         let cap_watch = {
@@ -582,6 +588,7 @@ impl Campaign {
                     break;
                 }
                 let cooldown = self.cfg.campaign.cooldown;
+                run.cooling.store(true, Ordering::Relaxed);
                 println!(
                     "stressctl: {reason}; cooling down {} before resuming (auto-recovery {auto_recoveries}/{max})",
                     crate::config::fmt_duration(cooldown)
@@ -598,9 +605,11 @@ impl Campaign {
                     _ = self.stop.graceful().cancelled() => break,
                 }
                 let health = self.fresh_health(&run, i, None).await;
+                // the streaks start over from here, whatever happened during the cooldown
+                run.guardian_resets.fetch_add(1, Ordering::Relaxed);
+                run.cooling.store(false, Ordering::Relaxed);
                 let req = self.cfg.campaign.baseline_health_requirement;
                 if health.0 >= req && health.1 == 0 {
-                    run.guardian_resets.fetch_add(1, Ordering::Relaxed);
                     run.event(
                         "auto_recovery_resumed",
                         id.clone(),
