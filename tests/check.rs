@@ -25,10 +25,24 @@ fn has_version_number(s: &str) -> bool {
     s.split(|c: char| !(c.is_ascii_digit() || c == '.')).any(|t| t.split('.').filter(|p| !p.is_empty()).count() >= 3)
 }
 
+/// A pre-flight check runs no campaign: no campaign report and no campaign store appear.
+fn assert_no_campaign(sb: &Sandbox) {
+    for d in sb.campaign_dirs() {
+        assert!(!d.join("campaign_report.json").exists(), "check wrote a campaign report in {}", d.display());
+    }
+    for d in sb.run_dirs() {
+        assert!(!d.join("store.sqlite").exists(), "check created a campaign store in {}", d.display());
+    }
+}
+
 #[test]
 fn check_only_with_the_default_profile_passes_and_lists_browser_versions() {
+    // the check may probe a real browser: one browser user at a time, and nothing left after
+    let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("check-ok");
-    let out = run(sb.cmd(["--check-only"]), T);
+    let before = snapshot();
+    let out = run_marked(sb.cmd(["--check-only"]), &sb.root, T);
+    assert_no_orphans(&before, &sb.root);
     out.expect_code(0);
     for (name, bin) in [("chromium", "/usr/bin/chromium"), ("chromedriver", "/usr/bin/chromedriver")] {
         let line = line_about(&out.stdout, name).unwrap_or_else(|| panic!("no checklist line for {name}\n{}", out.describe()));
@@ -38,12 +52,11 @@ fn check_only_with_the_default_profile_passes_and_lists_browser_versions() {
         assert!(line.contains(&v), "{name} line does not show `{bin} --version` ({v}): {line}");
     }
     assert!(!out.stdout.lines().any(|l| l.starts_with('✗')), "a ✗ line with exit 0\n{}", out.describe());
-    // a pre-flight check runs nothing
-    assert!(sb.campaign_dirs().is_empty(), "check created a campaign dir");
-    assert!(sb.run_dirs().is_empty(), "check created a run");
+    assert_no_campaign(&sb);
 
     // `stressctl check` is the same thing
-    let out2 = run(sb.cmd(["check"]), T);
+    let out2 = run_marked(sb.cmd(["check"]), &sb.root, T);
+    assert_no_orphans(&before, &sb.root);
     out2.expect_code(0);
     assert!(line_about(&out2.stdout, "chromedriver").is_some_and(|l| l.starts_with('✓')), "{}", out2.describe());
 }
@@ -59,7 +72,10 @@ fn missing_chromedriver_fails_the_check_with_a_cross_line() {
     );
     let cfg = sb.write("nodriver.toml", &body);
     let args: Vec<OsString> = vec!["--check-only".into(), "--config".into(), cfg.into()];
-    let out = run(sb.cmd(args), T);
+    let _serial = BrowserLock::acquire();
+    let before = snapshot();
+    let out = run_marked(sb.cmd(args), &sb.root, T);
+    assert_no_orphans(&before, &sb.root);
     out.expect_code(1);
     let line = out
         .stdout
@@ -84,8 +100,12 @@ fn unwritable_output_dir_fails_the_check() {
         .arg(&sb.state)
         .arg("--log-dir")
         .arg(&sb.logs)
-        .current_dir(&sb.root);
-    let out = run(c, T);
+        .current_dir(&sb.root)
+        .env("XDG_CONFIG_HOME", sb.root.join("xdg"));
+    let _serial = BrowserLock::acquire();
+    let before = snapshot();
+    let out = run_marked(c, &sb.root, T);
+    assert_no_orphans(&before, &sb.root);
     assert_ne!(out.code(), Some(0), "check passed with an unwritable output dir\n{}", out.describe());
     assert!(
         out.stdout.lines().any(|l| l.starts_with('✗') && l.contains(&*bad.to_string_lossy())),

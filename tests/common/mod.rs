@@ -125,13 +125,21 @@ impl Sandbox {
 
     /// `stressctl <args> <dir args>`, run from the sandbox (so a default path that slipped through
     /// lands in the sandbox, never in the repository).
+    ///
+    /// `XDG_CONFIG_HOME` points into the sandbox too: Chromium's crash handler
+    /// (`chrome_crashpad_handler`) leaves the driver's process group and session and names only
+    /// `--database=$XDG_CONFIG_HOME/chromium/Crash Reports`, so this is what marks it as ours.
     pub fn cmd<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
         let mut c = Command::new(BIN);
-        c.args(args.into_iter().map(Into::into)).args(self.dir_args()).current_dir(&self.root).env("NO_COLOR", "1");
+        c.args(args.into_iter().map(Into::into))
+            .args(self.dir_args())
+            .current_dir(&self.root)
+            .env("NO_COLOR", "1")
+            .env("XDG_CONFIG_HOME", self.root.join("xdg"));
         c
     }
 
