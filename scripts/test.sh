@@ -9,8 +9,12 @@
 #   5. no chromium/chromedriver process started during the run may be left
 #
 # Idempotent. Exits non-zero as soon as a step fails (after step 4 it still runs step 5).
-# Step 5 compares against a snapshot of the whole machine taken at the start, so do not start
-# Chromium by other means while it runs.
+#
+# Step 5 compares against a snapshot taken at the start. The tests run with TMPDIR set to a fresh
+# directory, and every path a test gives stressctl (state, logs, browser profiles, Chromium's
+# crash database) lies under it, so a new process is counted as ours unless its command line
+# points at a profile, log or crash database somewhere else — which is what Chromium started by
+# someone else on a shared machine looks like.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,14 +55,29 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
 step "cargo test --all-targets"
+test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stressctl-tests.XXXXXX")
 tests_rc=0
-cargo test --all-targets || tests_rc=$?
+TMPDIR=$test_tmp cargo test --all-targets --no-fail-fast || tests_rc=$?
 echo "tests took ${SECONDS}s"
+
+# Whether process $1 is none of ours: it is gone, or its command line does not mention $test_tmp
+# but names a profile, log or crash database (somewhere else). Chromium's child processes rewrite
+# their command line into one space-separated string, so this matches on substrings.
+not_ours() {
+  local cmd
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 0
+  [ -z "$cmd" ] && return 0
+  [[ "$cmd" == *"$test_tmp"* ]] && return 1
+  [[ "$cmd" == *--user-data-dir=* || "$cmd" == *--log-path=* || "$cmd" == *--database=* ]]
+}
 
 step "no chromium/chromedriver process left behind"
 left=""
 for _ in $(seq 1 50); do # up to 10 s for the last ones to exit
-  left=$(comm -13 <(echo "$before") <(browser_procs))
+  left=""
+  for pp in $(comm -13 <(echo "$before") <(browser_procs)); do
+    not_ours "${pp%%:*}" || left+="$pp "
+  done
   [ -z "$left" ] && break
   sleep 0.2
 done
@@ -66,10 +85,11 @@ if [ -n "$left" ]; then
   echo "FAIL: processes started during the test run are still alive:" >&2
   for pp in $left; do
     pid=${pp%%:*}
-    echo "  pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-200)" >&2
+    echo "  pid $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-200)" >&2
   done
   exit 1
 fi
+rm -rf "$test_tmp"
 echo "none"
 
 if [ "$tests_rc" -ne 0 ]; then
