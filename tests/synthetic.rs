@@ -154,7 +154,11 @@ fn three_phase_campaign_passes_and_its_reports_agree() {
 #[test]
 fn half_failing_campaign_fails_with_script_errors() {
     let sb = Sandbox::new("syn-fail");
-    let body = format!("{}{}{}", header("flaky", ""), synthetic_task("1ms", 0.5), phase("coin", "2s", 2, "ops_per_session = 200"));
+    // Breakers that cannot open in 400 ops: this is about counting and classifying failures and
+    // the verdict, not about shedding load.
+    let breaker = "\n[breaker]\nfailure_threshold = 1000\nfailure_rate_threshold = 100\nwindow_size = 1000\nminimum_calls = 1000\n";
+    let body =
+        format!("{}{}{}{}", header("flaky", ""), synthetic_task("1ms", 0.5), breaker, phase("coin", "2s", 2, "ops_per_session = 200"));
     let cfg = sb.write("flaky.toml", &body);
     let out = run(sb.launch(&cfg), T);
     out.expect_code(1);
@@ -301,4 +305,25 @@ fn sigint_stops_a_synthetic_campaign_with_130_and_reports() {
     assert_eq!(phases.len(), 1, "no phase may start after the stop");
     assert!(count(&phases[0]["ops_attempted"], "ops") > 0);
     assert!(num(&phases[0]["duration_s"], "duration_s") < 30.0);
+}
+
+#[test]
+fn sigterm_stops_gracefully_with_exit_1_and_reports() {
+    let sb = Sandbox::new("syn-sigterm");
+    let body = format!("{}{}{}", header("terminated", ""), synthetic_task("2ms", 0.0), phase("long", "60s", 2, ""));
+    let cfg = sb.write("term.toml", &body);
+    let child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    assert!(
+        wait_until(Duration::from_secs(20), || child.stdout_so_far().contains("stressctl: campaign ")),
+        "the campaign did not start\n{}",
+        child.stdout_so_far()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    child.signal(libc::SIGTERM);
+    let out = child.finish(Duration::from_secs(15));
+    out.expect_code(1);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    assert_eq!(r["outcome"], "emergency_stopped");
+    assert!(r["stop_reason"].as_str().unwrap_or("").contains("SIGTERM"), "stop_reason: {}", r["stop_reason"]);
+    assert_eq!(r["phases"][0]["status"], "stopped");
 }
