@@ -33,8 +33,9 @@ fn drivers_of(marker: &Path) -> usize {
     browser_processes().iter().filter(|p| p.argv0.ends_with("chromedriver") && p.cmdline.contains(&m)).count()
 }
 
-/// Phases of a few seconds: the first op of each session includes the browser start (seconds on
-/// a busy 2-core machine), so the p95 limit is raised to keep this about correctness, not speed.
+/// A 3 s phase on a busy 2-core machine has few ops, and the browser start-up eats into it (and,
+/// before the fix on main, into the first op's latency), so the p95 limit is raised: this test is
+/// about correctness and clean-up, not speed.
 const LENIENT: &str = "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"";
 
 fn gpu_config(name: &str, phases: &str) -> String {
