@@ -1,0 +1,175 @@
+//! The command line: help, usage errors and config errors. Nothing here starts a browser; every
+//! config error must be caught before anything is started (exit 2, no campaign directory).
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+fn stressctl(args: &[&str]) -> Output {
+    let mut c = std::process::Command::new(BIN);
+    c.args(args).env("NO_COLOR", "1");
+    // run from a scratch dir: a command that wrongly writes its default dirs writes them there
+    let scratch = tempfile::tempdir().unwrap();
+    c.current_dir(scratch.path());
+    run(c, T)
+}
+
+#[test]
+fn top_level_help_lists_every_command_and_exits_0() {
+    let out = stressctl(&["--help"]);
+    out.expect_code(0);
+    for cmd in ["launch", "check", "emergency-stop", "status", "report", "--check-only"] {
+        assert!(out.stdout.contains(cmd), "--help does not mention `{cmd}`\n{}", out.describe());
+    }
+    // the operator reads the exit codes here
+    for code in ["130", "bad usage"] {
+        assert!(out.stdout.contains(code), "--help does not mention `{code}`\n{}", out.describe());
+    }
+    let short = stressctl(&["-h"]);
+    short.expect_code(0);
+    assert!(short.stdout.contains("launch"));
+}
+
+#[test]
+fn each_command_help_says_what_it_does() {
+    let expect: &[(&str, &[&str])] = &[
+        ("launch", &["campaign", "Ctrl-C"]),
+        ("check", &["chromium", "chromedriver", "writable"]),
+        ("emergency-stop", &["stop", "--force"]),
+        ("status", &["running campaign", "--json"]),
+        ("report", &["reports", "--compare", "--list"]),
+    ];
+    for (cmd, words) in expect {
+        let out = stressctl(&[cmd, "--help"]);
+        out.expect_code(0);
+        assert!(out.stdout.contains(&format!("stressctl {cmd}")), "`{cmd} --help` has no usage line\n{}", out.describe());
+        for w in *words {
+            assert!(out.stdout.to_lowercase().contains(&w.to_lowercase()), "`{cmd} --help` does not mention {w:?}\n{}", out.describe());
+        }
+    }
+}
+
+#[test]
+fn version_exits_0() {
+    let out = stressctl(&["--version"]);
+    out.expect_code(0);
+    assert!(out.stdout.starts_with("stressctl "), "{}", out.describe());
+}
+
+#[test]
+fn no_command_is_a_usage_error() {
+    let out = stressctl(&[]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("launch") && out.stderr.contains("--help"), "the error should say what to run\n{}", out.describe());
+}
+
+#[test]
+fn unknown_flags_and_commands_are_usage_errors() {
+    for args in [&["--bogus"][..], &["launch", "--bogus"], &["check", "--bogus"], &["frobnicate"], &["report", "--tolerance-success", "x"]]
+    {
+        let out = stressctl(args);
+        out.expect_code(2);
+        assert!(!out.stderr.is_empty(), "{args:?}: no message on stderr");
+    }
+}
+
+/// A config error: exit 2, the message names what is expected, and nothing was started.
+fn assert_rejected(sb: &Sandbox, cfg_name: &str, body: &str, must_mention: &[&str]) -> Output {
+    let cfg = sb.write(cfg_name, body);
+    let out = run(sb.launch(&cfg), T);
+    out.expect_code(2);
+    for m in must_mention {
+        assert!(out.stderr.contains(m), "stderr does not mention {m:?}\n{}", out.describe());
+    }
+    assert!(!out.stdout.contains("stressctl: campaign "), "a campaign was announced\n{}", out.describe());
+    assert!(sb.campaign_dirs().is_empty(), "a campaign dir was created: {:?}", sb.campaign_dirs());
+    assert!(sb.run_dirs().is_empty(), "a run dir was created: {:?}", sb.run_dirs());
+    assert!(!sb.logs.exists() || std::fs::read_dir(&sb.logs).unwrap().next().is_none(), "log files were created in {}", sb.logs.display());
+    out
+}
+
+fn synthetic_ok(phases: &str) -> String {
+    format!("{}{}{}", header("cli", ""), synthetic_task("1ms", 0.0), phases)
+}
+
+#[test]
+fn typo_in_a_phase_key_names_file_and_key_and_starts_nothing() {
+    let sb = Sandbox::new("typo");
+    let body = synthetic_ok(&format!("{}{}", phase("one", "1s", 1, ""), "\n[[phases]]\nname = \"two\"\nduration = \"1s\"\nsesions = 2\n"));
+    let out = assert_rejected(&sb, "typo-campaign.toml", &body, &["typo-campaign.toml", "sesions"]);
+    // the message should help fixing it: the valid key is listed
+    assert!(out.stderr.contains("sessions"), "{}", out.describe());
+}
+
+#[test]
+fn typo_in_a_top_level_table_is_rejected() {
+    let sb = Sandbox::new("typo2");
+    let body = synthetic_ok(&phase("one", "1s", 1, "")).replace("[safety]\n", "[safety]\nmemory_percnt = 50\n");
+    assert_rejected(&sb, "c.toml", &body, &["c.toml", "memory_percnt"]);
+}
+
+#[test]
+fn out_of_range_sessions_names_key_and_range() {
+    let sb = Sandbox::new("range-sessions");
+    let body = synthetic_ok(&phase("zero", "1s", 0, ""));
+    assert_rejected(&sb, "zero.toml", &body, &["zero.toml", "sessions", "1 to 64"]);
+}
+
+#[test]
+fn out_of_range_memory_percent_names_key_and_range() {
+    let sb = Sandbox::new("range-mem");
+    let body = synthetic_ok(&phase("one", "1s", 1, "")).replace("memory_percent = 100", "memory_percent = 150");
+    assert_rejected(&sb, "mem.toml", &body, &["mem.toml", "memory_percent", "150", "1 to 100"]);
+}
+
+#[test]
+fn out_of_range_failure_probability_and_duration_are_rejected() {
+    let sb = Sandbox::new("range-misc");
+    let body = format!("{}{}{}", header("cli", ""), synthetic_task("1ms", 1.5), phase("one", "1s", 1, ""));
+    assert_rejected(&sb, "p.toml", &body, &["failure_probability", "0.0 to 1.0"]);
+    // a duration without a unit is an error that says how to write it
+    let body = synthetic_ok("\n[[phases]]\nname = \"one\"\nduration = 30\nsessions = 1\n");
+    assert_rejected(&sb, "d.toml", &body, &["d.toml", "30s"]);
+}
+
+#[test]
+fn a_config_without_phases_is_rejected() {
+    let sb = Sandbox::new("nophases");
+    assert_rejected(&sb, "empty.toml", &synthetic_ok(""), &["empty.toml", "phases"]);
+}
+
+#[test]
+fn missing_config_file_is_exit_2() {
+    let sb = Sandbox::new("missing");
+    let missing = sb.root.join("does-not-exist.toml");
+    let out = run(sb.launch(&missing), T);
+    out.expect_code(2);
+    assert!(out.stderr.contains("does-not-exist.toml"), "{}", out.describe());
+    assert!(sb.campaign_dirs().is_empty());
+}
+
+#[test]
+fn unknown_profile_is_exit_2() {
+    let sb = Sandbox::new("profile");
+    let out = run(sb.cmd(["launch", "--profile", "nope"]), T);
+    out.expect_code(2);
+    assert!(out.stderr.contains("nope"), "{}", out.describe());
+    assert!(out.stderr.contains("quick") && out.stderr.contains("overnight"), "should list the profiles\n{}", out.describe());
+    assert!(sb.campaign_dirs().is_empty());
+}
+
+#[test]
+fn bad_safety_file_is_exit_2() {
+    let sb = Sandbox::new("safety");
+    let cfg = sb.write("c.toml", &synthetic_ok(&phase("one", "1s", 1, "")));
+    let safety = sb.write("safety.toml", "[safety]\ncpu_percent = 0\n");
+    let mut args: Vec<std::ffi::OsString> = vec!["launch".into(), "--config".into(), cfg.into()];
+    args.extend(["--safety".into(), safety.into()]);
+    let out = run(sb.cmd(args), T);
+    out.expect_code(2);
+    assert!(out.stderr.contains("safety.toml") && out.stderr.contains("cpu_percent"), "{}", out.describe());
+    assert!(sb.campaign_dirs().is_empty());
+}
