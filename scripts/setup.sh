@@ -26,6 +26,11 @@ echo "setup: $(chromedriver --version 2>/dev/null | head -1)"
 
 mkdir -p monitoring_logs results_summary
 
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: stressctl needs a Rust toolchain 1.82 or newer on the PATH (rustup)" >&2
+  exit 1
+fi
+
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
   echo "setup: building release binary"
   cargo build --release --locked --quiet 2>/dev/null || cargo build --release --quiet

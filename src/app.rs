@@ -437,7 +437,7 @@ fn check(common: &CommonArgs) -> u8 {
     let cfg = match load_config(common) {
         Ok(c) => c,
         Err(e) => {
-            println!("✗ config: {e}");
+            eprintln!("✗ config: {e}");
             return EXIT_USAGE;
         }
     };

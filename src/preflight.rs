@@ -164,9 +164,13 @@ type Latencies = Vec<Result<Duration, String>>;
 async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Result<(Value, Latencies), String> {
     let server = PageServer::start().await.map_err(|e| format!("cannot serve the test page on 127.0.0.1: {e}"))?;
     std::fs::create_dir_all(profiles_dir).map_err(|e| format!("{}: {e}", profiles_dir.display()))?;
-    let mut driver = DriverProcess::spawn(&cfg.browser.chromedriver, &log_dir.join(format!("chromedriver_check_{stamp}.log")))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut driver = DriverProcess::spawn(
+        &cfg.browser.chromedriver,
+        &log_dir.join(format!("chromedriver_check_{stamp}.log")),
+        &profiles_dir.join("xdg-config"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let ep = Endpoint { url: driver.url.clone(), generation: 1, pgid: Some(driver.id.pid) };
     let task = cfg.phases.iter().map(|p| &p.task).find(|t| t.needs_browser()).cloned().unwrap_or(TaskSpec::Webgpu { matrix_size: 128 });
     let result = async {

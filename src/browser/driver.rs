@@ -30,7 +30,11 @@ pub fn free_port() -> std::io::Result<u16> {
 
 impl DriverProcess {
     /// Spawns chromedriver and waits until it answers `/status` with `ready: true`.
-    pub async fn spawn(binary: &Path, log_path: &Path) -> Result<DriverProcess, OpError> {
+    ///
+    /// `config_home` becomes the driver's (and so Chromium's) `XDG_CONFIG_HOME`: Chromium's crash
+    /// handler, which leaves the process group, then writes under the run's state dir and carries
+    /// it in its command line instead of writing to the user's home.
+    pub async fn spawn(binary: &Path, log_path: &Path, config_home: &Path) -> Result<DriverProcess, OpError> {
         let launch = |m: String| OpError::new(FailureClass::LaunchFailure, m);
         let mut last_err = String::new();
         for _attempt in 0..3 {
@@ -39,6 +43,7 @@ impl DriverProcess {
             cmd.arg(format!("--port={port}"))
                 .arg(format!("--log-path={}", log_path.display()))
                 .arg("--log-level=WARNING")
+                .env("XDG_CONFIG_HOME", config_home)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -134,7 +134,8 @@ impl Pool {
         self.reap_dead_groups(&mut slot);
         let binary = if slot.broken { broken_binary_path(&w.id) } else { self.cfg.chromedriver.clone() };
         let log = self.log_dir.join(format!("chromedriver_{}_{}.log", w.id, self.log_stamp));
-        let d = DriverProcess::spawn(&binary, &log).await?;
+        let config_home = self.profiles_dir.join("xdg-config");
+        let d = DriverProcess::spawn(&binary, &log, &config_home).await?;
         slot.generation += 1;
         tracing::info!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, port = d.port, generation = slot.generation, "chromedriver started");
         if let Some(store) = &self.store {

@@ -25,6 +25,7 @@ pub const MANDATORY_ARGS: &[&str] = &[
     "--disable-dev-shm-usage",
     "--no-default-browser-check",
     "--disable-crash-reporter",
+    "--disable-breakpad",
 ];
 
 static SESSION_SEQ: AtomicU64 = AtomicU64::new(0);
