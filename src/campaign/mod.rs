@@ -826,7 +826,6 @@ impl Campaign {
         let hard = self.stop.forced().child_token();
         let live = Arc::new(Live::default());
         let faults = Arc::new(PhaseFaults::for_phase(&self.cfg.faults, &phase.name));
-        faults.start_timers(stop_ops.clone());
         let ctx = Arc::new(PhaseCtx {
             run: run.clone(),
             idx,
@@ -837,16 +836,11 @@ impl Campaign {
             faults,
         });
 
-        let start = Instant::now();
-        *RunShared::lock(&run.current) =
-            Some(CurrentPhase { idx, name: phase.name.clone(), sessions, duration: phase.duration, started: start, live: live.clone() });
         let mut trip_rx = run.trip_tx.subscribe();
         if RunShared::lock(&run.trip).is_some() {
             // tripped before the phase started (e.g. while waiting for health): stop at once
             trip_rx.mark_changed();
         }
-        let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
-        let mut set = tokio::task::JoinSet::new();
         // spread the sessions over the workers whose breakers are closed (all of them if none is)
         let placement: Vec<usize> = match &run.pool {
             Some(p) => {
@@ -869,8 +863,27 @@ impl Campaign {
             }
             None => vec![0],
         };
+        // Open the sessions before the phase clock starts: a browser launch takes seconds, which
+        // are not load and must not eat into the phase. A slot that fails here retries (and
+        // records the failure) on its first op.
+        let mut preparing = tokio::task::JoinSet::new();
         for s in 0..sessions {
             let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize % placement.len()], None);
+            preparing.spawn(slot.prepare().in_current_span());
+        }
+        let mut slots = Vec::with_capacity(sessions as usize);
+        while let Some(r) = preparing.join_next().await {
+            if let Ok(slot) = r {
+                slots.push(slot);
+            }
+        }
+        let start = Instant::now();
+        *RunShared::lock(&run.current) =
+            Some(CurrentPhase { idx, name: phase.name.clone(), sessions, duration: phase.duration, started: start, live: live.clone() });
+        ctx.faults.start_timers(stop_ops.clone());
+        let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
+        let mut set = tokio::task::JoinSet::new();
+        for slot in slots {
             set.spawn(slot.run().in_current_span());
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));

@@ -125,6 +125,28 @@ impl Slot {
         format!("{}/{}/{}/s{}-{}", self.ctx.run.id, self.ctx.phase.name, self.worker_id(), self.slot, self.seq)
     }
 
+    /// Opens this slot's session (browser tasks) before the phase clock starts. A failure is not
+    /// recorded here: the first op retries the open and records it through the ladder.
+    pub(super) async fn prepare(mut self) -> Slot {
+        let Some(pool) = self.ctx.run.pool.clone() else { return self };
+        if self.synthetic.is_some() || self.session.is_some() {
+            return self;
+        }
+        let Some(w) = pool.workers.get(self.worker_ix).cloned() else { return self };
+        let open = async {
+            match pool.checkout(&w).await {
+                Some(s) => Ok(s),
+                None => pool.open_session(&w, &self.ctx.run.page_url, &self.ctx.phase.task).await,
+            }
+        };
+        let opened = tokio::select! {
+            r = open => r.ok(),
+            _ = self.ctx.stop_ops.cancelled() => None,
+        };
+        self.session = opened;
+        self
+    }
+
     /// Runs until the phase stops issuing ops; returns the session if it is fit for reuse.
     pub(super) async fn run(mut self) -> Option<Session> {
         let limit = self.ctx.phase.ops_per_session;
