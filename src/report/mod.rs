@@ -75,60 +75,6 @@ pub struct TaskReport {
     pub info: BTreeMap<String, Value>,
 }
 
-/// Resource statistics of a phase (from the guardian's samples).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ResourceReport {
-    /// Samples taken during the phase.
-    pub samples: u64,
-    /// System CPU % average.
-    pub cpu_avg: f64,
-    /// System CPU % maximum.
-    pub cpu_max: f64,
-    /// Memory % average.
-    pub memory_avg: f64,
-    /// Memory % maximum.
-    pub memory_max: f64,
-    /// Disk % average.
-    pub disk_avg: f64,
-    /// Disk % maximum.
-    pub disk_max: f64,
-    /// RSS of the campaign's process tree, MiB, average.
-    pub tree_rss_mb_avg: f64,
-    /// RSS of the campaign's process tree, MiB, maximum.
-    pub tree_rss_mb_max: f64,
-    /// CPU % of the process tree (100 = one core), average.
-    pub tree_cpu_avg: f64,
-    /// CPU % of the process tree, maximum.
-    pub tree_cpu_max: f64,
-    /// Health score average.
-    pub health_avg: f64,
-    /// Health score minimum.
-    pub health_min: f64,
-    /// Samples with at least one threshold violation.
-    pub violating_samples: u64,
-}
-
-impl From<ResourceAgg> for ResourceReport {
-    fn from(a: ResourceAgg) -> Self {
-        ResourceReport {
-            samples: a.samples,
-            cpu_avg: round3(a.cpu_avg),
-            cpu_max: round3(a.cpu_max),
-            memory_avg: round3(a.memory_avg),
-            memory_max: round3(a.memory_max),
-            disk_avg: round3(a.disk_avg),
-            disk_max: round3(a.disk_max),
-            tree_rss_mb_avg: round3(a.tree_rss_mb_avg),
-            tree_rss_mb_max: round3(a.tree_rss_mb_max),
-            tree_cpu_avg: round3(a.tree_cpu_avg),
-            tree_cpu_max: round3(a.tree_cpu_max),
-            health_avg: round3(a.health_avg),
-            health_min: round3(a.health_min),
-            violating_samples: a.violating_samples,
-        }
-    }
-}
-
 /// A guardian threshold violation (event `guardian_violation`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Violation {
@@ -199,7 +145,7 @@ pub struct PhaseReport {
     /// Phase notes (scaled down, delayed, resumed, …).
     pub notes: Vec<String>,
     /// Resource statistics.
-    pub resources: ResourceReport,
+    pub resources: ResourceAgg,
     /// Guardian violations during the phase.
     pub violations: Vec<Violation>,
     /// Most frequent failure messages (at most [`TOP_ERRORS`]).
@@ -589,7 +535,7 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         errors_by_class,
         tasks,
         notes: p.notes.clone(),
-        resources: r.phase_resources(p.idx)?.into(),
+        resources: r.phase_resources(p.idx)?,
         violations,
         top_errors: top,
     })

@@ -66,8 +66,8 @@ pub struct PhaseInfo {
     pub notes: Vec<String>,
 }
 
-/// Resource statistics over a phase.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// Resource statistics over a phase (from the guardian's samples), rounded to 3 decimals.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceAgg {
     /// Samples.
     pub samples: u64,
