@@ -207,6 +207,14 @@ impl Pool {
         Ok(s)
     }
 
+    /// An idle session of `w` for reuse, or a new one.
+    pub async fn session_for(&self, w: &Worker, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
+        match self.checkout(w).await {
+            Some(s) => Ok(s),
+            None => self.open_session(w, page_url, task).await,
+        }
+    }
+
     /// Discards a session (closes it, kills its browser, removes its profile).
     pub async fn discard(&self, s: Session) {
         let b = s.browser;

@@ -133,14 +133,8 @@ impl Slot {
             return self;
         }
         let Some(w) = pool.workers.get(self.worker_ix).cloned() else { return self };
-        let open = async {
-            match pool.checkout(&w).await {
-                Some(s) => Ok(s),
-                None => pool.open_session(&w, &self.ctx.run.page_url, &self.ctx.phase.task).await,
-            }
-        };
         let opened = tokio::select! {
-            r = open => r.ok(),
+            r = pool.session_for(&w, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
             _ = self.ctx.stop_ops.cancelled() => None,
         };
         self.session = opened;
@@ -249,14 +243,8 @@ impl Slot {
             let Some(w) = pool.workers.get(self.worker_ix).cloned() else {
                 return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no worker")));
             };
-            let open = async {
-                match pool.checkout(&w).await {
-                    Some(s) => Ok(s),
-                    None => pool.open_session(&w, &self.ctx.run.page_url, &self.ctx.phase.task).await,
-                }
-            };
             tokio::select! {
-                r = open => match r {
+                r = pool.session_for(&w, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
                     Ok(s) => self.session = Some(s),
                     Err(e) => return Attempt::Done(Err(e)),
                 },
