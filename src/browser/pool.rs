@@ -262,16 +262,19 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(s);
     }
 
-    /// Browser processes of live sessions (idle ones) — for fault injection and RSS caps.
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// Closes every idle session and stops every driver, then reaps anything left in their groups.
     pub async fn shutdown(&self) {
-        let idle: Vec<Session> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
-        let closes = idle.into_iter().map(|s| self.discard(s));
-        futures_join_all(closes).await;
+        let idle: Vec<Session> = std::mem::take(&mut *lock(&self.idle));
+        // close them concurrently: each may wait up to a few seconds for its browser
+        let mut closing = tokio::task::JoinSet::new();
+        for s in idle {
+            if let Some(b) = s.browser {
+                lock(&self.live).remove(&b);
+                self.record_ended(&b);
+            }
+            closing.spawn(s.discard());
+        }
+        while closing.join_next().await.is_some() {}
         for w in &self.workers {
             let mut slot = w.inner.lock().await;
             if let Some(mut d) = slot.driver.take() {
@@ -321,15 +324,4 @@ impl Pool {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Awaits all futures concurrently (small, dependency-free join_all).
-pub async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl IntoIterator<Item = F>) {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    for f in set {
-        f.await;
-    }
 }
