@@ -9,10 +9,11 @@
 //! campaign slot (a new random seed on ops 1, 65, 129, … of each session, counted from 1 in every
 //! phase; here the warm-up and the measured loop each count from 1, like two stressctl phases).
 //!
-//! What it does: one chromedriver, N sessions on it (default 2), each navigated to the page; W
-//! warm-up ops per session (not timed); then M ops per session concurrently, one tokio task per
-//! session, each a plain `execute_async` + check of `ok` in a loop. Only the measured loop is timed
-//! (sessions are already open). Prints one JSON line:
+//! What it does: one chromedriver, N sessions on it (default 2, opened concurrently like
+//! stressctl's slots), each navigated to the page; W warm-up ops per session (not timed); then M
+//! ops per session concurrently, one tokio task per session, each a plain `execute_async` + check
+//! of `ok` in a loop. Only the measured loop is timed (sessions are already open). Prints one JSON
+//! line:
 //! `{"sessions":2,"ops":N,"seconds":S,"ops_per_s":X,"failures":F,...}`.
 //!
 //! The runtime is a multi-thread tokio runtime by default (what a naive loop uses, DESIGN.md §5);
@@ -50,7 +51,7 @@ impl Flavor {
 }
 
 /// Minimal fantoccini loop running stressctl's WebGPU op (throughput baseline).
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 struct Args {
     /// Concurrent sessions (one chromedriver, like stressctl's single managed worker).
     #[arg(long, default_value_t = 2)]
@@ -59,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     ops: u64,
     /// Warm-up ops per session (not timed).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 64)]
     warmup: u64,
     /// Matrix size N (N×N), as `[task] matrix_size`.
     #[arg(long, default_value_t = 128)]
@@ -238,11 +239,32 @@ async fn concurrent(clients: &[fantoccini::Client], size: u32, ops: u64) -> Resu
 }
 
 async fn measure(args: &Args, work_dir: &std::path::Path, webdriver_url: &str, page_url: &str, clients: &mut Vec<fantoccini::Client>) -> Result<Value, String> {
-    // Open the sessions one after the other (stressctl's slots open theirs concurrently; only the
-    // measured loop below is timed, so this does not matter for the figure).
-    for i in 0..args.sessions {
+    // Open the sessions concurrently, as stressctl's slots do in its warm-up phase: both browsers
+    // then have the same age when the clock starts. (Opening them one after the other makes the
+    // first browser seconds older; a young Chromium is still busy with its own start-up work for
+    // a few seconds, which slows the ops of whichever side measures it.)
+    let opens = (0..args.sessions).map(|i| {
         let profile = work_dir.join(format!("profile-s{i}"));
-        clients.push(open_session(args, webdriver_url, page_url, profile).await?);
+        tokio::spawn({
+            let (a, w, p) = (args.clone(), webdriver_url.to_string(), page_url.to_string());
+            async move { open_session(&a, &w, &p, profile).await }
+        })
+    });
+    let handles: Vec<_> = opens.collect();
+    let mut first_err = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(c)) => clients.push(c),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(format!("session open panicked: {e}"));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
     }
     if args.warmup > 0 {
         let (_, w) = concurrent(clients, args.size, args.warmup).await?;
