@@ -36,6 +36,8 @@
 #   ROUNDS            a/b pairs per matrix size                       (default 2)
 #   MATRIX_SIZES      space-separated matrix sizes                    (default "128"; e.g. "128 32")
 #   BASELINE_RUNTIME  tokio flavor of the minimal loop: multi|current (default multi, the naive loop)
+#   ORDER             abab (default: a first in every round) or abba (a first in odd rounds, b
+#                     first in even ones: cancels a load that drifts during the run)
 #   SYNTHETIC_OPS     ops of the synthetic run                        (default 2000000)
 #   SYNTHETIC_ROUNDS  synthetic runs                                  (default 2)
 #   SKIP_BUILD=1      do not run `cargo build --release --examples`
@@ -50,6 +52,7 @@ WARMUP_OPS="${WARMUP_OPS:-64}"
 ROUNDS="${ROUNDS:-2}"
 MATRIX_SIZES="${MATRIX_SIZES:-128}"
 BASELINE_RUNTIME="${BASELINE_RUNTIME:-multi}"
+ORDER="${ORDER:-abab}"
 SYNTHETIC_OPS="${SYNTHETIC_OPS:-2000000}"
 SYNTHETIC_ROUNDS="${SYNTHETIC_ROUNDS:-2}"
 GOAL_RATIO="0.95"
@@ -65,6 +68,7 @@ is_uint "$SYNTHETIC_OPS" || die "SYNTHETIC_OPS must be a positive integer"
 is_uint "$SYNTHETIC_ROUNDS" || die "SYNTHETIC_ROUNDS must be a positive integer"
 for s in $MATRIX_SIZES; do is_uint "$s" || die "MATRIX_SIZES: $s is not a positive integer"; done
 case "$BASELINE_RUNTIME" in multi|current) ;; *) die "BASELINE_RUNTIME must be multi or current" ;; esac
+case "$ORDER" in abab|abba) ;; *) die "ORDER must be abab or abba" ;; esac
 
 # JSON field access: jq, else python3.
 if command -v jq >/dev/null 2>&1; then
@@ -121,7 +125,7 @@ run_child() {
 
 echo "== bench-throughput: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores"
 echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "   ${SESSIONS} sessions x ${OPS_PER_SESSION} measured ops (+${WARMUP_OPS} warm-up ops each), sizes: ${MATRIX_SIZES}, rounds: ${ROUNDS}, minimal loop runtime: ${BASELINE_RUNTIME}"
+echo "   ${SESSIONS} sessions x ${OPS_PER_SESSION} measured ops (+${WARMUP_OPS} warm-up ops each), sizes: ${MATRIX_SIZES}, rounds: ${ROUNDS} (order ${ORDER}), minimal loop runtime: ${BASELINE_RUNTIME}"
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== cargo build --release --examples"
@@ -204,10 +208,17 @@ for size in $MATRIX_SIZES; do
   echo "== WebGPU matmul ${size}x${size}, ${SESSIONS} sessions (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
   a_list=""; b_list=""; r_list=""
   for round in $(seq 1 "$ROUNDS"); do
-    run_stressctl "$size" "$round"; a="$RESULT"
-    show "(a) stressctl" "$round" "$a"
-    run_loop "$size" "$round"; b="$RESULT"
-    show "(b) minimal loop" "$round" "$b"
+    if [ "$ORDER" = abba ] && [ $((round % 2)) = 0 ]; then
+      run_loop "$size" "$round"; b="$RESULT"
+      show "(b) minimal loop" "$round" "$b"
+      run_stressctl "$size" "$round"; a="$RESULT"
+      show "(a) stressctl" "$round" "$a"
+    else
+      run_stressctl "$size" "$round"; a="$RESULT"
+      show "(a) stressctl" "$round" "$a"
+      run_loop "$size" "$round"; b="$RESULT"
+      show "(b) minimal loop" "$round" "$b"
+    fi
     a_list+="$(echo "$a" | cut -d' ' -f3)"$'\n'
     b_list+="$(echo "$b" | cut -d' ' -f3)"$'\n'
     rr="$(awk -v a="$(echo "$a" | cut -d' ' -f3)" -v b="$(echo "$b" | cut -d' ' -f3)" 'BEGIN { printf "%.3f", a / b }')"
