@@ -43,6 +43,7 @@
 #                     machine (informational; the goal is judged on the sequential runs)
 #   SYNTHETIC_OPS     ops of the synthetic run                        (default 2000000)
 #   SYNTHETIC_ROUNDS  synthetic runs                                  (default 2)
+#   PRIME=0           skip the unmeasured primer run before round 1
 #   SKIP_BUILD=1      do not run `cargo build --release --examples`
 #   KEEP_TMP=1        keep the temp dir (reports, logs, stores) and print its path
 set -euo pipefail
@@ -228,6 +229,19 @@ show() { # label round "ops secs tput failed lat"
   printf "   round %d  %-22s %6d ops in %7.3f s  = %7.2f ops/s   (failures %d, mean op latency %.2f ms)\n" \
     "$round" "$label" "$ops" "$secs" "$tput" "$failed" "$lat"
 }
+
+# Primer: one short unmeasured run, so that whichever side goes first in round 1 does not pay for
+# bringing Chromium, chromedriver and SwiftShader back into the page cache (on a machine where
+# other builds churn it, the first launch after a pause is slower for several seconds).
+if [ "${PRIME:-1}" = 1 ]; then
+  echo "== primer (unmeasured): minimal loop, 2 sessions x 32 ops"
+  d="$TMP/primer"
+  mkdir -p "$d"
+  "$LOOP" --sessions "$SESSIONS" --ops 32 --warmup 1 --runtime "$BASELINE_RUNTIME" --work-dir "$d/work" >"$d/out.json" 2>"$d/stderr.txt" &
+  CHILDREN+=" $!"
+  wait_children
+  [ "${RCS[0]}" = 0 ] || { sed 's/^/   | /' "$d/stderr.txt" >&2; die "primer run failed (exit ${RCS[0]})"; }
+fi
 
 declare -A RATIO SPREAD PAIRED
 for size in $MATRIX_SIZES; do
