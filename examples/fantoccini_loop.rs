@@ -134,7 +134,9 @@ async fn run(args: &Args, work_dir: &std::path::Path) -> Result<Value, String> {
     std::fs::create_dir_all(work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
     let server = PageServer::start().await.map_err(|e| format!("page server: {e}"))?;
     let log = work_dir.join("chromedriver.log");
-    let mut driver = DriverProcess::spawn(&args.chromedriver, &log).await.map_err(|e| format!("chromedriver: {}", e.message))?;
+    let mut driver = DriverProcess::spawn(&args.chromedriver, &log, &work_dir.join("xdg-config"))
+        .await
+        .map_err(|e| format!("chromedriver: {}", e.message))?;
     let mut clients: Vec<fantoccini::Client> = Vec::new();
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -238,7 +240,13 @@ async fn concurrent(clients: &[fantoccini::Client], size: u32, ops: u64) -> Resu
     Ok((started.elapsed().as_secs_f64(), sum))
 }
 
-async fn measure(args: &Args, work_dir: &std::path::Path, webdriver_url: &str, page_url: &str, clients: &mut Vec<fantoccini::Client>) -> Result<Value, String> {
+async fn measure(
+    args: &Args,
+    work_dir: &std::path::Path,
+    webdriver_url: &str,
+    page_url: &str,
+    clients: &mut Vec<fantoccini::Client>,
+) -> Result<Value, String> {
     // Open the sessions concurrently, as stressctl's slots do in its warm-up phase: both browsers
     // then have the same age when the clock starts. (Opening them one after the other makes the
     // first browser seconds older; a young Chromium is still busy with its own start-up work for
