@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
         --config) CONFIG=${2:?--config needs a file}; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "bench-soak.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
