@@ -150,13 +150,14 @@ def cmd_analyze(args):
         "ref_ops": ref[2], "ref_rss": ref[1], "ref_t": ref[0],
         "end_rss": end[1], "end_t": end[0], "end_ops": end[2],
         "last_ops_rss": last_ops[1], "last_ops": last_ops[2],
-        "peak_rss": peak[1], "peak_ops": peak[2], "peak_phase": peak[3], "hwm": end[4],
+        "peak_rss": peak[1], "hwm": end[4],
+        "peak_where": f"phase {peak[3]}, {peak[2]:,} ops" if peak[2] is not None else "after the ops, status no longer answering",
         "delta": end[1] - ref[1], "delta_last_ops": last_ops[1] - ref[1],
     })
     res["verdict"] = "PASS" if res["delta"] <= goal else "MISSED"
     # RSS along the way: first sample at or past each mark
     trail = []
-    for mark in (10_000, 100_000, 250_000, 500_000, 750_000, 1_000_000):
+    for mark in (10_000, 100_000, 250_000, 500_000, 750_000, 1_000_000, 2_000_000, 3_000_000, 5_000_000, 10_000_000):
         r = next((r for r in with_ops if r[2] >= mark), None)
         if r:
             trail.append(f"{r[2]:,} ops ({r[3]}): {r[1] / 1048576:.2f}")
@@ -238,7 +239,7 @@ for n in $(seq "$RUNS"); do
     echo "      campaign $(get "$res" id): outcome $(get "$res" outcome), $total ops ($(get "$res" failed_ops) failed) in $(get "$res" duration_s) s of phases = $(get "$res" ops_per_s) ops/s; $(get "$res" samples) samples"
     echo "      RSS after $(get "$res" ref_ops) ops (t=$(get "$res" ref_t) s): $(mib "$(get "$res" ref_rss)")"
     echo "      RSS at the end (t=$(get "$res" end_t) s, last sample before exit): $(mib "$(get "$res" end_rss)");  at the last status answer ($(get "$res" last_ops) ops): $(mib "$(get "$res" last_ops_rss)")"
-    echo "      RSS peak: $(mib "$(get "$res" peak_rss)") (phase $(get "$res" peak_phase), $(get "$res" peak_ops) ops); kernel high-water mark VmHWM $(mib "$(get "$res" hwm)")"
+    echo "      RSS peak: $(mib "$(get "$res" peak_rss)") ($(get "$res" peak_where)); kernel high-water mark VmHWM $(mib "$(get "$res" hwm)")"
     echo "      growth end - after 10k ops: $(get "$res" delta) bytes ($(mib "$(get "$res" delta)"))  -> $(get "$res" verdict)"
     echo "      along the way: $(get "$res" trail)"
     echo "      store $(get "$res" store_bytes) bytes = $(awk -v b="$(get "$res" store_per_mops)" 'BEGIN {printf "%.1f KiB", b / 1024}') per million ops; events.jsonl $(get "$res" events_bytes) bytes"
