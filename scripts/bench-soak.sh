@@ -7,8 +7,9 @@
 # of 24 sessions, 1-5 % failures; no browser) N times (default 3). While it runs, the daemon's
 # VmRSS (/proc/<pid>/status) and its op count (`stressctl status --json` over the control socket)
 # are sampled every 0.5 s. Per run it prints:
-#   - the RSS at the first sample with >= 10,000 ops, the RSS at the end (last sample before the
-#     daemon exited), the peak, and the growth end - first;   goal: growth <= 5 MB (5,000,000 bytes)
+#   - the RSS at the first sample with >= 10,000 ops, the RSS at the end (the last sample while the
+#     campaign still answered `status`, i.e. before its shutdown frees memory), the peak, and the
+#     growth end - first;                                      goal: growth <= 5 MB (5,000,000 bytes)
 #   - the RSS at a few op counts along the way (is it flat, or growing with the op count?)
 #   - the total ops (campaign_report.json totals.ops_attempted), the duration and the store file
 #     size per million ops.
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
         --config) CONFIG=${2:?--config needs a file}; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "bench-soak.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -148,11 +149,10 @@ def cmd_analyze(args):
     peak = max(rows, key=lambda r: r[1])
     res.update({
         "ref_ops": ref[2], "ref_rss": ref[1], "ref_t": ref[0],
-        "end_rss": end[1], "end_t": end[0], "end_ops": end[2],
-        "last_ops_rss": last_ops[1], "last_ops": last_ops[2],
-        "peak_rss": peak[1], "hwm": end[4],
+        "end_rss": last_ops[1], "end_t": last_ops[0], "end_ops": last_ops[2],
+        "final_rss": end[1], "final_t": end[0], "peak_rss": peak[1],
         "peak_where": f"phase {peak[3]}, {peak[2]:,} ops" if peak[2] is not None else "after the ops, status no longer answering",
-        "delta": end[1] - ref[1], "delta_last_ops": last_ops[1] - ref[1],
+        "delta": last_ops[1] - ref[1],
     })
     res["verdict"] = "PASS" if res["delta"] <= goal else "MISSED"
     # RSS along the way: first sample at or past each mark
@@ -238,8 +238,9 @@ for n in $(seq "$RUNS"); do
     total=$(get "$res" total_ops)
     echo "      campaign $(get "$res" id): outcome $(get "$res" outcome), $total ops ($(get "$res" failed_ops) failed) in $(get "$res" duration_s) s of phases = $(get "$res" ops_per_s) ops/s; $(get "$res" samples) samples"
     echo "      RSS after $(get "$res" ref_ops) ops (t=$(get "$res" ref_t) s): $(mib "$(get "$res" ref_rss)")"
-    echo "      RSS at the end (t=$(get "$res" end_t) s, last sample before exit): $(mib "$(get "$res" end_rss)");  at the last status answer ($(get "$res" last_ops) ops): $(mib "$(get "$res" last_ops_rss)")"
-    echo "      RSS peak: $(mib "$(get "$res" peak_rss)") ($(get "$res" peak_where)); kernel high-water mark VmHWM $(mib "$(get "$res" hwm)")"
+    echo "      RSS at the end (t=$(get "$res" end_t) s, last sample while the campaign still ran, $(get "$res" end_ops) ops): $(mib "$(get "$res" end_rss)")"
+    echo "      RSS at the last sample before exit (t=$(get "$res" final_t) s, may be during shutdown): $(mib "$(get "$res" final_rss)")"
+    echo "      RSS peak: $(mib "$(get "$res" peak_rss)") ($(get "$res" peak_where))"
     echo "      growth end - after 10k ops: $(get "$res" delta) bytes ($(mib "$(get "$res" delta)"))  -> $(get "$res" verdict)"
     echo "      along the way: $(get "$res" trail)"
     echo "      store $(get "$res" store_bytes) bytes = $(awk -v b="$(get "$res" store_per_mops)" 'BEGIN {printf "%.1f KiB", b / 1024}') per million ops; events.jsonl $(get "$res" events_bytes) bytes"
