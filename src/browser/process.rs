@@ -1,7 +1,7 @@
 //! Signalling processes safely: only processes this campaign started and recorded, identified by
 //! pid *and* start time, are ever signalled. Never by name.
 
-use crate::guardian::procfs::{is_same_process, process_start_time};
+use crate::guardian::procfs::{all_processes, is_same_process, process_start_time, read_stat};
 
 /// A process we started: pid + start time (clock ticks since boot) identify it across pid reuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,39 +43,24 @@ impl ProcId {
     }
 }
 
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = s.get(s.rfind(')')? + 2..)?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
 /// The process group of `pid`.
 pub fn process_group(pid: u32) -> Option<u32> {
-    stat_fields(pid)?.get(2)?.parse().ok()
+    read_stat(pid).map(|s| s.pgid)
 }
 
 /// Whether `pid` is a zombie (exited, not yet reaped).
 pub fn is_zombie(pid: u32) -> bool {
-    stat_fields(pid).and_then(|f| f.first().cloned()).is_some_and(|s| s == "Z")
+    read_stat(pid).is_some_and(|s| s.is_zombie())
 }
 
 /// Live members of process group `pgid` whose command line contains `marker`, with their ids.
 pub fn group_members_with_marker(pgid: u32, marker: &str) -> Vec<ProcId> {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        if process_group(pid) != Some(pgid) {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        if String::from_utf8_lossy(&cmd).contains(marker) {
-            if let Some(id) = ProcId::of(pid) {
-                out.push(id);
-            }
-        }
-    }
-    out
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pgid == pgid)
+        .filter(|p| std::fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+        .map(|p| ProcId { pid: p.pid, start_time: p.start_time })
+        .collect()
 }
 
 /// The main browser process (not a `--type=` child) in group `pgid` using `user_data_dir`.
