@@ -12,7 +12,7 @@ use crate::config::{BrowserConfig, TaskSpec, WorkerConfig, WorkerEndpoint};
 use crate::recovery::{FailureClass, OpError};
 use crate::store::{ProcessRow, Store};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// One WebDriver endpoint.
@@ -95,21 +95,6 @@ impl Pool {
             live: Mutex::default(),
             recycle: Mutex::default(),
         }
-    }
-
-    /// The browser settings.
-    pub fn config(&self) -> &BrowserConfig {
-        &self.cfg
-    }
-
-    /// The directory holding every session's profile (the marker that identifies our browsers).
-    pub fn profiles_dir(&self) -> &Path {
-        &self.profiles_dir
-    }
-
-    /// The worker with this id.
-    pub fn worker(&self, id: &str) -> Option<&Arc<Worker>> {
-        self.workers.iter().find(|w| w.id == id)
     }
 
     /// The worker's endpoint, starting (or restarting) its driver if it is managed and not running.

@@ -7,7 +7,7 @@ use crate::config::{BrowserConfig, TaskSpec};
 use crate::recovery::{FailureClass, OpError};
 use crate::tasks::classify_cmd_error;
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -66,8 +66,6 @@ pub struct Session {
     pub ops: u64,
     /// Short id for logs (`s<N>`).
     pub label: String,
-    /// Adapter info reported by the page (first op that gave it).
-    pub adapter: Option<Value>,
 }
 
 /// Opens a session on `webdriver_url` and loads the page the task runs in.
@@ -126,7 +124,7 @@ pub async fn open(
         }
     };
     let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));
-    let s = Session { client, worker: worker.to_string(), driver_generation, user_data_dir, browser, ops: 0, label, adapter: None };
+    let s = Session { client, worker: worker.to_string(), driver_generation, user_data_dir, browser, ops: 0, label };
     let setup = async {
         s.client
             .update_timeouts(TimeoutConfiguration::new(Some(cfg.op_timeout), Some(cfg.session_timeout), Some(Duration::ZERO)))

@@ -56,16 +56,6 @@ impl FailureClass {
     pub fn parse(s: &str) -> Option<FailureClass> {
         FailureClass::ALL.into_iter().find(|c| c.as_str() == s)
     }
-
-    /// Whether retrying can help at all (an unsupported API will not appear on retry).
-    pub fn is_retryable(self) -> bool {
-        !matches!(self, FailureClass::ApiUnsupported)
-    }
-
-    /// Whether the failure is transient: worth a plain retry with backoff in the same session.
-    pub fn is_transient(self) -> bool {
-        matches!(self, FailureClass::Timeout | FailureClass::ScriptError | FailureClass::GpuError | FailureClass::ResourceExhaustion)
-    }
 }
 
 impl fmt::Display for FailureClass {

@@ -55,6 +55,7 @@ impl Strategy {
 }
 
 /// Where recovery of a class starts; `None` for classes that are not recovered (unsupported API).
+/// Only transient classes (script, GPU and timeout errors) start with a plain retry.
 pub fn start_level(class: FailureClass) -> Option<Strategy> {
     Some(match class {
         FailureClass::ScriptError | FailureClass::GpuError | FailureClass::Timeout => Strategy::Retry,

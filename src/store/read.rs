@@ -357,11 +357,6 @@ impl StoreReader {
             })
             .map_err(self.err())
     }
-
-    /// The last sample's health score, if any.
-    pub fn last_health(&self) -> Result<Option<f64>, StoreError> {
-        self.conn.query_row("SELECT health FROM samples ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).optional().map_err(self.err())
-    }
 }
 
 /// Lists campaign ids that have a store under `state_dir`, oldest first (ids sort by time).
