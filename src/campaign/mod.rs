@@ -236,6 +236,26 @@ impl RunShared {
     fn take_trip(&self) -> Option<Trip> {
         Self::lock(&self.trip).take()
     }
+    /// The pool's worker indices, best first by their breakers (closed, half-open, open; stable
+    /// within a rank), each with whether it is healthy: closed, disabled, or not used yet.
+    pub fn ranked_workers(&self) -> Vec<(usize, bool)> {
+        let Some(pool) = &self.pool else { return vec![(0, true)] };
+        let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
+        let now = Instant::now();
+        self.breakers
+            .prefer_workers(&ids, now)
+            .into_iter()
+            .filter_map(|w| {
+                let ix = ids.iter().position(|i| i == w)?;
+                let healthy = matches!(
+                    self.breakers.state(&format!("worker:{w}"), now),
+                    None | Some(crate::breaker::BreakerState::Closed | crate::breaker::BreakerState::Disabled)
+                );
+                Some((ix, healthy))
+            })
+            .collect()
+    }
+
     /// Writes breaker transitions as events.
     pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
         for (key, t) in ts {
@@ -842,27 +862,9 @@ impl Campaign {
             trip_rx.mark_changed();
         }
         // spread the sessions over the workers whose breakers are closed (all of them if none is)
-        let placement: Vec<usize> = match &run.pool {
-            Some(p) => {
-                let ids: Vec<String> = p.workers.iter().map(|w| w.id.clone()).collect();
-                let now = Instant::now();
-                let healthy: Vec<usize> = run
-                    .breakers
-                    .prefer_workers(&ids, now)
-                    .into_iter()
-                    .filter(|w| {
-                        matches!(run.breakers.state(&format!("worker:{w}"), now), None | Some(crate::breaker::BreakerState::Closed))
-                    })
-                    .filter_map(|w| ids.iter().position(|i| i == w))
-                    .collect();
-                if healthy.is_empty() {
-                    (0..ids.len()).collect()
-                } else {
-                    healthy
-                }
-            }
-            None => vec![0],
-        };
+        let ranked = run.ranked_workers();
+        let healthy: Vec<usize> = ranked.iter().filter(|(_, h)| *h).map(|(ix, _)| *ix).collect();
+        let placement: Vec<usize> = if healthy.is_empty() { (0..ranked.len()).collect() } else { healthy };
         // Open the sessions before the phase clock starts: a browser launch takes seconds, which
         // are not load and must not eat into the phase. A slot that fails here retries (and
         // records the failure) on its first op.

@@ -209,19 +209,13 @@ impl Slot {
         if !transitions.is_empty() {
             self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), transitions);
         }
-        if let (true, Some(pool)) = (key.starts_with("worker:"), self.ctx.run.pool.clone()) {
-            let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
-            let now = Instant::now();
-            let best = self.ctx.run.breakers.prefer_workers(&ids, now).first().map(|s| s.to_string());
-            if let Some(best) = best.filter(|b| b != self.worker_id()) {
-                let healthy =
-                    matches!(self.ctx.run.breakers.state(&format!("worker:{best}"), now), Some(crate::breaker::BreakerState::Closed));
-                if let (true, Some(ix)) = (healthy, ids.iter().position(|i| *i == best)) {
-                    tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session to worker {best}");
-                    self.drop_session().await;
-                    self.set_worker(ix);
-                    return;
-                }
+        if key.starts_with("worker:") {
+            let current = self.worker_ix;
+            if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, healthy)| healthy && ix != current) {
+                self.set_worker(ix);
+                tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session to worker {}", self.worker_id());
+                self.drop_session().await;
+                return;
             }
         }
         let wait = retry_after.unwrap_or(Duration::from_millis(250)).clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -412,12 +406,9 @@ impl Slot {
             }
             Strategy::OtherWorker => {
                 self.drop_session().await;
-                // prefer a worker whose breakers are closed, else the next one
-                let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
-                let current = self.worker_id().to_string();
-                let preferred =
-                    self.ctx.run.breakers.prefer_workers(&ids, Instant::now()).into_iter().find(|w| *w != current).map(str::to_string);
-                if let Some(ix) = preferred.and_then(|p| ids.iter().position(|i| *i == p)) {
+                // the best-ranked other worker (closed breakers first)
+                let current = self.worker_ix;
+                if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, _)| ix != current) {
                     self.set_worker(ix);
                 }
             }
