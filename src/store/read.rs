@@ -280,28 +280,6 @@ impl StoreReader {
             .map_err(self.err())
     }
 
-    /// Events of some kinds (all phases when `phase` is None), in order.
-    pub fn events(&self, phase: Option<u32>, kinds: &[&str]) -> Result<Vec<EventInfo>, StoreError> {
-        let kinds_json = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into());
-        let sql = "SELECT at, kind, corr, phase_idx, message, data FROM events
-                   WHERE kind IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR phase_idx = ?2) ORDER BY id";
-        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
-        let rows = st
-            .query_map(params![kinds_json, phase.map(|p| p as i64)], |r| {
-                let data: String = r.get(5)?;
-                Ok(EventInfo {
-                    at: r.get(0)?,
-                    kind: r.get(1)?,
-                    corr: r.get(2)?,
-                    phase_idx: r.get(3)?,
-                    message: r.get(4)?,
-                    data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                })
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
-    }
-
     /// Count of events of a kind in a phase (or all).
     pub fn count_events(&self, phase: Option<u32>, kind: &str) -> Result<u64, StoreError> {
         self.conn
@@ -359,6 +337,19 @@ impl StoreReader {
     }
 }
 
+/// An `events` row selected as `at, kind, corr, phase_idx, message, data`.
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventInfo> {
+    let data: String = r.get(5)?;
+    Ok(EventInfo {
+        at: r.get(0)?,
+        kind: r.get(1)?,
+        corr: r.get(2)?,
+        phase_idx: r.get(3)?,
+        message: r.get(4)?,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+    })
+}
+
 /// Lists campaign ids that have a store under `state_dir`, oldest first (ids sort by time).
 pub fn list_campaigns(state_dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
@@ -388,15 +379,7 @@ impl StoreReader {
         let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
         let mut rows = st.query(params![kinds_json, phase.map(|p| p as i64)]).map_err(self.err())?;
         while let Some(r) = rows.next().map_err(self.err())? {
-            let data: String = r.get(5).map_err(self.err())?;
-            f(EventInfo {
-                at: r.get(0).map_err(self.err())?,
-                kind: r.get(1).map_err(self.err())?,
-                corr: r.get(2).map_err(self.err())?,
-                phase_idx: r.get(3).map_err(self.err())?,
-                message: r.get(4).map_err(self.err())?,
-                data: serde_json::from_str(&data).unwrap_or(Value::Null),
-            });
+            f(event_row(r).map_err(self.err())?);
         }
         Ok(())
     }
@@ -407,17 +390,7 @@ impl StoreReader {
             .query_row(
                 "SELECT at, kind, corr, phase_idx, message, data FROM events WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
                 params![kind],
-                |r| {
-                    let data: String = r.get(5)?;
-                    Ok(EventInfo {
-                        at: r.get(0)?,
-                        kind: r.get(1)?,
-                        corr: r.get(2)?,
-                        phase_idx: r.get(3)?,
-                        message: r.get(4)?,
-                        data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                    })
-                },
+                event_row,
             )
             .optional()
             .map_err(self.err())
