@@ -287,16 +287,7 @@ fn sigint_stops_a_synthetic_campaign_with_130_and_reports() {
         phase("long", "60s", 2, ""),
         phase("never", "5s", 1, "")
     );
-    let cfg = sb.write("int.toml", &body);
-    let child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
-    assert!(
-        wait_until(Duration::from_secs(20), || child.stdout_so_far().contains("stressctl: campaign ")),
-        "the campaign did not start\n{}",
-        child.stdout_so_far()
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-    child.signal(libc::SIGINT);
-    let out = child.finish(Duration::from_secs(15));
+    let out = signal_after_start(&sb, "int.toml", &body, libc::SIGINT);
     out.expect_code(130);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     assert_eq!(r["outcome"], "emergency_stopped");
@@ -311,7 +302,18 @@ fn sigint_stops_a_synthetic_campaign_with_130_and_reports() {
 fn sigterm_stops_gracefully_with_exit_1_and_reports() {
     let sb = Sandbox::new("syn-sigterm");
     let body = format!("{}{}{}", header("terminated", ""), synthetic_task("2ms", 0.0), phase("long", "60s", 2, ""));
-    let cfg = sb.write("term.toml", &body);
+    let out = signal_after_start(&sb, "term.toml", &body, libc::SIGTERM);
+    out.expect_code(1);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    assert_eq!(r["outcome"], "emergency_stopped");
+    assert!(r["stop_reason"].as_str().unwrap_or("").contains("SIGTERM"), "stop_reason: {}", r["stop_reason"]);
+    assert_eq!(r["phases"][0]["status"], "stopped");
+}
+
+/// Launches `body` (written to `name`), sends `sig` 1.5 s after the campaign has started, and
+/// returns how it ended (within 15 s).
+fn signal_after_start(sb: &Sandbox, name: &str, body: &str, sig: i32) -> Output {
+    let cfg = sb.write(name, body);
     let child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
     assert!(
         wait_until(Duration::from_secs(20), || child.stdout_so_far().contains("stressctl: campaign ")),
@@ -319,11 +321,6 @@ fn sigterm_stops_gracefully_with_exit_1_and_reports() {
         child.stdout_so_far()
     );
     std::thread::sleep(Duration::from_millis(1500));
-    child.signal(libc::SIGTERM);
-    let out = child.finish(Duration::from_secs(15));
-    out.expect_code(1);
-    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
-    assert_eq!(r["outcome"], "emergency_stopped");
-    assert!(r["stop_reason"].as_str().unwrap_or("").contains("SIGTERM"), "stop_reason: {}", r["stop_reason"]);
-    assert_eq!(r["phases"][0]["status"], "stopped");
+    child.signal(sig);
+    child.finish(Duration::from_secs(15))
 }
