@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// Takes one sample off the runtime thread (the sampler reads /proc and may wait for its first
 /// CPU interval).
 pub(crate) async fn sample_once(mut sampler: Sampler) -> (Sampler, ResourceSample) {
+    let disk_path = sampler.disk_path().to_path_buf();
     match tokio::task::spawn_blocking(move || {
         let s = sampler.sample();
         (sampler, s)
@@ -21,7 +22,8 @@ pub(crate) async fn sample_once(mut sampler: Sampler) -> (Sampler, ResourceSampl
     .await
     {
         Ok(r) => r,
-        Err(_) => (Sampler::new(PathBuf::from(".")), ResourceSample::default()),
+        // the sampler panicked: start a new one on the same filesystem; this sample is empty
+        Err(_) => (Sampler::new(disk_path), ResourceSample::default()),
     }
 }
 
