@@ -132,7 +132,9 @@ fn main() -> std::process::ExitCode {
 /// Sets up, measures and always tears down (also on Ctrl-C / SIGTERM).
 async fn run(args: &Args, work_dir: &std::path::Path) -> Result<Value, String> {
     std::fs::create_dir_all(work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let server = PageServer::start().await.map_err(|e| format!("page server: {e}"))?;
+    let server = PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new())
+        .await
+        .map_err(|e| format!("page server: {e}"))?;
     let log = work_dir.join("chromedriver.log");
     let mut driver = DriverProcess::spawn(&args.chromedriver, &log, &work_dir.join("xdg-config"))
         .await

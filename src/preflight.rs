@@ -162,7 +162,9 @@ type Latencies = Vec<Result<Duration, String>>;
 /// Starts chromedriver and one browser for real, asks the page for its capabilities and times 20
 /// ops of the campaign's first browser task. Everything started is stopped before returning.
 async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Result<(Value, Latencies), String> {
-    let server = PageServer::start().await.map_err(|e| format!("cannot serve the test page on 127.0.0.1: {e}"))?;
+    let server = PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new())
+        .await
+        .map_err(|e| format!("cannot serve the test page on 127.0.0.1: {e}"))?;
     std::fs::create_dir_all(profiles_dir).map_err(|e| format!("{}: {e}", profiles_dir.display()))?;
     let mut driver = DriverProcess::spawn(
         &cfg.browser.chromedriver,

@@ -17,13 +17,13 @@
 
 mod registry;
 
-pub use registry::{BreakerRegistry, GateRejected, OpGate, OpPermit};
+pub use registry::{AggregateCounts, BreakerRegistry, GateRejected, OpGate, OpPermit, RegistrySnapshot};
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How many transitions a breaker remembers; older ones are dropped and counted.
 pub const HISTORY_CAPACITY: usize = 256;
@@ -124,7 +124,7 @@ impl BreakerConfig {
 }
 
 /// The state of a breaker, as reported to callers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Calls run; failures are counted.
@@ -218,7 +218,7 @@ pub struct Transition {
 }
 
 /// A [`Transition`] with its time rendered as RFC 3339 UTC, for snapshots.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TransitionRecord {
     /// The state left.
     pub from: BreakerState,
@@ -231,7 +231,7 @@ pub struct TransitionRecord {
 }
 
 /// What a breaker has done so far, as of a `now`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BreakerMetrics {
     /// The state at `now`.
     pub state: BreakerState,
@@ -248,17 +248,17 @@ pub struct BreakerMetrics {
     /// Times a half-open breaker closed.
     pub recoveries: u64,
     /// Time spent `Open`, including the current open period up to `now`.
-    #[serde(rename = "total_open_time_ms", serialize_with = "millis")]
+    #[serde(rename = "total_open_time_ms", serialize_with = "millis", deserialize_with = "from_millis")]
     pub total_open_time: Duration,
     /// `total_open_time / opens` (zero before the first open).
-    #[serde(rename = "mean_open_time_ms", serialize_with = "millis")]
+    #[serde(rename = "mean_open_time_ms", serialize_with = "millis", deserialize_with = "from_millis")]
     pub mean_open_time: Duration,
     /// Success percentage over the window; 100 when the window is empty.
     pub health_percent: f64,
     /// Calls in the window.
     pub window_calls: u32,
     /// While `Open`, this open's duration; otherwise the duration the next open would get.
-    #[serde(rename = "open_timeout_ms", serialize_with = "millis")]
+    #[serde(rename = "open_timeout_ms", serialize_with = "millis", deserialize_with = "from_millis")]
     pub open_timeout: Duration,
     /// Opens since the breaker last closed.
     pub consecutive_opens: u32,
@@ -270,6 +270,10 @@ pub struct BreakerMetrics {
 
 fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 /// The state with the data that only makes sense in it.

@@ -10,9 +10,52 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Breaker, BreakerConfig, BreakerMetrics, BreakerState, Outcome, Permit, Transition};
+
+/// How many breakers are in each state, and their mean health.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AggregateCounts {
+    /// Breakers in all.
+    pub total: usize,
+    /// Open (rejecting until their deadline).
+    pub open: usize,
+    /// Half-open (probing).
+    pub half_open: usize,
+    /// Closed (healthy).
+    pub closed: usize,
+    /// Forced open by hand or by a node's availability.
+    pub forced_open: usize,
+    /// Disabled (never reject).
+    pub disabled: usize,
+    /// Mean of the breakers' health, percent (100 with no breaker).
+    pub average_health: f64,
+}
+
+/// Every breaker's state and counters at one moment: what the reports, `status` and the dashboard
+/// show, in one typed shape.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySnapshot {
+    /// Counts over all breakers.
+    pub aggregate: AggregateCounts,
+    /// `worker:<id>` breakers, by id.
+    pub workers: BTreeMap<String, BreakerMetrics>,
+    /// `browser:<name>` breakers, by name.
+    pub browsers: BTreeMap<String, BreakerMetrics>,
+    /// `task:<kind>` breakers, by kind.
+    pub tasks: BTreeMap<String, BreakerMetrics>,
+}
+
+impl RegistrySnapshot {
+    /// Every breaker as (scope prefix, name, metrics), workers first.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &String, &BreakerMetrics)> {
+        let w = self.workers.iter().map(|(k, m)| ("worker", k, m));
+        let b = self.browsers.iter().map(|(k, m)| ("browser", k, m));
+        let t = self.tasks.iter().map(|(k, m)| ("task", k, m));
+        w.chain(b).chain(t)
+    }
+}
 
 /// The three scopes, in the order a gate asks them: the most specific first, so that a broken
 /// worker does not touch the shared breakers, and the scarce shared probe slots are taken last.
@@ -133,30 +176,12 @@ impl BreakerRegistry {
         out
     }
 
-    /// The health JSON: `{"aggregate":{"total","open","half_open","closed","forced_open",
-    /// "disabled","average_health"},"workers":{<id>:metrics},"browsers":{..},"tasks":{..}}`.
-    /// `anchor` pairs an `Instant` with its wall-clock time, to render transition times.
-    pub fn snapshot(&self, now: Instant, anchor: (Instant, SystemTime)) -> serde_json::Value {
-        #[derive(Default, Serialize)]
-        struct Aggregate {
-            total: usize,
-            open: usize,
-            half_open: usize,
-            closed: usize,
-            forced_open: usize,
-            disabled: usize,
-            average_health: f64,
-        }
-        #[derive(Serialize)]
-        struct Snapshot {
-            aggregate: Aggregate,
-            workers: BTreeMap<String, BreakerMetrics>,
-            browsers: BTreeMap<String, BreakerMetrics>,
-            tasks: BTreeMap<String, BreakerMetrics>,
-        }
-
+    /// Every breaker's metrics, grouped by scope, with the aggregate counts the dashboard and the
+    /// reports show (`{"aggregate":{..},"workers":{<id>:metrics},"browsers":{..},"tasks":{..}}` as
+    /// JSON). `anchor` pairs an `Instant` with its wall-clock time, to render transition times.
+    pub fn snapshot(&self, now: Instant, anchor: (Instant, SystemTime)) -> RegistrySnapshot {
         let mut groups: [BTreeMap<String, BreakerMetrics>; 3] = Default::default();
-        let mut agg = Aggregate::default();
+        let mut agg = AggregateCounts::default();
         let mut health = 0.0;
         for (scope, group) in Scope::ALL.into_iter().zip(&mut groups) {
             let entries: Vec<(String, Arc<Entry>)> =
@@ -180,7 +205,7 @@ impl BreakerRegistry {
         }
         agg.average_health = if agg.total == 0 { 100.0 } else { health / agg.total as f64 };
         let [workers, browsers, tasks] = groups;
-        serde_json::to_value(Snapshot { aggregate: agg, workers, browsers, tasks }).unwrap_or_default()
+        RegistrySnapshot { aggregate: agg, workers, browsers, tasks }
     }
 
     fn entry(&self, scope: Scope, name: &str) -> Arc<Entry> {
@@ -411,7 +436,7 @@ mod tests {
         let rejected = w2.try_acquire(t1).expect_err("task slot taken");
         assert_eq!((rejected.key.as_str(), rejected.state, rejected.retry_after), ("task:webgpu", HalfOpen, None));
         assert_eq!(edges(&rejected.transitions), [("worker:w2", Open, HalfOpen), ("task:webgpu", Open, HalfOpen)]);
-        let snap = reg.snapshot(t1, anchor(t0));
+        let snap = serde_json::to_value(reg.snapshot(t1, anchor(t0))).unwrap();
         assert_eq!(snap["workers"]["w2"]["calls"], 1);
         assert_eq!(snap["workers"]["w2"]["rejected"], 0);
         assert_eq!(snap["tasks"]["webgpu"]["rejected"], 1);
@@ -423,7 +448,7 @@ mod tests {
         let p2 = w2.try_acquire(t1).expect("w2's worker slot was released");
         let ts = w2.record(p2, Outcome::Success, t1);
         assert_eq!(edges(&ts), [("worker:w2", HalfOpen, Closed), ("task:webgpu", HalfOpen, Closed)]);
-        let snap = reg.snapshot(t1, anchor(t0));
+        let snap = serde_json::to_value(reg.snapshot(t1, anchor(t0))).unwrap();
         assert_eq!(snap["browsers"]["chromium"]["calls"], 3);
         assert_eq!(snap["browsers"]["chromium"]["rejected"], 0);
     }
@@ -437,7 +462,7 @@ mod tests {
         let rejected = gate.try_acquire(t0).expect_err("forced open");
         assert_eq!((rejected.key.as_str(), rejected.state, rejected.retry_after), ("worker:w1", ForcedOpen, None));
         assert!(rejected.transitions.is_empty());
-        let snap = reg.snapshot(t0, anchor(t0));
+        let snap = serde_json::to_value(reg.snapshot(t0, anchor(t0))).unwrap();
         assert_eq!(snap["browsers"]["chromium"]["rejected"], 0);
         assert_eq!(snap["tasks"]["webgpu"]["rejected"], 0);
     }
@@ -481,7 +506,7 @@ mod tests {
     fn snapshot_shape() {
         let t0 = Instant::now() + secs(3600);
         let reg = BreakerRegistry::new(touchy(), sturdy(), sturdy());
-        let empty = reg.snapshot(t0, anchor(t0));
+        let empty = serde_json::to_value(reg.snapshot(t0, anchor(t0))).unwrap();
         assert_eq!(
             empty,
             serde_json::json!({
@@ -495,7 +520,7 @@ mod tests {
         op(&reg.gate("w3", "firefox", "webnn"), Outcome::Failure, t0 - secs(20));
         reg.force_open("worker:w4", t0);
         reg.disable("task:page", t0);
-        let snap = reg.snapshot(t0 + Duration::from_millis(1500), anchor(t0));
+        let snap = serde_json::to_value(reg.snapshot(t0 + Duration::from_millis(1500), anchor(t0))).unwrap();
 
         let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
         assert_eq!(keys(&snap), ["aggregate", "browsers", "tasks", "workers"]);
@@ -610,7 +635,7 @@ mod tests {
         });
 
         let now = t0 + Duration::from_micros(10 * clock.load(Ordering::Relaxed));
-        let snap = reg.snapshot(now, anchor(t0));
+        let snap = serde_json::to_value(reg.snapshot(now, anchor(t0))).unwrap();
         let n = |v: &serde_json::Value| v.as_u64().expect("a count");
         let recorded: u64 = tallies.iter().map(|t| t.recorded).sum();
         let rejected = |key: &str| tallies.iter().map(|t| t.rejected.get(key).copied().unwrap_or(0)).sum::<u64>();
@@ -628,7 +653,7 @@ mod tests {
         }
         // A snapshot shows an open breaker past its deadline as half-open, with that transition in
         // its history, before any acquire has made it; at t0 every deadline is still ahead.
-        let unadvanced = reg.snapshot(t0, anchor(t0));
+        let unadvanced = serde_json::to_value(reg.snapshot(t0, anchor(t0))).unwrap();
         for (group, name) in
             [("workers", "w0"), ("workers", "w1"), ("workers", "w2"), ("workers", "w3"), ("browsers", "chromium"), ("tasks", "webgpu")]
         {

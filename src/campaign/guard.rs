@@ -2,10 +2,10 @@
 //! sample, records violations, trips the stop after `consecutive_violations` in a row, and recycles
 //! the session of a single browser whose process tree exceeds `max_browser_rss`.
 
-use super::RunShared;
+use super::shared::RunShared;
+use crate::events::Event;
 use crate::guardian::{health_score, sampler::tree_rss, ResourceSample, Sampler, Trip, ViolationTracker};
 use crate::store::SampleRow;
-use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,7 +34,7 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
     let mut tracker = ViolationTracker::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reset_seen = run.guardian_resets();
+    let mut epoch = run.guardian_epoch();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -42,8 +42,8 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         }
         let (s, sample) = sample_once(sampler).await;
         sampler = s;
-        if run.guardian_resets() != reset_seen {
-            reset_seen = run.guardian_resets();
+        if run.guardian_epoch() != epoch {
+            epoch = run.guardian_epoch();
             tracker.reset();
         }
         let phase = run.current_phase_idx();
@@ -64,13 +64,9 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         });
         for v in &violations {
             let corr = format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default());
-            run.event(
-                "guardian_violation",
-                corr,
-                phase,
-                format!("{} {:.1}% over the {}% threshold", v.metric, v.value, v.threshold),
-                json!({"metric": v.metric, "value": (v.value * 10.0).round() / 10.0, "threshold": v.threshold}),
-            );
+            let event =
+                Event::GuardianViolation { metric: v.metric.to_string(), value: (v.value * 10.0).round() / 10.0, threshold: v.threshold };
+            run.event(corr, phase, event);
         }
         run.set_latest(sample, health, violations.len() as u64);
         if let Some(cap) = run.cfg.safety.max_browser_rss_bytes {
@@ -79,11 +75,9 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
                     let rss = tree_rss(b.pid);
                     if rss > cap && pool.request_recycle(b) {
                         run.event(
-                            "browser_rss_exceeded",
                             format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default()),
                             phase,
-                            format!("browser pid {} uses {} MiB, over the {} MiB cap: recycling its session", b.pid, rss >> 20, cap >> 20),
-                            json!({"pid": b.pid, "rss_mb": rss >> 20, "cap_mb": cap >> 20}),
+                            Event::BrowserRssExceeded { pid: b.pid, rss_mb: rss >> 20, cap_mb: cap >> 20 },
                         );
                     }
                 }

@@ -1,9 +1,11 @@
 //! Resuming a campaign whose process died, and reaping what it left behind.
 
 use crate::browser::process::{group_members_with_marker, ProcId};
+use crate::config::Config;
 use crate::store::{self, StoreError, StoreReader};
 use rusqlite::params;
 use std::path::Path;
+use std::time::Duration;
 
 /// What was found and killed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -73,4 +75,51 @@ pub fn unfinished(state_dir: &Path) -> Vec<String> {
         .into_iter()
         .rev()
         .collect()
+}
+
+/// Where a resumed campaign picks up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResumePoint {
+    /// First phase to run.
+    pub phase: usize,
+    /// How far that phase had run before the interruption (it continues for the rest).
+    pub elapsed: Duration,
+    /// The reason recorded in the report.
+    pub note: String,
+}
+
+/// Finds where campaign `id` stopped. Errors when it ended normally (nothing to resume).
+pub fn resume_point(state_dir: &Path, id: &str) -> Result<(Config, ResumePoint), String> {
+    let path = store::store_path(state_dir, id);
+    let r = StoreReader::open(&path).map_err(|e| e.to_string())?;
+    let c = r.campaign().map_err(|e| e.to_string())?;
+    if let Some(o) = &c.outcome {
+        return Err(format!("campaign {id} already ended ({o}); nothing to resume (see its reports in {})", c.output_dir.display()));
+    }
+    let mut cfg =
+        Config::parse(&c.config_text, &c.config_source).map_err(|e| format!("the stored config of {id} no longer parses: {e}"))?;
+    cfg.profile = c.profile.clone();
+    let phases = r.phases().map_err(|e| e.to_string())?;
+    let done = phases.iter().take_while(|p| p.status == "completed").count();
+    let (phase, elapsed, note) = match phases.get(done) {
+        Some(p) => {
+            let elapsed = Duration::from_millis(p.elapsed_ms);
+            let planned = cfg.phases.get(done).map(|x| x.duration).unwrap_or_default();
+            if elapsed + Duration::from_secs(1) >= planned {
+                (done + 1, Duration::ZERO, format!("phase {} had reached its planned duration when the campaign process died", p.name))
+            } else {
+                (
+                    done,
+                    elapsed,
+                    format!(
+                        "continued from its checkpoint at {:.1}s of {:.0}s after the campaign process died",
+                        elapsed.as_secs_f64(),
+                        planned.as_secs_f64()
+                    ),
+                )
+            }
+        }
+        None => (done, Duration::ZERO, "resumed at the start of the phase".to_string()),
+    };
+    Ok((cfg, ResumePoint { phase, elapsed, note }))
 }

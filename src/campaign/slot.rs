@@ -2,16 +2,15 @@
 //! window that goes to the store about once a second, and walks the recovery ladder on failures.
 
 use super::faults::page_fault;
-use super::PhaseCtx;
+use super::phase::PhaseCtx;
 use crate::breaker::{GateRejected, OpGate, Outcome};
 use crate::browser::session::Session;
-use crate::config::FaultKind;
-use crate::config::TaskSpec;
+use crate::config::{FaultConfig, FaultKind, TaskSpec};
+use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
 use crate::store::{unix_ms, WindowRow};
-use crate::tasks::{run_browser_op, OpOk, Synthetic};
-use serde_json::json;
+use crate::tasks::{run_browser_op, OpOk, PageFault, Synthetic};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,9 +26,16 @@ const FAIL_EVENT_PERIOD: Duration = Duration::from_secs(60);
 /// Extra time beyond the op timeout before stressctl itself gives up on a WebDriver call.
 const DRIVER_SLACK: Duration = Duration::from_secs(3);
 
+/// What an abandoned op is told: it was still running when its phase ended and the grace
+/// period ran out. It is a failed op of class `timeout`, never one counted nowhere.
+pub(crate) const ABANDONED: &str = "abandoned: still running when the phase ended and the grace period ran out";
+
 enum Attempt {
     Done(Result<OpOk, OpError>),
+    /// Stopped before an op started (e.g. while a session opened): nothing to count.
     Aborted,
+    /// The op was in flight when the phase's grace ran out: a failed op.
+    Abandoned,
     /// A breaker refused: no op was run.
     Rejected,
 }
@@ -154,6 +160,11 @@ impl Slot {
                     aborted = true;
                     break;
                 }
+                Attempt::Abandoned => {
+                    aborted = true;
+                    self.record(self.op_started.elapsed(), Err(OpError::new(FailureClass::Timeout, ABANDONED))).await;
+                    break;
+                }
                 Attempt::Rejected => {
                     self.seq -= 1;
                     continue;
@@ -193,7 +204,8 @@ impl Slot {
         let outcomes = match &r {
             Attempt::Done(Ok(_)) => [Outcome::Success; 3],
             Attempt::Done(Err(e)) => attribution(e.class),
-            Attempt::Aborted | Attempt::Rejected => [Outcome::Ignored; 3],
+            // the phase ended under it: nothing to hold against a worker, browser or task
+            Attempt::Aborted | Attempt::Abandoned | Attempt::Rejected => [Outcome::Ignored; 3],
         };
         let ts = self.gate.record_each(permit, outcomes, Instant::now());
         if !ts.is_empty() {
@@ -223,12 +235,8 @@ impl Slot {
     }
 
     async fn attempt(&mut self) -> Attempt {
-        if let Some(syn) = self.synthetic.as_mut() {
-            let r = syn.run().await;
-            if self.seq % 256 == 0 {
-                tokio::task::yield_now().await;
-            }
-            return Attempt::Done(r);
+        if self.synthetic.is_some() {
+            return self.synthetic_attempt().await;
         }
         let Some(pool) = self.ctx.run.pool.clone() else {
             return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no browser pool")));
@@ -246,8 +254,8 @@ impl Slot {
             }
         }
         let worker = self.worker_id().to_string();
-        let fault = match self.ctx.faults.take(&worker, &mut self.rng) {
-            Some(f) => self.inject(&f, &pool).await,
+        let fault = match self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng) {
+            Some(f) => self.inject(&f, Some(&pool)).await,
             None => None,
         };
         let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
@@ -262,18 +270,52 @@ impl Slot {
         let op = tokio::time::timeout(limit, run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault));
         tokio::select! {
             r = op => Attempt::Done(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
-            _ = self.ctx.hard.cancelled() => Attempt::Aborted,
+            _ = self.ctx.hard.cancelled() => Attempt::Abandoned,
         }
     }
 
+    /// A synthetic op. It honours the faults that make sense without a browser: `throw` fails
+    /// the op as a script error, `hang` holds it until `op_timeout` (a timeout), both for real.
+    async fn synthetic_attempt(&mut self) -> Attempt {
+        let worker = self.worker_id().to_string();
+        let fault = self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng);
+        let page_fault = match &fault {
+            Some(f) => self.inject(f, None).await,
+            None => None,
+        };
+        self.op_started = Instant::now();
+        let limit = self.ctx.run.cfg.browser.op_timeout;
+        let hard = self.ctx.hard.clone();
+        let Some(syn) = self.synthetic.as_mut() else { return Attempt::Aborted };
+        let op = async {
+            match page_fault {
+                Some(PageFault::Throw) => Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")),
+                Some(PageFault::Hang) => {
+                    tokio::time::sleep(limit).await;
+                    Err(OpError::new(FailureClass::Timeout, format!("op timed out after {limit:?} (injected fault: hang)")))
+                }
+                _ => syn.run().await,
+            }
+        };
+        let r = tokio::select! {
+            r = op => Attempt::Done(r),
+            _ = hard.cancelled() => Attempt::Abandoned,
+        };
+        if self.seq % 256 == 0 {
+            tokio::task::yield_now().await;
+        }
+        r
+    }
+
     /// Carries out a process fault now, or returns the page fault for the op to carry.
-    async fn inject(&mut self, f: &crate::config::FaultConfig, pool: &crate::browser::pool::Pool) -> Option<crate::tasks::PageFault> {
+    async fn inject(&mut self, f: &FaultConfig, pool: Option<&crate::browser::pool::Pool>) -> Option<PageFault> {
         let what = match f.kind {
             FaultKind::KillBrowser => match self.session.as_ref().and_then(|s| s.browser) {
                 Some(b) if b.signal(libc::SIGKILL) => format!("SIGKILL browser pid {}", b.pid),
                 _ => return None,
             },
             FaultKind::KillDriver => {
+                let pool = pool?;
                 let w = pool.workers.get(self.worker_ix)?.clone();
                 let pid = pool.kill_driver(&w, f.permanent).await?;
                 format!("SIGKILL chromedriver pid {pid} of worker {}{}", w.id, if f.permanent { " (permanent)" } else { "" })
@@ -282,11 +324,9 @@ impl Slot {
         };
         tracing::warn!(target: "stressctl::tasks", corr = %self.corr(), "fault injected: {what}");
         self.ctx.run.event(
-            "fault_injected",
             self.corr(),
             Some(self.ctx.idx),
-            what,
-            json!({"kind": f.kind, "worker": self.worker_id(), "permanent": f.permanent}),
+            Event::FaultInjected { fault: f.kind, worker: self.worker_id().to_string(), permanent: f.permanent, detail: what },
         );
         page_fault(f.kind)
     }
@@ -328,13 +368,7 @@ impl Slot {
         };
         if over_cap {
             if let Some(s) = self.session.take() {
-                self.ctx.run.event(
-                    "browser_recycled",
-                    self.corr(),
-                    Some(self.ctx.idx),
-                    format!("session {} recycled: browser over max_browser_rss", s.label),
-                    json!({"session": s.label}),
-                );
+                self.ctx.run.event(self.corr(), Some(self.ctx.idx), Event::BrowserRecycled { session: s.label.clone() });
                 self.discard(s).await;
             }
         }
@@ -352,13 +386,15 @@ impl Slot {
             let corr = self.corr();
             let session = self.session.as_ref().map(|s| s.label.clone());
             tracing::warn!(target: "stressctl::tasks", corr = %corr, class = %e.class, "op failed: {}", e.message);
-            self.ctx.run.event(
-                "op_failed",
-                corr,
-                Some(self.ctx.idx),
-                format!("{}: {}", e.class, e.message),
-                json!({"class": e.class, "message": e.message, "worker": self.worker_id(), "session": session, "suppressed_before": self.fail_events_suppressed}),
-            );
+            let event = Event::OpFailed {
+                class: e.class,
+                message: Some(e.message.clone()),
+                worker: self.worker_id().to_string(),
+                session,
+                suppressed_before: self.fail_events_suppressed,
+                task_kind: None,
+            };
+            self.ctx.run.event(corr, Some(self.ctx.idx), event);
             self.fail_events_suppressed = 0;
         } else {
             self.fail_events_suppressed += 1;
@@ -388,13 +424,7 @@ impl Slot {
                     if let Err(err) = pool.restart_driver(&w, seen).await {
                         tracing::warn!(target: "stressctl::browser", worker = %w.id, "driver restart failed: {err}");
                     } else {
-                        self.ctx.run.event(
-                            "driver_restarted",
-                            self.corr(),
-                            Some(self.ctx.idx),
-                            format!("driver of worker {} restarted", w.id),
-                            json!({"worker": w.id}),
-                        );
+                        self.ctx.run.event(self.corr(), Some(self.ctx.idx), Event::DriverRestarted { worker: w.id.clone() });
                     }
                 }
             }
@@ -419,18 +449,15 @@ impl Slot {
     }
 
     fn recovery_event(&self, a: AttemptOutcome) {
-        let outcome = if a.succeeded { "succeeded" } else { "failed" };
-        let mut data = json!({"class": a.class, "strategy": a.strategy.as_str(), "level": a.strategy.level(), "outcome": outcome, "worker": self.worker_id()});
-        if let Some(t) = a.time_to_recover {
-            data["time_to_recover_ms"] = json!((t.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0);
-        }
-        self.ctx.run.event(
-            "recovery_attempted",
-            self.corr(),
-            Some(self.ctx.idx),
-            format!("recovery from {} by {} {}", a.class, a.strategy.as_str(), outcome),
-            data,
-        );
+        let event = Event::RecoveryAttempted {
+            class: a.class,
+            strategy: a.strategy.as_str().to_string(),
+            level: a.strategy.level(),
+            outcome: if a.succeeded { "succeeded" } else { "failed" }.to_string(),
+            worker: self.worker_id().to_string(),
+            time_to_recover_ms: a.time_to_recover.map(|t| (t.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+        };
+        self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
     }
 
     async fn drop_session(&mut self) {

@@ -1,12 +1,14 @@
 //! Stopping and controlling a running campaign.
 //!
-//! Every way a campaign can stop — Ctrl-C/SIGTERM, `stressctl emergency-stop`, a guardian trip, a
+//! Every way a campaign can stop — Ctrl-C/SIGTERM/SIGHUP, `stressctl emergency-stop`, a guardian trip, a
 //! halt, the store failing, the campaign's own time cap — goes through one [`StopSignal`]: the
 //! first request starts a graceful stop (no new ops, in-flight ops get a bounded grace, sessions
 //! closed, results flushed, reports written); a forced request kills the recorded process groups
 //! at once.
 
+pub mod daemon;
 pub mod lock;
+pub mod signals;
 pub mod socket;
 
 use serde::Serialize;
@@ -21,6 +23,8 @@ pub enum StopCause {
     Interrupted,
     /// SIGTERM.
     Terminated,
+    /// SIGHUP (terminal closed, ssh dropped).
+    Hangup,
     /// `stressctl emergency-stop`.
     EmergencyStop,
     /// The guardian tripped on a resource threshold.
@@ -37,6 +41,7 @@ impl StopCause {
         match self {
             StopCause::Interrupted => "interrupted",
             StopCause::Terminated => "terminated",
+            StopCause::Hangup => "hangup",
             StopCause::EmergencyStop => "emergency_stop",
             StopCause::Guardian => "guardian",
             StopCause::StoreFailure => "store_failure",

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// What a running campaign exposes to the control channel.
 pub trait Controlled: Send + Sync + 'static {
@@ -21,9 +22,9 @@ pub trait Controlled: Send + Sync + 'static {
 
 const MAX_REQUEST: usize = 4096;
 
-/// Binds the socket (replacing a stale file), restricts it to the owner, and serves until
-/// `shutdown`; the socket file is removed then.
-pub async fn serve(path: &Path, target: Arc<dyn Controlled>, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Binds the socket (replacing a stale file), restricts it to the owner, and serves on `tracker`
+/// until `shutdown`; the socket file is removed then.
+pub async fn serve(path: &Path, target: Arc<dyn Controlled>, shutdown: CancellationToken, tracker: &TaskTracker) -> std::io::Result<()> {
     if path.as_os_str().len() > 100 {
         return Err(std::io::Error::other(format!(
             "socket path {} is too long for a Unix socket; use a shorter --state-dir",
@@ -34,7 +35,8 @@ pub async fn serve(path: &Path, target: Arc<dyn Controlled>, shutdown: Cancellat
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let owned = path.to_path_buf();
-    tokio::spawn(async move {
+    let conns = tracker.clone();
+    tracker.spawn(async move {
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -42,7 +44,7 @@ pub async fn serve(path: &Path, target: Arc<dyn Controlled>, shutdown: Cancellat
             };
             let Ok((stream, _)) = accepted else { continue };
             let target = target.clone();
-            tokio::spawn(async move {
+            conns.spawn(async move {
                 let (r, mut w) = stream.into_split();
                 let mut line = String::new();
                 let mut reader = tokio::io::BufReader::new(r.take(MAX_REQUEST as u64));
@@ -108,7 +110,7 @@ mod tests {
         let path = dir.path().join("c.sock");
         let fake = Arc::new(Fake(Mutex::new(None)));
         let stop = CancellationToken::new();
-        serve(&path, fake.clone(), stop.clone()).await.unwrap();
+        serve(&path, fake.clone(), stop.clone(), &TaskTracker::new()).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let p = path.clone();

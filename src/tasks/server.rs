@@ -9,7 +9,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The embedded test page (WebGPU matmul, WebNN detection, fault hooks).
 pub const INDEX_HTML: &str = include_str!("../../assets/index.html");
@@ -21,21 +23,37 @@ pub struct PageServer {
 }
 
 impl PageServer {
-    /// Binds 127.0.0.1 on a free port and starts serving on the current runtime.
-    pub async fn start() -> std::io::Result<PageServer> {
+    /// Binds 127.0.0.1 on a free port and serves on `tracker` until `stop` (or the server is
+    /// dropped): the run waits for the accept loop and every connection before it ends.
+    pub async fn start(stop: CancellationToken, tracker: &TaskTracker) -> std::io::Result<PageServer> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let stop = CancellationToken::new();
         let token = stop.clone();
-        tokio::spawn(async move {
+        let conns = tracker.clone();
+        tracker.spawn(async move {
+            let mut backoff = Duration::ZERO;
             loop {
                 let accepted = tokio::select! {
                     _ = token.cancelled() => break,
                     a = listener.accept() => a,
                 };
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => {
+                        backoff = Duration::ZERO;
+                        stream
+                    }
+                    Err(e) => {
+                        // out of descriptors (or similar): wait instead of spinning on the error
+                        backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                        tracing::warn!(target: "stressctl::tasks", "page server accept: {e}; retrying in {backoff:?}");
+                        tokio::select! {
+                            _ = token.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => continue,
+                        }
+                    }
+                };
                 let conn_stop = token.clone();
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let conn = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(TokioIo::new(stream), hyper::service::service_fn(serve));

@@ -1,0 +1,200 @@
+//! The commands, as the binary runs them. Each returns `Result<ExitCode, CliError>`; [`run`] is
+//! the one place that prints an error and maps it to the exit code.
+
+mod check;
+mod error;
+mod remote;
+mod report_cmd;
+
+pub use error::{CliError, ErrorKind, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
+
+use crate::campaign::{new_campaign_id, Campaign, CampaignOutcome, ResumePoint, RunOptions};
+use crate::cli::{Cli, Command, CommonArgs, LaunchArgs};
+use crate::config::Config;
+use crate::control::daemon::{self, Detached};
+use crate::control::lock::RunLock;
+use crate::control::{signals, StopCause, StopSignal};
+use crate::progress::say;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Runs the parsed command line: dispatches, then prints the error (if any) in one place.
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => e.report(),
+    };
+    ExitCode::from(code)
+}
+
+fn dispatch(cli: &Cli) -> Result<u8, CliError> {
+    match (&cli.command, cli.check_only) {
+        (Some(Command::Check), _) | (None, true) => check::check(&cli.common),
+        (Some(Command::Launch(a)), _) => launch(&cli.common, a),
+        (Some(Command::Report(a)), _) => report_cmd::report(&cli.common, a),
+        (Some(Command::EmergencyStop(a)), _) => remote::emergency_stop(&cli.common, a),
+        (Some(Command::Status(a)), _) => remote::status(&cli.common, a),
+        (None, false) => Err(CliError::usage("say what to do: `stressctl launch`, `stressctl --check-only`, … (see `stressctl --help`)")),
+    }
+}
+
+fn load_config(common: &CommonArgs) -> Result<Config, CliError> {
+    Ok(Config::load(common.config.as_deref(), common.profile.as_deref())?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    // One thread: the browsers need the cores, and the orchestrator's work per op is tiny.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}")))
+}
+
+pub(crate) fn ensure_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".stressctl-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}
+
+/// The campaign to resume (`--resume [ID]`): its id, stored config and where to continue.
+fn resume_target(common: &CommonArgs, r: &str) -> Result<(String, Config, ResumePoint), CliError> {
+    let id = if r == "latest" {
+        crate::campaign::resume::unfinished(&common.state_dir)
+            .pop()
+            .ok_or_else(|| CliError::failed(format!("no unfinished campaign in {} to resume", common.state_dir.display())))?
+    } else {
+        r.to_string()
+    };
+    let (cfg, point) =
+        crate::campaign::resume_point(&common.state_dir, &id).map_err(|e| CliError::failed(format!("cannot resume: {e}")))?;
+    Ok((id, cfg, point))
+}
+
+/// Reaps what unfinished campaigns of this state dir left: we hold the lock, so they died.
+fn reap_dead_runs(state_dir: &Path) {
+    for dead in crate::campaign::resume::unfinished(state_dir) {
+        match crate::campaign::resume::reap(state_dir, &dead) {
+            Ok(r) if !r.killed.is_empty() => say(&format!(
+                "stressctl: reaped {} leftover browser/driver processes of campaign {dead} (pids {:?})",
+                r.killed.len(),
+                r.killed
+            )),
+            Ok(_) => {}
+            Err(e) => crate::progress::warn(&format!("stressctl: could not check campaign {dead} for leftover processes: {e}")),
+        }
+    }
+}
+
+/// `stressctl launch`.
+fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
+    let resume = args.resume.as_deref().map(|r| resume_target(common, r)).transpose()?;
+    let mut cfg = match &resume {
+        Some((_, cfg, _)) => cfg.clone(),
+        None => load_config(common)?,
+    };
+    if let Some(path) = &args.safety {
+        cfg.apply_safety_file(path)?;
+    }
+    for dir in [&common.output_dir, &common.log_dir, &common.state_dir] {
+        ensure_writable(dir).map_err(|e| {
+            CliError::usage(format!("{}: {e} (choose another directory with --output-dir/--log-dir/--state-dir)", dir.display()))
+        })?;
+    }
+    let id = match &resume {
+        Some((id, _, _)) => id.clone(),
+        None => args.campaign_id.clone().unwrap_or_else(new_campaign_id),
+    };
+    if args.detach {
+        return detach(common, &id);
+    }
+    let socket_path = common.state_dir.join("control.sock");
+    let (run_lock, note) = RunLock::acquire(&common.state_dir, &id, &socket_path).map_err(|e| CliError::failed(e.to_string()))?;
+    if let Some(n) = note {
+        say(&format!("stressctl: {n}"));
+    }
+    reap_dead_runs(&common.state_dir);
+    let stamp = format!("{id}{}", if resume.is_some() { format!("-resumed-{}", std::process::id()) } else { String::new() });
+    let logs = crate::logging::init(&common.log_dir, &stamp, args.verbose)
+        .map_err(|e| CliError::usage(format!("cannot open log files in {}: {e}", common.log_dir.display())))?;
+    let rt = runtime()?;
+    let interactive = std::io::stdout().is_terminal();
+    match &resume {
+        Some((_, _, p)) => {
+            say(&format!("stressctl: resuming campaign {id} ({}) at phase {}/{}: {}", cfg.profile, p.phase + 1, cfg.phases.len(), p.note))
+        }
+        None => say(&format!(
+            "stressctl: campaign {id} ({}, {} phases, planned {})",
+            cfg.profile,
+            cfg.phases.len(),
+            crate::config::fmt_duration(cfg.planned_duration())
+        )),
+    }
+    say(&format!("stressctl: logs {}", logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
+    let opts = RunOptions {
+        output_dir: common.output_dir.clone(),
+        state_dir: common.state_dir.clone(),
+        log_dir: common.log_dir.clone(),
+        log_stamp: stamp,
+        socket: Some(socket_path),
+    };
+    let stop = Arc::new(StopSignal::new());
+    let span = tracing::info_span!("campaign", id = %id);
+    let result = rt.block_on(
+        async {
+            signals::install(stop.clone()).map_err(|e| CliError::failed(format!("cannot install signal handlers: {e}")))?;
+            let campaign = Campaign::new(cfg, opts, stop.clone()).on_start(move |bus, feed| {
+                tokio::spawn(crate::progress::render(bus.subscribe(), feed, interactive).in_current_span());
+            });
+            Ok::<_, CliError>(campaign.run_from(id.clone(), resume.map(|(_, _, p)| p)).await)
+        }
+        .instrument(span),
+    )?;
+    // Nothing may outlive the run: the runtime is dropped here, after the pool's shutdown.
+    drop(rt);
+    drop(run_lock);
+    match result {
+        Ok(r) => {
+            let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+            say(&format!("stressctl: campaign {} {}{reason}", r.id, r.outcome.as_str().to_uppercase()));
+            say(&format!("stressctl: reports in {}/ (summary.txt, campaign_report.json)", r.report_dir.display()));
+            Ok(match (r.outcome, r.stop_cause) {
+                (CampaignOutcome::Passed, _) => EXIT_OK,
+                (_, Some(StopCause::Interrupted)) => EXIT_INTERRUPTED,
+                _ => EXIT_FAILED,
+            })
+        }
+        Err(e) => Err(CliError::failed(format!("campaign {id} stopped because it could not be recorded: {e}")).hint(format!(
+            "everything committed before that is in the store; once the cause is fixed (e.g. disk space), `stressctl report {id}` rebuilds the reports"
+        ))),
+    }
+}
+
+/// `launch --detach`: re-runs this launch in the background and returns once it holds the lock.
+fn detach(common: &CommonArgs, id: &str) -> Result<u8, CliError> {
+    match daemon::detach(&common.log_dir, &common.state_dir, id).map_err(|e| CliError::failed(e.to_string()))? {
+        Detached::Running { pid, log } => {
+            say(id);
+            crate::progress::warn(&format!(
+                "stressctl: campaign {id} running in the background (pid {pid}); `stressctl status` to follow it, `stressctl emergency-stop` to stop it; output in {}",
+                log.display()
+            ));
+            Ok(EXIT_OK)
+        }
+        Detached::Exited { code, output } => {
+            crate::progress::warn(output.trim_end());
+            if code == EXIT_OK {
+                crate::progress::warn("stressctl: the background campaign already finished");
+                return Ok(EXIT_OK);
+            }
+            Err(CliError {
+                kind: if code == EXIT_USAGE { ErrorKind::Usage } else { ErrorKind::Failed },
+                message: "the background campaign exited at once".into(),
+                hint: None,
+            })
+        }
+    }
+}

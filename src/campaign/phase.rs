@@ -1,0 +1,235 @@
+//! One phase: open its sessions, start its clock, let the slots issue ops until the deadline, a
+//! stop or a guardian pause, give in-flight ops the grace period, checkpoint progress into the
+//! store every second, and write the phase report.
+
+use super::faults::FaultPlan;
+use super::shared::{CurrentPhase, Live, RunShared};
+use super::{io_err, slot, RunError};
+use crate::config::PhaseConfig;
+use crate::events::Event;
+use crate::report;
+use crate::store::{PhaseStart, StoreReader};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// A loop iteration this much later than scheduled means the process was suspended (SIGSTOP, a
+/// laptop sleep) or starved: that time was not load, and the report says so.
+pub(crate) const CLOCK_GAP: Duration = Duration::from_secs(2);
+
+/// How often the phase loop checkpoints and looks at the clock.
+const TICK: Duration = Duration::from_millis(500);
+
+/// What the slots of one phase share.
+pub(crate) struct PhaseCtx {
+    /// The run.
+    pub run: Arc<RunShared>,
+    /// Phase index.
+    pub idx: u32,
+    /// Its config.
+    pub phase: PhaseConfig,
+    /// Stop issuing ops (phase deadline, stop request or guardian pause).
+    pub stop_ops: CancellationToken,
+    /// Abandon in-flight ops (grace over, or forced stop).
+    pub hard: CancellationToken,
+    /// Its counters.
+    pub live: Arc<Live>,
+    /// Faults to inject.
+    pub faults: Arc<FaultPlan>,
+}
+
+/// How a phase runs this time: sessions after health gating, report notes, and how far it had
+/// already run before an interruption.
+pub(crate) struct PhasePlan {
+    /// Sessions to run.
+    pub sessions: u32,
+    /// Notes for the report.
+    pub notes: Vec<String>,
+    /// Time already run before an interruption.
+    pub offset: Duration,
+}
+
+/// How a phase ended.
+pub(crate) struct PhaseOutcome {
+    /// It met its criteria.
+    pub passed: bool,
+    /// A stop request ended it.
+    pub stopped: bool,
+    /// Its success rate (None without ops).
+    pub success_rate: Option<f64>,
+}
+
+/// Runs phase `idx` with `plan` and writes its report into `report_dir`.
+pub(crate) async fn run_phase(
+    run: &Arc<RunShared>,
+    faults: &Arc<FaultPlan>,
+    idx: u32,
+    phase: &PhaseConfig,
+    plan: PhasePlan,
+    report_dir: &Path,
+) -> Result<PhaseOutcome, RunError> {
+    let PhasePlan { sessions, notes, offset } = plan;
+    let total = run.cfg.phases.len() as u32;
+    run.store.phase_started(PhaseStart {
+        idx,
+        name: phase.name.clone(),
+        stress_level: phase.stress_level.as_str(),
+        task_kind: phase.task.kind(),
+        sessions_planned: phase.sessions,
+        sessions,
+        duration_planned: phase.duration,
+        min_success_rate: phase.criteria.min_success_rate,
+        max_p95_ms: phase.criteria.max_p95.as_millis() as u64,
+        notes,
+        started_at: SystemTime::now(),
+    });
+    let corr = format!("{}/{}", run.id, phase.name);
+    tracing::info!(target: "stressctl::campaign", phase = %phase.name, "phase {}/{total} started: {sessions} sessions for {}", idx + 1, crate::config::fmt_duration(phase.duration));
+
+    let stop_ops = run.stop.graceful().child_token();
+    let hard = run.stop.forced().child_token();
+    let pause = CancellationToken::new();
+    let live = Arc::new(Live::default());
+    let ctx = Arc::new(PhaseCtx {
+        run: run.clone(),
+        idx,
+        phase: phase.clone(),
+        stop_ops: stop_ops.clone(),
+        hard: hard.clone(),
+        live: live.clone(),
+        faults: faults.clone(),
+    });
+
+    // spread the sessions over the workers whose breakers are closed (all of them if none is)
+    let ranked = run.ranked_workers();
+    let healthy: Vec<usize> = ranked.iter().filter(|(_, h)| *h).map(|(ix, _)| *ix).collect();
+    let placement: Vec<usize> = if healthy.is_empty() { (0..ranked.len()).collect() } else { healthy };
+    // Open the sessions before the phase clock starts: a browser launch takes seconds, which are
+    // not load and must not eat into the phase. A slot that fails here retries (and records the
+    // failure) on its first op.
+    let mut preparing = tokio::task::JoinSet::new();
+    for s in 0..sessions {
+        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize % placement.len()], None);
+        preparing.spawn(slot.prepare().in_current_span());
+    }
+    let mut slots = Vec::with_capacity(sessions as usize);
+    while let Some(r) = preparing.join_next().await {
+        if let Ok(slot) = r {
+            slots.push(slot);
+        }
+    }
+    run.event(
+        corr.clone(),
+        Some(idx),
+        Event::PhaseStarted {
+            name: phase.name.clone(),
+            total,
+            sessions,
+            sessions_planned: phase.sessions,
+            duration_ms: phase.duration.as_millis() as u64,
+            task: phase.task.kind().to_string(),
+        },
+    );
+    let start = Instant::now();
+    run.phase_began(CurrentPhase {
+        idx,
+        name: phase.name.clone(),
+        sessions,
+        duration: phase.duration,
+        offset,
+        started: start,
+        live: live.clone(),
+        pause: pause.clone(),
+    });
+    let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
+    let mut set = tokio::task::JoinSet::new();
+    for slot in slots {
+        set.spawn(slot.run().in_current_span());
+    }
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = (Instant::now(), SystemTime::now());
+    let mut stopped_at: Option<tokio::time::Instant> = None;
+    let mut paused = false;
+    let grace = run.cfg.campaign.grace_period;
+    let mut last_checkpoint = Instant::now();
+    loop {
+        let grace_end = stopped_at.map(|t| t + grace);
+        tokio::select! {
+            joined = set.join_next() => match joined {
+                Some(Ok(Some(session))) => {
+                    if let Some(p) = &run.pool { p.checkin(session); }
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline), if stopped_at.is_none() => {
+                stop_ops.cancel();
+                stopped_at = Some(tokio::time::Instant::now());
+            }
+            _ = run.stop.graceful().cancelled(), if stopped_at.is_none() => {
+                stopped_at = Some(tokio::time::Instant::now());
+            }
+            _ = pause.cancelled(), if stopped_at.is_none() => {
+                stop_ops.cancel();
+                stopped_at = Some(tokio::time::Instant::now());
+                paused = true;
+            }
+            _ = async { if let Some(g) = grace_end { tokio::time::sleep_until(g).await } else { std::future::pending().await } }, if grace_end.is_some() && !hard.is_cancelled() => {
+                tracing::warn!(target: "stressctl::campaign", phase = %phase.name, "in-flight ops did not finish within the grace period ({grace:?}); abandoning them");
+                hard.cancel();
+            }
+            _ = tick.tick() => {
+                let now = (Instant::now(), SystemTime::now());
+                let mono = now.0.duration_since(last_tick.0);
+                let wall = now.1.duration_since(last_tick.1).unwrap_or_default();
+                let late = mono.max(wall).saturating_sub(TICK);
+                if late >= CLOCK_GAP {
+                    tracing::warn!(target: "stressctl::campaign", phase = %phase.name, "clock gap of {late:?}: the process was suspended or starved");
+                    run.event(corr.clone(), Some(idx), Event::ClockGap { gap_ms: late.as_millis() as u64, observer: "phase".into() });
+                }
+                last_tick = now;
+                if last_checkpoint.elapsed() >= Duration::from_secs(1) {
+                    run.store.phase_progress(idx, offset + start.elapsed());
+                    last_checkpoint = Instant::now();
+                }
+            }
+        }
+    }
+    let elapsed = offset + start.elapsed();
+    let stopped = run.stop.is_stopping();
+    run.phase_finished(live.counts());
+    let status = if stopped {
+        "stopped"
+    } else if paused {
+        "paused"
+    } else {
+        "completed"
+    };
+    run.store.phase_ended(idx, if stopped || paused { "stopped" } else { "completed" }, elapsed);
+    run.store.flush()?;
+    let reader = StoreReader::open(run.store.path())?;
+    let p = report::phase_report(&reader, idx)?;
+    report::write_phase_report(report_dir, &p).map_err(io_err(report_dir))?;
+    run.event(
+        corr,
+        Some(idx),
+        Event::PhaseEnded {
+            name: phase.name.clone(),
+            status: status.into(),
+            attempted: p.ops_attempted,
+            succeeded: p.ops_succeeded,
+            failed: p.ops_failed,
+            elapsed_ms: elapsed.as_millis() as u64,
+            sessions,
+            total,
+            throughput_ops_per_s: p.throughput_ops_per_s,
+            p95_ms: p.latency_ms.p95,
+            passed: p.criteria.passed,
+        },
+    );
+    let success_rate = (p.ops_attempted > 0).then(|| p.ops_succeeded as f64 / p.ops_attempted as f64);
+    Ok(PhaseOutcome { passed: p.criteria.passed, stopped, success_rate })
+}

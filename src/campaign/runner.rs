@@ -1,0 +1,355 @@
+//! The campaign loop: open the store, start the run's services (page server, control socket,
+//! guardian, watchers, fault timers) as children of one run-lifetime token on one task tracker,
+//! run the phases in order with the between-phase policy of [`super::escalation`], then stop the
+//! services, wait for every task the run started, and write the final reports.
+//!
+//! The runner prints nothing: everything it has to say is an [`Event`] (store, log, and the live
+//! subscribers such as the terminal renderer in `crate::progress`).
+
+use super::escalation::{self, Cooldown, Next, Situation};
+use super::faults::{self, FaultPlan};
+use super::phase::{run_phase, PhasePlan};
+use super::resume::ResumePoint;
+use super::shared::RunShared;
+use super::status::StatusDoc;
+use super::{guard, io_err, CampaignOutcome, RunError, RunOptions, RunResult};
+use crate::browser::pool::Pool;
+use crate::config::Config;
+use crate::control::{StopCause, StopSignal};
+use crate::events::{Event, EventBus};
+use crate::progress::StatusFeed;
+use crate::report;
+use crate::store::{self, CampaignRecord, Store, StoreReader};
+use crate::tasks::server::PageServer;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+/// Runs a campaign from start to end.
+pub struct Campaign {
+    cfg: Arc<Config>,
+    opts: RunOptions,
+    stop: Arc<StopSignal>,
+    /// Called with the run's event bus and status feed before the first event: the terminal
+    /// renderer subscribes here.
+    on_start: Option<Box<dyn FnOnce(&EventBus, StatusFeed) + Send>>,
+}
+
+/// The run's lifetime: a root token whose children stop the background services, and a tracker
+/// the runner waits on before it writes the final report, so no task that owns a resource (a
+/// socket, a timer that injects faults, the guardian's sampler) outlives the run or is aborted.
+struct RunScope {
+    root: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl RunScope {
+    fn new() -> RunScope {
+        RunScope { root: CancellationToken::new(), tracker: TaskTracker::new() }
+    }
+    /// A token for one service: cancelled with the root, or alone.
+    fn child(&self) -> CancellationToken {
+        self.root.child_token()
+    }
+    /// Cancels every service and waits for every tracked task to finish.
+    async fn close(&self) {
+        self.root.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Campaign {
+    /// A campaign of `cfg` that stops through `stop`.
+    pub fn new(cfg: Config, opts: RunOptions, stop: Arc<StopSignal>) -> Campaign {
+        Campaign { cfg: Arc::new(cfg), opts, stop, on_start: None }
+    }
+
+    /// Hands the run's event bus and a status feed to `f` before the first event is emitted (to
+    /// subscribe a renderer, a dashboard…).
+    pub fn on_start(mut self, f: impl FnOnce(&EventBus, StatusFeed) + Send + 'static) -> Campaign {
+        self.on_start = Some(Box::new(f));
+        self
+    }
+
+    /// Runs every phase and writes the reports. Errors are returned only when the campaign could
+    /// not be recorded at all; a campaign that ran and failed is `Ok` with its outcome.
+    pub async fn run(self, id: String) -> Result<RunResult, RunError> {
+        self.run_from(id, None).await
+    }
+
+    /// Opens (or, resuming, reopens) the store; returns it with the report directory.
+    fn open_store(&self, id: &str, resume: bool) -> Result<(Store, PathBuf), RunError> {
+        let store_file = store::store_path(&self.opts.state_dir, id);
+        if resume {
+            let report_dir = StoreReader::open(&store_file)?.campaign()?.output_dir;
+            std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;
+            let store = Store::reopen(&store_file, &report_dir.join("events.jsonl"))?;
+            store.campaign_resumed();
+            return Ok((store, report_dir));
+        }
+        let report_dir = self.opts.output_dir.join(id);
+        std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;
+        let store = Store::create(
+            &store_file,
+            &CampaignRecord {
+                id: id.to_string(),
+                profile: self.cfg.profile.clone(),
+                config_source: self.cfg.source.clone(),
+                config_text: self.cfg.text.clone(),
+                started_at: SystemTime::now(),
+                output_dir: report_dir.clone(),
+            },
+            &report_dir.join("events.jsonl"),
+        )?;
+        Ok((store, report_dir))
+    }
+
+    /// Runs the campaign; with `resume`, continues a campaign whose process died (its store is
+    /// reopened, completed phases are kept as they are).
+    pub async fn run_from(mut self, id: String, resume: Option<ResumePoint>) -> Result<RunResult, RunError> {
+        let run_dir = self.opts.state_dir.join("runs").join(&id);
+        let profiles_dir = run_dir.join("profiles");
+        std::fs::create_dir_all(&profiles_dir).map_err(io_err(&profiles_dir))?;
+        let (store, report_dir) = self.open_store(&id, resume.is_some())?;
+        {
+            let stop = self.stop.clone();
+            store.on_fatal(move |msg| stop.request(StopCause::StoreFailure, msg, false));
+        }
+        let scope = RunScope::new();
+        let server = if self.cfg.needs_browser() {
+            Some(
+                PageServer::start(scope.child(), &scope.tracker)
+                    .await
+                    .map_err(|source| RunError::Io { path: PathBuf::from("127.0.0.1:0"), source })?,
+            )
+        } else {
+            None
+        };
+        let pool = server.as_ref().map(|_| {
+            Arc::new(Pool::new(
+                self.cfg.browser.clone(),
+                &self.cfg.workers,
+                profiles_dir.clone(),
+                self.opts.log_dir.clone(),
+                self.opts.log_stamp.clone(),
+                Some(store.clone()),
+            ))
+        });
+        let page_url = server.as_ref().map(|s| s.url()).unwrap_or_default();
+        let run = Arc::new(RunShared::new(id.clone(), self.cfg.clone(), store.clone(), pool.clone(), page_url, self.stop.clone()));
+        if let Some(f) = self.on_start.take() {
+            // a weak handle: a subscriber must not keep the run alive
+            let weak = Arc::downgrade(&run);
+            f(&run.bus, Arc::new(move || weak.upgrade().map(|r| StatusDoc::of(&r))));
+        }
+        // The control socket outlives the phases: it answers `status` while the reports are
+        // written, so it has its own token, cancelled last.
+        let control = CancellationToken::new();
+        let control_tracker = TaskTracker::new();
+        if let Some(path) = &self.opts.socket {
+            let target: Arc<dyn crate::control::socket::Controlled> = run.clone();
+            if let Err(e) = crate::control::socket::serve(path, target, control.clone(), &control_tracker).await {
+                tracing::warn!(target: "stressctl::campaign", "control socket {}: {e} (status/emergency-stop unavailable; Ctrl-C/SIGTERM still work)", path.display());
+            }
+        }
+        scope.tracker.spawn(guard::run(run.clone(), self.opts.output_dir.clone(), scope.child()).in_current_span());
+        run.event(
+            id.clone(),
+            None,
+            Event::CampaignStarted {
+                profile: self.cfg.profile.clone(),
+                config_source: self.cfg.source.clone(),
+                phases: self.cfg.phases.len() as u32,
+                planned_ms: self.cfg.planned_duration().as_millis() as u64,
+                pid: std::process::id(),
+                pass_phase_ratio: Some(self.cfg.campaign.pass_phase_ratio),
+                pass_success_rate: Some(self.cfg.campaign.pass_success_rate),
+                faults: self.cfg.faults.iter().map(faults::describe).collect(),
+            },
+        );
+        tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
+        self.spawn_watchers(&scope, pool.clone());
+        let plan = Arc::new(FaultPlan::new(&self.cfg.faults));
+        {
+            let run = run.clone();
+            plan.start_timers(&scope.tracker, scope.child(), move || run.current_phase_name());
+        }
+
+        let halted = self.run_phases(&run, &plan, resume, &report_dir).await?;
+
+        // Stop the services and wait for every task of the run before the final report.
+        scope.close().await;
+        if let Some(p) = &pool {
+            if self.stop.forced().is_cancelled() {
+                p.kill_now();
+            }
+            p.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&profiles_dir);
+        let result = self.finish(&run, &id, halted, report_dir).await;
+        control.cancel();
+        control_tracker.close();
+        control_tracker.wait().await;
+        if let Some(path) = &self.opts.socket {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
+    /// A forced stop kills every driver group at once, wherever the runner is; the campaign's own
+    /// time cap requests a graceful stop.
+    fn spawn_watchers(&self, scope: &RunScope, pool: Option<Arc<Pool>>) {
+        let stop = self.stop.clone();
+        let done = scope.child();
+        scope.tracker.spawn(
+            async move {
+                tokio::select! {
+                    _ = stop.forced().cancelled() => {
+                        if let Some(p) = pool {
+                            p.kill_now();
+                        }
+                    }
+                    _ = done.cancelled() => {}
+                }
+            }
+            .in_current_span(),
+        );
+        let stop = self.stop.clone();
+        let cap = self.cfg.safety.max_campaign_duration;
+        let done = scope.child();
+        scope.tracker.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(cap) => {
+                    stop.request(StopCause::MaxDuration, format!("max_campaign_duration ({}) reached", crate::config::fmt_duration(cap)), false);
+                }
+                _ = done.cancelled() => {}
+            }
+        });
+    }
+
+    /// The phases in order, with the between-phase policy. Returns the halt reason, if halted.
+    async fn run_phases(
+        &self,
+        run: &Arc<RunShared>,
+        plan: &Arc<FaultPlan>,
+        resume: Option<ResumePoint>,
+        report_dir: &std::path::Path,
+    ) -> Result<Option<String>, RunError> {
+        let mut failed_in_row = 0u32;
+        let mut failed_names: Vec<String> = Vec::new();
+        let mut recoveries_used = 0u32;
+        let mut carry_notes: Vec<String> = Vec::new();
+        let mut last_success: Option<f64> = None;
+        let mut i = resume.as_ref().map(|r| r.phase).unwrap_or(0);
+        let mut continue_from = resume.as_ref().map(|r| (r.phase, r.elapsed));
+        if let Some(r) = &resume {
+            run.event(
+                run.id.clone(),
+                None,
+                Event::CampaignInterrupted { phase: r.phase as u32, elapsed_ms: r.elapsed.as_millis() as u64, note: r.note.clone() },
+            );
+            run.event(run.id.clone(), None, Event::CampaignResumed { phase: r.phase as u32 });
+            if r.phase < self.cfg.phases.len() {
+                carry_notes.push(r.note.clone());
+            }
+        }
+        let disk = &self.opts.output_dir;
+        while i < self.cfg.phases.len() && !self.stop.is_stopping() {
+            let phase = &self.cfg.phases[i];
+            let (sessions, mut notes) = escalation::gate_phase(run, disk, i, phase, last_success).await;
+            notes.append(&mut carry_notes);
+            if self.stop.is_stopping() {
+                break;
+            }
+            let offset = match continue_from.take() {
+                Some((p, e)) if p == i => e,
+                _ => Duration::ZERO,
+            };
+            let out = run_phase(run, plan, i as u32, phase, PhasePlan { sessions, notes, offset }, report_dir).await?;
+            last_success = out.success_rate;
+            let next = escalation::decide(Situation {
+                stopped: out.stopped,
+                passed: out.passed,
+                tripped: run.is_tripped(),
+                failed_in_row,
+                max_failed_in_row: self.cfg.campaign.max_consecutive_failed_phases,
+                recoveries_used,
+                max_recoveries: self.cfg.campaign.max_auto_recoveries,
+            });
+            match next {
+                Next::Stop => break,
+                Next::CoolDown { attempt } => {
+                    recoveries_used = attempt;
+                    let Some(trip) = run.begin_cooldown() else { continue };
+                    let reason = guard::trip_reason(&trip);
+                    match escalation::cool_down(run, disk, i, phase, &reason, attempt).await {
+                        Cooldown::Resume(note) => carry_notes.push(note),
+                        Cooldown::Stop(Some(why)) => {
+                            self.stop.request(StopCause::Guardian, why, false);
+                            break;
+                        }
+                        Cooldown::Stop(None) => break,
+                    }
+                }
+                Next::GiveUp => {
+                    let reason = run.begin_cooldown().map(|t| guard::trip_reason(&t)).unwrap_or_else(|| "guardian".into());
+                    let max = self.cfg.campaign.max_auto_recoveries;
+                    self.stop.request(StopCause::Guardian, format!("{reason} (auto-recovery already used {max} times)"), false);
+                    break;
+                }
+                Next::Halt { failed_in_row: n } => {
+                    failed_names.push(phase.name.clone());
+                    let why = format!("{n} phases failed in a row ({})", failed_names.join(", "));
+                    run.event(run.id.clone(), Some(i as u32), Event::CampaignHalted { phases: failed_names });
+                    return Ok(Some(why));
+                }
+                Next::Advance { failed_in_row: n } => {
+                    if n == 0 {
+                        failed_names.clear();
+                    } else {
+                        failed_names.push(phase.name.clone());
+                    }
+                    failed_in_row = n;
+                    i += 1;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Decides the outcome, records the end of the campaign and writes the final reports.
+    async fn finish(&self, run: &Arc<RunShared>, id: &str, halted: Option<String>, report_dir: PathBuf) -> Result<RunResult, RunError> {
+        let store = &run.store;
+        // Outcome: a stop request wins, then a halt, then the verdict over the phases.
+        store.flush()?;
+        let stop_req = self.stop.request_info();
+        let (outcome, stop_reason) = if let Some(r) = &stop_req {
+            (CampaignOutcome::EmergencyStopped, Some(r.reason.clone()))
+        } else if let Some(h) = halted {
+            (CampaignOutcome::Halted, Some(h))
+        } else {
+            let reader = StoreReader::open(store.path())?;
+            let c = report::campaign_report(&reader)?;
+            (if c.verdict.passed { CampaignOutcome::Passed } else { CampaignOutcome::Failed }, None)
+        };
+        let leftover = run.breakers.drain_transitions();
+        run.transition_events(id, None, leftover);
+        let snapshot = run.breakers.snapshot(Instant::now(), (run.started, run.started_wall));
+        run.event(id, None, Event::BreakerSnapshot(snapshot));
+        if let Some(r) = &stop_req {
+            run.event(id, None, Event::EmergencyStop { cause: r.cause.as_str().to_string(), reason: r.reason.clone() });
+        }
+        run.event(id, None, Event::CampaignEnded { outcome: outcome.as_str().to_string(), stop_reason: stop_reason.clone() });
+        store.campaign_ended(outcome.as_str(), stop_reason.clone());
+        store.close()?;
+        let reader = StoreReader::open(store.path())?;
+        let c = report::campaign_report(&reader)?;
+        report::write_campaign_reports(&report_dir, &c).map_err(io_err(&report_dir))?;
+        tracing::info!(target: "stressctl::campaign", "campaign {} {}: reports in {}", id, outcome.as_str(), report_dir.display());
+        Ok(RunResult { id: id.to_string(), outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
+    }
+}

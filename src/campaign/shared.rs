@@ -1,0 +1,325 @@
+//! What every phase and slot of a run shares: the config, the store and its event bus, the pool,
+//! the breakers, the live counters of the running phase and the run's pause state.
+
+use super::guard;
+use crate::breaker::{BreakerRegistry, BreakerState, Transition};
+use crate::browser::pool::Pool;
+use crate::config::Config;
+use crate::control::{StopCause, StopSignal};
+use crate::events::{Event, EventBus};
+use crate::guardian::{ResourceSample, Trip};
+use crate::metrics::{new_histogram, LatencySummary, Window};
+use crate::store::Store;
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Ops attempted, succeeded and failed: one named triple instead of `(u64, u64, u64)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// Ops started (a breaker rejection is not an op).
+    pub attempted: u64,
+    /// Ops that succeeded.
+    pub succeeded: u64,
+    /// Ops that failed, abandoned ones included.
+    pub failed: u64,
+}
+
+impl OpCounts {
+    /// The sum of two counts.
+    pub fn plus(self, o: OpCounts) -> OpCounts {
+        OpCounts { attempted: self.attempted + o.attempted, succeeded: self.succeeded + o.succeeded, failed: self.failed + o.failed }
+    }
+}
+
+/// Live counters of the running phase: read by the progress line and `status` while slots write
+/// them, so they are atomics (and a histogram merged once per window, not per op).
+#[derive(Debug)]
+pub struct Live {
+    attempted: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    hist: Mutex<Histogram<u64>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live { attempted: AtomicU64::new(0), succeeded: AtomicU64::new(0), failed: AtomicU64::new(0), hist: Mutex::new(new_histogram()) }
+    }
+}
+
+impl Live {
+    pub(super) fn record(&self, ok: bool) {
+        self.attempted.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.succeeded.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    pub(super) fn merge(&self, w: &Window) {
+        let _ = lock(&self.hist).add(&w.hist);
+    }
+    /// The counts so far.
+    pub fn counts(&self) -> OpCounts {
+        OpCounts {
+            attempted: self.attempted.load(Ordering::Relaxed),
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+    /// Latency so far (windows already flushed).
+    pub fn latency(&self) -> LatencySummary {
+        LatencySummary::of(&lock(&self.hist))
+    }
+}
+
+/// The phase running now (for the guardian, the progress line and `status`).
+#[derive(Clone)]
+pub struct CurrentPhase {
+    /// Phase index.
+    pub idx: u32,
+    /// Phase name.
+    pub name: String,
+    /// Sessions it really runs (a scaled-down phase runs fewer than planned).
+    pub sessions: u32,
+    /// Planned duration.
+    pub duration: Duration,
+    /// How far it had run before an interruption (a resumed phase).
+    pub offset: Duration,
+    /// When its clock started.
+    pub started: Instant,
+    /// Its counters.
+    pub live: Arc<Live>,
+    /// Cancelled when the guardian pauses the run: the phase stops issuing ops.
+    pub pause: CancellationToken,
+}
+
+/// The latest guardian sample, for `status` and health gating.
+#[derive(Clone, Default)]
+pub struct Latest {
+    /// The sample.
+    pub sample: Option<ResourceSample>,
+    /// Its health score.
+    pub health: Option<f64>,
+    /// Samples taken.
+    pub samples: u64,
+    /// Violations seen.
+    pub violations: u64,
+}
+
+/// Whether the run issues ops, or is paused by the guardian.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PauseState {
+    /// Normal operation.
+    Running,
+    /// The guardian tripped; the runner will cool down after the current phase stops.
+    Tripped(Trip),
+    /// Cooling down: further trips are not new events.
+    CoolingDown,
+}
+
+/// The pause state and the guardian's epoch: each cooldown ends a guardian epoch, so violation
+/// streaks start over from there.
+struct Pause {
+    state: PauseState,
+    epoch: u64,
+}
+
+/// What every phase and slot of a run shares.
+pub(crate) struct RunShared {
+    /// Campaign id (correlation ids start with it).
+    pub id: String,
+    /// The validated config.
+    pub cfg: Arc<Config>,
+    /// The store (windows, samples, progress).
+    pub store: Store,
+    /// Events: to the store and to live subscribers.
+    pub bus: EventBus,
+    /// Browser workers (None for synthetic campaigns).
+    pub pool: Option<Arc<Pool>>,
+    /// The page server's URL (empty without browsers).
+    pub page_url: String,
+    /// Stop requests.
+    pub stop: Arc<StopSignal>,
+    /// Monotonic start of the run.
+    pub started: Instant,
+    /// Wall-clock time at `started` (renders breaker timestamps).
+    pub started_wall: SystemTime,
+    /// Breakers per worker, browser and task.
+    pub breakers: BreakerRegistry,
+    /// The running phase, if any.
+    current: Mutex<Option<CurrentPhase>>,
+    /// The latest guardian sample.
+    latest: Mutex<Latest>,
+    /// Ops of the phases that ended.
+    done: Mutex<OpCounts>,
+    /// Running or paused by the guardian.
+    pause: Mutex<Pause>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RunShared {
+    /// A run's shared state; nothing runs yet.
+    pub fn new(id: String, cfg: Arc<Config>, store: Store, pool: Option<Arc<Pool>>, page_url: String, stop: Arc<StopSignal>) -> RunShared {
+        let breakers = BreakerRegistry::new(cfg.breakers.worker.clone(), cfg.breakers.browser.clone(), cfg.breakers.task.clone());
+        RunShared {
+            id,
+            cfg,
+            bus: EventBus::new(store.clone()),
+            store,
+            pool,
+            page_url,
+            stop,
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            breakers,
+            current: Mutex::new(None),
+            latest: Mutex::new(Latest::default()),
+            done: Mutex::new(OpCounts::default()),
+            pause: Mutex::new(Pause { state: PauseState::Running, epoch: 0 }),
+        }
+    }
+
+    /// Records an event (store, log, live subscribers).
+    pub fn event(&self, corr: impl Into<String>, phase: Option<u32>, event: Event) {
+        self.bus.emit(corr, phase, event);
+    }
+
+    pub fn current(&self) -> Option<CurrentPhase> {
+        lock(&self.current).clone()
+    }
+    pub fn current_phase_idx(&self) -> Option<u32> {
+        lock(&self.current).as_ref().map(|c| c.idx)
+    }
+    pub fn current_phase_name(&self) -> Option<String> {
+        lock(&self.current).as_ref().map(|c| c.name.clone())
+    }
+
+    /// A phase's clock starts. If the guardian tripped before (e.g. while the phase waited for
+    /// health), the phase is paused at once.
+    pub fn phase_began(&self, c: CurrentPhase) {
+        if matches!(lock(&self.pause).state, PauseState::Tripped(_)) {
+            c.pause.cancel();
+        }
+        *lock(&self.current) = Some(c);
+    }
+
+    /// The running phase ended: its counts join the run's.
+    pub fn phase_finished(&self, counts: OpCounts) {
+        *lock(&self.current) = None;
+        let mut d = lock(&self.done);
+        *d = d.plus(counts);
+    }
+
+    /// Ops of the ended phases plus the running one.
+    pub fn total_counts(&self) -> OpCounts {
+        let running = self.current().map(|c| c.live.counts()).unwrap_or_default();
+        lock(&self.done).plus(running)
+    }
+
+    /// Success rate of the running phase so far (None before its first op).
+    pub fn recent_success_rate(&self) -> Option<f64> {
+        let c = self.current()?.live.counts();
+        (c.attempted > 0).then(|| c.succeeded as f64 / c.attempted as f64)
+    }
+    pub fn set_latest(&self, sample: ResourceSample, health: f64, violations: u64) {
+        let mut l = lock(&self.latest);
+        l.sample = Some(sample);
+        l.health = Some(health);
+        l.samples += 1;
+        l.violations += violations;
+    }
+    pub fn latest(&self) -> Latest {
+        lock(&self.latest).clone()
+    }
+
+    /// The guardian tripped: with auto-recovery on, the run is paused (the phase stops issuing
+    /// ops and the runner cools down); otherwise the campaign stops now. A trip while one is
+    /// pending or while cooling down is not a new one.
+    pub fn on_trip(&self, t: Trip) {
+        let reason = guard::trip_reason(&t);
+        let mut p = lock(&self.pause);
+        if p.state != PauseState::Running {
+            return;
+        }
+        if self.cfg.campaign.auto_recovery && self.cfg.campaign.max_auto_recoveries > 0 {
+            tracing::warn!(target: "stressctl::campaign", "{reason}: pausing the campaign for auto-recovery");
+            p.state = PauseState::Tripped(t);
+            if let Some(c) = lock(&self.current).as_ref() {
+                c.pause.cancel();
+            }
+        } else {
+            self.stop.request(StopCause::Guardian, reason, false);
+        }
+    }
+
+    /// Takes a pending trip and enters the cooldown.
+    pub fn begin_cooldown(&self) -> Option<Trip> {
+        let mut p = lock(&self.pause);
+        match std::mem::replace(&mut p.state, PauseState::CoolingDown) {
+            PauseState::Tripped(t) => Some(t),
+            other => {
+                p.state = other;
+                None
+            }
+        }
+    }
+
+    /// The cooldown is over: the guardian's streaks start over from here.
+    pub fn end_cooldown(&self) {
+        let mut p = lock(&self.pause);
+        p.state = PauseState::Running;
+        p.epoch += 1;
+    }
+
+    /// Whether a trip is pending (the next phase must not start issuing ops).
+    pub fn is_tripped(&self) -> bool {
+        matches!(lock(&self.pause).state, PauseState::Tripped(_))
+    }
+
+    /// Whether the guardian paused the run (trip pending or cooling down).
+    pub fn is_paused(&self) -> bool {
+        lock(&self.pause).state != PauseState::Running
+    }
+
+    /// Bumped at the end of each cooldown.
+    pub fn guardian_epoch(&self) -> u64 {
+        lock(&self.pause).epoch
+    }
+
+    /// The pool's worker indices, best first by their breakers (closed, half-open, open; stable
+    /// within a rank), each with whether it is healthy: closed, disabled, or not used yet.
+    pub fn ranked_workers(&self) -> Vec<(usize, bool)> {
+        let Some(pool) = &self.pool else { return vec![(0, true)] };
+        let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
+        let now = Instant::now();
+        self.breakers
+            .prefer_workers(&ids, now)
+            .into_iter()
+            .filter_map(|w| {
+                let ix = ids.iter().position(|i| i == w)?;
+                let healthy =
+                    matches!(self.breakers.state(&format!("worker:{w}"), now), None | Some(BreakerState::Closed | BreakerState::Disabled));
+                Some((ix, healthy))
+            })
+            .collect()
+    }
+
+    /// Writes breaker transitions as events.
+    pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
+        for (key, t) in ts {
+            tracing::info!(target: "stressctl::campaign", corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
+            self.event(
+                corr,
+                phase,
+                Event::BreakerTransition { key, from: t.from.as_str().to_string(), to: t.to.as_str().to_string(), reason: t.reason },
+            );
+        }
+    }
+}

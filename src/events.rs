@@ -1,0 +1,590 @@
+//! What happened during a campaign, as one typed stream.
+//!
+//! The runner, the session slots and the guardian emit [`Event`]s; each is written to the store
+//! (and so to `events.jsonl`) and published on a broadcast channel that the terminal renderer
+//! (and, next, a live dashboard) subscribe to. The reports read the same events back from the
+//! store with [`EventRecord::from_stored`], so writer and reader share one definition instead of
+//! agreeing on JSON key names in several files.
+//!
+//! In the store an event is a row `(at, kind, corr, phase_idx, message, data)`: `kind` is the
+//! serde tag, `data` the variant's fields, `message` the one line [`Event::describe`] renders.
+
+use crate::breaker::RegistrySnapshot;
+use crate::config::FaultKind;
+use crate::recovery::FailureClass;
+use crate::store::{EventInfo, EventRow, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::broadcast;
+
+/// Everything the campaign reports about itself, one variant per kind of happening.
+///
+/// Field names are the stored JSON keys: renaming one is a store format change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The run began (a fresh campaign, not a resume).
+    CampaignStarted {
+        /// Profile name (`quick`, `overnight`, `custom`).
+        profile: String,
+        /// Where the config came from.
+        config_source: String,
+        /// Planned phases.
+        phases: u32,
+        /// Planned duration of all phases, ms.
+        #[serde(default)]
+        planned_ms: u64,
+        /// The daemon's pid (for people matching logs to processes).
+        pid: u32,
+        /// `pass_phase_ratio` in force: the report's verdict uses it without re-reading the
+        /// config.
+        #[serde(default)]
+        pass_phase_ratio: Option<f64>,
+        /// `pass_success_rate` in force.
+        #[serde(default)]
+        pass_success_rate: Option<f64>,
+        /// The planned faults, one line each.
+        #[serde(default)]
+        faults: Vec<String>,
+    },
+    /// A previous process of this campaign died; `launch --resume` picked it up.
+    CampaignInterrupted {
+        /// Phase index the resume starts at.
+        phase: u32,
+        /// How far that phase had run, ms.
+        elapsed_ms: u64,
+        /// What the resume does, for people.
+        #[serde(default)]
+        note: String,
+    },
+    /// The campaign continues after an interruption.
+    CampaignResumed {
+        /// Phase index it resumes at.
+        phase: u32,
+    },
+    /// A phase's clock started.
+    PhaseStarted {
+        /// Phase name.
+        #[serde(default)]
+        name: String,
+        /// Phases planned in all (to render "3/8").
+        #[serde(default)]
+        total: u32,
+        /// Sessions it really runs (after health gating).
+        sessions: u32,
+        /// Sessions the config asked for.
+        #[serde(default)]
+        sessions_planned: u32,
+        /// Planned duration, ms.
+        duration_ms: u64,
+        /// Task kind.
+        task: String,
+    },
+    /// Health gating delayed or scaled a phase down before it started.
+    PhaseAdjusted {
+        /// What was done and why, for people.
+        #[serde(default)]
+        note: String,
+        /// How long the phase waited for health to recover, ms.
+        #[serde(default)]
+        delayed_ms: Option<u64>,
+        /// Sessions planned, when it was scaled down.
+        #[serde(default)]
+        sessions_planned: Option<u32>,
+        /// Sessions it runs with, when it was scaled down.
+        #[serde(default)]
+        sessions: Option<u32>,
+        /// Health when the decision was taken.
+        health: f64,
+    },
+    /// A phase ended (completed, stopped, or paused by the guardian).
+    PhaseEnded {
+        /// Phase name.
+        #[serde(default)]
+        name: String,
+        /// `completed`, `stopped` or `paused`.
+        #[serde(default)]
+        status: String,
+        /// Ops attempted, succeeded and failed (abandoned ops included as failed).
+        attempted: u64,
+        /// Ops that succeeded.
+        succeeded: u64,
+        /// Ops that failed.
+        failed: u64,
+        /// Phase time, ms (a resumed phase includes its time before the interruption).
+        elapsed_ms: u64,
+        /// Sessions it really ran.
+        #[serde(default)]
+        sessions: u32,
+        /// Phases planned in all.
+        #[serde(default)]
+        total: u32,
+        /// Ops per second over the phase.
+        #[serde(default)]
+        throughput_ops_per_s: f64,
+        /// p95 latency, ms.
+        #[serde(default)]
+        p95_ms: f64,
+        /// Whether it met its criteria.
+        #[serde(default)]
+        passed: bool,
+    },
+    /// One op failed. Capped per slot (every failure is still counted in the windows).
+    OpFailed {
+        /// Failure class.
+        class: FailureClass,
+        /// The error, as the task or driver said it.
+        #[serde(default)]
+        message: Option<String>,
+        /// Worker id.
+        #[serde(default)]
+        worker: String,
+        /// Session label, when one was open.
+        #[serde(default)]
+        session: Option<String>,
+        /// Failures not written as events since the last one (event cap).
+        #[serde(default)]
+        suppressed_before: u64,
+        /// Task kind, when it differs from the phase's.
+        #[serde(default)]
+        task_kind: Option<String>,
+    },
+    /// A circuit breaker changed state.
+    BreakerTransition {
+        /// `worker:<id>`, `browser:<name>` or `task:<kind>`.
+        key: String,
+        /// State left.
+        from: String,
+        /// State entered.
+        to: String,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Every breaker's state and counters (written at the end of a campaign).
+    BreakerSnapshot(RegistrySnapshot),
+    /// One walk of the recovery ladder ended (recovered or gave up).
+    RecoveryAttempted {
+        /// The failure it recovered from.
+        class: FailureClass,
+        /// The rung that was tried (`retry`, `new_session`, …).
+        strategy: String,
+        /// The rung's level, 1–5.
+        level: u8,
+        /// `succeeded` or `failed`.
+        outcome: String,
+        /// Worker id.
+        #[serde(default)]
+        worker: String,
+        /// Failure to next success, ms (successful recoveries).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_to_recover_ms: Option<f64>,
+    },
+    /// A guardian sample was over a threshold.
+    GuardianViolation {
+        /// Which metric (`cpu`, `memory`, `disk`, …).
+        metric: String,
+        /// Its value, percent.
+        value: f64,
+        /// The threshold, percent.
+        threshold: f64,
+    },
+    /// A browser's process tree went over `max_browser_rss`: its session is recycled.
+    BrowserRssExceeded {
+        /// The browser's pid.
+        pid: u32,
+        /// Its tree RSS, MiB.
+        rss_mb: u64,
+        /// The cap, MiB.
+        cap_mb: u64,
+    },
+    /// A session was recycled because its browser was over the RSS cap.
+    BrowserRecycled {
+        /// Session label.
+        session: String,
+    },
+    /// The recovery ladder restarted a worker's driver.
+    DriverRestarted {
+        /// Worker id.
+        worker: String,
+    },
+    /// A configured fault was carried out.
+    FaultInjected {
+        /// Which fault.
+        fault: FaultKind,
+        /// Worker the op ran on.
+        worker: String,
+        /// Whether the driver stays dead (`kill_driver`).
+        #[serde(default)]
+        permanent: bool,
+        /// What exactly was done, e.g. the pid killed.
+        #[serde(default)]
+        detail: String,
+    },
+    /// The guardian tripped and the campaign pauses to cool down.
+    AutoRecoveryStarted {
+        /// The trip's reason.
+        reason: String,
+        /// Cooldown, ms.
+        cooldown_ms: u64,
+        /// Which auto-recovery this is, 1-based.
+        attempt: u32,
+    },
+    /// Health recovered after a cooldown: the phase runs again.
+    AutoRecoveryResumed {
+        /// Health after the cooldown.
+        health: f64,
+        /// Phase that re-runs.
+        #[serde(default)]
+        phase_name: String,
+    },
+    /// The wall clock jumped: the process was suspended (SIGSTOP, laptop sleep) or starved.
+    ClockGap {
+        /// How much later than scheduled the runner woke up, ms.
+        gap_ms: u64,
+        /// What noticed it (`guardian`, `phase`).
+        observer: String,
+    },
+    /// Too many phases failed in a row.
+    CampaignHalted {
+        /// The failing phases' names.
+        phases: Vec<String>,
+    },
+    /// A stop was requested (operator, signal, guardian, store, time cap).
+    EmergencyStop {
+        /// What stopped it (`interrupted`, `guardian`, …).
+        cause: String,
+        /// One line for people.
+        reason: String,
+    },
+    /// The campaign ended.
+    CampaignEnded {
+        /// `passed`, `failed`, `halted`, `emergency_stopped`.
+        outcome: String,
+        /// Why it stopped early, if it did.
+        stop_reason: Option<String>,
+    },
+}
+
+impl Event {
+    /// The serde tag: the `kind` column of the store.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CampaignStarted { .. } => "campaign_started",
+            Event::CampaignInterrupted { .. } => "campaign_interrupted",
+            Event::CampaignResumed { .. } => "campaign_resumed",
+            Event::PhaseStarted { .. } => "phase_started",
+            Event::PhaseAdjusted { .. } => "phase_adjusted",
+            Event::PhaseEnded { .. } => "phase_ended",
+            Event::OpFailed { .. } => "op_failed",
+            Event::BreakerTransition { .. } => "breaker_transition",
+            Event::BreakerSnapshot(_) => "breaker_snapshot",
+            Event::RecoveryAttempted { .. } => "recovery_attempted",
+            Event::GuardianViolation { .. } => "guardian_violation",
+            Event::BrowserRssExceeded { .. } => "browser_rss_exceeded",
+            Event::BrowserRecycled { .. } => "browser_recycled",
+            Event::DriverRestarted { .. } => "driver_restarted",
+            Event::FaultInjected { .. } => "fault_injected",
+            Event::AutoRecoveryStarted { .. } => "auto_recovery_started",
+            Event::AutoRecoveryResumed { .. } => "auto_recovery_resumed",
+            Event::ClockGap { .. } => "clock_gap",
+            Event::CampaignHalted { .. } => "campaign_halted",
+            Event::EmergencyStop { .. } => "emergency_stop",
+            Event::CampaignEnded { .. } => "campaign_ended",
+        }
+    }
+
+    /// One line for people: the store's `message` column, the log line, the terminal.
+    pub fn describe(&self) -> String {
+        let secs = |ms: u64| crate::config::fmt_duration(std::time::Duration::from_millis(ms));
+        match self {
+            Event::CampaignStarted { profile, phases, planned_ms, .. } => {
+                format!("campaign ({profile}) started: {phases} phases, planned {}", secs(*planned_ms))
+            }
+            Event::CampaignInterrupted { note, .. } => format!("the campaign process died; {note}"),
+            Event::CampaignResumed { phase } => format!("campaign resumed at phase {}", phase + 1),
+            Event::PhaseStarted { name, total, sessions, duration_ms, task, .. } => {
+                format!("phase {name} ({total} planned) started: {sessions} sessions, {}, task {task}", secs(*duration_ms))
+            }
+            Event::PhaseAdjusted { note, .. } => note.clone(),
+            Event::PhaseEnded { name, status, attempted, succeeded, failed, elapsed_ms, .. } => {
+                format!("phase {name} {status}: {attempted} ops, {succeeded} ok, {failed} failed in {:.1}s", *elapsed_ms as f64 / 1000.0)
+            }
+            Event::OpFailed { class, message, .. } => format!("{class}: {}", message.as_deref().unwrap_or("")),
+            Event::BreakerTransition { key, from, to, reason } => format!("breaker {key}: {from} -> {to}: {reason}"),
+            Event::BreakerSnapshot(_) => "breaker states at the end of the campaign".into(),
+            Event::RecoveryAttempted { class, strategy, outcome, .. } => format!("recovery from {class} by {strategy} {outcome}"),
+            Event::GuardianViolation { metric, value, threshold } => format!("{metric} {value:.1}% over the {threshold}% threshold"),
+            Event::BrowserRssExceeded { pid, rss_mb, cap_mb } => {
+                format!("browser pid {pid} uses {rss_mb} MiB, over the {cap_mb} MiB cap: recycling its session")
+            }
+            Event::BrowserRecycled { session } => format!("session {session} recycled: browser over max_browser_rss"),
+            Event::DriverRestarted { worker } => format!("driver of worker {worker} restarted"),
+            Event::FaultInjected { fault, detail, .. } => {
+                if detail.is_empty() {
+                    format!("fault {} injected", fault.as_str())
+                } else {
+                    detail.clone()
+                }
+            }
+            Event::AutoRecoveryStarted { reason, cooldown_ms, attempt } => {
+                format!("{reason}: cooling down {} (auto-recovery {attempt})", secs(*cooldown_ms))
+            }
+            Event::AutoRecoveryResumed { health, phase_name } => format!("health {health:.0} after cooldown: resuming phase {phase_name}"),
+            Event::ClockGap { gap_ms, observer } => format!(
+                "the clock jumped {:.1}s ahead ({observer}): the process was suspended or starved; that time is not load",
+                *gap_ms as f64 / 1000.0
+            ),
+            Event::CampaignHalted { phases } => format!("{} phases failed in a row ({})", phases.len(), phases.join(", ")),
+            Event::EmergencyStop { reason, .. } => reason.clone(),
+            Event::CampaignEnded { outcome, stop_reason } => match stop_reason {
+                Some(r) => format!("campaign {outcome} ({r})"),
+                None => format!("campaign {outcome}"),
+            },
+        }
+    }
+}
+
+/// An event with where and when it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    /// Wall-clock time.
+    pub at: SystemTime,
+    /// Correlation id: `<campaign-id>/<phase>/<worker>/<slot>-<op-seq>`, as far as it applies.
+    pub corr: String,
+    /// Phase index, when it belongs to one.
+    pub phase: Option<u32>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// An event row that does not decode (written by another version, or damaged).
+#[derive(Debug, thiserror::Error)]
+#[error("event {kind} at {at} does not decode: {source}")]
+pub struct DecodeError {
+    /// Its kind column.
+    pub kind: String,
+    /// Its timestamp column.
+    pub at: String,
+    /// Why.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl EventRecord {
+    /// The store row: `kind` column, rendered message, and the fields as `data`.
+    pub fn to_row(&self) -> EventRow {
+        let mut data = serde_json::to_value(&self.event).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut data {
+            m.remove("kind");
+        }
+        EventRow {
+            at: self.at,
+            kind: self.event.kind(),
+            corr: self.corr.clone(),
+            phase_idx: self.phase,
+            message: self.event.describe(),
+            data,
+        }
+    }
+
+    /// Decodes a stored row back into the event that was written.
+    pub fn from_stored(e: &EventInfo) -> Result<(String, Event), DecodeError> {
+        let mut data = match &e.data {
+            Value::Object(m) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        data.insert("kind".into(), Value::String(e.kind.clone()));
+        serde_json::from_value(Value::Object(data)).map(|ev| (e.at.clone(), ev)).map_err(|source| DecodeError {
+            kind: e.kind.clone(),
+            at: e.at.clone(),
+            source,
+        })
+    }
+}
+
+/// How many events a slow subscriber may fall behind before it misses some (it is told how many).
+pub const BUS_CAPACITY: usize = 4096;
+
+/// Where events go: the store (durable, the reports' source) and live subscribers.
+#[derive(Clone)]
+pub struct EventBus {
+    store: Store,
+    tx: broadcast::Sender<Arc<EventRecord>>,
+}
+
+impl EventBus {
+    /// A bus that writes to `store`.
+    pub fn new(store: Store) -> EventBus {
+        EventBus { store, tx: broadcast::channel(BUS_CAPACITY).0 }
+    }
+
+    /// Records an event now.
+    pub fn emit(&self, corr: impl Into<String>, phase: Option<u32>, event: Event) {
+        let rec = EventRecord { at: SystemTime::now(), corr: corr.into(), phase, event };
+        self.store.event(rec.to_row());
+        // no subscriber is fine: the store has it
+        let _ = self.tx.send(Arc::new(rec));
+    }
+
+    /// A live feed of the events emitted from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventRecord>> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::{AggregateCounts, RegistrySnapshot};
+
+    fn all_events() -> Vec<Event> {
+        vec![
+            Event::CampaignStarted {
+                profile: "quick".into(),
+                config_source: "embedded".into(),
+                phases: 8,
+                planned_ms: 120_000,
+                pid: 42,
+                pass_phase_ratio: Some(0.7),
+                pass_success_rate: Some(0.9),
+                faults: vec!["kill_driver every 20s".into()],
+            },
+            Event::CampaignInterrupted { phase: 2, elapsed_ms: 1500, note: "continued".into() },
+            Event::CampaignResumed { phase: 2 },
+            Event::PhaseStarted {
+                name: "warmup".into(),
+                total: 8,
+                sessions: 2,
+                sessions_planned: 4,
+                duration_ms: 10_000,
+                task: "webgpu".into(),
+            },
+            Event::PhaseAdjusted {
+                note: "scaled".into(),
+                delayed_ms: Some(10),
+                sessions_planned: Some(4),
+                sessions: Some(2),
+                health: 55.0,
+            },
+            Event::PhaseEnded {
+                name: "warmup".into(),
+                status: "completed".into(),
+                attempted: 10,
+                succeeded: 9,
+                failed: 1,
+                elapsed_ms: 10_001,
+                sessions: 2,
+                total: 8,
+                throughput_ops_per_s: 0.9,
+                p95_ms: 120.5,
+                passed: true,
+            },
+            Event::OpFailed {
+                class: FailureClass::Timeout,
+                message: Some("op timed out".into()),
+                worker: "w1".into(),
+                session: None,
+                suppressed_before: 3,
+                task_kind: None,
+            },
+            Event::BreakerTransition { key: "worker:w1".into(), from: "closed".into(), to: "open".into(), reason: "5 failures".into() },
+            Event::BreakerSnapshot(RegistrySnapshot {
+                aggregate: AggregateCounts { total: 1, closed: 1, ..Default::default() },
+                ..Default::default()
+            }),
+            Event::RecoveryAttempted {
+                class: FailureClass::Crash,
+                strategy: "new_session".into(),
+                level: 2,
+                outcome: "succeeded".into(),
+                worker: "w1".into(),
+                time_to_recover_ms: Some(812.5),
+            },
+            Event::GuardianViolation { metric: "cpu".into(), value: 97.5, threshold: 95.0 },
+            Event::BrowserRssExceeded { pid: 7, rss_mb: 900, cap_mb: 800 },
+            Event::BrowserRecycled { session: "w1#3".into() },
+            Event::DriverRestarted { worker: "w1".into() },
+            Event::FaultInjected {
+                fault: FaultKind::KillDriver,
+                worker: "w1".into(),
+                permanent: true,
+                detail: "SIGKILL chromedriver pid 9".into(),
+            },
+            Event::AutoRecoveryStarted { reason: "guardian: cpu".into(), cooldown_ms: 30_000, attempt: 1 },
+            Event::AutoRecoveryResumed { health: 80.0, phase_name: "high".into() },
+            Event::ClockGap { gap_ms: 10_200, observer: "guardian".into() },
+            Event::CampaignHalted { phases: vec!["a".into(), "b".into()] },
+            Event::EmergencyStop { cause: "guardian".into(), reason: "memory 91%".into() },
+            Event::CampaignEnded { outcome: "passed".into(), stop_reason: None },
+        ]
+    }
+
+    #[test]
+    fn every_event_round_trips_through_its_store_row() {
+        for ev in all_events() {
+            let rec = EventRecord { at: SystemTime::UNIX_EPOCH, corr: "c/p".into(), phase: Some(1), event: ev.clone() };
+            let row = rec.to_row();
+            assert_eq!(row.kind, ev.kind());
+            assert!(row.data.get("kind").is_none(), "the kind lives in its own column");
+            let info = EventInfo {
+                at: "2026-11-25T00:00:00.000Z".into(),
+                kind: row.kind.to_string(),
+                corr: row.corr.clone(),
+                phase_idx: row.phase_idx,
+                message: row.message.clone(),
+                data: row.data.clone(),
+            };
+            let (_, back) = EventRecord::from_stored(&info).unwrap();
+            assert_eq!(back, ev);
+        }
+    }
+
+    #[test]
+    fn kind_matches_the_serde_tag() {
+        for ev in all_events() {
+            let v = serde_json::to_value(&ev).unwrap();
+            assert_eq!(v["kind"], ev.kind());
+        }
+    }
+
+    #[test]
+    fn a_row_of_the_wrong_shape_is_an_error_not_a_default() {
+        let info = EventInfo {
+            at: "t".into(),
+            kind: "guardian_violation".into(),
+            corr: String::new(),
+            phase_idx: None,
+            message: String::new(),
+            data: serde_json::json!({"metric": "cpu", "value": "high"}),
+        };
+        let e = EventRecord::from_stored(&info).unwrap_err();
+        assert!(e.to_string().contains("guardian_violation"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_events_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::create(
+            &dir.path().join("s.sqlite"),
+            &crate::store::CampaignRecord {
+                id: "t".into(),
+                profile: "quick".into(),
+                config_source: "test".into(),
+                config_text: String::new(),
+                started_at: SystemTime::now(),
+                output_dir: dir.path().to_path_buf(),
+            },
+            &dir.path().join("events.jsonl"),
+        )
+        .unwrap();
+        let bus = EventBus::new(store.clone());
+        let mut rx = bus.subscribe();
+        bus.emit("c", Some(0), Event::CampaignResumed { phase: 0 });
+        bus.emit("c", Some(0), Event::DriverRestarted { worker: "w".into() });
+        assert_eq!(rx.recv().await.unwrap().event.kind(), "campaign_resumed");
+        assert_eq!(rx.recv().await.unwrap().event.kind(), "driver_restarted");
+        store.close().unwrap();
+    }
+}
