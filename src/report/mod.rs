@@ -14,8 +14,10 @@ mod tests;
 pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
 pub use summary::render_summary;
 
-use crate::config::Config;
+use crate::breaker::RegistrySnapshot;
+use crate::events::{Event, EventRecord};
 use crate::metrics::{LatencySummary, Window};
+use crate::recovery::FailureClass;
 use crate::store::{EventInfo, PhaseInfo, ResourceAgg, StoreError, StoreReader};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -150,6 +152,13 @@ pub struct PhaseReport {
     pub violations: Vec<Violation>,
     /// Most frequent failure messages (at most [`TOP_ERRORS`]).
     pub top_errors: Vec<TopError>,
+    /// Faults injected in this phase, by kind.
+    #[serde(default)]
+    pub faults_injected: BTreeMap<String, u64>,
+    /// Time the process was suspended or starved during this phase (clock gaps), ms: that time
+    /// was not load.
+    #[serde(default)]
+    pub suspended_ms: u64,
 }
 
 /// The campaign verdict.
@@ -167,8 +176,18 @@ pub struct Verdict {
     pub required_phase_ratio: f64,
     /// The `pass_success_rate` applied.
     pub required_success_rate: f64,
+    /// Phases the plan had (0 when the store does not say).
+    #[serde(default)]
+    pub phases_planned: u32,
+    /// Every planned phase ran to its end: a run cut short is never a pass.
+    #[serde(default = "yes")]
+    pub plan_completed: bool,
     /// Why, one sentence per condition.
     pub reasons: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Sums over all phases.
@@ -208,9 +227,9 @@ pub struct BreakerTransition {
 /// Circuit breakers over the campaign.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Breakers {
-    /// Data of the last `breaker_snapshot` event (null when none).
+    /// The last `breaker_snapshot` (null when none).
     #[serde(rename = "final")]
-    pub final_snapshot: Option<Value>,
+    pub final_snapshot: Option<RegistrySnapshot>,
     /// Every transition, in order.
     pub transitions: Vec<BreakerTransition>,
 }
@@ -250,8 +269,9 @@ pub struct EmergencyStop {
     pub at: String,
     /// Why (names the metric, value and threshold).
     pub message: String,
-    /// Event data.
-    pub data: Value,
+    /// What stopped it: `interrupted`, `terminated`, `hangup`, `emergency_stop`, `guardian`,
+    /// `store_failure`, `max_duration`.
+    pub cause: String,
 }
 
 /// The resource guardian over the campaign.
@@ -328,6 +348,9 @@ pub struct CampaignReport {
     pub interruptions: Vec<Interruption>,
     /// Unsupported APIs.
     pub unsupported: Vec<Unsupported>,
+    /// The faults the config planned, one line each (schedule, worker, phases).
+    #[serde(default)]
+    pub faults_planned: Vec<String>,
 }
 
 /// Rounds to 3 decimals (every float in a report goes through this).
@@ -401,19 +424,6 @@ pub(crate) fn cut(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-/// A JSON value as text: strings as they are, null/missing as "", anything else as JSON.
-fn text(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn number(v: Option<&Value>) -> Option<f64> {
-    v.and_then(Value::as_f64).filter(|f| f.is_finite()).map(round3)
-}
-
 /// Evaluates a phase's criteria on exact counts.
 pub(crate) fn evaluate_criteria(attempted: u64, succeeded: u64, p95_ms: f64, min_success_rate: f64, max_p95_ms: u64) -> PhaseCriteria {
     let mut failures = Vec::new();
@@ -480,33 +490,44 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
 
     let mut violations = Vec::new();
     let mut failures: BTreeMap<(String, String), u64> = BTreeMap::new();
-    r.for_each_event(Some(p.idx), &["op_failed", "guardian_violation"], |e: EventInfo| {
-        if e.kind == "guardian_violation" {
-            violations.push(Violation {
-                at: e.at,
-                metric: text(e.data.get("metric")),
-                value: number(e.data.get("value")),
-                threshold: number(e.data.get("threshold")),
-            });
-            return;
-        }
-        let class = match text(e.data.get("class")) {
-            c if c.is_empty() => "unknown".to_string(),
-            c => c,
+    let mut faults_injected: BTreeMap<String, u64> = BTreeMap::new();
+    let mut suspended_ms = 0u64;
+    let mut bad = None;
+    r.for_each_event(Some(p.idx), &["op_failed", "guardian_violation", "fault_injected", "clock_gap"], |e: EventInfo| {
+        let ev = match decode(&e) {
+            Ok(ev) => ev,
+            Err(err) => {
+                bad.get_or_insert(err);
+                return;
+            }
         };
-        let message = match e.data.get("message").and_then(Value::as_str) {
-            Some(m) => cut(m, MAX_MESSAGE_CHARS),
-            None => cut(&e.message, MAX_MESSAGE_CHARS),
-        };
-        if class == "api_unsupported" {
-            let task_kind = match text(e.data.get("task_kind")) {
-                k if k.is_empty() => p.task_kind.clone(),
-                k => k,
-            };
-            unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, message: message.clone() });
+        match ev {
+            Event::GuardianViolation { metric, value, threshold } => {
+                violations.push(Violation { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
+            }
+            Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
+            Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,
+            Event::OpFailed { class, message, task_kind, .. } => {
+                let message = cut(message.as_deref().unwrap_or(&e.message), MAX_MESSAGE_CHARS);
+                if class == FailureClass::ApiUnsupported {
+                    let task_kind = task_kind.unwrap_or_else(|| p.task_kind.clone());
+                    unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, message: message.clone() });
+                }
+                *failures.entry((class.as_str().to_string(), message)).or_insert(0) += 1;
+            }
+            _ => {}
         }
-        *failures.entry((class, message)).or_insert(0) += 1;
     })?;
+    if let Some(err) = bad {
+        return Err(corrupt_event(r, err));
+    }
+    let mut notes = p.notes.clone();
+    if suspended_ms > 0 {
+        notes.push(format!(
+            "the process was suspended or starved for {:.1}s during this phase (clock gap): that time was not load",
+            suspended_ms as f64 / 1000.0
+        ));
+    }
     let mut top: Vec<TopError> = failures.into_iter().map(|((class, message), count)| TopError { class, message, count }).collect();
     // most frequent first; ties by message text, then class
     top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.message.cmp(&b.message)).then_with(|| a.class.cmp(&b.class)));
@@ -534,10 +555,12 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         criteria,
         errors_by_class,
         tasks,
-        notes: p.notes.clone(),
+        notes,
         resources: r.phase_resources(p.idx)?,
         violations,
         top_errors: top,
+        faults_injected,
+        suspended_ms,
     })
 }
 
@@ -551,15 +574,87 @@ pub fn phase_report(r: &StoreReader, idx: u32) -> Result<PhaseReport, StoreError
     build_phase(r, p, &mut BTreeSet::new())
 }
 
-fn campaign_thresholds(config_text: &str, source: &str) -> (f64, f64, Option<String>) {
-    match Config::parse(config_text, source) {
-        Ok(c) => (c.campaign.pass_phase_ratio, c.campaign.pass_success_rate, None),
-        Err(e) => (
-            DEFAULT_PASS_PHASE_RATIO,
-            DEFAULT_PASS_SUCCESS_RATE,
-            Some(format!("the stored config did not parse ({e}); default thresholds were applied")),
-        ),
+/// What the campaign recorded when it started: verdict thresholds, planned phases and faults.
+struct Plan {
+    pass_phase_ratio: f64,
+    pass_success_rate: f64,
+    phases: u32,
+    faults: Vec<String>,
+    note: Option<String>,
+}
+
+/// The plan from the first `campaign_started` event (a resumed campaign has one per run; the
+/// first is the plan). A store without one (written before thresholds were recorded) gets the
+/// default thresholds, said in the verdict.
+fn plan(r: &StoreReader) -> Result<Plan, StoreError> {
+    let mut first = None;
+    let mut bad = None;
+    r.for_each_event(None, &["campaign_started"], |e| {
+        if first.is_some() {
+            return;
+        }
+        match decode(&e) {
+            Ok(Event::CampaignStarted { pass_phase_ratio, pass_success_rate, phases, faults, .. }) => {
+                first = Some((pass_phase_ratio, pass_success_rate, phases, faults))
+            }
+            Ok(_) => {}
+            Err(err) => {
+                bad.get_or_insert(err);
+            }
+        }
+    })?;
+    if let Some(err) = bad {
+        return Err(corrupt_event(r, err));
     }
+    let (ratio, rate, phases, faults) = first.unwrap_or((None, None, 0, Vec::new()));
+    let note = (ratio.is_none() || rate.is_none()).then(|| {
+        "the store does not record the pass thresholds (written by an older stressctl); default thresholds were applied".to_string()
+    });
+    Ok(Plan {
+        pass_phase_ratio: ratio.unwrap_or(DEFAULT_PASS_PHASE_RATIO),
+        pass_success_rate: rate.unwrap_or(DEFAULT_PASS_SUCCESS_RATE),
+        phases,
+        faults,
+        note,
+    })
+}
+
+/// A campaign that did not run its whole plan is never a pass: the verdict says how many planned
+/// phases ran to their end and why the run ended.
+fn judge_plan(v: &mut Verdict, phases: &[PhaseReport], planned: u32, outcome: Option<&str>, stop_reason: Option<&str>) {
+    v.phases_planned = planned;
+    let completed = phases.iter().filter(|p| p.status == "completed").count() as u32;
+    let cut_short = matches!(outcome, Some("emergency_stopped" | "halted"))
+        || outcome.is_none() && !phases.is_empty() && phases.iter().any(|p| p.status != "completed");
+    if completed >= planned && !cut_short {
+        return;
+    }
+    v.plan_completed = false;
+    v.passed = false;
+    let why = match (outcome, stop_reason) {
+        (_, Some(r)) => format!(": {r}"),
+        (None, None) => ": the campaign process died (see `stressctl launch --resume`)".to_string(),
+        _ => String::new(),
+    };
+    let ran = if planned > 0 {
+        format!("{completed} of {planned} planned phases ran to their end")
+    } else {
+        format!("{completed} phases ran to their end")
+    };
+    v.reasons.insert(0, format!("the plan did not complete: {ran}{why}"));
+}
+
+/// Decodes a stored event into its typed form.
+fn decode(e: &EventInfo) -> Result<Event, crate::events::DecodeError> {
+    EventRecord::from_stored(e).map(|(_, ev)| ev)
+}
+
+fn corrupt_event(r: &StoreReader, e: crate::events::DecodeError) -> StoreError {
+    StoreError::Corrupt { path: r.path().to_path_buf(), detail: e.to_string() }
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then(|| round3(v))
 }
 
 fn wall_time_s(started: &str, ended: Option<&str>) -> Option<f64> {
@@ -602,15 +697,25 @@ fn recoveries(r: &StoreReader) -> Result<Recoveries, StoreError> {
     let mut by_class: BTreeMap<String, StatsAcc> = BTreeMap::new();
     let mut by_strategy: BTreeMap<String, StatsAcc> = BTreeMap::new();
     let mut by_level: BTreeMap<String, StatsAcc> = BTreeMap::new();
-    r.for_each_event(None, &["recovery_attempted"], |e| {
-        let ok = e.data.get("outcome").and_then(Value::as_str) == Some("succeeded");
-        let ttr = e.data.get("time_to_recover_ms").and_then(Value::as_f64).filter(|t| t.is_finite());
-        let or_unknown = |s: String| if s.is_empty() { "unknown".to_string() } else { s };
-        total.add(ok, ttr);
-        by_class.entry(or_unknown(text(e.data.get("class")))).or_default().add(ok, ttr);
-        by_strategy.entry(or_unknown(text(e.data.get("strategy")))).or_default().add(ok, ttr);
-        by_level.entry(or_unknown(text(e.data.get("level")))).or_default().add(ok, ttr);
+    let mut bad = None;
+    r.for_each_event(None, &["recovery_attempted"], |e| match decode(&e) {
+        Ok(Event::RecoveryAttempted { class, strategy, level, outcome, time_to_recover_ms, .. }) => {
+            let ok = outcome == "succeeded";
+            let ttr = time_to_recover_ms.filter(|t| t.is_finite());
+            let or_unknown = |s: String| if s.is_empty() { "unknown".to_string() } else { s };
+            total.add(ok, ttr);
+            by_class.entry(class.as_str().to_string()).or_default().add(ok, ttr);
+            by_strategy.entry(or_unknown(strategy)).or_default().add(ok, ttr);
+            by_level.entry(level.to_string()).or_default().add(ok, ttr);
+        }
+        Ok(_) => {}
+        Err(err) => {
+            bad.get_or_insert(err);
+        }
     })?;
+    if let Some(err) = bad {
+        return Err(corrupt_event(r, err));
+    }
     let done = |m: BTreeMap<String, StatsAcc>| m.into_iter().map(|(k, v)| (k, v.done())).collect();
     Ok(Recoveries {
         attempts: total.attempts,
@@ -623,24 +728,43 @@ fn recoveries(r: &StoreReader) -> Result<Recoveries, StoreError> {
 
 fn breakers(r: &StoreReader) -> Result<Breakers, StoreError> {
     let mut transitions = Vec::new();
-    r.for_each_event(None, &["breaker_transition"], |e| {
-        transitions.push(BreakerTransition {
-            key: text(e.data.get("key")),
-            from: text(e.data.get("from")),
-            to: text(e.data.get("to")),
-            reason: text(e.data.get("reason")),
-            at: e.at,
-            corr: e.corr,
-        });
+    let mut bad = None;
+    r.for_each_event(None, &["breaker_transition"], |e| match decode(&e) {
+        Ok(Event::BreakerTransition { key, from, to, reason }) => {
+            transitions.push(BreakerTransition { key, from, to, reason, at: e.at, corr: e.corr })
+        }
+        Ok(_) => {}
+        Err(err) => {
+            bad.get_or_insert(err);
+        }
     })?;
-    let final_snapshot = r.last_event("breaker_snapshot")?.map(|e| e.data);
+    if let Some(err) = bad {
+        return Err(corrupt_event(r, err));
+    }
+    let final_snapshot = match r.last_event("breaker_snapshot")? {
+        Some(e) => match decode(&e).map_err(|err| corrupt_event(r, err))? {
+            Event::BreakerSnapshot(s) => Some(s),
+            _ => None,
+        },
+        None => None,
+    };
     Ok(Breakers { final_snapshot, transitions })
 }
 
 fn guardian(r: &StoreReader) -> Result<GuardianSummary, StoreError> {
     let (samples, violating_samples) = r.sample_counts()?;
     let mut emergency_stops = Vec::new();
-    r.for_each_event(None, &["emergency_stop"], |e| emergency_stops.push(EmergencyStop { at: e.at, message: e.message, data: e.data }))?;
+    let mut bad = None;
+    r.for_each_event(None, &["emergency_stop"], |e| match decode(&e) {
+        Ok(Event::EmergencyStop { cause, reason }) => emergency_stops.push(EmergencyStop { at: e.at, message: reason, cause }),
+        Ok(_) => {}
+        Err(err) => {
+            bad.get_or_insert(err);
+        }
+    })?;
+    if let Some(err) = bad {
+        return Err(corrupt_event(r, err));
+    }
     Ok(GuardianSummary { samples, violating_samples, violations: r.count_events(None, "guardian_violation")?, emergency_stops })
 }
 
@@ -657,9 +781,10 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         }
         phases.push(pr);
     }
-    let (ratio_req, rate_req, config_note) = campaign_thresholds(&c.config_text, &c.config_source);
-    let mut v = verdict(&phases, ratio_req, rate_req);
-    v.reasons.extend(config_note);
+    let plan = plan(r)?;
+    let mut v = verdict(&phases, plan.pass_phase_ratio, plan.pass_success_rate);
+    v.reasons.extend(plan.note);
+    judge_plan(&mut v, &phases, plan.phases.max(phases.len() as u32), c.outcome.as_deref(), c.stop_reason.as_deref());
 
     let attempted: u64 = phases.iter().map(|p| p.ops_attempted).sum();
     let succeeded: u64 = phases.iter().map(|p| p.ops_succeeded).sum();
@@ -697,6 +822,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         guardian: guardian(r)?,
         interruptions,
         unsupported: unsupported.into_iter().collect(),
+        faults_planned: plan.faults,
     })
 }
 
@@ -741,6 +867,8 @@ pub fn verdict(phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_rate:
         passed: phases_ok && rate_ok,
         phases_passed: passed_n,
         phases_total: total,
+        phases_planned: total,
+        plan_completed: true,
         overall_success_rate: round3(overall),
         required_phase_ratio: pass_phase_ratio,
         required_success_rate: pass_success_rate,

@@ -145,6 +145,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     failures_section(&mut out, c);
     resources_section(&mut out, c);
     breakers_section(&mut out, c);
+    faults_section(&mut out, c);
     recoveries_section(&mut out, c);
     webgpu_section(&mut out, c);
     if !c.unsupported.is_empty() {
@@ -201,7 +202,13 @@ fn header(out: &mut Vec<String>, c: &CampaignReport) {
     ));
     out.push(String::new());
     let v = &c.verdict;
-    out.push(format!("Verdict: {} ({} of {} phases passed)", if v.passed { "PASS" } else { "FAIL" }, v.phases_passed, v.phases_total));
+    let planned = if v.phases_planned > v.phases_total { format!(", {} planned", v.phases_planned) } else { String::new() };
+    out.push(format!(
+        "Verdict: {} ({} of {} phases passed{planned})",
+        if v.passed { "PASS" } else { "FAIL" },
+        v.phases_passed,
+        v.phases_total
+    ));
     for r in &v.reasons {
         out.push(format!("  - {r}"));
     }
@@ -395,17 +402,70 @@ fn breakers_section(out: &mut Vec<String>, c: &CampaignReport) {
     if b.transitions.len() > MAX_TRANSITIONS_SHOWN {
         out.push(format!("    … and {} more (campaign_report.json has them all)", b.transitions.len() - MAX_TRANSITIONS_SHOWN));
     }
-    if let Some(Value::Object(m)) = &b.final_snapshot {
-        let states: Vec<String> = m
+    if let Some(snap) = &b.final_snapshot {
+        let rows: Vec<Vec<String>> = snap
             .iter()
-            .map(|(k, v)| match v.get("state").and_then(Value::as_str) {
-                Some(s) => format!("{k} {s}"),
-                None => format!("{k} {}", cut(&v.to_string(), 60)),
+            .map(|(scope, name, m)| {
+                vec![
+                    format!("{scope}:{}", short_name(name)),
+                    m.state.as_str().to_string(),
+                    m.calls.to_string(),
+                    m.failures.to_string(),
+                    m.rejected.to_string(),
+                    m.opens.to_string(),
+                    fmt_ms(m.total_open_time.as_secs_f64() * 1000.0),
+                    format!("{}%", f1(m.health_percent)),
+                ]
             })
             .collect();
-        out.push(format!("  final: {}", states.join(", ")));
-    } else if let Some(v) = &b.final_snapshot {
-        out.push(format!("  final: {}", cut(&v.to_string(), 200)));
+        let a = &snap.aggregate;
+        out.push(format!(
+            "  final: {} breakers: {} closed, {} open, {} half-open{}{}; average health {}%",
+            a.total,
+            a.closed,
+            a.open,
+            a.half_open,
+            if a.forced_open > 0 { format!(", {} forced open", a.forced_open) } else { String::new() },
+            if a.disabled > 0 { format!(", {} disabled", a.disabled) } else { String::new() },
+            f1(a.average_health)
+        ));
+        if !rows.is_empty() {
+            use Align::{Left, Right};
+            let headers = [
+                ("scope", Left),
+                ("state", Left),
+                ("calls", Right),
+                ("failures", Right),
+                ("rejected", Right),
+                ("opens", Right),
+                ("time open", Right),
+                ("health", Right),
+            ];
+            out.extend(table("    ", &headers, &rows));
+        }
+    }
+}
+
+fn faults_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let injected: u64 = c.phases.iter().flat_map(|p| p.faults_injected.values()).sum();
+    if c.faults_planned.is_empty() && injected == 0 {
+        return;
+    }
+    out.push(String::new());
+    out.push("Faults".into());
+    for f in &c.faults_planned {
+        out.push(format!("  planned: {f}"));
+    }
+    let rows: Vec<Vec<String>> = c
+        .phases
+        .iter()
+        .flat_map(|p| p.faults_injected.iter().map(move |(kind, n)| vec![short_name(&p.name), kind.clone(), n.to_string()]))
+        .collect();
+    if rows.is_empty() {
+        out.push("  injected: none (no phase ran while a fault was due)".into());
+    } else {
+        use Align::{Left, Right};
+        out.extend(table("  ", &[("phase", Left), ("fault", Left), ("injected", Right)], &rows));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Report tests against real stores written with [`Store`].
 
 use super::*;
+use crate::breaker::BreakerState;
 use crate::metrics::{encode_histogram, new_histogram, record_latency};
 use crate::store::{CampaignRecord, EventRow, PhaseStart, SampleRow, Store, WindowRow};
 use serde_json::json;
@@ -47,6 +48,22 @@ fn event(s: u64, kind: &'static str, phase: Option<u32>, message: &str, data: se
         message: message.into(),
         data,
     }
+}
+
+/// A registry snapshot with one worker breaker `w1` in `state`.
+fn snapshot(state: BreakerState) -> crate::breaker::RegistrySnapshot {
+    let reg = crate::breaker::BreakerRegistry::new(Default::default(), Default::default(), Default::default());
+    let t0 = std::time::Instant::now();
+    let _ = reg.gate("w1", "chromium", "webgpu");
+    let mut s = reg.snapshot(t0, (t0, std::time::SystemTime::UNIX_EPOCH));
+    if let Some(m) = s.workers.get_mut("w1") {
+        m.state = state;
+    }
+    s
+}
+
+fn snapshot_json(state: BreakerState) -> serde_json::Value {
+    serde_json::to_value(snapshot(state)).unwrap()
 }
 
 fn sample(s: u64, phase: u32, cpu: f64, violations: &str) -> SampleRow {
@@ -158,8 +175,8 @@ fn build_store(outcome: Option<&str>) -> Fixture {
     };
     store.event(tr(30, "closed", "open", "5 consecutive failures"));
     store.event(tr(31, "open", "half_open", "recovery timeout elapsed"));
-    store.event(event(32, "breaker_snapshot", None, "snapshot", json!({"worker:w1": {"state": "open"}})));
-    store.event(event(33, "breaker_snapshot", None, "snapshot", json!({"worker:w1": {"state": "half_open"}})));
+    store.event(event(32, "breaker_snapshot", None, "snapshot", snapshot_json(BreakerState::Open)));
+    store.event(event(33, "breaker_snapshot", None, "snapshot", snapshot_json(BreakerState::HalfOpen)));
     let rec_ev = |s, class: &str, strategy: &str, level: u8, ok: bool, ttr: Option<u64>| {
         let mut d = json!({"class": class, "strategy": strategy, "level": level, "outcome": if ok { "succeeded" } else { "failed" }});
         if let Some(t) = ttr {
@@ -171,8 +188,8 @@ fn build_store(outcome: Option<&str>) -> Fixture {
     store.event(rec_ev(35, "timeout", "retry", 1, true, Some(300)));
     store.event(rec_ev(36, "timeout", "retry", 1, false, None));
     store.event(rec_ev(37, "crash", "new_session", 2, true, Some(2000)));
-    store.event(event(60, "campaign_interrupted", None, "SIGKILL", json!({})));
-    store.event(event(61, "campaign_resumed", None, "resumed from phase 1", json!({})));
+    store.event(event(60, "campaign_interrupted", None, "SIGKILL", json!({"phase": 1, "elapsed_ms": 0})));
+    store.event(event(61, "campaign_resumed", None, "resumed from phase 1", json!({"phase": 1})));
     if let Some(o) = outcome {
         store.campaign_ended(o, Some("1 of 2 phases failed".into()));
     }
@@ -319,7 +336,8 @@ fn breakers_guardian_and_interruptions() {
     );
     assert_eq!(t0.corr, "c/1/w1/30");
     assert_eq!(b.transitions[1].to, "half_open");
-    assert_eq!(b.final_snapshot, Some(json!({"worker:w1": {"state": "half_open"}})));
+    // the last snapshot wins
+    assert_eq!(b.final_snapshot, Some(snapshot(BreakerState::HalfOpen)));
     let g = &c.guardian;
     assert_eq!((g.samples, g.violating_samples, g.violations), (5, 1, 1));
     assert!(g.emergency_stops.is_empty());
@@ -328,7 +346,7 @@ fn breakers_guardian_and_interruptions() {
     assert_eq!(c.interruptions[0].message, "SIGKILL");
     // the JSON names the snapshot "final"
     let v = serde_json::to_value(&c).unwrap();
-    assert_eq!(v["breakers"]["final"]["worker:w1"]["state"], "half_open");
+    assert_eq!(v["breakers"]["final"]["workers"]["w1"]["state"], "half_open");
 }
 
 #[test]
@@ -706,7 +724,7 @@ fn empty_campaign_still_reports() {
     assert!(!c.verdict.passed);
     // default thresholds, said so
     assert_eq!((c.verdict.required_phase_ratio, c.verdict.required_success_rate), (0.70, 0.90));
-    assert!(c.verdict.reasons.iter().any(|r| r.contains("did not parse")), "{:?}", c.verdict.reasons);
+    assert!(c.verdict.reasons.iter().any(|r| r.contains("default thresholds were applied")), "{:?}", c.verdict.reasons);
     assert_eq!(c.breakers, Breakers { final_snapshot: None, transitions: vec![] });
     assert_eq!(c.recoveries, Recoveries::default());
     assert!(c.interruptions.is_empty() && c.unsupported.is_empty());
