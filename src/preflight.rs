@@ -2,7 +2,7 @@
 //! before a night is spent on it, and a baseline of the idle host and of single-session latency.
 
 use crate::browser::driver::DriverProcess;
-use crate::browser::pool::Endpoint;
+use crate::browser::session::Endpoint;
 use crate::browser::session;
 use crate::config::{Config, TaskSpec};
 use crate::guardian::{health_score, Metric, ResourceSample, Sampler};

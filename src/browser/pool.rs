@@ -7,7 +7,7 @@
 
 use super::driver::{broken_binary_path, DriverProcess};
 use super::process::{group_members_with_marker, ProcId};
-use super::session::{self, Session};
+use super::session::{self, Endpoint, Session};
 use crate::config::{BrowserConfig, TaskSpec, WorkerConfig, WorkerEndpoint};
 use crate::recovery::{FailureClass, OpError};
 use crate::store::{ProcessRow, Store};
@@ -32,17 +32,6 @@ struct DriverSlot {
     broken: bool,
     /// Groups of drivers we killed, to reap browsers left in them.
     dead_groups: Vec<u32>,
-}
-
-/// Where to reach a worker now.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    /// WebDriver URL.
-    pub url: String,
-    /// Driver generation.
-    pub generation: u64,
-    /// Process group of the local driver (managed workers).
-    pub pgid: Option<u32>,
 }
 
 impl Worker {

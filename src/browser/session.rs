@@ -1,7 +1,6 @@
 //! One WebDriver session: a Chromium with a fresh `--user-data-dir` under the run's state dir,
 //! the test page loaded, and the identity of its browser process recorded.
 
-use super::pool::Endpoint;
 use super::process::{find_browser, ProcId};
 use crate::config::{BrowserConfig, TaskSpec};
 use crate::recovery::{FailureClass, OpError};
@@ -12,6 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+
+/// Where to reach a worker now: what a session needs of its worker (the pool hands it out, so
+/// the pool depends on sessions and not the other way round).
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// WebDriver URL.
+    pub url: String,
+    /// Driver generation: a session opened on an older generation belongs to a dead driver.
+    pub generation: u64,
+    /// Process group of the local driver (managed workers).
+    pub pgid: Option<u32>,
+}
 /// The flags every Chromium gets: offline-safe, WebGPU on SwiftShader.
 pub const MANDATORY_ARGS: &[&str] = &[
     "--disable-background-networking",

@@ -79,7 +79,7 @@ pub struct TaskReport {
 
 /// A guardian threshold violation (event `guardian_violation`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Violation {
+pub struct ViolationRecord {
     /// RFC 3339.
     pub at: String,
     /// The metric (`cpu`, `memory`, `disk`, …).
@@ -149,7 +149,7 @@ pub struct PhaseReport {
     /// Resource statistics.
     pub resources: ResourceAgg,
     /// Guardian violations during the phase.
-    pub violations: Vec<Violation>,
+    pub violations: Vec<ViolationRecord>,
     /// Most frequent failure messages (at most [`TOP_ERRORS`]).
     pub top_errors: Vec<TopError>,
     /// Faults injected in this phase, by kind.
@@ -503,7 +503,7 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         };
         match ev {
             Event::GuardianViolation { metric, value, threshold } => {
-                violations.push(Violation { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
+                violations.push(ViolationRecord { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
             }
             Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
             Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,

@@ -234,7 +234,7 @@ fn phase_counts_sum_to_totals_and_percentiles_are_ordered() {
     assert_eq!(s.resources.violating_samples, 1);
     assert_eq!(
         s.violations,
-        vec![Violation { at: s.violations[0].at.clone(), metric: "cpu".into(), value: Some(97.5), threshold: Some(95.0) }]
+        vec![ViolationRecord { at: s.violations[0].at.clone(), metric: "cpu".into(), value: Some(97.5), threshold: Some(95.0) }]
     );
     assert!(w.violations.is_empty());
     // phase_report alone gives the same phase
