@@ -7,7 +7,8 @@
 //! agreeing on JSON key names in several files.
 //!
 //! In the store an event is a row `(at, kind, corr, phase_idx, message, data)`: `kind` is the
-//! serde tag, `data` the variant's fields, `message` the one line [`Event::describe`] renders.
+//! serde tag, `data` the serde content (the variant's fields), `message` the one line
+//! [`Event::describe`] renders: the same `kind`/`data` pair as a line of `events.jsonl`.
 
 use crate::breaker::RegistrySnapshot;
 use crate::config::FaultKind;
@@ -23,7 +24,7 @@ use tokio::sync::broadcast;
 ///
 /// Field names are the stored JSON keys: renaming one is a store format change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Event {
     /// The run began (a fresh campaign, not a resume).
     CampaignStarted {
@@ -211,7 +212,8 @@ pub enum Event {
     },
     /// A configured fault was carried out.
     FaultInjected {
-        /// Which fault.
+        /// Which fault (stored as `kind` inside `data`, as before events were typed).
+        #[serde(rename = "kind")]
         fault: FaultKind,
         /// Worker the op ran on.
         worker: String,
@@ -375,10 +377,10 @@ pub struct DecodeError {
 impl EventRecord {
     /// The store row: `kind` column, rendered message, and the fields as `data`.
     pub fn to_row(&self) -> EventRow {
-        let mut data = serde_json::to_value(&self.event).unwrap_or(Value::Null);
-        if let Value::Object(m) = &mut data {
-            m.remove("kind");
-        }
+        let data = match serde_json::to_value(&self.event) {
+            Ok(Value::Object(mut m)) => m.remove("data").unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
         EventRow {
             at: self.at,
             kind: self.event.kind(),
@@ -391,16 +393,9 @@ impl EventRecord {
 
     /// Decodes a stored row back into the event that was written.
     pub fn from_stored(e: &EventInfo) -> Result<(String, Event), DecodeError> {
-        let mut data = match &e.data {
-            Value::Object(m) => m.clone(),
-            _ => serde_json::Map::new(),
-        };
-        data.insert("kind".into(), Value::String(e.kind.clone()));
-        serde_json::from_value(Value::Object(data)).map(|ev| (e.at.clone(), ev)).map_err(|source| DecodeError {
-            kind: e.kind.clone(),
-            at: e.at.clone(),
-            source,
-        })
+        serde_json::from_value(serde_json::json!({"kind": e.kind, "data": e.data}))
+            .map(|ev| (e.at.clone(), ev))
+            .map_err(|source| DecodeError { kind: e.kind.clone(), at: e.at.clone(), source })
     }
 }
 
@@ -527,7 +522,7 @@ mod tests {
             let rec = EventRecord { at: SystemTime::UNIX_EPOCH, corr: "c/p".into(), phase: Some(1), event: ev.clone() };
             let row = rec.to_row();
             assert_eq!(row.kind, ev.kind());
-            assert!(row.data.get("kind").is_none(), "the kind lives in its own column");
+            assert!(row.data.is_object(), "data holds the fields: {}", row.data);
             let info = EventInfo {
                 at: "2026-11-25T00:00:00.000Z".into(),
                 kind: row.kind.to_string(),
@@ -547,6 +542,14 @@ mod tests {
             let v = serde_json::to_value(&ev).unwrap();
             assert_eq!(v["kind"], ev.kind());
         }
+    }
+
+    #[test]
+    fn a_fault_keeps_its_stored_kind_key() {
+        let ev = Event::FaultInjected { fault: FaultKind::KillDriver, worker: "w1".into(), permanent: true, detail: String::new() };
+        let row = EventRecord { at: SystemTime::UNIX_EPOCH, corr: String::new(), phase: None, event: ev }.to_row();
+        assert_eq!(row.kind, "fault_injected");
+        assert_eq!(row.data["kind"], "kill_driver");
     }
 
     #[test]

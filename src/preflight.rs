@@ -2,8 +2,8 @@
 //! before a night is spent on it, and a baseline of the idle host and of single-session latency.
 
 use crate::browser::driver::DriverProcess;
-use crate::browser::session::Endpoint;
 use crate::browser::session;
+use crate::browser::session::Endpoint;
 use crate::config::{Config, TaskSpec};
 use crate::guardian::{health_score, Metric, ResourceSample, Sampler};
 use crate::metrics::{new_histogram, record_latency, LatencySummary};

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-
 /// Where to reach a worker now: what a session needs of its worker (the pool hands it out, so
 /// the pool depends on sessions and not the other way round).
 #[derive(Clone, Debug)]
