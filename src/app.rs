@@ -28,7 +28,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let code = match (&cli.command, cli.check_only) {
-        (Some(Command::Check), _) | (None, true) => check(&cli.common),
+        (Some(Command::Check(a)), _) => check(&cli.common, a.print_config),
+        (None, true) => check(&cli.common, false),
         (Some(Command::Launch(a)), _) => launch(&cli.common, a),
         (Some(Command::Report(a)), _) => report_cmd(&cli.common, a),
         (Some(Command::EmergencyStop(a)), _) => emergency_stop(&cli.common, a),
@@ -42,7 +43,11 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn load_config(common: &CommonArgs) -> Result<Config, ConfigError> {
-    Config::load(common.config.as_deref(), common.profile.as_deref())
+    let cfg = Config::load(common.config.as_deref(), common.profile.as_deref())?;
+    for w in cfg.warnings() {
+        eprintln!("stressctl: warning: {w}");
+    }
+    Ok(cfg)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -433,7 +438,7 @@ fn tool_version(bin: &Path) -> Result<String, String> {
 }
 
 /// `stressctl check` / `--check-only`.
-fn check(common: &CommonArgs) -> u8 {
+fn check(common: &CommonArgs, print_config: bool) -> u8 {
     let cfg = match load_config(common) {
         Ok(c) => c,
         Err(e) => {
@@ -441,6 +446,10 @@ fn check(common: &CommonArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if print_config {
+        print!("{}", cfg.text);
+        return EXIT_OK;
+    }
     let mut ok = true;
     let mut line = |passed: bool, what: &str, detail: String| {
         ok &= passed;
