@@ -31,12 +31,14 @@ pub struct Cli {
 /// Where things are; accepted before or after the command.
 #[derive(Debug, Args, Clone)]
 pub struct CommonArgs {
-    /// Campaign config (TOML). Without it, the embedded profile given by --profile is used.
+    /// Campaign config (TOML). Alone, it is the whole config; with --profile, it is layered over
+    /// the profile: its keys override the profile's, its [[phases]], [[workers]] and [[faults]]
+    /// replace the profile's lists.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Embedded profile when no --config is given: `quick` (a few minutes, the default) or
-    /// `overnight` (eight phases, about 8 h).
+    /// Embedded profile: `quick` (a few minutes, the default without --config) or `overnight`
+    /// (eight phases, about 8 h). With --config, the base the file is layered over.
     #[arg(long, short = 'p', global = true, value_name = "NAME")]
     pub profile: Option<String>,
 
@@ -61,8 +63,9 @@ pub enum Command {
     /// browsers at once.
     Launch(LaunchArgs),
     /// Pre-flight check: config valid, chromium and chromedriver present (with versions),
-    /// directories writable. Prints a checklist; exit 0 when everything passes, 1 otherwise.
-    Check,
+    /// directories writable, remote workers answering. Prints a checklist; exit 0 when everything
+    /// passes, 1 otherwise.
+    Check(CheckArgs),
     /// Stop the running campaign from another terminal (graceful; --force kills at once).
     EmergencyStop(StopArgs),
     /// Show the running campaign: phase, progress, ops, success rate, p95, resources.
@@ -92,6 +95,16 @@ pub struct LaunchArgs {
     /// The campaign id to use (set by --detach for the background process).
     #[arg(long, hide = true, value_name = "ID")]
     pub campaign_id: Option<String>,
+}
+
+/// `check` options.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the effective config (the profile and --config layered, every key explicit,
+    /// defaults included) as TOML and exit 0 without checking anything else. The output is a
+    /// complete config: `launch --config` with it runs the same campaign.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// `emergency-stop` options.

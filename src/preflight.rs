@@ -1,10 +1,12 @@
 //! The pre-flight check (`stressctl --check-only`): everything a campaign needs, tried for real
 //! before a night is spent on it, and a baseline of the idle host and of single-session latency.
+//! Every remote worker is asked for its WebDriver `/status`; managed workers are covered by the
+//! local chromedriver and browser probe.
 
 use crate::browser::driver::DriverProcess;
 use crate::browser::session;
 use crate::browser::session::Endpoint;
-use crate::config::{Config, TaskSpec};
+use crate::config::{Config, TaskSpec, WorkerEndpoint};
 use crate::guardian::{health_score, Metric, ResourceSample, Sampler};
 use crate::metrics::{new_histogram, record_latency, LatencySummary};
 use crate::tasks::{run_browser_op, server::PageServer, CALL_SCRIPT};
@@ -85,6 +87,18 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     let cpu = avg(Metric::Cpu);
     item(&mut p.items, true, "idle cpu", format!("{cpu:.1}% (informational; threshold {:.0}%)", t.cpu_percent));
 
+    if cfg.needs_browser() {
+        for w in &cfg.workers {
+            if let WorkerEndpoint::Remote(url) = &w.endpoint {
+                let (ok, detail) = match probe_worker(url, WORKER_PROBE_TIMEOUT).await {
+                    Ok(d) => (true, format!("{url}: {d}")),
+                    Err(e) => (false, format!("{url}: {e}")),
+                };
+                item(&mut p.items, ok, &format!("worker {}", w.id), detail);
+            }
+        }
+    }
+
     let mut latency = new_histogram();
     let mut ops_ok = 0u32;
     let mut ops = 0u32;
@@ -157,6 +171,62 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     p
 }
 
+/// How long a remote worker may take to answer `/status` (a Grid router asks its nodes first).
+pub const WORKER_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the WebDriver at `url` (a remote worker) whether it can open sessions: `GET <url>/status`
+/// must answer `{"value": {"ready": true}}` within `timeout`. Ok is what it said (`ready: …`), Err
+/// one line saying what went wrong. An `https` worker is only checked to accept TCP connections
+/// (the probe has no TLS client; the campaign's sessions do).
+pub async fn probe_worker(url: &str, timeout: Duration) -> Result<String, String> {
+    let status_url = format!("{}/status", url.trim_end_matches('/'));
+    let fut = async {
+        if url.starts_with("https://") {
+            let u = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+            let host = u.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+            let port = u.port_or_known_default().unwrap_or(443);
+            tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("cannot connect: {e}"))?;
+            return Ok("accepts connections (https: /status not probed)".to_string());
+        }
+        let uri: hyper::Uri = status_url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let resp = client.get(uri).await.map_err(|e| format!("GET {status_url}: {}", error_chain(&e)))?;
+        let status = resp.status();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map_err(|e| format!("GET {status_url}: {}", error_chain(&e)))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("GET {status_url} answered HTTP {status}: not a WebDriver endpoint?"));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|_| format!("GET {status_url} did not answer WebDriver status JSON"))?;
+        let message = v["value"]["message"].as_str().unwrap_or("").trim().to_string();
+        match v["value"]["ready"].as_bool() {
+            Some(true) if message.is_empty() => Ok("ready".to_string()),
+            Some(true) => Ok(format!("ready ({message})")),
+            Some(false) => Err(format!("answers but is not ready: {}", if message.is_empty() { "no reason given" } else { &message })),
+            None => Err(format!("GET {status_url} did not answer WebDriver status JSON (no value.ready)")),
+        }
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {}", crate::config::fmt_duration(timeout))),
+    }
+}
+
+/// An error and its causes on one line (hyper's own message is only "client error (Connect)").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 type Latencies = Vec<Result<Duration, String>>;
 
 /// Starts chromedriver and one browser for real, asks the page for its capabilities and times 20
@@ -203,4 +273,35 @@ async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp:
     driver.kill().await;
     server.stop();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::browser::driver::{free_port, DriverProcess};
+
+    #[tokio::test]
+    async fn a_remote_worker_is_ready_only_when_its_webdriver_says_so() {
+        // a real chromedriver (no browser is started by /status)
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &dir.path().join("d.log"), dir.path())
+            .await
+            .expect("chromedriver starts (scripts/setup.sh installs it)");
+        let ok = probe_worker(&format!("{}/", driver.url), Duration::from_secs(5)).await;
+        assert!(ok.as_deref().is_ok_and(|d| d.starts_with("ready")), "{ok:?}");
+        driver.kill().await;
+
+        // nothing listening
+        let port = free_port().expect("free port");
+        let e = probe_worker(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.contains("/status") && e.to_lowercase().contains("refused") && !e.contains('\n'), "{e}");
+
+        // an HTTP server that is not a WebDriver (the page server answers 404 to /status)
+        let server = PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new())
+            .await
+            .expect("page server");
+        let e = probe_worker(&server.url(), Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.contains("404") || e.contains("WebDriver"), "{e}");
+        server.stop();
+    }
 }

@@ -173,3 +173,95 @@ fn bad_safety_file_is_exit_2() {
     assert!(out.stderr.contains("safety.toml") && out.stderr.contains("cpu_percent"), "{}", out.describe());
     assert!(sb.campaign_dirs().is_empty());
 }
+
+/// `stressctl <args…> <sandbox dirs>` with the config options given as paths.
+fn in_sandbox(sb: &Sandbox, args: &[&str], config: Option<&std::path::Path>) -> Output {
+    let mut a: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+    if let Some(c) = config {
+        a.extend(["--config".into(), c.into()]);
+    }
+    run(sb.cmd(a), T)
+}
+
+#[test]
+fn a_file_over_a_profile_keeps_the_profiles_phases_and_runs() {
+    // the shape of issue 9: the file holds no [[phases]]; the quick profile's eight phases run,
+    // made synthetic and fitted into 8 s by the file
+    let sb = Sandbox::new("layers");
+    let extra = sb.write(
+        "extra.toml",
+        "[campaign]\ntotal_duration = \"8s\"\nprogressive_escalation = false\nauto_recovery = false\n\
+         [safety]\nmemory_percent = 100\ncpu_percent = 100\ndisk_percent = 100\n\
+         [task]\nkind = \"synthetic\"\nlatency = \"1ms\"\n\
+         [[workers]]\nid = \"w1\"\nmanaged = true\n[[workers]]\nid = \"w2\"\nmanaged = true\n\
+         [[faults]]\nkind = \"throw\"\nworker = \"w1\"\nprobability = 0.001\n",
+    );
+    let out = in_sandbox(&sb, &["launch", "--profile", "quick"], Some(&extra));
+    out.expect_code(0);
+    assert!(out.stdout.contains("8 phases"), "the profile's phases should run\n{}", out.describe());
+    assert_eq!(sb.campaign_dirs().len(), 1);
+}
+
+#[test]
+fn print_config_prints_the_effective_config_which_reads_back_the_same() {
+    let sb = Sandbox::new("print-config");
+    let extra =
+        sb.write("extra.toml", "[[workers]]\nid = \"w1\"\nmanaged = true\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:4444\"\n");
+    let out = in_sandbox(&sb, &["check", "--print-config", "--profile", "quick"], Some(&extra));
+    out.expect_code(0);
+    // nothing else of the check ran
+    assert!(!out.stdout.lines().any(|l| l.starts_with('✓') || l.starts_with('✗')), "{}", out.describe());
+    assert!(sb.campaign_dirs().is_empty(), "no baseline is written");
+    // the profile's phases and settings, the file's workers, every key explicit
+    for want in [
+        "name = \"warmup\"",
+        "name = \"endurance\"",
+        "id = \"grid\"",
+        "url = \"http://127.0.0.1:4444\"",
+        "[breaker.worker]",
+        "grace_period",
+    ] {
+        assert!(out.stdout.contains(want), "{want:?} missing\n{}", out.describe());
+    }
+    assert!(!out.stdout.contains("id = \"local\""), "the file's [[workers]] replace the profile's\n{}", out.describe());
+    // a complete config: alone, it prints the same
+    let printed = sb.write("printed.toml", &out.stdout);
+    let again = in_sandbox(&sb, &["check", "--print-config"], Some(&printed));
+    again.expect_code(0);
+    let body = |s: &str| s.lines().skip_while(|l| l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&again.stdout), body(&out.stdout));
+    // errors of the layered config name the file and the key
+    let bad = sb.write("bad.toml", "[safety]\nmemory_percent = 150\n");
+    let out = in_sandbox(&sb, &["check", "--print-config", "--profile", "quick"], Some(&bad));
+    out.expect_code(2);
+    assert!(out.stderr.contains("bad.toml") && out.stderr.contains("safety.memory_percent"), "{}", out.describe());
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn a_bad_worker_url_is_exit_2_naming_the_key() {
+    let sb = Sandbox::new("bad-url");
+    for url in ["http://", "http://exa mple:99999", "http://example:99999"] {
+        let body = format!("{}\n[[workers]]\nid = \"r\"\nurl = {url:?}\n", synthetic_ok(&phase("one", "1s", 1, "")));
+        assert_rejected(&sb, "url.toml", &body, &["url.toml", "workers[0].url", url]);
+    }
+}
+
+#[test]
+fn a_browser_fault_on_synthetic_phases_is_exit_2_naming_the_key() {
+    let sb = Sandbox::new("synthetic-fault");
+    let body = format!("{}\n[[faults]]\nkind = \"kill_browser\"\nevery = \"1s\"\n", synthetic_ok(&phase("one", "1s", 1, "")));
+    assert_rejected(&sb, "f.toml", &body, &["f.toml", "faults[0].kind", "synthetic"]);
+}
+
+#[test]
+fn a_fault_that_can_never_fire_is_a_one_line_warning() {
+    let sb = Sandbox::new("fault-warning");
+    let body = format!("{}\n[[faults]]\nkind = \"throw\"\nevery = \"20s\"\n", synthetic_ok(&phase("one", "2s", 1, "")));
+    let cfg = sb.write("w.toml", &body);
+    let out = in_sandbox(&sb, &["check", "--print-config"], Some(&cfg));
+    out.expect_code(0);
+    let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{}", out.describe());
+    assert!(warnings[0].contains("faults[0].every") && warnings[0].contains("never fire"), "{}", out.describe());
+}

@@ -16,15 +16,20 @@ fn tool_version(bin: &Path) -> Result<String, String> {
 }
 
 /// `stressctl check` / `--check-only`.
-pub(super) fn check(common: &CommonArgs) -> Result<u8, CliError> {
+/// With `print_config`, prints the effective config as TOML instead of checking.
+pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliError> {
     // a bad config is a checklist line like the others, and exit 2: nothing else is checked
     let cfg = match super::load_config(common) {
         Ok(c) => c,
         Err(e) => {
-            say(&format!("✗ config: {e}"));
+            crate::progress::warn(&format!("✗ config: {e}"));
             return Ok(EXIT_USAGE);
         }
     };
+    if print_config {
+        print!("{}", cfg.text);
+        return Ok(EXIT_OK);
+    }
     let mut ok = true;
     let mut line = |passed: bool, what: &str, detail: String| {
         ok &= passed;

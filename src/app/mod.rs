@@ -32,7 +32,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<u8, CliError> {
     match (&cli.command, cli.check_only) {
-        (Some(Command::Check), _) | (None, true) => check::check(&cli.common),
+        (Some(Command::Check(a)), _) => check::check(&cli.common, a.print_config),
+        (None, true) => check::check(&cli.common, false),
         (Some(Command::Launch(a)), _) => launch(&cli.common, a),
         (Some(Command::Report(a)), _) => report_cmd::report(&cli.common, a),
         (Some(Command::EmergencyStop(a)), _) => remote::emergency_stop(&cli.common, a),
@@ -41,8 +42,14 @@ fn dispatch(cli: &Cli) -> Result<u8, CliError> {
     }
 }
 
+/// The effective config (profile and file layered); prints a warning line per fault that can
+/// never fire.
 fn load_config(common: &CommonArgs) -> Result<Config, CliError> {
-    Ok(Config::load(common.config.as_deref(), common.profile.as_deref())?)
+    let cfg = Config::load(common.config.as_deref(), common.profile.as_deref())?;
+    for w in cfg.warnings() {
+        crate::progress::warn(&format!("stressctl: warning: {w}"));
+    }
+    Ok(cfg)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

@@ -42,3 +42,42 @@ impl fmt::Display for HumanDuration {
 pub fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
+
+/// `#[serde(with = "human")]` for a `Duration` field: read and written as a humantime string
+/// (`"30s"`), so a printed config reads like a written one and parses back to the same value.
+pub(crate) mod human {
+    use super::HumanDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes `d` exactly (down to nanoseconds), e.g. `"1h 30m"`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    /// Reads a humantime string; a bare number is an error that says how to write it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        HumanDuration::deserialize(d).map(|h| h.0)
+    }
+}
+
+/// `#[serde(with = "human_opt")]` for an optional `Duration` field (absent when `None`; pair it
+/// with `default` and `skip_serializing_if = "Option::is_none"`).
+pub(crate) mod human_opt {
+    use super::HumanDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes the duration like [`super::human`]; `None` must be skipped by the caller.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::human::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a humantime string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        HumanDuration::deserialize(d).map(|h| Some(h.0))
+    }
+}

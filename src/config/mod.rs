@@ -2,17 +2,30 @@
 //! (`deny_unknown_fields`) and validated once into typed values.
 //!
 //! Every error names the source (file or embedded profile), the key and the allowed range, and is
-//! raised before anything is started.
+//! raised before anything is started. A profile and a file combine in layers (`layer.rs`): the
+//! profile is the base and the file's keys override it, and an error names the layer its key
+//! came from. The validated [`Config`] serializes back to a complete TOML document
+//! ([`Config::to_toml`], `stressctl check --print-config`) that parses to the same values.
+//!
+//! Where each part lives: the settings tables (one struct each, defaults included) in
+//! `settings.rs`, the TOML shape of the structural entries in `raw.rs`, the checks in
+//! `validate.rs` and `faults.rs` (the `[[faults]]` entries and their warnings), the merging of
+//! layers in `layer.rs`, durations in `duration.rs`.
 
 mod duration;
+mod faults;
+mod layer;
 mod raw;
+mod settings;
+mod validate;
 
 pub use duration::{fmt_duration, HumanDuration};
+pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
-use crate::breaker::BreakerConfig;
-use raw::*;
-use serde::Serialize;
-use std::fmt;
+use duration::{human, human_opt};
+use raw::{RawConfig, RawSafetyFile};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,7 +56,7 @@ pub enum ConfigError {
     /// A value out of its allowed range.
     #[error("config error in {source_name}: `{key}` = {value}: {allowed}")]
     Invalid {
-        /// File name or `<profile NAME>`.
+        /// File name or `<profile NAME>`: the layer the key came from.
         source_name: String,
         /// Dotted key, e.g. `phases[2].sessions`.
         key: String,
@@ -55,10 +68,19 @@ pub enum ConfigError {
     /// Unknown profile name.
     #[error("unknown profile {0:?}: choose `quick` (a few minutes) or `overnight` (8–14 h)")]
     UnknownProfile(String),
+    /// The validated config could not be written back as TOML (a bug: every value read from TOML
+    /// can be written as TOML).
+    #[error("cannot write the effective config of {source_name} as TOML: {message} (please report this)")]
+    Render {
+        /// Where the config came from.
+        source_name: String,
+        /// The serializer's message.
+        message: String,
+    },
 }
 
 /// How hard a phase pushes; decides its default success criteria.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StressLevel {
     /// 95 % / p95 < 2 s.
@@ -94,16 +116,18 @@ impl StressLevel {
 }
 
 /// Success criteria of a phase.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Criteria {
     /// Minimum success rate (0..=1).
     pub min_success_rate: f64,
     /// p95 latency must be below this.
+    #[serde(with = "human")]
     pub max_p95: Duration,
 }
 
-/// Which task a phase runs.
-#[derive(Clone, Debug, PartialEq)]
+/// Which task a phase runs. Serialized as the `[task]` table it is written as (`kind = "…"`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskSpec {
     /// Matrix multiply on WebGPU, verified in the page against a CPU reference.
     Webgpu {
@@ -122,8 +146,10 @@ pub enum TaskSpec {
     /// No browser: latency and failure drawn from a distribution. Always labelled synthetic.
     Synthetic {
         /// Mean latency.
+        #[serde(with = "human")]
         latency: Duration,
         /// Uniform jitter added/subtracted around the mean.
+        #[serde(with = "human")]
         jitter: Duration,
         /// Probability that an op fails (0..=1).
         failure_probability: f64,
@@ -146,76 +172,22 @@ impl TaskSpec {
     }
 }
 
-/// Resource thresholds (percent 1–100) applied by the guardian.
+/// One phase of a campaign. Serialized as the `[[phases]]` entry it is written as, every key
+/// explicit (criteria and task included).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SafetyConfig {
-    /// How often the guardian samples.
-    #[serde(serialize_with = "ser_duration_ms")]
-    pub sample_interval: Duration,
-    /// Memory used % that counts as a violation when exceeded.
-    pub memory_percent: f64,
-    /// System CPU % that counts as a violation when exceeded.
-    pub cpu_percent: f64,
-    /// Disk used % (filesystem of the output dir) that counts as a violation.
-    pub disk_percent: f64,
-    /// Violations in a row that trip the emergency stop.
-    pub consecutive_violations: u32,
-    /// Hard cap on the whole campaign's wall time.
-    #[serde(serialize_with = "ser_duration_ms")]
-    pub max_campaign_duration: Duration,
-    /// A browser whose process tree RSS exceeds this has its session recycled.
-    pub max_browser_rss_bytes: Option<u64>,
-}
-
-impl Default for SafetyConfig {
-    fn default() -> Self {
-        SafetyConfig {
-            sample_interval: Duration::from_secs(2),
-            memory_percent: 80.0,
-            cpu_percent: 85.0,
-            disk_percent: 90.0,
-            consecutive_violations: 3,
-            max_campaign_duration: Duration::from_secs(12 * 3600),
-            max_browser_rss_bytes: None,
-        }
-    }
-}
-
-/// Per-phase overrides of the thresholds.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SafetyOverrides {
-    /// Override of `memory_percent`.
-    pub memory_percent: Option<f64>,
-    /// Override of `cpu_percent`.
-    pub cpu_percent: Option<f64>,
-    /// Override of `disk_percent`.
-    pub disk_percent: Option<f64>,
-}
-
-impl SafetyConfig {
-    /// The thresholds with a phase's overrides applied.
-    pub fn with_overrides(&self, o: &SafetyOverrides) -> SafetyConfig {
-        SafetyConfig {
-            memory_percent: o.memory_percent.unwrap_or(self.memory_percent),
-            cpu_percent: o.cpu_percent.unwrap_or(self.cpu_percent),
-            disk_percent: o.disk_percent.unwrap_or(self.disk_percent),
-            ..self.clone()
-        }
-    }
-}
-
-/// One phase of a campaign.
-#[derive(Clone, Debug, PartialEq)]
 pub struct PhaseConfig {
     /// Name, e.g. `moderate-1`.
     pub name: String,
     /// Wall-time budget of the phase.
+    #[serde(with = "human")]
     pub duration: Duration,
     /// Concurrent sessions.
     pub sessions: u32,
     /// Optional cap of ops per session (the phase ends early when all sessions reach it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ops_per_session: Option<u64>,
     /// Pause between two ops of one session.
+    #[serde(with = "human")]
     pub think_time: Duration,
     /// Level (decides default criteria).
     pub stress_level: StressLevel,
@@ -224,10 +196,11 @@ pub struct PhaseConfig {
     /// Task of this phase.
     pub task: TaskSpec,
     /// Threshold overrides.
+    #[serde(skip_serializing_if = "SafetyOverrides::is_empty")]
     pub safety: SafetyOverrides,
 }
 
-/// A WebDriver endpoint.
+/// A WebDriver endpoint. Serialized as its `[[workers]]` entry (`raw.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerConfig {
     /// Stable id (`worker:<id>` breaker key).
@@ -241,30 +214,12 @@ pub struct WorkerConfig {
 pub enum WorkerEndpoint {
     /// stressctl spawns chromedriver on a free loopback port.
     Managed,
-    /// An existing WebDriver URL (chromedriver, Selenium Grid).
+    /// An existing WebDriver URL (chromedriver, Selenium Grid): `http` or `https`, a host and a
+    /// port in 1–65535, checked when the config is read.
     Remote(String),
 }
 
-/// Browser settings for sessions.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BrowserConfig {
-    /// The browser binary.
-    pub chromium: PathBuf,
-    /// The driver binary (managed workers).
-    pub chromedriver: PathBuf,
-    /// Run headless (default true).
-    pub headless: bool,
-    /// Extra arguments appended to the mandatory ones.
-    pub extra_args: Vec<String>,
-    /// Recycle a session after this many ops.
-    pub max_ops_per_session: u64,
-    /// Time limit of a single op.
-    pub op_timeout: Duration,
-    /// Time limit for opening a session (browser launch).
-    pub session_timeout: Duration,
-}
-
-/// A fault to inject on purpose.
+/// A fault to inject on purpose. Serialized as its `[[faults]]` entry (`raw.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultConfig {
     /// What to do.
@@ -280,7 +235,7 @@ pub struct FaultConfig {
 }
 
 /// Fault kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// SIGKILL a browser process.
@@ -317,63 +272,12 @@ pub enum FaultSchedule {
     Probability(f64),
 }
 
-/// Recovery / retry settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecoveryConfig {
-    /// Base of the exponential backoff.
-    pub backoff_base: Duration,
-    /// Cap of the exponential backoff.
-    pub backoff_cap: Duration,
-    /// Highest ladder level tried (1..=5).
-    pub max_level: u8,
-    /// Matrix size used by "adjusted settings" (level 4).
-    pub reduced_matrix_size: u32,
-}
-
-/// Breaker configs per scope.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct BreakersConfig {
-    /// `worker:<id>`.
-    pub worker: BreakerConfig,
-    /// `browser:<name>`.
-    pub browser: BreakerConfig,
-    /// `task:<kind>`.
-    pub task: BreakerConfig,
-}
-
-/// Campaign-level settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CampaignSettings {
-    /// Display name.
-    pub name: String,
-    /// If set, phase durations were scaled to sum to this.
-    pub total_duration: Option<Duration>,
-    /// Health-gated phase starts.
-    pub progressive_escalation: bool,
-    /// Health needed to start a phase as planned (0..=100).
-    pub baseline_health_requirement: f64,
-    /// How long a phase start may be delayed waiting for health.
-    pub escalation_delay: Duration,
-    /// Halt after this many failing phases in a row.
-    pub max_consecutive_failed_phases: u32,
-    /// Fraction of phases that must pass.
-    pub pass_phase_ratio: f64,
-    /// Overall success rate needed.
-    pub pass_success_rate: f64,
-    /// Resume after a resource emergency stop once health recovers.
-    pub auto_recovery: bool,
-    /// Wait before trying to resume.
-    pub cooldown: Duration,
-    /// Maximum auto-recoveries.
-    pub max_auto_recoveries: u32,
-    /// In-flight grace on a graceful stop.
-    pub grace_period: Duration,
-}
-
-/// The validated configuration.
+/// The validated configuration. Serializes as the complete TOML document of what will run
+/// (every key explicit, defaults included), which parses back to the same values.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where it came from (file path or `<profile quick>`).
+    /// Where it came from (file path, `<profile quick>`, or `<profile quick> + FILE` when a file
+    /// was layered over a profile).
     pub source: String,
     /// Profile name (`quick`, `overnight`, or the file's `[campaign] name`).
     pub profile: String,
@@ -393,52 +297,146 @@ pub struct Config {
     pub phases: Vec<PhaseConfig>,
     /// Faults to inject.
     pub faults: Vec<FaultConfig>,
-    /// The source text (stored with the campaign so resume uses the same config).
+    /// The effective config as TOML ([`Config::to_toml`]), stored with the campaign so that
+    /// resume and reports read back exactly what ran, whatever layers it was built from.
     pub text: String,
 }
 
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_struct("Config", 8)?;
+        m.serialize_field("campaign", &self.campaign)?;
+        m.serialize_field("browser", &self.browser)?;
+        m.serialize_field("safety", &self.safety)?;
+        m.serialize_field("breaker", &self.breakers)?;
+        m.serialize_field("recovery", &self.recovery)?;
+        m.serialize_field("workers", &self.workers)?;
+        m.serialize_field("phases", &self.phases)?;
+        if self.faults.is_empty() {
+            m.skip_field("faults")?;
+        } else {
+            m.serialize_field("faults", &self.faults)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for WorkerConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        raw::RawWorker::from(self).serialize(s)
+    }
+}
+
+impl Serialize for FaultConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        raw::RawFault::from(self).serialize(s)
+    }
+}
+
+/// One config text and the name errors give it (a path or `<profile NAME>`).
+struct Layer<'a> {
+    name: String,
+    text: &'a str,
+}
+
 impl Config {
-    /// Loads the config from a file, or the named profile (default `quick`).
+    /// Loads the config. With only `file`, the file alone; with only `profile` (default `quick`),
+    /// that embedded profile; with both, the profile is the base and the file is layered over it:
+    /// its tables and keys override the profile's, and its `[[phases]]`, `[[workers]]` and
+    /// `[[faults]]` lists replace the profile's (see `layer.rs`).
     pub fn load(file: Option<&Path>, profile: Option<&str>) -> Result<Config, ConfigError> {
-        match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-                Config::parse(&text, &path.display().to_string())
-            }
-            None => {
-                let name = profile.unwrap_or("quick");
+        let base = match (file, profile) {
+            (Some(_), None) => None,
+            (_, name) => {
+                let name = name.unwrap_or("quick");
                 let text = match name {
                     "quick" => QUICK_PROFILE,
                     "overnight" => OVERNIGHT_PROFILE,
                     other => return Err(ConfigError::UnknownProfile(other.to_string())),
                 };
-                let mut c = Config::parse(text, &format!("<profile {name}>"))?;
-                c.profile = name.to_string();
-                Ok(c)
+                Some((name, text))
             }
+        };
+        let file_text = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?),
+            None => None,
+        };
+        let mut layers = Vec::new();
+        if let Some((name, text)) = base {
+            layers.push(Layer { name: format!("<profile {name}>"), text });
         }
+        if let (Some(path), Some(text)) = (file, &file_text) {
+            layers.push(Layer { name: path.display().to_string(), text });
+        }
+        let mut c = Config::parse_layers(&layers)?;
+        if let Some((name, _)) = base {
+            c.profile = name.to_string();
+        }
+        Ok(c)
     }
 
-    /// Replaces the `[safety]` table with the one in `path` (`launch --safety FILE`).
+    /// Replaces the `[safety]` table with the one in `path` (`launch --safety FILE`); keys the
+    /// file leaves out take their defaults.
     pub fn apply_safety_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let src = path.display().to_string();
         let raw: RawSafetyFile =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { source_name: src.clone(), message: e.to_string() })?;
-        let v = Validator { src: &src };
-        self.safety = v.safety(&raw.safety.unwrap_or_default())?;
-        // keep the text of the override with the campaign for resume
-        self.text.push_str("\n# --safety ");
-        self.text.push_str(&src);
-        self.text.push('\n');
+        let safety = raw.safety.unwrap_or_default();
+        validate::Validator::single(&src).safety(&safety)?;
+        self.safety = safety;
+        // the stored text is what runs: resume keeps the override
+        self.text = self.to_toml()?;
         Ok(())
     }
 
     /// Parses and validates config text.
     pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { source_name: source_name.to_string(), message: e.to_string() })?;
-        Validator { src: source_name }.config(raw, text)
+        Config::parse_layers(&[Layer { name: source_name.to_string(), text }])
+    }
+
+    /// Parses each layer strictly on its own (so syntax, unknown keys and wrong types are reported
+    /// with the layer's name, line and column), merges them at the TOML value level and
+    /// validates the result once.
+    fn parse_layers(layers: &[Layer]) -> Result<Config, ConfigError> {
+        let mut tables = Vec::with_capacity(layers.len());
+        let mut raw = None;
+        for l in layers {
+            let parse_err = |e: toml::de::Error| ConfigError::Parse { source_name: l.name.clone(), message: e.to_string() };
+            raw = Some(toml::from_str::<RawConfig>(l.text).map_err(parse_err)?);
+            tables.push(l.text.parse::<toml::Table>().map_err(parse_err)?);
+        }
+        let source = layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(" + ");
+        let merged = tables.iter().cloned().reduce(layer::merge).unwrap_or_default();
+        let raw = match raw {
+            Some(raw) if layers.len() == 1 => raw,
+            _ => RawConfig::deserialize(merged.clone())
+                .map_err(|e| ConfigError::Parse { source_name: source.clone(), message: e.to_string() })?,
+        };
+        let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+        let origin = layer::Origin::new(&names, &tables);
+        let mut c = validate::Validator::new(origin).config(raw)?;
+        c.source = source;
+        c.profile = match merged.get("campaign").and_then(|t| t.get("name")).and_then(|n| n.as_str()) {
+            Some(name) => name.to_string(),
+            None => "custom".into(),
+        };
+        c.text = c.to_toml()?;
+        Ok(c)
+    }
+
+    /// The effective config as a complete TOML document: every key explicit (defaults, criteria
+    /// and each phase's task included), phase durations as they will run. It parses back to the
+    /// same values (`stressctl check --print-config`; stored with each campaign).
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let body = toml::to_string(self).map_err(|e| ConfigError::Render { source_name: self.source.clone(), message: e.to_string() })?;
+        Ok(format!("# effective config of {}: every key explicit, defaults included\n\n{body}", self.source))
+    }
+
+    /// Warnings about settings that are valid but cannot do what they say, one line each (e.g. a
+    /// fault whose `every` is longer than the phases it applies to). The CLI prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        faults::warnings(self)
     }
 
     /// The thresholds in force for phase `i`.
@@ -457,418 +455,6 @@ impl Config {
     /// Whether any phase needs a browser.
     pub fn needs_browser(&self) -> bool {
         self.phases.iter().any(|p| p.task.needs_browser())
-    }
-}
-
-struct Validator<'a> {
-    src: &'a str,
-}
-
-impl Validator<'_> {
-    fn err(&self, key: impl Into<String>, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { source_name: self.src.to_string(), key: key.into(), value: value.to_string(), allowed: allowed.into() }
-    }
-
-    fn percent(&self, key: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
-        let v = v.unwrap_or(default);
-        if !(1.0..=100.0).contains(&v) || !v.is_finite() {
-            return Err(self.err(key, v, "must be a percentage from 1 to 100"));
-        }
-        Ok(v)
-    }
-
-    fn fraction(&self, key: &str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
-        let v = v.unwrap_or(default);
-        if !(0.0..=1.0).contains(&v) || !v.is_finite() {
-            return Err(self.err(key, v, "must be a fraction from 0.0 to 1.0"));
-        }
-        Ok(v)
-    }
-
-    fn dur(&self, key: &str, v: Option<HumanDuration>, default: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
-        let d = v.map(|h| h.0).unwrap_or(default);
-        if d < min || d > max {
-            return Err(self.err(
-                key,
-                format!("\"{}\"", fmt_duration(d)),
-                format!("must be from {} to {}", fmt_duration(min), fmt_duration(max)),
-            ));
-        }
-        Ok(d)
-    }
-
-    fn int<T: Copy + PartialOrd + fmt::Display>(&self, key: &str, v: Option<T>, default: T, min: T, max: T) -> Result<T, ConfigError> {
-        let v = v.unwrap_or(default);
-        if v < min || v > max {
-            return Err(self.err(key, v, format!("must be from {min} to {max}")));
-        }
-        Ok(v)
-    }
-
-    fn config(&self, raw: RawConfig, text: &str) -> Result<Config, ConfigError> {
-        let rc = raw.campaign.unwrap_or_default();
-        let hour = Duration::from_secs(3600);
-        let day = 24 * hour;
-        let campaign = CampaignSettings {
-            name: rc.name.clone().unwrap_or_else(|| "campaign".into()),
-            total_duration: match rc.total_duration {
-                Some(d) => Some(self.dur("campaign.total_duration", Some(d), d.0, Duration::from_secs(1), 7 * day)?),
-                None => None,
-            },
-            progressive_escalation: rc.progressive_escalation.unwrap_or(true),
-            baseline_health_requirement: {
-                let v = rc.baseline_health_requirement.unwrap_or(70.0);
-                if !(0.0..=100.0).contains(&v) {
-                    return Err(self.err("campaign.baseline_health_requirement", v, "must be a health score from 0 to 100"));
-                }
-                v
-            },
-            escalation_delay: self.dur("campaign.escalation_delay", rc.escalation_delay, Duration::from_secs(60), Duration::ZERO, day)?,
-            max_consecutive_failed_phases: self.int(
-                "campaign.max_consecutive_failed_phases",
-                rc.max_consecutive_failed_phases,
-                3,
-                1,
-                100,
-            )?,
-            pass_phase_ratio: self.fraction("campaign.pass_phase_ratio", rc.pass_phase_ratio, 0.70)?,
-            pass_success_rate: self.fraction("campaign.pass_success_rate", rc.pass_success_rate, 0.90)?,
-            auto_recovery: rc.auto_recovery.unwrap_or(true),
-            cooldown: self.dur("campaign.cooldown", rc.cooldown, Duration::from_secs(30 * 60), Duration::ZERO, day)?,
-            max_auto_recoveries: self.int("campaign.max_auto_recoveries", rc.max_auto_recoveries, 2, 0, 100)?,
-            grace_period: self.dur(
-                "campaign.grace_period",
-                rc.grace_period,
-                Duration::from_secs(5),
-                Duration::ZERO,
-                Duration::from_secs(600),
-            )?,
-        };
-
-        let rb = raw.browser.unwrap_or_default();
-        let browser = BrowserConfig {
-            chromium: rb.chromium.unwrap_or_else(|| PathBuf::from("/usr/bin/chromium")),
-            chromedriver: rb.chromedriver.unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver")),
-            headless: rb.headless.unwrap_or(true),
-            extra_args: rb.extra_args.unwrap_or_default(),
-            max_ops_per_session: self.int("browser.max_ops_per_session", rb.max_ops_per_session, 1000, 1, u64::MAX)?,
-            op_timeout: self.dur("browser.op_timeout", rb.op_timeout, Duration::from_secs(30), Duration::from_millis(100), hour)?,
-            session_timeout: self.dur(
-                "browser.session_timeout",
-                rb.session_timeout,
-                Duration::from_secs(60),
-                Duration::from_secs(1),
-                hour,
-            )?,
-        };
-        for (i, a) in browser.extra_args.iter().enumerate() {
-            if a.starts_with("--user-data-dir") || a.starts_with("--remote-debugging") {
-                return Err(self.err(
-                    format!("browser.extra_args[{i}]"),
-                    a,
-                    "stressctl sets --user-data-dir and debugging flags itself; remove it",
-                ));
-            }
-        }
-
-        let safety = self.safety(&raw.safety.unwrap_or_default())?;
-        let breakers = self.breakers(raw.breaker.unwrap_or_default())?;
-
-        let rr = raw.recovery.unwrap_or_default();
-        let recovery = RecoveryConfig {
-            backoff_base: self.dur(
-                "recovery.backoff_base",
-                rr.backoff_base,
-                Duration::from_millis(100),
-                Duration::from_millis(1),
-                Duration::from_secs(60),
-            )?,
-            backoff_cap: self.dur(
-                "recovery.backoff_cap",
-                rr.backoff_cap,
-                Duration::from_secs(5),
-                Duration::from_millis(1),
-                Duration::from_secs(600),
-            )?,
-            max_level: self.int("recovery.max_level", rr.max_level, 5, 1, 5)?,
-            reduced_matrix_size: self.int("recovery.reduced_matrix_size", rr.reduced_matrix_size, 32, 4, 4096)?,
-        };
-
-        // workers
-        let mut workers = Vec::new();
-        let raw_workers = raw.workers.unwrap_or_default();
-        if raw_workers.is_empty() {
-            workers.push(WorkerConfig { id: "local".into(), endpoint: WorkerEndpoint::Managed });
-        }
-        for (i, w) in raw_workers.into_iter().enumerate() {
-            let key = format!("workers[{i}]");
-            if w.id.is_empty() || !w.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(self.err(format!("{key}.id"), format!("{:?}", w.id), "must be non-empty, letters, digits, '-' or '_'"));
-            }
-            if workers.iter().any(|x: &WorkerConfig| x.id == w.id) {
-                return Err(self.err(format!("{key}.id"), format!("{:?}", w.id), "must be unique"));
-            }
-            let endpoint = match (w.managed.unwrap_or(false), w.url) {
-                (true, None) => WorkerEndpoint::Managed,
-                (false, Some(u)) => {
-                    if !(u.starts_with("http://") || u.starts_with("https://")) {
-                        return Err(self.err(format!("{key}.url"), format!("{u:?}"), "must be an http:// or https:// WebDriver URL"));
-                    }
-                    WorkerEndpoint::Remote(u)
-                }
-                (true, Some(_)) => return Err(self.err(&key, "managed = true and url", "give either `managed = true` or `url`, not both")),
-                (false, None) => {
-                    return Err(self.err(&key, "neither managed nor url", "give `managed = true` or `url = \"http://127.0.0.1:PORT\"`"))
-                }
-            };
-            workers.push(WorkerConfig { id: w.id, endpoint });
-        }
-
-        // default task
-        let default_task = self.task("task", raw.task.as_ref())?;
-
-        // phases
-        let raw_phases = raw.phases.unwrap_or_default();
-        if raw_phases.is_empty() {
-            return Err(self.err("phases", "[]", "at least one [[phases]] entry is required"));
-        }
-        let mut phases = Vec::with_capacity(raw_phases.len());
-        for (i, p) in raw_phases.into_iter().enumerate() {
-            let key = format!("phases[{i}]");
-            if p.name.trim().is_empty() {
-                return Err(self.err(format!("{key}.name"), "\"\"", "must be a non-empty name"));
-            }
-            if phases.iter().any(|x: &PhaseConfig| x.name == p.name) {
-                return Err(self.err(format!("{key}.name"), format!("{:?}", p.name), "phase names must be unique"));
-            }
-            let level = p.stress_level.unwrap_or(StressLevel::Moderate);
-            let mut criteria = level.default_criteria();
-            if let Some(c) = &p.criteria {
-                if let Some(r) = c.min_success_rate {
-                    criteria.min_success_rate = self.fraction(&format!("{key}.criteria.min_success_rate"), Some(r), 0.0)?;
-                }
-                if let Some(d) = c.max_p95 {
-                    criteria.max_p95 = self.dur(&format!("{key}.criteria.max_p95"), Some(d), d.0, Duration::from_millis(1), hour)?;
-                }
-            }
-            let task = match &p.task {
-                Some(t) => self.task(&format!("{key}.task"), Some(t))?,
-                None => default_task.clone(),
-            };
-            let ps = p.safety.unwrap_or_default();
-            let safety = SafetyOverrides {
-                memory_percent: ps.memory_percent.map(|v| self.percent(&format!("{key}.safety.memory_percent"), Some(v), v)).transpose()?,
-                cpu_percent: ps.cpu_percent.map(|v| self.percent(&format!("{key}.safety.cpu_percent"), Some(v), v)).transpose()?,
-                disk_percent: ps.disk_percent.map(|v| self.percent(&format!("{key}.safety.disk_percent"), Some(v), v)).transpose()?,
-            };
-            phases.push(PhaseConfig {
-                name: p.name,
-                duration: self.dur(&format!("{key}.duration"), Some(p.duration), p.duration.0, Duration::from_secs(1), 2 * day)?,
-                sessions: self.int(&format!("{key}.sessions"), Some(p.sessions), 1, 1, 64)?,
-                ops_per_session: match p.ops_per_session {
-                    Some(n) => Some(self.int(&format!("{key}.ops_per_session"), Some(n), 1, 1, u64::MAX)?),
-                    None => None,
-                },
-                think_time: self.dur(&format!("{key}.think_time"), p.think_time, Duration::ZERO, Duration::ZERO, hour)?,
-                stress_level: level,
-                criteria,
-                task,
-                safety,
-            });
-        }
-
-        // fit phases into total_duration
-        if let Some(total) = campaign.total_duration {
-            let planned: f64 = phases.iter().map(|p| p.duration.as_secs_f64()).sum();
-            let scale = total.as_secs_f64() / planned;
-            for p in &mut phases {
-                p.duration = Duration::from_secs_f64((p.duration.as_secs_f64() * scale).max(1.0));
-            }
-        }
-        let total: Duration = phases.iter().map(|p| p.duration).sum();
-        if total > safety.max_campaign_duration {
-            return Err(self.err(
-                "safety.max_campaign_duration",
-                format!("\"{}\"", fmt_duration(safety.max_campaign_duration)),
-                format!("the phases add up to {}: raise max_campaign_duration or set campaign.total_duration", fmt_duration(total)),
-            ));
-        }
-
-        // faults
-        let mut faults = Vec::new();
-        for (i, f) in raw.faults.unwrap_or_default().into_iter().enumerate() {
-            let key = format!("faults[{i}]");
-            let schedule = match (f.every, f.probability) {
-                (Some(d), None) => {
-                    FaultSchedule::Every(self.dur(&format!("{key}.every"), Some(d), d.0, Duration::from_millis(100), day)?)
-                }
-                (None, Some(p)) => {
-                    if !(p > 0.0 && p <= 1.0) {
-                        return Err(self.err(format!("{key}.probability"), p, "must be in (0, 1] (per op)"));
-                    }
-                    FaultSchedule::Probability(p)
-                }
-                _ => return Err(self.err(&key, "schedule", "give exactly one of `every = \"20s\"` or `probability = 0.05`")),
-            };
-            if let Some(w) = &f.worker {
-                if !workers.iter().any(|x| &x.id == w) {
-                    return Err(self.err(
-                        format!("{key}.worker"),
-                        format!("{w:?}"),
-                        format!("must name a [[workers]] id ({})", workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", ")),
-                    ));
-                }
-            }
-            for ph in &f.phases.clone().unwrap_or_default() {
-                if !phases.iter().any(|p| &p.name == ph) {
-                    return Err(self.err(format!("{key}.phases"), format!("{ph:?}"), "must name phases of this campaign"));
-                }
-            }
-            let permanent = f.permanent.unwrap_or(false);
-            if permanent && f.kind != FaultKind::KillDriver {
-                return Err(self.err(format!("{key}.permanent"), "true", "only applies to kind = \"kill_driver\""));
-            }
-            faults.push(FaultConfig { kind: f.kind, schedule, worker: f.worker, phases: f.phases.unwrap_or_default(), permanent });
-        }
-
-        Ok(Config {
-            source: self.src.to_string(),
-            profile: rc.name.unwrap_or_else(|| "custom".into()),
-            campaign,
-            browser,
-            safety,
-            breakers,
-            recovery,
-            workers,
-            phases,
-            faults,
-            text: text.to_string(),
-        })
-    }
-
-    fn safety(&self, s: &RawSafety) -> Result<SafetyConfig, ConfigError> {
-        let d = SafetyConfig::default();
-        Ok(SafetyConfig {
-            sample_interval: self.dur(
-                "safety.sample_interval",
-                s.sample_interval,
-                d.sample_interval,
-                Duration::from_millis(250),
-                Duration::from_secs(3600),
-            )?,
-            memory_percent: self.percent("safety.memory_percent", s.memory_percent, d.memory_percent)?,
-            cpu_percent: self.percent("safety.cpu_percent", s.cpu_percent, d.cpu_percent)?,
-            disk_percent: self.percent("safety.disk_percent", s.disk_percent, d.disk_percent)?,
-            consecutive_violations: self.int(
-                "safety.consecutive_violations",
-                s.consecutive_violations,
-                d.consecutive_violations,
-                1,
-                1000,
-            )?,
-            max_campaign_duration: self.dur(
-                "safety.max_campaign_duration",
-                s.max_campaign_duration,
-                d.max_campaign_duration,
-                Duration::from_secs(1),
-                Duration::from_secs(7 * 24 * 3600),
-            )?,
-            max_browser_rss_bytes: match s.max_browser_rss_mb {
-                Some(mb) => Some(self.int("safety.max_browser_rss_mb", Some(mb), 1, 64, 1 << 20)? * 1024 * 1024),
-                None => None,
-            },
-        })
-    }
-
-    fn breakers(&self, b: RawBreakers) -> Result<BreakersConfig, ConfigError> {
-        let base = self.breaker("breaker", &b.defaults(), BreakerConfig::default())?;
-        Ok(BreakersConfig {
-            worker: self.breaker("breaker.worker", &b.worker.unwrap_or_default(), base.clone())?,
-            browser: self.breaker("breaker.browser", &b.browser.unwrap_or_default(), base.clone())?,
-            task: self.breaker("breaker.task", &b.task.unwrap_or_default(), base)?,
-        })
-    }
-
-    fn breaker(&self, key: &str, r: &RawBreaker, base: BreakerConfig) -> Result<BreakerConfig, ConfigError> {
-        let c = BreakerConfig {
-            failure_threshold: r.failure_threshold.unwrap_or(base.failure_threshold),
-            failure_rate_threshold: r.failure_rate_threshold.unwrap_or(base.failure_rate_threshold),
-            window_size: r.window_size.unwrap_or(base.window_size),
-            minimum_calls: r.minimum_calls.unwrap_or(base.minimum_calls),
-            recovery_timeout: r.recovery_timeout.map(|d| d.0).unwrap_or(base.recovery_timeout),
-            backoff_factor: r.backoff_factor.unwrap_or(base.backoff_factor),
-            max_recovery_timeout: r.max_recovery_timeout.map(|d| d.0).unwrap_or(base.max_recovery_timeout),
-            half_open_max_calls: r.half_open_max_calls.unwrap_or(base.half_open_max_calls),
-            success_threshold: r.success_threshold.unwrap_or(base.success_threshold),
-        };
-        c.validate().map_err(|m| self.err(key, "table", m))?;
-        Ok(c)
-    }
-
-    fn task(&self, key: &str, t: Option<&RawTask>) -> Result<TaskSpec, ConfigError> {
-        let Some(t) = t else {
-            return Ok(TaskSpec::Webgpu { matrix_size: 128 });
-        };
-        let kind = t.kind.as_deref().unwrap_or("webgpu");
-        let check_unused = |name: &str, present: bool, for_kind: &str| -> Result<(), ConfigError> {
-            if present {
-                Err(self.err(format!("{key}.{name}"), "set", format!("only applies to kind = \"{for_kind}\"")))
-            } else {
-                Ok(())
-            }
-        };
-        match kind {
-            "webgpu" => {
-                check_unused("url", t.url.is_some(), "page")?;
-                check_unused("failure_probability", t.failure_probability.is_some(), "synthetic")?;
-                Ok(TaskSpec::Webgpu { matrix_size: self.int(&format!("{key}.matrix_size"), t.matrix_size, 128, 4, 2048)? })
-            }
-            "webnn" => Ok(TaskSpec::Webnn),
-            "page" => {
-                let url =
-                    t.url.clone().ok_or_else(|| self.err(format!("{key}.url"), "missing", "kind = \"page\" needs url = \"http://…\""))?;
-                if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
-                    return Err(self.err(format!("{key}.url"), format!("{url:?}"), "must be an http://, https:// or file:// URL"));
-                }
-                let script = t.script.clone().ok_or_else(|| {
-                    self.err(format!("{key}.script"), "missing", "kind = \"page\" needs script = \"…\" (async JS resolving {ok, metrics})")
-                })?;
-                Ok(TaskSpec::Page { url, script })
-            }
-            "synthetic" => {
-                check_unused("url", t.url.is_some(), "page")?;
-                let latency =
-                    self.dur(&format!("{key}.latency"), t.latency, Duration::from_millis(2), Duration::ZERO, Duration::from_secs(600))?;
-                let jitter = self.dur(&format!("{key}.jitter"), t.jitter, Duration::ZERO, Duration::ZERO, Duration::from_secs(600))?;
-                if jitter > latency {
-                    return Err(self.err(format!("{key}.jitter"), format!("\"{}\"", fmt_duration(jitter)), "must not exceed latency"));
-                }
-                Ok(TaskSpec::Synthetic {
-                    latency,
-                    jitter,
-                    failure_probability: self.fraction(&format!("{key}.failure_probability"), t.failure_probability, 0.0)?,
-                })
-            }
-            other => {
-                Err(self.err(format!("{key}.kind"), format!("{other:?}"), "must be one of \"webgpu\", \"webnn\", \"page\", \"synthetic\""))
-            }
-        }
-    }
-}
-
-fn ser_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
-}
-
-impl SafetyConfig {
-    /// The guardian's thresholds.
-    pub fn thresholds(&self) -> crate::guardian::Thresholds {
-        crate::guardian::Thresholds {
-            memory_percent: self.memory_percent,
-            cpu_percent: self.cpu_percent,
-            disk_percent: self.disk_percent,
-            consecutive_violations: self.consecutive_violations,
-        }
     }
 }
 

@@ -1,44 +1,44 @@
-//! The config file as written: every table rejects unknown keys.
+//! The config file as written (the TOML document): every table rejects unknown keys.
+//!
+//! The settings tables (`[campaign]`, `[browser]`, `[safety]`, `[recovery]`) are read straight
+//! into their typed structs, which carry their own defaults, so a setting is declared once: a
+//! field, its default, its range check (`validate.rs`). `[breaker]` is read at the TOML value level
+//! into [`BreakerConfig`]s. The structural entries (`[task]`, `[[workers]]`, `[[phases]]`,
+//! `[[faults]]`) have a raw form here because their typed form has another shape (an enum per
+//! task kind, an endpoint, a schedule).
 
-use super::{FaultKind, HumanDuration, StressLevel};
-use serde::Deserialize;
-use std::path::PathBuf;
+use super::{
+    BrowserConfig, CampaignSettings, FaultConfig, FaultKind, FaultSchedule, HumanDuration, RecoveryConfig, SafetyConfig, SafetyOverrides,
+    StressLevel, WorkerConfig, WorkerEndpoint,
+};
+use crate::breaker::BreakerConfig;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::time::Duration;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
-    pub campaign: Option<RawCampaign>,
+    #[serde(default)]
+    pub campaign: CampaignSettings,
     pub task: Option<RawTask>,
-    pub browser: Option<RawBrowser>,
-    pub safety: Option<RawSafety>,
-    pub breaker: Option<RawBreakers>,
-    pub recovery: Option<RawRecovery>,
+    #[serde(default)]
+    pub browser: BrowserConfig,
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    #[serde(default)]
+    pub breaker: BreakerTables,
+    #[serde(default)]
+    pub recovery: RecoveryConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,
 }
 
+/// A file given to `launch --safety`: only a `[safety]` table.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSafetyFile {
-    pub safety: Option<RawSafety>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCampaign {
-    pub name: Option<String>,
-    pub total_duration: Option<HumanDuration>,
-    pub progressive_escalation: Option<bool>,
-    pub baseline_health_requirement: Option<f64>,
-    pub escalation_delay: Option<HumanDuration>,
-    pub max_consecutive_failed_phases: Option<u32>,
-    pub pass_phase_ratio: Option<f64>,
-    pub pass_success_rate: Option<f64>,
-    pub auto_recovery: Option<bool>,
-    pub cooldown: Option<HumanDuration>,
-    pub max_auto_recoveries: Option<u32>,
-    pub grace_period: Option<HumanDuration>,
+    pub safety: Option<SafetyConfig>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -53,101 +53,85 @@ pub(super) struct RawTask {
     pub failure_probability: Option<f64>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawBrowser {
-    pub chromium: Option<PathBuf>,
-    pub chromedriver: Option<PathBuf>,
-    pub headless: Option<bool>,
-    pub extra_args: Option<Vec<String>>,
-    pub max_ops_per_session: Option<u64>,
-    pub op_timeout: Option<HumanDuration>,
-    pub session_timeout: Option<HumanDuration>,
+/// The breaker scopes that may override the top-level `[breaker]` keys.
+pub(super) const BREAKER_SCOPES: [&str; 3] = ["worker", "browser", "task"];
+
+/// `[breaker]`: its top-level keys apply to every scope; `[breaker.worker]`, `[breaker.browser]`
+/// and `[breaker.task]` override them for one scope. Both levels are merged at the TOML value
+/// level over the written-out defaults of [`BreakerConfig`], so no breaker setting is named here.
+#[derive(Default)]
+pub(super) struct BreakerTables {
+    /// The top-level keys over the defaults (checked on their own, as key `breaker`).
+    pub common: BreakerConfig,
+    /// Per scope, in [`BREAKER_SCOPES`] order.
+    pub scopes: [BreakerConfig; 3],
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSafety {
-    pub sample_interval: Option<HumanDuration>,
-    pub memory_percent: Option<f64>,
-    pub cpu_percent: Option<f64>,
-    pub disk_percent: Option<f64>,
-    pub consecutive_violations: Option<u32>,
-    pub max_campaign_duration: Option<HumanDuration>,
-    pub max_browser_rss_mb: Option<u64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPhaseSafety {
-    pub memory_percent: Option<f64>,
-    pub cpu_percent: Option<f64>,
-    pub disk_percent: Option<f64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawBreakers {
-    pub failure_threshold: Option<u32>,
-    pub failure_rate_threshold: Option<f64>,
-    pub window_size: Option<u32>,
-    pub minimum_calls: Option<u32>,
-    pub recovery_timeout: Option<HumanDuration>,
-    pub backoff_factor: Option<f64>,
-    pub max_recovery_timeout: Option<HumanDuration>,
-    pub half_open_max_calls: Option<u32>,
-    pub success_threshold: Option<u32>,
-    pub worker: Option<RawBreaker>,
-    pub browser: Option<RawBreaker>,
-    pub task: Option<RawBreaker>,
-}
-
-impl RawBreakers {
-    /// The top-level keys of `[breaker]`, which apply to every scope.
-    pub fn defaults(&self) -> RawBreaker {
-        RawBreaker {
-            failure_threshold: self.failure_threshold,
-            failure_rate_threshold: self.failure_rate_threshold,
-            window_size: self.window_size,
-            minimum_calls: self.minimum_calls,
-            recovery_timeout: self.recovery_timeout,
-            backoff_factor: self.backoff_factor,
-            max_recovery_timeout: self.max_recovery_timeout,
-            half_open_max_calls: self.half_open_max_calls,
-            success_threshold: self.success_threshold,
+impl<'de> Deserialize<'de> for BreakerTables {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut top = toml::Table::deserialize(d)?;
+        let scope_tables = BREAKER_SCOPES.map(|s| top.remove(s));
+        let defaults = toml::Table::try_from(AsToml(&BreakerConfig::default())).map_err(D::Error::custom)?;
+        let common_table = super::layer::merge(defaults, top);
+        let common = BreakerDef::deserialize(common_table.clone()).map_err(D::Error::custom)?;
+        let mut scopes: [BreakerConfig; 3] = Default::default();
+        for ((scope, table), slot) in BREAKER_SCOPES.iter().zip(scope_tables).zip(scopes.iter_mut()) {
+            *slot = match table {
+                None => common.clone(),
+                Some(toml::Value::Table(t)) => BreakerDef::deserialize(super::layer::merge(common_table.clone(), t))
+                    .map_err(|e| D::Error::custom(format!("in [breaker.{scope}]: {e}")))?,
+                Some(_) => return Err(D::Error::custom(format!("`breaker.{scope}` must be a table: write [breaker.{scope}]"))),
+            };
         }
+        Ok(BreakerTables { common, scopes })
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawBreaker {
-    pub failure_threshold: Option<u32>,
-    pub failure_rate_threshold: Option<f64>,
-    pub window_size: Option<u32>,
-    pub minimum_calls: Option<u32>,
-    pub recovery_timeout: Option<HumanDuration>,
-    pub backoff_factor: Option<f64>,
-    pub max_recovery_timeout: Option<HumanDuration>,
-    pub half_open_max_calls: Option<u32>,
-    pub success_threshold: Option<u32>,
+/// [`BreakerConfig`] written as TOML (durations as humantime strings). The compiler checks it
+/// against `BreakerConfig` field by field (serde `remote`); defaults and ranges stay there.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "BreakerConfig", deny_unknown_fields)]
+pub(super) struct BreakerDef {
+    failure_threshold: u32,
+    failure_rate_threshold: f64,
+    window_size: u32,
+    minimum_calls: u32,
+    #[serde(with = "super::human")]
+    recovery_timeout: Duration,
+    backoff_factor: f64,
+    #[serde(with = "super::human")]
+    max_recovery_timeout: Duration,
+    half_open_max_calls: u32,
+    success_threshold: u32,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRecovery {
-    pub backoff_base: Option<HumanDuration>,
-    pub backoff_cap: Option<HumanDuration>,
-    pub max_level: Option<u8>,
-    pub reduced_matrix_size: Option<u32>,
+/// A [`BreakerConfig`] serialized through [`BreakerDef`].
+struct AsToml<'a>(&'a BreakerConfig);
+
+impl Serialize for AsToml<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BreakerDef::serialize(self.0, s)
+    }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorker {
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub managed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+impl From<&WorkerConfig> for RawWorker {
+    fn from(w: &WorkerConfig) -> Self {
+        match &w.endpoint {
+            WorkerEndpoint::Managed => RawWorker { id: w.id.clone(), managed: Some(true), url: None },
+            WorkerEndpoint::Remote(u) => RawWorker { id: w.id.clone(), managed: None, url: Some(u.clone()) },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -168,16 +152,38 @@ pub(super) struct RawPhase {
     pub stress_level: Option<StressLevel>,
     pub criteria: Option<RawCriteria>,
     pub task: Option<RawTask>,
-    pub safety: Option<RawPhaseSafety>,
+    pub safety: Option<SafetyOverrides>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFault {
     pub kind: FaultKind,
-    pub every: Option<HumanDuration>,
+    #[serde(default, with = "super::human_opt", skip_serializing_if = "Option::is_none")]
+    pub every: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub permanent: Option<bool>,
+}
+
+impl From<&FaultConfig> for RawFault {
+    fn from(f: &FaultConfig) -> Self {
+        let (every, probability) = match f.schedule {
+            FaultSchedule::Every(d) => (Some(d), None),
+            FaultSchedule::Probability(p) => (None, Some(p)),
+        };
+        RawFault {
+            kind: f.kind,
+            every,
+            probability,
+            worker: f.worker.clone(),
+            phases: (!f.phases.is_empty()).then(|| f.phases.clone()),
+            permanent: Some(f.permanent),
+        }
+    }
 }

@@ -97,3 +97,273 @@ fn safety_file_replaces_the_table_and_phase_overrides_apply() {
     let e = c.apply_safety_file(&f).unwrap_err().to_string();
     assert!(e.contains("s.toml") && e.contains("memory_percnt"), "{e}");
 }
+
+/// `--profile quick --config FILE` with FILE's text.
+fn layered(profile: &str, file_text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("extra.toml");
+    std::fs::write(&f, file_text).unwrap();
+    Config::load(Some(&f), Some(profile))
+}
+
+/// Every typed value of two configs (source, profile and text aside).
+fn assert_same_values(a: &Config, b: &Config) {
+    assert_eq!(a.campaign, b.campaign);
+    assert_eq!(a.browser, b.browser);
+    assert_eq!(a.safety, b.safety);
+    assert_eq!(a.breakers, b.breakers);
+    assert_eq!(a.recovery, b.recovery);
+    assert_eq!(a.workers, b.workers);
+    assert_eq!(a.phases, b.phases);
+    assert_eq!(a.faults, b.faults);
+}
+
+const TWO_WORKERS_AND_A_FAULT: &str = "[[workers]]\nid = \"w1\"\nmanaged = true\n[[workers]]\nid = \"w2\"\nmanaged = true\n\
+     [[faults]]\nkind = \"kill_driver\"\nworker = \"w1\"\npermanent = true\nevery = \"20s\"\n";
+
+#[test]
+fn a_file_over_a_profile_overrides_its_keys_and_replaces_its_lists() {
+    let quick = Config::load(None, Some("quick")).unwrap();
+    // only [[workers]] and [[faults]]: the profile's phases and settings stay
+    let c = layered("quick", TWO_WORKERS_AND_A_FAULT).unwrap();
+    assert_eq!(c.profile, "quick");
+    assert!(c.source.contains("<profile quick>") && c.source.contains("extra.toml"), "{}", c.source);
+    assert_eq!(c.phases, quick.phases);
+    assert_eq!(c.safety, quick.safety);
+    assert_eq!(c.workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["w1", "w2"]);
+    assert_eq!(c.faults.len(), 1);
+    assert!(c.faults[0].permanent);
+
+    // one key of a table: only that key changes
+    let c = layered("quick", "[safety]\nmemory_percent = 70\n[campaign]\ncooldown = \"1m\"\n").unwrap();
+    assert_eq!(c.safety.memory_percent, 70.0);
+    assert_eq!(c.safety.cpu_percent, quick.safety.cpu_percent);
+    assert_eq!(c.safety.sample_interval, quick.safety.sample_interval);
+    assert_eq!(c.campaign.cooldown, Duration::from_secs(60));
+    assert_eq!(c.campaign.name, "quick");
+    assert_eq!(c.campaign.escalation_delay, quick.campaign.escalation_delay);
+
+    // [[phases]] in the file replace the profile's; the profile's [task] still applies to them
+    let c = layered("quick", MIN).unwrap();
+    assert_eq!(c.phases.len(), 1);
+    assert_eq!(c.phases[0].name, "p");
+    assert_eq!(c.phases[0].task, quick.phases[0].task);
+
+    // a [task] of another kind replaces the profile's whole [task] (its matrix_size means nothing)
+    let c = layered("quick", "[task]\nkind = \"synthetic\"\nlatency = \"1ms\"\n").unwrap();
+    assert!(c
+        .phases
+        .iter()
+        .all(|p| p.task == TaskSpec::Synthetic { latency: Duration::from_millis(1), jitter: Duration::ZERO, failure_probability: 0.0 }));
+    // of the same kind, its keys merge
+    let c = layered("quick", "[task]\nmatrix_size = 64\n").unwrap();
+    assert_eq!(c.phases[0].task, TaskSpec::Webgpu { matrix_size: 64 });
+
+    // breakers: a scope table in the file over the overnight profile's top-level [breaker] keys
+    let o = Config::load(None, Some("overnight")).unwrap();
+    let c = layered("overnight", "[breaker]\nwindow_size = 30\n[breaker.worker]\nfailure_threshold = 7\n").unwrap();
+    assert_eq!(c.breakers.worker.failure_threshold, 7);
+    assert_eq!(c.breakers.worker.window_size, 30);
+    assert_eq!(c.breakers.browser.failure_threshold, o.breakers.browser.failure_threshold);
+    assert_eq!(c.breakers.browser.window_size, 30);
+    assert_eq!(c.phases, o.phases);
+
+    // without --profile, the file stands alone
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("alone.toml");
+    std::fs::write(&f, TWO_WORKERS_AND_A_FAULT).unwrap();
+    let e = Config::load(Some(&f), None).unwrap_err().to_string();
+    assert!(e.contains("alone.toml") && e.contains("at least one [[phases]]"), "{e}");
+}
+
+#[test]
+fn errors_of_a_layered_config_name_the_layer_and_the_key() {
+    // a key the file wrote: the file is named, with the key and the range
+    let e = layered("quick", "[safety]\nmemory_percent = 150\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("`safety.memory_percent` = 150") && e.contains("1 to 100"), "{e}");
+    assert!(!e.contains("<profile"), "{e}");
+    let e = layered("quick", "[[workers]]\nid = \"r\"\nurl = \"http://\"\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("workers[0].url"), "{e}");
+    // unknown keys and wrong types: the file, with line and key
+    let e = layered("quick", "[safety]\nmemory_percnt = 50\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("memory_percnt") && e.contains("line 2"), "{e}");
+    let e = layered("quick", "[[phases]]\nname = \"p\"\nduration = \"5s\"\nsessions = \"two\"\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("sessions"), "{e}");
+    // a key only the base wrote: the base is named
+    let layers = [
+        Layer { name: "base.toml".into(), text: &format!("[browser]\nop_timeout = \"1ms\"\n{MIN}") },
+        Layer { name: "top.toml".into(), text: "[safety]\ncpu_percent = 90\n" },
+    ];
+    let e = Config::parse_layers(&layers).unwrap_err().to_string();
+    assert!(e.contains("base.toml") && e.contains("browser.op_timeout") && !e.contains("top.toml"), "{e}");
+    // a rule over keys of both layers names the file when it wrote one of them
+    let e = layered("quick", "[safety]\nmax_campaign_duration = \"30s\"\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("safety.max_campaign_duration"), "{e}");
+    let e = layered("quick", "[[phases]]\nname = \"long\"\nduration = \"1h\"\nsessions = 1\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("safety.max_campaign_duration"), "{e}");
+    // a breaker scope from the file
+    let e = layered("quick", "[breaker.task]\nwindow_size = 0\n").unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("breaker.task") && e.contains("window_size"), "{e}");
+}
+
+/// A config that uses every kind of entry: remote and managed workers, faults of both
+/// schedules, per-phase task, criteria and safety overrides, breaker scopes, total_duration.
+const RICH: &str = r#"
+[campaign]
+name = "rich"
+total_duration = "1h 7m 3s"
+pass_phase_ratio = 0.625
+[task]
+kind = "synthetic"
+latency = "3ms"
+jitter = "1ms 500us"
+failure_probability = 0.125
+[browser]
+extra_args = ["--use-angle=swiftshader"]
+[safety]
+max_browser_rss_mb = 2048
+max_campaign_duration = "2h"
+[breaker]
+failure_threshold = 4
+[breaker.worker]
+window_size = 40
+minimum_calls = 40
+recovery_timeout = "1s 250ms"
+[[workers]]
+id = "local"
+managed = true
+[[workers]]
+id = "grid"
+url = "https://grid.example.com:4444/wd/hub"
+[[phases]]
+name = "a"
+duration = "7s"
+sessions = 2
+think_time = "10ms"
+stress_level = "low"
+[[phases]]
+name = "b"
+duration = "13m"
+sessions = 3
+ops_per_session = 50
+stress_level = "extreme"
+criteria = { min_success_rate = 0.5, max_p95 = "1s 1ms" }
+safety = { cpu_percent = 99.5 }
+task = { kind = "webgpu", matrix_size = 256 }
+[[phases]]
+name = "c"
+duration = "11m 3s"
+sessions = 1
+task = { kind = "page", url = "http://127.0.0.1:8000/x.html", script = "done({ok: true, metrics: {}})" }
+[[phases]]
+name = "d"
+duration = "1s"
+sessions = 1
+task = { kind = "webnn" }
+[[faults]]
+kind = "throw"
+probability = 0.01
+[[faults]]
+kind = "kill_browser"
+every = "45s"
+worker = "local"
+phases = ["b", "c"]
+[[faults]]
+kind = "kill_driver"
+every = "2m"
+worker = "local"
+permanent = true
+phases = ["b"]
+"#;
+
+#[test]
+fn the_effective_toml_is_complete_and_parses_back_to_the_same_config() {
+    let rich = Config::parse(RICH, "rich.toml").unwrap();
+    assert_eq!(rich.planned_duration(), Duration::from_secs(3600 + 7 * 60 + 3), "scaled to total_duration exactly");
+    let layered = layered("overnight", TWO_WORKERS_AND_A_FAULT).unwrap();
+    for c in [Config::load(None, Some("quick")).unwrap(), Config::load(None, Some("overnight")).unwrap(), rich, layered] {
+        let text = c.to_toml().unwrap();
+        let back = Config::parse(&text, "printed.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_same_values(&c, &back);
+        assert_eq!(back.to_toml().unwrap().lines().skip(1).collect::<Vec<_>>(), text.lines().skip(1).collect::<Vec<_>>());
+        // the stored text is the effective config
+        assert_eq!(c.text, text);
+        // complete: defaults are written out
+        for key in
+            ["grace_period", "session_timeout", "consecutive_violations", "half_open_max_calls", "backoff_cap", "think_time", "max_p95"]
+        {
+            assert!(text.contains(key), "{key} missing from\n{text}");
+        }
+    }
+}
+
+#[test]
+fn phases_scaled_to_total_duration_read_back_unchanged() {
+    let mut d = [Duration::from_secs(1), Duration::from_secs(3600), Duration::from_millis(1500)];
+    assert!(validate::scale_to(&mut d, Duration::from_secs(60)));
+    assert_eq!(d.iter().sum::<Duration>(), Duration::from_secs(60));
+    assert!(d.iter().all(|d| *d >= Duration::from_secs(1)), "{d:?}");
+    let again = d;
+    assert!(validate::scale_to(&mut d, Duration::from_secs(60)));
+    assert_eq!(d, again);
+    assert!(!validate::scale_to(&mut d, Duration::from_secs(2)), "3 phases cannot fit in 2 s");
+    let e = err(&format!("[campaign]\ntotal_duration = \"1s\"\n{MIN}[[phases]]\nname = \"q\"\nduration = \"5s\"\nsessions = 1\n"));
+    assert!(e.contains("campaign.total_duration") && e.contains("at least 1s"), "{e}");
+}
+
+#[test]
+fn worker_urls_need_a_scheme_a_host_and_a_port_in_range() {
+    for bad in
+        ["http://", "http://exa mple:99999", "http://example:99999", "http://example:0", "ftp://example", "http://:9515", "http://h:1/?q=1"]
+    {
+        let e = err(&format!("[[workers]]\nid = \"ok\"\nmanaged = true\n[[workers]]\nid = \"r\"\nurl = {bad:?}\n{MIN}"));
+        assert!(e.contains("t.toml") && e.contains("`workers[1].url`") && e.contains(&format!("{bad:?}")), "{bad}: {e}");
+    }
+    let e = err(&format!("[[workers]]\nid = \"r\"\nurl = \"http://example:99999\"\n{MIN}"));
+    assert!(e.contains("1 to 65535"), "{e}");
+    for good in ["http://127.0.0.1:9515", "https://grid.example.com/wd/hub", "http://[::1]:4444", "http://localhost"] {
+        let c = Config::parse(&format!("[[workers]]\nid = \"r\"\nurl = {good:?}\n{MIN}"), "t").unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(c.workers[0].endpoint, WorkerEndpoint::Remote(good.into()));
+    }
+}
+
+const SYNTHETIC: &str = "[task]\nkind = \"synthetic\"\n";
+
+#[test]
+fn browser_faults_on_synthetic_phases_only_are_rejected_naming_the_key() {
+    for kind in ["kill_browser", "kill_driver", "gpu_device_lost"] {
+        let e = err(&format!(
+            "{SYNTHETIC}{MIN}[[faults]]\nkind = \"hang\"\nprobability = 0.1\n[[faults]]\nkind = \"{kind}\"\nevery = \"1s\"\n"
+        ));
+        assert!(e.contains("t.toml") && e.contains(&format!("`faults[1].kind` = \"{kind}\"")) && e.contains("synthetic"), "{e}");
+    }
+    // throw and hang are for the synthetic task to honour
+    for kind in ["throw", "hang"] {
+        Config::parse(&format!("{SYNTHETIC}{MIN}[[faults]]\nkind = \"{kind}\"\nevery = \"1s\"\n"), "t").unwrap();
+    }
+    // a browser phase among them: accepted, unless the filter keeps only synthetic ones
+    let mixed = format!("{SYNTHETIC}{MIN}[[phases]]\nname = \"gpu\"\nduration = \"5s\"\nsessions = 1\ntask = {{ kind = \"webgpu\" }}\n");
+    Config::parse(&format!("{mixed}[[faults]]\nkind = \"kill_browser\"\nevery = \"1s\"\n"), "t").unwrap();
+    let e = err(&format!("{mixed}[[faults]]\nkind = \"kill_browser\"\nevery = \"1s\"\nphases = [\"p\"]\n"));
+    assert!(e.contains("faults[0].kind"), "{e}");
+}
+
+#[test]
+fn faults_that_can_never_fire_are_warned_about_in_one_line() {
+    // the phases the fault applies to run 5 s + 5 s
+    let two = format!("{MIN}[[phases]]\nname = \"q\"\nduration = \"5s\"\nsessions = 1\n");
+    let c = Config::parse(&format!("{two}[[faults]]\nkind = \"throw\"\nevery = \"9s\"\n"), "t").unwrap();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let c = Config::parse(&format!("{two}[[faults]]\nkind = \"throw\"\nevery = \"9s\"\nphases = [\"q\"]\n"), "t").unwrap();
+    let w = c.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("faults[0].every") && w[0].contains("9s") && w[0].contains("5s") && !w[0].contains('\n'), "{}", w[0]);
+    let c = Config::parse(&format!("{two}[[faults]]\nkind = \"hang\"\nevery = \"20s\"\n"), "t").unwrap();
+    assert_eq!(c.warnings().len(), 1);
+    // a process fault on a remote worker: stressctl did not start its processes
+    let remote = format!("[[workers]]\nid = \"r\"\nurl = \"http://127.0.0.1:9515\"\n[[workers]]\nid = \"m\"\nmanaged = true\n{MIN}");
+    let c = Config::parse(&format!("{remote}[[faults]]\nkind = \"kill_driver\"\nworker = \"r\"\nprobability = 0.5\n"), "t").unwrap();
+    assert!(c.warnings().len() == 1 && c.warnings()[0].contains("remote"), "{:?}", c.warnings());
+    let c = Config::parse(&format!("{remote}[[faults]]\nkind = \"kill_driver\"\nprobability = 0.5\n"), "t").unwrap();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+}

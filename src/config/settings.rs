@@ -1,0 +1,246 @@
+//! The settings tables — `[campaign]`, `[browser]`, `[safety]` (and its per-phase overrides),
+//! `[recovery]`, `[breaker]` — each one struct that is both the table as written (serde, absent
+//! keys from `Default`) and the typed value. A setting is declared here once, as a field with its
+//! doc and its default; its range is checked once, in `validate.rs`.
+
+use super::duration::{human, human_opt};
+use super::raw;
+use crate::breaker::BreakerConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Resource thresholds (percent 1–100) applied by the guardian: the `[safety]` table as written
+/// (absent keys take [`SafetyConfig::default`]) and the typed value; ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// How often the guardian samples.
+    #[serde(with = "human")]
+    pub sample_interval: Duration,
+    /// Memory used % that counts as a violation when exceeded.
+    pub memory_percent: f64,
+    /// System CPU % that counts as a violation when exceeded.
+    pub cpu_percent: f64,
+    /// Disk used % (filesystem of the output dir) that counts as a violation.
+    pub disk_percent: f64,
+    /// Violations in a row that trip the emergency stop.
+    pub consecutive_violations: u32,
+    /// Hard cap on the whole campaign's wall time.
+    #[serde(with = "human")]
+    pub max_campaign_duration: Duration,
+    /// A browser whose process tree RSS exceeds this has its session recycled. Written in MiB
+    /// (`max_browser_rss_mb`), held in bytes.
+    #[serde(rename = "max_browser_rss_mb", with = "mebibytes", skip_serializing_if = "Option::is_none")]
+    pub max_browser_rss_bytes: Option<u64>,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            sample_interval: Duration::from_secs(2),
+            memory_percent: 80.0,
+            cpu_percent: 85.0,
+            disk_percent: 90.0,
+            consecutive_violations: 3,
+            max_campaign_duration: Duration::from_secs(12 * 3600),
+            max_browser_rss_bytes: None,
+        }
+    }
+}
+
+/// `max_browser_rss_mb` (MiB in the file) as bytes in [`SafetyConfig`].
+mod mebibytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => s.serialize_u64(b >> 20),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Saturates: a value too large to hold in bytes stays too large for the range check.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        u64::deserialize(d).map(|mb| Some(mb.saturating_mul(1 << 20)))
+    }
+}
+
+/// Per-phase overrides of the thresholds (`[phases.safety]`); absent keys keep the campaign's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SafetyOverrides {
+    /// Override of `memory_percent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_percent: Option<f64>,
+    /// Override of `cpu_percent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// Override of `disk_percent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_percent: Option<f64>,
+}
+
+impl SafetyOverrides {
+    /// Whether the phase keeps the campaign's thresholds (nothing to write).
+    pub fn is_empty(&self) -> bool {
+        *self == SafetyOverrides::default()
+    }
+}
+
+impl SafetyConfig {
+    /// The thresholds with a phase's overrides applied.
+    pub fn with_overrides(&self, o: &SafetyOverrides) -> SafetyConfig {
+        SafetyConfig {
+            memory_percent: o.memory_percent.unwrap_or(self.memory_percent),
+            cpu_percent: o.cpu_percent.unwrap_or(self.cpu_percent),
+            disk_percent: o.disk_percent.unwrap_or(self.disk_percent),
+            ..self.clone()
+        }
+    }
+
+    /// The guardian's thresholds.
+    pub fn thresholds(&self) -> crate::guardian::Thresholds {
+        crate::guardian::Thresholds {
+            memory_percent: self.memory_percent,
+            cpu_percent: self.cpu_percent,
+            disk_percent: self.disk_percent,
+            consecutive_violations: self.consecutive_violations,
+        }
+    }
+}
+
+/// Browser settings for sessions: the `[browser]` table as written (absent keys take
+/// [`BrowserConfig::default`]) and the typed value; ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// The browser binary.
+    pub chromium: PathBuf,
+    /// The driver binary (managed workers).
+    pub chromedriver: PathBuf,
+    /// Run headless (default true).
+    pub headless: bool,
+    /// Extra arguments appended to the mandatory ones.
+    pub extra_args: Vec<String>,
+    /// Recycle a session after this many ops.
+    pub max_ops_per_session: u64,
+    /// Time limit of a single op.
+    #[serde(with = "human")]
+    pub op_timeout: Duration,
+    /// Time limit for opening a session (browser launch).
+    #[serde(with = "human")]
+    pub session_timeout: Duration,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        BrowserConfig {
+            chromium: PathBuf::from("/usr/bin/chromium"),
+            chromedriver: PathBuf::from("/usr/bin/chromedriver"),
+            headless: true,
+            extra_args: Vec::new(),
+            max_ops_per_session: 1000,
+            op_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Recovery / retry settings: the `[recovery]` table as written (absent keys take
+/// [`RecoveryConfig::default`]) and the typed value; ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// Base of the exponential backoff.
+    #[serde(with = "human")]
+    pub backoff_base: Duration,
+    /// Cap of the exponential backoff.
+    #[serde(with = "human")]
+    pub backoff_cap: Duration,
+    /// Highest ladder level tried (1..=5).
+    pub max_level: u8,
+    /// Matrix size used by "adjusted settings" (level 4).
+    pub reduced_matrix_size: u32,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(5),
+            max_level: 5,
+            reduced_matrix_size: 32,
+        }
+    }
+}
+
+/// Breaker configs per scope. Each of the nine settings, its default and its range is defined
+/// once, by [`BreakerConfig`]; `raw::BreakerDef` only spells it in TOML. Serialized as the
+/// `[breaker.worker]`, `[breaker.browser]` and `[breaker.task]` tables, every key explicit.
+#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+pub struct BreakersConfig {
+    /// `worker:<id>`.
+    #[serde(with = "raw::BreakerDef")]
+    pub worker: BreakerConfig,
+    /// `browser:<name>`.
+    #[serde(with = "raw::BreakerDef")]
+    pub browser: BreakerConfig,
+    /// `task:<kind>`.
+    #[serde(with = "raw::BreakerDef")]
+    pub task: BreakerConfig,
+}
+
+/// Campaign-level settings: the `[campaign]` table as written (absent keys take
+/// [`CampaignSettings::default`]) and the typed value; ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignSettings {
+    /// Display name.
+    pub name: String,
+    /// If set, phase durations were scaled to sum to this.
+    #[serde(with = "human_opt", skip_serializing_if = "Option::is_none")]
+    pub total_duration: Option<Duration>,
+    /// Health-gated phase starts.
+    pub progressive_escalation: bool,
+    /// Health needed to start a phase as planned (0..=100).
+    pub baseline_health_requirement: f64,
+    /// How long a phase start may be delayed waiting for health.
+    #[serde(with = "human")]
+    pub escalation_delay: Duration,
+    /// Halt after this many failing phases in a row.
+    pub max_consecutive_failed_phases: u32,
+    /// Fraction of phases that must pass.
+    pub pass_phase_ratio: f64,
+    /// Overall success rate needed.
+    pub pass_success_rate: f64,
+    /// Resume after a resource emergency stop once health recovers.
+    pub auto_recovery: bool,
+    /// Wait before trying to resume.
+    #[serde(with = "human")]
+    pub cooldown: Duration,
+    /// Maximum auto-recoveries.
+    pub max_auto_recoveries: u32,
+    /// In-flight grace on a graceful stop.
+    #[serde(with = "human")]
+    pub grace_period: Duration,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        CampaignSettings {
+            name: "campaign".into(),
+            total_duration: None,
+            progressive_escalation: true,
+            baseline_health_requirement: 70.0,
+            escalation_delay: Duration::from_secs(60),
+            max_consecutive_failed_phases: 3,
+            pass_phase_ratio: 0.70,
+            pass_success_rate: 0.90,
+            auto_recovery: true,
+            cooldown: Duration::from_secs(30 * 60),
+            max_auto_recoveries: 2,
+            grace_period: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The one validation of a parsed config: every range, every cross-key rule, each error naming
+//! the layer the key came from, the key and what is allowed.
+//!
+//! The range of each setting of `[campaign]`, `[browser]`, `[safety]` and `[recovery]` is
+//! written here once, beside no other statement of it (the fields and defaults are the typed
+//! structs' own); the breaker settings are checked by [`BreakerConfig::validate`].
+
+use super::layer::Origin;
+use super::raw::{BreakerTables, RawConfig, RawPhase, RawTask, RawWorker, BREAKER_SCOPES};
+use super::{
+    fmt_duration, BreakersConfig, BrowserConfig, CampaignSettings, Config, ConfigError, PhaseConfig, RecoveryConfig, SafetyConfig,
+    SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint,
+};
+use crate::breaker::BreakerConfig;
+use std::fmt;
+use std::time::Duration;
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks values and builds the typed [`Config`].
+pub(super) struct Validator<'a> {
+    origin: Origin<'a>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(origin: Origin<'a>) -> Validator<'a> {
+        Validator { origin }
+    }
+
+    /// For a config read from one source only.
+    pub fn single(name: &'a str) -> Validator<'a> {
+        Validator { origin: Origin::single(name) }
+    }
+
+    /// An error about `key`, named after the layer that wrote it.
+    pub fn err(&self, key: impl Into<String>, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
+        let key = key.into();
+        let source_name = self.origin.of(&key).to_string();
+        ConfigError::Invalid { source_name, key, value: value.to_string(), allowed: allowed.into() }
+    }
+
+    /// An error about `key` that several keys decide: named after the top layer when it wrote
+    /// any of `from`.
+    fn err_from(&self, from: &[&str], key: &str, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
+        let source_name = self.origin.of_any(from).to_string();
+        ConfigError::Invalid { source_name, key: key.to_string(), value: value.to_string(), allowed: allowed.into() }
+    }
+
+    fn percent(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
+        if !(1.0..=100.0).contains(&v) || !v.is_finite() {
+            return Err(self.err(key, v, "must be a percentage from 1 to 100"));
+        }
+        Ok(v)
+    }
+
+    pub fn fraction(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
+        if !(0.0..=1.0).contains(&v) || !v.is_finite() {
+            return Err(self.err(key, v, "must be a fraction from 0.0 to 1.0"));
+        }
+        Ok(v)
+    }
+
+    pub fn dur(&self, key: &str, d: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+        if d < min || d > max {
+            return Err(self.err(
+                key,
+                format!("\"{}\"", fmt_duration(d)),
+                format!("must be from {} to {}", fmt_duration(min), fmt_duration(max)),
+            ));
+        }
+        Ok(d)
+    }
+
+    fn int<T: Copy + PartialOrd + fmt::Display>(&self, key: &str, v: T, min: T, max: T) -> Result<T, ConfigError> {
+        if v < min || v > max {
+            return Err(self.err(key, v, format!("must be from {min} to {max}")));
+        }
+        Ok(v)
+    }
+
+    pub fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        self.campaign(&raw.campaign)?;
+        self.browser(&raw.browser)?;
+        self.safety(&raw.safety)?;
+        let breakers = self.breakers(&raw.breaker)?;
+        self.recovery(&raw.recovery)?;
+        let workers = self.workers(raw.workers.unwrap_or_default())?;
+        let default_task = self.task("task", raw.task.as_ref())?;
+        let mut phases = self.phases(raw.phases.unwrap_or_default(), &default_task)?;
+        self.fit(&mut phases, &raw.campaign, &raw.safety)?;
+        let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
+        Ok(Config {
+            source: String::new(),
+            profile: String::new(),
+            campaign: raw.campaign,
+            browser: raw.browser,
+            safety: raw.safety,
+            breakers,
+            recovery: raw.recovery,
+            workers,
+            phases,
+            faults,
+            text: String::new(),
+        })
+    }
+
+    fn campaign(&self, c: &CampaignSettings) -> Result<(), ConfigError> {
+        if let Some(d) = c.total_duration {
+            self.dur("campaign.total_duration", d, SEC, 7 * DAY)?;
+        }
+        if !(0.0..=100.0).contains(&c.baseline_health_requirement) {
+            return Err(self.err(
+                "campaign.baseline_health_requirement",
+                c.baseline_health_requirement,
+                "must be a health score from 0 to 100",
+            ));
+        }
+        self.dur("campaign.escalation_delay", c.escalation_delay, Duration::ZERO, DAY)?;
+        self.int("campaign.max_consecutive_failed_phases", c.max_consecutive_failed_phases, 1, 100)?;
+        self.fraction("campaign.pass_phase_ratio", c.pass_phase_ratio)?;
+        self.fraction("campaign.pass_success_rate", c.pass_success_rate)?;
+        self.dur("campaign.cooldown", c.cooldown, Duration::ZERO, DAY)?;
+        self.int("campaign.max_auto_recoveries", c.max_auto_recoveries, 0, 100)?;
+        self.dur("campaign.grace_period", c.grace_period, Duration::ZERO, 10 * MINUTE)?;
+        Ok(())
+    }
+
+    fn browser(&self, b: &BrowserConfig) -> Result<(), ConfigError> {
+        self.int("browser.max_ops_per_session", b.max_ops_per_session, 1, u64::MAX)?;
+        self.dur("browser.op_timeout", b.op_timeout, 100 * MS, HOUR)?;
+        self.dur("browser.session_timeout", b.session_timeout, SEC, HOUR)?;
+        for (i, a) in b.extra_args.iter().enumerate() {
+            if a.starts_with("--user-data-dir") || a.starts_with("--remote-debugging") {
+                return Err(self.err(
+                    format!("browser.extra_args[{i}]"),
+                    a,
+                    "stressctl sets --user-data-dir and debugging flags itself; remove it",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn safety(&self, s: &SafetyConfig) -> Result<(), ConfigError> {
+        self.dur("safety.sample_interval", s.sample_interval, 250 * MS, HOUR)?;
+        self.percent("safety.memory_percent", s.memory_percent)?;
+        self.percent("safety.cpu_percent", s.cpu_percent)?;
+        self.percent("safety.disk_percent", s.disk_percent)?;
+        self.int("safety.consecutive_violations", s.consecutive_violations, 1, 1000)?;
+        self.dur("safety.max_campaign_duration", s.max_campaign_duration, SEC, 7 * DAY)?;
+        if let Some(bytes) = s.max_browser_rss_bytes {
+            self.int("safety.max_browser_rss_mb", bytes >> 20, 64, 1 << 20)?;
+        }
+        Ok(())
+    }
+
+    fn overrides(&self, key: &str, o: &SafetyOverrides) -> Result<(), ConfigError> {
+        for (name, v) in [("memory_percent", o.memory_percent), ("cpu_percent", o.cpu_percent), ("disk_percent", o.disk_percent)] {
+            if let Some(v) = v {
+                self.percent(&format!("{key}.{name}"), v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn recovery(&self, r: &RecoveryConfig) -> Result<(), ConfigError> {
+        self.dur("recovery.backoff_base", r.backoff_base, MS, MINUTE)?;
+        self.dur("recovery.backoff_cap", r.backoff_cap, MS, 10 * MINUTE)?;
+        self.int("recovery.max_level", r.max_level, 1, 5)?;
+        self.int("recovery.reduced_matrix_size", r.reduced_matrix_size, 4, 4096)?;
+        Ok(())
+    }
+
+    fn breakers(&self, b: &BreakerTables) -> Result<BreakersConfig, ConfigError> {
+        let check = |key: &str, c: &BreakerConfig| c.validate().map_err(|m| self.err(key, "table", m));
+        check("breaker", &b.common)?;
+        for (scope, c) in BREAKER_SCOPES.iter().zip(&b.scopes) {
+            check(&format!("breaker.{scope}"), c)?;
+        }
+        let [worker, browser, task] = b.scopes.clone();
+        Ok(BreakersConfig { worker, browser, task })
+    }
+
+    fn workers(&self, raw: Vec<RawWorker>) -> Result<Vec<WorkerConfig>, ConfigError> {
+        let mut workers = Vec::new();
+        if raw.is_empty() {
+            workers.push(WorkerConfig { id: "local".into(), endpoint: WorkerEndpoint::Managed });
+        }
+        for (i, w) in raw.into_iter().enumerate() {
+            let key = format!("workers[{i}]");
+            if w.id.is_empty() || !w.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(self.err(format!("{key}.id"), format!("{:?}", w.id), "must be non-empty, letters, digits, '-' or '_'"));
+            }
+            if workers.iter().any(|x: &WorkerConfig| x.id == w.id) {
+                return Err(self.err(format!("{key}.id"), format!("{:?}", w.id), "must be unique"));
+            }
+            let endpoint = match (w.managed.unwrap_or(false), w.url) {
+                (true, None) => WorkerEndpoint::Managed,
+                (false, Some(u)) => {
+                    self.worker_url(&format!("{key}.url"), &u)?;
+                    WorkerEndpoint::Remote(u)
+                }
+                (true, Some(_)) => return Err(self.err(&key, "managed = true and url", "give either `managed = true` or `url`, not both")),
+                (false, None) => {
+                    return Err(self.err(&key, "neither managed nor url", "give `managed = true` or `url = \"http://127.0.0.1:PORT\"`"))
+                }
+            };
+            workers.push(WorkerConfig { id: w.id, endpoint });
+        }
+        Ok(workers)
+    }
+
+    /// A remote WebDriver URL: `http` or `https`, a host, a port in 1–65535 when given, no
+    /// spaces, no query or fragment (the WebDriver paths are appended to it).
+    fn worker_url(&self, key: &str, u: &str) -> Result<(), ConfigError> {
+        const HOW: &str = "write the WebDriver URL as http://HOST:PORT, e.g. \"http://127.0.0.1:9515\"";
+        let bad = |why: &str| self.err(key, format!("{u:?}"), format!("{why}: {HOW}"));
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(self.err(key, format!("{u:?}"), "must be an http:// or https:// WebDriver URL"));
+        }
+        if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("must not contain spaces"));
+        }
+        let url = match url::Url::parse(u) {
+            Ok(url) => url,
+            Err(url::ParseError::InvalidPort) => return Err(bad("the port must be a number from 1 to 65535")),
+            Err(url::ParseError::EmptyHost) => return Err(bad("the host is missing")),
+            Err(e) => return Err(bad(&format!("not a valid URL ({e})"))),
+        };
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("the host is missing"));
+        }
+        if url.port() == Some(0) {
+            return Err(bad("the port must be a number from 1 to 65535"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("a WebDriver base URL has no ?query or #fragment"));
+        }
+        Ok(())
+    }
+
+    fn task(&self, key: &str, t: Option<&RawTask>) -> Result<TaskSpec, ConfigError> {
+        let Some(t) = t else {
+            return Ok(TaskSpec::Webgpu { matrix_size: 128 });
+        };
+        let kind = t.kind.as_deref().unwrap_or("webgpu");
+        let check_unused = |name: &str, present: bool, for_kind: &str| -> Result<(), ConfigError> {
+            if present {
+                Err(self.err(format!("{key}.{name}"), "set", format!("only applies to kind = \"{for_kind}\"")))
+            } else {
+                Ok(())
+            }
+        };
+        match kind {
+            "webgpu" => {
+                check_unused("url", t.url.is_some(), "page")?;
+                check_unused("failure_probability", t.failure_probability.is_some(), "synthetic")?;
+                Ok(TaskSpec::Webgpu { matrix_size: self.int(&format!("{key}.matrix_size"), t.matrix_size.unwrap_or(128), 4, 2048)? })
+            }
+            "webnn" => Ok(TaskSpec::Webnn),
+            "page" => {
+                let url =
+                    t.url.clone().ok_or_else(|| self.err(format!("{key}.url"), "missing", "kind = \"page\" needs url = \"http://…\""))?;
+                if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
+                    return Err(self.err(format!("{key}.url"), format!("{url:?}"), "must be an http://, https:// or file:// URL"));
+                }
+                let script = t.script.clone().ok_or_else(|| {
+                    self.err(format!("{key}.script"), "missing", "kind = \"page\" needs script = \"…\" (async JS resolving {ok, metrics})")
+                })?;
+                Ok(TaskSpec::Page { url, script })
+            }
+            "synthetic" => {
+                check_unused("url", t.url.is_some(), "page")?;
+                let latency = self.dur(&format!("{key}.latency"), t.latency.map_or(2 * MS, |d| d.0), Duration::ZERO, 10 * MINUTE)?;
+                let jitter = self.dur(&format!("{key}.jitter"), t.jitter.map_or(Duration::ZERO, |d| d.0), Duration::ZERO, 10 * MINUTE)?;
+                if jitter > latency {
+                    return Err(self.err(format!("{key}.jitter"), format!("\"{}\"", fmt_duration(jitter)), "must not exceed latency"));
+                }
+                Ok(TaskSpec::Synthetic {
+                    latency,
+                    jitter,
+                    failure_probability: self.fraction(&format!("{key}.failure_probability"), t.failure_probability.unwrap_or(0.0))?,
+                })
+            }
+            other => {
+                Err(self.err(format!("{key}.kind"), format!("{other:?}"), "must be one of \"webgpu\", \"webnn\", \"page\", \"synthetic\""))
+            }
+        }
+    }
+
+    fn phases(&self, raw: Vec<RawPhase>, default_task: &TaskSpec) -> Result<Vec<PhaseConfig>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.err("phases", "[]", "at least one [[phases]] entry is required"));
+        }
+        let mut phases: Vec<PhaseConfig> = Vec::with_capacity(raw.len());
+        for (i, p) in raw.into_iter().enumerate() {
+            let key = format!("phases[{i}]");
+            if p.name.trim().is_empty() {
+                return Err(self.err(format!("{key}.name"), "\"\"", "must be a non-empty name"));
+            }
+            if phases.iter().any(|x| x.name == p.name) {
+                return Err(self.err(format!("{key}.name"), format!("{:?}", p.name), "phase names must be unique"));
+            }
+            let level = p.stress_level.unwrap_or(StressLevel::Moderate);
+            let mut criteria = level.default_criteria();
+            if let Some(c) = &p.criteria {
+                if let Some(r) = c.min_success_rate {
+                    criteria.min_success_rate = self.fraction(&format!("{key}.criteria.min_success_rate"), r)?;
+                }
+                if let Some(d) = c.max_p95 {
+                    criteria.max_p95 = self.dur(&format!("{key}.criteria.max_p95"), d.0, MS, HOUR)?;
+                }
+            }
+            let task = match &p.task {
+                Some(t) => self.task(&format!("{key}.task"), Some(t))?,
+                None => default_task.clone(),
+            };
+            let safety = p.safety.unwrap_or_default();
+            self.overrides(&format!("{key}.safety"), &safety)?;
+            phases.push(PhaseConfig {
+                name: p.name,
+                duration: self.dur(&format!("{key}.duration"), p.duration.0, SEC, 2 * DAY)?,
+                sessions: self.int(&format!("{key}.sessions"), p.sessions, 1, 64)?,
+                ops_per_session: match p.ops_per_session {
+                    Some(n) => Some(self.int(&format!("{key}.ops_per_session"), n, 1, u64::MAX)?),
+                    None => None,
+                },
+                think_time: self.dur(&format!("{key}.think_time"), p.think_time.map_or(Duration::ZERO, |d| d.0), Duration::ZERO, HOUR)?,
+                stress_level: level,
+                criteria,
+                task,
+                safety,
+            });
+        }
+        Ok(phases)
+    }
+
+    /// Fits the phases into `campaign.total_duration` (proportions kept, at least 1 s each) and
+    /// checks the total against `safety.max_campaign_duration`.
+    fn fit(&self, phases: &mut [PhaseConfig], c: &CampaignSettings, s: &SafetyConfig) -> Result<(), ConfigError> {
+        if let Some(total) = c.total_duration {
+            let key = "campaign.total_duration";
+            let value = format!("\"{}\"", fmt_duration(total));
+            let mut durations: Vec<Duration> = phases.iter().map(|p| p.duration).collect();
+            if !scale_to(&mut durations, total) {
+                return Err(self.err(key, value, format!("must give each of the {} phases at least 1s", phases.len())));
+            }
+            if let Some((p, d)) = phases.iter().zip(&durations).find(|(_, d)| **d > 2 * DAY) {
+                return Err(self.err(
+                    key,
+                    value,
+                    format!("stretches phase {:?} to {}, over the 2-day limit of a phase", p.name, fmt_duration(*d)),
+                ));
+            }
+            for (p, d) in phases.iter_mut().zip(durations) {
+                p.duration = d;
+            }
+        }
+        let total: Duration = phases.iter().map(|p| p.duration).sum();
+        if total > s.max_campaign_duration {
+            return Err(self.err_from(
+                &["safety.max_campaign_duration", "phases", "campaign.total_duration"],
+                "safety.max_campaign_duration",
+                format!("\"{}\"", fmt_duration(s.max_campaign_duration)),
+                format!("the phases add up to {}: raise max_campaign_duration or set campaign.total_duration", fmt_duration(total)),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Scales `durations` so that they add up to exactly `total`, in proportion, in whole
+/// milliseconds, none under 1 s (those that would be are held at 1 s and the rest share what is
+/// left). Durations that already add up to `total` are left as they are, so a printed config
+/// (scaled durations and the same `total_duration`) reads back unchanged. False when `total`
+/// leaves less than 1 s per phase.
+pub(super) fn scale_to(durations: &mut [Duration], total: Duration) -> bool {
+    const NS_PER_MS: u128 = 1_000_000;
+    let min_ms = SEC.as_millis();
+    let written: Vec<u128> = durations.iter().map(|d| d.as_nanos()).collect();
+    if written.iter().sum::<u128>() == total.as_nanos() {
+        return true;
+    }
+    let total_ms = total.as_millis();
+    if total_ms < min_ms * written.len() as u128 {
+        return false;
+    }
+    let mut held = vec![false; written.len()];
+    let mut scaled_ms = vec![0u128; written.len()];
+    loop {
+        let free_ms = total_ms - min_ms * held.iter().filter(|h| **h).count() as u128;
+        let free_written: u128 = written.iter().zip(&held).filter(|(_, h)| !**h).map(|(w, _)| w).sum();
+        let mut newly_held = false;
+        for i in 0..written.len() {
+            if held[i] {
+                scaled_ms[i] = min_ms;
+                continue;
+            }
+            // free_written > 0: every written duration is at least 1 s and this one is not held
+            scaled_ms[i] = written[i] * free_ms / free_written.max(1);
+            if scaled_ms[i] < min_ms {
+                held[i] = true;
+                newly_held = true;
+            }
+        }
+        if !newly_held {
+            break;
+        }
+    }
+    let mut scaled: Vec<u128> = scaled_ms.iter().map(|ms| ms * NS_PER_MS).collect();
+    // rounding down left a few milliseconds (and total's own sub-millisecond part) over: the
+    // longest phase takes them
+    let rest = total.as_nanos() - scaled.iter().sum::<u128>();
+    if let Some(longest) = (0..scaled.len()).max_by_key(|&i| (scaled[i], std::cmp::Reverse(i))) {
+        scaled[longest] += rest;
+    }
+    for (d, n) in durations.iter_mut().zip(scaled) {
+        *d = Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    true
+}
