@@ -135,6 +135,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let _ = crate::control::socket::raise_nofile_limit(); // room for the store whatever clients of control.sock do
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
