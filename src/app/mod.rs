@@ -127,6 +127,10 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     let stamp = format!("{id}{}", if resume.is_some() { format!("-resumed-{}", std::process::id()) } else { String::new() });
     let logs = crate::logging::init(&common.log_dir, &stamp, args.verbose)
         .map_err(|e| CliError::usage(format!("cannot open log files in {}: {e}", common.log_dir.display())))?;
+    // room for the store whatever clients of control.sock do
+    if let Err(e) = crate::control::socket::raise_nofile_limit() {
+        tracing::warn!(target: "stressctl::campaign", "cannot raise the open-file limit: {e}");
+    }
     let rt = runtime()?;
     let interactive = std::io::stdout().is_terminal();
     match &resume {

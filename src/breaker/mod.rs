@@ -6,8 +6,10 @@
 //! `failure_rate_threshold` percent over the last `window_size` calls once `minimum_calls` are in
 //! the window. It is then `Open` (calls are rejected) for `recovery_timeout * backoff_factor^(n-1)`,
 //! capped at `max_recovery_timeout`, where `n` counts the opens since the breaker last closed.
-//! From the deadline on it is `HalfOpen`: at most `half_open_max_calls` probes run at once, any
-//! failed probe opens it again (for longer), and `success_threshold` successful probes close it.
+//! The open deadline is exclusive, as in resilience4j (`Instant.isAfter(retryAfter)`): a call at
+//! exactly the deadline is still rejected, and the first call strictly after it finds the breaker
+//! `HalfOpen`. Then at most `half_open_max_calls` probes run at once, any failed probe opens it
+//! again (for longer), and `success_threshold` successful probes close it.
 //! `ForcedOpen` and `Disabled` are manual overrides that last until [`Breaker::reset`].
 //!
 //! Nothing here reads a clock: every method takes `now`, so tests drive the breaker with
@@ -129,7 +131,7 @@ impl BreakerConfig {
 pub enum BreakerState {
     /// Calls run; failures are counted.
     Closed,
-    /// Calls are rejected until the open deadline.
+    /// Calls are rejected up to and including the open deadline.
     Open,
     /// A limited number of probe calls run to test recovery.
     HalfOpen,
@@ -187,7 +189,8 @@ pub struct Permit {
 pub struct Rejected {
     /// The state that rejected: `Open`, `HalfOpen` (all probe slots taken) or `ForcedOpen`.
     pub state: BreakerState,
-    /// For `Open`, the time left until the deadline; `None` when unknown.
+    /// For `Open`, the time left until the deadline (zero at the deadline itself: the deadline is
+    /// exclusive, so only a call strictly after `now + retry_after` can probe); `None` when unknown.
     pub retry_after: Option<Duration>,
 }
 
@@ -392,13 +395,14 @@ impl Breaker {
         &self.config
     }
 
-    /// The state at `now`: an `Open` breaker whose deadline is `<= now` reports `HalfOpen`.
+    /// The state at `now`: an `Open` breaker whose deadline is `< now` (strictly: the deadline is
+    /// exclusive) reports `HalfOpen`.
     ///
     /// This is a pure query; the `Open -> HalfOpen` transition is queued by the next
     /// [`acquire`](Self::acquire) or manual control, stamped with the deadline.
     pub fn state(&self, now: Instant) -> BreakerState {
         match self.state {
-            State::Open { until, .. } if now >= until => BreakerState::HalfOpen,
+            State::Open { until, .. } if now > until => BreakerState::HalfOpen,
             state => state.kind(),
         }
     }
@@ -556,10 +560,11 @@ impl Breaker {
         Permit { generation: self.generation }
     }
 
-    /// Moves an `Open` breaker whose deadline has passed to `HalfOpen`.
+    /// Moves an `Open` breaker whose deadline has passed (strictly: a call at the deadline is still
+    /// rejected, as resilience4j's `isAfter`) to `HalfOpen`.
     fn advance(&mut self, now: Instant) {
         if let State::Open { since, until } = self.state {
-            if now >= until {
+            if now > until {
                 let why = format!("open timeout of {:?} elapsed", until.saturating_duration_since(since));
                 self.enter(State::HalfOpen { in_flight: 0, successes: 0 }, until, why);
             }
@@ -642,6 +647,9 @@ mod tests {
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
+
+    /// The smallest step of an `Instant`: `deadline + NS` is the first instant after a deadline.
+    const NS: Duration = Duration::from_nanos(1);
 
     /// Small thresholds that make each rule easy to hit on its own.
     fn config() -> BreakerConfig {
@@ -824,22 +832,27 @@ mod tests {
         let t0 = Instant::now();
         let mut b = opened(config(), t0);
         let deadline = t0 + secs(10);
-        let just_before = deadline - Duration::from_nanos(1);
 
         assert_eq!(b.acquire(t0 + secs(4)), Err(Rejected { state: Open, retry_after: Some(secs(6)) }));
-        assert_eq!(b.state(just_before), Open);
-        assert_eq!(b.acquire(just_before), Err(Rejected { state: Open, retry_after: Some(Duration::from_nanos(1)) }));
-        // `state` is a pure query: it reports HalfOpen at the deadline and changes nothing.
-        assert_eq!(b.state(deadline), HalfOpen);
+        assert_eq!(b.state(deadline - NS), Open);
+        assert_eq!(b.acquire(deadline - NS), Err(Rejected { state: Open, retry_after: Some(NS) }));
+        // At exactly the deadline the breaker is still open (resilience4j: `now.isAfter(retryAfter)`).
+        assert_eq!(b.state(deadline), Open);
+        assert_eq!(b.acquire(deadline), Err(Rejected { state: Open, retry_after: Some(Duration::ZERO) }));
+        assert!(b.drain_transitions().is_empty());
+        // `state` is a pure query: it reports HalfOpen just after the deadline and changes nothing.
+        assert_eq!(b.state(deadline + NS), HalfOpen);
         assert!(b.drain_transitions().is_empty());
 
-        let probe = b.acquire(deadline).expect("a probe at the deadline");
+        let probe = b.acquire(deadline + NS).expect("the first call strictly after the deadline is the probe");
         let ts = b.drain_transitions();
         assert_eq!(states(&ts), [(Open, HalfOpen)]);
         assert_eq!(ts[0].at, deadline);
         assert_eq!(ts[0].reason, "open timeout of 10s elapsed");
-        b.record(probe, S, deadline);
-        assert_eq!(b.state(deadline), HalfOpen);
+        b.record(probe, S, deadline + NS);
+        assert_eq!(b.state(deadline + NS), HalfOpen);
+        let m = metrics(&b, deadline + NS);
+        assert_eq!((m.rejected, m.total_open_time), (3, secs(10)));
     }
 
     #[test]
@@ -853,14 +866,15 @@ mod tests {
         assert_eq!(metrics(&b, late).total_open_time, secs(10));
     }
 
-    /// Fails the single probe of a breaker that opened at `at` for `timeout`; returns when it reopened.
+    /// Fails the single probe of a breaker that opened at `at` for `timeout`; returns when it
+    /// reopened (just after the deadline: a call at the deadline itself is rejected).
     fn fail_probe(b: &mut Breaker, at: Instant, timeout: Duration) -> Instant {
         let deadline = at + timeout;
-        assert_eq!(b.acquire(deadline - Duration::from_nanos(1)).map(|_| ()).map_err(|r| r.state), Err(Open));
-        let probe = b.acquire(deadline).expect("probe");
-        b.record(probe, F, deadline);
-        assert_eq!(b.state(deadline), Open);
-        deadline
+        assert_eq!(b.acquire(deadline).map(|_| ()).map_err(|r| r.state), Err(Open));
+        let probe = b.acquire(deadline + NS).expect("probe");
+        b.record(probe, F, deadline + NS);
+        assert_eq!(b.state(deadline + NS), Open);
+        deadline + NS
     }
 
     #[test]
@@ -880,15 +894,15 @@ mod tests {
         assert_eq!(ts.last().map(|t| t.reason.as_str()), Some("a half-open probe failed; open for 60s"));
 
         // Close it: two successful probes.
-        let deadline = at + secs(60);
-        calls(&mut b, &[S, S], deadline);
-        assert_eq!(b.state(deadline), Closed);
-        let m = metrics(&b, deadline);
+        let probe_at = at + secs(60) + NS;
+        calls(&mut b, &[S, S], probe_at);
+        assert_eq!(b.state(probe_at), Closed);
+        let m = metrics(&b, probe_at);
         assert_eq!((m.consecutive_opens, m.open_timeout, m.recoveries), (0, secs(10), 1));
 
         // The next open starts from recovery_timeout again.
-        calls(&mut b, &[F, F, F], deadline);
-        assert_eq!(b.acquire(deadline), Err(Rejected { state: Open, retry_after: Some(secs(10)) }));
+        calls(&mut b, &[F, F, F], probe_at);
+        assert_eq!(b.acquire(probe_at), Err(Rejected { state: Open, retry_after: Some(secs(10)) }));
     }
 
     #[test]
@@ -905,62 +919,62 @@ mod tests {
     #[test]
     fn half_open_admits_at_most_half_open_max_calls_probes() {
         let t0 = Instant::now();
-        let deadline = t0 + secs(10);
+        let probe_at = t0 + secs(10) + NS; // the first instant after the open deadline
 
         let mut b = opened(config(), t0);
-        let p1 = b.acquire(deadline).expect("first probe");
-        assert_eq!(b.acquire(deadline), Err(Rejected { state: HalfOpen, retry_after: None }));
+        let p1 = b.acquire(probe_at).expect("first probe");
+        assert_eq!(b.acquire(probe_at), Err(Rejected { state: HalfOpen, retry_after: None }));
         // Releasing the probe frees its slot.
-        b.record(p1, Outcome::Ignored, deadline);
-        let p2 = b.acquire(deadline).expect("slot freed by Ignored");
-        assert_eq!(b.acquire(deadline).map_err(|r| r.state), Err(HalfOpen));
+        b.record(p1, Outcome::Ignored, probe_at);
+        let p2 = b.acquire(probe_at).expect("slot freed by Ignored");
+        assert_eq!(b.acquire(probe_at).map_err(|r| r.state), Err(HalfOpen));
         // A success that does not close yet frees the slot too.
-        b.record(p2, S, deadline);
-        let _p3 = b.acquire(deadline).expect("slot freed by a success");
-        assert_eq!(metrics(&b, deadline).rejected, 2);
+        b.record(p2, S, probe_at);
+        let _p3 = b.acquire(probe_at).expect("slot freed by a success");
+        assert_eq!(metrics(&b, probe_at).rejected, 2);
 
         let mut b = opened(BreakerConfig { half_open_max_calls: 2, ..config() }, t0);
-        let _p1 = b.acquire(deadline).expect("first probe");
-        let _p2 = b.acquire(deadline).expect("second probe");
-        assert_eq!(b.acquire(deadline), Err(Rejected { state: HalfOpen, retry_after: None }));
+        let _p1 = b.acquire(probe_at).expect("first probe");
+        let _p2 = b.acquire(probe_at).expect("second probe");
+        assert_eq!(b.acquire(probe_at), Err(Rejected { state: HalfOpen, retry_after: None }));
     }
 
     #[test]
     fn a_failed_probe_reopens_immediately_with_a_longer_timeout() {
         let t0 = Instant::now();
-        let deadline = t0 + secs(10);
+        let probe_at = t0 + secs(10) + NS; // the first instant after the open deadline
         let mut b = opened(BreakerConfig { half_open_max_calls: 2, ..config() }, t0);
-        let p1 = b.acquire(deadline).expect("probe");
-        let p2 = b.acquire(deadline).expect("probe");
-        b.record(p1, S, deadline);
-        b.record(p2, F, deadline + secs(1));
-        assert_eq!(b.state(deadline + secs(1)), Open);
+        let p1 = b.acquire(probe_at).expect("probe");
+        let p2 = b.acquire(probe_at).expect("probe");
+        b.record(p1, S, probe_at);
+        b.record(p2, F, probe_at + secs(1));
+        assert_eq!(b.state(probe_at + secs(1)), Open);
         assert_eq!(states(&b.drain_transitions()), [(Open, HalfOpen), (HalfOpen, Open)]);
-        assert_eq!(b.acquire(deadline + secs(1)), Err(Rejected { state: Open, retry_after: Some(secs(20)) }));
-        let m = metrics(&b, deadline + secs(1));
+        assert_eq!(b.acquire(probe_at + secs(1)), Err(Rejected { state: Open, retry_after: Some(secs(20)) }));
+        let m = metrics(&b, probe_at + secs(1));
         assert_eq!((m.opens, m.recoveries, m.consecutive_opens), (2, 0, 2));
     }
 
     #[test]
     fn success_threshold_probes_close_and_clear_the_counts() {
         let t0 = Instant::now();
-        let deadline = t0 + secs(10);
+        let probe_at = t0 + secs(10) + NS; // the first instant after the open deadline
         let mut b = opened(config(), t0);
-        calls(&mut b, &[S], deadline);
-        assert_eq!(b.state(deadline), HalfOpen);
-        calls(&mut b, &[S], deadline);
-        assert_eq!(b.state(deadline), Closed);
+        calls(&mut b, &[S], probe_at);
+        assert_eq!(b.state(probe_at), HalfOpen);
+        calls(&mut b, &[S], probe_at);
+        assert_eq!(b.state(probe_at), Closed);
         let ts = b.drain_transitions();
         assert_eq!(states(&ts), [(Open, HalfOpen), (HalfOpen, Closed)]);
         assert_eq!(ts[1].reason, "2 successful probes");
 
-        let m = metrics(&b, deadline);
+        let m = metrics(&b, probe_at);
         assert_eq!((m.recoveries, m.window_calls, m.health_percent), (1, 0, 100.0));
         // The failure streak starts over: two failures do not open, the third does.
-        calls(&mut b, &[F, F], deadline);
-        assert_eq!(b.state(deadline), Closed);
-        calls(&mut b, &[F], deadline);
-        assert_eq!(b.state(deadline), Open);
+        calls(&mut b, &[F, F], probe_at);
+        assert_eq!(b.state(probe_at), Closed);
+        calls(&mut b, &[F], probe_at);
+        assert_eq!(b.state(probe_at), Open);
     }
 
     #[test]
@@ -1033,28 +1047,28 @@ mod tests {
     #[test]
     fn a_stale_closed_permit_does_not_touch_half_open_accounting() {
         let t0 = Instant::now();
-        let deadline = t0 + secs(10);
+        let probe_at = t0 + secs(10) + NS; // the first instant after the open deadline
         let mut b = Breaker::new(config());
         let stale_ok = b.acquire(t0).expect("closed");
         let stale_ignored = b.acquire(t0).expect("closed");
         let stale_failed = b.acquire(t0).expect("closed");
         calls(&mut b, &[F, F, F], t0);
-        let probe = b.acquire(deadline).expect("probe");
+        let probe = b.acquire(probe_at).expect("probe");
 
         // A stale failure does not reopen, a stale Ignored does not free the probe's slot, and
         // a stale success is not a successful probe.
-        b.record(stale_failed, F, deadline);
-        b.record(stale_ignored, Outcome::Ignored, deadline);
-        assert_eq!(b.acquire(deadline).map_err(|r| r.state), Err(HalfOpen));
-        b.record(stale_ok, S, deadline);
-        assert_eq!(b.state(deadline), HalfOpen);
-        assert_eq!(b.acquire(deadline).map_err(|r| r.state), Err(HalfOpen));
+        b.record(stale_failed, F, probe_at);
+        b.record(stale_ignored, Outcome::Ignored, probe_at);
+        assert_eq!(b.acquire(probe_at).map_err(|r| r.state), Err(HalfOpen));
+        b.record(stale_ok, S, probe_at);
+        assert_eq!(b.state(probe_at), HalfOpen);
+        assert_eq!(b.acquire(probe_at).map_err(|r| r.state), Err(HalfOpen));
         // The real probe still counts.
-        b.record(probe, S, deadline);
-        calls(&mut b, &[S], deadline);
-        assert_eq!(b.state(deadline), Closed);
+        b.record(probe, S, probe_at);
+        calls(&mut b, &[S], probe_at);
+        assert_eq!(b.state(probe_at), Closed);
         // Stale outcomes still count as calls.
-        let m = metrics(&b, deadline);
+        let m = metrics(&b, probe_at);
         assert_eq!((m.calls, m.successes, m.failures, m.rejected), (7, 3, 4, 2));
     }
 
@@ -1062,11 +1076,11 @@ mod tests {
     fn a_probe_from_an_earlier_half_open_period_does_not_free_a_slot() {
         let t0 = Instant::now();
         let mut b = opened(BreakerConfig { half_open_max_calls: 2, ..config() }, t0);
-        let first = t0 + secs(10);
+        let first = t0 + secs(10) + NS;
         let old_probe = b.acquire(first).expect("probe");
         let failing = b.acquire(first).expect("probe");
         b.record(failing, F, first); // reopens for 20 s
-        let second = first + secs(20);
+        let second = first + secs(20) + NS;
         let _p1 = b.acquire(second).expect("probe");
         let _p2 = b.acquire(second).expect("probe");
         b.record(old_probe, Outcome::Ignored, second);
@@ -1103,12 +1117,13 @@ mod tests {
         let m = metrics(&b, t0 + secs(20));
         assert_eq!((m.opens, m.total_open_time, m.mean_open_time), (2, secs(15), Duration::from_millis(7500)));
 
-        // Recover at 35 s.
-        calls(&mut b, &[S, S], t0 + secs(35));
+        // Recover just after 35 s (at 35 s itself it is still open).
+        assert_eq!(b.acquire(t0 + secs(35)).map_err(|r| r.state), Err(Open));
+        calls(&mut b, &[S, S], t0 + secs(35) + NS);
         let m = metrics(&b, t0 + secs(100));
         assert_eq!((m.state, m.recoveries, m.opens), (Closed, 1, 2));
         assert_eq!((m.total_open_time, m.mean_open_time), (secs(30), secs(15)));
-        assert_eq!((m.calls, m.successes, m.failures, m.rejected), (8, 4, 4, 2));
+        assert_eq!((m.calls, m.successes, m.failures, m.rejected), (8, 4, 4, 3));
         assert_eq!((m.health_percent, m.window_calls), (100.0, 0));
         let path: Vec<_> = m.history.iter().map(|t| (t.from, t.to)).collect();
         assert_eq!(path, [(Closed, Open), (Open, HalfOpen), (HalfOpen, Open), (Open, HalfOpen), (HalfOpen, Closed)]);

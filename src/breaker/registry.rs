@@ -428,8 +428,8 @@ mod tests {
         let ts = op(&w2, Outcome::Failure, t0);
         assert_eq!(edges(&ts), [("worker:w2", Closed, Open), ("task:webgpu", Closed, Open)]);
 
-        // After 10 s both are half-open with one probe slot each. w1 takes the task's slot.
-        let t1 = t0 + secs(10);
+        // Just after 10 s both are half-open with one probe slot each. w1 takes the task's slot.
+        let t1 = t0 + secs(10) + Duration::from_nanos(1);
         let p1 = w1.try_acquire(t1).expect("w1 probes the task");
         // w2 gets its worker probe slot and a browser permit, then the task refuses:
         // both must be handed back.
@@ -497,8 +497,10 @@ mod tests {
         let ids: Vec<String> = ["w1", "w2", "w3", "w4", "w5", "w6", "w7"].map(String::from).to_vec();
         // w5 has no breaker yet: it counts as closed.
         assert_eq!(reg.prefer_workers(&ids, t0 + secs(6)), ["w2", "w5", "w6", "w3", "w1", "w4", "w7"]);
-        // At 10 s w1 and w7 are half-open too.
-        assert_eq!(reg.prefer_workers(&ids, t0 + secs(10)), ["w2", "w5", "w6", "w1", "w3", "w7", "w4"]);
+        // At 10 s w1 and w7 are still open (the deadline is exclusive); just after, half-open too.
+        assert_eq!(reg.prefer_workers(&ids, t0 + secs(10)), ["w2", "w5", "w6", "w3", "w1", "w4", "w7"]);
+        let after = t0 + secs(10) + Duration::from_nanos(1);
+        assert_eq!(reg.prefer_workers(&ids, after), ["w2", "w5", "w6", "w1", "w3", "w7", "w4"]);
         assert!(reg.prefer_workers(&[], t0).is_empty());
     }
 
