@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod events;
+pub mod fmt;
 pub mod guardian;
 pub mod logging;
 pub mod metrics;

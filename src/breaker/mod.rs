@@ -23,7 +23,7 @@ pub use registry::{AggregateCounts, BreakerRegistry, GateRejected, OpGate, OpPer
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -548,7 +548,7 @@ impl Breaker {
                 .map(|t| TransitionRecord {
                     from: t.from,
                     to: t.to,
-                    at: rfc3339_millis(wall_clock(t.at, anchor)),
+                    at: crate::fmt::rfc3339(wall_clock(t.at, anchor)),
                     reason: t.reason.clone(),
                 })
                 .collect(),
@@ -611,30 +611,6 @@ impl Breaker {
 fn wall_clock(at: Instant, (mono, wall): (Instant, SystemTime)) -> SystemTime {
     let t = if at >= mono { wall.checked_add(at - mono) } else { wall.checked_sub(mono - at) };
     t.unwrap_or(wall)
-}
-
-/// `t` as RFC 3339 UTC with milliseconds, e.g. `2023-11-14T22:13:20.123Z`. Times before 1970
-/// are shown as 1970.
-fn rfc3339_millis(t: SystemTime) -> String {
-    let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:03}Z", since_epoch.subsec_millis())
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z / 146_097;
-    let doe = z % 146_097; // day of the 400-year era, [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year, [0, 365]
-    let mp = (5 * doy + 2) / 153; // March = 0, [0, 11]
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -1174,23 +1150,6 @@ mod tests {
         let m = b.metrics(t0, anchor(t0));
         let at: Vec<_> = m.history.iter().map(|t| t.at.as_str()).collect();
         assert_eq!(at, ["2023-11-14T22:13:17.500Z", "2023-11-14T22:13:21.234Z"]);
-    }
-
-    #[test]
-    fn rfc3339_formatting() {
-        let at = |s: u64, ms: u64| rfc3339_millis(UNIX_EPOCH + secs(s) + Duration::from_millis(ms));
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(1_700_000_000, 123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(at(951_782_400, 999), "2000-02-29T00:00:00.999Z");
-        assert_eq!(at(4_107_542_399, 1), "2100-02-28T23:59:59.001Z");
-        assert_eq!(rfc3339_millis(UNIX_EPOCH - secs(1)), "1970-01-01T00:00:00.000Z");
-        // Agrees with humantime over a spread of days and times of day.
-        let mut s = 0u64;
-        while s < 13_000_000_000 {
-            let t = UNIX_EPOCH + Duration::from_millis(s * 1000 + s % 1000);
-            assert_eq!(rfc3339_millis(t), humantime::format_rfc3339_millis(t).to_string());
-            s += 7_777_777;
-        }
     }
 
     #[test]

@@ -353,19 +353,7 @@ pub struct CampaignReport {
     pub faults_planned: Vec<String>,
 }
 
-/// Rounds to 3 decimals (every float in a report goes through this).
-pub(crate) fn round3(v: f64) -> f64 {
-    if !v.is_finite() {
-        return 0.0;
-    }
-    let r = (v * 1000.0).round() / 1000.0;
-    // no "-0.0" in a report
-    if r == 0.0 {
-        0.0
-    } else {
-        r
-    }
-}
+pub(crate) use crate::fmt::round3;
 
 fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {

@@ -72,10 +72,7 @@ pub enum StoreError {
     WriterFailed(String),
 }
 
-/// Formats a timestamp as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use crate::fmt::rfc3339;
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> i64 {
