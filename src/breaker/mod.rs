@@ -661,7 +661,7 @@ mod tests {
     }
 
     fn anchor(t0: Instant) -> (Instant, SystemTime) {
-        (t0, UNIX_EPOCH + secs(1_700_000_000))
+        (t0, std::time::UNIX_EPOCH + secs(1_700_000_000))
     }
 
     fn metrics(b: &Breaker, now: Instant) -> BreakerMetrics {

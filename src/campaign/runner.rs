@@ -35,8 +35,11 @@ pub struct Campaign {
     stop: Arc<StopSignal>,
     /// Called with the run's event bus and status feed before the first event: the terminal
     /// renderer subscribes here.
-    on_start: Option<Box<dyn FnOnce(&EventBus, StatusFeed) + Send>>,
+    on_start: Option<OnStart>,
 }
+
+/// A subscriber's hook, called once with the run's event bus and status feed.
+type OnStart = Box<dyn FnOnce(&EventBus, StatusFeed) + Send>;
 
 /// The run's lifetime: a root token whose children stop the background services, and a tracker
 /// the runner waits on before it writes the final report, so no task that owns a resource (a

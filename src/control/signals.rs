@@ -8,8 +8,11 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::Instrument;
 
-/// The signals handled, with the cause each records and its name for people.
-const HANDLED: [(fn() -> SignalKind, StopCause, &str); 3] = [
+/// A handled signal: how tokio names it, the cause it records, its name for people.
+type Handled = (fn() -> SignalKind, StopCause, &'static str);
+
+/// The signals handled.
+const HANDLED: [Handled; 3] = [
     (SignalKind::interrupt, StopCause::Interrupted, "SIGINT (Ctrl-C)"),
     (SignalKind::terminate, StopCause::Terminated, "SIGTERM"),
     (SignalKind::hangup, StopCause::Hangup, "SIGHUP"),
