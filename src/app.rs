@@ -524,7 +524,7 @@ fn latest_or(state_dir: &Path, id: Option<&str>) -> Result<String, String> {
 }
 
 fn load_report(state_dir: &Path, id: &str) -> Result<report::CampaignReport, String> {
-    let path = store::store_path(state_dir, id);
+    let path = store::store_path(state_dir, id).map_err(|e| e.to_string())?;
     if !path.exists() {
         return Err(format!("no store for campaign {id} in {} (see `stressctl report --list`)", state_dir.display()));
     }

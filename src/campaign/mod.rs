@@ -368,7 +368,7 @@ pub struct ResumePoint {
 
 /// Finds where campaign `id` stopped. Errors when it ended normally (nothing to resume).
 pub fn resume_point(state_dir: &Path, id: &str) -> Result<(Config, ResumePoint), String> {
-    let path = store::store_path(state_dir, id);
+    let path = store::store_path(state_dir, id).map_err(|e| e.to_string())?;
     let r = StoreReader::open(&path).map_err(|e| e.to_string())?;
     let c = r.campaign().map_err(|e| e.to_string())?;
     if let Some(o) = &c.outcome {
@@ -436,7 +436,7 @@ impl Campaign {
         let profiles_dir = run_dir.join("profiles");
         std::fs::create_dir_all(&profiles_dir).map_err(io_err(&profiles_dir))?;
         let started_at = SystemTime::now();
-        let store_file = store::store_path(&self.opts.state_dir, &id);
+        let store_file = store::store_path(&self.opts.state_dir, &id)?;
         let (store, report_dir) = match &resume {
             None => {
                 let report_dir = self.opts.output_dir.join(&id);

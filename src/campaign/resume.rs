@@ -18,7 +18,7 @@ pub struct Reaped {
 /// start time verified), and browsers in a recorded driver's group whose command line carries this
 /// run's profile directory. Marks them ended in the store.
 pub fn reap(state_dir: &Path, id: &str) -> Result<Reaped, StoreError> {
-    let path = store::store_path(state_dir, id);
+    let path = store::store_path(state_dir, id)?;
     let reader = StoreReader::open(&path)?;
     let procs = reader.live_processes()?;
     drop(reader);
@@ -67,7 +67,7 @@ pub fn unfinished(state_dir: &Path) -> Vec<String> {
         .rev()
         .take(50)
         .filter(|id| {
-            StoreReader::open(&store::store_path(state_dir, id)).and_then(|r| r.campaign()).map(|c| c.outcome.is_none()).unwrap_or(false)
+            store::store_path(state_dir, id).and_then(|p| StoreReader::open(&p)).and_then(|r| r.campaign()).map(|c| c.outcome.is_none()).unwrap_or(false)
         })
         .collect::<Vec<_>>()
         .into_iter()
