@@ -13,6 +13,8 @@ mod integrity;
 mod open;
 mod read;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 pub use open::open_checked;
 pub use read::*;
@@ -395,7 +397,7 @@ impl Store {
             Err(bad) => {
                 return Err(StoreError::Corrupt {
                     path: path.to_path_buf(),
-                    detail: format!("table row_groups: rows {} fail their checksum", integrity::id_list(&bad)),
+                    detail: format!("table row_groups: rows {} fail their checksums", integrity::id_list(&bad)),
                     reports: open::recorded_output_dir(&conn),
                 })
             }

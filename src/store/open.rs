@@ -87,36 +87,64 @@ fn immutable_uri(path: &Path) -> String {
     uri
 }
 
+/// Whether the directory of `path` forbids creating files (read-only mount, or no write permission).
+fn dir_read_only(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call; access(2) only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        return false;
+    }
+    matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EROFS | libc::EACCES | libc::EPERM))
+}
+
 /// Whether a read-only open failed because SQLite could not create the `-shm`/`-wal` files.
 fn needs_shm(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, ErrorCode::CannotOpen | ErrorCode::ReadOnly))
 }
 
+/// The OS error behind the last failure of `conn` (0 when there was none).
+fn last_errno(conn: &Connection) -> i32 {
+    // SAFETY: the handle is valid while `conn` lives, and sqlite3_system_errno only reads the
+    // connection's last OS error code.
+    unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) }
+}
+
 fn open_read_only(path: &Path) -> Result<(Connection, i64), StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e, probe(path, false), None))?;
-    match conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)) {
-        Ok(v) => Ok((conn, v)),
-        Err(e) if needs_shm(&e) => {
-            drop(conn);
-            let wal = wal_path(path);
-            if std::fs::metadata(&wal).map(|m| m.len() > 0).unwrap_or(false) {
-                return Err(StoreError::ReadOnly {
-                    path: path.to_path_buf(),
-                    detail: format!(
-                        "its write-ahead log {} cannot be read where the store's directory is read-only; copy the run directory somewhere writable and read the copy",
-                        wal.display()
-                    ),
-                });
-            }
-            tracing::info!(target: "stressctl::store", "{}: directory not writable and no write-ahead log: opening it immutable", path.display());
-            let conn = Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
-                .map_err(|e| classify(path, e, probe(path, false), None))?;
-            let v = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(|e| classify(path, e, probe(path, false), None))?;
-            Ok((conn, v))
-        }
-        Err(e) => Err(classify(path, e, probe(path, false), None)),
+    let e = match conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)) {
+        Ok(v) => return Ok((conn, v)),
+        Err(e) => e,
+    };
+    // out of descriptors: said while the connection still holds its own (an EMFILE stays EMFILE)
+    if let errno @ (libc::EMFILE | libc::ENFILE) = last_errno(&conn) {
+        return Err(from_io(path, std::io::Error::from_raw_os_error(errno)));
     }
+    if !(needs_shm(&e) && dir_read_only(path)) {
+        return Err(classify(path, e, probe(path, false), None));
+    }
+    drop(conn);
+    let wal = wal_path(path);
+    if std::fs::metadata(&wal).map(|m| m.len() > 0).unwrap_or(false) {
+        return Err(StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            detail: format!(
+                "its write-ahead log {} cannot be read without creating {}-shm, which this directory forbids; copy the run directory somewhere writable and read the copy",
+                wal.display(),
+                path.display()
+            ),
+        });
+    }
+    tracing::info!(target: "stressctl::store", "{}: its directory is read-only and it has no write-ahead log: reading it as immutable", path.display());
+    let conn = Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)
+        .map_err(|e| classify(path, e, probe(path, false), None))?;
+    let v = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(|e| classify(path, e, probe(path, false), None))?;
+    Ok((conn, v))
 }
 
 /// The reports directory recorded in the campaign row, when that row can be read and verifies.

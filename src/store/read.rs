@@ -206,7 +206,7 @@ impl StoreReader {
         if !bad.is_empty() {
             return Err(StoreError::Corrupt {
                 path: path.to_path_buf(),
-                detail: format!("table row_groups: rows {} fail their checksum", id_list(&bad)),
+                detail: format!("table row_groups: rows {} fail their checksums", id_list(&bad)),
                 reports,
             });
         }
@@ -257,8 +257,8 @@ impl StoreReader {
             f(r).map_err(self.err())?;
         }
         if !bad.is_empty() {
-            let what = if bad.len() == 1 { "row" } else { "rows" };
-            return Err(self.corrupt(format!("table {}: {what} {} fail their checksum", table.name, id_list(&bad))));
+            let what = if bad.len() == 1 { "row {} fails its checksum" } else { "rows {} fail their checksums" };
+            return Err(self.corrupt(format!("table {}: {}", table.name, what.replace("{}", &id_list(&bad)))));
         }
         Ok(fp)
     }
@@ -319,7 +319,7 @@ impl StoreReader {
         }
         let (pc, kc) = (table.phase_col.map(|c| c + 1), table.kind_col.map(|c| c + 1));
         let mut in_table = BTreeSet::new();
-        let full = self.scan(table, &format!("NOT INDEXED"), &[], |r| {
+        let full = self.scan(table, "NOT INDEXED", &[], |r| {
             let phase = match pc {
                 Some(c) => r.get::<_, Option<i64>>(c)?.unwrap_or(-1),
                 None => -1,
