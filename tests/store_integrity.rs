@@ -14,7 +14,8 @@ use stressctl::report::{campaign_report, CampaignReport};
 use stressctl::store::{CampaignRecord, EventRow, PhaseStart, SampleRow, Store, StoreReader, WindowRow};
 
 const T0: u64 = 1_750_000_000;
-/// Byte-flip trials (each a copy of the store with one damaged byte, then a report build).
+/// Byte-flip trials (each a copy of the store with one damaged byte, then a report build);
+/// `STRESSCTL_FLIP_TRIALS` and `STRESSCTL_FLIP_SEED` run a longer or another series.
 const TRIALS: usize = 300;
 
 fn at_ms(ms: u64) -> SystemTime {
@@ -107,15 +108,26 @@ fn finished_store(dir: &Path) -> PathBuf {
         };
         for i in 0..25u64 {
             let class = ["timeout", "crash", "gpu_error", "script_error"][(i % 4) as usize];
-            store.event(ev(i * 10, "op_failed", format!("op {i} failed"), json!({"class": class, "message": format!("failure kind {}", i % 6)})));
+            store.event(ev(
+                i * 10,
+                "op_failed",
+                format!("op {i} failed"),
+                json!({"class": class, "message": format!("failure kind {}", i % 6)}),
+            ));
         }
         for i in 0..6u64 {
-            store.event(ev(300 + i, "guardian_violation", "cpu high".into(), json!({"metric": "cpu", "value": 91.5 + i as f64, "threshold": 90.0})));
+            store.event(ev(
+                300 + i,
+                "guardian_violation",
+                "cpu high".into(),
+                json!({"metric": "cpu", "value": 91.5 + i as f64, "threshold": 90.0}),
+            ));
         }
         for i in 0..8u64 {
             let strategy = ["retry", "new_session"][(i % 2) as usize];
             let outcome = if i % 3 == 0 { "failed" } else { "succeeded" };
-            let data = json!({"class": "timeout", "strategy": strategy, "level": 1 + i % 2, "outcome": outcome, "time_to_recover_ms": 100 * i});
+            let data =
+                json!({"class": "timeout", "strategy": strategy, "level": 1 + i % 2, "outcome": outcome, "time_to_recover_ms": 100 * i});
             store.event(ev(400 + i, "recovery_attempted", "recovery".into(), data));
         }
         for (i, (from, to)) in [("closed", "open"), ("open", "half_open"), ("half_open", "closed")].iter().enumerate() {
@@ -202,9 +214,11 @@ fn byte_flips_in_a_finished_store_never_give_a_different_report() {
     assert_eq!(original.1, std::fs::read_to_string(dir.path().join("out/events.jsonl")).unwrap());
     let clean = std::fs::read(&path).unwrap();
     let trial_path = dir.path().join("trial.sqlite");
-    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let trials = env("STRESSCTL_FLIP_TRIALS").map_or(TRIALS, |n| n as usize);
+    let mut rng = fastrand::Rng::with_seed(env("STRESSCTL_FLIP_SEED").unwrap_or(0x5eed));
     let (mut errors, mut same, mut wrong, mut multi_line) = (0, 0, Vec::new(), Vec::new());
-    for trial in 0..TRIALS {
+    for trial in 0..trials {
         let mut bytes = clean.clone();
         let off = pick_offset(&bytes, &mut rng);
         bytes[off] ^= rng.u8(1..=255);
@@ -220,12 +234,11 @@ fn byte_flips_in_a_finished_store_never_give_a_different_report() {
             Ok(_) => wrong.push((trial, off)),
         }
     }
-    eprintln!("{TRIALS} trials: {errors} errors, {same} identical reports, {} wrong reports", wrong.len());
+    eprintln!("{trials} trials: {errors} errors, {same} identical reports, {} wrong reports", wrong.len());
     assert!(wrong.is_empty(), "reports with different numbers built without an error (trial, offset): {wrong:?}");
     assert!(multi_line.is_empty(), "every error is one line: {multi_line:?}");
-    assert!(errors > TRIALS / 3, "most flips in record data must be detected ({errors} were)");
+    assert!(errors > trials / 3, "most flips in record data must be detected ({errors} were)");
 }
-
 
 fn report_error(path: &Path) -> String {
     match build(path) {
@@ -240,7 +253,8 @@ fn a_damaged_record_is_named_by_table_and_id() {
     let path = finished_store(dir.path());
     // what a flipped byte does: a value changes, its checksum does not
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("UPDATE windows SET attempted = attempted + 1 WHERE id IN (7, 9); UPDATE events SET message = 'x' WHERE id = 3;").unwrap();
+    c.execute_batch("UPDATE windows SET attempted = attempted + 1 WHERE id IN (7, 9); UPDATE events SET message = 'x' WHERE id = 3;")
+        .unwrap();
     drop(c);
     let e = report_error(&path);
     assert!(e.contains("is corrupt: table windows: rows 7, 9 fail their checksums"), "{e}");

@@ -66,9 +66,7 @@ pub fn unfinished(state_dir: &Path) -> Vec<String> {
         .into_iter()
         .rev()
         .take(50)
-        .filter(|id| {
-            store::store_path(state_dir, id).and_then(|p| StoreReader::open(&p)).and_then(|r| r.campaign()).map(|c| c.outcome.is_none()).unwrap_or(false)
-        })
+        .filter(|id| StoreReader::open_campaign(state_dir, id).and_then(|r| r.campaign()).map(|c| c.outcome.is_none()).unwrap_or(false))
         .collect::<Vec<_>>()
         .into_iter()
         .rev()

@@ -547,10 +547,11 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
 /// The report of phase `idx`, from the store (its status as stored, `running` included).
 pub fn phase_report(r: &StoreReader, idx: u32) -> Result<PhaseReport, StoreError> {
     let phases = r.phases()?;
-    let p = phases
-        .iter()
-        .find(|p| p.idx == idx)
-        .ok_or_else(|| StoreError::Corrupt { path: r.path().to_path_buf(), detail: format!("no phase with index {idx} in the store"), reports: None })?;
+    let p = phases.iter().find(|p| p.idx == idx).ok_or_else(|| StoreError::Corrupt {
+        path: r.path().to_path_buf(),
+        detail: format!("no phase with index {idx} in the store"),
+        reports: None,
+    })?;
     build_phase(r, p, &mut BTreeSet::new())
 }
 

@@ -11,7 +11,8 @@
 //! row, return one twice, or return another one in its place, and a report would be built from
 //! fewer windows. So the writer also keeps, per table, phase and (for events) kind, the number of
 //! rows and a set hash of their ids ([`Fingerprint`]) in `row_groups` (itself checksummed); a
-//! reader compares what a query returned with what was written.
+//! reader compares what a query returned with what was written. Windows, samples and events get
+//! their ids from the writer (so they are known before the insert, and hashed with the row).
 
 use super::schema::{Table, ROW_GROUPS};
 use rusqlite::types::{Value, ValueRef};
@@ -174,6 +175,25 @@ impl Ledger {
         id
     }
 
+    /// Records the rows of a small table that is written by upserts (phases, task info) as its one
+    /// group, from the table itself: called in the transaction that changed it.
+    pub fn count_table(&mut self, tx: &Connection, table: &Table) -> rusqlite::Result<()> {
+        let mut g = Group::default();
+        let mut st = tx.prepare_cached(&format!("SELECT rowid FROM {}", table.name))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            g.fp.add(id);
+            g.max_id = g.max_id.max(id);
+        }
+        let key = group_key(table, None, "");
+        if self.groups.get(&key) != Some(&g) {
+            self.groups.insert(key.clone(), g);
+            self.dirty.insert(key);
+        }
+        Ok(())
+    }
+
     /// Writes the groups changed since the last call (inside the commit's transaction).
     pub fn save(&mut self, tx: &Connection) -> rusqlite::Result<()> {
         for key in std::mem::take(&mut self.dirty) {
@@ -253,10 +273,13 @@ mod tests {
                 let mut b = text.clone();
                 b[i] ^= x;
                 let changed = [values[0].clone(), Value::Blob(b), values[2].clone(), values[3].clone(), Value::Null];
-                let changed_text = row_crc(&WINDOWS, changed.iter().map(|v| match v {
-                    Value::Blob(b) if b.len() == text.len() => ValueRef::Text(b),
-                    v => ValueRef::from(v),
-                }));
+                let changed_text = row_crc(
+                    &WINDOWS,
+                    changed.iter().map(|v| match v {
+                        Value::Blob(b) if b.len() == text.len() => ValueRef::Text(b),
+                        v => ValueRef::from(v),
+                    }),
+                );
                 assert_ne!(base, changed_text);
             }
         }

@@ -90,7 +90,9 @@ pub enum StoreError {
         detail: String,
     },
     /// The file or its directory may not be opened by this user.
-    #[error("store {path}: permission denied; run stressctl as the user that owns it, or give this user access to the file and its directory")]
+    #[error(
+        "store {path}: permission denied; run stressctl as the user that owns it, or give this user access to the file and its directory"
+    )]
     PermissionDenied {
         /// The file.
         path: PathBuf,
@@ -524,7 +526,14 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut ledger: Ledger, rx: Receiver<Msg>, shared: Arc<Shared>, mut jsonl: BufWriter<File>, path: PathBuf) {
+fn writer_loop(
+    mut conn: Connection,
+    mut ledger: Ledger,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    mut jsonl: BufWriter<File>,
+    path: PathBuf,
+) {
     let mut pending: Vec<Msg> = Vec::with_capacity(1024);
     let mut failed = false;
     loop {
@@ -591,10 +600,17 @@ fn commit(conn: &mut Connection, ledger: &mut Ledger, pending: &mut Vec<Msg>, js
     if pending.is_empty() {
         return Ok(());
     }
+    let phases = pending.iter().any(|m| matches!(m, Msg::PhaseStarted(_) | Msg::PhaseProgress { .. } | Msg::PhaseEnded { .. }));
+    let task_info = pending.iter().any(|m| matches!(m, Msg::TaskInfo { .. }));
     let tx = conn.transaction().map_err(|e| e.to_string())?;
     let mut lines = String::new();
     for m in pending.drain(..) {
         apply(&tx, ledger, m, &mut lines).map_err(|e| e.to_string())?;
+    }
+    for (touched, table) in [(phases, &PHASES), (task_info, &TASK_INFO)] {
+        if touched {
+            ledger.count_table(&tx, table).map_err(|e| e.to_string())?;
+        }
     }
     ledger.save(&tx).map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;

@@ -46,7 +46,9 @@ pub(crate) fn classify(path: &Path, e: rusqlite::Error, probe: Result<(), StoreE
     let corrupt = |detail: String| StoreError::Corrupt { path: path.to_path_buf(), detail, reports: reports.map(Path::to_path_buf) };
     match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
-            ErrorCode::NotADatabase => StoreError::NotAStore { path: path.to_path_buf(), detail: "the file is not an SQLite database".into() },
+            ErrorCode::NotADatabase => {
+                StoreError::NotAStore { path: path.to_path_buf(), detail: "the file is not an SQLite database".into() }
+            }
             ErrorCode::DatabaseCorrupt => corrupt(one_line(&e.to_string())),
             ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly | ErrorCode::SystemIoFailure => match probe {
                 Err(cause) => cause,
@@ -150,9 +152,7 @@ fn open_read_only(path: &Path) -> Result<(Connection, i64), StoreError> {
 /// The reports directory recorded in the campaign row, when that row can be read and verifies.
 pub(crate) fn recorded_output_dir(conn: &Connection) -> Option<PathBuf> {
     let sql = format!("{} LIMIT 1", select_sql(&CAMPAIGN));
-    conn.query_row(&sql, [], |r| Ok(if row_ok(&CAMPAIGN, r)? { Some(PathBuf::from(r.get::<_, String>(9)?)) } else { None }))
-        .ok()
-        .flatten()
+    conn.query_row(&sql, [], |r| Ok(if row_ok(&CAMPAIGN, r)? { Some(PathBuf::from(r.get::<_, String>(9)?)) } else { None })).ok().flatten()
 }
 
 /// Opens an existing store: schema version and page structure (`PRAGMA quick_check`) checked.
@@ -164,7 +164,8 @@ pub fn open_checked(path: &Path, read_only: bool) -> Result<Connection, StoreErr
     } else {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| classify(path, e, probe(path, true), None))?;
-        let v = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(|e| classify(path, e, probe(path, true), None))?;
+        let v =
+            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(|e| classify(path, e, probe(path, true), None))?;
         (conn, v)
     };
     if version > SCHEMA_VERSION {

@@ -264,7 +264,13 @@ impl StoreReader {
     }
 
     /// [`Self::scan_sql`] of `SELECT rowid, <cols>, crc FROM <table> <tail>`.
-    fn scan(&self, table: &Table, tail: &str, p: &[&dyn ToSql], f: impl FnMut(&Row<'_>) -> rusqlite::Result<()>) -> Result<Fingerprint, StoreError> {
+    fn scan(
+        &self,
+        table: &Table,
+        tail: &str,
+        p: &[&dyn ToSql],
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Fingerprint, StoreError> {
         self.scan_sql(table, &format!("{} {tail}", select_sql(table)), p, f)
     }
 
@@ -381,7 +387,7 @@ impl StoreReader {
     /// All phases started so far, by index.
     pub fn phases(&self) -> Result<Vec<PhaseInfo>, StoreError> {
         let mut out = Vec::new();
-        self.scan(&PHASES, "ORDER BY idx", &[], |r| {
+        self.scan_complete(&PHASES, "ORDER BY idx", &[], &|_, _| true, "phases", |r| {
             let notes: String = r.get(14)?;
             out.push(PhaseInfo {
                 idx: r.get(1)?,
@@ -517,7 +523,7 @@ impl StoreReader {
     pub fn task_info(&self, idx: u32) -> Result<BTreeMap<String, BTreeMap<String, Value>>, StoreError> {
         let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
         // the whole (small) table without its index: a damaged index cannot hide a row
-        self.scan(&TASK_INFO, "NOT INDEXED", &[], |r| {
+        self.scan_complete(&TASK_INFO, "NOT INDEXED", &[], &|_, _| true, "task info rows", |r| {
             if r.get::<_, i64>(1)? == i64::from(idx) {
                 let v: String = r.get(4)?;
                 out.entry(r.get(2)?).or_default().insert(r.get(3)?, serde_json::from_str(&v).unwrap_or(Value::Null));

@@ -64,7 +64,8 @@ pub(crate) const TASK_INFO: Table = Table { name: "task_info", cols: "phase_idx,
 pub(crate) const PROCESSES: Table =
     Table { name: "processes", cols: "pid, start_time, kind, worker, pgid, marker, started_at", phase_col: None, kind_col: None };
 /// Per table, phase and (events) kind: how many rows were written and a set hash of their ids, so
-/// a reader notices a row that an index lost, duplicated or swapped for another.
+/// a reader notices a row that an index lost, duplicated or swapped for another. Windows, samples
+/// and events have a group per phase (and kind); phases and task info one group each (by rowid).
 pub(crate) const ROW_GROUPS: Table =
     Table { name: "row_groups", cols: "tbl, phase, kind, n, mix, max_id", phase_col: None, kind_col: None };
 
