@@ -9,7 +9,7 @@ use super::integrity::{id_list, load_groups, row_ok, select_sql, Fingerprint, Gr
 use super::open::{classify, probe, recorded_output_dir};
 use super::schema::{Table, CAMPAIGN, EVENTS, PHASES, PROCESSES, SAMPLES, TASK_INFO, WINDOWS};
 use super::{event_jsonl_line, open_checked, store_path, validate_campaign_id, StoreError};
-use crate::metrics::{decode_histogram, new_histogram, Window};
+use crate::metrics::{decode_histogram, Window};
 use crate::recovery::FailureClass;
 use rusqlite::types::Type;
 use rusqlite::{Connection, Row, ToSql};
@@ -418,25 +418,23 @@ impl StoreReader {
         self.scan_complete(&WINDOWS, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
             let kind: String = r.get(5)?;
             let errors: String = r.get(12)?;
-            let mut w = Window {
-                attempted: r.get::<_, i64>(8)? as u64,
-                succeeded: r.get::<_, i64>(9)? as u64,
-                failed: r.get::<_, i64>(10)? as u64,
-                verified: r.get::<_, i64>(11)? as u64,
-                errors: BTreeMap::new(),
-                hist: new_histogram(),
-            };
             let errs: BTreeMap<String, u64> =
                 serde_json::from_str(&errors).map_err(|e| bad_value(12, Type::Text, format!("window errors: {e}")))?;
-            for (k, v) in errs {
-                if let Some(c) = FailureClass::parse(&k) {
-                    w.errors.insert(c, v);
-                }
-            }
             let h = r.get_ref(13)?.as_blob().map_err(|e| bad_value(13, Type::Blob, e.to_string()))?;
             let h = decode_histogram(h).map_err(|e| bad_value(13, Type::Blob, e))?;
-            let _ = w.hist.add(&h);
-            out.entry(kind).or_default().merge(&w);
+            // straight into the kind's total: no per-window histogram (each is a 180 KB array)
+            let total = out.entry(kind).or_default();
+            total.attempted += r.get::<_, i64>(8)? as u64;
+            total.succeeded += r.get::<_, i64>(9)? as u64;
+            total.failed += r.get::<_, i64>(10)? as u64;
+            total.verified += r.get::<_, i64>(11)? as u64;
+            for (k, v) in errs {
+                if let Some(c) = FailureClass::parse(&k) {
+                    *total.errors.entry(c).or_insert(0) += v;
+                }
+            }
+            // same bounds as every recorded histogram; a histogram out of them adds nothing, as before
+            let _ = total.hist.add(&h);
             Ok(())
         })?;
         Ok(out)
