@@ -162,14 +162,14 @@ pub fn validate_campaign_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("it is empty".into());
     }
-    if id.len() > MAX_CAMPAIGN_ID_LEN {
-        return Err(format!("it is longer than {MAX_CAMPAIGN_ID_LEN} characters"));
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{c:?} is not allowed (ids are letters, digits, '.', '_' and '-', e.g. 20261123T172546Z-3f9a)"));
     }
     if id.starts_with('.') {
         return Err("it starts with '.'".into());
     }
-    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("{c:?} is not allowed (ids are letters, digits, '.', '_' and '-', e.g. 20261123T172546Z-3f9a)"));
+    if id.len() > MAX_CAMPAIGN_ID_LEN {
+        return Err(format!("it is longer than {MAX_CAMPAIGN_ID_LEN} characters"));
     }
     Ok(())
 }

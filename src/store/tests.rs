@@ -19,7 +19,7 @@ fn ids_that_could_leave_the_runs_directory_are_refused() {
     }
     let e = store_path(Path::new("/state"), "../../x").unwrap_err();
     assert!(matches!(e, StoreError::InvalidId { .. }) && e.is_bad_input(), "{e:?}");
-    assert!(e.to_string().contains("\"../../x\""), "{e}");
+    assert!(e.to_string().contains("\"../../x\": '/' is not allowed"), "{e}");
     assert_eq!(store_path(Path::new("/state"), "c1").unwrap(), Path::new("/state/runs/c1/store.sqlite"));
 }
 
