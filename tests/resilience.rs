@@ -302,7 +302,13 @@ fn damaged_stores_are_reported_clearly() {
     std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
     let out = report_in(&broken);
     out.expect_code(1);
-    assert!(out.stderr.contains("corrupt"), "{}", out.describe());
+    let err = out.stderr.trim();
+    assert!(err.contains("corrupt") && err.lines().count() == 1, "one line: {}", out.describe());
+    // the reports it protects are the campaign's (in this sandbox's --output-dir), never a guess
+    assert!(!err.contains("results_summary/"), "{}", out.describe());
+    if err.contains("unaffected") {
+        assert!(err.contains(&sb.out.join(&id).display().to_string()), "{}", out.describe());
+    }
     // the original is untouched and still rebuilds
     run(sb.cmd(args(&["report", &id])), Duration::from_secs(30)).expect_code(0);
 }

@@ -115,6 +115,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         Some((id, _, _)) => id.clone(),
         None => args.campaign_id.clone().unwrap_or_else(new_campaign_id),
     };
+    crate::store::validate_campaign_id(&id).map_err(|why| CliError::usage(format!("invalid campaign id {id:?}: {why}")))?;
     if args.detach {
         return detach(common, &id);
     }

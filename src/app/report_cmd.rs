@@ -3,6 +3,7 @@
 
 use super::{CliError, EXIT_FAILED, EXIT_OK};
 use crate::cli::{CommonArgs, ReportArgs};
+use crate::control::lock;
 use crate::progress::say;
 use crate::report;
 use crate::store::{self, StoreReader};
@@ -18,15 +19,21 @@ fn latest_or(state_dir: &Path, id: Option<&str>) -> Result<String, CliError> {
     }
 }
 
-/// The report of campaign `id`. An unknown id is bad input (exit 2); a store that cannot be
-/// read is a failure (exit 1).
-fn load_report(state_dir: &Path, id: &str) -> Result<report::CampaignReport, CliError> {
-    let path = store::store_path(state_dir, id);
-    if !path.exists() {
-        return Err(CliError::usage(format!("no store for campaign {id} in {} (see `stressctl report --list`)", state_dir.display())));
+/// An error of the store as a command error: an unknown or invalid id is bad input (exit 2),
+/// anything else a failure (exit 1).
+fn store_error(e: &store::StoreError) -> CliError {
+    if e.is_bad_input() {
+        CliError::usage(e.to_string())
+    } else {
+        CliError::failed(e.to_string())
     }
-    let r = StoreReader::open(&path).map_err(|e| CliError::failed(e.to_string()))?;
-    report::campaign_report(&r).map_err(|e| CliError::failed(e.to_string()))
+}
+
+/// The store of campaign `id` and its report, verified.
+fn load_report(state_dir: &Path, id: &str) -> Result<(StoreReader, report::CampaignReport), CliError> {
+    let r = StoreReader::open_campaign(state_dir, id).map_err(|e| store_error(&e))?;
+    let c = report::campaign_report(&r).map_err(|e| store_error(&e))?;
+    Ok((r, c))
 }
 
 /// `stressctl report`.
@@ -38,9 +45,9 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
         return Ok(EXIT_OK);
     }
     let id = latest_or(&common.state_dir, a.id.as_deref())?;
-    let base = load_report(&common.state_dir, &id)?;
+    let (reader, base) = load_report(&common.state_dir, &id)?;
     if let Some(other) = &a.compare {
-        let new = load_report(&common.state_dir, other)?;
+        let (_, new) = load_report(&common.state_dir, other)?;
         let tol = report::Tolerance {
             success_rate_points: a.tolerance_success,
             throughput_pct: a.tolerance_throughput,
@@ -51,9 +58,17 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
         return Ok(if c.has_regressions() { EXIT_FAILED } else { EXIT_OK });
     }
     let dir = common.output_dir.join(&id);
-    std::fs::create_dir_all(&dir)
-        .and_then(|_| report::write_campaign_reports(&dir, &base))
-        .map_err(|e| CliError::failed(format!("cannot write reports to {}: {e}", dir.display())))?;
+    // a running campaign's writer appends to its events.jsonl: leave that file to it
+    let running = lock::read(&common.state_dir).is_some_and(|l| l.campaign_id == id && l.holder_alive());
+    let events = if running { Ok(()) } else { report::write_events_jsonl(&dir, &reader).map(drop) };
+    events
+        .and_then(|_| {
+            report::write_campaign_reports(&dir, &base).map_err(|source| report::RebuildError::Write { dir: dir.clone(), source })
+        })
+        .map_err(|e| match &e {
+            report::RebuildError::Store(s) => store_error(s),
+            report::RebuildError::Write { .. } => CliError::failed(e.to_string()),
+        })?;
     say(&format!("stressctl: reports of {id} rebuilt from its store in {}/", dir.display()));
     Ok(EXIT_OK)
 }

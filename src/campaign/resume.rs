@@ -20,7 +20,7 @@ pub struct Reaped {
 /// start time verified), and browsers in a recorded driver's group whose command line carries this
 /// run's profile directory. Marks them ended in the store.
 pub fn reap(state_dir: &Path, id: &str) -> Result<Reaped, StoreError> {
-    let path = store::store_path(state_dir, id);
+    let path = store::store_path(state_dir, id)?;
     let reader = StoreReader::open(&path)?;
     let procs = reader.live_processes()?;
     drop(reader);
@@ -68,9 +68,7 @@ pub fn unfinished(state_dir: &Path) -> Vec<String> {
         .into_iter()
         .rev()
         .take(50)
-        .filter(|id| {
-            StoreReader::open(&store::store_path(state_dir, id)).and_then(|r| r.campaign()).map(|c| c.outcome.is_none()).unwrap_or(false)
-        })
+        .filter(|id| StoreReader::open_campaign(state_dir, id).and_then(|r| r.campaign()).map(|c| c.outcome.is_none()).unwrap_or(false))
         .collect::<Vec<_>>()
         .into_iter()
         .rev()
@@ -88,18 +86,51 @@ pub struct ResumePoint {
     pub note: String,
 }
 
+/// Why a campaign cannot be resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// Its store cannot be read (an unknown or invalid id is bad input: see
+    /// [`StoreError::is_bad_input`]).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// It ended normally: nothing to resume.
+    #[error("campaign {id} already ended ({outcome}); nothing to resume (see its reports in {})", reports.display())]
+    Ended {
+        /// Campaign id.
+        id: String,
+        /// Its outcome.
+        outcome: String,
+        /// Where its reports are.
+        reports: std::path::PathBuf,
+    },
+    /// Its stored config no longer parses (written by another version).
+    #[error("the stored config of {id} no longer parses: {detail}")]
+    Config {
+        /// Campaign id.
+        id: String,
+        /// The parse error.
+        detail: String,
+    },
+}
+
+impl ResumeError {
+    /// True when the id given was unknown or invalid (exit 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ResumeError::Store(e) if e.is_bad_input())
+    }
+}
+
 /// Finds where campaign `id` stopped. Errors when it ended normally (nothing to resume).
-pub fn resume_point(state_dir: &Path, id: &str) -> Result<(Config, ResumePoint), String> {
-    let path = store::store_path(state_dir, id);
-    let r = StoreReader::open(&path).map_err(|e| e.to_string())?;
-    let c = r.campaign().map_err(|e| e.to_string())?;
+pub fn resume_point(state_dir: &Path, id: &str) -> Result<(Config, ResumePoint), ResumeError> {
+    let r = StoreReader::open_campaign(state_dir, id)?;
+    let c = r.campaign()?;
     if let Some(o) = &c.outcome {
-        return Err(format!("campaign {id} already ended ({o}); nothing to resume (see its reports in {})", c.output_dir.display()));
+        return Err(ResumeError::Ended { id: id.to_string(), outcome: o.clone(), reports: c.output_dir.clone() });
     }
     let mut cfg =
-        Config::parse(&c.config_text, &c.config_source).map_err(|e| format!("the stored config of {id} no longer parses: {e}"))?;
+        Config::parse(&c.config_text, &c.config_source).map_err(|e| ResumeError::Config { id: id.to_string(), detail: e.to_string() })?;
     cfg.profile = c.profile.clone();
-    let phases = r.phases().map_err(|e| e.to_string())?;
+    let phases = r.phases()?;
     let done = phases.iter().take_while(|p| p.status == "completed").count();
     let (phase, elapsed, note) = match phases.get(done) {
         Some(p) => {

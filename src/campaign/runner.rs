@@ -86,7 +86,7 @@ impl Campaign {
 
     /// Opens (or, resuming, reopens) the store; returns it with the report directory.
     fn open_store(&self, id: &str, resume: bool) -> Result<(Store, PathBuf), RunError> {
-        let store_file = store::store_path(&self.opts.state_dir, id);
+        let store_file = store::store_path(&self.opts.state_dir, id)?;
         if resume {
             let report_dir = StoreReader::open(&store_file)?.campaign()?.output_dir;
             std::fs::create_dir_all(&report_dir).map_err(io_err(&report_dir))?;

@@ -1,5 +1,6 @@
 //! Reports built from the store: one JSON file per phase (`phase_NN_name.json`),
-//! `campaign_report.json`, `summary.txt`, and the comparison of two campaigns.
+//! `campaign_report.json`, `summary.txt`, `events.jsonl` (rebuilt from the stored events), and
+//! the comparison of two campaigns.
 //!
 //! Everything here is a pure function of the store, so `stressctl report ID` rebuilds files that are
 //! byte-identical to the ones the run wrote: no "now" timestamps, maps are `BTreeMap`s (sorted keys),
@@ -22,13 +23,15 @@ use crate::store::{EventInfo, PhaseInfo, ResourceAgg, StoreError, StoreReader};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// File name of the campaign report.
 pub const CAMPAIGN_REPORT_FILE: &str = "campaign_report.json";
 /// File name of the human-readable summary.
 pub const SUMMARY_FILE: &str = "summary.txt";
+/// File name of the event log (one JSON object per line, appended by the run, rebuilt by `report`).
+pub const EVENTS_FILE: &str = "events.jsonl";
 /// How many of the most frequent failure messages a phase report keeps.
 pub const TOP_ERRORS: usize = 5;
 /// Failure messages are cut to this many characters.
@@ -555,10 +558,11 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
 /// The report of phase `idx`, from the store (its status as stored, `running` included).
 pub fn phase_report(r: &StoreReader, idx: u32) -> Result<PhaseReport, StoreError> {
     let phases = r.phases()?;
-    let p = phases
-        .iter()
-        .find(|p| p.idx == idx)
-        .ok_or_else(|| StoreError::Corrupt { path: r.path().to_path_buf(), detail: format!("no phase with index {idx} in the store") })?;
+    let p = phases.iter().find(|p| p.idx == idx).ok_or_else(|| StoreError::Corrupt {
+        path: r.path().to_path_buf(),
+        detail: format!("no phase with index {idx} in the store"),
+        reports: None,
+    })?;
     build_phase(r, p, &mut BTreeSet::new())
 }
 
@@ -638,7 +642,7 @@ fn decode(e: &EventInfo) -> Result<Event, crate::events::DecodeError> {
 }
 
 fn corrupt_event(r: &StoreReader, e: crate::events::DecodeError) -> StoreError {
-    StoreError::Corrupt { path: r.path().to_path_buf(), detail: e.to_string() }
+    r.corrupt(e.to_string())
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -910,4 +914,66 @@ pub fn write_campaign_reports(dir: &Path, c: &CampaignReport) -> std::io::Result
     write_atomic(dir, CAMPAIGN_REPORT_FILE, &pretty(c)?)?;
     write_atomic(dir, SUMMARY_FILE, render_summary(c).as_bytes())?;
     Ok(())
+}
+
+/// Why reports could not be rebuilt: the store (see [`StoreError::is_bad_input`] for the exit
+/// code), or the reports directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// The store could not be read, or is damaged.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file could not be written.
+    #[error("cannot write the reports to {}: {source}", dir.display())]
+    Write {
+        /// The reports directory.
+        dir: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Writes `events.jsonl` from the store, byte-identical to the file the run appended (same line
+/// for each stored event, see [`crate::store::event_jsonl_line`]), atomically: it is streamed to a
+/// temporary file that replaces the old one only when every event was read and verified.
+///
+/// Never call it for a campaign that is running: its writer appends to the file it has open, which
+/// the rename would replace.
+pub fn write_events_jsonl(dir: &Path, r: &StoreReader) -> Result<PathBuf, RebuildError> {
+    let werr = |source| RebuildError::Write { dir: dir.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(werr)?;
+    let path = dir.join(EVENTS_FILE);
+    let tmp = dir.join(format!(".{EVENTS_FILE}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut w = BufWriter::new(std::fs::File::create(&tmp).map_err(werr)?);
+        let mut failed = None;
+        r.for_each_event_line(|line| {
+            if failed.is_none() {
+                if let Err(e) = writeln!(w, "{line}") {
+                    failed = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(werr(e));
+        }
+        let f = w.into_inner().map_err(|e| werr(e.into_error()))?;
+        f.sync_all().map_err(werr)?;
+        std::fs::rename(&tmp, &path).map_err(werr)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map(|_| path)
+}
+
+/// `stressctl report ID`: rebuilds every file of the campaign's reports directory from its store —
+/// the phase files, `campaign_report.json`, `summary.txt` and `events.jsonl` — byte-identical to
+/// the ones the run wrote. Everything is read (and verified) before the first file is replaced, so
+/// a damaged store leaves the directory as it was.
+pub fn rebuild_reports(r: &StoreReader, dir: &Path) -> Result<CampaignReport, RebuildError> {
+    let c = campaign_report(r)?;
+    write_events_jsonl(dir, r)?;
+    write_campaign_reports(dir, &c).map_err(|source| RebuildError::Write { dir: dir.to_path_buf(), source })?;
+    Ok(c)
 }

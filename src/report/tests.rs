@@ -736,3 +736,23 @@ fn empty_campaign_still_reports() {
     assert!(s.contains("no ops were recorded: check the setup"), "{s}");
     write_campaign_reports(&dir.path().join("out"), &c).unwrap();
 }
+
+#[test]
+fn rebuild_reports_rewrites_every_file_including_events_jsonl() {
+    let f = build_store(Some("failed"));
+    // what the run leaves: the events it appended, the phase files, then the campaign files
+    std::fs::create_dir_all(&f.out).unwrap();
+    std::fs::copy(f._dir.path().join("runs/c1/events.jsonl"), f.out.join(EVENTS_FILE)).unwrap();
+    for i in 0..2 {
+        write_phase_report(&f.out, &phase_report(&f.reader(), i).unwrap()).unwrap();
+    }
+    write_campaign_reports(&f.out, &campaign_report(&f.reader()).unwrap()).unwrap();
+    let written = files(&f.out);
+    assert_eq!(written.len(), 5, "{:?}", written.keys());
+    // rebuilt in place and from scratch elsewhere: the same bytes
+    rebuild_reports(&f.reader(), &f.out).unwrap();
+    assert_eq!(files(&f.out), written);
+    let fresh = f._dir.path().join("fresh");
+    rebuild_reports(&f.reader(), &fresh).unwrap();
+    assert_eq!(files(&fresh), written);
+}

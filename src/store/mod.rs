@@ -5,14 +5,25 @@
 //! [`COMMIT_INTERVAL`]; readers (reports, resume, `status`) open their own connections. A write
 //! error (disk full, I/O error) is fatal for the writer: the open transaction is rolled back,
 //! nothing already committed is lost, and the campaign is told to stop gracefully.
+//!
+//! Every row is written with a checksum and reads verify it ([`integrity`]): a damaged store gives
+//! an error naming the table and rows, never a report with wrong numbers.
 
+mod integrity;
+mod open;
 mod read;
 mod schema;
+#[cfg(test)]
+mod tests;
 
+pub use open::open_checked;
 pub use read::*;
 pub use schema::SCHEMA_VERSION;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use integrity::{insert_sealed, reseal, Ledger};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection};
+use schema::{CAMPAIGN, EVENTS, PHASES, PROCESSES, SAMPLES, TASK_INFO, WINDOWS};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -27,11 +38,12 @@ use std::time::{Duration, Instant, SystemTime};
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 const CHANNEL_CAPACITY: usize = 16 * 1024;
 
-/// Store errors.
+/// Store errors. Each displays as one line that names the real cause and what to do; details
+/// (e.g. SQLite's list of damaged pages) go to the log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
-    #[error("store {path}: {source}")]
+    /// SQLite said no, for a reason none of the variants below names (busy, out of memory, …).
+    #[error("store {path}: {}", open::one_line(&source.to_string()))]
     Sqlite {
         /// The file.
         path: PathBuf,
@@ -48,17 +60,68 @@ pub enum StoreError {
         /// Ours.
         supported: i64,
     },
-    /// Not a stressctl store, or damaged.
-    #[error("store {path} is corrupt or not a stressctl store: {detail}; the reports already written in results_summary/ are unaffected")]
+    /// Written by an older stressctl, whose records carry no checksums: its reports could not be
+    /// verified, so it is refused rather than read unverified.
+    #[error("store {path} has schema version {found}, older than this stressctl's {supported} (no record checksums); rebuild its reports with the stressctl that wrote it")]
+    OlderSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        supported: i64,
+    },
+    /// Damaged: SQLite found broken pages, or a record or index does not hold what was written.
+    #[error("store {path} is corrupt: {detail}; no report was built from it{}", reports_note(reports))]
     Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is damaged (one line: the table and the rows' ids where known).
+        detail: String,
+        /// The campaign's reports directory, when the store still says which it is.
+        reports: Option<PathBuf>,
+    },
+    /// Not an SQLite file, or an SQLite file that stressctl did not write.
+    #[error("{path} is not a stressctl store: {detail}")]
+    NotAStore {
         /// The file.
         path: PathBuf,
         /// What was found.
         detail: String,
     },
-    /// No store for that campaign.
-    #[error("no store for campaign {0}: nothing was recorded under that id (see `stressctl report` for the list)")]
+    /// The file or its directory may not be opened by this user.
+    #[error(
+        "store {path}: permission denied; run stressctl as the user that owns it, or give this user access to the file and its directory"
+    )]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The store cannot be written (read-only file system), or read where it is.
+    #[error("store {path} cannot be used here: {detail}")]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+        /// Why, and what to do.
+        detail: String,
+    },
+    /// The process has no file descriptor left; nothing is wrong with the store.
+    #[error("cannot open store {path}: too many open files (the process reached its descriptor limit, see `ulimit -n`); the store itself is not damaged")]
+    TooManyOpenFiles {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No store for that campaign (bad input: see [`StoreError::is_bad_input`]).
+    #[error("no store for campaign {0}: nothing was recorded under that id (see `stressctl report --list`)")]
     NotFound(String),
+    /// A campaign id that is not one (bad input: see [`StoreError::is_bad_input`]).
+    #[error("invalid campaign id {id:?}: {reason}")]
+    InvalidId {
+        /// What was given.
+        id: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// File system.
     #[error("store {path}: {source}")]
     Io {
@@ -73,6 +136,45 @@ pub enum StoreError {
 }
 
 pub use crate::fmt::rfc3339;
+
+impl StoreError {
+    /// True when the error is the user's input (an unknown or malformed campaign id): exit code 2,
+    /// where every other store error is a failure (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, StoreError::NotFound(_) | StoreError::InvalidId { .. })
+    }
+}
+
+fn reports_note(reports: &Option<PathBuf>) -> String {
+    match reports {
+        Some(dir) => format!("; the reports already written in {} are unaffected", dir.display()),
+        None => String::new(),
+    }
+}
+
+/// Longest campaign id accepted.
+pub const MAX_CAMPAIGN_ID_LEN: usize = 128;
+
+/// Checks that `id` can name a campaign: it becomes a directory name under the state and output
+/// directories, so it must stay one path component. Accepted: 1 to [`MAX_CAMPAIGN_ID_LEN`] ASCII
+/// letters, digits, `.`, `_` and `-`, not starting with `.` (so neither `..` nor a hidden
+/// directory). Generated ids (`20261123T172546Z-3f9a`, `check-…`) always pass; the error says why
+/// another one does not.
+pub fn validate_campaign_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("it is empty".into());
+    }
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("{c:?} is not allowed (ids are letters, digits, '.', '_' and '-', e.g. 20261123T172546Z-3f9a)"));
+    }
+    if id.starts_with('.') {
+        return Err("it starts with '.'".into());
+    }
+    if id.len() > MAX_CAMPAIGN_ID_LEN {
+        return Err(format!("it is longer than {MAX_CAMPAIGN_ID_LEN} characters"));
+    }
+    Ok(())
+}
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> i64 {
@@ -245,13 +347,24 @@ pub struct CampaignRecord {
     pub output_dir: PathBuf,
 }
 
-/// The path of a campaign's store.
-pub fn store_path(state_dir: &Path, id: &str) -> PathBuf {
-    state_dir.join("runs").join(id).join("store.sqlite")
+/// The path of a campaign's store; an invalid id ([`validate_campaign_id`]) is refused, so an id
+/// from the command line can never name a file outside `<state-dir>/runs/`.
+pub fn store_path(state_dir: &Path, id: &str) -> Result<PathBuf, StoreError> {
+    validate_campaign_id(id).map_err(|reason| StoreError::InvalidId { id: id.to_string(), reason })?;
+    Ok(state_dir.join("runs").join(id).join("store.sqlite"))
 }
 
 fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite { path: path.to_path_buf(), source }
+    move |e| open::classify(path, e, Ok(()), None)
+}
+
+/// One line of `events.jsonl` for an event as stored: the writer appends exactly this, and
+/// `report` rebuilds the file from the store with it, so both are byte-identical. `data` is the
+/// stored JSON text; the keys are in sorted order (what `serde_json` gives a map).
+pub fn event_jsonl_line(at: &str, kind: &str, corr: &str, phase: Option<i64>, message: &str, data: &str) -> String {
+    let s = |v: &str| serde_json::Value::from(v).to_string();
+    let phase = phase.map(|p| p.to_string()).unwrap_or_else(|| "null".into());
+    format!("{{\"at\":{},\"corr\":{},\"data\":{data},\"kind\":{},\"message\":{},\"phase\":{phase}}}", s(at), s(corr), s(kind), s(message))
 }
 
 impl Store {
@@ -260,12 +373,13 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         }
-        let conn = Connection::open(path).map_err(sqlite_err(path))?;
+        let conn = Connection::open(path).map_err(|e| open::classify(path, e, open::probe(path, true), None))?;
         schema::init(&conn).map_err(sqlite_err(path))?;
         conn.execute(
             "INSERT INTO campaign (id, profile, config_source, config_text, started_at, output_dir) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![rec.id, rec.profile, rec.config_source, rec.config_text, rfc3339(rec.started_at), rec.output_dir.display().to_string()],
         )
+        .and_then(|_| reseal(&conn, &CAMPAIGN, "1", []))
         .map_err(sqlite_err(path))?;
         Store::start(path, conn, events_jsonl)
     }
@@ -277,6 +391,16 @@ impl Store {
     }
 
     fn start(path: &Path, conn: Connection, events_jsonl: &Path) -> Result<Store, StoreError> {
+        let ledger = match Ledger::load(&conn, &[&WINDOWS, &SAMPLES, &EVENTS]).map_err(sqlite_err(path))? {
+            Ok(l) => l,
+            Err(bad) => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!("table row_groups: rows {} fail their checksums", integrity::id_list(&bad)),
+                    reports: open::recorded_output_dir(&conn),
+                })
+            }
+        };
         if let Some(dir) = events_jsonl.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         }
@@ -291,7 +415,7 @@ impl Store {
         let p = path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, sh, BufWriter::new(jsonl), p))
+            .spawn(move || writer_loop(conn, ledger, rx, sh, BufWriter::new(jsonl), p))
             .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         Ok(Store { tx, shared, thread: Arc::new(Mutex::new(Some(thread))), path: path.to_path_buf() })
     }
@@ -399,40 +523,14 @@ impl Store {
     }
 }
 
-/// Opens an existing store, checking its schema version and integrity.
-pub fn open_checked(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
-    if !path.exists() {
-        return Err(StoreError::Io { path: path.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file") });
-    }
-    let flags = if read_only {
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags).map_err(sqlite_err(path))?;
-    let corrupt = |detail: String| StoreError::Corrupt { path: path.to_path_buf(), detail };
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| corrupt(e.to_string()))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
-    }
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| corrupt(e.to_string()))?;
-    if check != "ok" {
-        return Err(corrupt(check));
-    }
-    let has_campaign: Option<String> = conn
-        .query_row("SELECT name FROM sqlite_master WHERE type='table' AND name='campaign'", [], |r| r.get(0))
-        .optional()
-        .map_err(|e| corrupt(e.to_string()))?;
-    if has_campaign.is_none() || version < 1 {
-        return Err(corrupt("no campaign table".into()));
-    }
-    if !read_only {
-        schema::pragmas(&conn).map_err(sqlite_err(path))?;
-    }
-    Ok(conn)
-}
-
-fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>, mut jsonl: BufWriter<File>, path: PathBuf) {
+fn writer_loop(
+    mut conn: Connection,
+    mut ledger: Ledger,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    mut jsonl: BufWriter<File>,
+    path: PathBuf,
+) {
     let mut pending: Vec<Msg> = Vec::with_capacity(1024);
     let mut failed = false;
     loop {
@@ -469,7 +567,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>, mut
             pending.clear();
             Err(shared.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default())
         } else {
-            match commit(&mut conn, &mut pending, &mut jsonl) {
+            match commit(&mut conn, &mut ledger, &mut pending, &mut jsonl) {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     failed = true;
@@ -495,64 +593,109 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>, mut
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
-fn commit(conn: &mut Connection, pending: &mut Vec<Msg>, jsonl: &mut BufWriter<File>) -> Result<(), String> {
+fn commit(conn: &mut Connection, ledger: &mut Ledger, pending: &mut Vec<Msg>, jsonl: &mut BufWriter<File>) -> Result<(), String> {
     if pending.is_empty() {
         return Ok(());
     }
+    let phases = pending.iter().any(|m| matches!(m, Msg::PhaseStarted(_) | Msg::PhaseProgress { .. } | Msg::PhaseEnded { .. }));
+    let task_info = pending.iter().any(|m| matches!(m, Msg::TaskInfo { .. }));
     let tx = conn.transaction().map_err(|e| e.to_string())?;
+    let mut lines = String::new();
     for m in pending.drain(..) {
-        apply(&tx, m, jsonl).map_err(|e| e.to_string())?;
+        apply(&tx, ledger, m, &mut lines).map_err(|e| e.to_string())?;
     }
+    for (touched, table) in [(phases, &PHASES), (task_info, &TASK_INFO)] {
+        if touched {
+            ledger.count_table(&tx, table).map_err(|e| e.to_string())?;
+        }
+    }
+    ledger.save(&tx).map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())?;
-    jsonl.flush().map_err(|e| format!("events.jsonl: {e}"))?;
+    // after the commit: events.jsonl never holds an event the store does not (a rebuild restores
+    // the lines of a commit whose append did not happen)
+    jsonl.write_all(lines.as_bytes()).and_then(|_| jsonl.flush()).map_err(|e| format!("cannot append to events.jsonl: {e}"))?;
     Ok(())
 }
 
-fn opt_idx(i: Option<u32>) -> Option<i64> {
-    i.map(|v| v as i64)
+fn int(v: u64) -> SqlValue {
+    SqlValue::Integer(v as i64)
 }
 
-fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rusqlite::Result<()> {
+fn opt_int(v: Option<u32>) -> SqlValue {
+    v.map_or(SqlValue::Null, |v| SqlValue::Integer(i64::from(v)))
+}
+
+/// Writes one message; the `events.jsonl` lines of its events are added to `lines`.
+fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut String) -> rusqlite::Result<()> {
     match m {
         Msg::Window(w) => {
-            tx.prepare_cached(
-                "INSERT INTO windows (phase_idx, worker, slot, task_kind, start_ms, end_ms, attempted, succeeded, failed, verified, errors, hist)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                w.phase_idx, w.worker, w.slot, w.task_kind, w.start_ms, w.end_ms, w.attempted as i64, w.succeeded as i64,
-                w.failed as i64, w.verified as i64, w.errors, w.hist
-            ])?;
+            let id = ledger.next(&WINDOWS, Some(i64::from(w.phase_idx)), "");
+            insert_sealed(
+                tx,
+                "INSERT INTO windows (id, phase_idx, worker, slot, task_kind, start_ms, end_ms, attempted, succeeded, failed, verified, errors, hist, crc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                &WINDOWS,
+                [
+                    SqlValue::Integer(id),
+                    SqlValue::Integer(i64::from(w.phase_idx)),
+                    SqlValue::Text(w.worker),
+                    SqlValue::Integer(i64::from(w.slot)),
+                    SqlValue::Text(w.task_kind.to_string()),
+                    SqlValue::Integer(w.start_ms),
+                    SqlValue::Integer(w.end_ms),
+                    int(w.attempted),
+                    int(w.succeeded),
+                    int(w.failed),
+                    int(w.verified),
+                    SqlValue::Text(w.errors),
+                    SqlValue::Blob(w.hist),
+                ],
+            )?;
         }
         Msg::Sample(s) => {
-            tx.prepare_cached(
-                "INSERT INTO samples (at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(params![
-                rfc3339(s.at),
-                unix_ms(s.at),
-                opt_idx(s.phase_idx),
-                s.cpu,
-                s.memory,
-                s.disk,
-                s.tree_rss_bytes as i64,
-                s.tree_cpu,
-                s.tree_processes,
-                s.health,
-                s.violations
-            ])?;
+            let id = ledger.next(&SAMPLES, s.phase_idx.map(i64::from), "");
+            insert_sealed(
+                tx,
+                "INSERT INTO samples (id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations, crc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                &SAMPLES,
+                [
+                    SqlValue::Integer(id),
+                    SqlValue::Text(rfc3339(s.at)),
+                    SqlValue::Integer(unix_ms(s.at)),
+                    opt_int(s.phase_idx),
+                    SqlValue::Real(s.cpu),
+                    SqlValue::Real(s.memory),
+                    SqlValue::Real(s.disk),
+                    int(s.tree_rss_bytes),
+                    SqlValue::Real(s.tree_cpu),
+                    SqlValue::Integer(i64::from(s.tree_processes)),
+                    SqlValue::Real(s.health),
+                    SqlValue::Text(s.violations),
+                ],
+            )?;
         }
         Msg::Event(e) => {
+            let id = ledger.next(&EVENTS, e.phase_idx.map(i64::from), e.kind);
             let at = rfc3339(e.at);
             let data = e.data.to_string();
-            tx.prepare_cached("INSERT INTO events (at, kind, corr, phase_idx, message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![at, e.kind, e.corr, opt_idx(e.phase_idx), e.message, data])?;
-            let line =
-                serde_json::json!({"at": at, "kind": e.kind, "corr": e.corr, "phase": e.phase_idx, "message": e.message, "data": e.data});
-            if let Err(e) = writeln!(jsonl, "{line}") {
-                return Err(rusqlite::Error::ToSqlConversionFailure(format!("cannot append to events.jsonl: {e}").into()));
-            }
+            let line = event_jsonl_line(&at, e.kind, &e.corr, e.phase_idx.map(i64::from), &e.message, &data);
+            insert_sealed(
+                tx,
+                "INSERT INTO events (id, at, kind, corr, phase_idx, message, data, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &EVENTS,
+                [
+                    SqlValue::Integer(id),
+                    SqlValue::Text(at),
+                    SqlValue::Text(e.kind.to_string()),
+                    SqlValue::Text(e.corr),
+                    opt_int(e.phase_idx),
+                    SqlValue::Text(e.message),
+                    SqlValue::Text(data),
+                ],
+            )?;
+            lines.push_str(&line);
+            lines.push('\n');
         }
         Msg::PhaseStarted(p) => {
             tx.execute(
@@ -565,16 +708,23 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
                     rfc3339(p.started_at), p.min_success_rate, p.max_p95_ms as i64, serde_json::to_string(&p.notes).unwrap_or_else(|_| "[]".into())
                 ],
             )?;
+            reseal(tx, &PHASES, "idx = ?1", [p.idx])?;
         }
         Msg::PhaseProgress { idx, elapsed_ms } => {
-            tx.prepare_cached("UPDATE phases SET elapsed_ms = ?2 WHERE idx = ?1 AND status = 'running'")?
-                .execute(params![idx, elapsed_ms as i64])?;
+            if tx
+                .prepare_cached("UPDATE phases SET elapsed_ms = ?2 WHERE idx = ?1 AND status = 'running'")?
+                .execute(params![idx, elapsed_ms as i64])?
+                > 0
+            {
+                reseal(tx, &PHASES, "idx = ?1", [idx])?;
+            }
         }
         Msg::PhaseEnded { idx, status, ended_at, elapsed_ms } => {
             tx.execute(
                 "UPDATE phases SET status = ?2, ended_at = ?3, elapsed_ms = ?4 WHERE idx = ?1",
                 params![idx, status, rfc3339(ended_at), elapsed_ms as i64],
             )?;
+            reseal(tx, &PHASES, "idx = ?1", [idx])?;
         }
         Msg::TaskInfo { phase_idx, task_kind, key, value } => {
             tx.execute(
@@ -582,11 +732,22 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
                  ON CONFLICT(phase_idx, task_kind, key) DO UPDATE SET value = excluded.value",
                 params![phase_idx, task_kind, key, value.to_string()],
             )?;
+            reseal(tx, &TASK_INFO, "phase_idx = ?1 AND task_kind = ?2 AND key = ?3", params![phase_idx, task_kind, key])?;
         }
         Msg::Process(p) => {
-            tx.execute(
-                "INSERT OR REPLACE INTO processes (pid, start_time, kind, worker, pgid, marker, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![p.pid, p.start_time as i64, p.kind, p.worker, p.pgid, p.marker, rfc3339(SystemTime::now())],
+            insert_sealed(
+                tx,
+                "INSERT OR REPLACE INTO processes (pid, start_time, kind, worker, pgid, marker, started_at, crc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &PROCESSES,
+                [
+                    SqlValue::Integer(i64::from(p.pid)),
+                    int(p.start_time),
+                    SqlValue::Text(p.kind.to_string()),
+                    SqlValue::Text(p.worker),
+                    SqlValue::Integer(i64::from(p.pgid)),
+                    SqlValue::Text(p.marker),
+                    SqlValue::Text(rfc3339(SystemTime::now())),
+                ],
             )?;
         }
         Msg::ProcessEnded { pid, start_time } => {
@@ -600,12 +761,14 @@ fn apply(tx: &rusqlite::Transaction, m: Msg, jsonl: &mut BufWriter<File>) -> rus
                 "UPDATE campaign SET outcome = ?1, stop_reason = ?2, ended_at = ?3",
                 params![outcome, stop_reason, rfc3339(ended_at)],
             )?;
+            reseal(tx, &CAMPAIGN, "1", [])?;
         }
         Msg::CampaignResumed { at } => {
             tx.execute(
                 "UPDATE campaign SET outcome = NULL, ended_at = NULL, resumes = resumes + 1, last_resumed_at = ?1",
                 params![rfc3339(at)],
             )?;
+            reseal(tx, &CAMPAIGN, "1", [])?;
         }
         Msg::Flush(_) | Msg::Shutdown => {}
     }

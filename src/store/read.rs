@@ -1,11 +1,21 @@
 //! Reading a campaign back from its store (reports, resume, reaping).
+//!
+//! Every row a report is built from is verified as it is read: its checksum, and for windows,
+//! samples and events, that a query returned exactly the rows that were written (see
+//! [`super::integrity`]). All reads of one [`StoreReader`] see one snapshot of the store, so a
+//! reader opened while the campaign writes sees a consistent state.
 
-use super::{open_checked, StoreError};
-use crate::metrics::{decode_histogram, new_histogram, Window};
+use super::integrity::{id_list, load_groups, row_ok, select_sql, Fingerprint, Group, GroupKey};
+use super::open::{classify, probe, recorded_output_dir};
+use super::schema::{Table, CAMPAIGN, EVENTS, PHASES, PROCESSES, SAMPLES, TASK_INFO, WINDOWS};
+use super::{event_jsonl_line, open_checked, store_path, validate_campaign_id, StoreError};
+use crate::fmt::round3;
+use crate::metrics::{decode_histogram, Window};
 use crate::recovery::FailureClass;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Type;
+use rusqlite::{Connection, Row, ToSql};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The campaign row.
@@ -137,226 +147,437 @@ pub struct ProcessRecord {
 pub struct StoreReader {
     conn: Connection,
     path: PathBuf,
+    /// What was written per table, phase and kind (verified at open).
+    groups: HashMap<GroupKey, Group>,
+    /// The campaign's reports directory, for errors ("the reports already written in … are
+    /// unaffected"); None when the campaign row does not verify.
+    reports: Option<PathBuf>,
 }
 
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
+/// A sum of floats as SQLite's `sum()`/`avg()` compute it (Kahan-Babuska-Neumaier), so resource
+/// averages are the ones SQL gave before they were computed here from verified rows.
+#[derive(Default)]
+struct KbnSum {
+    sum: f64,
+    err: f64,
 }
+
+impl KbnSum {
+    fn add(&mut self, r: f64) {
+        let s = self.sum;
+        let t = s + r;
+        if s.abs() > r.abs() {
+            self.err += (s - t) + r;
+        } else {
+            self.err += (r - t) + s;
+        }
+        self.sum = t;
+    }
+    fn avg(&self, n: u64) -> f64 {
+        if n == 0 {
+            0.0
+        } else {
+            (self.sum + self.err) / n as f64
+        }
+    }
+}
+
+/// A non-SQLite failure to decode a verified value, as the error [`classify`] calls corrupt.
+fn bad_value(col: usize, ty: Type, detail: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, ty, detail.into())
+}
+
+/// Which rows of a group-tracked table a query is meant to return: `(phase or -1, kind) -> bool`.
+type Pred<'a> = &'a dyn Fn(i64, &str) -> bool;
 
 impl StoreReader {
-    /// Opens a store read-only (schema version and integrity checked).
+    /// Opens a store read-only: schema version, page structure and the `row_groups` ledger checked.
+    /// Records are verified as they are read.
     pub fn open(path: &Path) -> Result<StoreReader, StoreError> {
         let conn = open_checked(path, true)?;
-        Ok(StoreReader { conn, path: path.to_path_buf() })
+        let map = |e| classify(path, e, probe(path, false), None);
+        // one snapshot for every read of this reader (a campaign may be writing)
+        conn.execute_batch("BEGIN").map_err(map)?;
+        let reports = recorded_output_dir(&conn);
+        let (groups, bad) = load_groups(&conn).map_err(|e| classify(path, e, probe(path, false), reports.as_deref()))?;
+        if !bad.is_empty() {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                detail: format!("table row_groups: rows {} fail their checksums", id_list(&bad)),
+                reports,
+            });
+        }
+        Ok(StoreReader { conn, path: path.to_path_buf(), groups, reports })
+    }
+
+    /// Opens the store of campaign `id` in `state_dir`. An invalid id is [`StoreError::InvalidId`]
+    /// and an id with no store is [`StoreError::NotFound`], both bad input
+    /// ([`StoreError::is_bad_input`]).
+    pub fn open_campaign(state_dir: &Path, id: &str) -> Result<StoreReader, StoreError> {
+        let path = store_path(state_dir, id)?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => StoreReader::open(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_string())),
+            Err(e) => Err(super::open::from_io(&path, e)),
+        }
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |e| StoreError::Corrupt { path: self.path.clone(), detail: e.to_string() }
+        move |e| classify(&self.path, e, probe(&self.path, false), self.reports.as_deref())
+    }
+
+    /// A damage error naming this store and the reports it wrote.
+    pub fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), detail, reports: self.reports.clone() }
+    }
+
+    /// Runs `sql` (which selects `rowid, <table.cols>, crc[, more]`) and calls `f` with each row
+    /// whose checksum matches. Rows that do not match are named in the error after the scan.
+    /// Returns the fingerprint of the rows seen.
+    fn scan_sql(
+        &self,
+        table: &Table,
+        sql: &str,
+        p: &[&dyn ToSql],
+        mut f: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Fingerprint, StoreError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
+        let mut rows = st.query(p).map_err(self.err())?;
+        let mut fp = Fingerprint::default();
+        let mut bad = Vec::new();
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let rowid: i64 = r.get(0).map_err(self.err())?;
+            if !row_ok(table, r).map_err(self.err())? {
+                bad.push(rowid);
+                continue;
+            }
+            fp.add(rowid);
+            f(r).map_err(self.err())?;
+        }
+        if !bad.is_empty() {
+            let what = if bad.len() == 1 { "row {} fails its checksum" } else { "rows {} fail their checksums" };
+            return Err(self.corrupt(format!("table {}: {}", table.name, what.replace("{}", &id_list(&bad)))));
+        }
+        Ok(fp)
+    }
+
+    /// [`Self::scan_sql`] of `SELECT rowid, <cols>, crc FROM <table> <tail>`.
+    fn scan(
+        &self,
+        table: &Table,
+        tail: &str,
+        p: &[&dyn ToSql],
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Fingerprint, StoreError> {
+        self.scan_sql(table, &format!("{} {tail}", select_sql(table)), p, f)
+    }
+
+    /// What was written to the groups of `table` that `pred` selects.
+    fn written(&self, table: &Table, pred: Pred<'_>) -> Fingerprint {
+        let mut fp = Fingerprint::default();
+        for ((t, phase, kind), g) in &self.groups {
+            if t == table.name && pred(*phase, kind) {
+                fp.merge(g.fp);
+            }
+        }
+        fp
+    }
+
+    /// [`Self::scan`] of a group-tracked table, then a check that the query returned exactly the
+    /// rows written to the groups `pred` selects; `what` names them in an error ("rows of phase 2").
+    fn scan_complete(
+        &self,
+        table: &Table,
+        tail: &str,
+        p: &[&dyn ToSql],
+        pred: Pred<'_>,
+        what: &str,
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let got = self.scan(table, tail, p, f)?;
+        let written = self.written(table, pred);
+        if got == written {
+            return Ok(());
+        }
+        Err(self.explain_incomplete(table, tail, p, pred, what, got, written))
+    }
+
+    /// The error for a query that did not return the rows written: compares it with a scan of the
+    /// table itself (no index) to tell a damaged index (and its rows) from rows lost in the table.
+    #[allow(clippy::too_many_arguments)]
+    fn explain_incomplete(
+        &self,
+        table: &Table,
+        tail: &str,
+        p: &[&dyn ToSql],
+        pred: Pred<'_>,
+        what: &str,
+        got: Fingerprint,
+        written: Fingerprint,
+    ) -> StoreError {
+        let name = table.name;
+        let lost = || self.corrupt(format!("table {name}: {} {what} found where {} were written", got.n, written.n));
+        let mut returned: BTreeMap<i64, u32> = BTreeMap::new();
+        if self.scan(table, tail, p, |r| r.get(0).map(|id: i64| *returned.entry(id).or_default() += 1)).is_err() {
+            return lost();
+        }
+        let (pc, kc) = (table.phase_col.map(|c| c + 1), table.kind_col.map(|c| c + 1));
+        let mut in_table = BTreeSet::new();
+        let full = self.scan(table, "NOT INDEXED", &[], |r| {
+            let phase = match pc {
+                Some(c) => r.get::<_, Option<i64>>(c)?.unwrap_or(-1),
+                None => -1,
+            };
+            let kind = match kc {
+                Some(c) => r.get::<_, String>(c)?,
+                None => String::new(),
+            };
+            if pred(phase, &kind) {
+                in_table.insert(r.get::<_, i64>(0)?);
+            }
+            Ok(())
+        });
+        if let Err(e) = full {
+            return e;
+        }
+        let mut table_fp = Fingerprint::default();
+        in_table.iter().for_each(|id| table_fp.add(*id));
+        if table_fp != written {
+            return lost();
+        }
+        let missing: Vec<i64> = in_table.iter().filter(|id| !returned.contains_key(id)).copied().collect();
+        let unexpected: Vec<i64> = returned.iter().filter(|(id, n)| !in_table.contains(id) || **n > 1).map(|(id, _)| *id).collect();
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("rows {} missing", id_list(&missing)));
+        }
+        if !unexpected.is_empty() {
+            parts.push(format!("rows {} returned wrongly", id_list(&unexpected)));
+        }
+        self.corrupt(format!(
+            "table {name}: its index returned the wrong {what} ({}); `sqlite3 {} REINDEX` rebuilds the indexes",
+            parts.join(", "),
+            self.path.display()
+        ))
     }
 
     /// The campaign row.
     pub fn campaign(&self) -> Result<CampaignInfo, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT id, profile, config_source, config_text, started_at, ended_at, outcome, stop_reason, output_dir, resumes FROM campaign LIMIT 1",
-                [],
-                |r| {
-                    Ok(CampaignInfo {
-                        id: r.get(0)?,
-                        profile: r.get(1)?,
-                        config_source: r.get(2)?,
-                        config_text: r.get(3)?,
-                        started_at: r.get(4)?,
-                        ended_at: r.get(5)?,
-                        outcome: r.get(6)?,
-                        stop_reason: r.get(7)?,
-                        output_dir: PathBuf::from(r.get::<_, String>(8)?),
-                        resumes: r.get(9)?,
-                    })
-                },
-            )
-            .map_err(self.err())
+        let mut out = None;
+        self.scan(&CAMPAIGN, "LIMIT 1", &[], |r| {
+            out = Some(CampaignInfo {
+                id: r.get(1)?,
+                profile: r.get(2)?,
+                config_source: r.get(3)?,
+                config_text: r.get(4)?,
+                started_at: r.get(5)?,
+                ended_at: r.get(6)?,
+                outcome: r.get(7)?,
+                stop_reason: r.get(8)?,
+                output_dir: PathBuf::from(r.get::<_, String>(9)?),
+                resumes: r.get(10)?,
+            });
+            Ok(())
+        })?;
+        out.ok_or_else(|| self.corrupt("table campaign: no campaign row".into()))
     }
 
     /// All phases started so far, by index.
     pub fn phases(&self) -> Result<Vec<PhaseInfo>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT idx, name, stress_level, task_kind, sessions_planned, sessions, duration_planned_ms, started_at, ended_at,
-                        elapsed_ms, status, min_success_rate, max_p95_ms, notes FROM phases ORDER BY idx",
-            )
-            .map_err(self.err())?;
-        let rows = st
-            .query_map([], |r| {
-                let notes: String = r.get(13)?;
-                Ok(PhaseInfo {
-                    idx: r.get(0)?,
-                    name: r.get(1)?,
-                    stress_level: r.get(2)?,
-                    task_kind: r.get(3)?,
-                    sessions_planned: r.get(4)?,
-                    sessions: r.get(5)?,
-                    duration_planned_ms: r.get::<_, i64>(6)? as u64,
-                    started_at: r.get(7)?,
-                    ended_at: r.get(8)?,
-                    elapsed_ms: r.get::<_, i64>(9)? as u64,
-                    status: r.get(10)?,
-                    min_success_rate: r.get(11)?,
-                    max_p95_ms: r.get::<_, i64>(12)? as u64,
-                    notes: serde_json::from_str(&notes).unwrap_or_default(),
-                })
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+        let mut out = Vec::new();
+        self.scan_complete(&PHASES, "ORDER BY idx", &[], &|_, _| true, "phases", |r| {
+            let notes: String = r.get(14)?;
+            out.push(PhaseInfo {
+                idx: r.get(1)?,
+                name: r.get(2)?,
+                stress_level: r.get(3)?,
+                task_kind: r.get(4)?,
+                sessions_planned: r.get(5)?,
+                sessions: r.get(6)?,
+                duration_planned_ms: r.get::<_, i64>(7)? as u64,
+                started_at: r.get(8)?,
+                ended_at: r.get(9)?,
+                elapsed_ms: r.get::<_, i64>(10)? as u64,
+                status: r.get(11)?,
+                min_success_rate: r.get(12)?,
+                max_p95_ms: r.get::<_, i64>(13)? as u64,
+                notes: serde_json::from_str(&notes).unwrap_or_default(),
+            });
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Op windows of a phase merged per task kind.
     pub fn phase_windows(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT task_kind, attempted, succeeded, failed, verified, errors, hist FROM windows WHERE phase_idx = ?1 ORDER BY id",
-            )
-            .map_err(self.err())?;
-        let mut rows = st.query(params![idx]).map_err(self.err())?;
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
-        while let Some(r) = rows.next().map_err(self.err())? {
-            let kind: String = r.get(0).map_err(self.err())?;
-            let errors: String = r.get(5).map_err(self.err())?;
-            let hist: Vec<u8> = r.get(6).map_err(self.err())?;
-            let mut w = Window {
-                attempted: r.get::<_, i64>(1).map_err(self.err())? as u64,
-                succeeded: r.get::<_, i64>(2).map_err(self.err())? as u64,
-                failed: r.get::<_, i64>(3).map_err(self.err())? as u64,
-                verified: r.get::<_, i64>(4).map_err(self.err())? as u64,
-                errors: BTreeMap::new(),
-                hist: new_histogram(),
-            };
-            let errs: BTreeMap<String, u64> = serde_json::from_str(&errors)
-                .map_err(|e| StoreError::Corrupt { path: self.path.clone(), detail: format!("window errors: {e}") })?;
+        let phase = i64::from(idx);
+        let pred = |p: i64, _: &str| p == phase;
+        self.scan_complete(&WINDOWS, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
+            let kind: String = r.get(5)?;
+            let errors: String = r.get(12)?;
+            let errs: BTreeMap<String, u64> =
+                serde_json::from_str(&errors).map_err(|e| bad_value(12, Type::Text, format!("window errors: {e}")))?;
+            let h = r.get_ref(13)?.as_blob().map_err(|e| bad_value(13, Type::Blob, e.to_string()))?;
+            let h = decode_histogram(h).map_err(|e| bad_value(13, Type::Blob, e))?;
+            // straight into the kind's total: no per-window histogram (each is a 180 KB array)
+            let total = out.entry(kind).or_default();
+            total.attempted += r.get::<_, i64>(8)? as u64;
+            total.succeeded += r.get::<_, i64>(9)? as u64;
+            total.failed += r.get::<_, i64>(10)? as u64;
+            total.verified += r.get::<_, i64>(11)? as u64;
             for (k, v) in errs {
                 if let Some(c) = FailureClass::parse(&k) {
-                    w.errors.insert(c, v);
+                    *total.errors.entry(c).or_insert(0) += v;
                 }
             }
-            let h = decode_histogram(&hist).map_err(|detail| StoreError::Corrupt { path: self.path.clone(), detail })?;
-            let _ = w.hist.add(&h);
-            out.entry(kind).or_default().merge(&w);
-        }
+            // same bounds as every recorded histogram; a histogram out of them adds nothing, as before
+            let _ = total.hist.add(&h);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Resource statistics over `rows` of the samples table (`WHERE` tail and its rows' description).
+    fn resources(&self, tail: &str, p: &[&dyn ToSql], pred: Pred<'_>, what: &str) -> Result<ResourceAgg, StoreError> {
+        #[derive(Default)]
+        struct Acc {
+            n: u64,
+            cpu: KbnSum,
+            memory: KbnSum,
+            disk: KbnSum,
+            tree_cpu: KbnSum,
+            health: KbnSum,
+            rss_sum: i128,
+            cpu_max: Option<f64>,
+            memory_max: Option<f64>,
+            disk_max: Option<f64>,
+            tree_cpu_max: Option<f64>,
+            rss_max: Option<i64>,
+            health_min: Option<f64>,
+            violating: u64,
+        }
+        fn max(m: &mut Option<f64>, v: f64) {
+            *m = Some(m.map_or(v, |x| x.max(v)));
+        }
+        let mut a = Acc::default();
+        self.scan_complete(&SAMPLES, tail, p, pred, what, |r| {
+            let (cpu, memory, disk): (f64, f64, f64) = (r.get(5)?, r.get(6)?, r.get(7)?);
+            let (rss, tree_cpu, health): (i64, f64, f64) = (r.get(8)?, r.get(9)?, r.get(11)?);
+            let violations: String = r.get(12)?;
+            a.n += 1;
+            a.cpu.add(cpu);
+            a.memory.add(memory);
+            a.disk.add(disk);
+            a.tree_cpu.add(tree_cpu);
+            a.health.add(health);
+            a.rss_sum += i128::from(rss);
+            max(&mut a.cpu_max, cpu);
+            max(&mut a.memory_max, memory);
+            max(&mut a.disk_max, disk);
+            max(&mut a.tree_cpu_max, tree_cpu);
+            a.rss_max = Some(a.rss_max.map_or(rss, |x| x.max(rss)));
+            a.health_min = Some(a.health_min.map_or(health, |x| x.min(health)));
+            if violations != "[]" {
+                a.violating += 1;
+            }
+            Ok(())
+        })?;
+        let mb = |v: f64| round3(v / (1024.0 * 1024.0));
+        let rss_avg = if a.n == 0 { 0.0 } else { a.rss_sum as f64 / a.n as f64 };
+        Ok(ResourceAgg {
+            samples: a.n,
+            cpu_avg: round3(a.cpu.avg(a.n)),
+            cpu_max: round3(a.cpu_max.unwrap_or(0.0)),
+            memory_avg: round3(a.memory.avg(a.n)),
+            memory_max: round3(a.memory_max.unwrap_or(0.0)),
+            disk_avg: round3(a.disk.avg(a.n)),
+            disk_max: round3(a.disk_max.unwrap_or(0.0)),
+            tree_rss_mb_avg: mb(rss_avg),
+            tree_rss_mb_max: mb(a.rss_max.unwrap_or(0) as f64),
+            tree_cpu_avg: round3(a.tree_cpu.avg(a.n)),
+            tree_cpu_max: round3(a.tree_cpu_max.unwrap_or(0.0)),
+            health_avg: round3(a.health.avg(a.n)),
+            health_min: round3(a.health_min.unwrap_or(0.0)),
+            violating_samples: a.violating,
+        })
     }
 
     /// Resource statistics of a phase.
     pub fn phase_resources(&self, idx: u32) -> Result<ResourceAgg, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*), COALESCE(AVG(cpu),0), COALESCE(MAX(cpu),0), COALESCE(AVG(memory),0), COALESCE(MAX(memory),0),
-                        COALESCE(AVG(disk),0), COALESCE(MAX(disk),0), COALESCE(AVG(tree_rss),0), COALESCE(MAX(tree_rss),0),
-                        COALESCE(AVG(tree_cpu),0), COALESCE(MAX(tree_cpu),0), COALESCE(AVG(health),0), COALESCE(MIN(health),0),
-                        COALESCE(SUM(violations != '[]'),0)
-                 FROM samples WHERE phase_idx = ?1",
-                params![idx],
-                |r| {
-                    let mb = |v: f64| round3(v / (1024.0 * 1024.0));
-                    Ok(ResourceAgg {
-                        samples: r.get::<_, i64>(0)? as u64,
-                        cpu_avg: round3(r.get(1)?),
-                        cpu_max: round3(r.get(2)?),
-                        memory_avg: round3(r.get(3)?),
-                        memory_max: round3(r.get(4)?),
-                        disk_avg: round3(r.get(5)?),
-                        disk_max: round3(r.get(6)?),
-                        tree_rss_mb_avg: mb(r.get(7)?),
-                        tree_rss_mb_max: mb(r.get::<_, i64>(8)? as f64),
-                        tree_cpu_avg: round3(r.get(9)?),
-                        tree_cpu_max: round3(r.get(10)?),
-                        health_avg: round3(r.get(11)?),
-                        health_min: round3(r.get(12)?),
-                        violating_samples: r.get::<_, i64>(13)? as u64,
-                    })
-                },
-            )
-            .map_err(self.err())
+        let phase = i64::from(idx);
+        self.resources("WHERE phase_idx = ?1 ORDER BY id", &[&phase], &|p, _| p == phase, &format!("samples of phase {idx}"))
     }
 
-    /// Count of events of a kind in a phase (or all).
+    /// Count of events of a kind in a phase (or all), as written (from the verified ledger).
     pub fn count_events(&self, phase: Option<u32>, kind: &str) -> Result<u64, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM events WHERE kind = ?1 AND (?2 IS NULL OR phase_idx = ?2)",
-                params![kind, phase.map(|p| p as i64)],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|v| v as u64)
-            .map_err(self.err())
+        let phase = phase.map(i64::from);
+        Ok(self.written(&EVENTS, &|p, k| k == kind && phase.is_none_or(|q| q == p)).n as u64)
     }
 
     /// Task info of a phase: kind -> key -> value.
     pub fn task_info(&self, idx: u32) -> Result<BTreeMap<String, BTreeMap<String, Value>>, StoreError> {
-        let mut st = self.conn.prepare_cached("SELECT task_kind, key, value FROM task_info WHERE phase_idx = ?1").map_err(self.err())?;
-        let rows = st
-            .query_map(params![idx], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
-            .map_err(self.err())?;
         let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-        for row in rows {
-            let (k, key, v) = row.map_err(self.err())?;
-            out.entry(k).or_default().insert(key, serde_json::from_str(&v).unwrap_or(Value::Null));
-        }
+        // the whole (small) table without its index: a damaged index cannot hide a row
+        self.scan_complete(&TASK_INFO, "NOT INDEXED", &[], &|_, _| true, "task info rows", |r| {
+            if r.get::<_, i64>(1)? == i64::from(idx) {
+                let v: String = r.get(4)?;
+                out.entry(r.get(2)?).or_default().insert(r.get(3)?, serde_json::from_str(&v).unwrap_or(Value::Null));
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
     /// Processes recorded and not marked ended.
     pub fn live_processes(&self) -> Result<Vec<ProcessRecord>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT pid, start_time, kind, worker, pgid, marker FROM processes WHERE ended_at IS NULL")
-            .map_err(self.err())?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(ProcessRecord {
-                    pid: r.get(0)?,
-                    start_time: r.get::<_, i64>(1)? as u64,
-                    kind: r.get(2)?,
-                    worker: r.get(3)?,
-                    pgid: r.get(4)?,
-                    marker: r.get(5)?,
-                })
-            })
-            .map_err(self.err())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+        let mut out = Vec::new();
+        let sql = format!("SELECT rowid, {}, crc, ended_at FROM processes", PROCESSES.cols);
+        self.scan_sql(&PROCESSES, &sql, &[], |r| {
+            if r.get::<_, Option<String>>(9)?.is_none() {
+                out.push(ProcessRecord {
+                    pid: r.get(1)?,
+                    start_time: r.get::<_, i64>(2)? as u64,
+                    kind: r.get(3)?,
+                    worker: r.get(4)?,
+                    pgid: r.get(5)?,
+                    marker: r.get(6)?,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Samples in total and with violations (whole campaign).
     pub fn sample_counts(&self) -> Result<(u64, u64), StoreError> {
-        self.conn
-            .query_row("SELECT COUNT(*), COALESCE(SUM(violations != '[]'),0) FROM samples", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-            })
-            .map_err(self.err())
+        let all = self.resources("ORDER BY id", &[], &|_, _| true, "samples")?;
+        Ok((all.samples, all.violating_samples))
     }
 }
 
-/// An `events` row selected as `at, kind, corr, phase_idx, message, data`.
+/// An `events` row selected as `rowid, id, at, kind, corr, phase_idx, message, data, crc`.
 fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventInfo> {
-    let data: String = r.get(5)?;
+    let data: String = r.get(7)?;
     Ok(EventInfo {
-        at: r.get(0)?,
-        kind: r.get(1)?,
-        corr: r.get(2)?,
-        phase_idx: r.get(3)?,
-        message: r.get(4)?,
+        at: r.get(2)?,
+        kind: r.get(3)?,
+        corr: r.get(4)?,
+        phase_idx: r.get(5)?,
+        message: r.get(6)?,
         data: serde_json::from_str(&data).unwrap_or(Value::Null),
     })
 }
 
 /// Lists campaign ids that have a store under `state_dir`, oldest first (ids sort by time).
+/// Directory names that are not valid campaign ids are left out.
 pub fn list_campaigns(state_dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(state_dir.join("runs"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .filter(|e| e.path().join("store.sqlite").exists())
                 .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|id| validate_campaign_id(id).is_ok())
                 .collect()
         })
         .unwrap_or_default();
@@ -374,25 +595,42 @@ impl StoreReader {
     /// collecting them first: an overnight campaign can hold many `op_failed` events.
     pub fn for_each_event(&self, phase: Option<u32>, kinds: &[&str], mut f: impl FnMut(EventInfo)) -> Result<(), StoreError> {
         let kinds_json = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into());
-        let sql = "SELECT at, kind, corr, phase_idx, message, data FROM events
-                   WHERE kind IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR phase_idx = ?2) ORDER BY id";
-        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
-        let mut rows = st.query(params![kinds_json, phase.map(|p| p as i64)]).map_err(self.err())?;
-        while let Some(r) = rows.next().map_err(self.err())? {
-            f(event_row(r).map_err(self.err())?);
-        }
-        Ok(())
+        let tail = "WHERE kind IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR phase_idx = ?2) ORDER BY id";
+        let phase_p = phase.map(i64::from);
+        let pred = |p: i64, k: &str| kinds.contains(&k) && phase_p.is_none_or(|q| q == p);
+        let what = match phase {
+            Some(p) => format!("{} events of phase {p}", kinds.join("/")),
+            None => format!("{} events", kinds.join("/")),
+        };
+        self.scan_complete(&EVENTS, tail, &[&kinds_json, &phase_p], &pred, &what, |r| {
+            f(event_row(r)?);
+            Ok(())
+        })
     }
 
     /// The last event of a kind (whole campaign), if any.
     pub fn last_event(&self, kind: &str) -> Result<Option<EventInfo>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT at, kind, corr, phase_idx, message, data FROM events WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
-                params![kind],
-                event_row,
-            )
-            .optional()
-            .map_err(self.err())
+        let last = self.groups.iter().filter(|((t, _, k), _)| t == EVENTS.name && k == kind).map(|(_, g)| g.max_id).max();
+        let Some(id) = last else { return Ok(None) };
+        let mut out = None;
+        self.scan(&EVENTS, "WHERE id = ?1", &[&id], |r| {
+            out = Some(event_row(r)?);
+            Ok(())
+        })?;
+        match out {
+            Some(e) if e.kind == kind => Ok(Some(e)),
+            _ => Err(self.corrupt(format!("table events: row {id}, the last {kind} event written, is missing"))),
+        }
+    }
+
+    /// Calls `f` with each line of `events.jsonl` as the run wrote it, from the stored events in
+    /// order: every event verified, none missing.
+    pub fn for_each_event_line(&self, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
+        self.scan_complete(&EVENTS, "ORDER BY id", &[], &|_, _| true, "events", |r| {
+            let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(|e| bad_value(i, Type::Text, e.to_string())));
+            let line = event_jsonl_line(text(2)?, text(3)?, text(4)?, r.get(5)?, text(6)?, text(7)?);
+            f(&line);
+            Ok(())
+        })
     }
 }
