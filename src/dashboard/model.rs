@@ -23,6 +23,9 @@ use tokio::sync::broadcast;
 
 /// Events kept for a page that connects late (replayed on `GET /api/events`).
 pub const EVENT_RING: usize = 1000;
+/// Spans a breaker's timeline shows at most: a breaker that flaps every few hundred ms for a
+/// night is drawn as slots of equal time, each in the worst state it was in.
+pub const MAX_SPANS: usize = 1000;
 /// Upper bounds of the Prometheus latency histogram buckets, seconds.
 pub const LATENCY_BOUNDS_S: [f64; 14] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -104,6 +107,72 @@ pub struct Lane {
     pub spans: Vec<Span>,
     /// Transitions seen.
     pub transitions: u64,
+}
+
+/// How bad a state is for a timeline slot that saw several.
+fn severity(state: &str) -> u8 {
+    match state {
+        "open" => 4,
+        "forced_open" => 3,
+        "half_open" => 2,
+        "disabled" => 1,
+        _ => 0,
+    }
+}
+
+impl Lane {
+    /// The lane with at most [`MAX_SPANS`] spans between `t0` and `t1`: when it has more, time is
+    /// cut into equal slots and each slot shows the worst state it saw (an open breaker is never
+    /// hidden by downsampling), neighbouring equal slots merged.
+    pub fn bounded(&self, t0: f64, t1: f64) -> Lane {
+        if self.spans.len() <= MAX_SPANS || t1 <= t0 {
+            return self.clone();
+        }
+        let w = (t1 - t0) / MAX_SPANS as f64;
+        let mut slots: Vec<Option<&str>> = vec![None; MAX_SPANS];
+        for sp in &self.spans {
+            let end = sp.to_s.unwrap_or(t1);
+            let a = (((sp.from_s - t0) / w).floor().max(0.0) as usize).min(MAX_SPANS - 1);
+            let b = (((end - t0) / w).ceil().max(1.0) as usize).min(MAX_SPANS);
+            for slot in &mut slots[a..b.max(a + 1)] {
+                if slot.is_none_or(|s| severity(&sp.state) > severity(s)) {
+                    *slot = Some(&sp.state);
+                }
+            }
+        }
+        let mut spans: Vec<Span> = Vec::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let Some(state) = slot else { continue };
+            let from_s = crate::report::round3(t0 + i as f64 * w);
+            match spans.last_mut() {
+                Some(last) if last.state == *state && last.to_s == Some(from_s) => {
+                    last.to_s = Some(crate::report::round3(t0 + (i + 1) as f64 * w))
+                }
+                _ => spans.push(Span { from_s, to_s: Some(crate::report::round3(t0 + (i + 1) as f64 * w)), state: state.to_string() }),
+            }
+        }
+        if self.spans.last().is_some_and(|s| s.to_s.is_none()) {
+            if let Some(last) = spans.last_mut() {
+                last.to_s = None;
+            }
+        }
+        Lane { key: self.key.clone(), spans, transitions: self.transitions }
+    }
+}
+
+/// An event as JSON for pages: the stored `kind`/`data` pair plus `seq`, `at` (RFC 3339),
+/// `corr`, `phase` and the one-line `message`.
+pub fn event_json(seq: u64, rec: &EventRecord) -> String {
+    let mut v = match serde_json::to_value(&rec.event) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    v.insert("seq".into(), seq.into());
+    v.insert("at".into(), crate::store::rfc3339(rec.at).into());
+    v.insert("corr".into(), rec.corr.clone().into());
+    v.insert("phase".into(), rec.phase.map(Value::from).unwrap_or(Value::Null));
+    v.insert("message".into(), rec.event.describe().into());
+    Value::Object(v).to_string()
 }
 
 /// Recovery ladder results of one failure class and strategy.
@@ -380,16 +449,7 @@ impl Model {
     /// Numbers the event, keeps it in the ring and sends it to the connected pages.
     fn publish(&mut self, rec: &EventRecord) {
         self.seq += 1;
-        let mut v = match serde_json::to_value(&rec.event) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        v.insert("seq".into(), self.seq.into());
-        v.insert("at".into(), crate::store::rfc3339(rec.at).into());
-        v.insert("corr".into(), rec.corr.clone().into());
-        v.insert("phase".into(), rec.phase.map(Value::from).unwrap_or(Value::Null));
-        v.insert("message".into(), rec.event.describe().into());
-        let item = Arc::new(SseItem { id: self.seq, json: Value::Object(v).to_string() });
+        let item = Arc::new(SseItem { id: self.seq, json: event_json(self.seq, rec) });
         if self.ring.len() == EVENT_RING {
             self.ring.pop_front();
         }
@@ -451,6 +511,7 @@ impl Model {
     /// The overview, with `status` when live.
     pub fn overview(&self, status: Option<StatusDoc>) -> Overview {
         let now_s = secs(self.latest_ms);
+        let end = self.meta.ended_s.unwrap_or(now_s);
         Overview {
             campaign: self.meta.clone(),
             status,
@@ -458,7 +519,7 @@ impl Model {
             bucket_s: self.ops.width() as f64 / 1000.0,
             ops: self.ops.columns(),
             resources: self.resources.columns(),
-            breakers: self.lanes.values().cloned().collect(),
+            breakers: self.lanes.values().map(|l| l.bounded(self.meta.started_s, end)).collect(),
             recoveries: self.recoveries.values().cloned().collect(),
             now_s,
         }
@@ -571,6 +632,20 @@ mod tests {
         assert_eq!(states, vec![("closed", 1.0, Some(2.0)), ("open", 2.0, Some(5.0)), ("half_open", 5.0, Some(9.0))]);
         assert!(o.campaign.ended);
         assert_eq!(o.campaign.outcome.as_deref(), Some("failed"));
+    }
+
+    #[test]
+    fn a_flapping_breaker_is_bounded_and_its_opens_stay_visible() {
+        let mut m = Model::new("c", "quick", 0, 1000, Limits::default(), "store");
+        // 5000 short opens over 5000 s
+        for i in 0..5000u64 {
+            m.on_event(&rec(i * 1000 + 100, None, transition("task:t", "closed", "open")));
+            m.on_event(&rec(i * 1000 + 200, None, transition("task:t", "open", "closed")));
+        }
+        let lane = &m.overview(None).breakers[0];
+        assert_eq!(lane.transitions, 10_000);
+        assert!(lane.spans.len() <= MAX_SPANS, "{}", lane.spans.len());
+        assert!(lane.spans.iter().all(|s| s.state == "open"), "every slot saw an open");
     }
 
     #[test]

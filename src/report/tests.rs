@@ -444,7 +444,7 @@ fn rebuilding_gives_byte_identical_files() {
     write_campaign_reports(&f.out, &c).unwrap();
     let first = files(&f.out);
     let names: Vec<&str> = first.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["campaign_report.json", "phase_01_warmup.json", "phase_02_stress.json", "summary.txt"]);
+    assert_eq!(names, vec!["campaign_report.json", "phase_01_warmup.json", "phase_02_stress.json", "report.html", "summary.txt"]);
     assert_eq!(after_phases["phase_02_stress.json"], first["phase_02_stress.json"]);
     for (name, bytes) in &first {
         assert_eq!(bytes.last(), Some(&b'\n'), "{name} ends with a newline");
