@@ -49,6 +49,9 @@ pub struct Shared {
     pub registry: Registry,
     /// Who may ask.
     pub access: Access,
+    /// Cancelled when the server stops: event streams end then (a graceful shutdown waits for
+    /// every connection, and an event stream would never end by itself).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 type St = State<Arc<Shared>>;
@@ -213,14 +216,18 @@ fn sse_event(item: &SseItem) -> SseEvent {
 async fn api_events(State(s): St, headers: HeaderMap) -> Response {
     let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
     let (replay, rx) = s.model.lock().unwrap_or_else(|e| e.into_inner()).subscribe(after);
-    let state = (VecDeque::from(replay), rx);
-    let stream = futures_util::stream::unfold(state, |(mut replay, mut rx)| async move {
+    let state = (VecDeque::from(replay), rx, s.stop.clone());
+    let stream = futures_util::stream::unfold(state, |(mut replay, mut rx, stop)| async move {
         if let Some(item) = replay.pop_front() {
-            return Some((Ok::<_, Infallible>(sse_event(&item)), (replay, rx)));
+            return Some((Ok::<_, Infallible>(sse_event(&item)), (replay, rx, stop)));
         }
-        match rx.recv().await {
-            Ok(item) => Some((Ok(sse_event(&item)), (replay, rx))),
-            Err(RecvError::Lagged(n)) => Some((Ok(SseEvent::default().event("lagged").data(n.to_string())), (replay, rx))),
+        let next = tokio::select! {
+            r = rx.recv() => r,
+            _ = stop.cancelled() => return None,
+        };
+        match next {
+            Ok(item) => Some((Ok(sse_event(&item)), (replay, rx, stop))),
+            Err(RecvError::Lagged(n)) => Some((Ok(SseEvent::default().event("lagged").data(n.to_string())), (replay, rx, stop))),
             Err(RecvError::Closed) => None,
         }
     });

@@ -109,8 +109,9 @@ impl Bound {
         format!("http://{}/", self.local)
     }
 
-    /// Serves `shared` until `stop` (or the runtime ends).
-    async fn serve(self, shared: Arc<http::Shared>, stop: CancellationToken) {
+    /// Serves `shared` until its `stop` (or the runtime ends).
+    async fn serve(self, shared: Arc<http::Shared>) {
+        let stop = shared.stop.clone();
         let listener = match tokio::net::TcpListener::from_std(self.listener) {
             Ok(l) => l,
             Err(e) => {
@@ -166,8 +167,9 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
         status: Some(status),
         breakers: Some(breakers),
         access: setup.bound.access.clone(),
+        stop: CancellationToken::new(),
     });
-    tokio::spawn(setup.bound.serve(shared, CancellationToken::new()));
+    tokio::spawn(setup.bound.serve(shared));
     tokio::spawn(async move {
         let mut follower = Some(follower);
         // the stored events first, so the page's event numbers follow the store's order
@@ -237,8 +239,9 @@ pub async fn serve_store(bound: Bound, store: PathBuf, stop: CancellationToken) 
         status: None,
         breakers: None,
         access: bound.access.clone(),
+        stop: stop.clone(),
     });
-    let server = tokio::spawn(bound.serve(shared, stop.clone()));
+    let server = tokio::spawn(bound.serve(shared));
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     while follower.is_some() {
         tokio::select! {
