@@ -74,7 +74,11 @@
     const width = Math.max(300, box.clientWidth - 16);
     charts[id] = new uPlot({
       width: width, height: 230,
-      scales: Object.assign({ x: { time: true } }, scales),
+      // every chart spans the campaign so far: the same x axis, and a sane one with one point
+      scales: Object.assign({ x: { time: true, range: (u, min, max) => {
+        const a = latest.campaign.started_s;
+        return [a, Math.max(latest.campaign.ended_s || latest.now_s, max == null ? a : max, a + 5)];
+      } } }, scales),
       series: [{}].concat(series),
       axes: [{}].concat(axes),
       legend: { live: true },
@@ -144,7 +148,7 @@
       cls += " ended " + (c.outcome || "");
       text = "Campaign ended: " + (c.outcome || "").toUpperCase() + (c.stop_reason ? " (" + c.stop_reason + ")" : "") +
         (c.ended_s ? " at " + clock(c.ended_s) : "") + ". This page shows its final data.";
-      if (offline && mode === "live") text += " The stressctl that served it has exited: `stressctl dashboard " + c.id + "` serves it again from its store.";
+      if (mode === "live" && c.source === "live") text += " Once this stressctl exits, `stressctl dashboard " + c.id + "` serves it again from its store.";
     } else if (offline && mode === "live") {
       cls += " offline";
       text = "Lost contact with stressctl; retrying. The charts show the last data received.";
@@ -322,6 +326,9 @@
       if (latest) drawHeader(latest);
       else { const b = $("banner"); if (b) { b.className = "banner offline"; b.textContent = "Cannot reach stressctl: " + err.message; } }
     }
+    // an ended campaign's data is final: one last poll after the end, then stop (the process
+    // that serves a live campaign exits right after it)
+    if (latest && latest.campaign.ended && !offline) return;
     window.setTimeout(poll, 1000);
   }
 
@@ -332,6 +339,7 @@
       let e;
       try { e = JSON.parse(m.data); } catch (_) { return; }
       addEvent(e);
+      if (e.kind === "campaign_ended") es.close();
       if (e.kind === "campaign_ended" && latest) {
         // the process may exit before the next poll: the page knows the end from the event alone
         Object.assign(latest.campaign, { ended: true, outcome: e.data.outcome, stop_reason: e.data.stop_reason, ended_s: Date.parse(e.at) / 1000 });

@@ -216,20 +216,34 @@ fn sse_event(item: &SseItem) -> SseEvent {
 async fn api_events(State(s): St, headers: HeaderMap) -> Response {
     let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
     let (replay, rx) = s.model.lock().unwrap_or_else(|e| e.into_inner()).subscribe(after);
-    let state = (VecDeque::from(replay), rx, s.stop.clone());
-    let stream = futures_util::stream::unfold(state, |(mut replay, mut rx, stop)| async move {
-        if let Some(item) = replay.pop_front() {
-            return Some((Ok::<_, Infallible>(sse_event(&item)), (replay, rx, stop)));
+    // the stream ends after `campaign_ended` (the last event there is), so the page's
+    // connection closes cleanly instead of being cut when the process exits
+    let state = (VecDeque::from(replay), rx, s.stop.clone(), false);
+    let stream = futures_util::stream::unfold(state, |(mut replay, mut rx, stop, done)| async move {
+        if done {
+            return None;
         }
-        let next = tokio::select! {
-            r = rx.recv() => r,
-            _ = stop.cancelled() => return None,
+        let item = match replay.pop_front() {
+            Some(item) => item,
+            None => {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.cancelled() => return None,
+                };
+                match next {
+                    Ok(item) => item,
+                    Err(RecvError::Lagged(n)) => {
+                        return Some((
+                            Ok::<_, Infallible>(SseEvent::default().event("lagged").data(n.to_string())),
+                            (replay, rx, stop, false),
+                        ))
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
         };
-        match next {
-            Ok(item) => Some((Ok(sse_event(&item)), (replay, rx, stop))),
-            Err(RecvError::Lagged(n)) => Some((Ok(SseEvent::default().event("lagged").data(n.to_string())), (replay, rx, stop))),
-            Err(RecvError::Closed) => None,
-        }
+        let last = item.last;
+        Some((Ok(sse_event(&item)), (replay, rx, stop, last)))
     });
     let mut r = Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response();
     r.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));

@@ -219,6 +219,8 @@ pub struct SseItem {
     pub id: u64,
     /// `{"seq","at","corr","phase","kind","data","message"}`.
     pub json: String,
+    /// `campaign_ended`: nothing follows.
+    pub last: bool,
 }
 
 /// Op counts of one phase, task kind and worker (the Prometheus ops counters).
@@ -449,7 +451,8 @@ impl Model {
     /// Numbers the event, keeps it in the ring and sends it to the connected pages.
     fn publish(&mut self, rec: &EventRecord) {
         self.seq += 1;
-        let item = Arc::new(SseItem { id: self.seq, json: event_json(self.seq, rec) });
+        let last = matches!(rec.event, Event::CampaignEnded { .. });
+        let item = Arc::new(SseItem { id: self.seq, json: event_json(self.seq, rec), last });
         if self.ring.len() == EVENT_RING {
             self.ring.pop_front();
         }

@@ -138,7 +138,7 @@ pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::V
     let mut h = String::with_capacity(256 * 1024);
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>stressctl report {id}</title>\n<style>\n{ucss}\n{css}\n</style>\n</head>\n<body data-page=\"report\" data-mode=\"report\">\n<header><h1 id=\"title\">stressctl report · {id} ({profile})</h1><span class=\"state\" id=\"state\"></span></header>\n<main>\n<div id=\"banner\" class=\"banner hidden\"></div>\n",
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n<title>stressctl report {id}</title>\n<style>\n{ucss}\n{css}\n</style>\n</head>\n<body data-page=\"report\" data-mode=\"report\">\n<header><h1 id=\"title\">stressctl report · {id} ({profile})</h1><span class=\"state\" id=\"state\"></span></header>\n<main>\n<div id=\"banner\" class=\"banner hidden\"></div>\n",
         id = esc(&c.campaign_id),
         profile = esc(&c.profile),
         ucss = assets::UPLOT_CSS,
