@@ -291,3 +291,117 @@ fn worker_table(h: &mut String, m: &Model) {
     }
     h.push_str("</table>\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashboard::model::{Limits, WindowIn};
+    use crate::dashboard::series::{bucket_width, OpsRow, SampleRow};
+    use crate::events::Event;
+    use crate::store::{CampaignRecord, Store};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// A small real report (the tables), to render around a model.
+    fn small_report(dir: &Path) -> CampaignReport {
+        let path = dir.join("store.sqlite");
+        let rec = CampaignRecord {
+            id: "c-8h".into(),
+            profile: "overnight".into(),
+            config_source: "<profile overnight>".into(),
+            config_text: crate::config::OVERNIGHT_PROFILE.into(),
+            started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            output_dir: dir.to_path_buf(),
+        };
+        let store = Store::create(&path, &rec, &dir.join("events.jsonl")).unwrap();
+        store.campaign_ended("failed", Some("a <script> in a reason".into()));
+        store.close().unwrap();
+        crate::report::campaign_report(&StoreReader::open(&path).unwrap()).unwrap()
+    }
+
+    /// An overnight campaign's worth of data: 2 slots' windows every second for 8 h, a sample
+    /// every 2 s, a breaker flapping every 3 s, 1000 listed events.
+    fn eight_hours() -> (Model, Vec<serde_json::Value>) {
+        let t0: i64 = 1_800_000_000_000;
+        let span = 8 * 3600 * 1000;
+        let mut m = Model::new("c-8h", "overnight", t0, bucket_width(span), Limits::default(), "store");
+        let mut h = crate::metrics::new_histogram();
+        crate::metrics::record_latency(&mut h, Duration::from_millis(40));
+        let rec =
+            |ms: i64, event| EventRecord { at: UNIX_EPOCH + Duration::from_millis(ms as u64), corr: String::new(), phase: Some(0), event };
+        m.on_event(&rec(
+            t0,
+            Event::PhaseStarted {
+                name: "soak".into(),
+                total: 1,
+                sessions: 2,
+                sessions_planned: 2,
+                duration_ms: span as u64,
+                task: "webgpu".into(),
+            },
+        ));
+        for s in 0..span / 1000 {
+            let end = t0 + s * 1000 + 1000;
+            for slot in 0..2 {
+                let hist = (s % 60 == 0).then_some(&h);
+                m.on_window(&WindowIn {
+                    phase: 0,
+                    worker: if slot == 0 { "w1" } else { "w2" },
+                    task: "webgpu",
+                    ops: OpsRow { start_ms: end - 1000, end_ms: end, attempted: 5, succeeded: 4, hist },
+                    failed: 1,
+                });
+            }
+            if s % 2 == 0 {
+                m.on_sample(SampleRow {
+                    at_ms: end,
+                    phase: Some(0),
+                    cpu: 90.0,
+                    memory: 50.0,
+                    disk: 20.0,
+                    tree_rss: 2 << 30,
+                    health: 70.0,
+                    violating: false,
+                });
+            }
+            if s % 3 == 0 {
+                let (from, to) = if s % 6 == 0 { ("closed", "open") } else { ("open", "closed") };
+                m.on_event(&rec(
+                    end,
+                    Event::BreakerTransition { key: "worker:w1".into(), from: from.into(), to: to.into(), reason: "r".into() },
+                ));
+            }
+        }
+        m.on_event(&rec(t0 + span, Event::CampaignEnded { outcome: "failed".into(), stop_reason: None }));
+        m.finish();
+        let events = (0..MAX_EVENTS as u64)
+            .map(|i| {
+                serde_json::from_str(&event_json(i + 1, &rec(t0, Event::ClockGap { gap_ms: 2500, observer: "guardian".into() }))).unwrap()
+            })
+            .collect();
+        (m, events)
+    }
+
+    #[test]
+    fn an_eight_hour_campaign_stays_under_2_mb_and_renders_the_same_bytes_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = small_report(dir.path());
+        let (m, events) = eight_hours();
+        let page = render(&c, Some(&m), &events);
+        eprintln!("an 8-hour report.html: {} bytes", page.len());
+        assert!(page.len() < 2 * 1024 * 1024, "{} bytes", page.len());
+        assert_eq!(page, render(&c, Some(&m), &events));
+        let o = m.overview(None);
+        assert!(o.ops.t.len() <= crate::dashboard::series::MAX_POINTS, "{}", o.ops.t.len());
+        assert!(o.breakers[0].spans.len() <= crate::dashboard::model::MAX_SPANS);
+    }
+
+    #[test]
+    fn the_page_has_no_url_and_its_data_cannot_close_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = small_report(dir.path());
+        let page = render(&c, None, &[serde_json::json!({"message": "</script><script>alert(1)</script>"})]);
+        assert!(!page.contains("http://") && !page.contains("https://"));
+        assert_eq!(page.matches("</script>").count(), 3, "the data and the two scripts end once each");
+        assert!(page.contains("a &lt;script&gt; in a reason"));
+    }
+}
