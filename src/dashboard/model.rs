@@ -95,7 +95,14 @@ pub struct Span {
     /// End (None: still in it).
     pub to_s: Option<f64>,
     /// closed | open | half_open | forced_open | disabled.
-    pub state: String,
+    pub state: &'static str,
+}
+
+/// The state names a breaker has (a span holds one of these, not a string of its own: a
+/// flapping breaker's lane is long while the campaign runs).
+fn state_name(s: &str) -> &'static str {
+    use crate::breaker::BreakerState as S;
+    [S::Closed, S::Open, S::HalfOpen, S::ForcedOpen, S::Disabled].into_iter().map(S::as_str).find(|n| *n == s).unwrap_or("unknown")
 }
 
 /// A breaker's states over time.
@@ -129,14 +136,14 @@ impl Lane {
             return self.clone();
         }
         let w = (t1 - t0) / MAX_SPANS as f64;
-        let mut slots: Vec<Option<&str>> = vec![None; MAX_SPANS];
+        let mut slots: Vec<Option<&'static str>> = vec![None; MAX_SPANS];
         for sp in &self.spans {
             let end = sp.to_s.unwrap_or(t1);
             let a = (((sp.from_s - t0) / w).floor().max(0.0) as usize).min(MAX_SPANS - 1);
             let b = (((end - t0) / w).ceil().max(1.0) as usize).min(MAX_SPANS);
             for slot in &mut slots[a..b.max(a + 1)] {
-                if slot.is_none_or(|s| severity(&sp.state) > severity(s)) {
-                    *slot = Some(&sp.state);
+                if slot.is_none_or(|s| severity(sp.state) > severity(s)) {
+                    *slot = Some(sp.state);
                 }
             }
         }
@@ -148,7 +155,7 @@ impl Lane {
                 Some(last) if last.state == *state && last.to_s == Some(from_s) => {
                     last.to_s = Some(crate::report::round3(t0 + (i + 1) as f64 * w))
                 }
-                _ => spans.push(Span { from_s, to_s: Some(crate::report::round3(t0 + (i + 1) as f64 * w)), state: state.to_string() }),
+                _ => spans.push(Span { from_s, to_s: Some(crate::report::round3(t0 + (i + 1) as f64 * w)), state }),
             }
         }
         if self.spans.last().is_some_and(|s| s.to_s.is_none()) {
@@ -409,14 +416,18 @@ impl Model {
                 let t = secs(at);
                 let lane = self.lanes.entry(key.clone()).or_insert_with(|| Lane {
                     key: key.clone(),
-                    spans: vec![Span { from_s: self.meta.started_s.min(t), to_s: None, state: from.clone() }],
+                    spans: vec![Span { from_s: self.meta.started_s.min(t), to_s: None, state: state_name(from) }],
                     transitions: 0,
                 });
                 if let Some(last) = lane.spans.last_mut() {
                     last.to_s = Some(t);
                 }
-                lane.spans.push(Span { from_s: t, to_s: None, state: to.clone() });
+                lane.spans.push(Span { from_s: t, to_s: None, state: state_name(to) });
                 lane.transitions += 1;
+                // memory stays bounded however long a breaker flaps: the past is coarsened
+                if lane.spans.len() > 4 * MAX_SPANS {
+                    *lane = lane.bounded(self.meta.started_s, t);
+                }
             }
             Event::BreakerSnapshot(s) => self.final_snapshot = Some(s.clone()),
             Event::RecoveryAttempted { class, strategy, outcome, .. } => {
@@ -631,7 +642,7 @@ mod tests {
         m.on_event(&rec(9000, None, Event::CampaignEnded { outcome: "failed".into(), stop_reason: None }));
         let o = m.overview(None);
         let spans = &o.breakers[0].spans;
-        let states: Vec<(&str, f64, Option<f64>)> = spans.iter().map(|s| (s.state.as_str(), s.from_s, s.to_s)).collect();
+        let states: Vec<(&str, f64, Option<f64>)> = spans.iter().map(|s| (s.state, s.from_s, s.to_s)).collect();
         assert_eq!(states, vec![("closed", 1.0, Some(2.0)), ("open", 2.0, Some(5.0)), ("half_open", 5.0, Some(9.0))]);
         assert!(o.campaign.ended);
         assert_eq!(o.campaign.outcome.as_deref(), Some("failed"));
@@ -645,6 +656,7 @@ mod tests {
             m.on_event(&rec(i * 1000 + 100, None, transition("task:t", "closed", "open")));
             m.on_event(&rec(i * 1000 + 200, None, transition("task:t", "open", "closed")));
         }
+        assert!(m.lanes["task:t"].spans.len() <= 4 * MAX_SPANS + 1, "kept bounded in memory: {}", m.lanes["task:t"].spans.len());
         let lane = &m.overview(None).breakers[0];
         assert_eq!(lane.transitions, 10_000);
         assert!(lane.spans.len() <= MAX_SPANS, "{}", lane.spans.len());
