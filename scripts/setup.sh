@@ -4,8 +4,36 @@
 #
 #   scripts/setup.sh            # install Chromium + ChromeDriver (apt) and build target/release/stressctl
 #   SKIP_BUILD=1 scripts/setup.sh   # packages only
+#   scripts/setup.sh --vendor-check # fetch uPlot again from the npm registry (npm pack), check its
+#                                   # sha512 and that the committed files are exactly its files
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The dashboard's chart library, vendored in the repository (built into the binary with
+# include_str!, so a build never needs the network): checked against the committed sums always,
+# and against the npm registry's package with --vendor-check.
+uplot_dir=assets/dashboard/vendor/uplot
+(cd "$uplot_dir" && sha256sum --quiet -c SHA256SUMS) || { echo "setup: $uplot_dir does not match its SHA256SUMS" >&2; exit 1; }
+if [ "${1:-}" = "--vendor-check" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "setup: --vendor-check needs npm (apt-get install npm)" >&2; exit 1; }
+  # shellcheck source=/dev/null
+  . "$uplot_dir/SOURCE"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "$package@$version" >/dev/null)
+  tgz="$tmp/$package-$version.tgz"
+  got=$(node -e 'const c=require("crypto"),f=require("fs");process.stdout.write("sha512-"+c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$tgz")
+  if [ "$got" != "$integrity" ]; then
+    echo "setup: $package@$version from the registry has $got, expected $integrity" >&2
+    exit 1
+  fi
+  for f in $files; do
+    tar -xzf "$tgz" -C "$tmp" "package/$f"
+    cmp -s "$tmp/package/$f" "$uplot_dir/$(basename "$f")" || { echo "setup: $uplot_dir/$(basename "$f") differs from $package@$version's $f" >&2; exit 1; }
+  done
+  echo "setup: $uplot_dir is $package@$version from the npm registry ($integrity)"
+  exit 0
+fi
 
 need_pkgs=()
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)

@@ -72,6 +72,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Rebuild a campaign's reports from its store, or compare two campaigns.
     Report(ReportArgs),
+    /// Serve a recorded campaign's dashboard (charts, breakers, events, /metrics) from its store,
+    /// read-only, until Ctrl-C.
+    Dashboard(DashboardArgs),
 }
 
 /// `launch` options.
@@ -95,6 +98,35 @@ pub struct LaunchArgs {
     /// The campaign id to use (set by --detach for the background process).
     #[arg(long, hide = true, value_name = "ID")]
     pub campaign_id: Option<String>,
+    /// Serve a live dashboard while the campaign runs (default address 127.0.0.1:8080; port 0
+    /// picks a free one). The address is printed as `stressctl: dashboard http://ADDR/`.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::dashboard::DEFAULT_ADDR)]
+    pub dashboard: Option<String>,
+    /// Bearer token every dashboard request must carry; required to bind a non-loopback address.
+    #[command(flatten)]
+    pub dashboard_token: TokenArg,
+}
+
+/// The dashboard's bearer token (shared by `launch --dashboard` and `dashboard`).
+#[derive(Debug, Args, Clone)]
+pub struct TokenArg {
+    /// Bearer token every dashboard request must carry (`Authorization: Bearer TOKEN`); required
+    /// to bind a non-loopback address. At least 16 characters.
+    #[arg(long = "dashboard-token", value_name = "TOKEN", env = "STRESSCTL_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `dashboard` options.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Campaign id (default: the latest one in the state dir).
+    pub id: Option<String>,
+    /// Address to serve on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", default_value = crate::dashboard::DEFAULT_ADDR)]
+    pub listen: String,
+    /// Bearer token (see `launch --dashboard-token`).
+    #[command(flatten)]
+    pub token: TokenArg,
 }
 
 /// `check` options.

@@ -12,6 +12,7 @@ pub mod campaign;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dashboard;
 pub mod events;
 pub mod fmt;
 pub mod guardian;

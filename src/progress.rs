@@ -15,6 +15,11 @@ use tokio::sync::broadcast::{self, error::RecvError};
 /// Where the live progress line gets its figures: `None` once the run is gone.
 pub type StatusFeed = Arc<dyn Fn() -> Option<StatusDoc> + Send + Sync>;
 
+/// Every circuit breaker's state now (the dashboard's `/api/circuit-breakers` and `/metrics`):
+/// `None` once the run is gone. Breaker calls and rejections are not events, so a live view of
+/// them has to ask the registry.
+pub type BreakerFeed = Arc<dyn Fn() -> Option<crate::breaker::RegistrySnapshot> + Send + Sync>;
+
 /// Prints one line to stdout, ignoring a closed terminal.
 pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();

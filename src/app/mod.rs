@@ -2,6 +2,7 @@
 //! the one place that prints an error and maps it to the exit code.
 
 mod check;
+mod dashboard_cmd;
 mod error;
 mod remote;
 mod report_cmd;
@@ -38,6 +39,7 @@ fn dispatch(cli: &Cli) -> Result<u8, CliError> {
         (Some(Command::Report(a)), _) => report_cmd::report(&cli.common, a),
         (Some(Command::EmergencyStop(a)), _) => remote::emergency_stop(&cli.common, a),
         (Some(Command::Status(a)), _) => remote::status(&cli.common, a),
+        (Some(Command::Dashboard(a)), _) => dashboard_cmd::dashboard(&cli.common, a),
         (None, false) => Err(CliError::usage("say what to do: `stressctl launch`, `stressctl --check-only`, … (see `stressctl --help`)")),
     }
 }
@@ -116,6 +118,12 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         None => args.campaign_id.clone().unwrap_or_else(new_campaign_id),
     };
     crate::store::validate_campaign_id(&id).map_err(|why| CliError::usage(format!("invalid campaign id {id:?}: {why}")))?;
+    let listen = args
+        .dashboard
+        .as_deref()
+        .map(|a| crate::dashboard::Listen::check(a, args.dashboard_token.token.as_deref()))
+        .transpose()
+        .map_err(CliError::usage)?;
     if args.detach {
         return detach(common, &id);
     }
@@ -125,6 +133,19 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         say(&format!("stressctl: {n}"));
     }
     reap_dead_runs(&common.state_dir);
+    let dashboard = match &listen {
+        Some(l) => {
+            let bound = l.bind().map_err(CliError::usage)?;
+            say(&format!("stressctl: dashboard {}", bound.url()));
+            Some(crate::dashboard::LiveSetup {
+                bound,
+                store: crate::store::store_path(&common.state_dir, &id).map_err(|e| CliError::usage(e.to_string()))?,
+                limits: crate::dashboard::source::limits_of_config(&cfg),
+                planned: cfg.planned_duration(),
+            })
+        }
+        None => None,
+    };
     let stamp = format!("{id}{}", if resume.is_some() { format!("-resumed-{}", std::process::id()) } else { String::new() });
     let logs = crate::logging::init(&common.log_dir, &stamp, args.verbose)
         .map_err(|e| CliError::usage(format!("cannot open log files in {}: {e}", common.log_dir.display())))?;
@@ -158,8 +179,11 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     let result = rt.block_on(
         async {
             signals::install(stop.clone()).map_err(|e| CliError::failed(format!("cannot install signal handlers: {e}")))?;
-            let campaign = Campaign::new(cfg, opts, stop.clone()).on_start(move |bus, feed| {
-                tokio::spawn(crate::progress::render(bus.subscribe(), feed, interactive).in_current_span());
+            let campaign = Campaign::new(cfg, opts, stop.clone()).on_start(move |bus, feed, breakers| {
+                tokio::spawn(crate::progress::render(bus.subscribe(), feed.clone(), interactive).in_current_span());
+                if let Some(d) = dashboard {
+                    crate::dashboard::start_live(d, bus, feed, breakers);
+                }
             });
             Ok::<_, CliError>(campaign.run_from(id.clone(), resume.map(|(_, _, p)| p)).await)
         }

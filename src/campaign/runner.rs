@@ -17,7 +17,7 @@ use crate::browser::pool::Pool;
 use crate::config::Config;
 use crate::control::{StopCause, StopSignal};
 use crate::events::{Event, EventBus};
-use crate::progress::StatusFeed;
+use crate::progress::{BreakerFeed, StatusFeed};
 use crate::report;
 use crate::store::{self, CampaignRecord, Store, StoreReader};
 use crate::tasks::server::PageServer;
@@ -33,13 +33,13 @@ pub struct Campaign {
     cfg: Arc<Config>,
     opts: RunOptions,
     stop: Arc<StopSignal>,
-    /// Called with the run's event bus and status feed before the first event: the terminal
-    /// renderer subscribes here.
+    /// Called with the run's event bus, status feed and breaker feed before the first event: the
+    /// terminal renderer and the dashboard subscribe here.
     on_start: Option<OnStart>,
 }
 
-/// A subscriber's hook, called once with the run's event bus and status feed.
-type OnStart = Box<dyn FnOnce(&EventBus, StatusFeed) + Send>;
+/// See [`Campaign::on_start`].
+type OnStart = Box<dyn FnOnce(&EventBus, StatusFeed, BreakerFeed) + Send>;
 
 /// The run's lifetime: a root token whose children stop the background services, and a tracker
 /// the runner waits on before it writes the final report, so no task that owns a resource (a
@@ -71,9 +71,9 @@ impl Campaign {
         Campaign { cfg: Arc::new(cfg), opts, stop, on_start: None }
     }
 
-    /// Hands the run's event bus and a status feed to `f` before the first event is emitted (to
-    /// subscribe a renderer, a dashboard…).
-    pub fn on_start(mut self, f: impl FnOnce(&EventBus, StatusFeed) + Send + 'static) -> Campaign {
+    /// Hands the run's event bus, a status feed and a breaker feed to `f` before the first event
+    /// is emitted (to subscribe a renderer, a dashboard…).
+    pub fn on_start(mut self, f: impl FnOnce(&EventBus, StatusFeed, BreakerFeed) + Send + 'static) -> Campaign {
         self.on_start = Some(Box::new(f));
         self
     }
@@ -147,7 +147,10 @@ impl Campaign {
         if let Some(f) = self.on_start.take() {
             // a weak handle: a subscriber must not keep the run alive
             let weak = Arc::downgrade(&run);
-            f(&run.bus, Arc::new(move || weak.upgrade().map(|r| StatusDoc::of(&r))));
+            let weak_b = weak.clone();
+            let breakers: BreakerFeed =
+                Arc::new(move || weak_b.upgrade().map(|r| r.breakers.snapshot(Instant::now(), (r.started, r.started_wall))));
+            f(&run.bus, Arc::new(move || weak.upgrade().map(|r| StatusDoc::of(&r))), breakers);
         }
         // The control socket outlives the phases: it answers `status` while the reports are
         // written, so it has its own token, cancelled last.

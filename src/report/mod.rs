@@ -8,6 +8,7 @@
 //! decisions are taken on exact counts (never on a rounded rate).
 
 mod compare;
+pub mod html;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -354,6 +355,10 @@ pub struct CampaignReport {
     /// The faults the config planned, one line each (schedule, worker, phases).
     #[serde(default)]
     pub faults_planned: Vec<String>,
+    /// The store this report was built from (not written to the JSON): `report.html` reads its
+    /// time series from it.
+    #[serde(skip)]
+    pub source_store: html::SourceStore,
 }
 
 pub(crate) use crate::fmt::round3;
@@ -815,6 +820,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         interruptions,
         unsupported: unsupported.into_iter().collect(),
         faults_planned: plan.faults,
+        source_store: html::SourceStore(Some(r.path().to_path_buf())),
     })
 }
 
@@ -905,7 +911,7 @@ pub fn write_phase_report(dir: &Path, p: &PhaseReport) -> std::io::Result<PathBu
     write_atomic(dir, &phase_file_name(p.index, &p.name), &pretty(p)?)
 }
 
-/// Writes `campaign_report.json`, `summary.txt` and every phase file from `c.phases` (so a rebuild
+/// Writes `campaign_report.json`, `summary.txt`, `report.html` and every phase file from `c.phases` (so a rebuild
 /// reproduces them), each atomically.
 pub fn write_campaign_reports(dir: &Path, c: &CampaignReport) -> std::io::Result<()> {
     for p in &c.phases {
@@ -913,6 +919,7 @@ pub fn write_campaign_reports(dir: &Path, c: &CampaignReport) -> std::io::Result
     }
     write_atomic(dir, CAMPAIGN_REPORT_FILE, &pretty(c)?)?;
     write_atomic(dir, SUMMARY_FILE, render_summary(c).as_bytes())?;
+    html::write(dir, c)?;
     Ok(())
 }
 

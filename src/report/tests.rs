@@ -444,7 +444,7 @@ fn rebuilding_gives_byte_identical_files() {
     write_campaign_reports(&f.out, &c).unwrap();
     let first = files(&f.out);
     let names: Vec<&str> = first.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["campaign_report.json", "phase_01_warmup.json", "phase_02_stress.json", "summary.txt"]);
+    assert_eq!(names, vec!["campaign_report.json", "phase_01_warmup.json", "phase_02_stress.json", "report.html", "summary.txt"]);
     assert_eq!(after_phases["phase_02_stress.json"], first["phase_02_stress.json"]);
     for (name, bytes) in &first {
         assert_eq!(bytes.last(), Some(&b'\n'), "{name} ends with a newline");
@@ -748,8 +748,8 @@ fn rebuild_reports_rewrites_every_file_including_events_jsonl() {
     }
     write_campaign_reports(&f.out, &campaign_report(&f.reader()).unwrap()).unwrap();
     let written = files(&f.out);
-    assert_eq!(written.len(), 5, "{:?}", written.keys());
-    // rebuilt in place and from scratch elsewhere: the same bytes
+    assert_eq!(written.len(), 6, "{:?}", written.keys()); // 2 phase files, campaign_report.json, summary.txt, report.html, events.jsonl
+                                                          // rebuilt in place and from scratch elsewhere: the same bytes
     rebuild_reports(&f.reader(), &f.out).unwrap();
     assert_eq!(files(&f.out), written);
     let fresh = f._dir.path().join("fresh");

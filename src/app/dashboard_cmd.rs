@@ -1,0 +1,46 @@
+//! `stressctl dashboard [ID]`: serve a recorded campaign's dashboard from its store, read-only,
+//! until Ctrl-C or SIGTERM.
+
+use super::{runtime, CliError, EXIT_OK};
+use crate::cli::{CommonArgs, DashboardArgs};
+use crate::dashboard::Listen;
+use crate::progress::say;
+use crate::store;
+use tokio_util::sync::CancellationToken;
+
+/// `stressctl dashboard`.
+pub(super) fn dashboard(common: &CommonArgs, a: &DashboardArgs) -> Result<u8, CliError> {
+    let listen = Listen::check(&a.listen, a.token.token.as_deref()).map_err(CliError::usage)?;
+    let id = match &a.id {
+        Some(id) => id.clone(),
+        None => store::list_campaigns(&common.state_dir).pop().ok_or_else(|| {
+            CliError::usage(format!("no campaigns recorded in {} (run `stressctl launch` first)", common.state_dir.display()))
+        })?,
+    };
+    let path = store::store_path(&common.state_dir, &id).map_err(|e| CliError::usage(e.to_string()))?;
+    if !path.exists() {
+        return Err(CliError::usage(format!(
+            "no store for campaign {id} in {} (see `stressctl report --list`)",
+            common.state_dir.display()
+        )));
+    }
+    let bound = listen.bind().map_err(CliError::usage)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let stop = CancellationToken::new();
+        {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
+                stop.cancel();
+            });
+        }
+        say(&format!("stressctl: dashboard of campaign {id} at {} (read-only; Ctrl-C to stop)", bound.url()));
+        crate::dashboard::serve_store(bound, path, stop).await.map_err(|e| CliError::failed(e.to_string()))
+    })?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,280 @@
+//! The dashboard: a small HTTP server (axum) that shows a campaign while it runs
+//! (`launch --dashboard`) or from its store afterwards (`stressctl dashboard ID`).
+//!
+//! - [`model`] is what is known about the campaign (events, op windows, guardian samples), fed
+//!   from the event bus and by following the store; [`series`] buckets the time series;
+//!   [`source`] reads a store; [`metrics`] writes `/metrics`; [`http`] routes and guards;
+//!   [`assets`] are the embedded pages and the vendored chart library.
+//! - Loopback by default; any other address needs a bearer token ([`Listen::check`]).
+//! - The server only reads: it never writes the store, never controls the campaign (stopping
+//!   stays on the 0600 control socket) and serves no file from disk.
+//! - It runs on the campaign's runtime; its store reads run on the blocking pool, so a slow page
+//!   or a scrape cannot hold the campaign's one thread.
+
+pub mod assets;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod series;
+pub mod source;
+
+use crate::events::EventBus;
+use crate::progress::{BreakerFeed, StatusFeed};
+use model::{Limits, Model};
+use source::StoreFollower;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// Where `--dashboard` listens when no address is given.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Shortest token accepted: a guessable token would make a non-loopback bind an open one.
+pub const MIN_TOKEN_CHARS: usize = 16;
+/// How often the dashboard reads the new op windows and samples from the store.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A checked listen address and its token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listen {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Bearer token every request must carry.
+    pub token: Option<String>,
+}
+
+impl Listen {
+    /// Checks `addr` (`IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`) and the token: a non-loopback
+    /// address needs a token of at least [`MIN_TOKEN_CHARS`] characters. The error is the line
+    /// to print (bad usage: exit 2).
+    pub fn check(addr: &str, token: Option<&str>) -> Result<Listen, String> {
+        let parsed = match addr.strip_prefix("localhost:") {
+            Some(port) => port.parse::<u16>().ok().map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
+            None => addr.parse::<SocketAddr>().ok(),
+        };
+        let addr = parsed
+            .ok_or_else(|| format!("dashboard address {addr:?} is not IP:PORT (e.g. {DEFAULT_ADDR}, or 127.0.0.1:0 for a free port)"))?;
+        let token = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
+        if let Some(t) = &token {
+            if t.chars().count() < MIN_TOKEN_CHARS {
+                return Err(format!(
+                    "the dashboard token is too short: use at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 16`)"
+                ));
+            }
+            if !t.chars().all(|c| c.is_ascii_graphic()) {
+                return Err("the dashboard token must be printable ASCII without spaces".into());
+            }
+        }
+        if !addr.ip().is_loopback() && token.is_none() {
+            return Err(format!(
+                "dashboard address {addr} is not loopback: anyone who can reach it could read the campaign; give --dashboard-token TOKEN (or STRESSCTL_DASHBOARD_TOKEN) and send it as `Authorization: Bearer TOKEN`, or listen on 127.0.0.1"
+            ));
+        }
+        Ok(Listen { addr, token })
+    }
+
+    /// Binds the address now (before the campaign starts, so a port in use fails at once).
+    pub fn bind(&self) -> Result<Bound, String> {
+        let l = std::net::TcpListener::bind(self.addr)
+            .map_err(|e| format!("cannot listen on {} for the dashboard: {e} (choose another address, e.g. 127.0.0.1:0)", self.addr))?;
+        l.set_nonblocking(true).map_err(|e| format!("dashboard socket {}: {e}", self.addr))?;
+        let local = l.local_addr().map_err(|e| format!("dashboard socket {}: {e}", self.addr))?;
+        let hosts = if local.ip().is_loopback() {
+            let p = local.port();
+            vec![format!("127.0.0.1:{p}"), format!("localhost:{p}"), format!("[::1]:{p}"), local.to_string()]
+        } else {
+            Vec::new()
+        };
+        Ok(Bound { listener: l, local, access: http::Access { token: self.token.clone(), hosts } })
+    }
+}
+
+/// A bound dashboard socket, not serving yet.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    access: http::Access,
+}
+
+impl Bound {
+    /// The address it listens on (the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The URL to print.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.local)
+    }
+
+    /// Serves `shared` until its `stop` (or the runtime ends).
+    async fn serve(self, shared: Arc<http::Shared>) {
+        let stop = shared.stop.clone();
+        let listener = match tokio::net::TcpListener::from_std(self.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::progress::warn(&format!("stressctl: dashboard {}: {e}; the campaign goes on without it", self.local));
+                return;
+            }
+        };
+        let app = http::router(shared);
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            crate::progress::warn(&format!("stressctl: dashboard {} stopped: {e}; the campaign goes on without it", self.local));
+        }
+    }
+}
+
+/// What the live dashboard needs from `launch` besides the run's feeds.
+pub struct LiveSetup {
+    /// The bound socket.
+    pub bound: Bound,
+    /// The campaign's store (followed for op windows and samples).
+    pub store: PathBuf,
+    /// Guardian thresholds per phase, from the config in force.
+    pub limits: Limits,
+    /// Planned duration (chooses the bucket width).
+    pub planned: Duration,
+}
+
+/// Starts the live dashboard of the run whose bus and feeds are given. Call it from
+/// `Campaign::on_start` (inside the runtime, before the first event): the subscription is taken
+/// here, so no event is missed.
+pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers: BreakerFeed) {
+    let mut rx = bus.subscribe();
+    let follower = match StoreFollower::open(&setup.store).and_then(|f| f.campaign().map(|c| (f, c))) {
+        Ok(x) => x,
+        Err(e) => {
+            crate::progress::warn(&format!(
+                "stressctl: the dashboard cannot read the campaign's store: {e}; the campaign goes on without it"
+            ));
+            return;
+        }
+    };
+    let (mut follower, c) = follower;
+    // Events already stored come from a previous process (a resume): read them from the store,
+    // every later one from the bus.
+    if let Err(e) = follower.limit_events_to_now() {
+        crate::progress::warn(&format!("stressctl: the dashboard cannot read the campaign's store: {e}; the campaign goes on without it"));
+        return;
+    }
+    let width = series::bucket_width(setup.planned.as_millis().min(i64::MAX as u128) as i64);
+    let model = Arc::new(Mutex::new(Model::new(&c.id, &c.profile, c.started_ms, width, setup.limits, "live")));
+    let shared = Arc::new(http::Shared {
+        registry: metrics::registry(model.clone(), Some(breakers.clone())),
+        model: model.clone(),
+        status: Some(status),
+        breakers: Some(breakers),
+        access: setup.bound.access.clone(),
+        stop: CancellationToken::new(),
+    });
+    tokio::spawn(setup.bound.serve(shared));
+    tokio::spawn(async move {
+        let mut follower = Some(follower);
+        // the stored events first, so the page's event numbers follow the store's order
+        follower = poll(follower, &model, true).await;
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(rec) => model.lock().unwrap_or_else(|e| e.into_inner()).on_event(&rec),
+                    Err(RecvError::Lagged(n)) => tracing::warn!(target: "stressctl::dashboard", "the dashboard missed {n} events (the pages show the rest)"),
+                    Err(RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    follower = poll(follower, &model, false).await;
+                }
+            }
+        }
+    });
+}
+
+/// One poll of the store on the blocking pool; the follower is handed back (None after an
+/// error, which is logged once: the pages keep what they have).
+async fn poll(follower: Option<StoreFollower>, model: &Arc<Mutex<Model>>, events: bool) -> Option<StoreFollower> {
+    let mut f = follower?;
+    let m = model.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut res = Ok(true);
+        // a long store (a resume) is read in batches until nothing is left
+        while matches!(res, Ok(true)) {
+            res = f.poll(&m, events);
+        }
+        (f, res)
+    })
+    .await;
+    match r {
+        Ok((f, Ok(_))) => Some(f),
+        Ok((_, Err(e))) => {
+            tracing::warn!(target: "stressctl::dashboard", "the dashboard stopped reading the store: {e}");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(target: "stressctl::dashboard", "the dashboard's store reader failed: {e}");
+            None
+        }
+    }
+}
+
+/// Serves campaign `store`'s dashboard read-only until `stop`: a finished campaign as it ended,
+/// an unfinished one as far as its store goes (followed while it grows).
+pub async fn serve_store(bound: Bound, store: PathBuf, stop: CancellationToken) -> Result<(), crate::store::StoreError> {
+    let f = StoreFollower::open(&store)?;
+    let c = f.campaign()?;
+    let limits = source::limits_of(&c.config_text);
+    let (model, mut follower) = if c.ended {
+        (f.read_all(Some(limits))?, None)
+    } else {
+        let planned =
+            crate::config::Config::parse(&c.config_text, "stored config").map(|c| c.planned_duration().as_millis() as i64).unwrap_or(0);
+        let width = series::bucket_width(f.span_ms(c.started_ms)?.max(planned));
+        (Model::new(&c.id, &c.profile, c.started_ms, width, limits, "store"), Some(f))
+    };
+    let model = Arc::new(Mutex::new(model));
+    let shared = Arc::new(http::Shared {
+        registry: metrics::registry(model.clone(), None),
+        model: model.clone(),
+        status: None,
+        breakers: None,
+        access: bound.access.clone(),
+        stop: stop.clone(),
+    });
+    let server = tokio::spawn(bound.serve(shared));
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    while follower.is_some() {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => follower = poll(follower, &model, true).await,
+        }
+    }
+    let _ = server.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_needs_no_token_and_anything_else_does() {
+        assert_eq!(Listen::check(DEFAULT_ADDR, None).unwrap().addr.to_string(), "127.0.0.1:8080");
+        assert!(Listen::check("[::1]:0", None).is_ok());
+        assert_eq!(Listen::check("localhost:9", None).unwrap().addr.to_string(), "127.0.0.1:9");
+        let e = Listen::check("0.0.0.0:8080", None).unwrap_err();
+        assert!(e.contains("not loopback") && e.contains("--dashboard-token"), "{e}");
+        assert!(Listen::check("0.0.0.0:8080", Some("0123456789abcdef")).is_ok());
+        assert!(Listen::check("0.0.0.0:8080", Some("   ")).is_err(), "a blank token is no token");
+        assert!(Listen::check("0.0.0.0:8080", Some("short")).unwrap_err().contains("at least 16"));
+        assert!(Listen::check("nonsense", None).unwrap_err().contains("not IP:PORT"));
+    }
+
+    #[test]
+    fn binding_port_zero_reports_the_real_port() {
+        let b = Listen::check("127.0.0.1:0", None).unwrap().bind().unwrap();
+        assert_ne!(b.local_addr().port(), 0);
+        assert!(b.url().starts_with("http://127.0.0.1:"));
+        assert!(b.access.hosts.contains(&format!("localhost:{}", b.local_addr().port())));
+    }
+}

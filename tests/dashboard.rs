@@ -1,0 +1,275 @@
+//! The dashboard against the real binary: a synthetic campaign with `--dashboard 127.0.0.1:0`
+//! (the bound address is read from stdout), its JSON API, its event stream, `/metrics` parsed by
+//! a strict text-format parser, the guard (token, loopback, read-only), `stressctl dashboard ID`
+//! on the finished store, and `report.html`.
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+#[path = "common/promtext.rs"]
+mod promtext;
+
+use common::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// Two phases of a synthetic task that fails often, with short breaker timeouts: breakers open,
+/// probe and close again within seconds.
+fn flaky_config(sb: &Sandbox, secs: u32) -> std::path::PathBuf {
+    let text = format!(
+        "{}{}\n[breaker]\nrecovery_timeout = \"300ms\"\nmax_recovery_timeout = \"1s\"\n{}{}",
+        header("dash", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\n"),
+        synthetic_task("5ms", 0.3),
+        phase("one", &format!("{secs}s"), 2, ""),
+        phase("two", &format!("{secs}s"), 2, "")
+    );
+    sb.write("dash.toml", &text)
+}
+
+/// Waits for `stressctl: dashboard http://ADDR/` on stdout.
+fn dashboard_addr(child: &Running) -> SocketAddr {
+    let mut addr = None;
+    let found = wait_until(Duration::from_secs(20), || {
+        addr = child
+            .stdout_so_far()
+            .lines()
+            .find_map(|l| l.strip_prefix("stressctl: dashboard http://"))
+            .and_then(|rest| rest.trim_end_matches('/').parse().ok());
+        addr.is_some()
+    });
+    assert!(found, "no dashboard address on stdout\n{}\n{}", child.stdout_so_far(), child.stderr_so_far());
+    addr.unwrap()
+}
+
+fn metrics(addr: SocketAddr) -> promtext::Exposition {
+    let r = http::get(addr, "/metrics");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap_or("").starts_with("text/plain; version=0.0.4"), "{:?}", r.headers);
+    promtext::parse(&r.body).unwrap_or_else(|e| panic!("/metrics does not parse: {e}\n{}", r.body))
+}
+
+/// Every counter of `before` is in `after` with a value at least as high.
+fn assert_counters_grew(before: &promtext::Exposition, after: &promtext::Exposition) {
+    let (b, a) = (before.counters(), after.counters());
+    assert!(!b.is_empty(), "no counters");
+    for (k, v) in &b {
+        let now = a.get(k).unwrap_or_else(|| panic!("counter {k} disappeared"));
+        assert!(now >= v, "counter {k} went down: {v} -> {now}");
+    }
+}
+
+#[test]
+fn live_dashboard_serves_status_breakers_events_and_metrics_of_a_running_campaign() {
+    let sb = Sandbox::new("dash-live");
+    let cfg = flaky_config(&sb, 5);
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]);
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    assert!(addr.ip().is_loopback());
+    let mut sse = http::Sse::open(addr, "/api/events", &[]);
+    assert_eq!(sse.status, 200);
+    assert!(sse.headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")), "{:?}", sse.headers);
+
+    // status: the running campaign, the shape of `stressctl status --json`
+    let st = http::get(addr, "/api/status").json();
+    assert!(st["campaign_id"].as_str().is_some_and(|s| !s.is_empty()), "{st}");
+    assert!(matches!(st["state"].as_str(), Some("running" | "stopping" | "cooling_down")), "{st}");
+    assert!(st["ops"]["attempted"].is_u64(), "{st}");
+
+    // metrics twice, some time apart: the counters only grow
+    let first = metrics(addr);
+    assert!(first.value("stressctl_campaign_ended", &[]) == Some(0.0));
+
+    // events in order: phase_started first, then breaker transitions and phase_ended
+    let mut kinds: Vec<String> = Vec::new();
+    let mut last_id = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut breakers_seen = None;
+    let mut mid = None;
+    while Instant::now() < deadline {
+        let Some(ev) = sse.next(Duration::from_secs(10)) else { break };
+        let id: u64 = ev.id.as_deref().and_then(|i| i.parse().ok()).expect("every event has an id");
+        assert_eq!(id, last_id + 1, "event ids are consecutive");
+        last_id = id;
+        let v: Value = serde_json::from_str(&ev.data).unwrap_or_else(|e| panic!("event not JSON ({e}): {}", ev.data));
+        assert_eq!(v["seq"], id);
+        assert!(v["data"].is_object() || v["data"].is_array(), "typed event with data: {v}");
+        let kind = v["kind"].as_str().expect("kind").to_string();
+        if kind == "breaker_transition" && breakers_seen.is_none() {
+            // while a breaker moves, the API shows it
+            breakers_seen = Some(http::get(addr, "/api/circuit-breakers").json());
+        }
+        if kind == "phase_ended" && mid.is_none() {
+            mid = Some(metrics(addr));
+        }
+        kinds.push(kind.clone());
+        if kind == "campaign_ended" {
+            break;
+        }
+    }
+    let pos = |k: &str| kinds.iter().position(|x| x == k);
+    let started = pos("phase_started").unwrap_or_else(|| panic!("no phase_started in {kinds:?}"));
+    let transition = pos("breaker_transition").unwrap_or_else(|| panic!("no breaker_transition in {kinds:?}"));
+    let ended = pos("phase_ended").unwrap_or_else(|| panic!("no phase_ended in {kinds:?}"));
+    assert!(started < transition && started < ended, "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("campaign_ended"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "phase_started").count(), 2, "{kinds:?}");
+
+    let b = breakers_seen.expect("a breaker moved");
+    for k in ["aggregate", "workers", "browsers", "tasks"] {
+        assert!(b[k].is_object(), "{k} in {b}");
+    }
+    assert!(b["aggregate"]["total"].as_u64().unwrap_or(0) >= 1, "{b}");
+    assert!(b["tasks"]["synthetic"]["calls"].as_u64().is_some(), "{b}");
+
+    let mid = mid.expect("metrics at a phase end");
+    assert_counters_grew(&first, &mid);
+    assert!(mid.value("stressctl_circuitbreaker_calls_total", &[("name", "task:synthetic"), ("kind", "failed")]).unwrap_or(0.0) > 0.0);
+    assert!(
+        mid.value("stressctl_ops_total", &[("phase", "one"), ("task", "synthetic"), ("worker", "synthetic"), ("outcome", "succeeded")])
+            .unwrap_or(0.0)
+            > 0.0,
+        "ops of phase one counted"
+    );
+
+    let out = child.finish(Duration::from_secs(60));
+    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+
+    // the report beside summary.txt: one file, no URL, small
+    let html = std::fs::read_to_string(sb.campaign_dir().join("report.html")).expect("report.html");
+    assert!(!html.contains("http://") && !html.contains("https://"), "report.html holds a URL");
+    assert!(!html.contains(" src=\""), "report.html loads no script or image");
+    assert!(html.split(" href=\"").skip(1).all(|rest| rest.starts_with("data:")), "report.html links nothing");
+    assert!(html.len() < 2 * 1024 * 1024);
+    assert!(html.contains("id=\"phase-table\"") && html.contains("stressctl-data"));
+}
+
+#[test]
+fn a_non_loopback_address_without_a_token_exits_2_with_the_reason() {
+    let sb = Sandbox::new("dash-noloop");
+    let cfg = flaky_config(&sb, 1);
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "0.0.0.0:0"]).env_remove("STRESSCTL_DASHBOARD_TOKEN");
+    let out = run(cmd, Duration::from_secs(20));
+    out.expect_code(2);
+    assert!(out.stderr.contains("not loopback") && out.stderr.contains("--dashboard-token"), "{}", out.describe());
+    assert!(sb.campaign_dirs().is_empty(), "no campaign started");
+
+    // a token too short is refused too
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "0.0.0.0:0", "--dashboard-token", "short"]);
+    let out = run(cmd, Duration::from_secs(20));
+    out.expect_code(2);
+    assert!(out.stderr.contains("at least 16"), "{}", out.describe());
+}
+
+#[test]
+fn with_a_token_every_request_needs_it() {
+    let sb = Sandbox::new("dash-token");
+    let cfg = flaky_config(&sb, 3);
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]).env("STRESSCTL_DASHBOARD_TOKEN", TOKEN);
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    for path in ["/", "/api/status", "/api/circuit-breakers", "/api/events", "/metrics", "/assets/dashboard.js"] {
+        let r = http::get(addr, path);
+        assert_eq!(r.status, 401, "{path} without a token: {}", r.body);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"stressctl\""));
+        let r = http::request("GET", addr, path, &[("Authorization", "Bearer wrong-token-0123456789abc")]);
+        assert_eq!(r.status, 401, "{path} with a wrong token");
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let r = http::request("GET", addr, "/api/status", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["campaign_id"].is_string());
+    let r = http::request("GET", addr, "/metrics", &[("Authorization", &auth)]);
+    assert_eq!(r.status, 200);
+    child.finish(Duration::from_secs(60));
+}
+
+#[test]
+fn the_guard_is_read_only_names_loopback_and_serves_no_files() {
+    let sb = Sandbox::new("dash-guard");
+    let cfg = flaky_config(&sb, 3);
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]).env_remove("STRESSCTL_DASHBOARD_TOKEN");
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    let page = http::get(addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("/assets/dashboard.js") && page.body.contains("/assets/uPlot.iife.min.js"));
+    let csp = page.header("content-security-policy").unwrap_or("");
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+    assert_eq!(http::get(addr, "/circuit-breakers").status, 200);
+    assert_eq!(http::get(addr, "/assets/uPlot.iife.min.js").status, 200);
+    for path in ["/../../../../etc/passwd", "/assets/../Cargo.toml", "/assets/%2e%2e/%2e%2e/etc/passwd", "/etc/passwd"] {
+        let r = http::get(addr, path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(!r.body.contains("root:"), "{path}");
+    }
+    assert_eq!(http::request("POST", addr, "/api/status", &[("Content-Length", "0")]).status, 405);
+    assert_eq!(http::request("DELETE", addr, "/", &[]).status, 405);
+    assert_eq!(http::request("GET", addr, "/api/status", &[("Host", "attacker.example")]).status, 403, "DNS rebinding guard");
+    assert_eq!(http::request("GET", addr, "/api/status", &[("Host", &format!("localhost:{}", addr.port()))]).status, 200);
+    child.finish(Duration::from_secs(60));
+}
+
+#[test]
+fn dashboard_command_serves_a_finished_campaign_from_its_store() {
+    let sb = Sandbox::new("dash-store");
+    let cfg = flaky_config(&sb, 2);
+    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(60));
+    let id = out.campaign_id();
+    let report_before = std::fs::read(sb.campaign_dir().join("report.html")).expect("report.html");
+
+    let child = Running::spawn(sb.cmd(["dashboard", id.as_str(), "--listen", "127.0.0.1:0"]), None);
+    let mut addr = None;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            addr = child
+                .stdout_so_far()
+                .lines()
+                .find_map(|l| l.split_once(" at http://").map(|(_, r)| r.to_string()))
+                .and_then(|r| r.split('/').next().and_then(|a| a.parse::<SocketAddr>().ok()));
+            addr.is_some()
+        }),
+        "{}{}",
+        child.stdout_so_far(),
+        child.stderr_so_far()
+    );
+    let addr = addr.unwrap();
+    let st = http::get(addr, "/api/status").json();
+    assert_eq!(st["campaign_id"], id.as_str());
+    assert_eq!(st["state"], "ended", "{st}");
+    let b = http::get(addr, "/api/circuit-breakers").json();
+    assert!(b["tasks"]["synthetic"].is_object(), "the final snapshot: {b}");
+    let o = http::get(addr, "/api/overview").json();
+    assert_eq!(o["campaign"]["ended"], true);
+    assert!(!o["ops"]["t"].as_array().unwrap().is_empty(), "op series from the store");
+    let m = metrics(addr);
+    assert_eq!(m.value("stressctl_campaign_ended", &[]), Some(1.0));
+    // the stored events, ending with campaign_ended
+    let mut sse = http::Sse::open(addr, "/api/events", &[]);
+    let mut last = String::new();
+    while let Some(ev) = sse.next(Duration::from_secs(3)) {
+        last = serde_json::from_str::<Value>(&ev.data).unwrap()["kind"].as_str().unwrap_or("").to_string();
+        if last == "campaign_ended" {
+            break;
+        }
+    }
+    assert_eq!(last, "campaign_ended");
+    // Last-Event-ID resumes after it: nothing more to replay
+    let mut again = http::Sse::open(addr, "/api/events", &[("Last-Event-ID", "1000000")]);
+    assert!(again.next(Duration::from_millis(500)).is_none());
+
+    child.signal(libc::SIGTERM);
+    child.finish(Duration::from_secs(10)).expect_code(0);
+
+    // the report rebuilt from the store is the same file
+    run(sb.cmd(["report", id.as_str()]), Duration::from_secs(30)).expect_code(0);
+    assert!(std::fs::read(sb.campaign_dir().join("report.html")).unwrap() == report_before, "report.html rebuilt identically");
+}

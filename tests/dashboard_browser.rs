@@ -1,0 +1,314 @@
+//! The dashboard and `report.html` in real headless Chromium, driven over chromedriver with the
+//! project's WebDriver stack (fantoccini, `DriverProcess`): the pages load without a console
+//! error, their charts have data (painted canvases, SVG rects) and change while the campaign
+//! runs, and no request of theirs leaves loopback: every request the page makes is read from
+//! chromedriver's performance log (the DevTools `Network.requestWillBeSent` events of the tab).
+//! Chromium's own background traffic (component updates, time, accounts: it has some whatever
+//! the flags) goes to a proxy that answers nothing, so the test sends nothing off the machine.
+//! Screenshots go to `<target>/tmp/dashboard-screenshots/`.
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+
+use common::*;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stressctl::browser::driver::DriverProcess;
+use stressctl::browser::session::{running_as_root, MANDATORY_ARGS};
+
+/// A proxy that answers nothing (a sink for Chromium's own requests) and records the first line
+/// of every request it gets.
+fn recording_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+            let n = (&conn).read(&mut buf).unwrap_or(0);
+            let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or("").to_string();
+            s.lock().unwrap().push(line);
+        }
+    });
+    (addr, seen)
+}
+
+/// `POST /session/{id}/se/log` (chromedriver): the `browser` (console) or `performance`
+/// (DevTools events) log since the last call.
+#[derive(Debug)]
+struct GetLog(&'static str);
+
+impl WebDriverCompatibleCommand for GetLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or("")))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(json!({"type": self.0}).to_string()))
+    }
+}
+
+/// Every URL the page requested since the last call (from the performance log).
+async fn requested_urls(c: &fantoccini::Client) -> Vec<String> {
+    let logs = c.issue_cmd(GetLog("performance")).await.expect("performance log");
+    let mut out = Vec::new();
+    for e in logs.as_array().cloned().unwrap_or_default() {
+        let Ok(m) = serde_json::from_str::<Value>(e["message"].as_str().unwrap_or("")) else { continue };
+        let p = &m["message"]["params"];
+        // the browser's own pages (the new tab page before the first navigation) are not ours
+        let doc = p["documentURL"].as_str().unwrap_or("");
+        if m["message"]["method"] == "Network.requestWillBeSent" && !doc.starts_with("chrome://") && !doc.starts_with("about:") {
+            out.push(p["request"]["url"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+/// Asserts the page requested only URLs under `prefix` (or inline `data:`), and something.
+async fn assert_requests_local(c: &fantoccini::Client, prefix: &str) {
+    let urls = requested_urls(c).await;
+    assert!(!urls.is_empty(), "no request seen in the performance log");
+    for u in &urls {
+        assert!(u.starts_with(prefix) || u.starts_with("data:"), "the page requested {u}, not under {prefix}");
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dashboard_addr(child: &Running) -> SocketAddr {
+    let mut addr = None;
+    let found = wait_until(Duration::from_secs(20), || {
+        addr = child
+            .stdout_so_far()
+            .lines()
+            .find_map(|l| l.strip_prefix("stressctl: dashboard http://"))
+            .and_then(|rest| rest.trim_end_matches('/').parse().ok());
+        addr.is_some()
+    });
+    assert!(found, "no dashboard address\n{}\n{}", child.stdout_so_far(), child.stderr_so_far());
+    addr.unwrap()
+}
+
+/// What the page has drawn: painted canvases (any non-transparent pixel), SVG rects, a hash of
+/// the canvases' pixels, the URLs it loaded, and the dashboard's end marker.
+const PROBE: &str = r#"
+const cs = Array.from(document.querySelectorAll('.chart canvas'));
+let painted = 0, hash = 0;
+for (const c of cs) {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let any = false;
+  for (let i = 3; i < d.length; i += 16) { if (d[i] !== 0) { any = true; hash = (hash * 31 + d[i - 3] + i) >>> 0; } }
+  if (any) painted++;
+}
+return {
+  canvases: cs.length, painted: painted, hash: hash,
+  rects: document.querySelectorAll('#timeline svg rect').length,
+  breakerRows: document.querySelectorAll('#breakers tr[data-key]').length,
+  ended: document.body.dataset.ended || null,
+  state: (document.getElementById('state-badge') || {}).textContent || null,
+  resources: performance.getEntriesByType('resource').map(e => e.name).concat([location.href]),
+};
+"#;
+
+async fn probe(c: &fantoccini::Client) -> Value {
+    c.execute(PROBE, vec![]).await.expect("probe")
+}
+
+async fn wait_probe(c: &fantoccini::Client, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = probe(c).await;
+        if ok(&p) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "{what}: {p}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn console_errors(c: &fantoccini::Client) -> Vec<Value> {
+    let logs = c.issue_cmd(GetLog("browser")).await.expect("console log");
+    logs.as_array().cloned().unwrap_or_default().into_iter().filter(|e| e["level"] == "SEVERE").collect()
+}
+
+async fn save(c: &fantoccini::Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    let path = screenshots_dir().join(name);
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
+fn all_local(p: &Value, prefix: &str) {
+    for u in p["resources"].as_array().unwrap() {
+        let u = u.as_str().unwrap();
+        assert!(u.starts_with(prefix), "{u} is not under {prefix}");
+    }
+}
+
+#[test]
+fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("dash-browser");
+    let cfg = sb.write(
+        "dash.toml",
+        &format!(
+            "{}{}\n[breaker]\nrecovery_timeout = \"300ms\"\nmax_recovery_timeout = \"1s\"\n{}{}",
+            header("dash", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\n"),
+            synthetic_task("5ms", 0.3),
+            phase("one", "10s", 2, ""),
+            phase("two", "10s", 2, "")
+        ),
+    );
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]);
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    let (proxy, proxied) = recording_proxy();
+    let before = snapshot();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let report_path = rt.block_on(async {
+        let xdg = sb.root.join("xdg");
+        std::fs::create_dir_all(&xdg).unwrap();
+        let mut driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &sb.logs.join("chromedriver-test.log"), &xdg)
+            .await
+            .expect("chromedriver");
+        let profile = sb.root.join("profile");
+        let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
+        args.extend(["--headless=new".into(), "--window-size=1400,1800".into(), format!("--proxy-server=http://{proxy}")]);
+        args.push(format!("--user-data-dir={}", profile.display()));
+        if running_as_root() {
+            args.push("--no-sandbox".into());
+        }
+        let mut caps = Capabilities::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), json!({"binary": "/usr/bin/chromium", "args": args}));
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL", "performance": "ALL"}));
+        let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        b.capabilities(caps);
+        let c = b.connect(&driver.url).await.expect("session");
+
+        // the overview, live: painted charts that change
+        let base = format!("http://{addr}/");
+        c.goto(&base).await.unwrap();
+        let first =
+            wait_probe(&c, "overview charts painted", |p| p["canvases"].as_u64() >= Some(3) && p["painted"].as_u64() >= Some(3)).await;
+        assert_eq!(first["ended"], "no", "{first}");
+        save(&c, "overview-live.png").await;
+        let later = wait_probe(&c, "overview charts change", |p| p["hash"] != first["hash"]).await;
+        all_local(&later, &base);
+        assert_requests_local(&c, &base).await;
+
+        // the breakers page: table rows and a timeline
+        c.goto(&format!("{base}circuit-breakers")).await.unwrap();
+        let br =
+            wait_probe(&c, "breaker table and timeline", |p| p["breakerRows"].as_u64() >= Some(1) && p["rects"].as_u64() >= Some(1)).await;
+        save(&c, "circuit-breakers-live.png").await;
+        all_local(&br, &base);
+        // the end of the campaign: the page says so instead of going blank
+        let end = wait_probe(&c, "campaign ended shown", |p| p["ended"] == "yes").await;
+        assert!(end["state"].as_str().is_some_and(|s| s == "PASSED" || s == "FAILED"), "{end}");
+        save(&c, "circuit-breakers-ended.png").await;
+        assert_requests_local(&c, &base).await;
+        let errs = console_errors(&c).await;
+        // the stressctl process exits after the campaign: the pages' lost polls are not errors
+        // of the dashboard; anything else is
+        let errs: Vec<&Value> = errs.iter().filter(|e| !e["message"].as_str().unwrap_or("").contains("ERR_CONNECTION_REFUSED")).collect();
+        assert!(errs.is_empty(), "console errors: {errs:?}");
+        c.close().await.unwrap();
+        driver.kill().await;
+        sb.campaign_dir().join("report.html")
+    });
+    let out = child.finish(Duration::from_secs(60));
+    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+
+    // report.html opened from disk
+    rt.block_on(async {
+        let xdg = sb.root.join("xdg");
+        let mut driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &sb.logs.join("chromedriver-test2.log"), &xdg)
+            .await
+            .expect("chromedriver");
+        let profile = sb.root.join("profile2");
+        let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
+        args.extend(["--headless=new".into(), "--window-size=1400,3000".into(), format!("--proxy-server=http://{proxy}")]);
+        args.push(format!("--user-data-dir={}", profile.display()));
+        if running_as_root() {
+            args.push("--no-sandbox".into());
+        }
+        let mut caps = Capabilities::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), json!({"binary": "/usr/bin/chromium", "args": args}));
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL", "performance": "ALL"}));
+        let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        b.capabilities(caps);
+        let c = b.connect(&driver.url).await.expect("session");
+        let url = format!("file://{}", report_path.display());
+        c.goto(&url).await.unwrap();
+        let p = wait_probe(&c, "report charts", |p| {
+            p["painted"].as_u64() >= Some(3) && p["rects"].as_u64() >= Some(1) && p["breakerRows"].as_u64() >= Some(1)
+        })
+        .await;
+        assert_eq!(p["ended"], "yes", "{p}");
+        all_local(&p, "file://");
+        assert_requests_local(&c, "file://").await;
+        save(&c, "report.png").await;
+        let errs = console_errors(&c).await;
+        assert!(errs.is_empty(), "console errors in report.html: {errs:?}");
+        c.close().await.unwrap();
+        driver.kill().await;
+    });
+
+    assert_no_orphans(&before, &sb.root);
+    let sunk = proxied.lock().unwrap().len();
+    eprintln!("Chromium's own background requests caught by the sink proxy: {sunk}");
+}
+
+#[test]
+fn api_circuit_breakers_shows_a_killed_worker_open_while_the_campaign_runs() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("dash-killed");
+    let workers = "\n[breaker]\nrecovery_timeout = \"3s\"\n\n[[workers]]\nid = \"w1\"\nmanaged = true\n\n[[workers]]\nid = \"w2\"\nmanaged = true\n\n\
+                   [[faults]]\nkind = \"kill_driver\"\nworker = \"w1\"\npermanent = true\nevery = \"2s\"\nphases = [\"broken\"]\n";
+    let phases = format!(
+        "{}{}",
+        phase("warm", "4s", 2, "[phases.criteria]\nmax_p95 = \"30s\""),
+        phase("broken", "14s", 2, "stress_level = \"high\"")
+    );
+    let cfg = sb.write("w.toml", &format!("{}{}{}{}", header("workers", ""), webgpu_task(32), workers, phases));
+    let before = snapshot();
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]);
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    let mut seen = None;
+    let open = wait_until(Duration::from_secs(90), || {
+        let r = http::get(addr, "/api/circuit-breakers");
+        if r.status != 200 {
+            return false;
+        }
+        let b = r.json();
+        let st = b["workers"]["w1"]["state"].as_str().unwrap_or("").to_string();
+        if st == "open" {
+            seen = Some(b);
+            return true;
+        }
+        false
+    });
+    assert!(open, "worker w1 never showed open in /api/circuit-breakers\n{}", child.stdout_so_far());
+    let b = seen.unwrap();
+    assert!(b["aggregate"]["open"].as_u64().unwrap_or(0) >= 1, "{b}");
+    let out = child.finish(Duration::from_secs(120));
+    assert_no_orphans(&before, &sb.root);
+    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+}
