@@ -276,35 +276,43 @@ impl Slot {
 
     /// A synthetic op. It honours the faults that make sense without a browser: `throw` fails
     /// the op as a script error, `hang` holds it until `op_timeout` (a timeout), both for real.
+    /// The hot path (no fault due, no latency) neither allocates nor touches the phase's tokens:
+    /// the orchestrator's own cost per op is what the synthetic task measures.
     async fn synthetic_attempt(&mut self) -> Attempt {
-        let worker = self.worker_id().to_string();
-        let fault = self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng);
+        let fault = if self.ctx.faults.is_empty() {
+            None
+        } else {
+            let worker = self.worker_id().to_string();
+            self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng)
+        };
         let page_fault = match &fault {
             Some(f) => self.inject(f, None).await,
             None => None,
         };
         self.op_started = Instant::now();
-        let limit = self.ctx.run.cfg.browser.op_timeout;
-        let hard = self.ctx.hard.clone();
+        let ctx = &self.ctx;
         let Some(syn) = self.synthetic.as_mut() else { return Attempt::Aborted };
-        let op = async {
-            match page_fault {
-                Some(PageFault::Throw) => Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")),
-                Some(PageFault::Hang) => {
-                    tokio::time::sleep(limit).await;
-                    Err(OpError::new(FailureClass::Timeout, format!("op timed out after {limit:?} (injected fault: hang)")))
-                }
-                _ => syn.run().await,
-            }
+        let wait = match page_fault {
+            Some(PageFault::Throw) => return Attempt::Done(Err(OpError::new(FailureClass::ScriptError, "injected fault: throw"))),
+            Some(PageFault::Hang) => ctx.run.cfg.browser.op_timeout,
+            _ => syn.draw_latency(),
         };
-        let r = tokio::select! {
-            r = op => Attempt::Done(r),
-            _ = hard.cancelled() => Attempt::Abandoned,
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ctx.hard.cancelled() => return Attempt::Abandoned,
+            }
+        }
+        let r = match page_fault {
+            Some(PageFault::Hang) => {
+                Err(OpError::new(FailureClass::Timeout, format!("op timed out after {wait:?} (injected fault: hang)")))
+            }
+            _ => syn.outcome(),
         };
         if self.seq % 256 == 0 {
             tokio::task::yield_now().await;
         }
-        r
+        Attempt::Done(r)
     }
 
     /// Carries out a process fault now, or returns the page fault for the op to carry.
