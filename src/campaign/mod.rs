@@ -473,6 +473,8 @@ impl Campaign {
         } else {
             None
         };
+        // Drivers spawned from here on are born in the run's cgroup; dropped after the pool's shutdown.
+        let confinement = crate::confine::start_run(&id, self.cfg.safety.reserve_percent);
         let pool = server.as_ref().map(|_| {
             Arc::new(Pool::new(
                 self.cfg.browser.clone(),
@@ -522,6 +524,7 @@ impl Campaign {
             json!({"profile": self.cfg.profile, "config_source": self.cfg.source, "phases": self.cfg.phases.len(), "pid": std::process::id()}),
         );
         tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
+        run.event("confinement", id.clone(), None, confinement.describe(), confinement.to_json());
 
         // A forced stop kills every driver group at once, wherever the runner is.
         let force_watch = {
@@ -679,6 +682,7 @@ impl Campaign {
             }
             p.shutdown().await;
         }
+        drop(confinement);
         force_watch.abort();
         if let Some(s) = &server {
             s.stop();

@@ -165,6 +165,9 @@ pub struct SafetyConfig {
     pub max_campaign_duration: Duration,
     /// A browser whose process tree RSS exceeds this has its session recycled.
     pub max_browser_rss_bytes: Option<u64>,
+    /// Percent of CPU and memory kept for the host: the campaign's cgroup is capped at the rest
+    /// (0 = no cap). See `confine`.
+    pub reserve_percent: u32,
 }
 
 impl Default for SafetyConfig {
@@ -177,6 +180,7 @@ impl Default for SafetyConfig {
             consecutive_violations: 3,
             max_campaign_duration: Duration::from_secs(12 * 3600),
             max_browser_rss_bytes: None,
+            reserve_percent: 20,
         }
     }
 }
@@ -777,6 +781,7 @@ impl Validator<'_> {
                 Some(mb) => Some(self.int("safety.max_browser_rss_mb", Some(mb), 1, 64, 1 << 20)? * 1024 * 1024),
                 None => None,
             },
+            reserve_percent: self.int("safety.reserve_percent", s.reserve_percent, d.reserve_percent, 0, 90)?,
         })
     }
 

@@ -75,6 +75,7 @@ pub(super) struct RawSafety {
     pub consecutive_violations: Option<u32>,
     pub max_campaign_duration: Option<HumanDuration>,
     pub max_browser_rss_mb: Option<u64>,
+    pub reserve_percent: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]

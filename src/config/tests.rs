@@ -97,3 +97,12 @@ fn safety_file_replaces_the_table_and_phase_overrides_apply() {
     let e = c.apply_safety_file(&f).unwrap_err().to_string();
     assert!(e.contains("s.toml") && e.contains("memory_percnt"), "{e}");
 }
+
+#[test]
+fn reserve_percent_defaults_to_20_and_is_bounded() {
+    assert_eq!(Config::parse(MIN, "t.toml").unwrap().safety.reserve_percent, 20);
+    let c = Config::parse(&format!("[safety]\nreserve_percent = 0\n{MIN}"), "t.toml").unwrap();
+    assert_eq!(c.safety.reserve_percent, 0);
+    let e = err(&format!("[safety]\nreserve_percent = 95\n{MIN}"));
+    assert!(e.contains("safety.reserve_percent") && e.contains("0 to 90"), "{e}");
+}

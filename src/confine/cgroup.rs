@@ -470,6 +470,21 @@ impl RunCgroup {
         std::fs::read_to_string(d.path.join(file)).ok()?.trim().parse().ok()
     }
 
+    /// CPU time used by everything that ever ran in the run's cgroup, µs: v2 `cpu.stat`
+    /// `usage_usec` (present with or without the cpu controller), else v1 `cpuacct.usage` where
+    /// `cpuacct` shares a hierarchy with a directory of the run. None if neither is there.
+    pub fn cpu_usage_usec(&self) -> Option<u64> {
+        for d in &self.dirs {
+            if d.v2 {
+                let text = std::fs::read_to_string(d.path.join("cpu.stat")).ok()?;
+                return text.lines().find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok());
+            }
+        }
+        self.dirs
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.path.join("cpuacct.usage")).ok()?.trim().parse::<u64>().ok().map(|ns| ns / 1000))
+    }
+
     /// Pids in the run's cgroups now (any hierarchy).
     pub fn pids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self

@@ -124,6 +124,11 @@ pub fn is_init(pid: u32, start_time: u64) -> bool {
     lock_inits().contains(&(pid, start_time))
 }
 
+/// The inits alive now, as (pid, start time).
+pub fn live_inits() -> Vec<(u32, u64)> {
+    lock_inits().clone()
+}
+
 fn lock_inits() -> std::sync::MutexGuard<'static, Vec<(u32, u64)>> {
     LIVE_INITS.lock().unwrap_or_else(|e| e.into_inner())
 }
