@@ -128,16 +128,14 @@ pub fn parse(mountinfo: &str, proc_cgroup: &str) -> Mounts {
         let (Some(root), Some(mount), Some(fstype)) = (pre.get(3), pre.get(4), post.first()) else { continue };
         let superopts = post.get(2).copied().unwrap_or("");
         match *fstype {
-            "cgroup2" => {
-                if m.v2.is_none() {
-                    if let Some(own) = &v2_own {
-                        m.v2 = Some(Hierarchy {
-                            mount: PathBuf::from(unescape(mount)),
-                            root: unescape(root),
-                            controllers: Vec::new(),
-                            own: own.clone(),
-                        });
-                    }
+            "cgroup2" if m.v2.is_none() => {
+                if let Some(own) = &v2_own {
+                    m.v2 = Some(Hierarchy {
+                        mount: PathBuf::from(unescape(mount)),
+                        root: unescape(root),
+                        controllers: Vec::new(),
+                        own: own.clone(),
+                    });
                 }
             }
             "cgroup" => {
@@ -234,11 +232,12 @@ pub struct Reservation {
     pub reserve_percent: u32,
     /// Online CPUs the caps are computed from.
     pub cpus: u32,
-    /// The campaign's CPU cap, percent of all cores (None: no CPU controller).
+    /// The campaign's CPU cap, percent of all cores (None: no CPU controller; 100 when the reserve is 0).
     pub cpu_cap_percent: Option<f64>,
-    /// The campaign's memory cap, bytes (None: no memory controller).
+    /// The campaign's memory cap, bytes (None: no memory controller; all of memory when the reserve is 0).
     pub memory_cap_bytes: Option<u64>,
-    /// How it is enforced, e.g. `cgroup v1 cpu.cfs_quota_us=160000/100000 cpu.shares=102, …`.
+    /// How it is enforced, e.g. `cgroup v1 cpu.cfs_quota_us=160000/100000 cpu.shares=102, cgroup v1
+    /// memory.limit_in_bytes=…, cgroup v2 cgroup.kill`.
     pub mechanism: String,
 }
 
@@ -324,7 +323,8 @@ impl RunCgroup {
         let name = dir_name(run);
         let cpus = online_cpus();
         let quota = cpu_quota_us(cpus, reserve_percent);
-        let mem = memory_cap(mem_total_bytes(), reserve_percent);
+        let total = mem_total_bytes();
+        let mem = memory_cap(total, reserve_percent);
         let mut cg = RunCgroup {
             dirs: Vec::new(),
             memory_dir: None,
@@ -364,7 +364,7 @@ impl RunCgroup {
                         let max = mem.map(|m| m.to_string()).unwrap_or_else(|| "max".into());
                         match write(&dir.join("memory.high"), &high).and_then(|()| write(&dir.join("memory.max"), &max)) {
                             Ok(()) => {
-                                cg.reservation.memory_cap_bytes = mem.or(Some(u64::MAX));
+                                cg.reservation.memory_cap_bytes = mem.or(Some(total));
                                 cg.memory_dir = Some(Dir { path: dir.clone(), v2: true });
                                 v2_notes.push(format!("memory.high={high} memory.max={max}"));
                             }
@@ -374,7 +374,9 @@ impl RunCgroup {
                     if dir.join("cgroup.kill").exists() {
                         v2_notes.push("cgroup.kill".into());
                     }
-                    notes.push(format!("cgroup v2 {} ({})", dir.display(), v2_notes.join(" ")));
+                    if !v2_notes.is_empty() {
+                        notes.push(format!("cgroup v2 {}", v2_notes.join(" ")));
+                    }
                     cg.dirs.push(Dir { path: dir, v2: true });
                 }
                 Err(e) => errors.push(format!("{}: {e}", dir.display())),
@@ -389,10 +391,7 @@ impl RunCgroup {
                 Ok(()) => {
                     cg.reservation.cpu_cap_percent =
                         Some(quota.map_or(100.0, |q| q as f64 / (CPU_PERIOD_US as f64 * f64::from(cpus)) * 100.0));
-                    notes.push(format!(
-                        "cgroup v1 {} (cpu.cfs_quota_us={quota_text} cpu.cfs_period_us={CPU_PERIOD_US} cpu.shares={CPU_SHARES_V1})",
-                        dir.display()
-                    ));
+                    notes.push(format!("cgroup v1 cpu.cfs_quota_us={quota_text}/{CPU_PERIOD_US} cpu.shares={CPU_SHARES_V1}"));
                 }
                 Err(e) => errors.push(e),
             }
@@ -401,9 +400,9 @@ impl RunCgroup {
             let limit = mem.map_or("-1".to_string(), |m| m.to_string());
             match write(&dir.join("memory.limit_in_bytes"), &limit) {
                 Ok(()) => {
-                    cg.reservation.memory_cap_bytes = mem.or(Some(u64::MAX));
+                    cg.reservation.memory_cap_bytes = mem.or(Some(total));
                     cg.memory_dir = Some(Dir { path: dir.clone(), v2: false });
-                    notes.push(format!("cgroup v1 {} (memory.limit_in_bytes={limit})", dir.display()));
+                    notes.push(format!("cgroup v1 memory.limit_in_bytes={limit}"));
                 }
                 Err(e) => errors.push(e),
             }

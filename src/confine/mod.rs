@@ -67,6 +67,15 @@ pub fn start_run(run_id: &str, reserve_percent: u32) -> RunConfinement {
     }
 }
 
+/// `80% CPU (1.6 of 2 cores) and 6348 MiB memory`: the caps of `r`, for people.
+pub fn caps_text(r: &Reservation) -> String {
+    let cpu = r
+        .cpu_cap_percent
+        .map_or("unlimited CPU".to_string(), |c| format!("{c:.0}% CPU ({:.1} of {} cores)", c / 100.0 * f64::from(r.cpus), r.cpus));
+    let mem = r.memory_cap_bytes.map_or("unlimited memory".to_string(), |m| format!("{} MiB memory", m >> 20));
+    format!("{cpu} and {mem}")
+}
+
 impl RunConfinement {
     /// The reservation in force (None: not confined).
     pub fn reservation(&self) -> Option<&Reservation> {
@@ -82,10 +91,9 @@ impl RunConfinement {
         };
         match (self.reservation(), &self.why_not) {
             (Some(r), _) => format!(
-                "reserve {}% for the host: campaign capped at {} CPU and {} memory; guardian judges CPU used outside the campaign; {tree}",
+                "reserve {}% for the host: campaign capped at {}; guardian judges CPU used outside the campaign; {tree}",
                 r.reserve_percent,
-                r.cpu_cap_percent.map_or("unlimited".to_string(), |c| format!("{c:.0}%")),
-                r.memory_cap_bytes.map_or("unlimited".to_string(), |m| format!("{} MiB", m >> 20)),
+                caps_text(r)
             ),
             (None, why) => format!("not confined ({}): guardian judges total CPU; {tree}", why.as_deref().unwrap_or("unknown reason")),
         }
