@@ -173,7 +173,7 @@ fn confinement_items(items: &mut Vec<CheckItem>, reserve_percent: u32) -> Value 
     item(items, true, "browser processes", tree);
     let reservation = match &support.cgroup {
         Ok(r) => format!(
-            "{}% of CPU and memory kept for the host: the campaign is capped at {} ({}); the guardian judges the CPU used outside the campaign",
+            "{}% of CPU and memory kept for the host: the campaign is capped at {} ({}); the guardian judges the host's CPU demand outside the campaign",
             r.reserve_percent,
             crate::confine::caps_text(r),
             r.mechanism

@@ -159,13 +159,20 @@ impl Drop for DriverProcess {
 fn start(binary: &Path, args: &[String], config_home: &Path) -> Result<(Child, u32), String> {
     let cgroup = confine::installed();
     if pidns::available() {
-        let req = pidns::SpawnRequest {
+        let mut req = pidns::SpawnRequest {
             program: binary.to_path_buf(),
             args: args.iter().map(Into::into).collect(),
             env: vec![("XDG_CONFIG_HOME".into(), config_home.into())],
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
         };
-        match pidns::spawn(&req) {
+        let mut spawned = pidns::spawn(&req);
+        if let Err(e @ pidns::SpawnError::Cgroup { .. }) = &spawned {
+            // the run's cgroup went away (removed by hand?): a driver unconfined beats no driver
+            tracing::warn!(target: "stressctl::browser", "{e}: chromedriver runs unconfined");
+            req.cgroup_procs.clear();
+            spawned = pidns::spawn(&req);
+        }
+        match spawned {
             Ok(s) => {
                 let pid = s.pid;
                 return Ok((Child::Supervised(s), pid));

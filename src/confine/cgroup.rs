@@ -4,8 +4,8 @@
 //! Both cgroup versions are handled, and detected at run time from `/proc/self/mountinfo` and
 //! `/proc/self/cgroup`, per controller:
 //!
-//! * **cgroup v2** (current distributions): one directory. `cpu.max` caps the CPU, `cpu.weight`
-//!   makes the campaign yield to the host's own work, `memory.high` / `memory.max` cap memory,
+//! * **cgroup v2** (current distributions): one directory. `cpu.max` caps the CPU, `memory.high` /
+//!   `memory.max` cap memory,
 //!   and `cgroup.kill` ends everything in it. Controllers can only be enabled for a cgroup whose
 //!   parent has no processes of its own, so the run's cgroup is made a *sibling* of stressctl's
 //!   own cgroup (inside the same parent, so any limit set on that parent still applies), or a
@@ -13,7 +13,10 @@
 //! * **cgroup v1** (older systems, and hybrid ones such as this project's machine, where `cpu` and
 //!   `memory` are v1 hierarchies and the v2 mount has no controllers): a directory per hierarchy,
 //!   nested under stressctl's own cgroup there. `cpu.cfs_quota_us` / `cpu.cfs_period_us` cap the
-//!   CPU, `cpu.shares` sets the weight, `memory.limit_in_bytes` caps memory.
+//!   CPU, `memory.limit_in_bytes` caps memory.
+//!
+//! The CPU weight is left at its default: under contention the campaign gets its fair share (never
+//! more than its cap), and a host short of CPU shows up as host run-queue wait (see the guardian).
 //!
 //! On a hybrid system the empty v2 hierarchy is still used for `cgroup.kill`.
 //!
@@ -26,14 +29,6 @@ use std::time::{Duration, Instant};
 
 /// CFS period used for the CPU cap, µs (the kernel's default).
 pub const CPU_PERIOD_US: u64 = 100_000;
-
-/// cgroup v2 `cpu.weight` of the campaign (a normal process weighs 100): under contention the
-/// campaign gets about a tenth of what a busy host process gets, so the host's own work comes
-/// first and a host that is short of CPU shows up as host CPU use.
-pub const CPU_WEIGHT_V2: u32 = 10;
-
-/// cgroup v1 `cpu.shares` of the campaign (a normal process weighs 1024): the same tenth.
-pub const CPU_SHARES_V1: u32 = 102;
 
 /// Prefix of every cgroup directory stressctl creates.
 pub const DIR_PREFIX: &str = "stressctl-";
@@ -236,7 +231,7 @@ pub struct Reservation {
     pub cpu_cap_percent: Option<f64>,
     /// The campaign's memory cap, bytes (None: no memory controller; all of memory when the reserve is 0).
     pub memory_cap_bytes: Option<u64>,
-    /// How it is enforced, e.g. `cgroup v1 cpu.cfs_quota_us=160000/100000 cpu.shares=102, cgroup v1
+    /// How it is enforced, e.g. `cgroup v1 cpu.cfs_quota_us=160000/100000, cgroup v1
     /// memory.limit_in_bytes=…, cgroup v2 cgroup.kill`.
     pub mechanism: String,
 }
@@ -300,12 +295,23 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Removes the empty `stressctl-*` cgroups in `parent` (left by runs that died). A cgroup with
-/// processes cannot be removed (EBUSY) and is left alone: it may be another live run's.
+/// Whether the stressctl that created cgroup `name` (`stressctl-<run>-<pid>`) may still run: its
+/// pid is alive, or the name carries no pid. Only a dead owner's cgroup is stale.
+fn owner_may_run(name: &str) -> bool {
+    match name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
+    }
+}
+
+/// Removes the `stressctl-*` cgroups in `parent` left by runs that died (their owner's pid is
+/// gone). One with processes cannot be removed (EBUSY) and is left alone; a live run's — which may
+/// be empty, e.g. before its first driver — is never touched.
 fn remove_stale(parent: &Path) {
     let Ok(rd) = std::fs::read_dir(parent) else { return };
     for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with(DIR_PREFIX) && e.path().is_dir() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(DIR_PREFIX) && !owner_may_run(&name) && e.path().is_dir() {
             let _ = std::fs::remove_dir(e.path());
         }
     }
@@ -348,13 +354,12 @@ impl RunCgroup {
                     let has = |c: &str| avail.split_whitespace().any(|x| x == c);
                     let mut v2_notes = Vec::new();
                     if plan.v2_cpu && has("cpu") {
-                        let r = write(&dir.join("cpu.max"), &format!("{} {CPU_PERIOD_US}", cap_text(quota)))
-                            .and_then(|()| write(&dir.join("cpu.weight"), &CPU_WEIGHT_V2.to_string()));
+                        let r = write(&dir.join("cpu.max"), &format!("{} {CPU_PERIOD_US}", cap_text(quota)));
                         match r {
                             Ok(()) => {
                                 cg.reservation.cpu_cap_percent =
                                     Some(quota.map_or(100.0, |q| q as f64 / (CPU_PERIOD_US as f64 * f64::from(cpus)) * 100.0));
-                                v2_notes.push(format!("cpu.max={} {CPU_PERIOD_US} cpu.weight={CPU_WEIGHT_V2}", cap_text(quota)));
+                                v2_notes.push(format!("cpu.max={} {CPU_PERIOD_US}", cap_text(quota)));
                             }
                             Err(e) => errors.push(e),
                         }
@@ -385,13 +390,12 @@ impl RunCgroup {
         if let Some(dir) = plan.v1_cpu_parent.as_deref().and_then(|p| cg.v1_dir(p, &name, &mut errors)) {
             let quota_text = quota.map_or("-1".to_string(), |q| q.to_string());
             let r = write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())
-                .and_then(|()| write(&dir.join("cpu.cfs_quota_us"), &quota_text))
-                .and_then(|()| write(&dir.join("cpu.shares"), &CPU_SHARES_V1.to_string()));
+                .and_then(|()| write(&dir.join("cpu.cfs_quota_us"), &quota_text));
             match r {
                 Ok(()) => {
                     cg.reservation.cpu_cap_percent =
                         Some(quota.map_or(100.0, |q| q as f64 / (CPU_PERIOD_US as f64 * f64::from(cpus)) * 100.0));
-                    notes.push(format!("cgroup v1 cpu.cfs_quota_us={quota_text}/{CPU_PERIOD_US} cpu.shares={CPU_SHARES_V1}"));
+                    notes.push(format!("cgroup v1 cpu.cfs_quota_us={quota_text}/{CPU_PERIOD_US}"));
                 }
                 Err(e) => errors.push(e),
             }
@@ -645,6 +649,13 @@ mod tests {
         assert_eq!(unescape("/a\\040b"), "/a b");
         assert_eq!(unescape("/plain\\"), "/plain\\");
         assert_eq!(dir_name("20250101-1200-ab/../x"), "stressctl-20250101-1200-ab..x");
+    }
+
+    #[test]
+    fn only_a_dead_owners_cgroup_is_stale() {
+        assert!(owner_may_run(&format!("stressctl-20250101-ab-{}", std::process::id())));
+        assert!(owner_may_run("stressctl-no-pid-here"));
+        assert!(!owner_may_run(&format!("stressctl-x-{}", u32::MAX - 1)));
     }
 
     #[test]

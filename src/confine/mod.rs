@@ -9,9 +9,9 @@
 //!   `CAP_SYS_ADMIN`; without it drivers are plain children, and what a SIGKILL leaves is reaped
 //!   by the next `launch` from the identities recorded in the store.
 //! * [`cgroup`]: a per-run cgroup (v2, or v1 controllers) capping the tree at
-//!   `100 − safety.reserve_percent` % of all cores and of memory, with a low CPU weight so that the
-//!   host's own work comes first. While it is in force the guardian judges the host by the CPU
-//!   used *outside* the campaign instead of total CPU (see `guardian`).
+//!   `100 − safety.reserve_percent` % of all cores and of memory. While it is in force the guardian
+//!   judges the host by its CPU demand *outside* the campaign instead of total CPU (see
+//!   `guardian`).
 //!
 //! A run installs its cgroup process-wide with [`start_run`] (one campaign per process): drivers
 //! spawned while it is installed are born inside it, and guardian samplers read it. Dropping the
@@ -91,7 +91,7 @@ impl RunConfinement {
         };
         match (self.reservation(), &self.why_not) {
             (Some(r), _) => format!(
-                "reserve {}% for the host: campaign capped at {}; guardian judges CPU used outside the campaign; {tree}",
+                "reserve {}% for the host: campaign capped at {}; guardian judges the host's CPU demand outside the campaign; {tree}",
                 r.reserve_percent,
                 caps_text(r)
             ),

@@ -49,6 +49,15 @@ pub enum SpawnError {
     /// This process may not create PID namespaces (no `CAP_SYS_ADMIN`, or the kernel lacks them).
     #[error("PID namespaces are not available here ({0})")]
     Unsupported(std::io::Error),
+    /// A `cgroup.procs` file of [`SpawnRequest::cgroup_procs`] could not be opened or joined: the
+    /// run's cgroup is gone or not writable (the caller may start the program unconfined).
+    #[error("cannot join the run's cgroup ({path}): {source}")]
+    Cgroup {
+        /// The file, or the first of them when the init could not join.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The init or the program could not be started.
     #[error("{what}: {source}")]
     Failed {
@@ -255,7 +264,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Supervised, SpawnError> {
     let devnull = open_fd(Path::new("/dev/null"), libc::O_RDWR).map_err(failed("cannot open /dev/null"))?;
     let mut cgroup_fds = Vec::with_capacity(req.cgroup_procs.len());
     for p in &req.cgroup_procs {
-        cgroup_fds.push(open_fd(p, libc::O_WRONLY).map_err(failed(&format!("cannot open {}", p.display())))?);
+        cgroup_fds.push(open_fd(p, libc::O_WRONLY).map_err(|source| SpawnError::Cgroup { path: p.clone(), source })?);
     }
     let (life_r, life_w) = pipe().map_err(failed("cannot create a pipe"))?;
     let (err_r, err_w) = pipe().map_err(failed("cannot create a pipe"))?;
@@ -312,12 +321,12 @@ pub fn spawn(req: &SpawnRequest) -> Result<Supervised, SpawnError> {
         // SAFETY: SIGKILL to our own (not yet reaped) child, then reap it.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         reap_blocking(pid);
-        let what = match rec[0] {
-            STAGE_CGROUP => "cannot join the run's cgroup".to_string(),
-            STAGE_FORK => "the supervisor cannot fork".to_string(),
-            _ => start_what,
-        };
-        return Err(SpawnError::Failed { what, source: std::io::Error::from_raw_os_error(errno) });
+        let source = std::io::Error::from_raw_os_error(errno);
+        return Err(match rec[0] {
+            STAGE_CGROUP => SpawnError::Cgroup { path: req.cgroup_procs.first().cloned().unwrap_or_default(), source },
+            STAGE_FORK => SpawnError::Failed { what: "the supervisor cannot fork".into(), source },
+            _ => SpawnError::Failed { what: start_what, source },
+        });
     }
     let pid_u = pid as u32;
     if let Some(st) = crate::guardian::procfs::process_start_time(pid_u) {
@@ -597,6 +606,16 @@ mod tests {
             }
             other => panic!("expected a start failure, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_missing_cgroup_is_its_own_error() {
+        if !available() {
+            return;
+        }
+        let mut req = sh("exit 0");
+        req.cgroup_procs = vec![PathBuf::from("/nonexistent-cgroup/cgroup.procs")];
+        assert!(matches!(spawn(&req), Err(SpawnError::Cgroup { .. })));
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! The guardian protects the host, not the campaign from itself. While the campaign is confined
 //! in its cgroup (a reservation is in force, see `confine`), the campaign *cannot* take the host's
 //! share of CPU, so its own load is no danger and the CPU rule judges [`Metric::HostCpu`] — the
-//! CPU used outside the campaign — instead of total CPU ([`Metric::Cpu`], the rule when
-//! unconfined). Pressure stall information adds [`Metric::Pressure`] where the kernel has it.
+//! host's CPU demand outside the campaign, what its processes used plus what they waited for —
+//! instead of total CPU ([`Metric::Cpu`], the rule when unconfined). The wait matters: under
+//! contention the campaign keeps its fair share, so a host hog gets less than it wants and shows
+//! as waiting, not as use. Pressure stall information adds [`Metric::Pressure`] where the kernel has it.
 //! Memory and disk are judged as always: they are the host's totals.
 
 pub mod pressure;
@@ -27,8 +29,9 @@ pub enum Metric {
     Memory,
     /// System-wide CPU use, percent of all cores. Judged only while the campaign is not confined.
     Cpu,
-    /// CPU used outside the campaign, percent of all cores (threshold: `cpu_percent`). Judged only
-    /// while the campaign is confined, when the campaign's own load cannot crowd the host out.
+    /// The host's CPU demand outside the campaign — used plus waited for, percent of all cores
+    /// ([`ResourceSample::host_cpu_demand`]; threshold: `cpu_percent`). Judged only while the
+    /// campaign is confined, when its own load cannot take the host's reservation.
     HostCpu,
     /// Used percent of the output directory's filesystem.
     Disk,
@@ -59,7 +62,7 @@ impl Metric {
     /// What the metric is, in a trip reason: the name, explained where it is not obvious.
     pub fn label(self) -> &'static str {
         match self {
-            Metric::HostCpu => "host cpu (outside the campaign)",
+            Metric::HostCpu => "host cpu (used + waited for, outside the campaign)",
             Metric::Pressure => "pressure (memory/io full stall)",
             m => m.as_str(),
         }
@@ -73,7 +76,7 @@ impl Metric {
             Metric::Memory => s.memory_percent,
             Metric::Cpu if s.confined() => f64::NAN,
             Metric::Cpu => s.cpu_percent,
-            Metric::HostCpu if s.confined() => s.host_cpu_percent,
+            Metric::HostCpu if s.confined() => s.host_cpu_demand(),
             Metric::HostCpu => f64::NAN,
             Metric::Disk => s.disk_percent,
             Metric::Pressure => s.pressure.map_or(f64::NAN, |p| p.host_stall()),
@@ -91,11 +94,11 @@ impl Metric {
     }
 }
 
-/// The CPU figure the CPU rule judges in `s`: CPU used outside the campaign while it is confined,
-/// total CPU otherwise.
+/// The CPU figure the CPU rule judges in `s`: the host's CPU demand outside the campaign while it
+/// is confined, total CPU otherwise.
 pub fn judged_cpu(s: &ResourceSample) -> f64 {
     if s.confined() {
-        s.host_cpu_percent
+        s.host_cpu_demand()
     } else {
         s.cpu_percent
     }
@@ -358,8 +361,26 @@ mod tests {
         assert_eq!(v, vec![Violation { metric: Metric::HostCpu, value: 96.0, threshold: 90.0 }]);
         let trip = trip.expect("trip");
         assert_eq!((trip.metric, trip.consecutive), (Metric::HostCpu, 3));
-        assert_eq!(trip.reason(), "host cpu (outside the campaign) 96.0% over the 90% threshold for 3 consecutive samples");
+        assert_eq!(
+            trip.reason(),
+            "host cpu (used + waited for, outside the campaign) 96.0% over the 90% threshold for 3 consecutive samples"
+        );
         assert_eq!(serde_json::to_string(&Metric::HostCpu).expect("json"), "\"host_cpu\"");
+    }
+
+    #[test]
+    fn host_demand_counts_what_the_host_waited_for() {
+        // a hog on every core sharing the CPU with the campaign: it gets 65 %, and waits for the rest
+        let hogged = ResourceSample { host_wait_percent: 33.0, ..confined(99.0, 65.0) };
+        assert_eq!(hogged.host_cpu_demand(), 98.0);
+        let mut tr = ViolationTracker::new();
+        let trip = (0..3).find_map(|_| tr.observe(&hogged, &t(3)).1).expect("trip");
+        assert_eq!((trip.metric, trip.value), (Metric::HostCpu, 98.0));
+        // a little waiting behind the campaign's threads is no distress
+        let busy = ResourceSample { host_wait_percent: 3.0, ..confined(97.0, 17.0) };
+        assert_eq!(tr.observe(&busy, &t(3)).0, vec![]);
+        // many runnable host threads: demand saturates at 100
+        assert_eq!(ResourceSample { host_wait_percent: 400.0, ..confined(99.0, 90.0) }.host_cpu_demand(), 100.0);
     }
 
     #[test]
