@@ -75,6 +75,10 @@ fn sigkill_in_phase_2_leaves_no_process_of_the_campaign() {
         left = campaign_processes(&sb.root);
     }
     kill_left(&left);
+    // the dead run's cgroups: the next run would remove them; so does this test, once the
+    // exiting inits have left them
+    let plan = stressctl::confine::cgroup::Plan::detect();
+    wait_until(Duration::from_secs(3), || plan.remove_stale() == 0);
     let list: Vec<String> = left.iter().map(|p| format!("  pid {} (pgid {}): {:.200}", p.pid, p.pgid, p.cmdline)).collect();
     assert!(
         left.is_empty(),

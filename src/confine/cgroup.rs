@@ -214,6 +214,13 @@ impl Plan {
         Plan::of(&mounts(), |p| std::fs::read_to_string(p).ok())
     }
 
+    /// Removes the cgroups that runs which died (a SIGKILLed stressctl cannot remove its own) left
+    /// where this plan would put a run's cgroup; a new run does this itself. Returns how many are
+    /// left (still holding processes, e.g. exiting ones).
+    pub fn remove_stale(&self) -> usize {
+        [&self.v2_parent, &self.v1_cpu_parent, &self.v1_memory_parent].into_iter().flatten().map(|p| remove_stale(p)).sum()
+    }
+
     /// Whether any CPU or memory limit could be placed.
     pub fn can_limit(&self) -> bool {
         self.v2_cpu || self.v2_memory || self.v1_cpu_parent.is_some() || self.v1_memory_parent.is_some()
@@ -306,15 +313,17 @@ fn owner_may_run(name: &str) -> bool {
 
 /// Removes the `stressctl-*` cgroups in `parent` left by runs that died (their owner's pid is
 /// gone). One with processes cannot be removed (EBUSY) and is left alone; a live run's — which may
-/// be empty, e.g. before its first driver — is never touched.
-fn remove_stale(parent: &Path) {
-    let Ok(rd) = std::fs::read_dir(parent) else { return };
+/// be empty, e.g. before its first driver — is never touched. Returns how many stale ones are left.
+fn remove_stale(parent: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(parent) else { return 0 };
+    let mut left = 0;
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(DIR_PREFIX) && !owner_may_run(&name) && e.path().is_dir() {
-            let _ = std::fs::remove_dir(e.path());
+        if name.starts_with(DIR_PREFIX) && !owner_may_run(&name) && e.path().is_dir() && std::fs::remove_dir(e.path()).is_err() {
+            left += 1;
         }
     }
+    left
 }
 
 impl RunCgroup {
