@@ -241,6 +241,28 @@ pub enum Event {
         #[serde(default)]
         phase_name: String,
     },
+    /// How the campaign's browsers and drivers are confined (reservation for the host, PID
+    /// namespaces), recorded once at the start: the report shows the reservation in force.
+    Confinement {
+        /// One line for people.
+        description: String,
+        /// Whether a cgroup caps the campaign.
+        confined: bool,
+        /// `safety.reserve_percent` in force (when confined).
+        #[serde(default)]
+        reserve_percent: Option<u32>,
+        /// The campaign's CPU cap, percent of all cores.
+        #[serde(default)]
+        cpu_cap_percent: Option<f64>,
+        /// The campaign's memory cap, bytes.
+        #[serde(default)]
+        memory_cap_bytes: Option<u64>,
+        /// How it is enforced, or why it is not.
+        #[serde(default)]
+        mechanism: String,
+        /// Whether drivers run in their own PID namespaces (die with stressctl).
+        pid_namespaces: bool,
+    },
     /// The wall clock jumped: the process was suspended (SIGSTOP, laptop sleep) or starved.
     ClockGap {
         /// How much later than scheduled the runner woke up, ms.
@@ -290,6 +312,7 @@ impl Event {
             Event::FaultInjected { .. } => "fault_injected",
             Event::AutoRecoveryStarted { .. } => "auto_recovery_started",
             Event::AutoRecoveryResumed { .. } => "auto_recovery_resumed",
+            Event::Confinement { .. } => "confinement",
             Event::ClockGap { .. } => "clock_gap",
             Event::CampaignHalted { .. } => "campaign_halted",
             Event::EmergencyStop { .. } => "emergency_stop",
@@ -334,6 +357,7 @@ impl Event {
                 format!("{reason}: cooling down {} (auto-recovery {attempt})", secs(*cooldown_ms))
             }
             Event::AutoRecoveryResumed { health, phase_name } => format!("health {health:.0} after cooldown: resuming phase {phase_name}"),
+            Event::Confinement { description, .. } => description.clone(),
             Event::ClockGap { gap_ms, observer } => format!(
                 "the clock jumped {:.1}s ahead ({observer}): the process was suspended or starved; that time is not load",
                 *gap_ms as f64 / 1000.0
@@ -510,6 +534,15 @@ mod tests {
             Event::AutoRecoveryStarted { reason: "guardian: cpu".into(), cooldown_ms: 30_000, attempt: 1 },
             Event::AutoRecoveryResumed { health: 80.0, phase_name: "high".into() },
             Event::ClockGap { gap_ms: 10_200, observer: "guardian".into() },
+            Event::Confinement {
+                description: "reserve 20%".into(),
+                confined: true,
+                reserve_percent: Some(20),
+                cpu_cap_percent: Some(80.0),
+                memory_cap_bytes: Some(1 << 30),
+                mechanism: "cgroup v2 cpu.max".into(),
+                pid_namespaces: true,
+            },
             Event::CampaignHalted { phases: vec!["a".into(), "b".into()] },
             Event::EmergencyStop { cause: "guardian".into(), reason: "memory 91%".into() },
             Event::CampaignEnded { outcome: "passed".into(), stop_reason: None },

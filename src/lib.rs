@@ -11,6 +11,7 @@ pub mod browser;
 pub mod campaign;
 pub mod cli;
 pub mod config;
+pub mod confine;
 pub mod control;
 pub mod dashboard;
 pub mod events;

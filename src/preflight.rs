@@ -86,6 +86,7 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     }
     let cpu = avg(Metric::Cpu);
     item(&mut p.items, true, "idle cpu", format!("{cpu:.1}% (informational; threshold {:.0}%)", t.cpu_percent));
+    let confinement = confinement_items(&mut p.items, cfg.safety.reserve_percent);
 
     if cfg.needs_browser() {
         for w in &cfg.workers {
@@ -167,6 +168,7 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
         "health": health.round(),
         "health_requirement": req,
         "thresholds": {"memory_percent": t.memory_percent, "cpu_percent": t.cpu_percent, "disk_percent": t.disk_percent},
+        "confinement": confinement,
     });
     p
 }
@@ -225,6 +227,46 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+/// The checklist lines about confinement, tried for real (an empty PID namespace, a cgroup created
+/// and removed, `/proc/pressure` read). Informational: where a mechanism is missing the campaign
+/// still runs, with the fallback each line names. Returns the same as JSON for `baseline.json`.
+fn confinement_items(items: &mut Vec<CheckItem>, reserve_percent: u32) -> Value {
+    let support = crate::confine::check(reserve_percent);
+    let tree = match &support.pid_namespace {
+        Ok(()) => "die with stressctl, even when it is SIGKILLed (each driver in its own PID namespace)".to_string(),
+        Err(e) => format!(
+            "no PID namespaces ({e}; needs CAP_SYS_ADMIN): if stressctl is SIGKILLed, its browsers run on until the next launch reaps them"
+        ),
+    };
+    item(items, true, "browser processes", tree);
+    let reservation = match &support.cgroup {
+        Ok(r) => format!(
+            "{}% of CPU and memory kept for the host: the campaign is capped at {} ({}); the guardian judges the host's CPU demand outside the campaign",
+            r.reserve_percent,
+            crate::confine::caps_text(r),
+            r.mechanism
+        ),
+        Err(e) => format!("not possible ({e}): the campaign is not capped and the guardian judges total CPU"),
+    };
+    item(items, true, "reservation", reservation);
+    let psi = crate::guardian::pressure::read();
+    let pressure = match psi {
+        Some(p) => format!(
+            "memory/io full stall {:.1}% now; the guardian stops the campaign above {:.0}%",
+            p.host_stall(),
+            crate::guardian::PRESSURE_STALL_PERCENT
+        ),
+        None => "no /proc/pressure on this kernel: stalls are not judged".to_string(),
+    };
+    item(items, true, "pressure", pressure);
+    json!({
+        "pid_namespaces": support.pid_namespace.is_ok(),
+        "reservation": support.cgroup.as_ref().ok(),
+        "why_not_confined": support.cgroup.as_ref().err(),
+        "pressure": psi.is_some(),
+    })
 }
 
 type Latencies = Vec<Result<Duration, String>>;

@@ -1,7 +1,16 @@
-//! A managed chromedriver: spawned on a free loopback port in its own process group, supervised,
-//! and killed (with everything it started) by its recorded identity.
+//! A managed chromedriver: spawned on a free loopback port, supervised, and killed (with
+//! everything it started) by its recorded identity.
+//!
+//! Where this process may create PID namespaces, chromedriver runs under its own init
+//! ([`crate::confine::pidns`]): the init leads the process group that chromedriver and its
+//! browsers inherit, it is the identity recorded in the store, and when it exits — because
+//! chromedriver did, because stressctl closed or lost its lifeline, or on SIGKILL — the kernel
+//! kills every process of the namespace. Elsewhere chromedriver is a plain child in its own
+//! process group, as before. Either way, while a run's cgroup is installed
+//! ([`crate::confine::installed`]) the driver is born inside it.
 
 use super::process::ProcId;
+use crate::confine::{self, pidns};
 use crate::recovery::{FailureClass, OpError};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,10 +20,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long chromedriver gets to answer `/status` after spawning.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How the driver process is held.
+enum Child {
+    /// A plain child process (no PID namespaces here).
+    Plain(tokio::process::Child),
+    /// chromedriver under its own init; the handle is the init.
+    Supervised(pidns::Supervised),
+}
+
 /// A running chromedriver process we started.
 pub struct DriverProcess {
-    child: tokio::process::Child,
-    /// Its identity (it also leads its own process group).
+    child: Child,
+    /// Its identity: the init of its PID namespace when supervised, else chromedriver itself.
+    /// Either way it leads the process group that chromedriver and its browsers are in.
     pub id: ProcId,
     /// Loopback port.
     pub port: u16,
@@ -39,25 +57,15 @@ impl DriverProcess {
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let port = free_port().map_err(|e| launch(format!("no free loopback port: {e}")))?;
-            let mut cmd = tokio::process::Command::new(binary);
-            cmd.arg(format!("--port={port}"))
-                .arg(format!("--log-path={}", log_path.display()))
-                .arg("--log-level=WARNING")
-                .env("XDG_CONFIG_HOME", config_home)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .kill_on_drop(false);
-            let child = cmd.spawn().map_err(|e| launch(format!("cannot start {}: {e}", binary.display())))?;
-            let pid = child.id().ok_or_else(|| launch("chromedriver exited at once".into()))?;
+            let args = [format!("--port={port}"), format!("--log-path={}", log_path.display()), "--log-level=WARNING".to_string()];
+            let (child, pid) = start(binary, &args, config_home).map_err(launch)?;
             let id = ProcId::of(pid).ok_or_else(|| launch("chromedriver exited at once".into()))?;
             // From here on the process is owned by `d`: if this future is dropped (a stop during
             // start-up), Drop kills its group, so nothing leaks.
             let mut d = DriverProcess { child, id, port, url: format!("http://127.0.0.1:{port}") };
             let started = Instant::now();
             loop {
-                if let Ok(Some(status)) = d.child.try_wait() {
+                if let Some(status) = d.exit_status() {
                     last_err = format!("chromedriver exited with {status} before answering (port {port}; see {})", log_path.display());
                     break;
                 }
@@ -74,14 +82,38 @@ impl DriverProcess {
         Err(launch(last_err))
     }
 
-    /// Whether the process is still running.
+    /// Whether the process is still running (for a supervised driver: its init, which leaves
+    /// with chromedriver).
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        match &mut self.child {
+            Child::Plain(c) => matches!(c.try_wait(), Ok(None)),
+            Child::Supervised(s) => s.is_running(),
+        }
+    }
+
+    /// Whether this driver runs in its own PID namespace (dies with stressctl).
+    pub fn is_supervised(&self) -> bool {
+        matches!(self.child, Child::Supervised(_))
+    }
+
+    /// How the driver ended, once it has (reaping it); None while it runs.
+    fn exit_status(&mut self) -> Option<String> {
+        match &mut self.child {
+            Child::Plain(c) => c.try_wait().ok().flatten().map(|st| st.to_string()),
+            Child::Supervised(s) => s.try_wait().map(|st| {
+                if libc::WIFEXITED(st) {
+                    format!("exit status: {}", libc::WEXITSTATUS(st))
+                } else {
+                    format!("wait status {st}")
+                }
+            }),
+        }
     }
 
     /// Kills the driver's process group (chromedriver and the browsers it started) and reaps it.
     pub async fn kill(&mut self) {
-        // group first: browsers live in chromedriver's group
+        // group first: browsers live in chromedriver's group (a supervised driver's init ignores
+        // SIGTERM and leaves once chromedriver has, taking its namespace with it)
         self.id.signal_group(libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_millis(1500);
         while Instant::now() < deadline {
@@ -92,14 +124,24 @@ impl DriverProcess {
         }
         self.id.signal_group(libc::SIGKILL);
         self.id.signal(libc::SIGKILL);
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+        match &mut self.child {
+            Child::Plain(c) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), c.wait()).await;
+            }
+            Child::Supervised(s) => {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while s.is_running() && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
     }
 
     /// Kills the group at once (force stop).
     pub fn kill_now(&mut self) {
         self.id.signal_group(libc::SIGKILL);
         self.id.signal(libc::SIGKILL);
-        let _ = self.child.try_wait();
+        let _ = self.is_running();
     }
 }
 
@@ -109,6 +151,55 @@ impl Drop for DriverProcess {
     fn drop(&mut self) {
         self.kill_now();
     }
+}
+
+/// Starts chromedriver with `args`: under its own init where PID namespaces are available, else
+/// as a plain child in its own process group; inside the installed run cgroup, if any. Returns
+/// the handle and the pid to identify (the init's, or chromedriver's).
+fn start(binary: &Path, args: &[String], config_home: &Path) -> Result<(Child, u32), String> {
+    let cgroup = confine::installed();
+    if pidns::available() {
+        let mut req = pidns::SpawnRequest {
+            program: binary.to_path_buf(),
+            args: args.iter().map(Into::into).collect(),
+            env: vec![("XDG_CONFIG_HOME".into(), config_home.into())],
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+        };
+        let mut spawned = pidns::spawn(&req);
+        if let Err(e @ pidns::SpawnError::Cgroup { .. }) = &spawned {
+            // the run's cgroup went away (removed by hand?): a driver unconfined beats no driver
+            tracing::warn!(target: "stressctl::browser", "{e}: chromedriver runs unconfined");
+            req.cgroup_procs.clear();
+            spawned = pidns::spawn(&req);
+        }
+        match spawned {
+            Ok(s) => {
+                let pid = s.pid;
+                return Ok((Child::Supervised(s), pid));
+            }
+            Err(pidns::SpawnError::Unsupported(e)) => {
+                tracing::warn!(target: "stressctl::browser", "{e}: chromedriver runs as a plain child");
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.args(args)
+        .env("XDG_CONFIG_HOME", config_home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(false);
+    let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let pid = child.id().ok_or_else(|| "chromedriver exited at once".to_string())?;
+    if let Some(cg) = &cgroup {
+        // before chromedriver is asked for a browser, so every browser is born inside
+        if let Err(e) = cg.join(pid) {
+            tracing::warn!(target: "stressctl::browser", pid, "chromedriver not confined: {e}");
+        }
+    }
+    Ok((Child::Plain(child), pid))
 }
 
 /// A minimal GET /status over loopback: true when chromedriver says it is ready.

@@ -132,6 +132,8 @@ impl Campaign {
         } else {
             None
         };
+        // drivers spawned from here on are born in the run's cgroup (dropped, so removed, at the end)
+        let confinement = crate::confine::start_run(&id, self.cfg.safety.reserve_percent);
         let pool = server.as_ref().map(|_| {
             Arc::new(Pool::new(
                 self.cfg.browser.clone(),
@@ -177,6 +179,7 @@ impl Campaign {
                 faults: self.cfg.faults.iter().map(faults::describe).collect(),
             },
         );
+        run.event(id.clone(), None, confinement.to_event());
         tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
         self.spawn_watchers(&scope, pool.clone());
         let plan = Arc::new(FaultPlan::new(&self.cfg.faults));
@@ -195,6 +198,7 @@ impl Campaign {
             }
             p.shutdown().await;
         }
+        drop(confinement);
         let _ = std::fs::remove_dir_all(&profiles_dir);
         let result = self.finish(&run, &id, halted, report_dir).await;
         control.cancel();

@@ -33,6 +33,9 @@ pub struct SafetyConfig {
     /// (`max_browser_rss_mb`), held in bytes.
     #[serde(rename = "max_browser_rss_mb", with = "mebibytes", skip_serializing_if = "Option::is_none")]
     pub max_browser_rss_bytes: Option<u64>,
+    /// Percent of CPU and memory kept for the host: the campaign's browser and driver tree is
+    /// capped at the rest by its cgroup (0 = no cap). See `confine`.
+    pub reserve_percent: u32,
 }
 
 impl Default for SafetyConfig {
@@ -45,6 +48,7 @@ impl Default for SafetyConfig {
             consecutive_violations: 3,
             max_campaign_duration: Duration::from_secs(12 * 3600),
             max_browser_rss_bytes: None,
+            reserve_percent: 20,
         }
     }
 }

@@ -367,3 +367,12 @@ fn faults_that_can_never_fire_are_warned_about_in_one_line() {
     let c = Config::parse(&format!("{remote}[[faults]]\nkind = \"kill_driver\"\nprobability = 0.5\n"), "t").unwrap();
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
 }
+
+#[test]
+fn reserve_percent_defaults_to_20_and_is_bounded() {
+    assert_eq!(Config::parse(MIN, "t.toml").unwrap().safety.reserve_percent, 20);
+    let c = Config::parse(&format!("[safety]\nreserve_percent = 0\n{MIN}"), "t.toml").unwrap();
+    assert_eq!(c.safety.reserve_percent, 0);
+    let e = err(&format!("[safety]\nreserve_percent = 95\n{MIN}"));
+    assert!(e.contains("safety.reserve_percent") && e.contains("0 to 90"), "{e}");
+}

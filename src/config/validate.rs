@@ -155,6 +155,7 @@ impl<'a> Validator<'a> {
         if let Some(bytes) = s.max_browser_rss_bytes {
             self.int("safety.max_browser_rss_mb", bytes >> 20, 64, 1 << 20)?;
         }
+        self.int("safety.reserve_percent", s.reserve_percent, 0, 90)?;
         Ok(())
     }
 

@@ -3,7 +3,17 @@
 //! [`sampler`] measures; this module holds the pure decision logic: which metrics are over their
 //! thresholds ([`ViolationTracker`]), when a streak of violations trips the stop ([`Trip`]), and a
 //! single health number for dashboards ([`health_score`]).
+//!
+//! The guardian protects the host, not the campaign from itself. While the campaign is confined
+//! in its cgroup (a reservation is in force, see `confine`), the campaign *cannot* take the host's
+//! share of CPU, so its own load is no danger and the CPU rule judges [`Metric::HostCpu`] — the
+//! host's CPU demand outside the campaign, what its processes used plus what they waited for —
+//! instead of total CPU ([`Metric::Cpu`], the rule when unconfined). The wait matters: under
+//! contention the campaign keeps its fair share, so a host hog gets less than it wants and shows
+//! as waiting, not as use. Pressure stall information adds [`Metric::Pressure`] where the kernel has it.
+//! Memory and disk are judged as always: they are the host's totals.
 
+pub mod pressure;
 pub mod procfs;
 pub mod sampler;
 
@@ -17,31 +27,59 @@ use std::fmt;
 pub enum Metric {
     /// Memory in use, percent of total.
     Memory,
-    /// System-wide CPU use, percent of all cores.
+    /// System-wide CPU use, percent of all cores. Judged only while the campaign is not confined.
     Cpu,
+    /// The host's CPU demand outside the campaign — used plus waited for, percent of all cores
+    /// ([`ResourceSample::host_cpu_demand`]; threshold: `cpu_percent`). Judged only while the
+    /// campaign is confined, when its own load cannot take the host's reservation.
+    HostCpu,
     /// Used percent of the output directory's filesystem.
     Disk,
+    /// Host stall: the larger of memory and io `full` pressure (avg10), percent of time in which
+    /// nothing could run for lack of memory or disk. Judged where the kernel has PSI.
+    Pressure,
 }
+
+/// Threshold of [`Metric::Pressure`], percent: systemd-oomd's default memory pressure limit
+/// (`ManagedOOMMemoryPressureLimit=60%`), at which it starts killing.
+pub const PRESSURE_STALL_PERCENT: f64 = 60.0;
 
 impl Metric {
     /// All metrics, in the order they are checked (and the priority when several trip at once).
-    pub const ALL: [Metric; 3] = [Metric::Memory, Metric::Cpu, Metric::Disk];
+    pub const ALL: [Metric; 5] = [Metric::Memory, Metric::Cpu, Metric::HostCpu, Metric::Disk, Metric::Pressure];
 
-    /// Lower-case name: `memory`, `cpu` or `disk` (same as the serde form).
+    /// Lower-case name: `memory`, `cpu`, `host_cpu`, `disk` or `pressure` (same as the serde form).
     pub fn as_str(self) -> &'static str {
         match self {
             Metric::Memory => "memory",
             Metric::Cpu => "cpu",
+            Metric::HostCpu => "host_cpu",
             Metric::Disk => "disk",
+            Metric::Pressure => "pressure",
         }
     }
 
-    /// This metric's value (a percentage) in `s`.
+    /// What the metric is, in a trip reason: the name, explained where it is not obvious.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::HostCpu => "host cpu (used + waited for, outside the campaign)",
+            Metric::Pressure => "pressure (memory/io full stall)",
+            m => m.as_str(),
+        }
+    }
+
+    /// This metric's value (a percentage) in `s`; NaN when the metric is not judged for `s`
+    /// (`cpu` while confined, `host_cpu` while not, `pressure` without PSI) — NaN is never over a
+    /// threshold.
     pub fn value(self, s: &ResourceSample) -> f64 {
         match self {
             Metric::Memory => s.memory_percent,
+            Metric::Cpu if s.confined() => f64::NAN,
             Metric::Cpu => s.cpu_percent,
+            Metric::HostCpu if s.confined() => s.host_cpu_demand(),
+            Metric::HostCpu => f64::NAN,
             Metric::Disk => s.disk_percent,
+            Metric::Pressure => s.pressure.map_or(f64::NAN, |p| p.host_stall()),
         }
     }
 
@@ -49,8 +87,20 @@ impl Metric {
         match self {
             Metric::Memory => 0,
             Metric::Cpu => 1,
-            Metric::Disk => 2,
+            Metric::HostCpu => 2,
+            Metric::Disk => 3,
+            Metric::Pressure => 4,
         }
+    }
+}
+
+/// The CPU figure the CPU rule judges in `s`: the host's CPU demand outside the campaign while it
+/// is confined, total CPU otherwise.
+pub fn judged_cpu(s: &ResourceSample) -> f64 {
+    if s.confined() {
+        s.host_cpu_demand()
+    } else {
+        s.cpu_percent
     }
 }
 
@@ -66,7 +116,8 @@ impl fmt::Display for Metric {
 pub struct Thresholds {
     /// Memory-in-use threshold, percent.
     pub memory_percent: f64,
-    /// System CPU threshold, percent.
+    /// CPU threshold, percent: of total CPU when the campaign is unconfined, of the CPU used outside
+    /// the campaign when it is confined.
     pub cpu_percent: f64,
     /// Disk-used threshold, percent.
     pub disk_percent: f64,
@@ -79,8 +130,9 @@ impl Thresholds {
     pub fn for_metric(&self, metric: Metric) -> f64 {
         match metric {
             Metric::Memory => self.memory_percent,
-            Metric::Cpu => self.cpu_percent,
+            Metric::Cpu | Metric::HostCpu => self.cpu_percent,
             Metric::Disk => self.disk_percent,
+            Metric::Pressure => PRESSURE_STALL_PERCENT,
         }
     }
 }
@@ -125,7 +177,7 @@ impl Trip {
         let plural = if self.consecutive == 1 { "" } else { "s" };
         format!(
             "{} {:.1}% over the {}% threshold for {} consecutive sample{plural}",
-            self.metric,
+            self.metric.label(),
             self.value,
             fmt_percent_compact(self.threshold),
             self.consecutive
@@ -139,7 +191,7 @@ impl Trip {
 /// which a metric is not over its threshold resets only that metric's streak.
 #[derive(Clone, Debug, Default)]
 pub struct ViolationTracker {
-    streaks: [u32; 3],
+    streaks: [u32; Metric::ALL.len()],
 }
 
 impl ViolationTracker {
@@ -153,7 +205,8 @@ impl ViolationTracker {
     ///
     /// The trip is level-triggered: it is returned for every sample while the streak stays at or above
     /// the limit (so a caller cannot miss it), with `consecutive` the current streak length. If several
-    /// metrics are tripping at once, the first in [`Metric::ALL`] order (memory, cpu, disk) is returned.
+    /// metrics are tripping at once, the first in [`Metric::ALL`] order (memory, cpu, host_cpu, disk,
+    /// pressure) is returned.
     /// A NaN value never counts as a violation.
     pub fn observe(&mut self, s: &ResourceSample, t: &Thresholds) -> (Vec<Violation>, Option<Trip>) {
         let needed = t.consecutive_violations.max(1);
@@ -183,7 +236,7 @@ impl ViolationTracker {
 
     /// Clears all streaks (e.g. after a trip has been handled).
     pub fn reset(&mut self) {
-        self.streaks = [0; 3];
+        self.streaks = [0; Metric::ALL.len()];
     }
 }
 
@@ -212,7 +265,8 @@ pub fn headroom(value: f64, threshold: f64) -> f64 {
 
 /// Health score 0..=100 from resource headroom and the recent op success rate (None = no ops yet).
 ///
-/// `score = 100 × (0.35 × H(memory) + 0.25 × H(cpu) + 0.15 × H(disk) + 0.25 × S)` where `H` is
+/// `score = 100 × (0.35 × H(memory) + 0.25 × H(cpu) + 0.15 × H(disk) + 0.25 × S)` where cpu is the
+/// judged CPU ([`judged_cpu`]: outside the campaign while it is confined), `H` is
 /// [`headroom`] of the metric against its threshold (1.0 up to half the threshold, linearly down to 0.0 at
 /// the threshold) and `S` is the success rate clamped to 0.0..=1.0 (1.0 when `None`, NaN counts as 0.0).
 /// The weights are [`HEALTH_WEIGHT_MEMORY`], [`HEALTH_WEIGHT_CPU`], [`HEALTH_WEIGHT_DISK`] and
@@ -226,7 +280,7 @@ pub fn health_score(s: &ResourceSample, t: &Thresholds, recent_success_rate: Opt
         Some(r) => r.clamp(0.0, 1.0),
     };
     let mix = HEALTH_WEIGHT_MEMORY * headroom(s.memory_percent, t.memory_percent)
-        + HEALTH_WEIGHT_CPU * headroom(s.cpu_percent, t.cpu_percent)
+        + HEALTH_WEIGHT_CPU * headroom(judged_cpu(s), t.cpu_percent)
         + HEALTH_WEIGHT_DISK * headroom(s.disk_percent, t.disk_percent)
         + HEALTH_WEIGHT_SUCCESS * success;
     (100.0 * mix).clamp(0.0, 100.0)
@@ -244,9 +298,124 @@ mod tests {
         ResourceSample { memory_percent: memory, cpu_percent: cpu, disk_percent: disk, ..ResourceSample::default() }
     }
 
+    fn reservation() -> crate::confine::cgroup::Reservation {
+        crate::confine::cgroup::Reservation {
+            reserve_percent: 20,
+            cpus: 2,
+            cpu_cap_percent: Some(80.0),
+            memory_cap_bytes: Some(8 << 30),
+            mechanism: "test".into(),
+        }
+    }
+
+    /// A sample taken while the campaign is confined: `total` CPU, of which `host` outside it.
+    fn confined(total: f64, host: f64) -> ResourceSample {
+        ResourceSample {
+            memory_percent: 30.0,
+            cpu_percent: total,
+            campaign_cpu_percent: total - host,
+            host_cpu_percent: host,
+            disk_percent: 40.0,
+            reservation: Some(reservation()),
+            ..ResourceSample::default()
+        }
+    }
+
+    fn pressured(memory_full: f64, io_full: f64) -> ResourceSample {
+        let stall = |full| pressure::Stall { some: full, full };
+        ResourceSample {
+            pressure: Some(pressure::Pressure { cpu: stall(99.0), memory: stall(memory_full), io: stall(io_full) }),
+            ..s(10.0, 10.0, 10.0)
+        }
+    }
+
+    #[test]
+    fn confined_campaign_load_is_not_a_violation() {
+        // the campaign at its 80 % cap plus a little host work: 97 % total CPU
+        let mut tr = ViolationTracker::new();
+        for _ in 0..10 {
+            let (v, trip) = tr.observe(&confined(97.0, 17.0), &t(3));
+            assert!(v.is_empty(), "{v:?}");
+            assert_eq!(trip, None);
+        }
+        // the same load unconfined is judged as total CPU, as before
+        let mut tr = ViolationTracker::new();
+        let unconfined = ResourceSample { reservation: None, ..confined(97.0, 17.0) };
+        let (v, _) = tr.observe(&unconfined, &t(3));
+        assert_eq!(v, vec![Violation { metric: Metric::Cpu, value: 97.0, threshold: 90.0 }]);
+    }
+
+    #[test]
+    fn host_cpu_outside_the_campaign_trips() {
+        let mut tr = ViolationTracker::new();
+        let th = t(3);
+        tr.observe(&confined(99.0, 93.0), &th);
+        tr.observe(&confined(99.0, 94.0), &th);
+        // one sample where the host calms down resets the streak
+        let (v, _) = tr.observe(&confined(90.0, 40.0), &th);
+        assert!(v.is_empty());
+        for _ in 0..2 {
+            assert_eq!(tr.observe(&confined(99.0, 95.0), &th).1, None);
+        }
+        let (v, trip) = tr.observe(&confined(99.5, 96.0), &th);
+        assert_eq!(v, vec![Violation { metric: Metric::HostCpu, value: 96.0, threshold: 90.0 }]);
+        let trip = trip.expect("trip");
+        assert_eq!((trip.metric, trip.consecutive), (Metric::HostCpu, 3));
+        assert_eq!(
+            trip.reason(),
+            "host cpu (used + waited for, outside the campaign) 96.0% over the 90% threshold for 3 consecutive samples"
+        );
+        assert_eq!(serde_json::to_string(&Metric::HostCpu).expect("json"), "\"host_cpu\"");
+    }
+
+    #[test]
+    fn host_demand_counts_what_the_host_waited_for() {
+        // a hog on every core sharing the CPU with the campaign: it gets 65 %, and waits for the rest
+        let hogged = ResourceSample { host_wait_percent: 33.0, ..confined(99.0, 65.0) };
+        assert_eq!(hogged.host_cpu_demand(), 98.0);
+        let mut tr = ViolationTracker::new();
+        let trip = (0..3).find_map(|_| tr.observe(&hogged, &t(3)).1).expect("trip");
+        assert_eq!((trip.metric, trip.value), (Metric::HostCpu, 98.0));
+        // a little waiting behind the campaign's threads is no distress
+        let busy = ResourceSample { host_wait_percent: 3.0, ..confined(97.0, 17.0) };
+        assert_eq!(tr.observe(&busy, &t(3)).0, vec![]);
+        // many runnable host threads: demand saturates at 100
+        assert_eq!(ResourceSample { host_wait_percent: 400.0, ..confined(99.0, 90.0) }.host_cpu_demand(), 100.0);
+    }
+
+    #[test]
+    fn judged_cpu_and_health_follow_the_reservation() {
+        assert_eq!(judged_cpu(&confined(97.0, 17.0)), 17.0);
+        assert_eq!(judged_cpu(&s(10.0, 97.0, 10.0)), 97.0);
+        assert!(Metric::Cpu.value(&confined(97.0, 17.0)).is_nan());
+        assert!(Metric::HostCpu.value(&s(10.0, 97.0, 10.0)).is_nan());
+        let th = t(3);
+        // a busy but confined campaign leaves the host healthy; the same total unconfined does not
+        assert_eq!(health_score(&confined(97.0, 17.0), &th, None), 100.0);
+        assert!(health_score(&ResourceSample { reservation: None, ..confined(97.0, 17.0) }, &th, None) <= 75.0);
+    }
+
+    #[test]
+    fn pressure_stall_trips_where_the_kernel_has_it() {
+        let mut tr = ViolationTracker::new();
+        let th = t(2);
+        // cpu `some` is the campaign's own contention: never judged
+        let (v, _) = tr.observe(&pressured(10.0, 0.0), &th);
+        assert!(v.is_empty(), "{v:?}");
+        let (v, trip) = tr.observe(&pressured(61.0, 0.0), &th);
+        assert_eq!(v, vec![Violation { metric: Metric::Pressure, value: 61.0, threshold: PRESSURE_STALL_PERCENT }]);
+        assert_eq!(trip, None);
+        let (_, trip) = tr.observe(&pressured(0.0, 75.0), &th);
+        let trip = trip.expect("io stall keeps the streak");
+        assert_eq!((trip.metric, trip.value), (Metric::Pressure, 75.0));
+        assert!(trip.reason().starts_with("pressure (memory/io full stall) 75.0% over the 60% threshold"), "{}", trip.reason());
+        // no PSI: nothing judged
+        assert!(Metric::Pressure.value(&s(1.0, 1.0, 1.0)).is_nan());
+    }
+
     #[test]
     fn metric_names() {
-        assert_eq!(Metric::ALL.map(Metric::as_str), ["memory", "cpu", "disk"]);
+        assert_eq!(Metric::ALL.map(Metric::as_str), ["memory", "cpu", "host_cpu", "disk", "pressure"]);
         assert_eq!(Metric::Cpu.to_string(), "cpu");
         assert_eq!(serde_json::to_string(&Metric::Memory).expect("json"), "\"memory\"");
     }
@@ -302,7 +471,7 @@ mod tests {
         }
         // Both over: each streak counts on its own; memory wins the tie by priority.
         let (v, trip) = tr.observe(&s(85.0, 95.0, 99.0), &th);
-        assert_eq!(v.iter().map(|x| x.metric).collect::<Vec<_>>(), Metric::ALL.to_vec());
+        assert_eq!(v.iter().map(|x| x.metric).collect::<Vec<_>>(), vec![Metric::Memory, Metric::Cpu, Metric::Disk]);
         assert_eq!(trip.map(|x| x.metric), Some(Metric::Cpu), "cpu had 1 from the last loop sample, memory reset");
         let (_, trip) = tr.observe(&s(10.0, 10.0, 99.0), &th);
         assert_eq!(trip.map(|x| (x.metric, x.consecutive)), Some((Metric::Disk, 2)));
@@ -368,20 +537,23 @@ mod tests {
     fn health_is_monotone() {
         let th = t(3);
         let steps: Vec<f64> = (0..=110).map(f64::from).collect();
-        for metric in Metric::ALL {
+        for metric in [Metric::Memory, Metric::Cpu, Metric::HostCpu, Metric::Disk] {
+            let base = if metric == Metric::HostCpu { confined(10.0, 10.0) } else { s(10.0, 10.0, 10.0) };
             let mut prev = f64::INFINITY;
             for &v in &steps {
-                let mut sample = s(10.0, 10.0, 10.0);
+                let mut sample = base.clone();
                 match metric {
                     Metric::Memory => sample.memory_percent = v,
                     Metric::Cpu => sample.cpu_percent = v,
+                    Metric::HostCpu => sample.host_cpu_percent = v,
                     Metric::Disk => sample.disk_percent = v,
+                    Metric::Pressure => unreachable!("pressure is not part of the health score"),
                 }
                 let h = health_score(&sample, &th, Some(0.9));
                 assert!(h <= prev, "{metric} {v}: {h} > {prev}");
                 prev = h;
             }
-            assert!(prev < health_score(&s(10.0, 10.0, 10.0), &th, Some(0.9)), "{metric} must lower the score");
+            assert!(prev < health_score(&base, &th, Some(0.9)), "{metric} must lower the score");
         }
         let mut prev = -1.0;
         for r in (0..=20).map(|i| f64::from(i) / 20.0) {

@@ -195,6 +195,27 @@ pub fn descendants(root: u32) -> Vec<u32> {
     descendant_indices(&procs, root).into_iter().map(|i| procs[i].pid).collect()
 }
 
+/// Run-queue wait of every thread of process `pid`: `(tid, ns)` from the second field of
+/// `/proc/<pid>/task/<tid>/schedstat` — the time the thread was runnable but waited for a CPU
+/// (`CONFIG_SCHED_INFO`, on in distribution kernels). Empty if the process is gone or the kernel
+/// has no schedstat files.
+pub fn thread_run_delays(pid: u32) -> Vec<(u32, u64)> {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        if let Some(ns) = std::fs::read_to_string(e.path().join("schedstat")).ok().and_then(|t| parse_run_delay(&t)) {
+            out.push((tid, ns));
+        }
+    }
+    out
+}
+
+/// The run-queue wait (second field, ns) of a `schedstat` line: `<on-cpu ns> <waiting ns> <slices>`.
+pub fn parse_run_delay(line: &str) -> Option<u64> {
+    line.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
 /// Resident set size in bytes of one process from `/proc/<pid>/statm` (second field × page size).
 ///
 /// `None` if the process is gone; zombies read as 0.
@@ -336,6 +357,17 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(found >= 2, "expected two sleeps under our pid, found {sleeps:?}");
+    }
+
+    #[test]
+    fn run_delays_of_own_threads() {
+        assert_eq!(parse_run_delay("123 456 7\n"), Some(456));
+        assert_eq!(parse_run_delay("123"), None);
+        let mine = thread_run_delays(std::process::id());
+        if std::path::Path::new("/proc/self/schedstat").exists() {
+            assert!(mine.iter().any(|&(tid, _)| tid == std::process::id()), "{mine:?}");
+        }
+        assert!(thread_run_delays(u32::MAX).is_empty());
     }
 
     #[test]

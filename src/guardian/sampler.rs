@@ -1,17 +1,23 @@
 //! The resource sampler: system CPU and memory (via one long-lived `sysinfo::System`), disk usage of the
-//! output directory's filesystem (via `statvfs`, exactly as `df` computes it) and the CPU / RSS of the
-//! campaign's process tree (via `/proc` directly — never a `sysinfo` process refresh).
+//! output directory's filesystem (via `statvfs`, exactly as `df` computes it), the CPU / RSS of the
+//! campaign's process tree (via `/proc` directly — never a `sysinfo` process refresh), and, while a run's
+//! cgroup is in force, the campaign's CPU and memory from it, so that the host's own CPU use (everything
+//! outside the campaign) can be judged; plus pressure stall information where the kernel has it.
 //!
-//! Cost: one `/proc/stat` + `/proc/meminfo` read, one `statvfs`, and one scan of `/proc/<pid>/stat` for
-//! every process on the host per [`Sampler::sample`]. See the ignored `bench_sample_cost` test.
+//! Cost: one `/proc/stat` + `/proc/meminfo` read, one `statvfs`, three `/proc/pressure` reads, two cgroup
+//! file reads when confined, and one scan of `/proc/<pid>/stat` for every process on the host per
+//! [`Sampler::sample`]. See the ignored `bench_sample_cost` test.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sysinfo::{System, MINIMUM_CPU_UPDATE_INTERVAL};
 
+use super::pressure::{self, Pressure};
 use super::procfs::{self, ProcStat};
+use crate::confine::cgroup::{Reservation, RunCgroup};
 
 /// One reading of host and campaign resources.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -36,6 +42,60 @@ pub struct ResourceSample {
     pub self_rss_bytes: u64,
     /// CPU of the process running the sampler since the previous sample; 100 = one full core.
     pub self_cpu_percent: f64,
+    /// CPU of the campaign in percent of all cores (0..=100): its cgroup's usage where there is one,
+    /// else its process tree's, plus the daemon's own.
+    pub campaign_cpu_percent: f64,
+    /// CPU used outside the campaign, in percent of all cores: `cpu_percent − campaign_cpu_percent`,
+    /// at least 0.
+    pub host_cpu_percent: f64,
+    /// CPU the processes outside the campaign waited for (runnable, no CPU free: the run-queue wait
+    /// of their threads), in percent of all cores. Measured only while a reservation is in force.
+    pub host_wait_percent: f64,
+    /// The reservation in force for this sample (None: the campaign is not confined, and the guardian
+    /// judges total CPU).
+    pub reservation: Option<Reservation>,
+    /// Memory charged to the campaign's cgroup, bytes (None without a memory cgroup).
+    pub campaign_memory_bytes: Option<u64>,
+    /// System-wide pressure stall information (None where the kernel has none).
+    pub pressure: Option<Pressure>,
+}
+
+impl ResourceSample {
+    /// Whether a reservation was in force (the campaign confined in its cgroup).
+    pub fn confined(&self) -> bool {
+        self.reservation.is_some()
+    }
+
+    /// The host's CPU demand, percent of all cores (0..=100): what the processes outside the campaign
+    /// used plus what they waited for. It reaches 100 when the host wants more CPU than it gets —
+    /// whether it crowds itself out or the campaign takes its share — and stays at the host's own use
+    /// while the campaign only fills what the host leaves idle. What the guardian judges while the
+    /// campaign is confined.
+    pub fn host_cpu_demand(&self) -> f64 {
+        clamp_percent(self.host_cpu_percent + self.host_wait_percent)
+    }
+
+    /// The host's situation in this sample, for the store and the report: the reservation in force and
+    /// what is left for the host. Percentages are of all cores / of total memory, rounded to 0.1.
+    pub fn host_record(&self) -> serde_json::Value {
+        let r1 = |v: f64| (v * 10.0).round() / 10.0;
+        serde_json::json!({
+            "confined": self.confined(),
+            "reserve_percent": self.reservation.as_ref().map(|r| r.reserve_percent),
+            "cpu_cap_percent": self.reservation.as_ref().and_then(|r| r.cpu_cap_percent).map(r1),
+            "memory_cap_mb": self.reservation.as_ref().and_then(|r| r.memory_cap_bytes).map(|b| b >> 20),
+            "campaign_cpu_percent": r1(self.campaign_cpu_percent),
+            "host_cpu_percent": r1(self.host_cpu_percent),
+            "host_wait_percent": r1(self.host_wait_percent),
+            "cpu_idle_percent": r1((100.0 - self.cpu_percent).max(0.0)),
+            "memory_available_mb": self.memory_available_bytes >> 20,
+            "campaign_memory_mb": self.campaign_memory_bytes.map(|b| b >> 20),
+            "pressure": self.pressure.map(|p| serde_json::json!({
+                "cpu_some": p.cpu.some, "memory_some": p.memory.some, "memory_full": p.memory.full,
+                "io_some": p.io.some, "io_full": p.io.full,
+            })),
+        })
+    }
 }
 
 /// Usage of one filesystem, computed like `df`.
@@ -139,6 +199,17 @@ pub struct Sampler {
     last_cpu: f64,
     last_tree_cpu: f64,
     last_self_cpu: f64,
+    /// The run cgroup to judge by; None = whichever is installed (`confine::installed`) at each sample.
+    confinement: Option<Arc<RunCgroup>>,
+    /// (identity of the cgroup, its CPU usage in µs) at the start of the current CPU window.
+    cgroup_prev: Option<(usize, u64)>,
+    /// The cgroup's CPU over the last window; 100 = one full core. None without a cgroup to read.
+    last_cgroup_cpu: Option<f64>,
+    /// (pid, process start time, tid) -> run-queue wait in ns at the start of the window, for the
+    /// threads of every process outside the campaign; empty while not confined.
+    host_wait_prev: HashMap<(u32, u64, u32), u64>,
+    /// Host run-queue wait over the last window, percent of all cores.
+    last_host_wait: f64,
 }
 
 impl Sampler {
@@ -171,11 +242,24 @@ impl Sampler {
             last_cpu: 0.0,
             last_tree_cpu: 0.0,
             last_self_cpu: 0.0,
+            confinement: None,
+            cgroup_prev: None,
+            last_cgroup_cpu: None,
+            host_wait_prev: HashMap::new(),
+            last_host_wait: 0.0,
         };
         // A zero-length window only records the baselines; the rates stay 0 until the first sample.
         let tree = procfs::descendant_indices(&procs, root);
-        sampler.update_cpu_window(&procs, &tree, Duration::ZERO);
+        let conf = crate::confine::installed();
+        sampler.update_cpu_window(&procs, &tree, Duration::ZERO, conf.as_ref());
         sampler
+    }
+
+    /// Judges the campaign by `cgroup` rather than by whichever run cgroup is installed process-wide.
+    pub fn with_confinement(mut self, cgroup: Arc<RunCgroup>) -> Self {
+        self.cgroup_prev = cgroup.cpu_usage_usec().map(|u| (Arc::as_ptr(&cgroup) as usize, u));
+        self.confinement = Some(cgroup);
+        self
     }
 
     /// The root pid whose descendants form the campaign's process tree.
@@ -216,25 +300,32 @@ impl Sampler {
 
         let disk = disk_usage(&self.disk_path).unwrap_or_default();
 
+        let conf = self.confinement.clone().or_else(crate::confine::installed);
         let now = Instant::now();
         let procs = procfs::all_processes();
         let tree = procfs::descendant_indices(&procs, self.root);
         if close_cpu_window {
             let window = now.saturating_duration_since(self.ticks_at);
             self.ticks_at = now;
-            self.update_cpu_window(&procs, &tree, window);
+            self.update_cpu_window(&procs, &tree, window, conf.as_ref());
         }
 
+        // The PID-namespace inits are forks of the daemon: their RSS is its copy-on-write image.
+        let inits = crate::confine::pidns::live_inits();
         let mut tree_rss_bytes = 0u64;
         let mut tree_processes = 0u32;
         for &i in &tree {
             let p = &procs[i];
             if !p.is_zombie() {
-                tree_rss_bytes = tree_rss_bytes.saturating_add(p.rss_bytes());
+                if !inits.contains(&(p.pid, p.start_time)) {
+                    tree_rss_bytes = tree_rss_bytes.saturating_add(p.rss_bytes());
+                }
                 tree_processes = tree_processes.saturating_add(1);
             }
         }
         let self_rss_bytes = procs.iter().find(|p| p.pid == self.self_pid).map_or(0, ProcStat::rss_bytes);
+        let cores = self.sys.cpus().len().max(1) as f64;
+        let campaign_cpu_percent = clamp_percent((self.last_cgroup_cpu.unwrap_or(self.last_tree_cpu) + self.last_self_cpu) / cores);
 
         ResourceSample {
             cpu_percent: self.last_cpu,
@@ -247,6 +338,12 @@ impl Sampler {
             tree_processes,
             self_rss_bytes,
             self_cpu_percent: self.last_self_cpu,
+            campaign_cpu_percent,
+            host_cpu_percent: clamp_percent(self.last_cpu - campaign_cpu_percent),
+            host_wait_percent: if conf.is_some() { self.last_host_wait } else { 0.0 },
+            reservation: conf.as_ref().map(|c| c.reservation().clone()),
+            campaign_memory_bytes: conf.as_ref().and_then(|c| c.memory_usage()),
+            pressure: pressure::read(),
         }
     }
 
@@ -254,8 +351,21 @@ impl Sampler {
     /// of the root's descendants in it): computes the
     /// CPU rates and replaces the baselines (the tree map then holds exactly the current descendants, so
     /// its size tracks the live tree). Processes new to the tree count from 0 ticks; processes that
-    /// exited during the window are lost (their last ticks cannot be read).
-    fn update_cpu_window(&mut self, procs: &[ProcStat], tree: &[usize], window: Duration) {
+    /// exited during the window are lost (their last ticks cannot be read) — which is why the cgroup's
+    /// usage, which keeps them, is preferred where there is one (`cgroup`).
+    fn update_cpu_window(&mut self, procs: &[ProcStat], tree: &[usize], window: Duration, cgroup: Option<&Arc<RunCgroup>>) {
+        let usage = cgroup.and_then(|c| c.cpu_usage_usec().map(|u| (Arc::as_ptr(c) as usize, u)));
+        let secs = window.as_secs_f64();
+        self.last_cgroup_cpu = match (usage, self.cgroup_prev) {
+            (Some((id, now)), Some((prev_id, prev))) if id == prev_id && secs > 0.0 => {
+                Some(now.saturating_sub(prev) as f64 / 1e6 / secs * 100.0)
+            }
+            _ => None,
+        };
+        self.cgroup_prev = usage;
+
+        self.update_host_wait(procs, tree, secs, cgroup.map(|c| c.as_ref()));
+
         let mut next = HashMap::with_capacity(tree.len());
         let mut tree_ticks = 0u64;
         for &i in tree {
@@ -276,11 +386,43 @@ impl Sampler {
         };
         self.self_prev = me;
 
-        let secs = window.as_secs_f64();
         if secs > 0.0 {
             let per_tick = 100.0 / procfs::clock_ticks_per_sec() as f64 / secs;
             self.last_tree_cpu = tree_ticks as f64 * per_tick;
             self.last_self_cpu = self_ticks as f64 * per_tick;
+        }
+    }
+
+    /// Closes the host run-queue wait window (`secs` long): the wait of every thread of every process
+    /// outside the campaign (the root's tree, the members of its `cgroup` and the daemon) and outside
+    /// the kernel's own threads. Only while confined (it costs one `schedstat` read per host thread);
+    /// the first window after that only records the baselines. Threads new in the window count from 0.
+    fn update_host_wait(&mut self, procs: &[ProcStat], tree: &[usize], secs: f64, cgroup: Option<&RunCgroup>) {
+        let Some(cgroup) = cgroup else {
+            self.host_wait_prev.clear();
+            self.last_host_wait = 0.0;
+            return;
+        };
+        let campaign: std::collections::HashSet<u32> =
+            tree.iter().map(|&i| procs[i].pid).chain(cgroup.pids()).chain(std::iter::once(self.self_pid)).collect();
+        let mut next = HashMap::with_capacity(self.host_wait_prev.len().max(256));
+        let mut waited_ns = 0u64;
+        for p in procs {
+            if p.is_zombie() || campaign.contains(&p.pid) || p.pid == 2 || p.ppid == 2 {
+                continue;
+            }
+            for (tid, ns) in procfs::thread_run_delays(p.pid) {
+                let key = (p.pid, p.start_time, tid);
+                let base = self.host_wait_prev.get(&key).copied().unwrap_or(0);
+                waited_ns = waited_ns.saturating_add(ns.saturating_sub(base));
+                next.insert(key, ns);
+            }
+        }
+        let first = self.host_wait_prev.is_empty();
+        self.host_wait_prev = next;
+        let cores = self.sys.cpus().len().max(1) as f64;
+        if secs > 0.0 && !first {
+            self.last_host_wait = waited_ns as f64 / 1e9 / secs / cores * 100.0;
         }
     }
 }
@@ -391,6 +533,136 @@ mod tests {
         assert!(disk_usage(Path::new("relative/not/here")).is_some());
     }
 
+    /// Busy loops (at most `secs` seconds each, however the test ends), each in its own process group,
+    /// killed with it on drop.
+    struct Busy(Vec<Child>);
+
+    impl Busy {
+        /// `n` loops; born inside `cgroup` (joined before exec) when given.
+        fn start(n: u32, secs: u32, cgroup: Option<&RunCgroup>) -> Busy {
+            use std::os::unix::process::CommandExt;
+            let files: Vec<std::ffi::CString> = cgroup
+                .map(|c| c.procs_files().iter().map(|f| std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).expect("path")).collect())
+                .unwrap_or_default();
+            Busy(
+                (0..n)
+                    .map(|_| {
+                        let mut cmd = Command::new("timeout");
+                        cmd.args([&secs.to_string(), "sh", "-c", "while :; do :; done"])
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .process_group(0);
+                        let files = files.clone();
+                        // SAFETY: only open/write/close (async-signal-safe) on strings built before the fork.
+                        unsafe {
+                            cmd.pre_exec(move || {
+                                for f in &files {
+                                    let fd = libc::open(f.as_ptr(), libc::O_WRONLY);
+                                    if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) < 0 {
+                                        return Err(std::io::Error::last_os_error());
+                                    }
+                                    libc::close(fd);
+                                }
+                                Ok(())
+                            });
+                        }
+                        cmd.spawn().expect("spawn a busy loop")
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            for mut c in self.0.drain(..) {
+                // SAFETY: killpg on the group led by our own child, which is not reaped yet.
+                unsafe { libc::killpg(c.id() as i32, libc::SIGKILL) };
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Samples every 500 ms for `secs` seconds.
+    fn samples(s: &mut Sampler, secs: u64) -> Vec<ResourceSample> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            out.push(s.sample());
+        }
+        out
+    }
+
+    /// The reservation for real: busy loops on every core inside the run's cgroup are held to its cap
+    /// and are not judged as the host's load; the same loops outside it (a host hog) trip the guardian.
+    #[test]
+    fn confined_load_is_not_the_hosts_but_a_host_hog_trips() {
+        use crate::confine::cgroup::Plan;
+        use crate::guardian::{Metric, Thresholds, ViolationTracker};
+        let cg = match RunCgroup::create(&Plan::detect(), &format!("sampler-test-{}", std::process::id()), 20) {
+            Ok(cg) => Arc::new(cg),
+            Err(e) => {
+                eprintln!("skipped: no cgroup here ({e})");
+                return;
+            }
+        };
+        let cores = crate::confine::cgroup::online_cpus();
+        let cap = cg.reservation().cpu_cap_percent;
+        // no process tree: the campaign is exactly what is in the cgroup (and this test process)
+        let mut s = Sampler::with_root(std::env::temp_dir(), u32::MAX).with_confinement(cg.clone());
+        let th = Thresholds { memory_percent: 100.0, cpu_percent: 85.0, disk_percent: 100.0, consecutive_violations: 3 };
+
+        // the host's own load before we add any (this machine may be shared)
+        let base = samples(&mut s, 2);
+        let host_base = base.iter().map(|x| x.host_cpu_percent).sum::<f64>() / base.len().max(1) as f64;
+        let campaign = Busy::start(cores * 2, 30, Some(&cg));
+        let own = samples(&mut s, 4);
+        // the hog starts while the campaign keeps running
+        let hog = Busy::start(cores, 30, None);
+        let _ = samples(&mut s, 1);
+        let hogged = samples(&mut s, 4);
+        drop(hog);
+        drop(campaign);
+        let left = Arc::try_unwrap(cg).map(RunCgroup::remove).unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+
+        let show = |v: &[ResourceSample]| {
+            v.iter()
+                .map(|x| {
+                    format!(
+                        "total {:.0} campaign {:.0} host {:.0} + waited {:.0}",
+                        x.cpu_percent, x.campaign_cpu_percent, x.host_cpu_percent, x.host_wait_percent
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        eprintln!("campaign only: {:?}\nwith a host hog: {:?}", show(&own), show(&hogged));
+        let own_tail = &own[1..];
+        for x in own_tail {
+            assert!(x.confined());
+            assert!(Metric::Cpu.value(x).is_nan(), "total CPU is not judged while confined");
+            assert!((x.host_cpu_percent - (x.cpu_percent - x.campaign_cpu_percent).max(0.0)).abs() < 0.01);
+            if let Some(cap) = cap {
+                assert!(x.campaign_cpu_percent <= cap + 6.0, "campaign over its {cap}% cap: {:?}", show(own_tail));
+            }
+        }
+        if host_base < 40.0 {
+            // a quiet host: the campaign takes its share, and its own load trips nothing
+            assert!(own_tail.iter().all(|x| x.campaign_cpu_percent >= 25.0), "the campaign's loops did not run: {:?}", show(own_tail));
+            let mut tr = ViolationTracker::new();
+            let trip = own_tail.iter().find_map(|x| tr.observe(x, &th).1);
+            assert_eq!(trip, None, "the campaign's own load tripped the guardian: {:?}", show(own_tail));
+        } else {
+            eprintln!("note: the host itself was busy ({host_base:.0}% CPU before the test): only the hog half is judged");
+        }
+        let mut tr = ViolationTracker::new();
+        let trip = hogged.iter().find_map(|x| tr.observe(x, &th).1);
+        let trip = trip.unwrap_or_else(|| panic!("a host hog on every core did not trip the guardian: {:?}", show(&hogged)));
+        assert_eq!(trip.metric, Metric::HostCpu, "{:?}", show(&hogged));
+    }
+
     /// Cost of `sample()`; run with `cargo test --release -- --ignored --nocapture bench_sample_cost`.
     #[test]
     #[ignore]
@@ -435,5 +707,30 @@ mod tests {
             wall.as_secs_f64() * 100.0
         );
         assert!(wall < Duration::from_millis(10), "sample() must cost < 1% of a core at 1 s");
+
+        // Confined (a run cgroup in force): also the cgroup files and every host thread's schedstat.
+        let Ok(cg) = RunCgroup::create(&crate::confine::cgroup::Plan::detect(), &format!("bench-{}", std::process::id()), 20) else {
+            println!("confined: no cgroup here, not measured");
+            return;
+        };
+        let mut s = Sampler::new(std::env::temp_dir()).with_confinement(Arc::new(cg));
+        let _ = s.sample();
+        let threads: usize = procfs::all_processes().iter().map(|p| procfs::thread_run_delays(p.pid).len()).sum();
+        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..m {
+            std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(5));
+            let (w0, c0) = (Instant::now(), thread_cpu());
+            std::hint::black_box(s.sample());
+            wall += w0.elapsed();
+            cpu += thread_cpu() - c0;
+        }
+        let (wall, cpu) = (wall / m, cpu / m);
+        println!(
+            "confined (+ host run-queue wait): {m} samples, mean {:.1} µs wall, {:.1} µs cpu per sample ({threads} threads) => {:.3}% of one core at 1 s",
+            wall.as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 1e6,
+            wall.as_secs_f64() * 100.0
+        );
+        assert!(wall < Duration::from_millis(10), "a confined sample() must cost < 1% of a core at 1 s");
     }
 }

@@ -355,6 +355,10 @@ pub struct CampaignReport {
     /// The faults the config planned, one line each (schedule, worker, phases).
     #[serde(default)]
     pub faults_planned: Vec<String>,
+    /// How the campaign was confined (the reservation kept for the host, PID namespaces), as
+    /// recorded when it started; null in stores from before confinement.
+    #[serde(default)]
+    pub confinement: Option<String>,
     /// The store this report was built from (not written to the JSON): `report.html` reads its
     /// time series from it.
     #[serde(skip)]
@@ -641,6 +645,17 @@ fn judge_plan(v: &mut Verdict, phases: &[PhaseReport], planned: u32, outcome: Op
     v.reasons.insert(0, format!("the plan did not complete: {ran}{why}"));
 }
 
+/// The last `confinement` event's description (a resumed run records its own).
+fn confinement(r: &StoreReader) -> Result<Option<String>, StoreError> {
+    match r.last_event("confinement")? {
+        Some(e) => match decode(&e).map_err(|err| corrupt_event(r, err))? {
+            Event::Confinement { description, .. } => Ok(Some(description)),
+            _ => Ok(None),
+        },
+        None => Ok(None),
+    }
+}
+
 /// Decodes a stored event into its typed form.
 fn decode(e: &EventInfo) -> Result<Event, crate::events::DecodeError> {
     EventRecord::from_stored(e).map(|(_, ev)| ev)
@@ -820,6 +835,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         interruptions,
         unsupported: unsupported.into_iter().collect(),
         faults_planned: plan.faults,
+        confinement: confinement(r)?,
         source_store: html::SourceStore(Some(r.path().to_path_buf())),
     })
 }

@@ -311,6 +311,9 @@ fn failures_section(out: &mut Vec<String>, c: &CampaignReport) {
 fn resources_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(String::new());
     out.push("Resources".into());
+    if let Some(conf) = &c.confinement {
+        out.push(format!("  confinement: {conf}"));
+    }
     let rows: Vec<Vec<String>> = c
         .phases
         .iter()
