@@ -350,14 +350,18 @@ fn browser_faults_on_synthetic_phases_only_are_rejected_naming_the_key() {
 
 #[test]
 fn faults_that_can_never_fire_are_warned_about_in_one_line() {
-    // the phases the fault applies to run 5 s + 5 s
+    // p runs 0–5 s and q 5–10 s on the campaign clock
     let two = format!("{MIN}[[phases]]\nname = \"q\"\nduration = \"5s\"\nsessions = 1\n");
     let c = Config::parse(&format!("{two}[[faults]]\nkind = \"throw\"\nevery = \"9s\"\n"), "t").unwrap();
     assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // the tick at 9 s lands in q
     let c = Config::parse(&format!("{two}[[faults]]\nkind = \"throw\"\nevery = \"9s\"\nphases = [\"q\"]\n"), "t").unwrap();
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // only p, every 6 s: the tick at 6 s lands in q, the next after the campaign
+    let c = Config::parse(&format!("{two}[[faults]]\nkind = \"throw\"\nevery = \"6s\"\nphases = [\"p\"]\n"), "t").unwrap();
     let w = c.warnings();
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains("faults[0].every") && w[0].contains("9s") && w[0].contains("5s") && !w[0].contains('\n'), "{}", w[0]);
+    assert!(w[0].contains("faults[0].every") && w[0].contains("6s") && w[0].contains("p") && !w[0].contains('\n'), "{}", w[0]);
     let c = Config::parse(&format!("{two}[[faults]]\nkind = \"hang\"\nevery = \"20s\"\n"), "t").unwrap();
     assert_eq!(c.warnings().len(), 1);
     // a process fault on a remote worker: stressctl did not start its processes
@@ -375,4 +379,20 @@ fn reserve_percent_defaults_to_20_and_is_bounded() {
     assert_eq!(c.safety.reserve_percent, 0);
     let e = err(&format!("[safety]\nreserve_percent = 95\n{MIN}"));
     assert!(e.contains("safety.reserve_percent") && e.contains("0 to 90"), "{e}");
+}
+
+#[test]
+fn a_fault_warning_follows_the_campaign_clock_across_phases() {
+    let phases: String = (0..4).map(|i| format!("[[phases]]\nname = \"p{i}\"\nduration = \"10s\"\nsessions = 1\n")).collect();
+    let warns = |fault: &str| Config::parse(&format!("{phases}[[faults]]\nkind = \"throw\"\n{fault}\n"), "t.toml").unwrap().warnings();
+    // 20 s on a clock of 10 s phases: the tick at 20 s lands in p2
+    assert!(warns("every = \"20s\"").is_empty());
+    // only p1 (10–20 s): the tick at 15 s lands in it
+    assert!(warns("every = \"15s\"\nphases = [\"p1\"]").is_empty());
+    // only p1, every 25 s: ticks at 25, 50, 75 s all miss it
+    let w = warns("every = \"25s\"\nphases = [\"p1\"]");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("faults[0].every") && w[0].contains("never"), "{w:?}");
+    // longer than the whole campaign
+    assert_eq!(warns("every = \"40s\"").len(), 1);
 }
