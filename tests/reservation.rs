@@ -127,7 +127,7 @@ fn own_webgpu_load_does_not_trip_the_guardian_but_a_host_hog_does() {
     let events = read_events(&sb.campaign_dir().join("events.jsonl"));
     let conf = events.iter().find(|e| e["kind"] == "confinement").expect("a confinement event");
     assert_eq!(conf["data"]["confined"], true, "{conf}");
-    assert_eq!(conf["data"]["reservation"]["reserve_percent"], 20, "{conf}");
-    let cap = conf["data"]["reservation"]["cpu_cap_percent"].as_f64().unwrap_or(0.0);
+    assert_eq!(conf["data"]["reserve_percent"], 20, "{conf}");
+    let cap = conf["data"]["cpu_cap_percent"].as_f64().unwrap_or(0.0);
     assert!((cap - 80.0).abs() < 0.1, "{conf}");
 }

@@ -14,14 +14,25 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The faults of a campaign. `every` schedules run on the campaign clock, across phase
-/// boundaries: a tick leaves a token only while a phase the fault applies to runs, so a 20 s
-/// schedule fires in a campaign of 10 s phases. `probability` schedules draw once per op.
+/// The faults of a campaign. `every` schedules run on the campaign clock, which starts with the
+/// first phase's clock and runs across phase boundaries: a tick leaves a token only while a phase
+/// the fault applies to runs, so a 20 s schedule fires in a campaign of 10 s phases.
+/// `probability` schedules draw once per op.
 #[derive(Default)]
 pub struct FaultPlan {
     every: Vec<FaultConfig>,
     per_op: Vec<(f64, FaultConfig)>,
     pending: Mutex<Vec<FaultConfig>>,
+    /// Set by [`FaultPlan::arm`], taken by the first [`FaultPlan::clock_started`]: the timers
+    /// start with the first phase's clock, not while the first sessions are still opening.
+    armed: Mutex<Option<Armed>>,
+}
+
+/// What the timers need, handed over before the first phase.
+struct Armed {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    current_phase: Box<dyn Fn() -> Option<String> + Send + Sync>,
 }
 
 /// Whether fault `c` applies to phase `phase` (no `phases` filter: every phase).
@@ -45,6 +56,26 @@ impl FaultPlan {
     /// Whether there is nothing to inject.
     pub fn is_empty(&self) -> bool {
         self.every.is_empty() && self.per_op.is_empty()
+    }
+
+    /// Gets the timers ready: they start at the first [`FaultPlan::clock_started`] (the first
+    /// phase's clock), run on `tracker` until `stop`, and read the running phase from
+    /// `current_phase`.
+    pub fn arm<F>(&self, tracker: &TaskTracker, stop: CancellationToken, current_phase: F)
+    where
+        F: Fn() -> Option<String> + Send + Sync + 'static,
+    {
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Armed { tracker: tracker.clone(), stop, current_phase: Box::new(current_phase) });
+    }
+
+    /// A phase's clock started: the first call starts the campaign's fault clock.
+    pub fn clock_started(self: &Arc<Self>) {
+        let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(a) = armed {
+            let current = a.current_phase;
+            self.start_timers(&a.tracker, a.stop, current);
+        }
     }
 
     /// Starts one timer per `every` fault on `tracker`, from now (the campaign's start) until

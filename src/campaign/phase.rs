@@ -143,6 +143,7 @@ pub(crate) async fn run_phase(
         live: live.clone(),
         pause: pause.clone(),
     });
+    faults.clock_started();
     let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
     let mut set = tokio::task::JoinSet::new();
     for slot in slots {

@@ -184,8 +184,9 @@ impl Campaign {
         self.spawn_watchers(&scope, pool.clone());
         let plan = Arc::new(FaultPlan::new(&self.cfg.faults));
         {
-            let run = run.clone();
-            plan.start_timers(&scope.tracker, scope.child(), move || run.current_phase_name());
+            // a weak handle: the timers must not keep the run alive
+            let weak = Arc::downgrade(&run);
+            plan.arm(&scope.tracker, scope.child(), move || weak.upgrade().and_then(|r| r.current_phase_name()));
         }
 
         let halted = self.run_phases(&run, &plan, resume, &report_dir).await?;

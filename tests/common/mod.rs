@@ -23,9 +23,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_stressctl");
 /// How long a process-orphan check waits for processes to go away.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(5);
 
-/// Campaign settings every test config starts with: no health-gated delays, no auto-recovery
-/// and guardian thresholds at 100 %, so a busy CI machine cannot turn a test into a guardian test.
-/// `extra` is appended inside `[campaign]`.
+/// Campaign settings every test config starts with: no health-gated delays, no auto-recovery,
+/// guardian thresholds at 100 % and no CPU/memory reservation for the host, so a busy CI machine
+/// cannot turn a test into a guardian test and a test's timing does not depend on the cgroup cap
+/// (tests/reservation.rs tests the reservation with its own config). `extra` is appended inside
+/// `[campaign]`.
 pub fn header(name: &str, extra: &str) -> String {
     format!(
         r#"[campaign]
@@ -38,6 +40,7 @@ auto_recovery = false
 memory_percent = 100
 cpu_percent = 100
 disk_percent = 100
+reserve_percent = 0
 "#
     )
 }
