@@ -492,35 +492,22 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
     let mut failures: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut faults_injected: BTreeMap<String, u64> = BTreeMap::new();
     let mut suspended_ms = 0u64;
-    let mut bad = None;
-    r.for_each_event(Some(p.idx), &["op_failed", "guardian_violation", "fault_injected", "clock_gap"], |e: EventInfo| {
-        let ev = match decode(&e) {
-            Ok(ev) => ev,
-            Err(err) => {
-                bad.get_or_insert(err);
-                return;
-            }
-        };
-        match ev {
-            Event::GuardianViolation { metric, value, threshold } => {
-                violations.push(ViolationRecord { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
-            }
-            Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
-            Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,
-            Event::OpFailed { class, message, task_kind, .. } => {
-                let message = cut(message.as_deref().unwrap_or(&e.message), MAX_MESSAGE_CHARS);
-                if class == FailureClass::ApiUnsupported {
-                    let task_kind = task_kind.unwrap_or_else(|| p.task_kind.clone());
-                    unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, message: message.clone() });
-                }
-                *failures.entry((class.as_str().to_string(), message)).or_insert(0) += 1;
-            }
-            _ => {}
+    for_each_typed(r, Some(p.idx), &["op_failed", "guardian_violation", "fault_injected", "clock_gap"], |e, ev| match ev {
+        Event::GuardianViolation { metric, value, threshold } => {
+            violations.push(ViolationRecord { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
         }
+        Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
+        Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,
+        Event::OpFailed { class, message, task_kind, .. } => {
+            let message = cut(message.as_deref().unwrap_or(&e.message), MAX_MESSAGE_CHARS);
+            if class == FailureClass::ApiUnsupported {
+                let task_kind = task_kind.unwrap_or_else(|| p.task_kind.clone());
+                unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, message: message.clone() });
+            }
+            *failures.entry((class.as_str().to_string(), message)).or_insert(0) += 1;
+        }
+        _ => {}
     })?;
-    if let Some(err) = bad {
-        return Err(corrupt_event(r, err));
-    }
     let mut notes = p.notes.clone();
     if suspended_ms > 0 {
         notes.push(format!(
@@ -589,24 +576,11 @@ struct Plan {
 /// default thresholds, said in the verdict.
 fn plan(r: &StoreReader) -> Result<Plan, StoreError> {
     let mut first = None;
-    let mut bad = None;
-    r.for_each_event(None, &["campaign_started"], |e| {
-        if first.is_some() {
-            return;
-        }
-        match decode(&e) {
-            Ok(Event::CampaignStarted { pass_phase_ratio, pass_success_rate, phases, faults, .. }) => {
-                first = Some((pass_phase_ratio, pass_success_rate, phases, faults))
-            }
-            Ok(_) => {}
-            Err(err) => {
-                bad.get_or_insert(err);
-            }
+    for_each_typed(r, None, &["campaign_started"], |_, ev| {
+        if let (None, Event::CampaignStarted { pass_phase_ratio, pass_success_rate, phases, faults, .. }) = (&first, ev) {
+            first = Some((pass_phase_ratio, pass_success_rate, phases, faults));
         }
     })?;
-    if let Some(err) = bad {
-        return Err(corrupt_event(r, err));
-    }
     let (ratio, rate, phases, faults) = first.unwrap_or((None, None, 0, Vec::new()));
     let note = (ratio.is_none() || rate.is_none()).then(|| {
         "the store does not record the pass thresholds (written by an older stressctl); default thresholds were applied".to_string()
@@ -653,6 +627,26 @@ fn confinement(r: &StoreReader) -> Result<Option<String>, StoreError> {
             _ => Ok(None),
         },
         None => Ok(None),
+    }
+}
+
+/// Calls `f` with each stored event of `kinds` (all phases when `phase` is None), in order and
+/// decoded; an event that does not decode ends the report with a store error naming it, never a
+/// report built around it.
+fn for_each_typed(r: &StoreReader, phase: Option<u32>, kinds: &[&str], mut f: impl FnMut(EventInfo, Event)) -> Result<(), StoreError> {
+    let mut bad = None;
+    r.for_each_event(phase, kinds, |e| {
+        if bad.is_some() {
+            return;
+        }
+        match decode(&e) {
+            Ok(ev) => f(e, ev),
+            Err(err) => bad = Some(err),
+        }
+    })?;
+    match bad {
+        Some(err) => Err(corrupt_event(r, err)),
+        None => Ok(()),
     }
 }
 
@@ -709,9 +703,8 @@ fn recoveries(r: &StoreReader) -> Result<Recoveries, StoreError> {
     let mut by_class: BTreeMap<String, StatsAcc> = BTreeMap::new();
     let mut by_strategy: BTreeMap<String, StatsAcc> = BTreeMap::new();
     let mut by_level: BTreeMap<String, StatsAcc> = BTreeMap::new();
-    let mut bad = None;
-    r.for_each_event(None, &["recovery_attempted"], |e| match decode(&e) {
-        Ok(Event::RecoveryAttempted { class, strategy, level, outcome, time_to_recover_ms, .. }) => {
+    for_each_typed(r, None, &["recovery_attempted"], |_, ev| {
+        if let Event::RecoveryAttempted { class, strategy, level, outcome, time_to_recover_ms, .. } = ev {
             let ok = outcome == "succeeded";
             let ttr = time_to_recover_ms.filter(|t| t.is_finite());
             let or_unknown = |s: String| if s.is_empty() { "unknown".to_string() } else { s };
@@ -720,14 +713,7 @@ fn recoveries(r: &StoreReader) -> Result<Recoveries, StoreError> {
             by_strategy.entry(or_unknown(strategy)).or_default().add(ok, ttr);
             by_level.entry(level.to_string()).or_default().add(ok, ttr);
         }
-        Ok(_) => {}
-        Err(err) => {
-            bad.get_or_insert(err);
-        }
     })?;
-    if let Some(err) = bad {
-        return Err(corrupt_event(r, err));
-    }
     let done = |m: BTreeMap<String, StatsAcc>| m.into_iter().map(|(k, v)| (k, v.done())).collect();
     Ok(Recoveries {
         attempts: total.attempts,
@@ -740,19 +726,11 @@ fn recoveries(r: &StoreReader) -> Result<Recoveries, StoreError> {
 
 fn breakers(r: &StoreReader) -> Result<Breakers, StoreError> {
     let mut transitions = Vec::new();
-    let mut bad = None;
-    r.for_each_event(None, &["breaker_transition"], |e| match decode(&e) {
-        Ok(Event::BreakerTransition { key, from, to, reason }) => {
-            transitions.push(BreakerTransition { key, from, to, reason, at: e.at, corr: e.corr })
-        }
-        Ok(_) => {}
-        Err(err) => {
-            bad.get_or_insert(err);
+    for_each_typed(r, None, &["breaker_transition"], |e, ev| {
+        if let Event::BreakerTransition { key, from, to, reason } = ev {
+            transitions.push(BreakerTransition { key, from, to, reason, at: e.at, corr: e.corr });
         }
     })?;
-    if let Some(err) = bad {
-        return Err(corrupt_event(r, err));
-    }
     let final_snapshot = match r.last_event("breaker_snapshot")? {
         Some(e) => match decode(&e).map_err(|err| corrupt_event(r, err))? {
             Event::BreakerSnapshot(s) => Some(s),
@@ -766,17 +744,11 @@ fn breakers(r: &StoreReader) -> Result<Breakers, StoreError> {
 fn guardian(r: &StoreReader) -> Result<GuardianSummary, StoreError> {
     let (samples, violating_samples) = r.sample_counts()?;
     let mut emergency_stops = Vec::new();
-    let mut bad = None;
-    r.for_each_event(None, &["emergency_stop"], |e| match decode(&e) {
-        Ok(Event::EmergencyStop { cause, reason }) => emergency_stops.push(EmergencyStop { at: e.at, message: reason, cause }),
-        Ok(_) => {}
-        Err(err) => {
-            bad.get_or_insert(err);
+    for_each_typed(r, None, &["emergency_stop"], |e, ev| {
+        if let Event::EmergencyStop { cause, reason } = ev {
+            emergency_stops.push(EmergencyStop { at: e.at, message: reason, cause });
         }
     })?;
-    if let Some(err) = bad {
-        return Err(corrupt_event(r, err));
-    }
     Ok(GuardianSummary { samples, violating_samples, violations: r.count_events(None, "guardian_violation")?, emergency_stops })
 }
 
