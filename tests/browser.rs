@@ -8,15 +8,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
-/// Main browser processes (not `--type=` children) of the sandbox `marker`.
-fn browsers_of(marker: &Path) -> usize {
-    let m = marker.to_string_lossy().into_owned();
-    browser_processes()
-        .iter()
-        .filter(|p| p.argv0.ends_with("/chromium") && !p.cmdline.contains("--type=") && p.cmdline.contains(&m))
-        .count()
-}
-
 /// Renderers of loaded pages (not the browser's own UI) of the sandbox `marker`: a session has
 /// opened and navigated to the test page.
 fn page_renderers_of(marker: &Path) -> usize {

@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 /// How long the campaign's processes may take to die after stressctl is SIGKILLed.
 const DIE_WITHIN: Duration = Duration::from_secs(3);
 
-/// Main browser processes (not `--type=` children) of the sandbox `marker`.
-fn browsers_of(marker: &Path) -> usize {
-    let m = marker.to_string_lossy().into_owned();
-    browser_processes()
-        .iter()
-        .filter(|p| p.argv0.ends_with("/chromium") && !p.cmdline.contains("--type=") && p.cmdline.contains(&m))
-        .count()
-}
-
 /// Every live (non-zombie) process of this test's campaign other than the test itself: anything
 /// whose command line names the sandbox (stressctl and its supervisors carry `--state-dir`,
 /// chromedriver `--log-path`, Chromium `--user-data-dir`), and every member of their process

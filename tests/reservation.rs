@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,15 +26,6 @@ fn busy_percent_over(d: Duration) -> f64 {
         return 0.0;
     }
     (b1 - b0) as f64 / (t1 - t0) as f64 * 100.0
-}
-
-/// Main browser processes of the sandbox `marker`.
-fn browsers_of(marker: &Path) -> usize {
-    let m = marker.to_string_lossy().into_owned();
-    browser_processes()
-        .iter()
-        .filter(|p| p.argv0.ends_with("/chromium") && !p.cmdline.contains("--type=") && p.cmdline.contains(&m))
-        .count()
 }
 
 /// A CPU hog outside the campaign: one busy loop per core, each bounded by `timeout` and in its own

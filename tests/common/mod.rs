@@ -441,6 +441,15 @@ pub fn browser_processes() -> Vec<Proc> {
         .collect()
 }
 
+/// Main browser processes (not `--type=` children) of the sandbox `marker`.
+pub fn browsers_of(marker: &Path) -> usize {
+    let m = marker.to_string_lossy().into_owned();
+    browser_processes()
+        .iter()
+        .filter(|p| p.argv0.ends_with("/chromium") && !p.cmdline.contains("--type=") && p.cmdline.contains(&m))
+        .count()
+}
+
 /// The browser processes alive before a test.
 pub struct Snapshot(HashSet<(i32, u64)>);
 
