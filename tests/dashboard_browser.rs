@@ -121,6 +121,28 @@ return {
 };
 "#;
 
+/// A chromedriver of the sandbox and a headless Chromium session on it, with the project's
+/// mandatory flags, every request through `proxy`, and browser and performance logs kept.
+async fn open_browser(sb: &Sandbox, log: &str, profile: &str, window: &str, proxy: SocketAddr) -> (DriverProcess, fantoccini::Client) {
+    let xdg = sb.root.join("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &sb.logs.join(log), &xdg).await.expect("chromedriver");
+    let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
+    args.extend(["--headless=new".into(), format!("--window-size={window}"), format!("--proxy-server=http://{proxy}")]);
+    args.push(format!("--user-data-dir={}", sb.root.join(profile).display()));
+    if running_as_root() {
+        args.push("--no-sandbox".into());
+    }
+    let mut caps = Capabilities::new();
+    caps.insert("browserName".into(), json!("chrome"));
+    caps.insert("goog:chromeOptions".into(), json!({"binary": "/usr/bin/chromium", "args": args}));
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL", "performance": "ALL"}));
+    let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+    b.capabilities(caps);
+    let c = b.connect(&driver.url).await.expect("session");
+    (driver, c)
+}
+
 async fn probe(c: &fantoccini::Client) -> Value {
     c.execute(PROBE, vec![]).await.expect("probe")
 }
@@ -179,25 +201,7 @@ fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let report_path = rt.block_on(async {
-        let xdg = sb.root.join("xdg");
-        std::fs::create_dir_all(&xdg).unwrap();
-        let mut driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &sb.logs.join("chromedriver-test.log"), &xdg)
-            .await
-            .expect("chromedriver");
-        let profile = sb.root.join("profile");
-        let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
-        args.extend(["--headless=new".into(), "--window-size=1400,1800".into(), format!("--proxy-server=http://{proxy}")]);
-        args.push(format!("--user-data-dir={}", profile.display()));
-        if running_as_root() {
-            args.push("--no-sandbox".into());
-        }
-        let mut caps = Capabilities::new();
-        caps.insert("browserName".into(), json!("chrome"));
-        caps.insert("goog:chromeOptions".into(), json!({"binary": "/usr/bin/chromium", "args": args}));
-        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL", "performance": "ALL"}));
-        let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        b.capabilities(caps);
-        let c = b.connect(&driver.url).await.expect("session");
+        let (mut driver, c) = open_browser(&sb, "chromedriver-test.log", "profile", "1400,1800", proxy).await;
 
         // the overview, live: painted charts that change
         let base = format!("http://{addr}/");
@@ -235,24 +239,7 @@ fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
 
     // report.html opened from disk
     rt.block_on(async {
-        let xdg = sb.root.join("xdg");
-        let mut driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &sb.logs.join("chromedriver-test2.log"), &xdg)
-            .await
-            .expect("chromedriver");
-        let profile = sb.root.join("profile2");
-        let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
-        args.extend(["--headless=new".into(), "--window-size=1400,3000".into(), format!("--proxy-server=http://{proxy}")]);
-        args.push(format!("--user-data-dir={}", profile.display()));
-        if running_as_root() {
-            args.push("--no-sandbox".into());
-        }
-        let mut caps = Capabilities::new();
-        caps.insert("browserName".into(), json!("chrome"));
-        caps.insert("goog:chromeOptions".into(), json!({"binary": "/usr/bin/chromium", "args": args}));
-        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL", "performance": "ALL"}));
-        let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
-        b.capabilities(caps);
-        let c = b.connect(&driver.url).await.expect("session");
+        let (mut driver, c) = open_browser(&sb, "chromedriver-test2.log", "profile2", "1400,3000", proxy).await;
         let url = format!("file://{}", report_path.display());
         c.goto(&url).await.unwrap();
         let p = wait_probe(&c, "report charts", |p| {
