@@ -29,21 +29,6 @@ fn flaky_config(sb: &Sandbox, secs: u32) -> std::path::PathBuf {
     sb.write("dash.toml", &text)
 }
 
-/// Waits for `stressctl: dashboard http://ADDR/` on stdout.
-fn dashboard_addr(child: &Running) -> SocketAddr {
-    let mut addr = None;
-    let found = wait_until(Duration::from_secs(20), || {
-        addr = child
-            .stdout_so_far()
-            .lines()
-            .find_map(|l| l.strip_prefix("stressctl: dashboard http://"))
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok());
-        addr.is_some()
-    });
-    assert!(found, "no dashboard address on stdout\n{}\n{}", child.stdout_so_far(), child.stderr_so_far());
-    addr.unwrap()
-}
-
 fn metrics(addr: SocketAddr) -> promtext::Exposition {
     let r = http::get(addr, "/metrics");
     assert_eq!(r.status, 200, "{}", r.body);

@@ -86,20 +86,6 @@ fn screenshots_dir() -> PathBuf {
     d
 }
 
-fn dashboard_addr(child: &Running) -> SocketAddr {
-    let mut addr = None;
-    let found = wait_until(Duration::from_secs(20), || {
-        addr = child
-            .stdout_so_far()
-            .lines()
-            .find_map(|l| l.strip_prefix("stressctl: dashboard http://"))
-            .and_then(|rest| rest.trim_end_matches('/').parse().ok());
-        addr.is_some()
-    });
-    assert!(found, "no dashboard address\n{}\n{}", child.stdout_so_far(), child.stderr_so_far());
-    addr.unwrap()
-}
-
 /// What the page has drawn: painted canvases (any non-transparent pixel), SVG rects, a hash of
 /// the canvases' pixels, the URLs it loaded, and the dashboard's end marker.
 const PROBE: &str = r#"

@@ -536,3 +536,18 @@ impl BrowserLock {
         BrowserLock(f)
     }
 }
+
+/// Waits for `stressctl: dashboard http://ADDR/` on the stdout of a launch with `--dashboard`.
+pub fn dashboard_addr(child: &Running) -> std::net::SocketAddr {
+    let mut addr = None;
+    let found = wait_until(Duration::from_secs(20), || {
+        addr = child
+            .stdout_so_far()
+            .lines()
+            .find_map(|l| l.strip_prefix("stressctl: dashboard http://"))
+            .and_then(|rest| rest.trim_end_matches('/').parse().ok());
+        addr.is_some()
+    });
+    assert!(found, "no dashboard address on stdout\n{}\n{}", child.stdout_so_far(), child.stderr_so_far());
+    addr.unwrap()
+}
