@@ -665,15 +665,31 @@ mod tests {
     }
 
     /// Cost of `sample()`; run with `cargo test --release -- --ignored --nocapture bench_sample_cost`.
+    /// CPU time of the calling thread.
+    fn thread_cpu() -> Duration {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid clock id and out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
+    }
+
+    /// Mean wall and CPU time of `m` samples spaced past [`MINIMUM_CPU_UPDATE_INTERVAL`], so every
+    /// sample also refreshes its CPU windows (the cost at a 1 s interval).
+    fn spaced_cost(s: &mut Sampler, m: u32) -> (Duration, Duration) {
+        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..m {
+            std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(5));
+            let (w0, c0) = (Instant::now(), thread_cpu());
+            std::hint::black_box(s.sample());
+            wall += w0.elapsed();
+            cpu += thread_cpu() - c0;
+        }
+        (wall / m, cpu / m)
+    }
+
     #[test]
     #[ignore]
     fn bench_sample_cost() {
-        fn thread_cpu() -> Duration {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: valid clock id and out-pointer.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-            Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
-        }
         let mut s = Sampler::new(std::env::temp_dir());
         let _ = s.sample(); // includes the one-time wait for the first CPU window
         let procs = procfs::all_processes().len();
@@ -692,15 +708,7 @@ mod tests {
 
         // Spaced past MINIMUM_CPU_UPDATE_INTERVAL so every sample also refreshes CPU windows (the 1 s path).
         let m = 25u32;
-        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..m {
-            std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(5));
-            let (w0, c0) = (Instant::now(), thread_cpu());
-            std::hint::black_box(s.sample());
-            wall += w0.elapsed();
-            cpu += thread_cpu() - c0;
-        }
-        let (wall, cpu) = (wall / m, cpu / m);
+        let (wall, cpu) = spaced_cost(&mut s, m);
         println!(
             "spaced (full CPU refresh): {m} samples, mean {:.1} µs wall, {:.1} µs cpu per sample => {:.3}% of one core at 1 s",
             wall.as_secs_f64() * 1e6,
@@ -717,15 +725,7 @@ mod tests {
         let mut s = Sampler::new(std::env::temp_dir()).with_confinement(Arc::new(cg));
         let _ = s.sample();
         let threads: usize = procfs::all_processes().iter().map(|p| procfs::thread_run_delays(p.pid).len()).sum();
-        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..m {
-            std::thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(5));
-            let (w0, c0) = (Instant::now(), thread_cpu());
-            std::hint::black_box(s.sample());
-            wall += w0.elapsed();
-            cpu += thread_cpu() - c0;
-        }
-        let (wall, cpu) = (wall / m, cpu / m);
+        let (wall, cpu) = spaced_cost(&mut s, m);
         println!(
             "confined (+ host run-queue wait): {m} samples, mean {:.1} µs wall, {:.1} µs cpu per sample ({threads} threads) => {:.3}% of one core at 1 s",
             wall.as_secs_f64() * 1e6,
