@@ -45,8 +45,8 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
         return Ok(EXIT_OK);
     }
     let id = latest_or(&common.state_dir, a.id.as_deref())?;
-    let (reader, base) = load_report(&common.state_dir, &id)?;
     if let Some(other) = &a.compare {
+        let (_, base) = load_report(&common.state_dir, &id)?;
         let (_, new) = load_report(&common.state_dir, other)?;
         let tol = report::Tolerance {
             success_rate_points: a.tolerance_success,
@@ -57,18 +57,21 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
         print!("{}", report::render_comparison(&c));
         return Ok(if c.has_regressions() { EXIT_FAILED } else { EXIT_OK });
     }
+    let reader = StoreReader::open_campaign(&common.state_dir, &id).map_err(|e| store_error(&e))?;
     let dir = common.output_dir.join(&id);
     // a running campaign's writer appends to its events.jsonl: leave that file to it
     let running = lock::read(&common.state_dir).is_some_and(|l| l.campaign_id == id && l.holder_alive());
-    let events = if running { Ok(()) } else { report::write_events_jsonl(&dir, &reader).map(drop) };
-    events
-        .and_then(|_| {
-            report::write_campaign_reports(&dir, &base).map_err(|source| report::RebuildError::Write { dir: dir.clone(), source })
+    let rebuilt = if running {
+        report::campaign_report(&reader).map_err(report::RebuildError::from).and_then(|c| {
+            report::write_campaign_reports(&dir, &c).map_err(|source| report::RebuildError::Write { dir: dir.clone(), source })
         })
-        .map_err(|e| match &e {
-            report::RebuildError::Store(s) => store_error(s),
-            report::RebuildError::Write { .. } => CliError::failed(e.to_string()),
-        })?;
+    } else {
+        report::rebuild_reports(&reader, &dir).map(drop)
+    };
+    rebuilt.map_err(|e| match &e {
+        report::RebuildError::Store(s) => store_error(s),
+        report::RebuildError::Write { .. } => CliError::failed(e.to_string()),
+    })?;
     say(&format!("stressctl: reports of {id} rebuilt from its store in {}/", dir.display()));
     Ok(EXIT_OK)
 }
