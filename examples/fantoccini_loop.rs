@@ -10,7 +10,8 @@
 //! phase; here the warm-up and the measured loop each count from 1, like two stressctl phases).
 //!
 //! What it does: one chromedriver, N sessions on it (default 2, opened concurrently like
-//! stressctl's slots), each navigated to the page; W warm-up ops per session (not timed); then M
+//! stressctl's slots) — with `--browser firefox`, one geckodriver per session, as stressctl's
+//! managed Firefox worker runs them — each navigated to the page; W warm-up ops per session (not timed); then M
 //! ops per session concurrently, one tokio task per session, each a plain `execute_async` + check
 //! of `ok` in a loop. Only the measured loop is timed (sessions are already open). Prints one JSON
 //! line:
@@ -27,9 +28,10 @@ use fantoccini::wd::{Capabilities, TimeoutConfiguration};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use stressctl::browser::driver::DriverProcess;
-use stressctl::browser::session::chromium_args;
-use stressctl::config::BrowserConfig;
+use stressctl::browser::adapter::AdapterMode;
+use stressctl::browser::driver::{resolve_binary, DriverProcess, DriverSpec};
+use stressctl::browser::session::{capabilities, Launch};
+use stressctl::config::{BrowserConfig, BrowserKind};
 use stressctl::tasks::server::PageServer;
 use stressctl::tasks::CALL_SCRIPT;
 
@@ -77,6 +79,15 @@ struct Args {
     /// Chromedriver binary.
     #[arg(long, default_value = "/usr/bin/chromedriver")]
     chromedriver: PathBuf,
+    /// The browser: chromium or firefox (ESR, through one geckodriver per session).
+    #[arg(long, default_value = "chromium", value_parser = parse_browser)]
+    browser: BrowserKind,
+    /// Firefox binary.
+    #[arg(long, default_value = "/usr/bin/firefox-esr")]
+    firefox: PathBuf,
+    /// geckodriver binary (a bare name is looked up in PATH and cargo's bin directory).
+    #[arg(long, default_value = "geckodriver")]
+    geckodriver: PathBuf,
     /// Scratch directory for the browser profiles and the chromedriver log (default: a new
     /// directory under the system temp dir, removed at the end).
     #[arg(long)]
@@ -84,6 +95,10 @@ struct Args {
     /// Script timeout of one op (stressctl's `browser.op_timeout`).
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     op_timeout: Duration,
+}
+
+fn parse_browser(s: &str) -> Result<BrowserKind, String> {
+    BrowserKind::parse(s).ok_or_else(|| format!("unknown browser {s:?}: chromium or firefox"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -135,45 +150,80 @@ async fn run(args: &Args, work_dir: &std::path::Path) -> Result<Value, String> {
     let server = PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new())
         .await
         .map_err(|e| format!("page server: {e}"))?;
-    let log = work_dir.join("chromedriver.log");
-    let mut driver = DriverProcess::spawn(&args.chromedriver, &log, &work_dir.join("xdg-config"))
-        .await
-        .map_err(|e| format!("chromedriver: {}", e.message))?;
+    // chromium: one chromedriver for all sessions; firefox: one geckodriver per session
+    let n_drivers = if args.browser == BrowserKind::Firefox { args.sessions } else { 1 };
+    let mut drivers: Vec<DriverProcess> = Vec::new();
+    for i in 0..n_drivers {
+        match spawn_driver(args, work_dir, i).await {
+            Ok(d) => drivers.push(d),
+            Err(e) => {
+                for mut d in drivers {
+                    d.kill().await;
+                }
+                server.stop();
+                return Err(e);
+            }
+        }
+    }
     let mut clients: Vec<fantoccini::Client> = Vec::new();
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| e.to_string())?;
     let page_url = server.url();
+    let urls: Vec<String> = drivers.iter().map(|d| d.url.clone()).collect();
     let outcome = tokio::select! {
-        r = measure(args, work_dir, &driver.url, &page_url, &mut clients) => r,
+        r = measure(args, work_dir, &urls, &page_url, &mut clients) => r,
         _ = tokio::signal::ctrl_c() => Err("interrupted (SIGINT)".to_string()),
         _ = term.recv() => Err("terminated (SIGTERM)".to_string()),
     };
 
-    // Teardown: close sessions (bounded), then kill chromedriver's group (browsers included).
+    // Teardown: close sessions (bounded), then kill the drivers' groups (browsers included).
     for c in clients {
         let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
     }
-    driver.kill().await;
+    for mut d in drivers {
+        d.kill().await;
+    }
     server.stop();
     outcome
 }
 
-async fn open_session(args: &Args, webdriver_url: &str, page_url: &str, profile: PathBuf) -> Result<fantoccini::Client, String> {
-    std::fs::create_dir_all(&profile).map_err(|e| format!("{}: {e}", profile.display()))?;
-    let cfg = BrowserConfig {
+/// The browser settings of both sides (stressctl's defaults but for the binaries).
+fn browser_config(args: &Args) -> BrowserConfig {
+    BrowserConfig {
         chromium: args.chromium.clone(),
         chromedriver: args.chromedriver.clone(),
-        headless: true,
-        extra_args: Vec::new(),
+        firefox: args.firefox.clone(),
+        geckodriver: args.geckodriver.clone(),
         max_ops_per_session: u64::MAX,
         op_timeout: args.op_timeout,
         session_timeout: Duration::from_secs(60),
+        ..BrowserConfig::default()
+    }
+}
+
+/// Spawns driver `i` as stressctl's pool does (same environment: Firefox on lavapipe).
+async fn spawn_driver(args: &Args, work_dir: &std::path::Path, i: u32) -> Result<DriverProcess, String> {
+    let kind = args.browser;
+    let configured = if kind == BrowserKind::Firefox { &args.geckodriver } else { &args.chromedriver };
+    let binary = resolve_binary(configured).ok_or_else(|| format!("{} not found", configured.display()))?;
+    let env = match kind {
+        BrowserKind::Chromium => Vec::new(),
+        BrowserKind::Firefox => {
+            let mut env = AdapterMode::Software.firefox_env(std::path::Path::new(stressctl::browser::adapter::ICD_DIR));
+            env.push(("MOZ_CRASHREPORTER_DISABLE".into(), "1".into()));
+            env
+        }
     };
+    let log = work_dir.join(format!("{}-{i}.log", kind.driver_name()));
+    let spec = DriverSpec { kind, binary: &binary, log_path: &log, config_home: &work_dir.join("xdg-config"), env };
+    DriverProcess::spawn(&spec).await.map_err(|e| format!("{}: {}", kind.driver_name(), e.message))
+}
+
+async fn open_session(args: &Args, webdriver_url: &str, page_url: &str, profile: PathBuf) -> Result<fantoccini::Client, String> {
+    std::fs::create_dir_all(&profile).map_err(|e| format!("{}: {e}", profile.display()))?;
+    let cfg = browser_config(args);
     // Same capabilities as stressctl's `browser::session::open`.
-    let mut caps = Capabilities::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert("pageLoadStrategy".into(), json!("normal"));
-    caps.insert("goog:chromeOptions".into(), json!({"binary": cfg.chromium.display().to_string(), "args": chromium_args(&cfg, &profile)}));
+    let caps: Capabilities = capabilities(&Launch { kind: args.browser, adapter: AdapterMode::Software, cfg: &cfg }, &profile);
     let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
     b.capabilities(caps);
     let client = tokio::time::timeout(cfg.session_timeout, b.connect(webdriver_url))
@@ -208,7 +258,7 @@ async fn op_loop(client: fantoccini::Client, size: u32, ops: u64, mut rng: fastr
             seed = rng.u32(..);
         }
         let t = Instant::now();
-        let r = client.execute_async(CALL_SCRIPT, vec![json!("webgpu"), json!({"size": size, "seed": seed})]).await;
+        let r = client.execute_async(CALL_SCRIPT, vec![json!("webgpu"), json!({"size": size, "seed": seed, "adapter": "software"})]).await;
         res.busy += t.elapsed();
         match r {
             Ok(v) if v.get("ok").and_then(Value::as_bool) == Some(true) => res.ok += 1,
@@ -245,7 +295,7 @@ async fn concurrent(clients: &[fantoccini::Client], size: u32, ops: u64) -> Resu
 async fn measure(
     args: &Args,
     work_dir: &std::path::Path,
-    webdriver_url: &str,
+    webdriver_urls: &[String],
     page_url: &str,
     clients: &mut Vec<fantoccini::Client>,
 ) -> Result<Value, String> {
@@ -256,7 +306,8 @@ async fn measure(
     let opens = (0..args.sessions).map(|i| {
         let profile = work_dir.join(format!("profile-s{i}"));
         tokio::spawn({
-            let (a, w, p) = (args.clone(), webdriver_url.to_string(), page_url.to_string());
+            let url = &webdriver_urls[i as usize % webdriver_urls.len()];
+            let (a, w, p) = (args.clone(), url.clone(), page_url.to_string());
             async move { open_session(&a, &w, &p, profile).await }
         })
     });
@@ -296,6 +347,7 @@ async fn measure(
         "size": args.size,
         "warmup_ops_per_session": args.warmup,
         "runtime": args.runtime.as_str(),
+        "browser": args.browser.as_str(),
     });
     if let Some(e) = first_err {
         out["first_error"] = json!(e.chars().take(300).collect::<String>());

@@ -2,7 +2,8 @@
 # Installs what a fresh Debian machine lacks to build and run stressctl, then builds the
 # release binary. Idempotent: re-running it only does what is missing.
 #
-#   scripts/setup.sh            # install Chromium + ChromeDriver (apt) and build target/release/stressctl
+#   scripts/setup.sh            # install Chromium + ChromeDriver, Firefox ESR + Mesa's Vulkan drivers
+#                               # (apt), geckodriver (cargo install) and build target/release/stressctl
 #   SKIP_BUILD=1 scripts/setup.sh   # packages only
 #   scripts/setup.sh --vendor-check # fetch uPlot again from the npm registry (npm pack), check its
 #                                   # sha512 and that the committed files are exactly its files
@@ -38,6 +39,12 @@ fi
 need_pkgs=()
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
+# Firefox ESR, and Mesa's Vulkan drivers: lavapipe gives Firefox a software WebGPU adapter
+command -v firefox-esr >/dev/null 2>&1 || need_pkgs+=(firefox-esr)
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need_pkgs+=(mesa-vulkan-drivers)
+# node runs the test page's logic in the unit tests; npm fetches onnxruntime-web (setup-ort.sh)
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -51,6 +58,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 echo "setup: $(chromium --version 2>/dev/null | head -1)"
 echo "setup: $(chromedriver --version 2>/dev/null | head -1)"
+echo "setup: $(firefox-esr --version 2>/dev/null | head -1)"
 
 mkdir -p monitoring_logs results_summary
 
@@ -58,6 +66,17 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found: stressctl needs a Rust toolchain 1.82 or newer on the PATH (rustup)" >&2
   exit 1
 fi
+
+# geckodriver: Debian does not package it; it is on crates.io. Pinned, built with its lockfile.
+# stressctl finds it in PATH or in cargo's bin directory ([browser] geckodriver = "geckodriver").
+GECKODRIVER_VERSION=0.37.1
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if ! { command -v geckodriver || ls "$cargo_bin/geckodriver"; } >/dev/null 2>&1 \
+  || ! { geckodriver --version 2>/dev/null || "$cargo_bin/geckodriver" --version; } | head -1 | grep -q " $GECKODRIVER_VERSION"; then
+  echo "setup: installing geckodriver $GECKODRIVER_VERSION (cargo install --locked; a few minutes)"
+  cargo install --quiet --locked geckodriver --version "$GECKODRIVER_VERSION"
+fi
+echo "setup: $({ command -v geckodriver >/dev/null && geckodriver --version || "$cargo_bin/geckodriver" --version; } 2>/dev/null | head -1)"
 
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
   echo "setup: building release binary"

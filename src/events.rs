@@ -49,6 +49,10 @@ pub enum Event {
         /// The planned faults, one line each.
         #[serde(default)]
         faults: Vec<String>,
+        /// The workers: the report groups their results by browser without re-reading the
+        /// config (absent in stores written before browsers were configurable: all Chromium).
+        #[serde(default)]
+        workers: Vec<WorkerInfo>,
     },
     /// A previous process of this campaign died; `launch --resume` picked it up.
     CampaignInterrupted {
@@ -131,6 +135,9 @@ pub enum Event {
         /// Whether it met its criteria.
         #[serde(default)]
         passed: bool,
+        /// Every op found its API unsupported: neither passed nor failed.
+        #[serde(default)]
+        unsupported: bool,
     },
     /// One op failed. Capped per slot (every failure is still counted in the windows).
     OpFailed {
@@ -372,6 +379,19 @@ impl Event {
     }
 }
 
+/// A worker as the campaign started it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Its id (`worker:<id>` breaker key).
+    pub id: String,
+    /// The browser it runs (`chromium`, `firefox`).
+    pub browser: String,
+    /// Its `webgpu_adapter` choice (`software`, `hardware`, `auto`).
+    pub webgpu_adapter: String,
+    /// `managed`, or its WebDriver URL.
+    pub endpoint: String,
+}
+
 /// An event with where and when it happened.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRecord {
@@ -469,6 +489,12 @@ mod tests {
                 pass_phase_ratio: Some(0.7),
                 pass_success_rate: Some(0.9),
                 faults: vec!["kill_driver every 20s".into()],
+                workers: vec![WorkerInfo {
+                    id: "ff".into(),
+                    browser: "firefox".into(),
+                    webgpu_adapter: "software".into(),
+                    endpoint: "managed".into(),
+                }],
             },
             Event::CampaignInterrupted { phase: 2, elapsed_ms: 1500, note: "continued".into() },
             Event::CampaignResumed { phase: 2 },
@@ -499,6 +525,7 @@ mod tests {
                 throughput_ops_per_s: 0.9,
                 p95_ms: 120.5,
                 passed: true,
+                unsupported: false,
             },
             Event::OpFailed {
                 class: FailureClass::Timeout,

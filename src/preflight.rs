@@ -1,12 +1,10 @@
 //! The pre-flight check (`stressctl --check-only`): everything a campaign needs, tried for real
 //! before a night is spent on it, and a baseline of the idle host and of single-session latency.
-//! Every remote worker is asked for its WebDriver `/status`; managed workers are covered by the
-//! local chromedriver and browser probe.
+//! Every remote worker is asked for its WebDriver `/status`; managed workers are covered by a
+//! real browser of each kind they run, started through the campaign's own pool.
 
-use crate::browser::driver::DriverProcess;
-use crate::browser::session;
-use crate::browser::session::Endpoint;
-use crate::config::{Config, TaskSpec, WorkerEndpoint};
+use crate::browser::pool::Pool;
+use crate::config::{AdapterChoice, BrowserKind, Config, TaskSpec, WorkerConfig, WorkerEndpoint};
 use crate::guardian::{health_score, Metric, ResourceSample, Sampler};
 use crate::metrics::{new_histogram, record_latency, LatencySummary};
 use crate::tasks::{run_browser_op, server::PageServer, CALL_SCRIPT};
@@ -103,49 +101,69 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     let mut latency = new_histogram();
     let mut ops_ok = 0u32;
     let mut ops = 0u32;
-    let mut caps = Value::Null;
+    let mut caps = serde_json::Map::new();
     if cfg.needs_browser() {
-        match browser_probe(cfg, profiles_dir, log_dir, stamp).await {
-            Ok((c, lat)) => {
-                caps = c;
-                let gpu = &caps["webgpu"];
-                if gpu["supported"].as_bool() == Some(true) {
-                    let a = &gpu["adapter"];
-                    item(
-                        &mut p.items,
-                        true,
-                        "webgpu",
-                        format!("adapter {} / {}", a["vendor"].as_str().unwrap_or("?"), a["architecture"].as_str().unwrap_or("?")),
-                    );
-                } else {
-                    let needs = cfg.phases.iter().any(|ph| matches!(ph.task, TaskSpec::Webgpu { .. }));
-                    item(&mut p.items, !needs, "webgpu", format!("not available: {}", gpu["error"].as_str().unwrap_or("no adapter")));
+        let needs_webgpu = cfg.phases.iter().any(|ph| matches!(ph.task, TaskSpec::Webgpu { .. }));
+        for r in browser_probe(cfg, profiles_dir, log_dir, stamp).await {
+            let b = r.kind.as_str();
+            let (c, lat) = match r.result {
+                Ok(x) => x,
+                Err(e) => {
+                    item(&mut p.items, false, &format!("browser launch ({b})"), e);
+                    continue;
                 }
-                let nn = &caps["webnn"];
-                let nn_text = if nn["supported"].as_bool() == Some(true) {
-                    "supported".to_string()
-                } else {
-                    format!("not supported ({}) — informational", nn["error"].as_str().unwrap_or("navigator.ml is not available"))
-                };
-                item(&mut p.items, true, "webnn", nn_text);
-                for r in lat {
-                    ops += 1;
-                    if let Ok(d) = r {
-                        ops_ok += 1;
+            };
+            let gpu = &c["webgpu"];
+            let what = format!("webgpu adapter ({b})");
+            if gpu["supported"].as_bool() == Some(true) {
+                let mut detail = describe_adapter(&gpu["adapter"]);
+                if let Some(n) = &r.gpu_name {
+                    detail.push_str(&format!("; chrome://gpu: {n}"));
+                }
+                if let Some(n) = gpu["adapter_retries"].as_u64().filter(|n| *n > 0) {
+                    detail.push_str(&format!("; requestAdapter() answered null {n}× before the adapter came"));
+                }
+                item(&mut p.items, true, &what, format!("{} (webgpu_adapter = \"{}\")", detail, r.choice.as_str()));
+            } else {
+                let err = gpu["error"].as_str().unwrap_or("no adapter");
+                let required = needs_webgpu || r.choice == AdapterChoice::Hardware;
+                item(&mut p.items, !required, &what, format!("not available (webgpu_adapter = \"{}\"): {err}", r.choice.as_str()));
+            }
+            let nn = &c["webnn"];
+            let nn_text = if nn["supported"].as_bool() == Some(true) {
+                format!("supported, graph verified ({})", nn["backend"])
+            } else {
+                format!("not supported: {} — informational", nn["error"].as_str().unwrap_or("navigator.ml is not available"))
+            };
+            item(&mut p.items, true, &format!("webnn ({b})"), nn_text);
+            let mut one = new_histogram();
+            let (mut n, mut n_ok) = (0u32, 0u32);
+            let mut first_err = None;
+            for r in lat {
+                n += 1;
+                match r {
+                    Ok(d) => {
+                        n_ok += 1;
+                        record_latency(&mut one, d);
                         record_latency(&mut latency, d);
                     }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
                 }
-                let l = LatencySummary::of(&latency);
-                item(
-                    &mut p.items,
-                    ops_ok == ops && ops > 0,
-                    "single-session ops",
-                    format!("{ops_ok}/{ops} ok, p50 {:.1} ms, p95 {:.1} ms", l.p50, l.p95),
-                );
             }
-            Err(e) => item(&mut p.items, false, "browser launch", e),
+            ops += n;
+            ops_ok += n_ok;
+            let l = LatencySummary::of(&one);
+            let mut detail = format!("{n_ok}/{n} ok, p50 {:.1} ms, p95 {:.1} ms", l.p50, l.p95);
+            if let Some(e) = first_err {
+                detail.push_str(&format!("; first failure: {e}"));
+            }
+            item(&mut p.items, n_ok == n && n > 0, &format!("single-session ops ({b})"), detail);
+            caps.insert(b.to_string(), c);
         }
     }
+    let caps = Value::Object(caps);
     let success = (ops > 0).then(|| ops_ok as f64 / ops as f64);
     let last = idle.last().cloned().unwrap_or_default();
     let health = health_score(&last, &t, success);
@@ -271,50 +289,122 @@ fn confinement_items(items: &mut Vec<CheckItem>, reserve_percent: u32) -> Value 
 
 type Latencies = Vec<Result<Duration, String>>;
 
-/// Starts chromedriver and one browser for real, asks the page for its capabilities and times 20
-/// ops of the campaign's first browser task. Everything started is stopped before returning.
-async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Result<(Value, Latencies), String> {
-    let server = PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new())
-        .await
-        .map_err(|e| format!("cannot serve the test page on 127.0.0.1: {e}"))?;
-    std::fs::create_dir_all(profiles_dir).map_err(|e| format!("{}: {e}", profiles_dir.display()))?;
-    let mut driver = DriverProcess::spawn(
-        &cfg.browser.chromedriver,
-        &log_dir.join(format!("chromedriver_check_{stamp}.log")),
-        &profiles_dir.join("xdg-config"),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let ep = Endpoint { url: driver.url.clone(), generation: 1, pgid: Some(driver.id.pid) };
-    let task = cfg.phases.iter().map(|p| &p.task).find(|t| t.needs_browser()).cloned().unwrap_or(TaskSpec::Webgpu { matrix_size: 128 });
-    let result = async {
-        let s = session::open(&ep, "check", &cfg.browser, profiles_dir, &server.url(), &TaskSpec::Webgpu { matrix_size: 128 })
-            .await
-            .map_err(|e| format!("chromium did not start through chromedriver: {e}"))?;
-        let caps = s.client.execute_async(CALL_SCRIPT, vec![json!("capabilities"), json!({})]).await.unwrap_or(Value::Null);
-        let mut lat = Vec::new();
-        if !matches!(task, TaskSpec::Page { .. }) {
-            let size = match task {
-                TaskSpec::Webgpu { matrix_size } => matrix_size,
-                _ => 0,
-            };
-            for i in 0..20u32 {
-                let t0 = Instant::now();
-                let r = tokio::time::timeout(cfg.browser.op_timeout, run_browser_op(&s.client, &task, size, 1 + i / 10, None)).await;
-                lat.push(match r {
-                    Ok(Ok(_)) => Ok(t0.elapsed()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timeout".into()),
-                });
-            }
+/// What the probe of one browser found.
+struct BrowserProbe {
+    kind: BrowserKind,
+    choice: AdapterChoice,
+    /// The page's capabilities and the timed ops, or why the browser did not start.
+    result: Result<(Value, Latencies), String>,
+    /// The GPU Chromium names on chrome://gpu.
+    gpu_name: Option<String>,
+}
+
+/// The adapter as one line: its kind, whatever of vendor, architecture, device and description
+/// the browser gives ("not exposed by the browser" for the rest), and the compute limits.
+pub fn describe_adapter(a: &Value) -> String {
+    let field = |k: &str| a[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let named: Vec<String> =
+        ["vendor", "architecture", "device", "description"].iter().filter_map(|k| field(k).map(|v| format!("{k} {v}"))).collect();
+    let info = if named.is_empty() {
+        "vendor, architecture, device and description not exposed by the browser".to_string()
+    } else {
+        named.join(", ")
+    };
+    let l = &a["limits"];
+    let limits: Vec<String> =
+        ["maxBufferSize", "maxStorageBufferBindingSize", "maxComputeWorkgroupSizeX", "maxComputeInvocationsPerWorkgroup"]
+            .iter()
+            .filter_map(|k| {
+                let v = l[*k].as_u64()?;
+                Some(if k.ends_with("Size") && v >= 1 << 20 { format!("{k} {} MiB", v >> 20) } else { format!("{k} {v}") })
+            })
+            .collect();
+    let limits = if limits.is_empty() { "limits not reported".to_string() } else { limits.join(", ") };
+    format!("{} adapter: {info}; {limits}", a["kind"].as_str().unwrap_or("unknown"))
+}
+
+/// For each browser of the managed workers, starts its driver and one browser for real through
+/// the campaign's own pool (same flags, same adapter choice), asks the page for its
+/// capabilities and times 20 ops of the campaign's first browser task. Everything started is
+/// stopped before returning.
+async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Vec<BrowserProbe> {
+    let server = match PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new()).await {
+        Ok(s) => s,
+        Err(e) => {
+            let why = format!("cannot serve the test page on 127.0.0.1: {e}");
+            return cfg
+                .browsers()
+                .into_iter()
+                .map(|kind| BrowserProbe { kind, choice: cfg.browser.webgpu_adapter, result: Err(why.clone()), gpu_name: None })
+                .collect();
         }
-        s.discard().await;
-        Ok((caps, lat))
+    };
+    if let Err(e) = std::fs::create_dir_all(profiles_dir) {
+        server.stop();
+        let why = format!("{}: {e}", profiles_dir.display());
+        return cfg
+            .browsers()
+            .into_iter()
+            .map(|kind| BrowserProbe { kind, choice: cfg.browser.webgpu_adapter, result: Err(why.clone()), gpu_name: None })
+            .collect();
     }
-    .await;
-    driver.kill().await;
+    // one check worker per browser of the managed workers, with the first such worker's adapter
+    let mut workers: Vec<WorkerConfig> = Vec::new();
+    for w in cfg.workers.iter().filter(|w| w.endpoint == WorkerEndpoint::Managed) {
+        if !workers.iter().any(|c| c.browser == w.browser) {
+            workers.push(WorkerConfig {
+                id: format!("check-{}", w.browser),
+                endpoint: WorkerEndpoint::Managed,
+                browser: w.browser,
+                webgpu_adapter: w.webgpu_adapter,
+            });
+        }
+    }
+    let pool = Pool::new(cfg.browser.clone(), &workers, profiles_dir.to_path_buf(), log_dir.to_path_buf(), stamp.to_string(), None);
+    let task = cfg.phases.iter().map(|p| &p.task).find(|t| t.needs_browser()).cloned().unwrap_or(TaskSpec::Webgpu { matrix_size: 128 });
+    let mut out = Vec::new();
+    for w in &pool.workers {
+        let result = async {
+            let s = pool
+                .open_session(w, &server.url(), &TaskSpec::Webgpu { matrix_size: 128 })
+                .await
+                .map_err(|e| format!("{} did not start through {}: {e}", w.browser, w.browser.driver_name()))?;
+            let caps = s
+                .client
+                .execute_async(CALL_SCRIPT, vec![json!("capabilities"), json!({"adapter": s.adapter.as_str()})])
+                .await
+                .unwrap_or(Value::Null);
+            let mut lat = Vec::new();
+            if !matches!(task, TaskSpec::Page { .. }) {
+                let size = match task {
+                    TaskSpec::Webgpu { matrix_size } => matrix_size,
+                    _ => 0,
+                };
+                for i in 0..20u32 {
+                    let t0 = Instant::now();
+                    let r =
+                        tokio::time::timeout(cfg.browser.op_timeout, run_browser_op(&s.client, &task, size, 1 + i / 10, None, s.adapter))
+                            .await;
+                    lat.push(match r {
+                        Ok(Ok(_)) => Ok(t0.elapsed()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("timeout".into()),
+                    });
+                    // three failures in a row say enough: no need to wait out 20 of them
+                    if lat.len() >= 3 && lat.iter().rev().take(3).all(Result::is_err) {
+                        break;
+                    }
+                }
+            }
+            pool.discard(s).await;
+            Ok((caps, lat))
+        }
+        .await;
+        out.push(BrowserProbe { kind: w.browser, choice: w.adapter_choice, result, gpu_name: w.gpu_name() });
+    }
+    pool.shutdown().await;
     server.stop();
-    result
+    out
 }
 
 #[cfg(test)]
@@ -326,9 +416,14 @@ mod tests {
     async fn a_remote_worker_is_ready_only_when_its_webdriver_says_so() {
         // a real chromedriver (no browser is started by /status)
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &dir.path().join("d.log"), dir.path())
-            .await
-            .expect("chromedriver starts (scripts/setup.sh installs it)");
+        let spec = crate::browser::driver::DriverSpec {
+            kind: BrowserKind::Chromium,
+            binary: Path::new("/usr/bin/chromedriver"),
+            log_path: &dir.path().join("d.log"),
+            config_home: dir.path(),
+            env: Vec::new(),
+        };
+        let mut driver = DriverProcess::spawn(&spec).await.expect("chromedriver starts (scripts/setup.sh installs it)");
         let ok = probe_worker(&format!("{}/", driver.url), Duration::from_secs(5)).await;
         assert!(ok.as_deref().is_ok_and(|d| d.starts_with("ready")), "{ok:?}");
         driver.kill().await;

@@ -35,7 +35,8 @@ pub fn warn(line: &str) {
 /// The line printed when a phase ends (also without a terminal: it is the run's heartbeat in
 /// `--detach` output files and CI logs).
 pub fn phase_line(e: &Event) -> Option<String> {
-    let Event::PhaseEnded { name, status, attempted, succeeded, sessions, throughput_ops_per_s, p95_ms, passed, .. } = e else {
+    let Event::PhaseEnded { name, status, attempted, succeeded, sessions, throughput_ops_per_s, p95_ms, passed, unsupported, .. } = e
+    else {
         return None;
     };
     let rate = if *attempted > 0 { *succeeded as f64 / *attempted as f64 * 100.0 } else { 0.0 };
@@ -46,7 +47,13 @@ pub fn phase_line(e: &Event) -> Option<String> {
     };
     Some(format!(
         "{name:<12} {sessions:>3} sessions {attempted:>7} ops  {rate:>6.2}% ok  {throughput_ops_per_s:>7.1} ops/s  p95 {p95_ms:>8.1} ms  {}{tail}",
-        if *passed { "PASS" } else { "FAIL" }
+        if *unsupported {
+            "UNSUPPORTED"
+        } else if *passed {
+            "PASS"
+        } else {
+            "FAIL"
+        }
     ))
 }
 
@@ -151,6 +158,7 @@ mod tests {
             throughput_ops_per_s: 100.0,
             p95_ms: 12.5,
             passed: true,
+            unsupported: false,
         }
     }
 

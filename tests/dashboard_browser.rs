@@ -112,7 +112,14 @@ return {
 async fn open_browser(sb: &Sandbox, log: &str, profile: &str, window: &str, proxy: SocketAddr) -> (DriverProcess, fantoccini::Client) {
     let xdg = sb.root.join("xdg");
     std::fs::create_dir_all(&xdg).unwrap();
-    let driver = DriverProcess::spawn(Path::new("/usr/bin/chromedriver"), &sb.logs.join(log), &xdg).await.expect("chromedriver");
+    let spec = stressctl::browser::driver::DriverSpec {
+        kind: stressctl::config::BrowserKind::Chromium,
+        binary: Path::new("/usr/bin/chromedriver"),
+        log_path: &sb.logs.join(log),
+        config_home: &xdg,
+        env: Vec::new(),
+    };
+    let driver = DriverProcess::spawn(&spec).await.expect("chromedriver");
     let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
     args.extend(["--headless=new".into(), format!("--window-size={window}"), format!("--proxy-server=http://{proxy}")]);
     args.push(format!("--user-data-dir={}", sb.root.join(profile).display()));

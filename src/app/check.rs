@@ -3,11 +3,15 @@
 use super::{CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::campaign::new_campaign_id;
 use crate::cli::CommonArgs;
+use crate::config::BrowserKind;
 use crate::control::lock;
 use crate::progress::say;
 use std::path::Path;
 
 fn tool_version(bin: &Path) -> Result<String, String> {
+    let Some(bin) = &crate::browser::driver::resolve_binary(bin) else {
+        return Err(format!("{} not found (install it with scripts/setup.sh, or set its path in [browser])", bin.display()));
+    };
     match std::process::Command::new(bin).arg("--version").output() {
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string()),
         Ok(o) => Err(format!("`{} --version` exited with {}", bin.display(), o.status)),
@@ -42,7 +46,15 @@ pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliEr
     );
     let mut browsers_ok = true;
     if cfg.needs_browser() {
-        for (name, bin) in [("chromium", &cfg.browser.chromium), ("chromedriver", &cfg.browser.chromedriver)] {
+        let b = &cfg.browser;
+        let mut tools = Vec::new();
+        for kind in cfg.browsers() {
+            match kind {
+                BrowserKind::Chromium => tools.extend([("chromium", &b.chromium), ("chromedriver", &b.chromedriver)]),
+                BrowserKind::Firefox => tools.extend([("firefox", &b.firefox), ("geckodriver", &b.geckodriver)]),
+            }
+        }
+        for (name, bin) in tools {
             match tool_version(bin) {
                 Ok(v) => line(true, name, v),
                 Err(e) => {

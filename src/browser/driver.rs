@@ -1,38 +1,59 @@
-//! A managed chromedriver: spawned on a free loopback port, supervised, and killed (with
-//! everything it started) by its recorded identity.
+//! A managed WebDriver driver (chromedriver or geckodriver): spawned on a free loopback port,
+//! supervised, and killed (with everything it started) by its recorded identity. Both drivers
+//! are held the same way; they differ only in their command line and where they log.
 //!
-//! Where this process may create PID namespaces, chromedriver runs under its own init
-//! ([`crate::confine::pidns`]): the init leads the process group that chromedriver and its
+//! Where this process may create PID namespaces, the driver runs under its own init
+//! ([`crate::confine::pidns`]): the init leads the process group that the driver and its
 //! browsers inherit, it is the identity recorded in the store, and when it exits — because
-//! chromedriver did, because stressctl closed or lost its lifeline, or on SIGKILL — the kernel
-//! kills every process of the namespace. Elsewhere chromedriver is a plain child in its own
+//! the driver did, because stressctl closed or lost its lifeline, or on SIGKILL — the kernel
+//! kills every process of the namespace. Elsewhere the driver is a plain child in its own
 //! process group, as before. Either way, while a run's cgroup is installed
 //! ([`crate::confine::installed`]) the driver is born inside it.
 
 use super::process::ProcId;
+use crate::config::BrowserKind;
 use crate::confine::{self, pidns};
 use crate::recovery::{FailureClass, OpError};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How long chromedriver gets to answer `/status` after spawning.
+/// What to start: which driver, from where, logging where, with which extra environment.
+pub struct DriverSpec<'a> {
+    /// chromedriver or geckodriver.
+    pub kind: BrowserKind,
+    /// The driver binary (already resolved, see [`resolve_binary`]).
+    pub binary: &'a Path,
+    /// Its log file: chromedriver writes it itself (`--log-path`), geckodriver's stderr is
+    /// appended to it.
+    pub log_path: &'a Path,
+    /// The driver's (and so the browser's) `XDG_CONFIG_HOME`: Chromium's crash handler, which
+    /// leaves the process group, then writes under the run's state dir and carries it in its
+    /// command line instead of writing to the user's home.
+    pub config_home: &'a Path,
+    /// More environment for the driver and its browsers (e.g. the Vulkan ICD that decides
+    /// Firefox's WebGPU adapter).
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// How long a driver gets to answer `/status` after spawning.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How the driver process is held.
 enum Child {
     /// A plain child process (no PID namespaces here).
     Plain(tokio::process::Child),
-    /// chromedriver under its own init; the handle is the init.
+    /// The driver under its own init; the handle is the init.
     Supervised(pidns::Supervised),
 }
 
-/// A running chromedriver process we started.
+/// A running driver process (chromedriver or geckodriver) we started.
 pub struct DriverProcess {
     child: Child,
-    /// Its identity: the init of its PID namespace when supervised, else chromedriver itself.
-    /// Either way it leads the process group that chromedriver and its browsers are in.
+    /// Its identity: the init of its PID namespace when supervised, else the driver itself.
+    /// Either way it leads the process group that the driver and its browsers are in.
     pub id: ProcId,
     /// Loopback port.
     pub port: u16,
@@ -40,33 +61,41 @@ pub struct DriverProcess {
     pub url: String,
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released; chromedriver binds it right after).
+/// A free TCP port on 127.0.0.1 (bound then released; the driver binds it right after).
 pub fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(l.local_addr()?.port())
 }
 
 impl DriverProcess {
-    /// Spawns chromedriver and waits until it answers `/status` with `ready: true`.
-    ///
-    /// `config_home` becomes the driver's (and so Chromium's) `XDG_CONFIG_HOME`: Chromium's crash
-    /// handler, which leaves the process group, then writes under the run's state dir and carries
-    /// it in its command line instead of writing to the user's home.
-    pub async fn spawn(binary: &Path, log_path: &Path, config_home: &Path) -> Result<DriverProcess, OpError> {
+    /// Spawns the driver and waits until it answers `/status` with `ready: true`.
+    pub async fn spawn(spec: &DriverSpec<'_>) -> Result<DriverProcess, OpError> {
+        let name = spec.kind.driver_name();
         let launch = |m: String| OpError::new(FailureClass::LaunchFailure, m);
+        let log_path = spec.log_path;
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let port = free_port().map_err(|e| launch(format!("no free loopback port: {e}")))?;
-            let args = [format!("--port={port}"), format!("--log-path={}", log_path.display()), "--log-level=WARNING".to_string()];
-            let (child, pid) = start(binary, &args, config_home).map_err(launch)?;
-            let id = ProcId::of(pid).ok_or_else(|| launch("chromedriver exited at once".into()))?;
+            let (args, log) = match spec.kind {
+                BrowserKind::Chromium => {
+                    (vec![format!("--port={port}"), format!("--log-path={}", log_path.display()), "--log-level=WARNING".to_string()], None)
+                }
+                BrowserKind::Firefox => (
+                    // geckodriver logs to stderr only; bound to loopback, it also answers only
+                    // requests whose Host header is 127.0.0.1:<port>
+                    vec![format!("--port={port}"), "--host=127.0.0.1".to_string(), "--log=warn".to_string()],
+                    Some(log_path),
+                ),
+            };
+            let (child, pid) = start(spec, &args, log).map_err(launch)?;
+            let id = ProcId::of(pid).ok_or_else(|| launch(format!("{name} exited at once")))?;
             // From here on the process is owned by `d`: if this future is dropped (a stop during
             // start-up), Drop kills its group, so nothing leaks.
             let mut d = DriverProcess { child, id, port, url: format!("http://127.0.0.1:{port}") };
             let started = Instant::now();
             loop {
                 if let Some(status) = d.exit_status() {
-                    last_err = format!("chromedriver exited with {status} before answering (port {port}; see {})", log_path.display());
+                    last_err = format!("{name} exited with {status} before answering (port {port}; see {})", log_path.display());
                     break;
                 }
                 if driver_ready(port).await {
@@ -74,7 +103,7 @@ impl DriverProcess {
                 }
                 if started.elapsed() > READY_TIMEOUT {
                     d.kill().await;
-                    return Err(launch(format!("chromedriver did not answer on port {port} within {READY_TIMEOUT:?}")));
+                    return Err(launch(format!("{name} did not answer on port {port} within {READY_TIMEOUT:?}")));
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -83,7 +112,7 @@ impl DriverProcess {
     }
 
     /// Whether the process is still running (for a supervised driver: its init, which leaves
-    /// with chromedriver).
+    /// with the driver).
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Child::Plain(c) => matches!(c.try_wait(), Ok(None)),
@@ -110,10 +139,10 @@ impl DriverProcess {
         }
     }
 
-    /// Kills the driver's process group (chromedriver and the browsers it started) and reaps it.
+    /// Kills the driver's process group (the driver and the browsers it started) and reaps it.
     pub async fn kill(&mut self) {
-        // group first: browsers live in chromedriver's group (a supervised driver's init ignores
-        // SIGTERM and leaves once chromedriver has, taking its namespace with it)
+        // group first: browsers live in the driver's group (a supervised driver's init ignores
+        // SIGTERM and leaves once the driver has, taking its namespace with it)
         self.id.signal_group(libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_millis(1500);
         while Instant::now() < deadline {
@@ -153,22 +182,27 @@ impl Drop for DriverProcess {
     }
 }
 
-/// Starts chromedriver with `args`: under its own init where PID namespaces are available, else
+/// Starts the driver with `args`: under its own init where PID namespaces are available, else
 /// as a plain child in its own process group; inside the installed run cgroup, if any. Returns
-/// the handle and the pid to identify (the init's, or chromedriver's).
-fn start(binary: &Path, args: &[String], config_home: &Path) -> Result<(Child, u32), String> {
+/// the handle and the pid to identify (the init's, or the driver's).
+fn start(spec: &DriverSpec<'_>, args: &[String], log: Option<&Path>) -> Result<(Child, u32), String> {
+    let binary = spec.binary;
+    let name = spec.kind.driver_name();
     let cgroup = confine::installed();
+    let mut env: Vec<(OsString, OsString)> = vec![("XDG_CONFIG_HOME".into(), spec.config_home.into())];
+    env.extend(spec.env.iter().cloned());
     if pidns::available() {
         let mut req = pidns::SpawnRequest {
             program: binary.to_path_buf(),
             args: args.iter().map(Into::into).collect(),
-            env: vec![("XDG_CONFIG_HOME".into(), config_home.into())],
+            env: env.clone(),
             cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+            log: log.map(Path::to_path_buf),
         };
         let mut spawned = pidns::spawn(&req);
         if let Err(e @ pidns::SpawnError::Cgroup { .. }) = &spawned {
             // the run's cgroup went away (removed by hand?): a driver unconfined beats no driver
-            tracing::warn!(target: "stressctl::browser", "{e}: chromedriver runs unconfined");
+            tracing::warn!(target: "stressctl::browser", "{e}: {name} runs unconfined");
             req.cgroup_procs.clear();
             spawned = pidns::spawn(&req);
         }
@@ -178,36 +212,41 @@ fn start(binary: &Path, args: &[String], config_home: &Path) -> Result<(Child, u
                 return Ok((Child::Supervised(s), pid));
             }
             Err(pidns::SpawnError::Unsupported(e)) => {
-                tracing::warn!(target: "stressctl::browser", "{e}: chromedriver runs as a plain child");
+                tracing::warn!(target: "stressctl::browser", "{e}: {name} runs as a plain child");
             }
             Err(e) => return Err(e.to_string()),
         }
     }
+    let (stdout, stderr) = match log {
+        Some(p) => {
+            let f =
+                std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+            let g = f.try_clone().map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+            (Stdio::from(f), Stdio::from(g))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
     let mut cmd = tokio::process::Command::new(binary);
-    cmd.args(args)
-        .env("XDG_CONFIG_HOME", config_home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(false);
+    cmd.args(args).envs(env).stdin(Stdio::null()).stdout(stdout).stderr(stderr).process_group(0).kill_on_drop(false);
     let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let pid = child.id().ok_or_else(|| "chromedriver exited at once".to_string())?;
+    let pid = child.id().ok_or_else(|| format!("{name} exited at once"))?;
     if let Some(cg) = &cgroup {
-        // before chromedriver is asked for a browser, so every browser is born inside
+        // before the driver is asked for a browser, so every browser is born inside
         if let Err(e) = cg.join(pid) {
-            tracing::warn!(target: "stressctl::browser", pid, "chromedriver not confined: {e}");
+            tracing::warn!(target: "stressctl::browser", pid, "{name} not confined: {e}");
         }
     }
     Ok((Child::Plain(child), pid))
 }
 
-/// A minimal GET /status over loopback: true when chromedriver says it is ready.
+/// A minimal GET /status over loopback: true when the driver says it is ready.
 pub async fn driver_ready(port: u16) -> bool {
     let fut = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.ok()?;
-        // chromedriver may keep the connection open: read until the answer is in, not to EOF
+        // the port in Host: geckodriver rejects a Host header that is not exactly its address
+        let req = format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        // a driver may keep the connection open: read until the answer is in, not to EOF
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
         loop {
@@ -229,6 +268,30 @@ pub async fn driver_ready(port: u16) -> bool {
 }
 
 /// The path a permanently broken driver is "restarted" from (for `kill_driver permanent`).
-pub fn broken_binary_path(worker: &str) -> PathBuf {
-    PathBuf::from(format!("/nonexistent/stressctl-fault-injected/{worker}/chromedriver"))
+pub fn broken_binary_path(worker: &str, kind: BrowserKind) -> PathBuf {
+    PathBuf::from(format!("/nonexistent/stressctl-fault-injected/{worker}/{}", kind.driver_name()))
+}
+
+/// Where a driver binary given as a bare name lives: `PATH` first, then cargo's bin directory
+/// (`$CARGO_HOME/bin`, `~/.cargo/bin`), where `cargo install geckodriver` puts it and which a
+/// root shell's `PATH` often lacks. A path with a `/` is taken as it is.
+pub fn resolve_binary(p: &Path) -> Option<PathBuf> {
+    let is_exec = |c: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if p.as_os_str().is_empty() {
+        return None;
+    }
+    if p.components().count() > 1 || p.is_absolute() {
+        return is_exec(p).then(|| p.to_path_buf());
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
+    if let Some(c) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(c).join("bin"));
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(h).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(p)).find(|c| is_exec(c))
 }

@@ -1,4 +1,6 @@
-//! Browsers: managed chromedriver processes, WebDriver sessions and the worker pool.
+//! Browsers: managed drivers (chromedriver, geckodriver), WebDriver sessions, the WebGPU adapter
+//! each browser is launched for, and the worker pool.
+pub mod adapter;
 pub mod driver;
 pub mod pool;
 pub mod process;

@@ -1,24 +1,41 @@
 //! Workers (WebDriver endpoints) and the pool of idle sessions.
 //!
-//! A *managed* worker is a chromedriver that stressctl spawns on a free loopback port, in its own
-//! process group, and supervises: it is respawned on demand after it dies and restarted on request
-//! by the recovery ladder. A *remote* worker is just a URL. Every process started is recorded in
-//! the store (pid + start time) so a later run can reap it, and only such processes are signalled.
+//! A *managed* worker's driver is spawned by stressctl on a free loopback port, in its own
+//! process group, and supervised. A Chromium worker has one chromedriver for all its sessions:
+//! it is respawned on demand after it dies and restarted on request by the recovery ladder.
+//! geckodriver serves one session at a time, so a Firefox worker spawns one geckodriver per
+//! session, owned by the session and killed with it. A *remote* worker is just a URL. Every
+//! process started is recorded in the store (pid + start time) so a later run can reap it, and
+//! only such processes are signalled.
+//!
+//! A worker with `webgpu_adapter = "auto"` settles its adapter on its first session: hardware
+//! when the page finds a hardware adapter, software otherwise, for the rest of the run.
 
-use super::driver::{broken_binary_path, DriverProcess};
+use super::adapter::{AdapterMode, ICD_DIR};
+use super::driver::{broken_binary_path, resolve_binary, DriverProcess, DriverSpec};
 use super::process::{group_members_with_marker, ProcId};
-use super::session::{self, Endpoint, Session};
-use crate::config::{BrowserConfig, TaskSpec, WorkerConfig, WorkerEndpoint};
+use super::session::{self, Endpoint, Launch, Session};
+use crate::config::{AdapterChoice, BrowserConfig, BrowserKind, TaskSpec, WorkerConfig, WorkerEndpoint};
 use crate::recovery::{FailureClass, OpError};
 use crate::store::{ProcessRow, Store};
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// One WebDriver endpoint.
 pub struct Worker {
     /// Worker id (`worker:<id>` breaker key).
     pub id: String,
+    /// The browser its sessions run (`browser:<name>` breaker key).
+    pub browser: BrowserKind,
+    /// The adapter choice in force for it (its own, else `[browser]`'s).
+    pub adapter_choice: AdapterChoice,
+    /// The adapter settled for it: fixed for `software`/`hardware`, found on the first session
+    /// for `auto`.
+    adapter: Mutex<Option<AdapterMode>>,
+    /// The GPU Chromium names on `chrome://gpu`, read once per adapter mode (a hardware launch
+    /// and a software one name different renderers).
+    gpu_names: Mutex<Vec<(AdapterMode, Option<String>)>>,
     endpoint: WorkerEndpoint,
     inner: tokio::sync::Mutex<DriverSlot>,
 }
@@ -28,7 +45,8 @@ struct DriverSlot {
     driver: Option<DriverProcess>,
     /// Bumped on every (re)start: sessions of an older generation are stale.
     generation: u64,
-    /// Set by a permanent `kill_driver` fault: the driver cannot be restarted.
+    /// Set by a permanent `kill_driver` fault: the driver cannot be restarted (and, for a
+    /// driver per session, no new one can be started).
     broken: bool,
     /// Groups of drivers we killed, to reap browsers left in them.
     dead_groups: Vec<u32>,
@@ -38,6 +56,32 @@ impl Worker {
     /// Whether stressctl runs this worker's driver.
     pub fn is_managed(&self) -> bool {
         matches!(self.endpoint, WorkerEndpoint::Managed)
+    }
+
+    /// Whether each session has a driver of its own (managed Firefox: geckodriver serves one
+    /// session at a time).
+    pub fn driver_per_session(&self) -> bool {
+        self.is_managed() && self.browser == BrowserKind::Firefox
+    }
+
+    /// The adapter its sessions are launched for now.
+    pub fn adapter_mode(&self) -> AdapterMode {
+        lock(&self.adapter).unwrap_or_else(|| AdapterMode::first_for(self.adapter_choice))
+    }
+
+    /// Whether the adapter is settled (always, but for `auto` before its first session).
+    fn adapter_settled(&self) -> bool {
+        lock(&self.adapter).is_some()
+    }
+
+    /// The GPU name read from `chrome://gpu` for the adapter in use, once known.
+    pub fn gpu_name(&self) -> Option<String> {
+        let mode = self.adapter_mode();
+        lock(&self.gpu_names).iter().find(|(m, _)| *m == mode).and_then(|(_, n)| n.clone())
+    }
+
+    fn gpu_name_read(&self, mode: AdapterMode) -> bool {
+        lock(&self.gpu_names).iter().any(|(m, _)| *m == mode)
     }
 }
 
@@ -55,6 +99,9 @@ pub struct Pool {
     live: Mutex<HashSet<ProcId>>,
     /// Browsers whose session must be recycled (over the RSS cap).
     recycle: Mutex<HashSet<ProcId>>,
+    /// Drivers owned by open sessions (geckodriver), for a force stop that cannot wait for the
+    /// sessions to be discarded.
+    session_drivers: Mutex<HashSet<ProcId>>,
 }
 
 impl Pool {
@@ -70,7 +117,20 @@ impl Pool {
         let workers = workers
             .iter()
             .map(|w| {
-                Arc::new(Worker { id: w.id.clone(), endpoint: w.endpoint.clone(), inner: tokio::sync::Mutex::new(DriverSlot::default()) })
+                let choice = w.webgpu_adapter.unwrap_or(cfg.webgpu_adapter);
+                let settled = match choice {
+                    AdapterChoice::Auto => None,
+                    c => Some(AdapterMode::first_for(c)),
+                };
+                Arc::new(Worker {
+                    id: w.id.clone(),
+                    browser: w.browser,
+                    adapter_choice: choice,
+                    adapter: Mutex::new(settled),
+                    gpu_names: Mutex::default(),
+                    endpoint: w.endpoint.clone(),
+                    inner: tokio::sync::Mutex::new(DriverSlot::default()),
+                })
             })
             .collect();
         Pool {
@@ -83,7 +143,53 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             live: Mutex::default(),
             recycle: Mutex::default(),
+            session_drivers: Mutex::default(),
         }
+    }
+
+    /// The driver binary of `kind`, resolved (a bare name through `PATH` and cargo's bin).
+    fn driver_binary(&self, kind: BrowserKind) -> Result<PathBuf, OpError> {
+        let configured = match kind {
+            BrowserKind::Chromium => &self.cfg.chromedriver,
+            BrowserKind::Firefox => &self.cfg.geckodriver,
+        };
+        resolve_binary(configured).ok_or_else(|| {
+            let hint = match kind {
+                BrowserKind::Chromium => "apt-get install chromium-driver, or set [browser] chromedriver",
+                BrowserKind::Firefox => "cargo install geckodriver --locked (scripts/setup.sh does), or set [browser] geckodriver",
+            };
+            OpError::new(FailureClass::LaunchFailure, format!("{} not found at {} ({hint})", kind.driver_name(), configured.display()))
+        })
+    }
+
+    /// Spawns a driver for worker `w` (its shared chromedriver, or a session's geckodriver) and
+    /// records it.
+    async fn spawn_driver(&self, w: &Worker, broken: bool) -> Result<DriverProcess, OpError> {
+        let kind = w.browser;
+        let binary = if broken { broken_binary_path(&w.id, kind) } else { self.driver_binary(kind)? };
+        let log = self.log_dir.join(format!("{}_{}_{}.log", kind.driver_name(), w.id, self.log_stamp));
+        let config_home = self.profiles_dir.join("xdg-config");
+        let env = match kind {
+            BrowserKind::Chromium => Vec::new(),
+            BrowserKind::Firefox => {
+                let mut env = w.adapter_mode().firefox_env(Path::new(ICD_DIR));
+                // Firefox's crash helper leaves the process group; the run records no crashes anyway
+                env.push(("MOZ_CRASHREPORTER_DISABLE".into(), "1".into()));
+                env
+            }
+        };
+        let d = DriverProcess::spawn(&DriverSpec { kind, binary: &binary, log_path: &log, config_home: &config_home, env }).await?;
+        if let Some(store) = &self.store {
+            store.process(ProcessRow {
+                pid: d.id.pid,
+                start_time: d.id.start_time,
+                kind: kind.driver_name(),
+                worker: w.id.clone(),
+                pgid: d.id.pid,
+                marker: format!("--port={}", d.port),
+            });
+        }
+        Ok(d)
     }
 
     /// The worker's endpoint, starting (or restarting) its driver if it is managed and not running.
@@ -106,64 +212,133 @@ impl Pool {
             }
         }
         self.reap_dead_groups(&mut slot);
-        let binary = if slot.broken { broken_binary_path(&w.id) } else { self.cfg.chromedriver.clone() };
-        let log = self.log_dir.join(format!("chromedriver_{}_{}.log", w.id, self.log_stamp));
-        let config_home = self.profiles_dir.join("xdg-config");
-        let d = DriverProcess::spawn(&binary, &log, &config_home).await?;
+        let d = self.spawn_driver(w, slot.broken).await?;
         slot.generation += 1;
-        tracing::info!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, port = d.port, generation = slot.generation, "chromedriver started");
-        if let Some(store) = &self.store {
-            store.process(ProcessRow {
-                pid: d.id.pid,
-                start_time: d.id.start_time,
-                kind: "chromedriver",
-                worker: w.id.clone(),
-                pgid: d.id.pid,
-                marker: format!("--port={}", d.port),
-            });
-        }
+        tracing::info!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, port = d.port, generation = slot.generation, "{} started", w.browser.driver_name());
         let ep = Endpoint { url: d.url.clone(), generation: slot.generation, pgid: Some(d.id.pid) };
         slot.driver = Some(d);
         Ok(ep)
     }
 
     /// Restarts the worker's driver unless it was already restarted since `seen_generation`.
-    pub async fn restart_driver(&self, w: &Worker, seen_generation: u64) -> Result<Endpoint, OpError> {
+    /// A worker with a driver per session has nothing shared to restart: the next session
+    /// starts a fresh driver (or fails to, when it is broken).
+    pub async fn restart_driver(&self, w: &Worker, seen_generation: u64) -> Result<(), OpError> {
         if !w.is_managed() {
             return Err(OpError::new(
                 FailureClass::ConnectionFailure,
                 format!("worker {} is remote: its driver cannot be restarted", w.id),
             ));
         }
+        if w.driver_per_session() {
+            return match w.inner.lock().await.broken {
+                true => Err(OpError::new(
+                    FailureClass::LaunchFailure,
+                    format!("the {} of worker {} cannot be started", w.browser.driver_name(), w.id),
+                )),
+                false => Ok(()),
+            };
+        }
         {
             let mut slot = w.inner.lock().await;
             if slot.generation == seen_generation {
                 if let Some(mut d) = slot.driver.take() {
-                    tracing::warn!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, "restarting chromedriver");
+                    tracing::warn!(target: "stressctl::browser", worker = %w.id, pid = d.id.pid, "restarting {}", w.browser.driver_name());
                     self.record_ended(&d.id);
                     d.kill().await;
                     slot.dead_groups.push(d.id.pid);
                 }
             }
         }
-        self.endpoint(w).await
+        self.endpoint(w).await.map(drop)
     }
 
-    /// SIGKILLs the worker's driver process alone (fault injection), optionally making it
-    /// impossible to restart. Returns the pid killed.
-    pub async fn kill_driver(&self, w: &Worker, permanent: bool) -> Option<u32> {
+    /// SIGKILLs the worker's driver process alone (fault injection) — the session's own driver
+    /// where each session has one — optionally making it impossible to restart. Returns the pid
+    /// killed.
+    pub async fn kill_driver(&self, w: &Worker, session: Option<&Session>, permanent: bool) -> Option<u32> {
         let mut slot = w.inner.lock().await;
         if permanent {
             slot.broken = true;
         }
-        let d = slot.driver.as_ref()?;
+        let d = match session.and_then(|s| s.own_driver.as_ref()) {
+            Some(d) => d,
+            None => slot.driver.as_ref()?,
+        };
         d.id.signal(libc::SIGKILL).then_some(d.id.pid)
     }
 
-    /// Opens a session on `w` for `task`.
+    /// Opens a session on `w` for `task`, settling an `auto` adapter on the worker's first one.
     pub async fn open_session(&self, w: &Worker, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
-        let ep = self.endpoint(w).await?;
-        let s = session::open(&ep, &w.id, &self.cfg, &self.profiles_dir, page_url, task).await?;
+        let s = self.open_session_as(w, w.adapter_mode(), page_url, task).await?;
+        if w.adapter_settled() {
+            return Ok(s);
+        }
+        // auto: keep the hardware adapter if the page finds one, else settle on software
+        let found = crate::tasks::probe_adapter(&s.client, AdapterMode::Hardware).await;
+        let mode = {
+            let mut settled = lock(&w.adapter);
+            // another session may have settled it meanwhile: its answer stands
+            *settled.get_or_insert(if found.is_ok() { AdapterMode::Hardware } else { AdapterMode::Software })
+        };
+        match &found {
+            Ok(()) => {
+                tracing::info!(target: "stressctl::browser", worker = %w.id, "webgpu_adapter auto: using the {} adapter", mode.as_str())
+            }
+            Err(why) => {
+                tracing::warn!(target: "stressctl::browser", worker = %w.id, "webgpu_adapter auto: {why}; using the {} adapter", mode.as_str())
+            }
+        }
+        if mode == s.adapter {
+            return Ok(s);
+        }
+        self.discard(s).await;
+        self.open_session_as(w, mode, page_url, task).await
+    }
+
+    async fn open_session_as(&self, w: &Worker, adapter: AdapterMode, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
+        let launch = Launch { kind: w.browser, adapter, cfg: &self.cfg };
+        let (ep, own_driver) = if w.driver_per_session() {
+            let broken = w.inner.lock().await.broken;
+            let d = self.spawn_driver(w, broken).await?;
+            (Endpoint { url: d.url.clone(), generation: 0, pgid: Some(d.id.pid) }, Some(d))
+        } else {
+            (self.endpoint(w).await?, None)
+        };
+        // the GPU's name, once per worker, before the test page (Chromium only)
+        let read_gpu_name = w.browser == BrowserKind::Chromium && !w.gpu_name_read(adapter);
+        let mut s = match session::open(&ep, &w.id, &launch, &self.profiles_dir, page_url, task).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(mut d) = own_driver {
+                    self.record_ended(&d.id);
+                    d.kill().await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(d) = own_driver {
+            lock(&self.session_drivers).insert(d.id);
+            s.own_driver = Some(d);
+        }
+        if read_gpu_name {
+            let name = session::chromium_gpu_name(&s.client).await;
+            {
+                let mut names = lock(&w.gpu_names);
+                if !names.iter().any(|(m, _)| *m == adapter) {
+                    names.push((adapter, name));
+                }
+            }
+            let url = match task {
+                TaskSpec::Page { url, .. } => url.as_str(),
+                _ => page_url,
+            };
+            if let Err(e) = s.client.goto(url).await {
+                let e = crate::tasks::classify_cmd_error(e);
+                self.discard(s).await;
+                return Err(OpError::new(e.class, format!("loading the test page: {}", e.message)));
+            }
+        }
         if let (Some(store), Some(b), Some(pgid)) = (&self.store, s.browser, ep.pgid) {
             store.process(ProcessRow {
                 pid: b.pid,
@@ -171,7 +346,7 @@ impl Pool {
                 kind: "browser",
                 worker: w.id.clone(),
                 pgid,
-                marker: format!("--user-data-dir={}", s.user_data_dir.display()),
+                marker: s.user_data_dir.display().to_string(),
             });
         }
         if let Some(b) = s.browser {
@@ -189,14 +364,20 @@ impl Pool {
         }
     }
 
-    /// Discards a session (closes it, kills its browser, removes its profile).
+    /// Discards a session (closes it, kills its browser and its own driver, removes its
+    /// profile).
     pub async fn discard(&self, s: Session) {
         let b = s.browser;
+        let d = s.own_driver.as_ref().map(|d| d.id);
         s.discard().await;
         if let Some(b) = b {
             lock(&self.live).remove(&b);
             lock(&self.recycle).remove(&b);
             self.record_ended(&b);
+        }
+        if let Some(d) = d {
+            lock(&self.session_drivers).remove(&d);
+            self.record_ended(&d);
         }
     }
 
@@ -246,6 +427,10 @@ impl Pool {
                 lock(&self.live).remove(&b);
                 self.record_ended(&b);
             }
+            if let Some(d) = s.own_driver.as_ref().map(|d| d.id) {
+                lock(&self.session_drivers).remove(&d);
+                self.record_ended(&d);
+            }
             closing.spawn(s.discard());
         }
         while closing.join_next().await.is_some() {}
@@ -263,6 +448,10 @@ impl Pool {
 
     /// Kills every driver's process group at once (force stop). Never blocks on a driver.
     pub fn kill_now(&self) {
+        for d in lock(&self.session_drivers).drain() {
+            d.signal_group(libc::SIGKILL);
+            d.signal(libc::SIGKILL);
+        }
         for w in &self.workers {
             if let Ok(mut slot) = w.inner.try_lock() {
                 if let Some(d) = slot.driver.as_mut() {
@@ -280,7 +469,7 @@ impl Pool {
     /// SIGKILLs browsers left in the groups of drivers that are gone (identified by our profile
     /// directory in their command line and their group id; verified by start time).
     fn reap_dead_groups(&self, slot: &mut DriverSlot) {
-        let marker = format!("--user-data-dir={}", self.profiles_dir.display());
+        let marker = self.profiles_dir.display().to_string();
         for pgid in std::mem::take(&mut slot.dead_groups) {
             for p in group_members_with_marker(pgid, &marker) {
                 p.signal(libc::SIGKILL);

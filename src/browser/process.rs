@@ -63,10 +63,17 @@ pub fn group_members_with_marker(pgid: u32, marker: &str) -> Vec<ProcId> {
         .collect()
 }
 
-/// The main browser process (not a `--type=` child) in group `pgid` using `user_data_dir`.
-pub fn find_browser(pgid: u32, user_data_dir: &std::path::Path) -> Option<ProcId> {
-    let marker = format!("--user-data-dir={}", user_data_dir.display());
+/// The main browser process in group `pgid` whose command line names `profile_dir`
+/// (Chromium's `--user-data-dir=`, Firefox's `-profile`): not a Chromium `--type=` child nor a
+/// Firefox `-contentproc` child.
+pub fn find_browser(pgid: u32, profile_dir: &std::path::Path) -> Option<ProcId> {
+    let marker = profile_dir.display().to_string();
     group_members_with_marker(pgid, &marker).into_iter().find(|p| {
-        std::fs::read(format!("/proc/{}/cmdline", p.pid)).map(|c| !String::from_utf8_lossy(&c).contains("--type=")).unwrap_or(false)
+        std::fs::read(format!("/proc/{}/cmdline", p.pid))
+            .map(|c| {
+                let c = String::from_utf8_lossy(&c);
+                !c.contains("--type=") && !c.contains("-contentproc")
+            })
+            .unwrap_or(false)
     })
 }

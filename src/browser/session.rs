@@ -1,8 +1,10 @@
-//! One WebDriver session: a Chromium with a fresh `--user-data-dir` under the run's state dir,
-//! the test page loaded, and the identity of its browser process recorded.
+//! One WebDriver session: a browser (Chromium or Firefox) with a fresh profile directory under
+//! the run's state dir, the test page loaded, and the identity of its browser process recorded.
 
+use super::adapter::AdapterMode;
+use super::driver::DriverProcess;
 use super::process::{find_browser, ProcId};
-use crate::config::{BrowserConfig, TaskSpec};
+use crate::config::{BrowserConfig, BrowserKind, TaskSpec};
 use crate::recovery::{FailureClass, OpError};
 use crate::tasks::classify_cmd_error;
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
@@ -22,7 +24,20 @@ pub struct Endpoint {
     /// Process group of the local driver (managed workers).
     pub pgid: Option<u32>,
 }
-/// The flags every Chromium gets: offline-safe, WebGPU on SwiftShader.
+/// What a session is launched as: the browser, the adapter it is launched for, and the
+/// settings it shares with every session.
+#[derive(Clone, Copy)]
+pub struct Launch<'a> {
+    /// Chromium or Firefox.
+    pub kind: BrowserKind,
+    /// The WebGPU adapter the browser is launched for.
+    pub adapter: AdapterMode,
+    /// `[browser]`.
+    pub cfg: &'a BrowserConfig,
+}
+
+/// The flags every Chromium gets: offline-safe, WebGPU and WebNN on (the adapter flags come
+/// from [`AdapterMode::chromium_flags`]).
 pub const MANDATORY_ARGS: &[&str] = &[
     "--disable-background-networking",
     "--disable-component-update",
@@ -30,8 +45,7 @@ pub const MANDATORY_ARGS: &[&str] = &[
     "--no-first-run",
     "--disable-quic",
     "--enable-unsafe-webgpu",
-    "--use-webgpu-adapter=swiftshader",
-    "--enable-features=Vulkan",
+    "--enable-features=Vulkan,WebMachineLearningNeuralNetwork",
     "--disable-dev-shm-usage",
     "--no-default-browser-check",
     "--disable-crash-reporter",
@@ -46,9 +60,34 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Firefox preferences every session gets: WebGPU on (also on Linux, where it is behind the
+/// blocklist), and nothing that reaches beyond loopback (geckodriver's recommended preferences
+/// already turn most of that off; these are the rest seen here).
+pub const FIREFOX_PREFS: &[(&str, bool)] = &[
+    ("dom.webgpu.enabled", true),
+    ("gfx.webgpu.ignore-blocklist", true),
+    ("browser.shell.checkDefaultBrowser", false),
+    ("network.connectivity-service.enabled", false),
+    ("network.captive-portal-service.enabled", false),
+    ("network.dns.disablePrefetch", true),
+    ("network.prefetch-next", false),
+    ("browser.safebrowsing.malware.enabled", false),
+    ("browser.safebrowsing.phishing.enabled", false),
+    ("browser.safebrowsing.downloads.enabled", false),
+    ("datareporting.healthreport.uploadEnabled", false),
+    ("datareporting.policy.dataSubmissionEnabled", false),
+    ("toolkit.telemetry.enabled", false),
+    ("extensions.update.enabled", false),
+    ("extensions.getAddons.cache.enabled", false),
+    ("app.update.auto", false),
+    ("browser.newtabpage.enabled", false),
+    ("browser.startup.homepage_override.mstone", false),
+];
+
 /// The Chromium command-line arguments for a session using `user_data_dir`.
-pub fn chromium_args(cfg: &BrowserConfig, user_data_dir: &Path) -> Vec<String> {
+pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: &Path) -> Vec<String> {
     let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
+    args.extend(adapter.chromium_flags().iter().map(|s| s.to_string()));
     if cfg.headless {
         args.push("--headless=new".into());
     }
@@ -58,6 +97,35 @@ pub fn chromium_args(cfg: &BrowserConfig, user_data_dir: &Path) -> Vec<String> {
     args.push(format!("--user-data-dir={}", user_data_dir.display()));
     args.extend(cfg.extra_args.iter().cloned());
     args
+}
+
+/// The capabilities that open a session of `launch` with its profile in `profile_dir`.
+pub fn capabilities(launch: &Launch<'_>, profile_dir: &Path) -> Capabilities {
+    let mut caps = Capabilities::new();
+    caps.insert("pageLoadStrategy".into(), json!("normal"));
+    match launch.kind {
+        BrowserKind::Chromium => {
+            caps.insert("browserName".into(), json!("chrome"));
+            caps.insert(
+                "goog:chromeOptions".into(),
+                json!({"binary": launch.cfg.chromium.display().to_string(), "args": chromium_args(launch.cfg, launch.adapter, profile_dir)}),
+            );
+        }
+        BrowserKind::Firefox => {
+            caps.insert("browserName".into(), json!("firefox"));
+            let mut args = vec![json!("-profile"), json!(profile_dir.display().to_string())];
+            if launch.cfg.headless {
+                args.insert(0, json!("-headless"));
+            }
+            args.extend(launch.cfg.extra_args.iter().map(|a| json!(a)));
+            let prefs: serde_json::Map<String, serde_json::Value> = FIREFOX_PREFS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            caps.insert(
+                "moz:firefoxOptions".into(),
+                json!({"binary": launch.cfg.firefox.display().to_string(), "args": args, "prefs": prefs}),
+            );
+        }
+    }
+    caps
 }
 
 /// A live session.
@@ -76,30 +144,32 @@ pub struct Session {
     pub ops: u64,
     /// Short id for logs (`s<N>`).
     pub label: String,
+    /// The browser it runs.
+    pub kind: BrowserKind,
+    /// The adapter it was launched for.
+    pub adapter: AdapterMode,
+    /// The session's own driver, for browsers whose driver serves one session (geckodriver):
+    /// it lives and dies with the session.
+    pub own_driver: Option<DriverProcess>,
 }
 
-/// Opens a session on `webdriver_url` and loads the page the task runs in.
+/// Opens a session on `ep` and loads the page the task runs in.
 pub async fn open(
     ep: &Endpoint,
     worker: &str,
-    cfg: &BrowserConfig,
+    launch: &Launch<'_>,
     profiles_dir: &Path,
     page_url: &str,
     task: &TaskSpec,
 ) -> Result<Session, OpError> {
+    let cfg = launch.cfg;
     let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
     let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
     let label = format!("s{n}");
     let user_data_dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&user_data_dir)
         .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", user_data_dir.display())))?;
-    let mut caps = Capabilities::new();
-    caps.insert("browserName".into(), json!("chrome"));
-    caps.insert("pageLoadStrategy".into(), json!("normal"));
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": cfg.chromium.display().to_string(), "args": chromium_args(cfg, &user_data_dir)}),
-    );
+    let caps = capabilities(launch, &user_data_dir);
     let connect = async {
         if webdriver_url.starts_with("https://") {
             let mut b = fantoccini::ClientBuilder::rustls()
@@ -134,7 +204,18 @@ pub async fn open(
         }
     };
     let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));
-    let s = Session { client, worker: worker.to_string(), driver_generation, user_data_dir, browser, ops: 0, label };
+    let s = Session {
+        client,
+        worker: worker.to_string(),
+        driver_generation,
+        user_data_dir,
+        browser,
+        ops: 0,
+        label,
+        kind: launch.kind,
+        adapter: launch.adapter,
+        own_driver: None,
+    };
     let setup = async {
         s.client
             .update_timeouts(TimeoutConfiguration::new(Some(cfg.op_timeout), Some(cfg.session_timeout), Some(Duration::ZERO)))
@@ -174,7 +255,7 @@ impl Session {
     /// Ends the session: asks the driver to quit the browser (bounded wait), kills the browser
     /// process if it is still there, and removes the profile directory.
     pub async fn discard(self) {
-        let Session { client, user_data_dir, browser, label, worker, .. } = self;
+        let Session { client, user_data_dir, browser, label, worker, own_driver, .. } = self;
         let closed = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
         if !matches!(closed, Ok(Ok(()))) {
             tracing::debug!(target: "stressctl::browser", worker, session = label, "session did not close cleanly");
@@ -191,6 +272,32 @@ impl Session {
                 b.signal(libc::SIGKILL);
             }
         }
+        if let Some(mut d) = own_driver {
+            d.kill().await;
+        }
         remove_profile(&user_data_dir);
     }
+}
+
+/// The GPU Chromium names on `chrome://gpu` (the ANGLE/GL renderer line), which the WebGPU
+/// adapter's own info often leaves out. Leaves the session on `chrome://gpu`: load the page
+/// afterwards. None where the browser has no such page or it names nothing.
+pub async fn chromium_gpu_name(client: &fantoccini::Client) -> Option<String> {
+    client.goto("chrome://gpu").await.ok()?;
+    // chrome://gpu fills itself in from script, inside shadow roots: poll its text for a while
+    // the page is a table of text cells ("GL_RENDERER", ":", "ANGLE (…)") inside shadow roots
+    const SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
+const cells = (e, out) => { if (e.nodeName === 'STYLE' || e.nodeName === 'SCRIPT') return out;
+  if (e.shadowRoot) cells(e.shadowRoot, out);
+  for (const c of e.childNodes) { if (c.nodeType === 3) { const t = c.textContent.trim(); if (t) out.push(t); } else cells(c, out); }
+  return out; };
+let tries = 0;
+const look = () => { const t = cells(document.documentElement, []);
+  const i = t.indexOf('GL_RENDERER');
+  if (i >= 0) { const v = t.slice(i + 1, i + 3).find((x) => x !== ':'); if (v) return done(v); }
+  if (++tries > 40) return done(null);
+  setTimeout(look, 50); };
+look();"#;
+    let v = client.execute_async(SCRIPT, vec![]).await.ok()?;
+    v.as_str().map(str::to_string).filter(|s| !s.is_empty())
 }

@@ -18,6 +18,8 @@ pub(crate) struct Situation {
     pub stopped: bool,
     /// The phase met its criteria.
     pub passed: bool,
+    /// Every op of the phase found its API unsupported: it neither passed nor failed.
+    pub unsupported: bool,
     /// The guardian paused the run during the phase.
     pub tripped: bool,
     /// Failing phases in a row before this one.
@@ -66,6 +68,10 @@ pub(crate) fn decide(s: Situation) -> Next {
     }
     if s.passed {
         return Next::Advance { failed_in_row: 0 };
+    }
+    if s.unsupported {
+        // nothing to retry and nothing wrong with the load: the streak is left as it was
+        return Next::Advance { failed_in_row: s.failed_in_row };
     }
     let failed_in_row = s.failed_in_row + 1;
     if failed_in_row >= s.max_failed_in_row {
@@ -223,6 +229,7 @@ mod tests {
         Situation {
             stopped: false,
             passed: true,
+            unsupported: false,
             tripped: false,
             failed_in_row: 0,
             max_failed_in_row: 3,
@@ -264,6 +271,12 @@ mod tests {
     #[test]
     fn a_failure_below_the_limit_advances_with_a_longer_streak() {
         assert_eq!(decide(Situation { passed: false, failed_in_row: 1, ..base() }), Next::Advance { failed_in_row: 2 });
+    }
+
+    #[test]
+    fn an_unsupported_phase_neither_resets_nor_lengthens_the_streak() {
+        let s = Situation { passed: false, unsupported: true, failed_in_row: 2, ..base() };
+        assert_eq!(decide(s), Next::Advance { failed_in_row: 2 });
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod escalation;
 mod faults;
 mod guard;
 mod phase;
+mod placement;
 pub mod resume;
 mod runner;
 pub mod shared;

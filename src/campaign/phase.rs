@@ -38,6 +38,18 @@ pub(crate) struct PhaseCtx {
     pub live: Arc<Live>,
     /// Faults to inject.
     pub faults: Arc<FaultPlan>,
+    /// Set by the first slot that reports an adapter (the task's `adapter`, beside each
+    /// browser's own).
+    pub first_adapter: std::sync::OnceLock<()>,
+    /// Null `requestAdapter()` answers retried past, per browser, this phase.
+    pub adapter_retries: std::sync::Mutex<std::collections::BTreeMap<crate::config::BrowserKind, u64>>,
+}
+
+impl PhaseCtx {
+    /// Whether this phase may place sessions on `browser` (its `browsers` list, when it has one).
+    pub fn phase_allows(&self, browser: crate::config::BrowserKind) -> bool {
+        self.phase.browsers.is_empty() || self.phase.browsers.contains(&browser)
+    }
 }
 
 /// How a phase runs this time: sessions after health gating, report notes, and how far it had
@@ -55,6 +67,8 @@ pub(crate) struct PhasePlan {
 pub(crate) struct PhaseOutcome {
     /// It met its criteria.
     pub passed: bool,
+    /// Every op found its API unsupported.
+    pub unsupported: bool,
     /// A stop request ended it.
     pub stopped: bool,
     /// Its success rate (None without ops).
@@ -100,12 +114,13 @@ pub(crate) async fn run_phase(
         hard: hard.clone(),
         live: live.clone(),
         faults: faults.clone(),
+        first_adapter: Default::default(),
+        adapter_retries: Default::default(),
     });
 
-    // spread the sessions over the workers whose breakers are closed (all of them if none is)
-    let ranked = run.ranked_workers();
-    let healthy: Vec<usize> = ranked.iter().filter(|(_, h)| *h).map(|(ix, _)| *ix).collect();
-    let placement: Vec<usize> = if healthy.is_empty() { (0..ranked.len()).collect() } else { healthy };
+    // spread the sessions over the workers whose breakers are closed (all of them if none is),
+    // following the phase's `browsers` and the task's browser preference
+    let placement = run.placement(phase, sessions);
     // Open the sessions before the phase clock starts: a browser launch takes seconds, which are
     // not load and must not eat into the phase. A slot that fails here retries (and records the
     // failure) on its first op.
@@ -229,8 +244,9 @@ pub(crate) async fn run_phase(
             throughput_ops_per_s: p.throughput_ops_per_s,
             p95_ms: p.latency_ms.p95,
             passed: p.criteria.passed,
+            unsupported: p.criteria.unsupported,
         },
     );
     let success_rate = (p.ops_attempted > 0).then(|| p.ops_succeeded as f64 / p.ops_attempted as f64);
-    Ok(PhaseOutcome { passed: p.criteria.passed, stopped, success_rate })
+    Ok(PhaseOutcome { passed: p.criteria.passed, unsupported: p.criteria.unsupported, stopped, success_rate })
 }

@@ -24,13 +24,14 @@ pub fn reap(state_dir: &Path, id: &str) -> Result<Reaped, StoreError> {
     let reader = StoreReader::open(&path)?;
     let procs = reader.live_processes()?;
     drop(reader);
-    let marker = format!("--user-data-dir={}", state_dir.join("runs").join(id).join("profiles").display());
+    // Chromium names its profile in `--user-data-dir=`, Firefox after `-profile`: the path alone
+    let marker = state_dir.join("runs").join(id).join("profiles").display().to_string();
     let mut out = Reaped::default();
     let mut ended = Vec::new();
     for p in &procs {
         let id = ProcId { pid: p.pid, start_time: p.start_time };
         if id.alive() {
-            if p.kind == "chromedriver" {
+            if p.kind == "chromedriver" || p.kind == "geckodriver" {
                 id.signal_group(libc::SIGKILL);
             }
             if id.signal(libc::SIGKILL) {

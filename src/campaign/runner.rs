@@ -177,6 +177,20 @@ impl Campaign {
                 pass_phase_ratio: Some(self.cfg.campaign.pass_phase_ratio),
                 pass_success_rate: Some(self.cfg.campaign.pass_success_rate),
                 faults: self.cfg.faults.iter().map(faults::describe).collect(),
+                workers: self
+                    .cfg
+                    .workers
+                    .iter()
+                    .map(|w| crate::events::WorkerInfo {
+                        id: w.id.clone(),
+                        browser: w.browser.as_str().to_string(),
+                        webgpu_adapter: w.webgpu_adapter.unwrap_or(self.cfg.browser.webgpu_adapter).as_str().to_string(),
+                        endpoint: match &w.endpoint {
+                            crate::config::WorkerEndpoint::Managed => "managed".to_string(),
+                            crate::config::WorkerEndpoint::Remote(u) => u.clone(),
+                        },
+                    })
+                    .collect(),
             },
         );
         run.event(id.clone(), None, confinement.to_event());
@@ -285,6 +299,7 @@ impl Campaign {
             let next = escalation::decide(Situation {
                 stopped: out.stopped,
                 passed: out.passed,
+                unsupported: out.unsupported,
                 tripped: run.is_tripped(),
                 failed_in_row,
                 max_failed_in_row: self.cfg.campaign.max_consecutive_failed_phases,

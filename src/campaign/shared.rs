@@ -311,6 +311,27 @@ impl RunShared {
             .collect()
     }
 
+    /// The worker of each of a phase's `sessions` sessions ([`super::placement::place`]).
+    pub fn placement(&self, phase: &crate::config::PhaseConfig, sessions: u32) -> Vec<usize> {
+        let Some(pool) = &self.pool else { return vec![0; sessions as usize] };
+        let ranked: Vec<super::placement::Candidate> = self
+            .ranked_workers()
+            .into_iter()
+            .filter_map(|(ix, healthy)| pool.workers.get(ix).map(|w| super::placement::Candidate { ix, browser: w.browser, healthy }))
+            .collect();
+        let now = Instant::now();
+        let browser_ok = |b: crate::config::BrowserKind| {
+            matches!(self.breakers.state(&format!("browser:{b}"), now), None | Some(BreakerState::Closed | BreakerState::Disabled))
+        };
+        let preference = self.cfg.browser_preference.for_keys(&phase.task.preference_keys());
+        let placed = super::placement::place(sessions, &ranked, &phase.browsers, preference, browser_ok);
+        if placed.is_empty() {
+            // validation guarantees a worker for every listed browser; never leave a phase empty
+            return (0..sessions as usize).map(|s| s % pool.workers.len().max(1)).collect();
+        }
+        placed
+    }
+
     /// Writes breaker transitions as events.
     pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
         for (key, t) in ts {

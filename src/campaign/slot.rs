@@ -5,7 +5,7 @@ use super::faults::page_fault;
 use super::phase::PhaseCtx;
 use crate::breaker::{GateRejected, OpGate, Outcome};
 use crate::browser::session::Session;
-use crate::config::{FaultConfig, FaultKind, TaskSpec};
+use crate::config::{BrowserKind, FaultConfig, FaultKind, TaskSpec};
 use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
@@ -38,6 +38,12 @@ enum Attempt {
     Abandoned,
     /// A breaker refused: no op was run.
     Rejected,
+}
+
+/// Whether a failure class belongs to the browser (so another browser may do better): it
+/// crashed, did not launch, or its GPU stack failed.
+fn browser_failure(class: FailureClass) -> bool {
+    matches!(class, FailureClass::Crash | FailureClass::LaunchFailure | FailureClass::GpuError | FailureClass::ApiUnsupported)
 }
 
 /// Which scopes a failure counts against: (worker, browser, task). A driver that cannot be
@@ -73,6 +79,8 @@ pub(super) struct Slot {
     fail_events: u32,
     fail_events_since: Instant,
     fail_events_suppressed: u64,
+    /// Browsers this slot found an API unsupported on: not tried again this phase.
+    unsupported_on: std::collections::BTreeSet<BrowserKind>,
 }
 
 impl Slot {
@@ -104,18 +112,27 @@ impl Slot {
             fail_events: 0,
             fail_events_since: Instant::now(),
             fail_events_suppressed: 0,
+            unsupported_on: Default::default(),
         }
     }
 
     fn gate_for(ctx: &PhaseCtx, worker_ix: usize) -> OpGate {
         let task = ctx.phase.task.kind();
-        match &ctx.run.pool {
-            Some(p) => ctx.run.breakers.gate(p.workers.get(worker_ix).map(|w| w.id.as_str()).unwrap_or("none"), "chromium", task),
+        match ctx.run.pool.as_ref().and_then(|p| p.workers.get(worker_ix)) {
+            Some(w) => ctx.run.breakers.gate(&w.id, w.browser.as_str(), task),
+            None if ctx.run.pool.is_some() => ctx.run.breakers.gate("none", "none", task),
             None => ctx.run.breakers.gate("synthetic", "none", task),
         }
     }
 
+    /// The browser of the slot's worker (None for synthetic tasks).
+    fn browser(&self) -> Option<BrowserKind> {
+        self.ctx.run.pool.as_ref().and_then(|p| p.workers.get(self.worker_ix)).map(|w| w.browser)
+    }
+
     fn set_worker(&mut self, ix: usize) {
+        // the ops so far belong to the worker that ran them
+        self.flush();
         self.worker_ix = ix;
         self.gate = Self::gate_for(&self.ctx, ix);
     }
@@ -221,9 +238,15 @@ impl Slot {
         if !transitions.is_empty() {
             self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), transitions);
         }
-        if key.starts_with("worker:") {
+        if key.starts_with("worker:") || key.starts_with("browser:") {
             let current = self.worker_ix;
-            if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, healthy)| healthy && ix != current) {
+            let pool = self.ctx.run.pool.clone();
+            let usable = |ix: usize| {
+                pool.as_ref().and_then(|p| p.workers.get(ix)).is_some_and(|w| {
+                    self.ctx.phase_allows(w.browser) && (key.starts_with("worker:") || format!("browser:{}", w.browser) != key)
+                })
+            };
+            if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, healthy)| healthy && ix != current && usable(ix)) {
                 self.set_worker(ix);
                 tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session to worker {}", self.worker_id());
                 self.drop_session().await;
@@ -267,7 +290,7 @@ impl Slot {
         }
         let seed = self.seed;
         let limit = self.ctx.run.cfg.browser.op_timeout + DRIVER_SLACK;
-        let op = tokio::time::timeout(limit, run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault));
+        let op = tokio::time::timeout(limit, run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault, s.adapter));
         tokio::select! {
             r = op => Attempt::Done(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
             _ = self.ctx.hard.cancelled() => Attempt::Abandoned,
@@ -325,8 +348,9 @@ impl Slot {
             FaultKind::KillDriver => {
                 let pool = pool?;
                 let w = pool.workers.get(self.worker_ix)?.clone();
-                let pid = pool.kill_driver(&w, f.permanent).await?;
-                format!("SIGKILL chromedriver pid {pid} of worker {}{}", w.id, if f.permanent { " (permanent)" } else { "" })
+                let pid = pool.kill_driver(&w, self.session.as_ref(), f.permanent).await?;
+                let driver = w.browser.driver_name();
+                format!("SIGKILL {driver} pid {pid} of worker {}{}", w.id, if f.permanent { " (permanent)" } else { "" })
             }
             _ => format!("page fault {}", f.kind.as_str()),
         };
@@ -344,9 +368,12 @@ impl Slot {
         self.ctx.live.record(result.is_ok());
         match result {
             Ok(ok) => {
+                if ok.adapter_retries > 0 {
+                    self.count_adapter_retries(ok.adapter_retries);
+                }
                 if !self.adapter_reported {
                     if let Some(a) = ok.adapter {
-                        self.ctx.run.store.task_info(self.ctx.idx, self.ctx.phase.task.kind(), "adapter", a);
+                        self.report_adapter(a);
                         self.adapter_reported = true;
                     }
                 }
@@ -382,6 +409,65 @@ impl Slot {
         }
     }
 
+    /// Records the adapter (or WebNN backend) the page reported, per browser, with what
+    /// stressctl knows beside it: the `webgpu_adapter` choice and the GPU `chrome://gpu` names.
+    fn report_adapter(&self, mut a: serde_json::Value) {
+        let kind = self.ctx.phase.task.kind();
+        let Some(w) = self.ctx.run.pool.as_ref().and_then(|p| p.workers.get(self.worker_ix)) else { return };
+        if let Some(o) = a.as_object_mut() {
+            if matches!(self.ctx.phase.task, TaskSpec::Webgpu { .. }) {
+                o.insert("webgpu_adapter".into(), serde_json::json!(w.adapter_choice.as_str()));
+                if let Some(n) = w.gpu_name() {
+                    o.insert("gpu_name".into(), serde_json::json!(n));
+                }
+            }
+        }
+        // the first browser to report is also the task's adapter (reports before browsers)
+        if self.ctx.first_adapter.set(()).is_ok() {
+            self.ctx.run.store.task_info(self.ctx.idx, kind, "adapter", a.clone());
+        }
+        self.ctx.run.store.task_info(self.ctx.idx, kind, format!("adapter:{}", w.browser), a);
+    }
+
+    /// Adds null `requestAdapter()` answers the page retried past to the phase's count for this
+    /// browser, and stores the new total.
+    fn count_adapter_retries(&self, n: u64) {
+        let Some(b) = self.browser() else { return };
+        let total = {
+            let mut m = self.ctx.adapter_retries.lock().unwrap_or_else(|e| e.into_inner());
+            let t = m.entry(b).or_insert(0);
+            *t += n;
+            *t
+        };
+        self.ctx.run.store.task_info(self.ctx.idx, self.ctx.phase.task.kind(), format!("adapter_retries:{b}"), serde_json::json!(total));
+    }
+
+    /// A worker of another browser than this slot's, best-ranked first, whose worker and
+    /// browser breakers are closed; None when there is none (one browser configured, or all
+    /// others unhealthy).
+    fn other_browser_worker(&self) -> Option<usize> {
+        let pool = self.ctx.run.pool.as_ref()?;
+        let mine = self.browser()?;
+        let now = Instant::now();
+        self.ctx.run.ranked_workers().into_iter().find_map(|(ix, healthy)| {
+            let w = pool.workers.get(ix)?;
+            let browser_ok = matches!(
+                self.ctx.run.breakers.state(&format!("browser:{}", w.browser), now),
+                None | Some(crate::breaker::BreakerState::Closed | crate::breaker::BreakerState::Disabled)
+            );
+            (healthy && browser_ok && w.browser != mine && self.ctx.phase_allows(w.browser)).then_some(ix)
+        })
+    }
+
+    /// Moves the slot to worker `ix` of another browser, with an event saying why.
+    async fn move_to_browser(&mut self, ix: usize, class: FailureClass) {
+        let from = self.browser().map(|b| b.as_str()).unwrap_or("none");
+        self.drop_session().await;
+        self.set_worker(ix);
+        let to = self.browser().map(|b| b.as_str()).unwrap_or("none");
+        tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{class} on {from}: moving this session to {to} (worker {})", self.worker_id());
+    }
+
     async fn on_failure(&mut self, e: OpError) {
         // Every failure is counted in the window; events are capped per slot so a flood of
         // failures (a broken page, a synthetic failure rate) cannot flood the store and the logs.
@@ -409,6 +495,19 @@ impl Slot {
         }
         if self.synthetic.is_some() {
             return; // synthetic failures are drawn, there is nothing to recover
+        }
+        if e.class == FailureClass::ApiUnsupported {
+            // never retried where it failed; tried once on each other browser configured
+            if let Some(b) = self.browser() {
+                self.unsupported_on.insert(b);
+            }
+            let target = self.other_browser_worker().filter(|&ix| {
+                self.ctx.run.pool.as_ref().and_then(|p| p.workers.get(ix)).is_some_and(|w| !self.unsupported_on.contains(&w.browser))
+            });
+            if let Some(ix) = target {
+                self.move_to_browser(ix, e.class).await;
+            }
+            return;
         }
         let max_level = self.ctx.run.cfg.recovery.max_level;
         let (ended, step) = self.ladder.on_failure(e.class, Instant::now(), max_level);
@@ -442,11 +541,17 @@ impl Slot {
                     self.matrix_size = self.matrix_size.min(self.ctx.run.cfg.recovery.reduced_matrix_size);
                 }
             }
-            Strategy::OtherWorker => {
+            Strategy::OtherBrowser if browser_failure(step.class) && self.other_browser_worker().is_some() => {
+                if let Some(ix) = self.other_browser_worker() {
+                    self.move_to_browser(ix, step.class).await;
+                }
+            }
+            Strategy::OtherWorker | Strategy::OtherBrowser => {
                 self.drop_session().await;
-                // the best-ranked other worker (closed breakers first)
+                // the best-ranked other worker (closed breakers first) the phase may use
                 let current = self.worker_ix;
-                if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, _)| ix != current) {
+                let allowed = |ix: usize| pool.workers.get(ix).is_some_and(|w| self.ctx.phase_allows(w.browser));
+                if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, _)| ix != current && allowed(ix)) {
                     self.set_worker(ix);
                 }
             }

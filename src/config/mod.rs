@@ -12,6 +12,7 @@
 //! `validate.rs` and `faults.rs` (the `[[faults]]` entries and their warnings), the merging of
 //! layers in `layer.rs`, durations in `duration.rs`.
 
+mod browsers;
 mod duration;
 mod faults;
 mod layer;
@@ -19,6 +20,7 @@ mod raw;
 mod settings;
 mod validate;
 
+pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::{fmt_duration, HumanDuration};
 pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
@@ -166,6 +168,12 @@ impl TaskSpec {
             TaskSpec::Synthetic { .. } => "synthetic",
         }
     }
+    /// The `[browser_preference]` keys that apply to this task, most specific first (a model's
+    /// type, then the task kind).
+    pub fn preference_keys(&self) -> Vec<&'static str> {
+        vec![self.kind()]
+    }
+
     /// Whether this task needs a browser.
     pub fn needs_browser(&self) -> bool {
         !matches!(self, TaskSpec::Synthetic { .. })
@@ -198,6 +206,10 @@ pub struct PhaseConfig {
     /// Threshold overrides.
     #[serde(skip_serializing_if = "SafetyOverrides::is_empty")]
     pub safety: SafetyOverrides,
+    /// Browsers to spread the sessions over (each has a configured worker); empty: the
+    /// workers as ranked by health and `[browser_preference]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub browsers: Vec<BrowserKind>,
 }
 
 /// A WebDriver endpoint. Serialized as its `[[workers]]` entry (`raw.rs`).
@@ -205,8 +217,19 @@ pub struct PhaseConfig {
 pub struct WorkerConfig {
     /// Stable id (`worker:<id>` breaker key).
     pub id: String,
-    /// Managed (spawned chromedriver) or remote URL.
+    /// Managed (spawned driver) or remote URL.
     pub endpoint: WorkerEndpoint,
+    /// The browser its sessions run (and the `browser:<name>` breaker they count against).
+    pub browser: BrowserKind,
+    /// This worker's adapter choice, over `[browser] webgpu_adapter`.
+    pub webgpu_adapter: Option<AdapterChoice>,
+}
+
+impl WorkerConfig {
+    /// A managed Chromium worker: what runs when no `[[workers]]` are given.
+    pub fn managed(id: &str) -> WorkerConfig {
+        WorkerConfig { id: id.into(), endpoint: WorkerEndpoint::Managed, browser: BrowserKind::Chromium, webgpu_adapter: None }
+    }
 }
 
 /// Where a worker's WebDriver lives.
@@ -291,6 +314,8 @@ pub struct Config {
     pub breakers: BreakersConfig,
     /// Recovery.
     pub recovery: RecoveryConfig,
+    /// Which browsers a task or model type prefers.
+    pub browser_preference: BrowserPreference,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -304,12 +329,13 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 8)?;
+        let mut m = s.serialize_struct("Config", 9)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
         m.serialize_field("breaker", &self.breakers)?;
         m.serialize_field("recovery", &self.recovery)?;
+        m.serialize_field("browser_preference", &self.browser_preference)?;
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;
         if self.faults.is_empty() {
@@ -340,6 +366,11 @@ struct Layer<'a> {
 }
 
 impl Config {
+    /// The browsers the configured workers run, each once, in report order.
+    pub fn browsers(&self) -> Vec<BrowserKind> {
+        BrowserKind::ALL.into_iter().filter(|k| self.workers.iter().any(|w| w.browser == *k)).collect()
+    }
+
     /// Loads the config. With only `file`, the file alone; with only `profile` (default `quick`),
     /// that embedded profile; with both, the profile is the base and the file is layered over it:
     /// its tables and keys override the profile's, and its `[[phases]]`, `[[workers]]` and

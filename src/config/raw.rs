@@ -8,8 +8,8 @@
 //! task kind, an endpoint, a schedule).
 
 use super::{
-    BrowserConfig, CampaignSettings, FaultConfig, FaultKind, FaultSchedule, HumanDuration, RecoveryConfig, SafetyConfig, SafetyOverrides,
-    StressLevel, WorkerConfig, WorkerEndpoint,
+    AdapterChoice, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, FaultConfig, FaultKind, FaultSchedule, HumanDuration,
+    RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, WorkerConfig, WorkerEndpoint,
 };
 use crate::breaker::BreakerConfig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -29,6 +29,8 @@ pub(super) struct RawConfig {
     pub breaker: BreakerTables,
     #[serde(default)]
     pub recovery: RecoveryConfig,
+    #[serde(default)]
+    pub browser_preference: BrowserPreference,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,
@@ -123,14 +125,19 @@ pub(super) struct RawWorker {
     pub managed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<BrowserKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webgpu_adapter: Option<AdapterChoice>,
 }
 
 impl From<&WorkerConfig> for RawWorker {
     fn from(w: &WorkerConfig) -> Self {
-        match &w.endpoint {
-            WorkerEndpoint::Managed => RawWorker { id: w.id.clone(), managed: Some(true), url: None },
-            WorkerEndpoint::Remote(u) => RawWorker { id: w.id.clone(), managed: None, url: Some(u.clone()) },
-        }
+        let (managed, url) = match &w.endpoint {
+            WorkerEndpoint::Managed => (Some(true), None),
+            WorkerEndpoint::Remote(u) => (None, Some(u.clone())),
+        };
+        RawWorker { id: w.id.clone(), managed, url, browser: Some(w.browser), webgpu_adapter: w.webgpu_adapter }
     }
 }
 
@@ -153,6 +160,7 @@ pub(super) struct RawPhase {
     pub criteria: Option<RawCriteria>,
     pub task: Option<RawTask>,
     pub safety: Option<SafetyOverrides>,
+    pub browsers: Option<Vec<BrowserKind>>,
 }
 
 #[derive(Deserialize, Serialize)]

@@ -123,6 +123,13 @@ pub struct BrowserConfig {
     pub chromium: PathBuf,
     /// The driver binary (managed workers).
     pub chromedriver: PathBuf,
+    /// The Firefox binary (workers with `browser = "firefox"`).
+    pub firefox: PathBuf,
+    /// geckodriver: a path, or a bare name looked up in `PATH` and then in cargo's bin
+    /// directory (`cargo install geckodriver` puts it there; Debian does not package it).
+    pub geckodriver: PathBuf,
+    /// Which WebGPU adapter browsers are launched to use; a worker may override it.
+    pub webgpu_adapter: super::AdapterChoice,
     /// Run headless (default true).
     pub headless: bool,
     /// Extra arguments appended to the mandatory ones.
@@ -142,6 +149,9 @@ impl Default for BrowserConfig {
         BrowserConfig {
             chromium: PathBuf::from("/usr/bin/chromium"),
             chromedriver: PathBuf::from("/usr/bin/chromedriver"),
+            firefox: PathBuf::from("/usr/bin/firefox-esr"),
+            geckodriver: PathBuf::from("geckodriver"),
+            webgpu_adapter: super::AdapterChoice::Software,
             headless: true,
             extra_args: Vec::new(),
             max_ops_per_session: 1000,
@@ -162,7 +172,7 @@ pub struct RecoveryConfig {
     /// Cap of the exponential backoff.
     #[serde(with = "human")]
     pub backoff_cap: Duration,
-    /// Highest ladder level tried (1..=5).
+    /// Highest ladder level tried (1..=6; 6 is browser fallback).
     pub max_level: u8,
     /// Matrix size used by "adjusted settings" (level 4).
     pub reduced_matrix_size: u32,
@@ -173,7 +183,7 @@ impl Default for RecoveryConfig {
         RecoveryConfig {
             backoff_base: Duration::from_millis(100),
             backoff_cap: Duration::from_secs(5),
-            max_level: 5,
+            max_level: 6,
             reduced_matrix_size: 32,
         }
     }

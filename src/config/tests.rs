@@ -59,7 +59,7 @@ fn unknown_keys_wrong_types_and_ranges_name_file_key_and_range() {
 #[test]
 fn defaults_criteria_workers_and_faults() {
     let c = Config::parse(MIN, "t").unwrap();
-    assert_eq!(c.workers, vec![WorkerConfig { id: "local".into(), endpoint: WorkerEndpoint::Managed }]);
+    assert_eq!(c.workers, vec![WorkerConfig::managed("local")]);
     assert_eq!(c.phases[0].criteria, StressLevel::Moderate.default_criteria());
     assert_eq!(StressLevel::Extreme.default_criteria(), Criteria { min_success_rate: 0.80, max_p95: Duration::from_secs(8) });
     assert_eq!(c.safety, SafetyConfig::default());

@@ -8,8 +8,8 @@
 use super::layer::Origin;
 use super::raw::{BreakerTables, RawConfig, RawPhase, RawTask, RawWorker, BREAKER_SCOPES};
 use super::{
-    fmt_duration, BreakersConfig, BrowserConfig, CampaignSettings, Config, ConfigError, PhaseConfig, RecoveryConfig, SafetyConfig,
-    SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint,
+    fmt_duration, BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, Config, ConfigError, PhaseConfig,
+    RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
 };
 use crate::breaker::BreakerConfig;
 use std::fmt;
@@ -90,7 +90,8 @@ impl<'a> Validator<'a> {
         self.recovery(&raw.recovery)?;
         let workers = self.workers(raw.workers.unwrap_or_default())?;
         let default_task = self.task("task", raw.task.as_ref())?;
-        let mut phases = self.phases(raw.phases.unwrap_or_default(), &default_task)?;
+        self.preference(&raw.browser_preference)?;
+        let mut phases = self.phases(raw.phases.unwrap_or_default(), &default_task, &workers)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
         Ok(Config {
@@ -101,6 +102,7 @@ impl<'a> Validator<'a> {
             safety: raw.safety,
             breakers,
             recovery: raw.recovery,
+            browser_preference: raw.browser_preference,
             workers,
             phases,
             faults,
@@ -171,7 +173,7 @@ impl<'a> Validator<'a> {
     fn recovery(&self, r: &RecoveryConfig) -> Result<(), ConfigError> {
         self.dur("recovery.backoff_base", r.backoff_base, MS, MINUTE)?;
         self.dur("recovery.backoff_cap", r.backoff_cap, MS, 10 * MINUTE)?;
-        self.int("recovery.max_level", r.max_level, 1, 5)?;
+        self.int("recovery.max_level", r.max_level, 1, 6)?;
         self.int("recovery.reduced_matrix_size", r.reduced_matrix_size, 4, 4096)?;
         Ok(())
     }
@@ -189,7 +191,7 @@ impl<'a> Validator<'a> {
     fn workers(&self, raw: Vec<RawWorker>) -> Result<Vec<WorkerConfig>, ConfigError> {
         let mut workers = Vec::new();
         if raw.is_empty() {
-            workers.push(WorkerConfig { id: "local".into(), endpoint: WorkerEndpoint::Managed });
+            workers.push(WorkerConfig::managed("local"));
         }
         for (i, w) in raw.into_iter().enumerate() {
             let key = format!("workers[{i}]");
@@ -210,7 +212,7 @@ impl<'a> Validator<'a> {
                     return Err(self.err(&key, "neither managed nor url", "give `managed = true` or `url = \"http://127.0.0.1:PORT\"`"))
                 }
             };
-            workers.push(WorkerConfig { id: w.id, endpoint });
+            workers.push(WorkerConfig { id: w.id, endpoint, browser: w.browser.unwrap_or_default(), webgpu_adapter: w.webgpu_adapter });
         }
         Ok(workers)
     }
@@ -293,7 +295,44 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn phases(&self, raw: Vec<RawPhase>, default_task: &TaskSpec) -> Result<Vec<PhaseConfig>, ConfigError> {
+    /// `[browser_preference]`: known keys, non-empty lists without repeats.
+    fn preference(&self, p: &BrowserPreference) -> Result<(), ConfigError> {
+        for (k, list) in &p.0 {
+            let key = format!("browser_preference.{k}");
+            if !PREFERENCE_KEYS.contains(&k.as_str()) {
+                let allowed = PREFERENCE_KEYS.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+                return Err(self.err(&key, format!("{list:?}"), format!("unknown key: a task kind or model type, one of {allowed}")));
+            }
+            if list.is_empty() {
+                return Err(self.err(&key, "[]", "must name at least one browser (\"chromium\", \"firefox\")"));
+            }
+            if list.iter().enumerate().any(|(i, b)| list[..i].contains(b)) {
+                return Err(self.err(&key, format!("{list:?}"), "names a browser twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A phase's `browsers`: each must have a configured worker, or its sessions would have
+    /// nowhere to go.
+    fn phase_browsers(&self, key: &str, list: Vec<BrowserKind>, workers: &[WorkerConfig]) -> Result<Vec<BrowserKind>, ConfigError> {
+        for (i, b) in list.iter().enumerate() {
+            if list[..i].contains(b) {
+                return Err(self.err(key, format!("{list:?}"), "names a browser twice"));
+            }
+            if !workers.iter().any(|w| w.browser == *b) {
+                let have: Vec<&str> = workers.iter().map(|w| w.browser.as_str()).collect();
+                return Err(self.err(
+                    key,
+                    format!("{list:?}"),
+                    format!("no [[workers]] entry has browser = \"{b}\" (configured: {})", have.join(", ")),
+                ));
+            }
+        }
+        Ok(list)
+    }
+
+    fn phases(&self, raw: Vec<RawPhase>, default_task: &TaskSpec, workers: &[WorkerConfig]) -> Result<Vec<PhaseConfig>, ConfigError> {
         if raw.is_empty() {
             return Err(self.err("phases", "[]", "at least one [[phases]] entry is required"));
         }
@@ -335,6 +374,7 @@ impl<'a> Validator<'a> {
                 criteria,
                 task,
                 safety,
+                browsers: self.phase_browsers(&format!("{key}.browsers"), p.browsers.unwrap_or_default(), workers)?,
             });
         }
         Ok(phases)

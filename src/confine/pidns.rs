@@ -41,6 +41,9 @@ pub struct SpawnRequest {
     /// `cgroup.procs` files the init joins (by writing `0`) before it starts the program, so the
     /// program and all its descendants are born inside the run's cgroups.
     pub cgroup_procs: Vec<PathBuf>,
+    /// A file the program's stdout and stderr are appended to (created if missing), for drivers
+    /// that log only there (geckodriver); `/dev/null` when None.
+    pub log: Option<PathBuf>,
 }
 
 /// Why [`spawn`] did not start the program.
@@ -213,8 +216,8 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 fn open_fd(path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: open(2) with a NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+    // SAFETY: open(2) with a NUL-terminated path (the mode is used only with O_CREAT).
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o644 as libc::c_uint) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -228,6 +231,8 @@ struct InitPlan<'a> {
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
     devnull: RawFd,
+    /// Where the program's stdout and stderr go (`devnull` when no log was asked for).
+    out: RawFd,
     life_r: RawFd,
     err_w: RawFd,
     cgroup_fds: &'a [RawFd],
@@ -262,6 +267,12 @@ pub fn spawn(req: &SpawnRequest) -> Result<Supervised, SpawnError> {
     let envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
 
     let devnull = open_fd(Path::new("/dev/null"), libc::O_RDWR).map_err(failed("cannot open /dev/null"))?;
+    let log = match &req.log {
+        Some(p) => {
+            Some(open_fd(p, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND).map_err(failed(&format!("cannot open {}", p.display())))?)
+        }
+        None => None,
+    };
     let mut cgroup_fds = Vec::with_capacity(req.cgroup_procs.len());
     for p in &req.cgroup_procs {
         cgroup_fds.push(open_fd(p, libc::O_WRONLY).map_err(|source| SpawnError::Cgroup { path: p.clone(), source })?);
@@ -274,6 +285,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Supervised, SpawnError> {
         argv: &argv,
         envp: &envp,
         devnull: devnull.as_raw_fd(),
+        out: log.as_ref().map_or(devnull.as_raw_fd(), AsRawFd::as_raw_fd),
         life_r: life_r.as_raw_fd(),
         err_w: err_w.as_raw_fd(),
         cgroup_fds: &raw_cgroup_fds,
@@ -299,7 +311,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Supervised, SpawnError> {
     }
     SUPPORT.store(1, Ordering::Relaxed);
     let pid = pid as libc::pid_t;
-    drop((life_r, err_w, devnull, cgroup_fds));
+    drop((life_r, err_w, devnull, log, cgroup_fds));
     // Also from this side, so the group exists before we return whatever the child's timing.
     // SAFETY: setpgid(2) on our own child; failure (it already did it, or died) is harmless.
     unsafe { libc::setpgid(pid, pid) };
@@ -418,7 +430,7 @@ unsafe fn init_main(p: &InitPlan<'_>) -> ! {
             libc::_exit(126);
         }
     }
-    close_all_except(&mut [p.devnull, p.life_r, p.err_w]);
+    close_all_except(&mut [p.devnull, p.out, p.life_r, p.err_w]);
 
     let child = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0);
     if child < 0 {
@@ -427,16 +439,22 @@ unsafe fn init_main(p: &InitPlan<'_>) -> ! {
     }
     if child == 0 {
         libc::close(p.life_r);
-        for fd in 0..3 {
-            libc::dup2(p.devnull, fd);
-        }
+        libc::dup2(p.devnull, 0);
+        libc::dup2(p.out, 1);
+        libc::dup2(p.out, 2);
         libc::close(p.devnull);
+        if p.out > 2 {
+            libc::close(p.out);
+        }
         libc::execve(p.path.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr());
         report(p.err_w, STAGE_EXEC);
         libc::_exit(127);
     }
     libc::close(p.err_w);
     libc::close(p.devnull);
+    if p.out != p.devnull {
+        libc::close(p.out);
+    }
     let child = child as libc::pid_t;
     let mut pfd = libc::pollfd { fd: p.life_r, events: libc::POLLIN, revents: 0 };
     loop {

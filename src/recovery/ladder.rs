@@ -25,17 +25,22 @@ pub enum Strategy {
     AdjustedSettings = 4,
     /// 5: move the session to another worker.
     OtherWorker = 5,
+    /// 6: move the session to a worker of another browser (the seeds' "browser fallback"),
+    /// when the failure belongs to the browser and another browser is configured; otherwise
+    /// another worker, as level 5.
+    OtherBrowser = 6,
 }
 
 impl Strategy {
-    /// The strategy at `level` (1..=5, clamped).
+    /// The strategy at `level` (1..=6, clamped).
     pub fn at(level: u8) -> Strategy {
         match level {
             0 | 1 => Strategy::Retry,
             2 => Strategy::NewSession,
             3 => Strategy::RestartDriver,
             4 => Strategy::AdjustedSettings,
-            _ => Strategy::OtherWorker,
+            5 => Strategy::OtherWorker,
+            _ => Strategy::OtherBrowser,
         }
     }
     /// The level number.
@@ -50,6 +55,7 @@ impl Strategy {
             Strategy::RestartDriver => "restart_driver",
             Strategy::AdjustedSettings => "adjusted_settings",
             Strategy::OtherWorker => "other_worker",
+            Strategy::OtherBrowser => "other_browser",
         }
     }
 }
@@ -120,7 +126,7 @@ impl Ladder {
     /// An op failed. Returns the outcome of the attempt it ends (if one was pending) and the next
     /// step (None when the class is not recovered).
     pub fn on_failure(&mut self, class: FailureClass, now: Instant, max_level: u8) -> (Option<AttemptOutcome>, Option<Step>) {
-        let max_level = max_level.clamp(1, 5);
+        let max_level = max_level.clamp(1, Strategy::OtherBrowser.level());
         match self.pending {
             Some(p) => {
                 let ended = AttemptOutcome { class: p.class, strategy: p.strategy, succeeded: false, time_to_recover: None };

@@ -7,6 +7,7 @@
 //! fields are struct fields (fixed order), every float is rounded to 3 decimals, and pass/fail
 //! decisions are taken on exact counts (never on a rounded rate).
 
+pub mod browsers;
 mod compare;
 pub mod html;
 mod summary;
@@ -56,8 +57,25 @@ pub struct PhaseCriteria {
     pub max_p95_ms: u64,
     /// Success rate >= minimum, p95 < maximum, and at least one op attempted.
     pub passed: bool,
+    /// Every op found the API unsupported (`api_unsupported`): the phase neither passed nor
+    /// failed, and the campaign verdict leaves it out.
+    #[serde(default)]
+    pub unsupported: bool,
     /// Why it did not pass, one sentence each (empty when passed).
     pub failures: Vec<String>,
+}
+
+impl PhaseCriteria {
+    /// `passed`, `failed` or `unsupported`, for people.
+    pub fn verdict(&self) -> &'static str {
+        if self.unsupported {
+            "unsupported"
+        } else if self.passed {
+            "passed"
+        } else {
+            "failed"
+        }
+    }
 }
 
 /// Results of one task kind in a phase.
@@ -148,6 +166,9 @@ pub struct PhaseReport {
     pub errors_by_class: BTreeMap<String, u64>,
     /// Per task kind.
     pub tasks: BTreeMap<String, TaskReport>,
+    /// Results per browser (the browser of the worker that ran the ops).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub browsers: BTreeMap<String, browsers::BrowserReport>,
     /// Phase notes (scaled down, delayed, resumed, …).
     pub notes: Vec<String>,
     /// Resource statistics.
@@ -311,6 +332,9 @@ pub struct Unsupported {
     pub phase_index: u32,
     /// Task kind.
     pub task_kind: String,
+    /// The browser that said so (absent in reports of stores without worker browsers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
     /// What the browser said.
     pub message: String,
 }
@@ -424,9 +448,21 @@ pub(crate) fn cut(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-/// Evaluates a phase's criteria on exact counts.
-pub(crate) fn evaluate_criteria(attempted: u64, succeeded: u64, p95_ms: f64, min_success_rate: f64, max_p95_ms: u64) -> PhaseCriteria {
+/// Evaluates a phase's criteria on exact counts; `unsupported` ops are those that failed as
+/// `api_unsupported`.
+pub(crate) fn evaluate_criteria(
+    attempted: u64,
+    succeeded: u64,
+    unsupported: u64,
+    p95_ms: f64,
+    min_success_rate: f64,
+    max_p95_ms: u64,
+) -> PhaseCriteria {
     let mut failures = Vec::new();
+    if attempted > 0 && unsupported == attempted {
+        failures.push(format!("all {attempted} ops found the API unsupported: the phase is reported as unsupported, not passed or failed"));
+        return PhaseCriteria { min_success_rate, max_p95_ms, passed: false, unsupported: true, failures };
+    }
     if attempted == 0 {
         failures.push("no ops were attempted".to_string());
     } else {
@@ -443,7 +479,7 @@ pub(crate) fn evaluate_criteria(attempted: u64, succeeded: u64, p95_ms: f64, min
             failures.push(format!("p95 {} not below the {} limit", fmt_ms(p95_ms), fmt_ms(max_p95_ms as f64)));
         }
     }
-    PhaseCriteria { min_success_rate, max_p95_ms, passed: failures.is_empty(), failures }
+    PhaseCriteria { min_success_rate, max_p95_ms, passed: failures.is_empty(), unsupported: false, failures }
 }
 
 /// Field names of [`TaskReport`]; task info keys equal to one of them are prefixed with `info_`.
@@ -451,7 +487,8 @@ const TASK_FIELDS: [&str; 6] = ["ops_attempted", "ops_succeeded", "ops_failed", 
 
 fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Value>>) -> TaskReport {
     let mut out_info = BTreeMap::new();
-    for (k, v) in info.into_iter().flatten() {
+    // per-browser keys (`adapter:firefox`) go to the phase's browsers section
+    for (k, v) in info.into_iter().flatten().filter(|(k, _)| !k.contains(':')) {
         let key = if TASK_FIELDS.contains(&k.as_str()) { format!("info_{k}") } else { k.clone() };
         out_info.insert(key, v.clone());
     }
@@ -483,10 +520,13 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
     kinds.insert(p.task_kind.as_str());
     let tasks: BTreeMap<String, TaskReport> =
         kinds.into_iter().map(|k| (k.to_string(), task_report(k, windows.get(k), task_info.get(k)))).collect();
+    let worker_browsers = browsers::worker_browsers(r)?;
+    let per_browser = browsers::breakdown(&r.phase_worker_windows(p.idx)?, &worker_browsers, &task_info);
 
     let latency = LatencySummary::of(&all.hist);
     let errors_by_class: BTreeMap<String, u64> = all.errors.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect();
-    let criteria = evaluate_criteria(all.attempted, all.succeeded, latency.p95, p.min_success_rate, p.max_p95_ms);
+    let unsupported_ops = all.errors.get(&FailureClass::ApiUnsupported).copied().unwrap_or(0);
+    let criteria = evaluate_criteria(all.attempted, all.succeeded, unsupported_ops, latency.p95, p.min_success_rate, p.max_p95_ms);
 
     let mut violations = Vec::new();
     let mut failures: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -498,11 +538,12 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         }
         Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
         Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,
-        Event::OpFailed { class, message, task_kind, .. } => {
+        Event::OpFailed { class, message, task_kind, worker, .. } => {
             let message = cut(message.as_deref().unwrap_or(&e.message), MAX_MESSAGE_CHARS);
             if class == FailureClass::ApiUnsupported {
                 let task_kind = task_kind.unwrap_or_else(|| p.task_kind.clone());
-                unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, message: message.clone() });
+                let browser = worker_browsers.get(&worker).cloned().or_else(|| (!worker_browsers.is_empty()).then(|| "chromium".into()));
+                unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, browser, message: message.clone() });
             }
             *failures.entry((class.as_str().to_string(), message)).or_insert(0) += 1;
         }
@@ -542,6 +583,7 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         criteria,
         errors_by_class,
         tasks,
+        browsers: per_browser,
         notes,
         resources: r.phase_resources(p.idx)?,
         violations,
@@ -815,7 +857,10 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
 /// The campaign verdict from its phases (used by the runner to set the outcome): passed when at
 /// least `pass_phase_ratio` of the phases pass and the overall success rate is at least
 /// `pass_success_rate`. A campaign with no phase or no op never passes.
-pub fn verdict(phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_rate: f64) -> Verdict {
+pub fn verdict(all_phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_rate: f64) -> Verdict {
+    // a phase whose every op was unsupported neither passes nor fails: it is left out
+    let phases: Vec<&PhaseReport> = all_phases.iter().filter(|p| !p.criteria.unsupported).collect();
+    let unsupported: Vec<&str> = all_phases.iter().filter(|p| p.criteria.unsupported).map(|p| p.name.as_str()).collect();
     let total = phases.len() as u32;
     let passed_n = phases.iter().filter(|p| p.criteria.passed).count() as u32;
     let attempted: u64 = phases.iter().map(|p| p.ops_attempted).sum();
@@ -825,8 +870,11 @@ pub fn verdict(phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_rate:
     let rate_ok = attempted > 0 && overall + EPS >= pass_success_rate;
 
     let mut reasons = Vec::new();
+    if !unsupported.is_empty() {
+        reasons.push(format!("unsupported (left out of the verdict): {}", unsupported.join(", ")));
+    }
     if total == 0 {
-        reasons.push("no phase ran".to_string());
+        reasons.push(if unsupported.is_empty() { "no phase ran" } else { "no phase ran a supported task" }.to_string());
     } else {
         reasons.push(format!(
             "{passed_n} of {total} phases passed ({}%), {} the required {}%",

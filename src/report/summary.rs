@@ -4,7 +4,6 @@
 //! rules over those figures and quote them.
 
 use super::{cut, fmt_ms, pct_counts, pct_frac, CampaignReport, PhaseReport, RecoveryStats};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Column alignment.
@@ -73,7 +72,11 @@ fn f1(v: f64) -> String {
 }
 
 fn pass_fail(p: &PhaseReport) -> String {
-    let r = if p.criteria.passed { "PASS" } else { "FAIL" };
+    let r = match p.criteria.verdict() {
+        "passed" => "PASS",
+        "unsupported" => "UNSUPPORTED",
+        _ => "FAIL",
+    };
     if p.status == "completed" {
         r.to_string()
     } else {
@@ -152,7 +155,8 @@ pub fn render_summary(c: &CampaignReport) -> String {
         out.push(String::new());
         out.push("Unsupported APIs (reported as unsupported, never counted as a pass)".into());
         for u in &c.unsupported {
-            out.push(format!("  - phase {} {}, {}: {}", u.phase_index + 1, u.phase, u.task_kind, u.message));
+            let on = u.browser.as_deref().map(|b| format!(" on {b}")).unwrap_or_default();
+            out.push(format!("  - phase {} {}, {}{on}: {}", u.phase_index + 1, u.phase, u.task_kind, u.message));
         }
     }
     if !c.interruptions.is_empty() {
@@ -270,12 +274,21 @@ fn phases_section(out: &mut Vec<String>, c: &CampaignReport) {
     for p in c.phases.iter().filter(|p| !p.notes.is_empty()) {
         out.push(format!("  note, {}: {}", phase_label(p), p.notes.join("; ")));
     }
+    let per_browser: Vec<(&PhaseReport, Vec<String>)> =
+        c.phases.iter().map(|p| (p, super::browsers::text_lines(&p.browsers))).filter(|(_, l)| !l.is_empty()).collect();
+    if !per_browser.is_empty() {
+        out.push("  per browser:".into());
+        for (p, lines) in per_browser {
+            out.push(format!("  {}", phase_label(p)));
+            out.extend(lines);
+        }
+    }
 }
 
 fn failures_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(String::new());
     out.push("What failed and why".into());
-    let failing: Vec<&PhaseReport> = c.phases.iter().filter(|p| !p.criteria.passed).collect();
+    let failing: Vec<&PhaseReport> = c.phases.iter().filter(|p| !p.criteria.passed && !p.criteria.unsupported).collect();
     if failing.is_empty() {
         out.push("  nothing: every phase met its criteria".into());
     }
@@ -485,17 +498,27 @@ fn recoveries_section(out: &mut Vec<String>, c: &CampaignReport) {
 }
 
 fn webgpu_section(out: &mut Vec<String>, c: &CampaignReport) {
-    // (vendor, architecture) -> phase names
-    let mut adapters: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // browser -> adapter line -> phase names
+    let mut adapters: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    let mut retries: BTreeMap<String, u64> = BTreeMap::new();
     let (mut succeeded, mut verified, mut any) = (0u64, 0u64, false);
     for p in &c.phases {
         let Some(t) = p.tasks.get("webgpu") else { continue };
         any = true;
         succeeded += t.ops_succeeded;
         verified += t.verified;
-        if let Some(a) = t.info.get("adapter") {
-            let field = |k: &str| a.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("?").to_string();
-            adapters.entry((field("vendor"), field("architecture"))).or_default().push(p.name.clone());
+        let mut found = false;
+        for (b, r) in &p.browsers {
+            *retries.entry(b.clone()).or_insert(0) += r.adapter_retries;
+            if let Some(a) = r.adapter.as_ref().filter(|a| a.get("api").is_none()) {
+                found = true;
+                adapters.entry(b.clone()).or_default().entry(super::browsers::adapter_line(a)).or_default().push(p.name.clone());
+            }
+        }
+        // stores written before adapters were kept per browser: the task's one adapter
+        if let (false, Some(a)) = (found, t.info.get("adapter")) {
+            let b = if p.browsers.len() == 1 { p.browsers.keys().next().cloned().unwrap_or_default() } else { "chromium".into() };
+            adapters.entry(b).or_default().entry(super::browsers::adapter_line(a)).or_default().push(p.name.clone());
         }
     }
     if !any {
@@ -504,10 +527,15 @@ fn webgpu_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(String::new());
     out.push("WebGPU".into());
     if adapters.is_empty() {
-        out.push("  adapter: not reported".into());
+        out.push("  adapter: not reported (no WebGPU op succeeded)".into());
     }
-    for ((vendor, arch), phases) in &adapters {
-        out.push(format!("  adapter: vendor {vendor}, architecture {arch} (phases: {})", phases.join(", ")));
+    for (b, lines) in &adapters {
+        for (line, phases) in lines {
+            out.push(format!("  {b}: {line} (phases: {})", phases.join(", ")));
+        }
+    }
+    for (b, n) in retries.iter().filter(|(_, n)| **n > 0) {
+        out.push(format!("  {b}: requestAdapter() answered null {n}× in fresh browsers and was asked again (bounded retry, ~2 s)"));
     }
     out.push(format!(
         "  results verified against the CPU reference: {verified} of {succeeded} successful ops ({}%)",
@@ -619,7 +647,8 @@ pub(crate) fn recommendations(c: &CampaignReport) -> Vec<String> {
         }
     }
 
-    // unsupported APIs
+    // unsupported APIs: drop a task only where it was mostly unsupported; a few unsupported ops
+    // among mostly passing ones (a fresh browser's first answer) are noted, not a reason to drop it
     let mut unsupported: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for u in &c.unsupported {
         let v = unsupported.entry(u.task_kind.as_str()).or_default();
@@ -628,10 +657,22 @@ pub(crate) fn recommendations(c: &CampaignReport) -> Vec<String> {
         }
     }
     for (kind, ph) in &unsupported {
-        rec.push(format!(
-            "{kind} is unsupported by this browser (phases: {}): it is reported as unsupported, not passed; use a browser with that API or drop those phases",
-            ph.join(", ")
-        ));
+        let of_kind = c.phases.iter().filter(|p| p.task_kind == *kind);
+        let (ops, ok, unsup) = of_kind.fold((0u64, 0u64, 0u64), |(o, s, u), p| {
+            (o + p.ops_attempted, s + p.ops_succeeded, u + p.errors_by_class.get("api_unsupported").copied().unwrap_or(0))
+        });
+        if ok * 2 > ops {
+            rec.push(format!(
+                "{kind}: {unsup} of {ops} ops found the API unavailable (phases: {}) while {}% passed: look at those ops' messages; the task itself runs here",
+                ph.join(", "),
+                pct_counts(ok, ops)
+            ));
+        } else {
+            rec.push(format!(
+                "{kind} is unsupported by this browser (phases: {}): it is reported as unsupported, not passed; use a browser with that API or drop those phases",
+                ph.join(", ")
+            ));
+        }
     }
 
     // failure classes that point at the host

@@ -261,23 +261,29 @@ fn phase_criteria_from_the_store() {
 #[test]
 fn criteria_edges() {
     // success rate exactly at the minimum passes, one op less fails
-    assert!(evaluate_criteria(100, 90, 10.0, 0.90, 2000).passed);
-    let c = evaluate_criteria(100, 89, 10.0, 0.90, 2000);
+    assert!(evaluate_criteria(100, 90, 0, 10.0, 0.90, 2000).passed);
+    let c = evaluate_criteria(100, 89, 0, 10.0, 0.90, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures, vec!["success rate 89.0% below 90.0% (11 of 100 ops failed)".to_string()]);
     // 99.95 % against 99.96 %: shown floored, never as a rounded-up pass
-    let c = evaluate_criteria(10_000, 9_995, 10.0, 0.9996, 2000);
+    let c = evaluate_criteria(10_000, 9_995, 0, 10.0, 0.9996, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures[0], "success rate 99.9% below 99.96% (5 of 10000 ops failed)");
     // p95 must be strictly below the limit
-    assert!(evaluate_criteria(10, 10, 1999.999, 0.9, 2000).passed);
-    let c = evaluate_criteria(10, 10, 2000.0, 0.9, 2000);
+    assert!(evaluate_criteria(10, 10, 0, 1999.999, 0.9, 2000).passed);
+    let c = evaluate_criteria(10, 10, 0, 2000.0, 0.9, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures, vec!["p95 2 s not below the 2 s limit".to_string()]);
     // no ops never passes, even with a 0 % minimum
-    let c = evaluate_criteria(0, 0, 0.0, 0.0, 2000);
+    let c = evaluate_criteria(0, 0, 0, 0.0, 0.0, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures, vec!["no ops were attempted".to_string()]);
+    // every op unsupported: neither passed nor failed
+    let c = evaluate_criteria(7, 0, 7, 0.0, 0.0, 2000);
+    assert!(!c.passed && c.unsupported && c.verdict() == "unsupported", "{c:?}");
+    // some unsupported, some failed another way: an ordinary failure
+    let c = evaluate_criteria(7, 0, 6, 0.0, 0.9, 2000);
+    assert!(!c.unsupported && c.verdict() == "failed", "{c:?}");
 }
 
 #[test]
@@ -300,7 +306,13 @@ fn errors_by_class_and_top_errors() {
     // unsupported: deduplicated, with the task kind from the event
     assert_eq!(
         c.unsupported,
-        vec![Unsupported { phase: "stress".into(), phase_index: 1, task_kind: "webnn".into(), message: "navigator.ml is missing".into() }]
+        vec![Unsupported {
+            phase: "stress".into(),
+            phase_index: 1,
+            task_kind: "webnn".into(),
+            browser: None,
+            message: "navigator.ml is missing".into()
+        }]
     );
 }
 

@@ -410,11 +410,21 @@ impl StoreReader {
 
     /// Op windows of a phase merged per task kind.
     pub fn phase_windows(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
+        self.phase_windows_by(idx, |kind, _worker| kind)
+    }
+
+    /// Phase `idx`'s windows merged per worker (the report groups workers by their browser).
+    pub fn phase_worker_windows(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
+        self.phase_windows_by(idx, |_kind, worker| worker)
+    }
+
+    /// Phase `idx`'s windows merged per `group(task_kind, worker)`.
+    fn phase_windows_by(&self, idx: u32, group: fn(String, String) -> String) -> Result<BTreeMap<String, Window>, StoreError> {
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
         let phase = i64::from(idx);
         let pred = |p: i64, _: &str| p == phase;
         self.scan_complete(&WINDOWS, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
-            let kind: String = r.get(5)?;
+            let kind = group(r.get(5)?, r.get(3)?);
             let errors: String = r.get(12)?;
             let errs: BTreeMap<String, u64> =
                 serde_json::from_str(&errors).map_err(|e| bad_value(12, Type::Text, format!("window errors: {e}")))?;

@@ -7,6 +7,7 @@
 
 pub mod server;
 
+use crate::browser::adapter::AdapterMode;
 use crate::config::TaskSpec;
 use crate::recovery::{FailureClass, OpError};
 use fantoccini::error::{CmdError, ErrorStatus};
@@ -20,6 +21,9 @@ pub struct OpOk {
     pub verified: bool,
     /// Adapter / backend description reported by the page, when it gave one.
     pub adapter: Option<Value>,
+    /// How many times the page asked for a WebGPU adapter again after a null answer before
+    /// this op (a fresh browser often answers null at first).
+    pub adapter_retries: u64,
 }
 
 /// A fault the page itself carries out on request (fault injection).
@@ -67,16 +71,17 @@ pub async fn run_browser_op(
     matrix_size: u32,
     seed: u32,
     fault: Option<PageFault>,
+    adapter: AdapterMode,
 ) -> Result<OpOk, OpError> {
     let (script, args) = match task {
         TaskSpec::Webgpu { .. } => {
-            let mut spec = json!({"size": matrix_size, "seed": seed});
+            let mut spec = json!({"size": matrix_size, "seed": seed, "adapter": adapter.as_str()});
             if let Some(f) = fault {
                 spec["fault"] = json!(f.as_str());
             }
             (CALL_SCRIPT, vec![json!("webgpu"), spec])
         }
-        TaskSpec::Webnn => (CALL_SCRIPT, vec![json!("webnn"), json!({})]),
+        TaskSpec::Webnn => (CALL_SCRIPT, vec![json!("webnn"), json!({"seed": seed})]),
         TaskSpec::Page { script, .. } => (script.as_str(), vec![]),
         TaskSpec::Synthetic { .. } => {
             return Err(OpError::new(FailureClass::ScriptError, "synthetic task has no browser op"));
@@ -86,12 +91,21 @@ pub async fn run_browser_op(
     parse_result(v)
 }
 
+/// Asks the test page (already loaded) whether the browser gives the adapter it was launched
+/// for; Err carries the page's reason. Used to settle `webgpu_adapter = "auto"`.
+pub async fn probe_adapter(client: &fantoccini::Client, mode: AdapterMode) -> Result<(), String> {
+    let v =
+        client.execute_async(CALL_SCRIPT, vec![json!("adapter"), json!({"adapter": mode.as_str()})]).await.map_err(|e| e.to_string())?;
+    parse_result(v).map(drop).map_err(|e| e.message)
+}
+
 /// Interprets the page's answer.
 pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
     match v.get("ok").and_then(Value::as_bool) {
         Some(true) => Ok(OpOk {
             verified: v.get("verified").and_then(Value::as_bool).unwrap_or(false),
             adapter: v.get("adapter").or_else(|| v.get("backend")).filter(|a| !a.is_null()).cloned(),
+            adapter_retries: v.get("adapter_retries").and_then(Value::as_u64).unwrap_or(0),
         }),
         Some(false) => {
             let class = v.get("class").and_then(Value::as_str).and_then(FailureClass::parse).unwrap_or(FailureClass::ScriptError);
@@ -190,7 +204,7 @@ impl Synthetic {
         if self.failure_probability > 0.0 && self.rng.f64() < self.failure_probability {
             Err(OpError::new(FailureClass::ScriptError, "synthetic failure (drawn with the configured failure_probability)"))
         } else {
-            Ok(OpOk { verified: false, adapter: None })
+            Ok(OpOk::default())
         }
     }
 }

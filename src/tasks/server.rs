@@ -15,6 +15,8 @@ use tokio_util::task::TaskTracker;
 
 /// The embedded test page (WebGPU matmul, WebNN detection, fault hooks).
 pub const INDEX_HTML: &str = include_str!("../../assets/index.html");
+/// The WebNN graph, its reference and its check (loaded by the page; also tested with node).
+pub const WEBNN_JS: &str = include_str!("../../assets/webnn.js");
 
 /// A running page server.
 pub struct PageServer {
@@ -88,6 +90,7 @@ impl Drop for PageServer {
 async fn serve(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, ctype, body): (StatusCode, &str, &'static str) = match req.uri().path() {
         "/" | "/index.html" => (StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
+        "/webnn.js" => (StatusCode::OK, "text/javascript; charset=utf-8", WEBNN_JS),
         "/favicon.ico" => (StatusCode::NO_CONTENT, "text/plain", ""),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     };

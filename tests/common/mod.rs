@@ -429,9 +429,14 @@ pub fn is_browser_argv0(a: &str) -> bool {
         || a.ends_with("/chromium")
         || a.ends_with("/chromedriver")
         || a.starts_with("/usr/lib/chromium/")
+        || a == "geckodriver"
+        || a.ends_with("/geckodriver")
+        || a.ends_with("/firefox-esr")
+        || a.ends_with("/firefox")
+        || a.starts_with("/usr/lib/firefox-esr/")
 }
 
-/// Every live (non-zombie) Chromium/ChromeDriver process on the machine.
+/// Every live (non-zombie) Chromium, ChromeDriver, Firefox or geckodriver process on the machine.
 pub fn browser_processes() -> Vec<Proc> {
     let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
     rd.flatten()
@@ -441,12 +446,17 @@ pub fn browser_processes() -> Vec<Proc> {
         .collect()
 }
 
-/// Main browser processes (not `--type=` children) of the sandbox `marker`.
+/// Main browser processes (not Chromium `--type=` or Firefox `-contentproc` children) of the
+/// sandbox `marker`.
 pub fn browsers_of(marker: &Path) -> usize {
     let m = marker.to_string_lossy().into_owned();
     browser_processes()
         .iter()
-        .filter(|p| p.argv0.ends_with("/chromium") && !p.cmdline.contains("--type=") && p.cmdline.contains(&m))
+        .filter(|p| {
+            let chromium = p.argv0.ends_with("/chromium") && !p.cmdline.contains("--type=");
+            let firefox = (p.argv0.ends_with("/firefox-esr") || p.argv0.ends_with("/firefox")) && !p.cmdline.contains("-contentproc");
+            (chromium || firefox) && p.cmdline.contains(&m)
+        })
         .count()
 }
 
