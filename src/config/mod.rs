@@ -20,7 +20,7 @@ mod settings;
 mod validate;
 
 pub use duration::{fmt_duration, HumanDuration};
-pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, RecoveryConfig, SafetyConfig, SafetyOverrides};
+pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
 use duration::{human, human_opt};
 use raw::{RawConfig, RawSafetyFile};
@@ -291,6 +291,8 @@ pub struct Config {
     pub breakers: BreakersConfig,
     /// Recovery.
     pub recovery: RecoveryConfig,
+    /// The live dashboard.
+    pub dashboard: DashboardConfig,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -304,12 +306,17 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 8)?;
+        let mut m = s.serialize_struct("Config", 9)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
         m.serialize_field("breaker", &self.breakers)?;
         m.serialize_field("recovery", &self.recovery)?;
+        if self.dashboard == DashboardConfig::default() {
+            m.skip_field("dashboard")?;
+        } else {
+            m.serialize_field("dashboard", &self.dashboard)?;
+        }
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;
         if self.faults.is_empty() {

@@ -8,8 +8,8 @@
 //! task kind, an endpoint, a schedule).
 
 use super::{
-    BrowserConfig, CampaignSettings, FaultConfig, FaultKind, FaultSchedule, HumanDuration, RecoveryConfig, SafetyConfig, SafetyOverrides,
-    StressLevel, WorkerConfig, WorkerEndpoint,
+    BrowserConfig, CampaignSettings, DashboardConfig, FaultConfig, FaultKind, FaultSchedule, HumanDuration, RecoveryConfig, SafetyConfig,
+    SafetyOverrides, StressLevel, WorkerConfig, WorkerEndpoint,
 };
 use crate::breaker::BreakerConfig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -29,6 +29,8 @@ pub(super) struct RawConfig {
     pub breaker: BreakerTables,
     #[serde(default)]
     pub recovery: RecoveryConfig,
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,

@@ -169,3 +169,55 @@ pub fn limits_of(config_text: &str) -> Limits {
 pub fn limits_of_config(cfg: &crate::config::Config) -> Limits {
     Limits { phases: (0..cfg.phases.len()).map(|i| cfg.phase_safety(i).thresholds()).collect(), default: Some(cfg.safety.thresholds()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{CampaignRecord, HostFigures, SampleRow as StoredRow, Store};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn store_with_samples(dir: &Path, n: u64) -> std::path::PathBuf {
+        let path = dir.join("store.sqlite");
+        let rec = CampaignRecord {
+            id: "c-follow".into(),
+            profile: "quick".into(),
+            config_source: "<profile quick>".into(),
+            config_text: crate::config::QUICK_PROFILE.into(),
+            started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            output_dir: dir.to_path_buf(),
+        };
+        let store = Store::create(&path, &rec, &dir.join("events.jsonl")).unwrap();
+        for i in 0..n {
+            store.sample(StoredRow {
+                at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + i),
+                phase_idx: None,
+                cpu: 40.0,
+                memory: 50.0,
+                disk: 10.0,
+                tree_rss_bytes: 1 << 20,
+                tree_cpu: 10.0,
+                tree_processes: 2,
+                health: 90.0,
+                violations: "[]".into(),
+                host: HostFigures { cpu_cap: Some(80.0), campaign_cpu: 30.0, host_cpu: 10.0, host_wait: Some(2.0), ..Default::default() },
+            });
+        }
+        store.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_damaged_sample_stops_the_follower_naming_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_with_samples(dir.path(), 5);
+        let m = StoreFollower::open(&path).unwrap().read_all(None).unwrap();
+        let cols = m.overview(None).resources;
+        assert_eq!(cols.host_demand.iter().flatten().copied().fold(0.0, f64::max), 12.0, "the host figures reach the charts");
+        assert_eq!(cols.cpu_cap.iter().flatten().next(), Some(&80.0));
+        // one value changed behind the store's back: a chart would show 99 % CPU that never was
+        rusqlite::Connection::open(&path).unwrap().execute("UPDATE samples SET cpu = 99.0 WHERE id = 3", []).unwrap();
+        let e = StoreFollower::open(&path).unwrap().read_all(None).err().expect("a damaged row is an error");
+        let msg = e.to_string();
+        assert!(matches!(e, StoreError::Corrupt { .. }) && msg.contains("table samples: row 3 fails its checksum"), "{msg}");
+    }
+}
