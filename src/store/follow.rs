@@ -63,11 +63,6 @@ pub struct StoredSample {
 }
 
 impl StoreReader {
-    /// Moves this reader to the store's newest committed state (a campaign may be writing).
-    pub fn refresh(&mut self) -> Result<(), StoreError> {
-        self.conn_ref().execute_batch("COMMIT; BEGIN").map_err(self.err())
-    }
-
     /// Up to `limit` op windows with an id over `after`, in id order, each verified.
     pub fn windows_after(&self, after: i64, limit: i64) -> Result<Vec<StoredWindow>, StoreError> {
         let mut out = Vec::new();

@@ -273,6 +273,19 @@ impl StoreReader {
         move |e| classify(&self.path, e, probe(&self.path, false), self.reports.as_deref())
     }
 
+    /// Moves this reader to the store's newest committed state (a campaign may be writing), with
+    /// the row-group ledger of that state, so complete reads (e.g. the phases) check against what
+    /// had been written by then.
+    pub fn refresh(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT; BEGIN").map_err(self.err())?;
+        let (groups, bad) = load_groups(&self.conn).map_err(self.err())?;
+        if !bad.is_empty() {
+            return Err(self.corrupt(format!("table row_groups: rows {} fail their checksums", id_list(&bad))));
+        }
+        self.groups = groups;
+        Ok(())
+    }
+
     /// The connection (its reads see this reader's snapshot).
     pub(super) fn conn_ref(&self) -> &Connection {
         &self.conn
