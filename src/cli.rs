@@ -98,9 +98,10 @@ pub struct LaunchArgs {
     /// The campaign id to use (set by --detach for the background process).
     #[arg(long, hide = true, value_name = "ID")]
     pub campaign_id: Option<String>,
-    /// Serve a live dashboard while the campaign runs (default address 127.0.0.1:8080; port 0
-    /// picks a free one). The address is printed as `stressctl: dashboard http://ADDR/`.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::dashboard::DEFAULT_ADDR)]
+    /// Serve a live dashboard while the campaign runs, on ADDR or else `[dashboard] listen`
+    /// (default 127.0.0.1:8080; port 0 picks a free one). The address is printed as
+    /// `stressctl: dashboard http://ADDR/`. `[dashboard] enabled = true` serves it without this.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
     pub dashboard: Option<String>,
     /// Bearer token every dashboard request must carry; required to bind a non-loopback address.
     #[command(flatten)]

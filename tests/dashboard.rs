@@ -131,6 +131,18 @@ fn live_dashboard_serves_status_breakers_events_and_metrics_of_a_running_campaig
     assert!(html.split(" href=\"").skip(1).all(|rest| rest.starts_with("data:")), "report.html links nothing");
     assert!(html.len() < 2 * 1024 * 1024);
     assert!(html.contains("id=\"phase-table\"") && html.contains("stressctl-data"));
+
+    // the host's headroom over time: stored per sample, aggregated per phase, charted
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(sb.campaign_dir().join("campaign_report.json")).unwrap()).unwrap();
+    let host = &report["phases"][0]["resources"]["host"];
+    assert!(host["host_demand_max"].as_f64().is_some_and(|v| (0.0..=100.0).contains(&v)), "{host}");
+    assert!(host["campaign_cpu_max"].as_f64().is_some() && host["cpu_limit"].as_f64().is_some(), "{host}");
+    let summary = std::fs::read_to_string(sb.campaign_dir().join("summary.txt")).unwrap();
+    assert!(summary.contains("host headroom") && summary.contains("demand max (limit)"), "{summary}");
+    assert!(
+        html.contains("id=\"c-host\"") && html.contains("\"host_demand\":[") && !html.contains("\"host_demand\":[]"),
+        "report.html charts the host"
+    );
 }
 
 #[test]
@@ -173,7 +185,87 @@ fn with_a_token_every_request_needs_it() {
     assert!(r.json()["campaign_id"].is_string());
     let r = http::request("GET", addr, "/metrics", &[("Authorization", &auth)]);
     assert_eq!(r.status, 200);
+
+    // a browser logs in once: the token buys a session cookie (HttpOnly, SameSite=Strict)
+    let r = http::get(addr, "/login?token=wrong-token-0123456789abc");
+    assert_eq!(r.status, 401);
+    assert!(r.header("set-cookie").is_none());
+    let r = http::get(addr, &format!("/login?token={TOKEN}"));
+    assert_eq!((r.status, r.header("location")), (303, Some("/")), "{}", r.body);
+    let cookie = r.header("set-cookie").expect("a session cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains(TOKEN), "the cookie is a session, not the token: {cookie}");
+    let pair = cookie.split(';').next().unwrap_or_default().to_string();
+    for path in ["/", "/api/status", "/metrics", "/assets/dashboard.js"] {
+        assert_eq!(http::request("GET", addr, path, &[("Cookie", &pair)]).status, 200, "{path} with the session cookie");
+    }
+    let forged = format!("{}0", &pair[..pair.len() - 1]);
+    assert_eq!(http::request("GET", addr, "/api/status", &[("Cookie", &forged)]).status, 401);
+    // and with curl, as a browser would: follow the redirect, keep the cookie jar
+    let jar = sb.root.join("cookies.txt");
+    let curl = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-L",
+            "-c",
+            jar.to_str().unwrap_or_default(),
+            "-b",
+            jar.to_str().unwrap_or_default(),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://{addr}/login?token={TOKEN}"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "{}", String::from_utf8_lossy(&curl.stderr));
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "-b", jar.to_str().unwrap_or_default(), "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{addr}/api/circuit-breakers"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200");
     child.finish(Duration::from_secs(60));
+}
+
+#[test]
+fn the_dashboard_table_serves_without_the_flag_and_bad_values_exit_2_naming_the_key() {
+    let sb = Sandbox::new("dash-table");
+    let base = std::fs::read_to_string(flaky_config(&sb, 2)).expect("config");
+    let with = |name: &str, table: &str| sb.write(name, &format!("{base}\n[dashboard]\n{table}\n"));
+
+    // enabled in the file, the token from the variable it names; --dashboard ADDR would override the address
+    let cfg = with("on.toml", "enabled = true\nlisten = \"127.0.0.1:0\"\ntoken_env = \"DASH_TABLE_TOKEN\"");
+    let mut cmd = sb.launch(&cfg);
+    cmd.env("DASH_TABLE_TOKEN", TOKEN).env_remove("STRESSCTL_DASHBOARD_TOKEN");
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    assert_eq!(http::get(addr, "/api/status").status, 401);
+    assert_eq!(http::request("GET", addr, "/api/status", &[("Authorization", &format!("Bearer {TOKEN}"))]).status, 200);
+    child.finish(Duration::from_secs(60));
+
+    let started = sb.campaign_dirs().len();
+    for (name, table, key) in [
+        ("addr.toml", "listen = \"nowhere\"", "dashboard.listen"),
+        ("short.toml", "token = \"short\"", "dashboard.token"),
+        ("env.toml", "token_env = \"NOT A NAME\"", "dashboard.token_env"),
+        ("unset.toml", "enabled = true\ntoken_env = \"DASH_TABLE_UNSET_VAR\"", "dashboard.token_env"),
+        ("noloop.toml", "enabled = true\nlisten = \"0.0.0.0:0\"", "dashboard.listen"),
+    ] {
+        let mut cmd = sb.launch(&with(name, table));
+        cmd.env_remove("STRESSCTL_DASHBOARD_TOKEN").env_remove("DASH_TABLE_UNSET_VAR");
+        let out = run(cmd, Duration::from_secs(20));
+        out.expect_code(2);
+        assert!(out.stderr.contains(key), "{name}: {}", out.describe());
+    }
+    // the flag's address is named as the flag
+    let mut cmd = sb.launch(&with("flag.toml", "listen = \"127.0.0.1:0\""));
+    cmd.args(["--dashboard", "nowhere"]);
+    let out = run(cmd, Duration::from_secs(20));
+    out.expect_code(2);
+    assert!(out.stderr.contains("--dashboard"), "{}", out.describe());
+    assert_eq!(sb.campaign_dirs().len(), started, "no campaign started by a bad value");
 }
 
 #[test]

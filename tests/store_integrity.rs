@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 use stressctl::metrics::{encode_histogram, new_histogram, record_latency};
 use stressctl::report::{campaign_report, CampaignReport};
-use stressctl::store::{CampaignRecord, EventRow, PhaseStart, SampleRow, Store, StoreReader, WindowRow};
+use stressctl::store::{CampaignRecord, EventRow, HostFigures, PhaseStart, SampleRow, Store, StoreReader, WindowRow};
 
 const T0: u64 = 1_750_000_000;
 /// Byte-flip trials (each a copy of the store with one damaged byte, then a report build);
@@ -96,6 +96,15 @@ fn finished_store(dir: &Path) -> PathBuf {
                 tree_processes: 6,
                 health: 60.0 + rng.f64() * 40.0,
                 violations: if s % 7 == 0 { "[\"cpu\"]".into() } else { "[]".into() },
+                host: HostFigures {
+                    cpu_cap: Some(80.0),
+                    campaign_cpu: 20.0 + rng.f64() * 60.0,
+                    host_cpu: rng.f64() * 20.0,
+                    host_wait: Some(rng.f64() * 10.0),
+                    psi_cpu: Some(rng.f64() * 30.0),
+                    psi_memory: Some(rng.f64()),
+                    psi_io: Some(rng.f64() * 2.0),
+                },
             });
         }
         let ev = |ms: u64, kind: &'static str, message: String, data: serde_json::Value| EventRow {
@@ -370,12 +379,12 @@ fn a_damaged_event_stops_the_events_jsonl_rebuild_and_leaves_the_file() {
 }
 
 #[test]
-fn a_store_of_the_previous_schema_is_refused_clearly() {
+fn a_store_without_checksums_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let path = finished_store(dir.path());
     rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 1").unwrap();
     let e = report_error(&path);
-    assert!(e.contains("schema version 1, older than this stressctl's 2"), "{e}");
+    assert!(e.contains("schema version 1, older than this stressctl's 3") && e.contains("no record checksums"), "{e}");
 }
 
 #[test]

@@ -115,6 +115,12 @@
       [{ scale: "mb", label: "MiB" }, { scale: "pct", side: 1, label: "health", grid: { show: false } }],
       { pct: { range: [0, 100] } },
       [r.t, r.tree_rss_mb, r.health]);
+    plot("c-host",
+      [line("host cpu demand %", "#d32f2f", "pct"), line("campaign cpu %", "#1f5fbf", "pct"), line("host stall %", "#6d4c41", "pct"),
+       limit("host cpu limit", "#d32f2f"), limit("campaign cap", "#1f5fbf"), limit("stall limit", "#6d4c41")],
+      [{ scale: "pct", label: "% of all cores / of time" }],
+      { pct: { range: [0, 100] } },
+      [r.t, r.host_demand, r.campaign_cpu, r.stall, r.cpu_limit.map((v, i) => r.host_demand[i] == null ? null : v), r.cpu_cap, r.stall_limit]);
   }
 
   window.addEventListener("resize", () => {

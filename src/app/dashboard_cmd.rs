@@ -1,8 +1,10 @@
 //! `stressctl dashboard [ID]`: serve a recorded campaign's dashboard from its store, read-only,
-//! until Ctrl-C or SIGTERM.
+//! until Ctrl-C or SIGTERM; and where `launch` serves its live dashboard (the `[dashboard]` table
+//! under `--dashboard` / `--dashboard-token`).
 
 use super::{runtime, CliError, EXIT_OK};
-use crate::cli::{CommonArgs, DashboardArgs};
+use crate::cli::{CommonArgs, DashboardArgs, LaunchArgs};
+use crate::config::Config;
 use crate::dashboard::Listen;
 use crate::progress::say;
 use crate::store;
@@ -43,4 +45,33 @@ pub(super) fn dashboard(common: &CommonArgs, a: &DashboardArgs) -> Result<u8, Cl
         crate::dashboard::serve_store(bound, path, stop).await.map_err(|e| CliError::failed(e.to_string()))
     })?;
     Ok(EXIT_OK)
+}
+
+/// Where `launch` serves its live dashboard, if it does: `--dashboard [ADDR]` over `[dashboard]
+/// enabled/listen`, and `--dashboard-token` (or `STRESSCTL_DASHBOARD_TOKEN`) over `[dashboard]
+/// token`/`token_env`. A bad value is bad usage (exit 2) naming the option or key.
+pub(super) fn live_listen(cfg: &Config, args: &LaunchArgs) -> Result<Option<Listen>, CliError> {
+    let d = &cfg.dashboard;
+    let addr = match args.dashboard.as_deref() {
+        Some("") => d.listen.as_str(),
+        Some(a) => a,
+        None if d.enabled => d.listen.as_str(),
+        None => return Ok(None),
+    };
+    let from_env = match &d.token_env {
+        Some(name) if args.dashboard_token.token.is_none() => Some(std::env::var(name).map_err(|_| {
+            CliError::usage(format!(
+                "{}: dashboard.token_env names {name}, which is not set (export it, or give --dashboard-token)",
+                cfg.source
+            ))
+        })?),
+        _ => None,
+    };
+    let token = args.dashboard_token.token.as_deref().or(from_env.as_deref()).or(d.token.as_deref());
+    let origin = if args.dashboard.as_deref().is_some_and(|a| !a.is_empty()) {
+        "--dashboard".to_string()
+    } else {
+        format!("{}: dashboard.listen", cfg.source)
+    };
+    Listen::check(addr, token).map(Some).map_err(|e| CliError::usage(format!("{origin}: {e}")))
 }

@@ -118,12 +118,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         None => args.campaign_id.clone().unwrap_or_else(new_campaign_id),
     };
     crate::store::validate_campaign_id(&id).map_err(|why| CliError::usage(format!("invalid campaign id {id:?}: {why}")))?;
-    let listen = args
-        .dashboard
-        .as_deref()
-        .map(|a| crate::dashboard::Listen::check(a, args.dashboard_token.token.as_deref()))
-        .transpose()
-        .map_err(CliError::usage)?;
+    let listen = dashboard_cmd::live_listen(&cfg, args)?;
     if args.detach {
         return detach(common, &id);
     }

@@ -5,7 +5,7 @@
 use super::shared::RunShared;
 use crate::events::Event;
 use crate::guardian::{health_score, sampler::tree_rss, ResourceSample, Sampler, Trip, ViolationTracker};
-use crate::store::SampleRow;
+use crate::store::{HostFigures, SampleRow};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -61,6 +61,7 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
             tree_processes: sample.tree_processes,
             health,
             violations: serde_json::to_string(&violations).unwrap_or_else(|_| "[]".into()),
+            host: HostFigures::of(&sample),
         });
         for v in &violations {
             let corr = format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default());

@@ -22,7 +22,7 @@ mod validate;
 
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::{fmt_duration, HumanDuration};
-pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, RecoveryConfig, SafetyConfig, SafetyOverrides};
+pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
 use duration::{human, human_opt};
 use raw::{RawConfig, RawSafetyFile};
@@ -316,6 +316,8 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     /// Which browsers a task or model type prefers.
     pub browser_preference: BrowserPreference,
+    /// The live dashboard.
+    pub dashboard: DashboardConfig,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -329,13 +331,18 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 9)?;
+        let mut m = s.serialize_struct("Config", 10)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
         m.serialize_field("breaker", &self.breakers)?;
         m.serialize_field("recovery", &self.recovery)?;
         m.serialize_field("browser_preference", &self.browser_preference)?;
+        if self.dashboard == DashboardConfig::default() {
+            m.skip_field("dashboard")?;
+        } else {
+            m.serialize_field("dashboard", &self.dashboard)?;
+        }
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;
         if self.faults.is_empty() {

@@ -8,8 +8,8 @@
 //! task kind, an endpoint, a schedule).
 
 use super::{
-    AdapterChoice, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, FaultConfig, FaultKind, FaultSchedule, HumanDuration,
-    RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, WorkerConfig, WorkerEndpoint,
+    AdapterChoice, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, DashboardConfig, FaultConfig, FaultKind, FaultSchedule,
+    HumanDuration, RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, WorkerConfig, WorkerEndpoint,
 };
 use crate::breaker::BreakerConfig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -31,6 +31,8 @@ pub(super) struct RawConfig {
     pub recovery: RecoveryConfig,
     #[serde(default)]
     pub browser_preference: BrowserPreference,
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,

@@ -189,6 +189,32 @@ impl Default for RecoveryConfig {
     }
 }
 
+/// The live dashboard: the `[dashboard]` table as written (absent keys take
+/// [`DashboardConfig::default`]); `launch --dashboard [ADDR]` and `--dashboard-token` override it.
+/// Ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the dashboard with every `launch`, without `--dashboard`.
+    pub enabled: bool,
+    /// `IP:PORT` (or `localhost:PORT`; port 0 picks a free one).
+    pub listen: String,
+    /// Name of the environment variable that holds the bearer token: the way to keep the secret
+    /// out of the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// The bearer token itself. Never written out (`check --print-config`, the campaign's store):
+    /// a resumed campaign needs it again, from `token_env` or `--dashboard-token`.
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig { enabled: false, listen: crate::dashboard::DEFAULT_ADDR.to_string(), token_env: None, token: None }
+    }
+}
+
 /// Breaker configs per scope. Each of the nine settings, its default and its range is defined
 /// once, by [`BreakerConfig`]; `raw::BreakerDef` only spells it in TOML. Serialized as the
 /// `[breaker.worker]`, `[breaker.browser]` and `[breaker.task]` tables, every key explicit.

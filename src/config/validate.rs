@@ -88,6 +88,7 @@ impl<'a> Validator<'a> {
         self.safety(&raw.safety)?;
         let breakers = self.breakers(&raw.breaker)?;
         self.recovery(&raw.recovery)?;
+        self.dashboard(&raw.dashboard)?;
         let workers = self.workers(raw.workers.unwrap_or_default())?;
         let default_task = self.task("task", raw.task.as_ref())?;
         self.preference(&raw.browser_preference)?;
@@ -103,6 +104,7 @@ impl<'a> Validator<'a> {
             breakers,
             recovery: raw.recovery,
             browser_preference: raw.browser_preference,
+            dashboard: raw.dashboard,
             workers,
             phases,
             faults,
@@ -166,6 +168,31 @@ impl<'a> Validator<'a> {
             if let Some(v) = v {
                 self.percent(&format!("{key}.{name}"), v)?;
             }
+        }
+        Ok(())
+    }
+
+    /// `[dashboard]`: the address parses and the token is usable. Whether a non-loopback address
+    /// has a token is decided at launch, where `--dashboard-token` may give it.
+    fn dashboard(&self, d: &super::DashboardConfig) -> Result<(), ConfigError> {
+        crate::dashboard::parse_addr(&d.listen).map_err(|why| self.err("dashboard.listen", format!("{:?}", d.listen), why))?;
+        if let Some(t) = &d.token {
+            crate::dashboard::check_token(t).map_err(|why| self.err("dashboard.token", "(hidden)", why))?;
+        }
+        if let Some(name) = &d.token_env {
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || name.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Err(self.err(
+                    "dashboard.token_env",
+                    format!("{name:?}"),
+                    "must be an environment variable name (letters, digits, _)",
+                ));
+            }
+        }
+        if d.token.is_some() && d.token_env.is_some() {
+            return Err(self.err("dashboard.token", "(hidden)", "give the token or token_env, not both"));
         }
         Ok(())
     }

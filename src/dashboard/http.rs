@@ -2,7 +2,9 @@
 //! the event stream and `/metrics`, behind one guard.
 //!
 //! The guard makes the server read-only and closed: only `GET`/`HEAD`; with a token, every
-//! request must carry `Authorization: Bearer TOKEN` (401 otherwise); without one (loopback only),
+//! request must carry `Authorization: Bearer TOKEN` or the session cookie that `GET /login?token=`
+//! sets for a browser, which cannot send a bearer header on page loads or with `EventSource`
+//! (401 otherwise; both compared in constant time); without one (loopback only),
 //! the `Host` header must name the loopback address, so a web page the operator visits cannot
 //! read the dashboard through DNS rebinding. Every route is a fixed path answered from memory:
 //! there is no file system path anywhere in a request's reach.
@@ -35,6 +37,44 @@ pub struct Access {
     pub token: Option<String>,
     /// `Host` values accepted when there is no token.
     pub hosts: Vec<String>,
+    /// The session cookie's value, set by `/login` for a browser that gave the token: 32 random
+    /// bytes of this server's own, so the token itself never sits in a cookie jar and a restart
+    /// ends every session. None without a token.
+    pub session: Option<String>,
+}
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "stressctl_session";
+
+impl Access {
+    /// The policy for `token` (with a fresh session secret) or, without one, for the loopback
+    /// `hosts`. Errors only when the kernel gives no random bytes.
+    pub fn new(token: Option<String>, hosts: Vec<String>) -> Result<Access, String> {
+        let session = match token {
+            Some(_) => Some(random_hex(32)?),
+            None => None,
+        };
+        Ok(Access { token, hosts, session })
+    }
+}
+
+/// `n` random bytes from the kernel (`getrandom(2)`), as hex.
+fn random_hex(n: usize) -> Result<String, String> {
+    let mut buf = vec![0u8; n];
+    let mut filled = 0;
+    while filled < n {
+        // SAFETY: the pointer and length describe the unfilled rest of `buf`, which outlives the call.
+        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), n - filled, 0) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("no random bytes for the dashboard's session secret: {e}"));
+        }
+        filled += r as usize;
+    }
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// What every handler reads.
@@ -66,6 +106,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/assets/uPlot.iife.min.js", get(|| async { asset("text/javascript; charset=utf-8", assets::UPLOT_JS) }))
         .route("/assets/uPlot.min.css", get(|| async { asset("text/css; charset=utf-8", assets::UPLOT_CSS) }))
         .route("/assets/uPlot.LICENSE.txt", get(|| async { asset("text/plain; charset=utf-8", assets::UPLOT_LICENSE) }))
+        .route("/login", get(login))
         .route("/api/status", get(api_status))
         .route("/api/circuit-breakers", get(api_breakers))
         .route("/api/overview", get(api_overview))
@@ -100,9 +141,78 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// `GET /login?token=TOKEN`: for a browser. The right token sets the session cookie (HttpOnly,
+/// SameSite=Strict) and redirects to `/` (so the token leaves the address bar); a wrong or
+/// missing one is a 401. Without a token there is nothing to log in to: a redirect to `/`.
+async fn login(State(s): St, uri: axum::http::Uri) -> Response {
+    let (Some(token), Some(session)) = (&s.access.token, &s.access.session) else {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    };
+    let given = uri.query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("token=")).map(percent_decode).unwrap_or_default();
+    if !same(given.as_bytes(), token.as_bytes()) {
+        return unauthorized();
+    }
+    let cookie = format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/");
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `%XX` and `+` of a query value decoded (a token is printable ASCII; anything else stays as
+/// written and simply does not match).
+fn percent_decode(v: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn unauthorized() -> Response {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "401: this dashboard needs `Authorization: Bearer TOKEN` (the --dashboard-token it was started with); in a browser, open /login?token=TOKEN once\n",
+    );
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"stressctl\""));
+    r
+}
+
+/// Whether the request carries the session cookie `/login` set.
+fn has_session(headers: &HeaderMap, session: &str) -> bool {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .any(|v| same(v.as_bytes(), session.as_bytes()))
+}
+
 /// Read-only, authenticated, loopback-named; security headers on every answer.
 async fn guard(State(s): St, req: Request, next: Next) -> Response {
-    let mut resp = check(&s.access, req.method(), req.headers()).unwrap_or(next.run(req).await);
+    let login = req.uri().path() == "/login";
+    let refused = check(&s.access, req.method(), req.headers()).filter(|r| !(login && r.status() == StatusCode::UNAUTHORIZED));
+    let mut resp = match refused {
+        Some(r) => r,
+        None => next.run(req).await,
+    };
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -129,13 +239,9 @@ fn check(access: &Access, method: &Method, headers: &HeaderMap) -> Option<Respon
     match &access.token {
         Some(token) => {
             let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-            if !given.is_some_and(|g| same(g.trim().as_bytes(), token.as_bytes())) {
-                let mut r = text(
-                    StatusCode::UNAUTHORIZED,
-                    "401: this dashboard needs `Authorization: Bearer TOKEN` (the --dashboard-token it was started with)\n",
-                );
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"stressctl\""));
-                return Some(r);
+            let bearer = given.is_some_and(|g| same(g.trim().as_bytes(), token.as_bytes()));
+            if !bearer && !access.session.as_deref().is_some_and(|s| has_session(headers, s)) {
+                return Some(unauthorized());
             }
         }
         None => {
@@ -255,7 +361,23 @@ mod tests {
     use super::*;
 
     fn access(token: Option<&str>) -> Access {
-        Access { token: token.map(str::to_string), hosts: vec!["127.0.0.1:8080".into(), "localhost:8080".into()] }
+        Access::new(token.map(str::to_string), vec!["127.0.0.1:8080".into(), "localhost:8080".into()]).unwrap()
+    }
+
+    #[test]
+    fn the_session_cookie_is_accepted_like_the_bearer_and_only_the_right_one() {
+        let a = access(Some("0123456789abcdef"));
+        let session = a.session.clone().unwrap();
+        assert_eq!(session.len(), 64);
+        assert_ne!(Some(session.clone()), access(Some("0123456789abcdef")).session, "each server its own secret");
+        let get = Method::GET;
+        let with = |c: &str| check(&a, &get, &headers(&[("cookie", c)])).map(|r| r.status());
+        assert_eq!(with(&format!("a=b; {SESSION_COOKIE}={session}")), None);
+        assert_eq!(with(&format!("{SESSION_COOKIE}={}", &session[..63])), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(with(&format!("{SESSION_COOKIE}=0123456789abcdef")), Some(StatusCode::UNAUTHORIZED), "the token is not a session");
+        assert_eq!(with(&format!("x{SESSION_COOKIE}={session}")), Some(StatusCode::UNAUTHORIZED));
+        assert!(access(None).session.is_none());
+        assert_eq!(percent_decode("ab%2Fc%3d+d%zz%4"), "ab/c= d%zz%4");
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -45,27 +45,37 @@ pub struct Listen {
     pub token: Option<String>,
 }
 
+/// Parses a dashboard address: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`. The error is the
+/// line to print.
+pub fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
+    let parsed = match addr.strip_prefix("localhost:") {
+        Some(port) => port.parse::<u16>().ok().map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
+        None => addr.parse::<SocketAddr>().ok(),
+    };
+    parsed.ok_or_else(|| format!("dashboard address {addr:?} is not IP:PORT (e.g. {DEFAULT_ADDR}, or 127.0.0.1:0 for a free port)"))
+}
+
+/// Whether `token` may be a dashboard token: long enough to resist guessing, and printable
+/// (it travels in a header and a cookie). The error is the line to print.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.chars().count() < MIN_TOKEN_CHARS {
+        return Err(format!("the dashboard token is too short: use at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 16`)"));
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("the dashboard token must be printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
 impl Listen {
     /// Checks `addr` (`IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`) and the token: a non-loopback
     /// address needs a token of at least [`MIN_TOKEN_CHARS`] characters. The error is the line
     /// to print (bad usage: exit 2).
     pub fn check(addr: &str, token: Option<&str>) -> Result<Listen, String> {
-        let parsed = match addr.strip_prefix("localhost:") {
-            Some(port) => port.parse::<u16>().ok().map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
-            None => addr.parse::<SocketAddr>().ok(),
-        };
-        let addr = parsed
-            .ok_or_else(|| format!("dashboard address {addr:?} is not IP:PORT (e.g. {DEFAULT_ADDR}, or 127.0.0.1:0 for a free port)"))?;
+        let addr = parse_addr(addr)?;
         let token = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
         if let Some(t) = &token {
-            if t.chars().count() < MIN_TOKEN_CHARS {
-                return Err(format!(
-                    "the dashboard token is too short: use at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 16`)"
-                ));
-            }
-            if !t.chars().all(|c| c.is_ascii_graphic()) {
-                return Err("the dashboard token must be printable ASCII without spaces".into());
-            }
+            check_token(t)?;
         }
         if !addr.ip().is_loopback() && token.is_none() {
             return Err(format!(
@@ -87,7 +97,7 @@ impl Listen {
         } else {
             Vec::new()
         };
-        Ok(Bound { listener: l, local, access: http::Access { token: self.token.clone(), hosts } })
+        Ok(Bound { listener: l, local, access: http::Access::new(self.token.clone(), hosts)? })
     }
 }
 

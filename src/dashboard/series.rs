@@ -16,7 +16,9 @@
 //! same bytes every time.
 
 use crate::guardian::Thresholds;
+use crate::guardian::PRESSURE_STALL_PERCENT;
 use crate::metrics::{new_histogram, LatencySummary};
+use crate::store::HostFigures;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -241,6 +243,8 @@ pub struct SampleRow {
     pub health: f64,
     /// Whether the sample was over a threshold.
     pub violating: bool,
+    /// What was left for the host (None in a store from before it was recorded).
+    pub host: Option<HostFigures>,
 }
 
 /// Guardian samples of one bucket: the worst of each (a spike must not be averaged away).
@@ -252,6 +256,39 @@ struct ResBucket {
     rss: u64,
     health: f64,
     limits: Option<(f64, f64, f64)>,
+    /// The host's side (worst of the bucket: highest demand and stall, lowest headroom).
+    host: Option<HostBucket>,
+}
+
+/// The host's figures of one bucket.
+#[derive(Clone, Copy)]
+struct HostBucket {
+    demand: f64,
+    campaign: f64,
+    cap: Option<f64>,
+    stall: Option<f64>,
+}
+
+impl HostBucket {
+    fn of(h: &HostFigures) -> HostBucket {
+        HostBucket { demand: h.demand(), campaign: h.campaign_cpu, cap: h.cpu_cap, stall: h.stall() }
+    }
+
+    fn worst(a: Option<HostBucket>, b: Option<HostBucket>) -> Option<HostBucket> {
+        let max = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
+        match (a, b) {
+            (Some(a), Some(b)) => Some(HostBucket {
+                demand: a.demand.max(b.demand),
+                campaign: a.campaign.max(b.campaign),
+                cap: max(a.cap, b.cap),
+                stall: max(a.stall, b.stall),
+            }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Resources over time, with the thresholds in force.
@@ -270,7 +307,16 @@ impl ResourceSeries {
     pub fn add(&mut self, s: &SampleRow, limits: Option<&Thresholds>) {
         let key = s.at_ms.div_euclid(self.width) * self.width;
         let lim = limits.map(|t| (t.cpu_percent, t.memory_percent, t.disk_percent));
-        let b = self.buckets.entry(key).or_insert(ResBucket { cpu: 0.0, memory: 0.0, disk: 0.0, rss: 0, health: 100.0, limits: lim });
+        let b = self.buckets.entry(key).or_insert(ResBucket {
+            cpu: 0.0,
+            memory: 0.0,
+            disk: 0.0,
+            rss: 0,
+            health: 100.0,
+            limits: lim,
+            host: None,
+        });
+        b.host = HostBucket::worst(b.host, s.host.as_ref().map(HostBucket::of));
         b.cpu = b.cpu.max(s.cpu);
         b.memory = b.memory.max(s.memory);
         b.disk = b.disk.max(s.disk);
@@ -296,6 +342,7 @@ impl ResourceSeries {
                     m.rss = m.rss.max(b.rss);
                     m.health = m.health.min(b.health);
                     m.limits = b.limits.or(m.limits);
+                    m.host = HostBucket::worst(m.host, b.host);
                 })
                 .or_insert(b);
         }
@@ -325,6 +372,12 @@ impl ResourceSeries {
             c.cpu_limit.push(b.limits.map(|l| round3(l.0)));
             c.memory_limit.push(b.limits.map(|l| round3(l.1)));
             c.disk_limit.push(b.limits.map(|l| round3(l.2)));
+            let h = b.host;
+            c.host_demand.push(h.map(|h| round3(h.demand)));
+            c.campaign_cpu.push(h.map(|h| round3(h.campaign)));
+            c.cpu_cap.push(h.and_then(|h| h.cap).map(round3));
+            c.stall.push(h.and_then(|h| h.stall).map(round3));
+            c.stall_limit.push(h.and_then(|h| h.stall).map(|_| PRESSURE_STALL_PERCENT));
         }
         c
     }
@@ -351,11 +404,27 @@ pub struct ResourceColumns {
     pub memory_limit: Vec<Option<f64>>,
     /// Disk threshold in force, percent.
     pub disk_limit: Vec<Option<f64>>,
+    /// The host's CPU demand (used + waited for, outside the campaign), percent of all cores: what
+    /// the CPU threshold judges while the campaign is confined; 100 minus it is the host's headroom.
+    pub host_demand: Vec<Option<f64>>,
+    /// The campaign's CPU (its cgroup or tree, plus the daemon), percent of all cores.
+    pub campaign_cpu: Vec<Option<f64>>,
+    /// The campaign's CPU cap (the reservation), percent of all cores; null while unconfined.
+    pub cpu_cap: Vec<Option<f64>>,
+    /// The host's stall (larger of memory and io full pressure), percent; null without PSI.
+    pub stall: Vec<Option<f64>>,
+    /// The pressure threshold, percent, where there is PSI.
+    pub stall_limit: Vec<Option<f64>>,
 }
 
 impl ResourceColumns {
-    fn value_columns(&mut self) -> [&mut Vec<Option<f64>>; 8] {
+    fn value_columns(&mut self) -> [&mut Vec<Option<f64>>; 13] {
         [
+            &mut self.host_demand,
+            &mut self.campaign_cpu,
+            &mut self.cpu_cap,
+            &mut self.stall,
+            &mut self.stall_limit,
             &mut self.cpu,
             &mut self.memory,
             &mut self.disk,

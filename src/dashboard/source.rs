@@ -2,17 +2,16 @@
 //! what is new since the last call while the campaign writes it (the live dashboard follows its
 //! own campaign's store for the op windows and guardian samples, which are not events).
 //!
-//! The connection is read-only (`store::open_checked`), the queries are this module's own and
-//! only `SELECT` by rowid, so following a store costs the campaign nothing but SQLite's WAL reads.
+//! The rows come from the store's own reader ([`StoreReader`], read-only), which verifies each
+//! row's checksum as the reports' reads do: a damaged row stops the follower with an error that
+//! names it, and `report.html` is not built from it.
 
 use super::model::{Limits, Model, WindowIn};
 use super::series::{bucket_width, OpsRow, SampleRow};
 use crate::events::EventRecord;
 use crate::metrics::decode_histogram;
-use crate::store::{open_checked, unix_ms, EventInfo, StoreError};
-use rusqlite::{params, Connection};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+use crate::store::{unix_ms, StoreError, StoreReader};
+use std::path::Path;
 use std::sync::Mutex;
 
 /// Rows read per table and call: a long store is read in steps, the model lock is held per step.
@@ -35,8 +34,7 @@ pub struct CampaignRow {
 
 /// A read-only cursor over one store.
 pub struct StoreFollower {
-    conn: Connection,
-    path: PathBuf,
+    reader: StoreReader,
     last_window: i64,
     last_sample: i64,
     last_event: i64,
@@ -54,8 +52,7 @@ impl StoreFollower {
     /// Opens the store at `path` read-only.
     pub fn open(path: &Path) -> Result<StoreFollower, StoreError> {
         Ok(StoreFollower {
-            conn: open_checked(path, true)?,
-            path: path.to_path_buf(),
+            reader: StoreReader::open(path)?,
             last_window: 0,
             last_sample: 0,
             last_event: 0,
@@ -64,44 +61,29 @@ impl StoreFollower {
         })
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |e| StoreError::Corrupt { path: self.path.clone(), detail: e.to_string(), reports: None }
-    }
-
     /// Reads only the events stored until now: the later ones come from the event bus.
     pub fn limit_events_to_now(&mut self) -> Result<(), StoreError> {
-        self.event_limit = self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0)).map_err(self.err())?;
+        self.reader.refresh()?;
+        self.event_limit = self.reader.last_event_id()?;
         Ok(())
     }
 
     /// The campaign row.
     pub fn campaign(&self) -> Result<CampaignRow, StoreError> {
-        self.conn
-            .query_row("SELECT id, profile, started_at, ended_at, config_text FROM campaign LIMIT 1", [], |r| {
-                Ok(CampaignRow {
-                    id: r.get(0)?,
-                    profile: r.get(1)?,
-                    started_ms: parse_ms(&r.get::<_, String>(2)?),
-                    ended: r.get::<_, Option<String>>(3)?.is_some(),
-                    config_text: r.get(4)?,
-                })
-            })
-            .map_err(self.err())
+        let c = self.reader.campaign()?;
+        Ok(CampaignRow {
+            id: c.id,
+            profile: c.profile,
+            started_ms: parse_ms(&c.started_at),
+            ended: c.ended_at.is_some(),
+            config_text: c.config_text,
+        })
     }
 
     /// The time the stored data spans, ms (start of the campaign to its last window, sample or
     /// event): what a report's bucket width is chosen from.
     pub fn span_ms(&self, started_ms: i64) -> Result<i64, StoreError> {
-        let last: i64 = self
-            .conn
-            .query_row(
-                "SELECT MAX(COALESCE((SELECT MAX(end_ms) FROM windows), 0), COALESCE((SELECT MAX(at_ms) FROM samples), 0))",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
-        let last_event: Option<String> = self.conn.query_row("SELECT MAX(at) FROM events", [], |r| r.get(0)).map_err(self.err())?;
-        Ok(last.max(last_event.as_deref().map(parse_ms).unwrap_or(0)) - started_ms)
+        Ok(self.reader.last_data_ms()? - started_ms)
     }
 
     /// A model of the whole store, complete (every bucket closed): what `report.html` and the
@@ -120,18 +102,22 @@ impl StoreFollower {
     /// Reads what is new (up to [`BATCH`] rows per table) into `model`; events too when `events`
     /// (a live dashboard gets them from the bus instead). Returns whether anything was read.
     pub fn poll(&mut self, model: &Mutex<Model>, events: bool) -> Result<bool, StoreError> {
-        let evs = if events { self.events()? } else { Vec::new() };
-        let windows = self.windows()?;
-        let samples = self.samples()?;
-        let new_phases: Vec<u32> = windows.iter().map(|w| w.0).filter(|p| !self.known_phases.contains(p)).collect();
-        let phase_rows = if new_phases.is_empty() { Vec::new() } else { self.phase_rows()? };
+        self.reader.refresh()?;
+        let evs = if events { self.reader.events_after(self.last_event, self.event_limit, BATCH)? } else { Vec::new() };
+        let windows = self.reader.windows_after(self.last_window, BATCH)?;
+        let samples = self.reader.samples_after(self.last_sample, BATCH)?;
+        self.last_event = evs.last().map_or(self.last_event, |e| e.0);
+        self.last_window = windows.last().map_or(self.last_window, |w| w.id);
+        self.last_sample = samples.last().map_or(self.last_sample, |s| s.id);
+        let new_phases = windows.iter().any(|w| !self.known_phases.contains(&w.phase_idx));
+        let phase_rows = if new_phases { self.reader.phases()? } else { Vec::new() };
         let any = !(evs.is_empty() && windows.is_empty() && samples.is_empty());
         let mut m = model.lock().unwrap_or_else(|e| e.into_inner());
-        for (idx, name, task, started) in phase_rows {
-            m.on_phase_row(idx, &name, &task, started);
-            self.known_phases.insert(idx);
+        for p in phase_rows {
+            m.on_phase_row(p.idx, &p.name, &p.task_kind, parse_ms(&p.started_at));
+            self.known_phases.insert(p.idx);
         }
-        for e in &evs {
+        for (_, e) in &evs {
             match EventRecord::from_stored(e) {
                 Ok((_, event)) => {
                     let at = humantime::parse_rfc3339_weak(&e.at).unwrap_or(std::time::UNIX_EPOCH);
@@ -140,129 +126,31 @@ impl StoreFollower {
                 Err(err) => tracing::warn!(target: "stressctl::dashboard", "{err} (skipped)"),
             }
         }
-        for (phase, worker, task, start_ms, end_ms, attempted, succeeded, failed, hist) in &windows {
+        for w in &windows {
+            // verified bytes that do not decode: the window keeps its counts, not its latencies
+            let hist = decode_histogram(&w.hist).ok();
             m.on_window(&WindowIn {
-                phase: *phase,
-                worker,
-                task,
-                ops: OpsRow { start_ms: *start_ms, end_ms: *end_ms, attempted: *attempted, succeeded: *succeeded, hist: hist.as_ref() },
-                failed: *failed,
+                phase: w.phase_idx,
+                worker: &w.worker,
+                task: &w.task_kind,
+                ops: OpsRow { start_ms: w.start_ms, end_ms: w.end_ms, attempted: w.attempted, succeeded: w.succeeded, hist: hist.as_ref() },
+                failed: w.failed,
             });
         }
         for s in samples {
-            m.on_sample(s);
+            m.on_sample(SampleRow {
+                at_ms: s.at_ms,
+                phase: s.phase_idx,
+                cpu: s.cpu,
+                memory: s.memory,
+                disk: s.disk,
+                tree_rss: s.tree_rss,
+                health: s.health,
+                violating: s.violating,
+                host: s.host,
+            });
         }
         Ok(any)
-    }
-
-    fn events(&mut self) -> Result<Vec<EventInfo>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, at, kind, corr, phase_idx, message, data FROM events WHERE id > ?1 AND id <= ?3 ORDER BY id LIMIT ?2",
-            )
-            .map_err(self.err())?;
-        let rows = st
-            .query_map(params![self.last_event, BATCH, self.event_limit], |r| {
-                let data: String = r.get(6)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    EventInfo {
-                        at: r.get(1)?,
-                        kind: r.get(2)?,
-                        corr: r.get(3)?,
-                        phase_idx: r.get(4)?,
-                        message: r.get(5)?,
-                        data: serde_json::from_str(&data).unwrap_or(Value::Null),
-                    },
-                ))
-            })
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, e) = row.map_err(self.err())?;
-            self.last_event = id;
-            out.push(e);
-        }
-        Ok(out)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn windows(&mut self) -> Result<Vec<(u32, String, String, i64, i64, u64, u64, u64, Option<hdrhistogram::Histogram<u64>>)>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, phase_idx, worker, task_kind, start_ms, end_ms, attempted, succeeded, failed, hist
-                 FROM windows WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .map_err(self.err())?;
-        let rows = st
-            .query_map(params![self.last_window, BATCH], |r| {
-                let hist: Vec<u8> = r.get(9)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    (
-                        r.get::<_, u32>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, i64>(6)? as u64,
-                        r.get::<_, i64>(7)? as u64,
-                        r.get::<_, i64>(8)? as u64,
-                        // a damaged histogram loses its latencies, not its counts
-                        decode_histogram(&hist).ok(),
-                    ),
-                ))
-            })
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, w) = row.map_err(self.err())?;
-            self.last_window = id;
-            out.push(w);
-        }
-        Ok(out)
-    }
-
-    fn samples(&mut self) -> Result<Vec<SampleRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT id, at_ms, phase_idx, cpu, memory, disk, tree_rss, health, violations != '[]'
-                 FROM samples WHERE id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .map_err(self.err())?;
-        let rows = st
-            .query_map(params![self.last_sample, BATCH], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    SampleRow {
-                        at_ms: r.get(1)?,
-                        phase: r.get(2)?,
-                        cpu: r.get(3)?,
-                        memory: r.get(4)?,
-                        disk: r.get(5)?,
-                        tree_rss: r.get::<_, i64>(6)?.max(0) as u64,
-                        health: r.get(7)?,
-                        violating: r.get(8)?,
-                    },
-                ))
-            })
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, s) = row.map_err(self.err())?;
-            self.last_sample = id;
-            out.push(s);
-        }
-        Ok(out)
-    }
-
-    fn phase_rows(&self) -> Result<Vec<(u32, String, String, i64)>, StoreError> {
-        let mut st = self.conn.prepare_cached("SELECT idx, name, task_kind, started_at FROM phases ORDER BY idx").map_err(self.err())?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, parse_ms(&r.get::<_, String>(3)?)))).map_err(self.err())?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 }
 
@@ -280,4 +168,56 @@ pub fn limits_of(config_text: &str) -> Limits {
 /// The guardian thresholds of each phase of `cfg`.
 pub fn limits_of_config(cfg: &crate::config::Config) -> Limits {
     Limits { phases: (0..cfg.phases.len()).map(|i| cfg.phase_safety(i).thresholds()).collect(), default: Some(cfg.safety.thresholds()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{CampaignRecord, HostFigures, SampleRow as StoredRow, Store};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn store_with_samples(dir: &Path, n: u64) -> std::path::PathBuf {
+        let path = dir.join("store.sqlite");
+        let rec = CampaignRecord {
+            id: "c-follow".into(),
+            profile: "quick".into(),
+            config_source: "<profile quick>".into(),
+            config_text: crate::config::QUICK_PROFILE.into(),
+            started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            output_dir: dir.to_path_buf(),
+        };
+        let store = Store::create(&path, &rec, &dir.join("events.jsonl")).unwrap();
+        for i in 0..n {
+            store.sample(StoredRow {
+                at: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + i),
+                phase_idx: None,
+                cpu: 40.0,
+                memory: 50.0,
+                disk: 10.0,
+                tree_rss_bytes: 1 << 20,
+                tree_cpu: 10.0,
+                tree_processes: 2,
+                health: 90.0,
+                violations: "[]".into(),
+                host: HostFigures { cpu_cap: Some(80.0), campaign_cpu: 30.0, host_cpu: 10.0, host_wait: Some(2.0), ..Default::default() },
+            });
+        }
+        store.close().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_damaged_sample_stops_the_follower_naming_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_with_samples(dir.path(), 5);
+        let m = StoreFollower::open(&path).unwrap().read_all(None).unwrap();
+        let cols = m.overview(None).resources;
+        assert_eq!(cols.host_demand.iter().flatten().copied().fold(0.0, f64::max), 12.0, "the host figures reach the charts");
+        assert_eq!(cols.cpu_cap.iter().flatten().next(), Some(&80.0));
+        // one value changed behind the store's back: a chart would show 99 % CPU that never was
+        rusqlite::Connection::open(&path).unwrap().execute("UPDATE samples SET cpu = 99.0 WHERE id = 3", []).unwrap();
+        let e = StoreFollower::open(&path).unwrap().read_all(None).err().expect("a damaged row is an error");
+        let msg = e.to_string();
+        assert!(matches!(e, StoreError::Corrupt { .. }) && msg.contains("table samples: row 3 fails its checksum"), "{msg}");
+    }
 }

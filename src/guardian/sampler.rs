@@ -45,6 +45,10 @@ pub struct ResourceSample {
     /// CPU of the campaign in percent of all cores (0..=100): its cgroup's usage where there is one,
     /// else its process tree's, plus the daemon's own.
     pub campaign_cpu_percent: f64,
+    /// CPU of the run's cgroup alone, percent of all cores (None without a cgroup to read): what the
+    /// reservation's cap governs. The daemon runs outside the cgroup, so its own CPU is the
+    /// campaign's (`campaign_cpu_percent`) but not held to the cap.
+    pub cgroup_cpu_percent: Option<f64>,
     /// CPU used outside the campaign, in percent of all cores: `cpu_percent − campaign_cpu_percent`,
     /// at least 0.
     pub host_cpu_percent: f64,
@@ -201,8 +205,12 @@ pub struct Sampler {
     last_self_cpu: f64,
     /// The run cgroup to judge by; None = whichever is installed (`confine::installed`) at each sample.
     confinement: Option<Arc<RunCgroup>>,
-    /// (identity of the cgroup, its CPU usage in µs) at the start of the current CPU window.
-    cgroup_prev: Option<(usize, u64)>,
+    /// (identity of the cgroup, its CPU usage in µs, when that usage was read) at the start of the
+    /// current cgroup window. The rate is taken over the time between the two reads, not over the
+    /// sampler's window: a read delayed by a slow `/proc` scan (the sampler is not in the cgroup and
+    /// competes for the CPU the cgroup leaves) would otherwise count up to one more CFS period's
+    /// quota against a window that did not include it.
+    cgroup_prev: Option<(usize, u64, Instant)>,
     /// The cgroup's CPU over the last window; 100 = one full core. None without a cgroup to read.
     last_cgroup_cpu: Option<f64>,
     /// (pid, process start time, tid) -> run-queue wait in ns at the start of the window, for the
@@ -257,7 +265,7 @@ impl Sampler {
 
     /// Judges the campaign by `cgroup` rather than by whichever run cgroup is installed process-wide.
     pub fn with_confinement(mut self, cgroup: Arc<RunCgroup>) -> Self {
-        self.cgroup_prev = cgroup.cpu_usage_usec().map(|u| (Arc::as_ptr(&cgroup) as usize, u));
+        self.cgroup_prev = cgroup.cpu_usage_usec().map(|u| (Arc::as_ptr(&cgroup) as usize, u, Instant::now()));
         self.confinement = Some(cgroup);
         self
     }
@@ -339,6 +347,7 @@ impl Sampler {
             self_rss_bytes,
             self_cpu_percent: self.last_self_cpu,
             campaign_cpu_percent,
+            cgroup_cpu_percent: self.last_cgroup_cpu.map(|c| clamp_percent(c / cores)),
             host_cpu_percent: clamp_percent(self.last_cpu - campaign_cpu_percent),
             host_wait_percent: if conf.is_some() { self.last_host_wait } else { 0.0 },
             reservation: conf.as_ref().map(|c| c.reservation().clone()),
@@ -354,11 +363,12 @@ impl Sampler {
     /// exited during the window are lost (their last ticks cannot be read) — which is why the cgroup's
     /// usage, which keeps them, is preferred where there is one (`cgroup`).
     fn update_cpu_window(&mut self, procs: &[ProcStat], tree: &[usize], window: Duration, cgroup: Option<&Arc<RunCgroup>>) {
-        let usage = cgroup.and_then(|c| c.cpu_usage_usec().map(|u| (Arc::as_ptr(c) as usize, u)));
+        let usage = cgroup.and_then(|c| c.cpu_usage_usec().map(|u| (Arc::as_ptr(c) as usize, u, Instant::now())));
         let secs = window.as_secs_f64();
         self.last_cgroup_cpu = match (usage, self.cgroup_prev) {
-            (Some((id, now)), Some((prev_id, prev))) if id == prev_id && secs > 0.0 => {
-                Some(now.saturating_sub(prev) as f64 / 1e6 / secs * 100.0)
+            (Some((id, now, at)), Some((prev_id, prev, prev_at))) if id == prev_id && secs > 0.0 => {
+                let between = at.saturating_duration_since(prev_at).as_secs_f64();
+                (between > 0.0).then(|| now.saturating_sub(prev) as f64 / 1e6 / between * 100.0)
             }
             _ => None,
         };
@@ -597,8 +607,14 @@ mod tests {
 
     /// The reservation for real: busy loops on every core inside the run's cgroup are held to its cap
     /// and are not judged as the host's load; the same loops outside it (a host hog) trip the guardian.
+    ///
+    /// The daemon (here: this test process, which also runs the other unit tests in parallel) is
+    /// the campaign's but outside its cgroup, so it is not held to the cap: a thread of ours burns
+    /// about half a core meanwhile, and the cap is judged on the cgroup's own CPU. Before, the cap was
+    /// judged on the campaign's CPU including the daemon's, and the cgroup's usage was divided by the
+    /// sampler's window rather than the time between its two reads, so a read delayed by a slow scan
+    /// counted up to one more CFS period's quota: 96-99 % against an 80 % cap on a quiet host.
     #[test]
-    #[ignore = "flaky: in one clean-clone run the busy loops ran at 96-99 % against the 80 % cap (issue 10 item 13 stays open for it); tests/reservation.rs checks the cap and the host rule end to end"]
     fn confined_load_is_not_the_hosts_but_a_host_hog_trips() {
         use crate::confine::cgroup::Plan;
         use crate::guardian::{Metric, Thresholds, ViolationTracker};
@@ -619,7 +635,22 @@ mod tests {
         let base = samples(&mut s, 2);
         let host_base = base.iter().map(|x| x.host_cpu_percent).sum::<f64>() / base.len().max(1) as f64;
         let campaign = Busy::start(cores * 2, 30, Some(&cg));
+        let burning = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let burner = {
+            let burning = burning.clone();
+            std::thread::spawn(move || {
+                while burning.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_millis(50) {
+                        std::hint::black_box(0u64);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
         let own = samples(&mut s, 4);
+        burning.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = burner.join();
         // the hog starts while the campaign keeps running
         let hog = Busy::start(cores, 30, None);
         let _ = samples(&mut s, 1);
@@ -633,8 +664,12 @@ mod tests {
             v.iter()
                 .map(|x| {
                     format!(
-                        "total {:.0} campaign {:.0} host {:.0} + waited {:.0}",
-                        x.cpu_percent, x.campaign_cpu_percent, x.host_cpu_percent, x.host_wait_percent
+                        "total {:.0} campaign {:.0} (cgroup {:.1}) host {:.0} + waited {:.0}",
+                        x.cpu_percent,
+                        x.campaign_cpu_percent,
+                        x.cgroup_cpu_percent.unwrap_or(f64::NAN),
+                        x.host_cpu_percent,
+                        x.host_wait_percent
                     )
                 })
                 .collect::<Vec<_>>()
@@ -645,13 +680,21 @@ mod tests {
             assert!(x.confined());
             assert!(Metric::Cpu.value(x).is_nan(), "total CPU is not judged while confined");
             assert!((x.host_cpu_percent - (x.cpu_percent - x.campaign_cpu_percent).max(0.0)).abs() < 0.01);
+            let cgroup = x.cgroup_cpu_percent.expect("a confined sample reads its cgroup's CPU");
+            assert!(x.campaign_cpu_percent + 0.01 >= cgroup, "the campaign is at least its cgroup: {:?}", show(own_tail));
             if let Some(cap) = cap {
-                assert!(x.campaign_cpu_percent <= cap + 6.0, "campaign over its {cap}% cap: {:?}", show(own_tail));
+                // a window of n CFS periods plus a part of one sees at most one extra period's quota in
+                // that part: for 500 ms windows of 100 ms periods, under 3 points over an 80 % cap
+                assert!(cgroup <= cap + 4.0, "the cgroup over its {cap}% cap: {:?}", show(own_tail));
             }
         }
         if host_base < 40.0 {
             // a quiet host: the campaign takes its share, and its own load trips nothing
-            assert!(own_tail.iter().all(|x| x.campaign_cpu_percent >= 25.0), "the campaign's loops did not run: {:?}", show(own_tail));
+            assert!(
+                own_tail.iter().all(|x| x.cgroup_cpu_percent.unwrap_or(0.0) >= 25.0),
+                "the campaign's loops did not run: {:?}",
+                show(own_tail)
+            );
             let mut tr = ViolationTracker::new();
             let trip = own_tail.iter().find_map(|x| tr.observe(x, &th).1);
             assert_eq!(trip, None, "the campaign's own load tripped the guardian: {:?}", show(own_tail));

@@ -180,6 +180,7 @@ const CHARTS: &str = r#"<h2>Ops, success and latency</h2>
 <div class="charts">
   <div class="chart" id="c-resources"><h3>CPU, memory, disk (%)</h3><div class="plot"></div></div>
   <div class="chart" id="c-browsers"><h3>Browsers' and drivers' RSS (MiB) and health</h3><div class="plot"></div></div>
+  <div class="chart" id="c-host"><h3>Host headroom: the host's CPU demand (used + waited for, outside the campaign), the campaign's CPU and its cap, the host's stall (%)</h3><div class="plot"></div></div>
 </div>
 "#;
 
@@ -361,6 +362,7 @@ mod tests {
                     tree_rss: 2 << 30,
                     health: 70.0,
                     violating: false,
+                    host: None,
                 });
             }
             if s % 3 == 0 {

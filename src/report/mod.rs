@@ -508,6 +508,18 @@ fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Va
 }
 
 /// Builds one phase's report; api_unsupported failures are added to `unsupported`.
+/// A phase's resource statistics, its host figures with the thresholds that judged them (from the
+/// stored config).
+fn phase_resources(r: &StoreReader, idx: u32) -> Result<ResourceAgg, StoreError> {
+    let mut res = r.phase_resources(idx)?;
+    if let Some(h) = res.host.as_mut() {
+        let limits = crate::dashboard::source::limits_of(&r.campaign()?.config_text);
+        h.cpu_limit = limits.of(Some(idx)).map(|t| t.cpu_percent);
+        h.stall_limit = h.stall_max.map(|_| crate::guardian::PRESSURE_STALL_PERCENT);
+    }
+    Ok(res)
+}
+
 fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupported>) -> Result<PhaseReport, StoreError> {
     let windows = r.phase_windows(p.idx)?;
     let task_info = r.task_info(p.idx)?;
@@ -585,7 +597,7 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         tasks,
         browsers: per_browser,
         notes,
-        resources: r.phase_resources(p.idx)?,
+        resources: phase_resources(r, p.idx)?,
         violations,
         top_errors: top,
         faults_injected,

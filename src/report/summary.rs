@@ -321,6 +321,50 @@ fn failures_section(out: &mut Vec<String>, c: &CampaignReport) {
     }
 }
 
+/// The host's headroom per phase: what the processes outside the campaign used and waited for,
+/// against the CPU threshold that judges it while confined, and the host's stall against the
+/// pressure threshold. Left out for stores from before the host figures were recorded.
+fn host_headroom(out: &mut Vec<String>, c: &CampaignReport) {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), f1);
+    let pair =
+        |a: Option<f64>, b: Option<f64>| if a.is_none() && b.is_none() { "-".to_string() } else { format!("{} / {}", opt(a), opt(b)) };
+    let rows: Vec<Vec<String>> = c
+        .phases
+        .iter()
+        .filter_map(|p| {
+            let h = p.resources.host.as_ref()?;
+            Some(vec![
+                (p.index + 1).to_string(),
+                short_name(&p.name),
+                format!("{} / {}", f1(h.host_cpu_avg), f1(h.host_cpu_max)),
+                pair(h.host_wait_avg, h.host_wait_max),
+                format!("{} ({})", f1(h.host_demand_max), opt(h.cpu_limit)),
+                f1((100.0 - h.host_demand_max).max(0.0)),
+                format!("{} / {} ({})", f1(h.campaign_cpu_avg), f1(h.campaign_cpu_max), opt(h.cpu_cap_percent)),
+                format!("{} ({})", opt(h.stall_max), opt(h.stall_limit)),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    out.push("  host headroom (cpu in % of all cores; limits in parentheses):".into());
+    out.extend(table(
+        "  ",
+        &[
+            ("#", Align::Right),
+            ("name", Align::Left),
+            ("host cpu avg/max", Align::Right),
+            ("waited avg/max", Align::Right),
+            ("demand max (limit)", Align::Right),
+            ("headroom min", Align::Right),
+            ("campaign cpu avg/max (cap)", Align::Right),
+            ("stall max (limit)", Align::Right),
+        ],
+        &rows,
+    ));
+}
+
 fn resources_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(String::new());
     out.push("Resources".into());
@@ -372,6 +416,7 @@ fn resources_section(out: &mut Vec<String>, c: &CampaignReport) {
             &rows,
         ));
     }
+    host_headroom(out, c);
     let g = &c.guardian;
     out.push(format!("  guardian: {} samples, {} over a threshold, {} violation events", g.samples, g.violating_samples, g.violations));
     if g.emergency_stops.is_empty() {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::breaker::BreakerState;
 use crate::metrics::{encode_histogram, new_histogram, record_latency};
-use crate::store::{CampaignRecord, EventRow, PhaseStart, SampleRow, Store, WindowRow};
+use crate::store::{CampaignRecord, EventRow, HostFigures, PhaseStart, SampleRow, Store, WindowRow};
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
@@ -78,6 +78,15 @@ fn sample(s: u64, phase: u32, cpu: f64, violations: &str) -> SampleRow {
         tree_processes: 6,
         health: 80.0,
         violations: violations.into(),
+        host: HostFigures {
+            cpu_cap: Some(80.0),
+            campaign_cpu: cpu - 10.0,
+            host_cpu: 10.0,
+            host_wait: Some(5.0),
+            psi_cpu: Some(20.0),
+            psi_memory: Some(1.0),
+            psi_io: Some(2.0),
+        },
     }
 }
 
@@ -232,6 +241,18 @@ fn phase_counts_sum_to_totals_and_percentiles_are_ordered() {
     assert_eq!(w.resources.cpu_max, 70.0);
     assert_eq!(w.resources.tree_rss_mb_max, 512.0);
     assert_eq!(s.resources.violating_samples, 1);
+    // the host's headroom, per phase, with the thresholds that judge it
+    let h = w.resources.host.as_ref().expect("host figures are aggregated");
+    assert_eq!((h.confined_samples, h.cpu_cap_percent), (3, Some(80.0)));
+    assert_eq!((h.campaign_cpu_avg, h.campaign_cpu_max, h.host_cpu_max), (50.0, 60.0, 10.0));
+    assert_eq!((h.host_wait_max, h.host_demand_max, h.stall_max, h.cpu_pressure_max), (Some(5.0), 15.0, Some(2.0), Some(20.0)));
+    let cpu_limit = crate::config::Config::parse(crate::config::QUICK_PROFILE, "quick").unwrap().phase_safety(0).thresholds().cpu_percent;
+    assert_eq!((h.cpu_limit, h.stall_limit), (Some(cpu_limit), Some(crate::guardian::PRESSURE_STALL_PERCENT)));
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["phases"][0]["resources"]["host"]["host_demand_max"], 15.0);
+    let text = crate::report::render_summary(&c);
+    let line = text.lines().find(|l| l.trim_start().starts_with("1 ") && l.contains("15.0 (")).unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains("host headroom") && line.contains("85.0") && line.contains("(80.0)") && line.contains("2.0 (60.0)"), "{text}");
     assert_eq!(
         s.violations,
         vec![ViolationRecord { at: s.violations[0].at.clone(), metric: "cpu".into(), value: Some(97.5), threshold: Some(95.0) }]

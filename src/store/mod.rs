@@ -9,6 +9,7 @@
 //! Every row is written with a checksum and reads verify it ([`integrity`]): a damaged store gives
 //! an error naming the table and rows, never a report with wrong numbers.
 
+mod follow;
 mod integrity;
 mod open;
 mod read;
@@ -16,9 +17,10 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use follow::{StoredSample, StoredWindow};
 pub use open::open_checked;
 pub use read::*;
-pub use schema::SCHEMA_VERSION;
+pub use schema::{READABLE_SCHEMA_VERSION, SCHEMA_VERSION};
 
 use integrity::{insert_sealed, reseal, Ledger};
 use rusqlite::types::Value as SqlValue;
@@ -60,9 +62,10 @@ pub enum StoreError {
         /// Ours.
         supported: i64,
     },
-    /// Written by an older stressctl, whose records carry no checksums: its reports could not be
-    /// verified, so it is refused rather than read unverified.
-    #[error("store {path} has schema version {found}, older than this stressctl's {supported} (no record checksums); rebuild its reports with the stressctl that wrote it")]
+    /// Written by an older stressctl: version 1 (no record checksums) is refused rather than read
+    /// unverified; version 2 (no host figures in its samples) is read, but not resumed, since its
+    /// rows and the new ones would be checksummed over different columns.
+    #[error("store {path} has schema version {found}, older than this stressctl's {supported}{}", older_note(*found))]
     OlderSchema {
         /// The file.
         path: PathBuf,
@@ -142,6 +145,15 @@ impl StoreError {
     /// where every other store error is a failure (exit 1).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, StoreError::NotFound(_) | StoreError::InvalidId { .. })
+    }
+}
+
+/// What to do with a store of an older schema `found`.
+fn older_note(found: i64) -> &'static str {
+    if found >= READABLE_SCHEMA_VERSION {
+        ": it can be read (`stressctl report`, `stressctl dashboard`) but not resumed; resume it with the stressctl that wrote it"
+    } else {
+        " (no record checksums); rebuild its reports with the stressctl that wrote it"
     }
 }
 
@@ -233,6 +245,58 @@ pub struct SampleRow {
     pub health: f64,
     /// Violations in this sample (JSON array).
     pub violations: String,
+    /// What was left for the host (schema 3; absent from older stores).
+    pub host: HostFigures,
+}
+
+/// The host's side of a guardian sample: the reservation's CPU cap, what the campaign and the rest
+/// of the host used, and the host's stalls. Stored so the report can show the host's headroom over
+/// time, not only the verdict of each sample. Percentages are of all cores (CPU) or of time (PSI).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct HostFigures {
+    /// The campaign's CPU cap while a reservation is in force (None: unconfined).
+    pub cpu_cap: Option<f64>,
+    /// CPU of the campaign (its cgroup or process tree, plus the daemon).
+    pub campaign_cpu: f64,
+    /// CPU used outside the campaign.
+    pub host_cpu: f64,
+    /// Run-queue wait of the processes outside the campaign (None: not measured, unconfined).
+    pub host_wait: Option<f64>,
+    /// `/proc/pressure/cpu` some avg10 (None: the kernel has no PSI).
+    pub psi_cpu: Option<f64>,
+    /// `/proc/pressure/memory` full avg10.
+    pub psi_memory: Option<f64>,
+    /// `/proc/pressure/io` full avg10.
+    pub psi_io: Option<f64>,
+}
+
+impl HostFigures {
+    /// The host figures of a guardian sample, rounded to 0.1 (what a chart or a summary shows).
+    pub fn of(s: &crate::guardian::ResourceSample) -> HostFigures {
+        let r1 = |v: f64| (v * 10.0).round() / 10.0;
+        HostFigures {
+            cpu_cap: s.reservation.as_ref().and_then(|r| r.cpu_cap_percent).map(r1),
+            campaign_cpu: r1(s.campaign_cpu_percent),
+            host_cpu: r1(s.host_cpu_percent),
+            host_wait: s.confined().then(|| r1(s.host_wait_percent)),
+            psi_cpu: s.pressure.map(|p| r1(p.cpu.some)),
+            psi_memory: s.pressure.map(|p| r1(p.memory.full)),
+            psi_io: s.pressure.map(|p| r1(p.io.full)),
+        }
+    }
+
+    /// The host's CPU demand (use + wait), what the guardian's host rule judges while confined.
+    pub fn demand(&self) -> f64 {
+        (self.host_cpu + self.host_wait.unwrap_or(0.0)).clamp(0.0, 100.0)
+    }
+
+    /// The host's stall: the larger of memory and io `full` pressure (the pressure rule's value).
+    pub fn stall(&self) -> Option<f64> {
+        match (self.psi_memory, self.psi_io) {
+            (Some(m), Some(i)) => Some(m.max(i)),
+            (m, i) => m.or(i),
+        }
+    }
 }
 
 /// An event (also appended to `events.jsonl`).
@@ -621,6 +685,10 @@ fn int(v: u64) -> SqlValue {
     SqlValue::Integer(v as i64)
 }
 
+fn opt_real(v: Option<f64>) -> SqlValue {
+    v.filter(|v| v.is_finite()).map_or(SqlValue::Null, SqlValue::Real)
+}
+
 fn opt_int(v: Option<u32>) -> SqlValue {
     v.map_or(SqlValue::Null, |v| SqlValue::Integer(i64::from(v)))
 }
@@ -656,8 +724,9 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
             let id = ledger.next(&SAMPLES, s.phase_idx.map(i64::from), "");
             insert_sealed(
                 tx,
-                "INSERT INTO samples (id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations, crc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO samples (id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations,
+                   cpu_cap, campaign_cpu, host_cpu, host_wait, psi_cpu, psi_memory, psi_io, crc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
                 &SAMPLES,
                 [
                     SqlValue::Integer(id),
@@ -672,6 +741,13 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
                     SqlValue::Integer(i64::from(s.tree_processes)),
                     SqlValue::Real(s.health),
                     SqlValue::Text(s.violations),
+                    opt_real(s.host.cpu_cap),
+                    SqlValue::Real(s.host.campaign_cpu),
+                    SqlValue::Real(s.host.host_cpu),
+                    opt_real(s.host.host_wait),
+                    opt_real(s.host.psi_cpu),
+                    opt_real(s.host.psi_memory),
+                    opt_real(s.host.psi_io),
                 ],
             )?;
         }

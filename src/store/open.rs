@@ -10,7 +10,7 @@
 //! nothing the file does not already hold, so it is then opened as `immutable`.
 
 use super::integrity::{row_ok, select_sql};
-use super::schema::{self, CAMPAIGN, SCHEMA_VERSION};
+use super::schema::{self, CAMPAIGN, READABLE_SCHEMA_VERSION, SCHEMA_VERSION};
 use super::StoreError;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::io::ErrorKind;
@@ -149,6 +149,11 @@ fn open_read_only(path: &Path) -> Result<(Connection, i64), StoreError> {
     Ok((conn, v))
 }
 
+/// The schema version of an open store.
+pub(crate) fn version_of(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// The reports directory recorded in the campaign row, when that row can be read and verifies.
 pub(crate) fn recorded_output_dir(conn: &Connection) -> Option<PathBuf> {
     let sql = format!("{} LIMIT 1", select_sql(&CAMPAIGN));
@@ -195,7 +200,7 @@ pub fn open_checked(path: &Path, read_only: bool) -> Result<Connection, StoreErr
     if has_campaign.is_none() || version < 1 {
         return Err(StoreError::NotAStore { path: path.to_path_buf(), detail: "it has no campaign table".into() });
     }
-    if version < SCHEMA_VERSION {
+    if version < SCHEMA_VERSION && !(read_only && version >= READABLE_SCHEMA_VERSION) {
         return Err(StoreError::OlderSchema { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
     }
     if !read_only {

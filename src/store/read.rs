@@ -6,8 +6,8 @@
 //! reader opened while the campaign writes sees a consistent state.
 
 use super::integrity::{id_list, load_groups, row_ok, select_sql, Fingerprint, Group, GroupKey};
-use super::open::{classify, probe, recorded_output_dir};
-use super::schema::{Table, CAMPAIGN, EVENTS, PHASES, PROCESSES, SAMPLES, TASK_INFO, WINDOWS};
+use super::open::{classify, probe, recorded_output_dir, version_of};
+use super::schema::{samples_of, Table, CAMPAIGN, EVENTS, PHASES, PROCESSES, TASK_INFO, WINDOWS};
 use super::{event_jsonl_line, open_checked, store_path, validate_campaign_id, StoreError};
 use crate::fmt::round3;
 use crate::metrics::{decode_histogram, Window};
@@ -107,6 +107,49 @@ pub struct ResourceAgg {
     pub health_min: f64,
     /// Samples with at least one violation.
     pub violating_samples: u64,
+    /// The host's side of the samples: what was left for it (None: a store from before the host
+    /// figures were recorded, or no sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostAgg>,
+}
+
+/// The host's headroom over a phase, from the host figures of its samples (percent of all cores
+/// for CPU, percent of time for pressure), rounded to 3 decimals.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostAgg {
+    /// Samples taken while the campaign was confined to its reservation.
+    pub confined_samples: u64,
+    /// The campaign's CPU cap while confined (None: never confined).
+    pub cpu_cap_percent: Option<f64>,
+    /// CPU of the campaign, avg.
+    pub campaign_cpu_avg: f64,
+    /// CPU of the campaign, max.
+    pub campaign_cpu_max: f64,
+    /// CPU used outside the campaign, avg.
+    pub host_cpu_avg: f64,
+    /// CPU used outside the campaign, max.
+    pub host_cpu_max: f64,
+    /// Run-queue wait of the host's threads, avg over the confined samples (None: not measured).
+    pub host_wait_avg: Option<f64>,
+    /// Run-queue wait, max.
+    pub host_wait_max: Option<f64>,
+    /// Host CPU demand (used + waited for), avg: what the host CPU rule judges while confined.
+    pub host_demand_avg: f64,
+    /// Host CPU demand, max: the least headroom the host had is 100 minus this.
+    pub host_demand_max: f64,
+    /// CPU pressure (some, avg10), max (None: no PSI on this kernel).
+    pub cpu_pressure_max: Option<f64>,
+    /// Host stall (the larger of memory and io full pressure, avg10), avg.
+    pub stall_avg: Option<f64>,
+    /// Host stall, max: what the pressure rule judges.
+    pub stall_max: Option<f64>,
+    /// The phase's CPU threshold, which judges the host's demand while confined (set by the
+    /// report from the stored config; None when it does not parse).
+    #[serde(default)]
+    pub cpu_limit: Option<f64>,
+    /// The pressure threshold, where there is PSI (set by the report).
+    #[serde(default)]
+    pub stall_limit: Option<f64>,
 }
 
 /// An event row.
@@ -152,6 +195,9 @@ pub struct StoreReader {
     /// The campaign's reports directory, for errors ("the reports already written in … are
     /// unaffected"); None when the campaign row does not verify.
     reports: Option<PathBuf>,
+    /// The samples table as this store's schema has it (an older store's rows verify over its own
+    /// columns).
+    samples: &'static Table,
 }
 
 /// A sum of floats as SQLite's `sum()`/`avg()` compute it (Kahan-Babuska-Neumaier), so resource
@@ -207,7 +253,8 @@ impl StoreReader {
                 reports,
             });
         }
-        Ok(StoreReader { conn, path: path.to_path_buf(), groups, reports })
+        let version = version_of(&conn).map_err(|e| classify(path, e, probe(path, false), reports.as_deref()))?;
+        Ok(StoreReader { conn, path: path.to_path_buf(), groups, reports, samples: samples_of(version) })
     }
 
     /// Opens the store of campaign `id` in `state_dir`. An invalid id is [`StoreError::InvalidId`]
@@ -222,8 +269,31 @@ impl StoreReader {
         }
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(super) fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |e| classify(&self.path, e, probe(&self.path, false), self.reports.as_deref())
+    }
+
+    /// Moves this reader to the store's newest committed state (a campaign may be writing), with
+    /// the row-group ledger of that state, so complete reads (e.g. the phases) check against what
+    /// had been written by then.
+    pub fn refresh(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT; BEGIN").map_err(self.err())?;
+        let (groups, bad) = load_groups(&self.conn).map_err(self.err())?;
+        if !bad.is_empty() {
+            return Err(self.corrupt(format!("table row_groups: rows {} fail their checksums", id_list(&bad))));
+        }
+        self.groups = groups;
+        Ok(())
+    }
+
+    /// The connection (its reads see this reader's snapshot).
+    pub(super) fn conn_ref(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The samples table as this store's schema has it.
+    pub(super) fn samples_table(&self) -> &'static Table {
+        self.samples
     }
 
     /// A damage error naming this store and the reports it wrote.
@@ -234,7 +304,7 @@ impl StoreReader {
     /// Runs `sql` (which selects `rowid, <table.cols>, crc[, more]`) and calls `f` with each row
     /// whose checksum matches. Rows that do not match are named in the error after the scan.
     /// Returns the fingerprint of the rows seen.
-    fn scan_sql(
+    pub(super) fn scan_sql(
         &self,
         table: &Table,
         sql: &str,
@@ -471,7 +541,12 @@ impl StoreReader {
             *m = Some(m.map_or(v, |x| x.max(v)));
         }
         let mut a = Acc::default();
-        self.scan_complete(&SAMPLES, tail, p, pred, what, |r| {
+        let mut host = HostAcc::default();
+        let with_host = self.samples.ncols() > 12;
+        self.scan_complete(self.samples, tail, p, pred, what, |r| {
+            if with_host {
+                host.add(&host_figures(r)?);
+            }
             let (cpu, memory, disk): (f64, f64, f64) = (r.get(5)?, r.get(6)?, r.get(7)?);
             let (rss, tree_cpu, health): (i64, f64, f64) = (r.get(8)?, r.get(9)?, r.get(11)?);
             let violations: String = r.get(12)?;
@@ -510,6 +585,7 @@ impl StoreReader {
             health_avg: round3(a.health.avg(a.n)),
             health_min: round3(a.health_min.unwrap_or(0.0)),
             violating_samples: a.violating,
+            host: host.finish(),
         })
     }
 
@@ -566,8 +642,89 @@ impl StoreReader {
     }
 }
 
+/// The host figures of a `samples` row selected as `rowid, <SAMPLES.cols>, crc` (columns 13–19).
+pub(crate) fn host_figures(r: &Row<'_>) -> rusqlite::Result<super::HostFigures> {
+    Ok(super::HostFigures {
+        cpu_cap: r.get(13)?,
+        campaign_cpu: r.get::<_, Option<f64>>(14)?.unwrap_or(0.0),
+        host_cpu: r.get::<_, Option<f64>>(15)?.unwrap_or(0.0),
+        host_wait: r.get(16)?,
+        psi_cpu: r.get(17)?,
+        psi_memory: r.get(18)?,
+        psi_io: r.get(19)?,
+    })
+}
+
+/// Sums of host figures towards a [`HostAgg`].
+#[derive(Default)]
+struct HostAcc {
+    n: u64,
+    confined: u64,
+    cap: Option<f64>,
+    campaign: (KbnSum, f64),
+    host: (KbnSum, f64),
+    demand: (KbnSum, f64),
+    wait: (KbnSum, Option<f64>),
+    waits: u64,
+    cpu_pressure: Option<f64>,
+    stall: (KbnSum, Option<f64>),
+    stalls: u64,
+}
+
+impl HostAcc {
+    fn add(&mut self, h: &super::HostFigures) {
+        let opt_max = |m: Option<f64>, v: f64| Some(m.map_or(v, |x: f64| x.max(v)));
+        self.n += 1;
+        if let Some(cap) = h.cpu_cap {
+            self.confined += 1;
+            self.cap = opt_max(self.cap, cap);
+        }
+        for ((sum, max), v) in [(&mut self.campaign, h.campaign_cpu), (&mut self.host, h.host_cpu), (&mut self.demand, h.demand())] {
+            sum.add(v);
+            *max = max.max(v);
+        }
+        if let Some(w) = h.host_wait {
+            self.wait.0.add(w);
+            self.wait.1 = opt_max(self.wait.1, w);
+            self.waits += 1;
+        }
+        if let Some(c) = h.psi_cpu {
+            self.cpu_pressure = opt_max(self.cpu_pressure, c);
+        }
+        if let Some(st) = h.stall() {
+            self.stall.0.add(st);
+            self.stall.1 = opt_max(self.stall.1, st);
+            self.stalls += 1;
+        }
+    }
+
+    fn finish(self) -> Option<HostAgg> {
+        if self.n == 0 {
+            return None;
+        }
+        let avg_of = |sum: &KbnSum, n: u64| (n > 0).then(|| round3(sum.avg(n)));
+        Some(HostAgg {
+            confined_samples: self.confined,
+            cpu_cap_percent: self.cap.map(round3),
+            campaign_cpu_avg: round3(self.campaign.0.avg(self.n)),
+            campaign_cpu_max: round3(self.campaign.1),
+            host_cpu_avg: round3(self.host.0.avg(self.n)),
+            host_cpu_max: round3(self.host.1),
+            host_wait_avg: avg_of(&self.wait.0, self.waits),
+            host_wait_max: self.wait.1.map(round3),
+            host_demand_avg: round3(self.demand.0.avg(self.n)),
+            host_demand_max: round3(self.demand.1),
+            cpu_pressure_max: self.cpu_pressure.map(round3),
+            stall_avg: avg_of(&self.stall.0, self.stalls),
+            stall_max: self.stall.1.map(round3),
+            cpu_limit: None,
+            stall_limit: None,
+        })
+    }
+}
+
 /// An `events` row selected as `rowid, id, at, kind, corr, phase_idx, message, data, crc`.
-fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventInfo> {
+pub(super) fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventInfo> {
     let data: String = r.get(7)?;
     Ok(EventInfo {
         at: r.get(2)?,

@@ -9,8 +9,13 @@
 use rusqlite::Connection;
 
 /// The schema version this build writes and reads. Version 2 added the `crc` column of every table
-/// and the `row_groups` table.
-pub const SCHEMA_VERSION: i64 = 2;
+/// and the `row_groups` table; version 3 the host's figures in `samples` (the columns after
+/// `violations`).
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// The oldest schema version this build reads (not writes): a version 2 store's samples are read
+/// and verified over its own columns ([`SAMPLES_V2`]) and have no host figures.
+pub const READABLE_SCHEMA_VERSION: i64 = 2;
 
 /// A table whose rows carry a checksum.
 #[derive(Debug)]
@@ -52,10 +57,27 @@ pub(crate) const WINDOWS: Table = Table {
 };
 pub(crate) const SAMPLES: Table = Table {
     name: "samples",
+    cols: "id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations, \
+           cpu_cap, campaign_cpu, host_cpu, host_wait, psi_cpu, psi_memory, psi_io",
+    phase_col: Some(3),
+    kind_col: None,
+};
+/// `samples` as schema version 2 wrote it (no host figures): how its rows are verified.
+pub(crate) const SAMPLES_V2: Table = Table {
+    name: "samples",
     cols: "id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations",
     phase_col: Some(3),
     kind_col: None,
 };
+
+/// The `samples` table of a store of schema `version`.
+pub(crate) fn samples_of(version: i64) -> &'static Table {
+    if version >= 3 {
+        &SAMPLES
+    } else {
+        &SAMPLES_V2
+    }
+}
 pub(crate) const EVENTS: Table =
     Table { name: "events", cols: "id, at, kind, corr, phase_idx, message, data", phase_col: Some(4), kind_col: Some(2) };
 pub(crate) const TASK_INFO: Table = Table { name: "task_info", cols: "phase_idx, task_kind, key, value", phase_col: None, kind_col: None };
@@ -98,7 +120,8 @@ pub(crate) fn init(conn: &Connection) -> rusqlite::Result<()> {
         CREATE TABLE samples (
             id INTEGER PRIMARY KEY, at TEXT NOT NULL, at_ms INTEGER NOT NULL, phase_idx INTEGER, cpu REAL NOT NULL,
             memory REAL NOT NULL, disk REAL NOT NULL, tree_rss INTEGER NOT NULL, tree_cpu REAL NOT NULL,
-            tree_processes INTEGER NOT NULL, health REAL NOT NULL, violations TEXT NOT NULL, crc INTEGER NOT NULL);
+            tree_processes INTEGER NOT NULL, health REAL NOT NULL, violations TEXT NOT NULL, cpu_cap REAL,
+            campaign_cpu REAL, host_cpu REAL, host_wait REAL, psi_cpu REAL, psi_memory REAL, psi_io REAL, crc INTEGER NOT NULL);
         CREATE INDEX samples_phase ON samples(phase_idx);
         CREATE TABLE events (
             id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, corr TEXT NOT NULL, phase_idx INTEGER,

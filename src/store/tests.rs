@@ -1,4 +1,4 @@
-//! Store unit tests: campaign ids and the `events.jsonl` line format.
+//! Store unit tests: campaign ids, the `events.jsonl` line format, and reading an older schema.
 
 use super::*;
 use serde_json::json;
@@ -42,4 +42,62 @@ fn bad_input_is_told_apart_from_failures() {
     assert!(StoreError::NotFound("x".into()).is_bad_input());
     assert!(!StoreError::TooManyOpenFiles { path: "s".into() }.is_bad_input());
     assert!(!StoreError::Corrupt { path: "s".into(), detail: "d".into(), reports: None }.is_bad_input());
+}
+
+/// A store as schema 2 wrote it (samples without the host figures, checksummed over their own
+/// columns), made from a current one.
+fn downgrade_to_v2(path: &Path) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    for col in ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io"] {
+        tx.execute_batch(&format!("ALTER TABLE samples DROP COLUMN {col}")).unwrap();
+    }
+    reseal(&tx, &schema::SAMPLES_V2, "1 = 1", []).unwrap();
+    tx.execute_batch("PRAGMA user_version = 2").unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_schema_2_store_is_read_and_verified_without_host_figures_but_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let rec = CampaignRecord {
+        id: "c-v2".into(),
+        profile: "quick".into(),
+        config_source: "<profile quick>".into(),
+        config_text: crate::config::QUICK_PROFILE.into(),
+        started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        output_dir: dir.path().to_path_buf(),
+    };
+    let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
+    for cpu in [30.0, 50.0] {
+        store.sample(SampleRow {
+            at: SystemTime::now(),
+            phase_idx: Some(0),
+            cpu,
+            memory: 1.0,
+            disk: 1.0,
+            tree_rss_bytes: 1,
+            tree_cpu: 1.0,
+            tree_processes: 1,
+            health: 99.0,
+            violations: "[]".into(),
+            host: HostFigures { campaign_cpu: 20.0, host_cpu: 10.0, ..Default::default() },
+        });
+    }
+    store.close().unwrap();
+    assert!(StoreReader::open(&path).unwrap().phase_resources(0).unwrap().host.is_some());
+
+    downgrade_to_v2(&path);
+    let r = StoreReader::open(&path).unwrap();
+    let res = r.phase_resources(0).unwrap();
+    assert_eq!((res.samples, res.cpu_max, res.host), (2, 50.0, None));
+    assert_eq!(r.samples_after(0, 10).unwrap().len(), 2);
+    drop(r);
+    let e = Store::reopen(&path, &dir.path().join("events.jsonl")).err().expect("a v2 store is not written to");
+    assert!(e.to_string().contains("can be read") && e.to_string().contains("not resumed"), "{e}");
+    // its rows are still verified
+    rusqlite::Connection::open(&path).unwrap().execute("UPDATE samples SET cpu = 99.0 WHERE id = 2", []).unwrap();
+    let e = StoreReader::open(&path).unwrap().phase_resources(0).unwrap_err();
+    assert!(e.to_string().contains("table samples: row 2 fails its checksum"), "{e}");
 }

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Dashboard overhead benchmark (issue 14's performance goals). A benchmark, not a test.
+#
+#   scripts/bench-dashboard.sh                 # defaults below
+#   ROUNDS=3 OPS_PER_SESSION=3000 scripts/bench-dashboard.sh
+#
+# Runs benches/configs/dashboard.toml (2 WebGPU sessions, a warm-up phase, then a measured phase of
+# a fixed op count) ROUNDS times without and ROUNDS times with `--dashboard 127.0.0.1:0`,
+# interleaved (off, on, off, on, ...). While the dashboard is on, CLIENTS SSE clients stay
+# connected to /api/events and /metrics is scraped once a second (curl, timed by curl's
+# time_total: connect + request + whole answer). stressctl's RSS (VmRSS of the process launched)
+# and its CPU time (user + system, the dashboard's cost on the 2 cores the browsers share) are read
+# every second in both modes.
+#
+# Printed:
+#   throughput  measured phase ops/s per round and mode, mean(on)/mean(off)  (goal >= 0.98)
+#   /metrics    p50/p99/max of the scrapes of all rounds while the campaign ran (goal p99 <= 10 ms)
+#   RSS         peak RSS with minus without, mean over the rounds            (goal <= 10 MB)
+# with the spread (min..max) of each. A round that did not run as planned (a guardian stop, a
+# failed op, a measured phase that did not complete, or a non-zero exit) is discarded and said so;
+# the figures come from the rounds that remain (at least one of each mode, or the script fails).
+#
+# Exits non-zero only on errors (build failure, no valid round, leftover processes); a missed goal
+# prints MISSED.
+#
+# Environment:
+#   ROUNDS           rounds per mode                  (default 2)
+#   OPS_PER_SESSION  measured ops per session         (default 2000)
+#   WARMUP_OPS       warm-up ops per session          (default 64)
+#   MATRIX_SIZE      WebGPU matrix size               (default 32)
+#   CLIENTS          SSE clients while on             (default 10)
+#   SKIP_BUILD=1     do not run `cargo build --release`
+#   KEEP_TMP=1       keep the temp dir (reports, logs, timings) and print its path
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+ROUNDS="${ROUNDS:-2}"
+OPS_PER_SESSION="${OPS_PER_SESSION:-2000}"
+WARMUP_OPS="${WARMUP_OPS:-64}"
+MATRIX_SIZE="${MATRIX_SIZE:-32}"
+CLIENTS="${CLIENTS:-10}"
+
+die() { echo "bench-dashboard: error: $*" >&2; exit 2; }
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
+for v in ROUNDS OPS_PER_SESSION WARMUP_OPS MATRIX_SIZE CLIENTS; do is_uint "${!v}" || die "$v must be a positive integer"; done
+command -v curl >/dev/null || die "needs curl"
+command -v python3 >/dev/null || die "needs python3 (reads the JSON reports)"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/bench-dashboard.XXXXXX")"
+PIDS="" # every process this script started and has not reaped
+cleanup() {
+  local rc=$? p
+  for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "bench-dashboard: kept $TMP"; else rm -rf "$TMP"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "bench-dashboard: interrupted" >&2; exit 130' INT TERM
+
+echo "== bench-dashboard: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   2 sessions x ${OPS_PER_SESSION} measured ops (+${WARMUP_OPS} warm-up), WebGPU ${MATRIX_SIZE}x${MATRIX_SIZE}, ${ROUNDS} rounds per mode, ${CLIENTS} SSE clients + /metrics every 1 s when on"
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "== cargo build --release"
+  cargo build --release --quiet || die "build failed"
+fi
+STRESSCTL="$ROOT/target/release/stressctl"
+[ -x "$STRESSCTL" ] || die "$STRESSCTL missing (build first)"
+
+render() { # config with the `# bench:` lines set
+  sed -E -e "s/^(matrix_size = )[0-9]+( # bench: MATRIX_SIZE)$/\1${MATRIX_SIZE}\2/" \
+    -e "s/^(ops_per_session = )[0-9]+( # bench: WARMUP_OPS)$/\1${WARMUP_OPS}\2/" \
+    -e "s/^(ops_per_session = )[0-9]+( # bench: OPS_PER_SESSION)$/\1${OPS_PER_SESSION}\2/" \
+    benches/configs/dashboard.toml >"$1"
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+
+# One run; mode is off|on. Writes $d/result: "ops_per_s peak_rss_kb valid reason".
+run_one() {
+  local mode=$1 r=$2 d="$TMP/$1-$2" pid addr="" peak=0 rss k
+  mkdir -p "$d"
+  render "$d/config.toml"
+  local args=(launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs")
+  [ "$mode" = on ] && args+=(--dashboard 127.0.0.1:0)
+  env -u STRESSCTL_DASHBOARD_TOKEN "$STRESSCTL" "${args[@]}" >"$d/stdout.txt" 2>"$d/stderr.txt" &
+  pid=$!
+  PIDS="$PIDS $pid"
+  local helpers=""
+  if [ "$mode" = on ]; then
+    for _ in $(seq 1 100); do
+      addr="$(sed -n 's|^stressctl: dashboard http://\([^/]*\)/.*|\1|p' "$d/stdout.txt" | head -1)"
+      [ -n "$addr" ] && break
+      sleep 0.1
+    done
+    [ -n "$addr" ] || { sed 's/^/   | /' "$d/stdout.txt" "$d/stderr.txt" >&2; die "no dashboard address printed"; }
+    for c in $(seq 1 "$CLIENTS"); do
+      curl -sN "http://$addr/api/events" >"$d/sse-$c.txt" 2>/dev/null &
+      helpers="$helpers $!"
+    done
+    (
+      # only while the campaign runs: once it ended, the process writes its reports and shuts the
+      # server down (a scrape then waits for that, which is not the latency of a running dashboard)
+      while kill -0 "$pid" 2>/dev/null && ! grep -qs '"campaign_ended"' "$d/sse-1.txt"; do
+        curl -s -o /dev/null -w '%{time_total}\n' "http://$addr/metrics" >>"$d/metrics-times.txt" 2>/dev/null || true
+        sleep 1
+      done
+    ) &
+    helpers="$helpers $!"
+    PIDS="$PIDS $helpers"
+  fi
+  local cpu=0 c
+  while kill -0 "$pid" 2>/dev/null; do
+    rss="$(rss_kb "$pid")"
+    [ -n "$rss" ] && [ "$rss" -gt "$peak" ] && peak=$rss
+    c="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || true)"
+    [ -n "$c" ] && cpu=$c
+    sleep 1
+  done
+  echo "$cpu" >"$d/cpu-ticks"
+  local rc=0
+  wait "$pid" || rc=$?
+  for k in $helpers; do kill -TERM "$k" 2>/dev/null || true; wait "$k" 2>/dev/null || true; done
+  PIDS=""
+  local report
+  report="$(ls "$d"/out/*/campaign_report.json 2>/dev/null | head -1)"
+  python3 - "$report" "$rc" "$peak" >"$d/result" <<'PY'
+import json, sys
+path, rc, peak = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    doc = json.load(open(path))
+except Exception as e:
+    print(f"0 {peak} no no-report"); sys.exit()
+m = next((p for p in doc["phases"] if p["name"] == "measured"), None)
+why = []
+if rc != 0: why.append(f"exit-{rc}")
+if doc["guardian"]["emergency_stops"]: why.append("guardian-stop")
+if m is None: why.append("no-measured-phase")
+else:
+    if m["ops_failed"] > 0: why.append(f"{m['ops_failed']}-failed-ops")
+    if m["status"] != "completed": why.append(f"phase-{m['status']}")
+print(f"{m['throughput_ops_per_s'] if m else 0} {peak} {'yes' if not why else 'no'} {','.join(why) or 'ok'}")
+PY
+  read -r ops peak valid why <"$d/result"
+  printf '   round %d %-3s  %8.2f ops/s  peak RSS %6.1f MB  stressctl CPU %6.1f s  %s\n' "$r" "$mode" "$ops" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" \
+    "$(awk -v t="$cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
+    "$([ "$valid" = yes ] && echo "" || echo "DISCARDED ($why)")"
+}
+
+echo "== runs (interleaved)"
+for r in $(seq 1 "$ROUNDS"); do
+  run_one off "$r"
+  run_one on "$r"
+done
+
+echo "== results"
+python3 - "$TMP" "$ROUNDS" <<'PY'
+import glob, os, statistics, sys
+tmp, rounds = sys.argv[1], int(sys.argv[2])
+res = {"off": {}, "on": {}}
+for mode in res:
+    for r in range(1, rounds + 1):
+        ops, peak, valid, why = open(f"{tmp}/{mode}-{r}/result").read().split()
+        if valid == "yes":
+            res[mode][r] = (float(ops), int(peak) / 1024)
+off, on = res["off"], res["on"]
+if not off or not on:
+    print("   no valid round of each mode: nothing to compare"); sys.exit(1)
+mo, mn = statistics.mean(v[0] for v in off.values()), statistics.mean(v[0] for v in on.values())
+ratio = mn / mo
+pairs = [on[r][0] / off[r][0] for r in sorted(set(on) & set(off))]
+def spread(xs): return f"{min(xs):.3f}..{max(xs):.3f}" if xs else "-"
+ok = lambda good: "met" if good else "MISSED"
+print(f"   throughput: off {mo:.2f} ops/s ({len(off)} rounds, {min(v[0] for v in off.values()):.2f}..{max(v[0] for v in off.values()):.2f}), "
+      f"on {mn:.2f} ops/s ({len(on)} rounds, {min(v[0] for v in on.values()):.2f}..{max(v[0] for v in on.values()):.2f})")
+print(f"   ratio on/off: {ratio:.3f} (per round {spread(pairs)}; goal >= 0.98: {ok(ratio >= 0.98)})")
+times = []
+for f in glob.glob(f"{tmp}/on-*/metrics-times.txt"):
+    r = int(f.split("/on-")[1].split("/")[0])
+    if r in on:
+        times += [float(x) * 1000 for x in open(f).read().split()]
+if times:
+    times.sort()
+    q = lambda p: times[min(len(times) - 1, int(round(p * (len(times) - 1))))]
+    print(f"   /metrics: {len(times)} scrapes, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {times[-1]:.2f} ms (goal p99 <= 10 ms: {ok(q(0.99) <= 10)})")
+else:
+    print("   /metrics: no scrape recorded"); sys.exit(1)
+rss_off = statistics.mean(v[1] for v in off.values()); rss_on = statistics.mean(v[1] for v in on.values())
+growth = [on[r][1] - off[r][1] for r in sorted(set(on) & set(off))]
+print(f"   peak RSS: off {rss_off:.1f} MB, on {rss_on:.1f} MB, growth {rss_on - rss_off:+.1f} MB (per round {spread(growth)}; goal <= 10 MB: {ok(rss_on - rss_off <= 10)})")
+PY
+
+left="$(pgrep -f "$TMP" || true)"
+[ -z "$left" ] || die "processes of this benchmark left behind: $left"
