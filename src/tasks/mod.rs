@@ -5,6 +5,7 @@
 //! CPU reference, WebNN detection) and answers `{ok, verified, class, message, adapter, metrics}`.
 //! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
 
+pub mod onnx;
 pub mod server;
 
 use crate::config::TaskSpec;
