@@ -274,7 +274,8 @@ type Latencies = Vec<Result<Duration, String>>;
 /// Starts chromedriver and one browser for real, asks the page for its capabilities and times 20
 /// ops of the campaign's first browser task. Everything started is stopped before returning.
 async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Result<(Value, Latencies), String> {
-    let server = PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new())
+    let files = crate::tasks::model::ServedFiles::for_config(cfg);
+    let server = PageServer::start_serving(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new(), files)
         .await
         .map_err(|e| format!("cannot serve the test page on 127.0.0.1: {e}"))?;
     std::fs::create_dir_all(profiles_dir).map_err(|e| format!("{}: {e}", profiles_dir.display()))?;
@@ -300,7 +301,11 @@ async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp:
             };
             for i in 0..20u32 {
                 let t0 = Instant::now();
-                let r = tokio::time::timeout(cfg.browser.op_timeout, run_browser_op(&s.client, &task, size, 1 + i / 10, None)).await;
+                let r = tokio::time::timeout(
+                    cfg.browser.op_timeout,
+                    run_browser_op(&s.client, &task, size, 1 + i / 10, None, &server.url(), &|_, _| {}),
+                )
+                .await;
                 lat.push(match r {
                     Ok(Ok(_)) => Ok(t0.elapsed()),
                     Ok(Err(e)) => Err(e.to_string()),

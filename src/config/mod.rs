@@ -15,11 +15,13 @@
 mod duration;
 mod faults;
 mod layer;
+mod model;
 mod raw;
 mod settings;
 mod validate;
 
 pub use duration::{fmt_duration, HumanDuration};
+pub use model::{InputSpec, ModelTask, Provider, Tolerance, DEFAULT_ORT_DIR};
 pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
 use duration::{human, human_opt};
@@ -154,6 +156,8 @@ pub enum TaskSpec {
         /// Probability that an op fails (0..=1).
         failure_probability: f64,
     },
+    /// An ONNX model run by onnxruntime-web, each inference checked against the wasm provider.
+    Model(ModelTask),
 }
 
 impl TaskSpec {
@@ -164,6 +168,7 @@ impl TaskSpec {
             TaskSpec::Webnn => "webnn",
             TaskSpec::Page { .. } => "page",
             TaskSpec::Synthetic { .. } => "synthetic",
+            TaskSpec::Model(_) => "model",
         }
     }
     /// Whether this task needs a browser.

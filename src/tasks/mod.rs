@@ -5,6 +5,7 @@
 //! CPU reference, WebNN detection) and answers `{ok, verified, class, message, adapter, metrics}`.
 //! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
 
+pub mod model;
 pub mod onnx;
 pub mod server;
 
@@ -21,6 +22,9 @@ pub struct OpOk {
     pub verified: bool,
     /// Adapter / backend description reported by the page, when it gave one.
     pub adapter: Option<Value>,
+    /// Time the op spent on one-off set-up before the op itself (the `model` task's session
+    /// creation and first inference): not the op's latency, so the slot leaves it out.
+    pub setup: Duration,
 }
 
 /// A fault the page itself carries out on request (fault injection).
@@ -35,7 +39,7 @@ pub enum PageFault {
 }
 
 impl PageFault {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PageFault::Hang => "hang",
             PageFault::Throw => "throw",
@@ -61,15 +65,19 @@ try {
 } catch (e) { fail((e && e.stack) || e); }"#;
 
 /// Runs one browser op of `task` in the session's current page (or, for `page` tasks, the user's
-/// page) and classifies any failure. The caller applies the overall timeout.
+/// page) and classifies any failure. The caller applies the overall timeout. `page_url` is the
+/// page server's and `info` records what a `model` task learns per session.
 pub async fn run_browser_op(
     client: &fantoccini::Client,
     task: &TaskSpec,
     matrix_size: u32,
     seed: u32,
     fault: Option<PageFault>,
+    page_url: &str,
+    info: model::InfoSink<'_>,
 ) -> Result<OpOk, OpError> {
     let (script, args) = match task {
+        TaskSpec::Model(m) => return model::run_model_op(client, m, page_url, seed, fault, info).await,
         TaskSpec::Webgpu { .. } => {
             let mut spec = json!({"size": matrix_size, "seed": seed});
             if let Some(f) = fault {
@@ -93,6 +101,7 @@ pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
         Some(true) => Ok(OpOk {
             verified: v.get("verified").and_then(Value::as_bool).unwrap_or(false),
             adapter: v.get("adapter").or_else(|| v.get("backend")).filter(|a| !a.is_null()).cloned(),
+            setup: Duration::ZERO,
         }),
         Some(false) => {
             let class = v.get("class").and_then(Value::as_str).and_then(FailureClass::parse).unwrap_or(FailureClass::ScriptError);
@@ -191,7 +200,7 @@ impl Synthetic {
         if self.failure_probability > 0.0 && self.rng.f64() < self.failure_probability {
             Err(OpError::new(FailureClass::ScriptError, "synthetic failure (drawn with the configured failure_probability)"))
         } else {
-            Ok(OpOk { verified: false, adapter: None })
+            Ok(OpOk::default())
         }
     }
 }

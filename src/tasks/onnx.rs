@@ -75,6 +75,19 @@ pub enum OnnxError {
     ExternalData,
 }
 
+/// The built-in reference models (`scripts/gen-models.py`), compiled in so that `builtin:*` works
+/// from any working directory: (name, bytes).
+pub const BUILTINS: [(&str, &[u8]); 3] = [
+    ("text", include_bytes!("../../models/builtin/text.onnx")),
+    ("vision", include_bytes!("../../models/builtin/vision.onnx")),
+    ("audio", include_bytes!("../../models/builtin/audio.onnx")),
+];
+
+/// The bytes of built-in model `name` (`text`, `vision`, `audio`).
+pub fn builtin_model(name: &str) -> Option<&'static [u8]> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
 /// Reads and parses a model file; the error is one line naming the problem (the caller names the
 /// file and key).
 pub fn read_model(path: &Path) -> Result<ModelInfo, String> {
