@@ -132,7 +132,7 @@ async function prepare(spec, key) {
   await session.run(makeFeeds(ort, spec.inputs, spec.seed >>> 0));
   state.stats.first_inference_ms = performance.now() - t2;
   await reference(spec, spec.seed >>> 0);
-  return {ok: true, prepared: true, stats: state.stats, adapter: state.adapter};
+  return {ok: true, prepared: true, stats: resources(state.stats), adapter: state.adapter};
 }
 
 async function reference(spec, seed) {
@@ -176,6 +176,16 @@ function compare(out, ref, tol) {
     }
   }
   return {maxAbs, maxRel, bad, first};
+}
+
+// Every resource the page has loaded, by origin: all must be the loopback page server's.
+function resources(s) {
+  const names = performance.getEntriesByType('resource').map((e) => e.name);
+  s.resources_loaded = names.length;
+  s.non_loopback_resources = names.filter((n) => {
+    try { return !['127.0.0.1', '[::1]', 'localhost'].includes(new URL(n).hostname); } catch (e) { return true; }
+  }).slice(0, 10);
+  return s;
 }
 
 function statsDirty(s, changed) {
@@ -224,7 +234,7 @@ export async function run(spec) {
       message: `${c.bad} output element(s) outside |x - ref| <= ${spec.tolerance.abs} + ${spec.tolerance.rel}·|ref| against the wasm provider: ` +
         `max abs error ${c.maxAbs.toExponential(3)}, max rel error ${c.maxRel.toExponential(3)} (first: ${f.name}[${f.i}] = ${f.g}, reference ${f.w}; seed ${seed})`,
     };
-    if (statsDirty(s, changed)) r.stats = s;
+    if (statsDirty(s, changed)) r.stats = resources(s);
     return r;
   }
   const r = {ok: true, verified: true, ...err};
@@ -232,7 +242,7 @@ export async function run(spec) {
     r.adapter = state.adapter;
     state.reported = false;
   }
-  if (statsDirty(s, changed)) r.stats = s;
+  if (statsDirty(s, changed)) r.stats = resources(s);
   return r;
 }
 

@@ -87,6 +87,9 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     let cpu = avg(Metric::Cpu);
     item(&mut p.items, true, "idle cpu", format!("{cpu:.1}% (informational; threshold {:.0}%)", t.cpu_percent));
     let confinement = confinement_items(&mut p.items, cfg.safety.reserve_percent);
+    for (ok, detail) in crate::tasks::model::check_assets(cfg) {
+        item(&mut p.items, ok, "onnxruntime-web", detail);
+    }
 
     if cfg.needs_browser() {
         for w in &cfg.workers {

@@ -103,6 +103,29 @@ impl ServedFiles {
     }
 }
 
+/// `check`'s verdict on each distinct onnxruntime-web directory the config's model phases use:
+/// (passed, detail). A missing file names the set-up script that installs it.
+pub fn check_assets(cfg: &Config) -> Vec<(bool, String)> {
+    let mut dirs: Vec<&std::path::Path> = Vec::new();
+    for p in &cfg.phases {
+        if let TaskSpec::Model(m) = &p.task {
+            if !dirs.contains(&m.ort_dir.as_path()) {
+                dirs.push(&m.ort_dir);
+            }
+        }
+    }
+    dirs.into_iter()
+        .map(|d| {
+            let missing: Vec<&str> = ORT_FILES.iter().copied().filter(|f| !d.join(f).is_file()).collect();
+            if missing.is_empty() {
+                (true, format!("{}: the {} files the model task serves", d.display(), ORT_FILES.len()))
+            } else {
+                (false, format!("{}: missing {}: run scripts/setup-ort.sh (or point [task] ort_dir at its directory)", d.display(), missing.join(", ")))
+            }
+        })
+        .collect()
+}
+
 fn short_hash(s: &str) -> String {
     format!("{:08x}", crc32fast::hash(s.as_bytes()))
 }
