@@ -64,8 +64,9 @@ fn each_builtin_model_passes_with_every_inference_verified() {
         .collect::<String>();
     let cfg = sb.write("builtin.toml", &config("builtin", &phases));
     let (out, r) = launch(&sb, &cfg);
+    let errors: Vec<&Value> = r["phases"].as_array().into_iter().flatten().map(|p| &p["top_errors"]).collect();
+    assert_eq!(r["outcome"], "passed", "{}\n{errors:?}", out.describe());
     out.expect_code(0);
-    assert_eq!(r["outcome"], "passed", "{}", out.describe());
     for (p, kind) in r["phases"].as_array().expect("phases").iter().zip(["text", "vision", "audio"]) {
         let t = model_info(p);
         let ok = count(&t["ops_succeeded"], "ops_succeeded");
