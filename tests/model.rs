@@ -121,7 +121,8 @@ fn a_user_model_runs_and_a_tight_tolerance_or_webnn_fails_the_phase() {
     assert!(count(&model_info(tight)["wrong_result"], "wrong_result") > 0);
     let top = tight["top_errors"].as_array().expect("top errors");
     assert!(
-        top.iter().any(|e| e["class"] == "wrong_result" && e["message"].as_str().is_some_and(|m| m.contains("max abs error") && m.contains("max rel error"))),
+        top.iter().any(|e| e["class"] == "wrong_result"
+            && e["message"].as_str().is_some_and(|m| m.contains("max abs error") && m.contains("max rel error"))),
         "{top:?}"
     );
     assert!(num(&model_info(tight)["worst_error"]["abs"], "worst abs") > 0.0);
@@ -151,11 +152,31 @@ fn bad_model_configs_exit_2_naming_the_key() {
     std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).expect("write the corrupted copy");
     let c = corrupt.display().to_string();
     let f = fixture().display().to_string();
-    expect_config_error(&sb, "corrupt", &format!("model = {c:?}\ninputs.input_embeds = {{ shape = [1, 8, 64] }}"), &["phases[0].task.model", "corrupt.onnx", "not an ONNX model"]);
+    expect_config_error(
+        &sb,
+        "corrupt",
+        &format!("model = {c:?}\ninputs.input_embeds = {{ shape = [1, 8, 64] }}"),
+        &["phases[0].task.model", "corrupt.onnx", "not an ONNX model"],
+    );
     expect_config_error(&sb, "missing", "model = \"/nonexistent/m.onnx\"", &["phases[0].task.model", "/nonexistent/m.onnx", "cannot read"]);
     expect_config_error(&sb, "dynamic", &format!("model = {f:?}"), &["phases[0].task.inputs.input_embeds.shape", "batch, sequence, 64"]);
-    expect_config_error(&sb, "no-input", "model = \"builtin:vision\"\ninputs.image = { shape = [1, 3, 64, 64] }", &["phases[0].task.inputs.image", "pixel_values"]);
-    expect_config_error(&sb, "shape", "model = \"builtin:vision\"\ninputs.pixel_values = { shape = [1, 3, 32, 32] }", &["phases[0].task.inputs.pixel_values.shape", "fixed at 64"]);
-    expect_config_error(&sb, "provider", "model = \"builtin:text\"\nexecution_provider = \"cuda\"", &["phases[0].task.execution_provider", "\"webgpu\", \"wasm\", \"webnn\""]);
+    expect_config_error(
+        &sb,
+        "no-input",
+        "model = \"builtin:vision\"\ninputs.image = { shape = [1, 3, 64, 64] }",
+        &["phases[0].task.inputs.image", "pixel_values"],
+    );
+    expect_config_error(
+        &sb,
+        "shape",
+        "model = \"builtin:vision\"\ninputs.pixel_values = { shape = [1, 3, 32, 32] }",
+        &["phases[0].task.inputs.pixel_values.shape", "fixed at 64"],
+    );
+    expect_config_error(
+        &sb,
+        "provider",
+        "model = \"builtin:text\"\nexecution_provider = \"cuda\"",
+        &["phases[0].task.execution_provider", "\"webgpu\", \"wasm\", \"webnn\""],
+    );
     expect_config_error(&sb, "builtin", "model = \"builtin:speech\"", &["phases[0].task.model", "builtin:text"]);
 }

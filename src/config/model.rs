@@ -189,36 +189,36 @@ impl Validator<'_> {
                     format!("the model task generates inputs of {DTYPES:?} only"),
                 ));
             }
-            let shape =
-                match (given, &sig.shape) {
-                    (Some(g), Some(dims)) => {
-                        if g.shape.len() != dims.len() {
-                            return Err(self.err(
-                                format!("{k}.shape"),
-                                format!("{:?}", g.shape),
-                                format!("the model's input has {} dimensions: {}", dims.len(), fmt_dims(dims)),
-                            ));
-                        }
-                        for (i, (&n, d)) in g.shape.iter().zip(dims).enumerate() {
-                            if let Dim::Fixed(f) = d {
-                                if i64::try_from(n).ok() != Some(*f) {
-                                    return Err(self.err(
-                                        format!("{k}.shape"),
-                                        format!("{:?}", g.shape),
-                                        format!("dimension {i} is fixed at {f} in the model: {}", fmt_dims(dims)),
-                                    ));
-                                }
+            let shape = match (given, &sig.shape) {
+                (Some(g), Some(dims)) => {
+                    if g.shape.len() != dims.len() {
+                        return Err(self.err(
+                            format!("{k}.shape"),
+                            format!("{:?}", g.shape),
+                            format!("the model's input has {} dimensions: {}", dims.len(), fmt_dims(dims)),
+                        ));
+                    }
+                    for (i, (&n, d)) in g.shape.iter().zip(dims).enumerate() {
+                        if let Dim::Fixed(f) = d {
+                            if i64::try_from(n).ok() != Some(*f) {
+                                return Err(self.err(
+                                    format!("{k}.shape"),
+                                    format!("{:?}", g.shape),
+                                    format!("dimension {i} is fixed at {f} in the model: {}", fmt_dims(dims)),
+                                ));
                             }
                         }
-                        g.shape.clone()
                     }
-                    (Some(g), None) => g.shape.clone(),
-                    (None, Some(dims)) => {
-                        let mut shape = Vec::with_capacity(dims.len());
-                        for d in dims {
-                            match d {
-                                Dim::Fixed(f) if *f > 0 => shape.push(*f as u64),
-                                _ => return Err(self.err(
+                    g.shape.clone()
+                }
+                (Some(g), None) => g.shape.clone(),
+                (None, Some(dims)) => {
+                    let mut shape = Vec::with_capacity(dims.len());
+                    for d in dims {
+                        match d {
+                            Dim::Fixed(f) if *f > 0 => shape.push(*f as u64),
+                            _ => {
+                                return Err(self.err(
                                     format!("{k}.shape"),
                                     "missing",
                                     format!(
@@ -226,15 +226,16 @@ impl Validator<'_> {
                                         fmt_dims(dims),
                                         sig.name
                                     ),
-                                )),
+                                ))
                             }
                         }
-                        shape
                     }
-                    (None, None) => {
-                        return Err(self.err(format!("{k}.shape"), "missing", "the model declares no shape for this input: give one"))
-                    }
-                };
+                    shape
+                }
+                (None, None) => {
+                    return Err(self.err(format!("{k}.shape"), "missing", "the model declares no shape for this input: give one"))
+                }
+            };
             let elements = shape.iter().try_fold(1u64, |a, &n| a.checked_mul(n)).unwrap_or(u64::MAX);
             if shape.contains(&0) || elements > MAX_ELEMENTS {
                 return Err(self.err(

@@ -120,7 +120,14 @@ pub fn check_assets(cfg: &Config) -> Vec<(bool, String)> {
             if missing.is_empty() {
                 (true, format!("{}: the {} files the model task serves", d.display(), ORT_FILES.len()))
             } else {
-                (false, format!("{}: missing {}: run scripts/setup-ort.sh (or point [task] ort_dir at its directory)", d.display(), missing.join(", ")))
+                (
+                    false,
+                    format!(
+                        "{}: missing {}: run scripts/setup-ort.sh (or point [task] ort_dir at its directory)",
+                        d.display(),
+                        missing.join(", ")
+                    ),
+                )
             }
         })
         .collect()
