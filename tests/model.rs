@@ -98,8 +98,9 @@ fn a_user_model_runs_and_a_tight_tolerance_or_webnn_fails_the_phase() {
     let task = |extra: &str| format!("model = {:?}\ninputs.input_embeds = {{ shape = [1, 32, 64] }}\n{extra}", model.display().to_string());
     let phases = [
         model_phase("user", "8s", &task("")),
-        model_phase("tight", "5s", &task("tolerance = { abs = 0.0, rel = 0.0 }")),
+        // before the tight phase: its wrong results open the task:model breaker for a while
         model_phase("webnn", "3s", &task("execution_provider = \"webnn\"")),
+        model_phase("tight", "5s", &task("tolerance = { abs = 0.0, rel = 0.0 }")),
     ]
     .concat();
     let cfg = sb.write("user.toml", &config("user", &phases));
@@ -115,7 +116,7 @@ fn a_user_model_runs_and_a_tight_tolerance_or_webnn_fails_the_phase() {
     assert_eq!(t["model"]["inputs"]["input_embeds"]["shape"], serde_json::json!([1, 32, 64]));
     assert_loopback_only(t, "user");
 
-    let tight = &phases[1];
+    let tight = &phases[2];
     assert_eq!(tight["criteria"]["passed"], false, "{tight}");
     assert!(count(&tight["errors_by_class"]["wrong_result"], "wrong_result") > 0, "{tight}");
     assert!(count(&model_info(tight)["wrong_result"], "wrong_result") > 0);
@@ -127,7 +128,7 @@ fn a_user_model_runs_and_a_tight_tolerance_or_webnn_fails_the_phase() {
     );
     assert!(num(&model_info(tight)["worst_error"]["abs"], "worst abs") > 0.0);
 
-    let webnn = &phases[2];
+    let webnn = &phases[1];
     assert!(count(&webnn["errors_by_class"]["api_unsupported"], "api_unsupported") > 0, "{webnn}");
     let top = webnn["top_errors"].as_array().expect("top errors");
     assert!(top.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("WebNN"))), "{top:?}");
