@@ -78,6 +78,10 @@ if ! { command -v geckodriver || ls "$cargo_bin/geckodriver"; } >/dev/null 2>&1 
 fi
 echo "setup: $({ command -v geckodriver >/dev/null && geckodriver --version || "$cargo_bin/geckodriver" --version; } 2>/dev/null | head -1)"
 
+# onnxruntime-web for the model task: npm pack at a pinned version, checked against the committed
+# integrity, unpacked into vendor/onnxruntime-web (served by stressctl from loopback)
+scripts/setup-ort.sh
+
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
   echo "setup: building release binary"
   cargo build --release --locked --quiet 2>/dev/null || cargo build --release --quiet

@@ -85,6 +85,9 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     let cpu = avg(Metric::Cpu);
     item(&mut p.items, true, "idle cpu", format!("{cpu:.1}% (informational; threshold {:.0}%)", t.cpu_percent));
     let confinement = confinement_items(&mut p.items, cfg.safety.reserve_percent);
+    for (ok, detail) in crate::tasks::model::check_assets(cfg) {
+        item(&mut p.items, ok, "onnxruntime-web", detail);
+    }
 
     if cfg.needs_browser() {
         for w in &cfg.workers {
@@ -328,17 +331,19 @@ pub fn describe_adapter(a: &Value) -> String {
 /// capabilities and times 20 ops of the campaign's first browser task. Everything started is
 /// stopped before returning.
 async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Vec<BrowserProbe> {
-    let server = match PageServer::start(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new()).await {
-        Ok(s) => s,
-        Err(e) => {
-            let why = format!("cannot serve the test page on 127.0.0.1: {e}");
-            return cfg
-                .browsers()
-                .into_iter()
-                .map(|kind| BrowserProbe { kind, choice: cfg.browser.webgpu_adapter, result: Err(why.clone()), gpu_name: None })
-                .collect();
-        }
-    };
+    let files = crate::tasks::model::ServedFiles::for_config(cfg);
+    let server =
+        match PageServer::start_serving(tokio_util::sync::CancellationToken::new(), &tokio_util::task::TaskTracker::new(), files).await {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("cannot serve the test page on 127.0.0.1: {e}");
+                return cfg
+                    .browsers()
+                    .into_iter()
+                    .map(|kind| BrowserProbe { kind, choice: cfg.browser.webgpu_adapter, result: Err(why.clone()), gpu_name: None })
+                    .collect();
+            }
+        };
     if let Err(e) = std::fs::create_dir_all(profiles_dir) {
         server.stop();
         let why = format!("{}: {e}", profiles_dir.display());
@@ -382,9 +387,11 @@ async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp:
                 };
                 for i in 0..20u32 {
                     let t0 = Instant::now();
-                    let r =
-                        tokio::time::timeout(cfg.browser.op_timeout, run_browser_op(&s.client, &task, size, 1 + i / 10, None, s.adapter))
-                            .await;
+                    let r = tokio::time::timeout(
+                        cfg.browser.op_timeout,
+                        run_browser_op(&s.client, &task, size, 1 + i / 10, None, s.adapter, &server.url(), &|_, _| {}),
+                    )
+                    .await;
                     lat.push(match r {
                         Ok(Ok(_)) => Ok(t0.elapsed()),
                         Ok(Err(e)) => Err(e.to_string()),

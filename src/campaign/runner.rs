@@ -125,7 +125,7 @@ impl Campaign {
         let scope = RunScope::new();
         let server = if self.cfg.needs_browser() {
             Some(
-                PageServer::start(scope.child(), &scope.tracker)
+                PageServer::start_serving(scope.child(), &scope.tracker, crate::tasks::model::ServedFiles::for_config(&self.cfg))
                     .await
                     .map_err(|source| RunError::Io { path: PathBuf::from("127.0.0.1:0"), source })?,
             )

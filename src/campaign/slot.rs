@@ -54,7 +54,7 @@ fn attribution(class: FailureClass) -> [Outcome; 3] {
         FailureClass::LaunchFailure | FailureClass::ConnectionFailure => [Failure, Ignored, Ignored],
         FailureClass::Crash => [Failure, Failure, Ignored],
         FailureClass::Timeout | FailureClass::ResourceExhaustion => [Failure, Ignored, Failure],
-        FailureClass::ScriptError | FailureClass::GpuError => [Ignored, Ignored, Failure],
+        FailureClass::ScriptError | FailureClass::GpuError | FailureClass::WrongResult => [Ignored, Ignored, Failure],
         FailureClass::ApiUnsupported => [Ignored, Ignored, Ignored],
     }
 }
@@ -290,11 +290,22 @@ impl Slot {
         }
         let seed = self.seed;
         let limit = self.ctx.run.cfg.browser.op_timeout + DRIVER_SLACK;
-        let op = tokio::time::timeout(limit, run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault, s.adapter));
-        tokio::select! {
-            r = op => Attempt::Done(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
-            _ = self.ctx.hard.cancelled() => Attempt::Abandoned,
+        let r = {
+            let info = crate::tasks::model::store_sink(&self.ctx.run.store, self.ctx.idx, self.worker_id(), &s.label);
+            let op = tokio::time::timeout(
+                limit,
+                run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault, s.adapter, &self.ctx.run.page_url, &info),
+            );
+            tokio::select! {
+                r = op => Attempt::Done(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
+                _ = self.ctx.hard.cancelled() => Attempt::Abandoned,
+            }
+        };
+        // one-off set-up inside the op (a model's session creation) is not the op's latency
+        if let Attempt::Done(Ok(ok)) = &r {
+            self.op_started += ok.setup;
         }
+        r
     }
 
     /// A synthetic op. It honours the faults that make sense without a browser: `throw` fails

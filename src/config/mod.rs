@@ -16,12 +16,14 @@ mod browsers;
 mod duration;
 mod faults;
 mod layer;
+mod model;
 mod raw;
 mod settings;
 mod validate;
 
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::{fmt_duration, HumanDuration};
+pub use model::{InputSpec, ModelTask, Provider, Tolerance, DEFAULT_ORT_DIR};
 pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
 use duration::{human, human_opt};
@@ -156,6 +158,8 @@ pub enum TaskSpec {
         /// Probability that an op fails (0..=1).
         failure_probability: f64,
     },
+    /// An ONNX model run by onnxruntime-web, each inference checked against the wasm provider.
+    Model(ModelTask),
 }
 
 impl TaskSpec {
@@ -166,12 +170,19 @@ impl TaskSpec {
             TaskSpec::Webnn => "webnn",
             TaskSpec::Page { .. } => "page",
             TaskSpec::Synthetic { .. } => "synthetic",
+            TaskSpec::Model(_) => "model",
         }
     }
     /// The `[browser_preference]` keys that apply to this task, most specific first (a model's
     /// type, then the task kind).
-    pub fn preference_keys(&self) -> Vec<&'static str> {
-        vec![self.kind()]
+    pub fn preference_keys(&self) -> Vec<&str> {
+        match self {
+            TaskSpec::Model(m) => match m.model.strip_prefix("builtin:") {
+                Some(t) => vec![t, "model"],
+                None => vec!["model"],
+            },
+            _ => vec![self.kind()],
+        }
     }
 
     /// Whether this task needs a browser.

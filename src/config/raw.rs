@@ -55,6 +55,11 @@ pub(super) struct RawTask {
     pub latency: Option<HumanDuration>,
     pub jitter: Option<HumanDuration>,
     pub failure_probability: Option<f64>,
+    pub model: Option<String>,
+    pub execution_provider: Option<String>,
+    pub inputs: Option<std::collections::BTreeMap<String, super::model::InputSpec>>,
+    pub tolerance: Option<super::model::Tolerance>,
+    pub ort_dir: Option<std::path::PathBuf>,
 }
 
 /// The breaker scopes that may override the top-level `[breaker]` keys.

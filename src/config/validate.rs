@@ -285,7 +285,24 @@ impl<'a> Validator<'a> {
                 Ok(())
             }
         };
+        let model_keys =
+            t.model.is_some() || t.execution_provider.is_some() || t.inputs.is_some() || t.tolerance.is_some() || t.ort_dir.is_some();
+        if kind != "model" {
+            check_unused("model, execution_provider, inputs, tolerance and ort_dir", model_keys, "model")?;
+        }
         match kind {
+            "model" => self
+                .model_task(
+                    key,
+                    super::model::RawModel {
+                        model: t.model.as_deref(),
+                        execution_provider: t.execution_provider.as_deref(),
+                        inputs: t.inputs.as_ref(),
+                        tolerance: t.tolerance,
+                        ort_dir: t.ort_dir.as_deref(),
+                    },
+                )
+                .map(TaskSpec::Model),
             "webgpu" => {
                 check_unused("url", t.url.is_some(), "page")?;
                 check_unused("failure_probability", t.failure_probability.is_some(), "synthetic")?;
@@ -316,9 +333,11 @@ impl<'a> Validator<'a> {
                     failure_probability: self.fraction(&format!("{key}.failure_probability"), t.failure_probability.unwrap_or(0.0))?,
                 })
             }
-            other => {
-                Err(self.err(format!("{key}.kind"), format!("{other:?}"), "must be one of \"webgpu\", \"webnn\", \"page\", \"synthetic\""))
-            }
+            other => Err(self.err(
+                format!("{key}.kind"),
+                format!("{other:?}"),
+                "must be one of \"webgpu\", \"webnn\", \"page\", \"model\", \"synthetic\"",
+            )),
         }
     }
 

@@ -23,11 +23,14 @@ pub enum FailureClass {
     ApiUnsupported,
     /// The page's script threw or returned garbage.
     ScriptError,
+    /// The computation ran but its output is outside the tolerance of its reference (the
+    /// `model` task: an inference against the wasm provider's).
+    WrongResult,
 }
 
 impl FailureClass {
     /// All classes, in report order.
-    pub const ALL: [FailureClass; 8] = [
+    pub const ALL: [FailureClass; 9] = [
         FailureClass::LaunchFailure,
         FailureClass::ConnectionFailure,
         FailureClass::Timeout,
@@ -36,6 +39,7 @@ impl FailureClass {
         FailureClass::GpuError,
         FailureClass::ApiUnsupported,
         FailureClass::ScriptError,
+        FailureClass::WrongResult,
     ];
 
     /// snake_case name used in reports and the store.
@@ -49,6 +53,7 @@ impl FailureClass {
             FailureClass::GpuError => "gpu_error",
             FailureClass::ApiUnsupported => "api_unsupported",
             FailureClass::ScriptError => "script_error",
+            FailureClass::WrongResult => "wrong_result",
         }
     }
 

@@ -64,7 +64,7 @@ impl Strategy {
 /// Only transient classes (script, GPU and timeout errors) start with a plain retry.
 pub fn start_level(class: FailureClass) -> Option<Strategy> {
     Some(match class {
-        FailureClass::ScriptError | FailureClass::GpuError | FailureClass::Timeout => Strategy::Retry,
+        FailureClass::ScriptError | FailureClass::GpuError | FailureClass::WrongResult | FailureClass::Timeout => Strategy::Retry,
         FailureClass::Crash | FailureClass::LaunchFailure => Strategy::NewSession,
         FailureClass::ConnectionFailure => Strategy::RestartDriver,
         FailureClass::ResourceExhaustion => Strategy::AdjustedSettings,

@@ -10,6 +10,7 @@
 pub mod browsers;
 mod compare;
 pub mod html;
+mod model;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -496,6 +497,9 @@ fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Va
         Some(w) => (w.attempted, w.succeeded, w.failed, w.verified, LatencySummary::of(&w.hist)),
         None => (0, 0, 0, 0, LatencySummary::default()),
     };
+    if kind == "model" {
+        out_info = model::fold(&out_info, w);
+    }
     TaskReport {
         ops_attempted: attempted,
         ops_succeeded: succeeded,

@@ -151,6 +151,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     faults_section(&mut out, c);
     recoveries_section(&mut out, c);
     webgpu_section(&mut out, c);
+    model_section(&mut out, c);
     if !c.unsupported.is_empty() {
         out.push(String::new());
         out.push("Unsupported APIs (reported as unsupported, never counted as a pass)".into());
@@ -540,6 +541,20 @@ fn recoveries_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(format!("  {} attempts, {} succeeded ({}%)", r.attempts, r.succeeded, pct_counts(r.succeeded, r.attempts)));
     out.extend(recovery_table("by class", &r.by_class));
     out.extend(recovery_table("by strategy", &r.by_strategy));
+}
+
+fn model_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let mut lines = Vec::new();
+    for p in &c.phases {
+        if let Some(t) = p.tasks.get("model") {
+            lines.extend(super::model::summary_lines(&p.name, &t.info, t.latency_ms.p50, t.latency_ms.p95));
+        }
+    }
+    if !lines.is_empty() {
+        out.push(String::new());
+        out.push("Models (each inference checked against the wasm provider; set-up not in the latencies)".into());
+        out.extend(lines);
+    }
 }
 
 fn webgpu_section(out: &mut Vec<String>, c: &CampaignReport) {

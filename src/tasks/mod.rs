@@ -5,6 +5,8 @@
 //! CPU reference, WebNN detection) and answers `{ok, verified, class, message, adapter, metrics}`.
 //! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
 
+pub mod model;
+pub mod onnx;
 pub mod server;
 
 use crate::browser::adapter::AdapterMode;
@@ -24,6 +26,9 @@ pub struct OpOk {
     /// How many times the page asked for a WebGPU adapter again after a null answer before
     /// this op (a fresh browser often answers null at first).
     pub adapter_retries: u64,
+    /// Time the op spent on one-off set-up before the op itself (the `model` task's session
+    /// creation and first inference): not the op's latency, so the slot leaves it out.
+    pub setup: Duration,
 }
 
 /// A fault the page itself carries out on request (fault injection).
@@ -38,7 +43,7 @@ pub enum PageFault {
 }
 
 impl PageFault {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PageFault::Hang => "hang",
             PageFault::Throw => "throw",
@@ -64,7 +69,8 @@ try {
 } catch (e) { fail((e && e.stack) || e); }"#;
 
 /// Runs one browser op of `task` in the session's current page (or, for `page` tasks, the user's
-/// page) and classifies any failure. The caller applies the overall timeout.
+/// page) and classifies any failure. The caller applies the overall timeout. `page_url` is the
+/// page server's and `info` records what a `model` task learns per session.
 pub async fn run_browser_op(
     client: &fantoccini::Client,
     task: &TaskSpec,
@@ -72,8 +78,11 @@ pub async fn run_browser_op(
     seed: u32,
     fault: Option<PageFault>,
     adapter: AdapterMode,
+    page_url: &str,
+    info: model::InfoSink<'_>,
 ) -> Result<OpOk, OpError> {
     let (script, args) = match task {
+        TaskSpec::Model(m) => return model::run_model_op(client, m, page_url, seed, fault, info).await,
         TaskSpec::Webgpu { .. } => {
             let mut spec = json!({"size": matrix_size, "seed": seed, "adapter": adapter.as_str()});
             if let Some(f) = fault {
@@ -106,6 +115,7 @@ pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
             verified: v.get("verified").and_then(Value::as_bool).unwrap_or(false),
             adapter: v.get("adapter").or_else(|| v.get("backend")).filter(|a| !a.is_null()).cloned(),
             adapter_retries: v.get("adapter_retries").and_then(Value::as_u64).unwrap_or(0),
+            setup: Duration::ZERO,
         }),
         Some(false) => {
             let class = v.get("class").and_then(Value::as_str).and_then(FailureClass::parse).unwrap_or(FailureClass::ScriptError);

@@ -1,0 +1,238 @@
+//! The `model` task: one onnxruntime-web inference per op in the test page (`assets/model.mjs`),
+//! checked element-wise against the wasm provider, and the files the page server serves for it.
+//!
+//! The page server serves only what the config names: the onnxruntime-web files of each
+//! `ort_dir` (a fixed list of six names) and each configured model, under URLs derived from the
+//! config values alone (a hash), so a task spec finds its URLs without a lookup table. Nothing else
+//! on disk can be reached: no listing, no path taken from the request.
+//!
+//! Session set-up (loading onnxruntime-web, creating the inference session, the first inference,
+//! the reference session) is one separate call, timed here and returned as [`OpOk::setup`] so the
+//! slot keeps it out of the op's latency; its figures (`load_ms`, `first_inference_ms`) and the
+//! page's running per-session statistics go to the store through the op's info sink.
+
+use super::{classify_cmd_error, parse_result, OpOk, PageFault};
+use crate::config::{Config, ModelTask, TaskSpec};
+use crate::recovery::OpError;
+use crate::store::Store;
+use crate::tasks::onnx::builtin_model;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The page's model module, embedded like the test page.
+pub const MODEL_MJS: &str = include_str!("../../assets/model.mjs");
+
+/// The onnxruntime-web files the page loads, and the only names served from an `ort_dir`.
+pub const ORT_FILES: [&str; 6] = [
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+    "ort.wasm.min.mjs",
+    "ort-wasm-simd-threaded.mjs",
+    "ort-wasm-simd-threaded.wasm",
+];
+
+/// Imports the model module once per page and calls one of its functions with the spec; answers
+/// through the callback also when the import or the call fails.
+const MODEL_SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
+const fn = arguments[0], spec = arguments[1];
+const fail = (m) => done({ok: false, class: 'script_error', message: String(m)});
+try {
+  if (!window.__stressctlModel) window.__stressctlModel = import('/model/model.mjs');
+  window.__stressctlModel.then((m) => m[fn](spec)).then(
+    (r) => (r && typeof r === 'object') ? done(r) : fail('bad result: ' + String(r)),
+    (e) => { fail((e && e.stack) || e); });
+} catch (e) { fail((e && e.stack) || e); }"#;
+
+/// A served file: embedded bytes or a path read on each request (read-only).
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Compiled into the binary (the page module, built-in models).
+    Static(&'static [u8]),
+    /// A file the config named.
+    File(PathBuf),
+}
+
+/// The model task's routes: URL path → (source, content type).
+#[derive(Clone, Debug, Default)]
+pub struct ServedFiles {
+    routes: HashMap<String, (Source, &'static str)>,
+}
+
+impl ServedFiles {
+    /// The routes every `model` phase of `cfg` needs (none when no phase runs a model).
+    pub fn for_config(cfg: &Config) -> ServedFiles {
+        let mut s = ServedFiles::default();
+        for p in &cfg.phases {
+            if let TaskSpec::Model(m) = &p.task {
+                s.add(m);
+            }
+        }
+        s
+    }
+
+    /// Adds the routes of one model task.
+    pub fn add(&mut self, m: &ModelTask) {
+        self.routes.insert("/model/model.mjs".into(), (Source::Static(MODEL_MJS.as_bytes()), "text/javascript"));
+        let model_src = match m.model.strip_prefix("builtin:").and_then(builtin_model) {
+            Some(bytes) => Source::Static(bytes),
+            None => Source::File(PathBuf::from(&m.model)),
+        };
+        self.routes.insert(model_path(m), (model_src, "application/octet-stream"));
+        let base = ort_base(m);
+        for f in ORT_FILES {
+            let ctype = if f.ends_with(".wasm") { "application/wasm" } else { "text/javascript" };
+            self.routes.insert(format!("{base}{f}"), (Source::File(m.ort_dir.join(f)), ctype));
+        }
+    }
+
+    /// The body and content type for `path`, if it is one of the routes. `Err` carries a one-line
+    /// reason when the configured file cannot be read (the page reports it).
+    pub async fn get(&self, path: &str) -> Option<Result<(Bytes, &'static str), String>> {
+        let (src, ctype) = self.routes.get(path)?;
+        Some(match src {
+            Source::Static(b) => Ok((Bytes::from_static(b), *ctype)),
+            Source::File(p) => match tokio::fs::read(p).await {
+                Ok(b) => Ok((Bytes::from(b), *ctype)),
+                Err(e) => Err(format!("cannot read {}: {e} (onnxruntime-web is installed by scripts/setup-ort.sh)\n", p.display())),
+            },
+        })
+    }
+}
+
+/// `check`'s verdict on each distinct onnxruntime-web directory the config's model phases use:
+/// (passed, detail). A missing file names the set-up script that installs it.
+pub fn check_assets(cfg: &Config) -> Vec<(bool, String)> {
+    let mut dirs: Vec<&std::path::Path> = Vec::new();
+    for p in &cfg.phases {
+        if let TaskSpec::Model(m) = &p.task {
+            if !dirs.contains(&m.ort_dir.as_path()) {
+                dirs.push(&m.ort_dir);
+            }
+        }
+    }
+    dirs.into_iter()
+        .map(|d| {
+            let missing: Vec<&str> = ORT_FILES.iter().copied().filter(|f| !d.join(f).is_file()).collect();
+            if missing.is_empty() {
+                (true, format!("{}: the {} files the model task serves", d.display(), ORT_FILES.len()))
+            } else {
+                (
+                    false,
+                    format!(
+                        "{}: missing {}: run scripts/setup-ort.sh (or point [task] ort_dir at its directory)",
+                        d.display(),
+                        missing.join(", ")
+                    ),
+                )
+            }
+        })
+        .collect()
+}
+
+fn short_hash(s: &str) -> String {
+    format!("{:08x}", crc32fast::hash(s.as_bytes()))
+}
+
+/// URL path of a task's model.
+pub fn model_path(m: &ModelTask) -> String {
+    format!("/models/{}.onnx", short_hash(&m.model))
+}
+
+/// URL path prefix of a task's onnxruntime-web files (ends with `/`).
+pub fn ort_base(m: &ModelTask) -> String {
+    format!("/ort/{}/", short_hash(&m.ort_dir.display().to_string()))
+}
+
+/// Where a model task's per-session figures go: `(key, value)` to record as the phase's task info.
+pub type InfoSink<'a> = &'a (dyn Fn(&str, Value) + Sync);
+
+/// The info sink of one session: `session` figures are keyed `session/<worker>/<session>` (and
+/// carry both, so a report can group them per worker or browser); other keys are the phase's.
+pub fn store_sink<'a>(store: &'a Store, phase_idx: u32, worker: &'a str, session: &'a str) -> impl Fn(&str, Value) + Sync + 'a {
+    move |key: &str, mut v: Value| {
+        let key = if key == "session" {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("worker".into(), json!(worker));
+                o.insert("session".into(), json!(session));
+            }
+            format!("session/{worker}/{session}")
+        } else {
+            key.to_string()
+        };
+        store.task_info(phase_idx, "model", key, v);
+    }
+}
+
+/// Runs one inference op: set-up first when the page has no session for this task yet.
+pub async fn run_model_op(
+    client: &fantoccini::Client,
+    m: &ModelTask,
+    page_url: &str,
+    seed: u32,
+    fault: Option<PageFault>,
+    info: InfoSink<'_>,
+) -> Result<OpOk, OpError> {
+    let origin = page_url.trim_end_matches('/');
+    let mut spec = json!({
+        "model_url": format!("{origin}{}", model_path(m)),
+        "ort_base": format!("{origin}{}", ort_base(m)),
+        "provider": m.execution_provider.as_str(),
+        "inputs": m.inputs,
+        "tolerance": m.tolerance,
+        "seed": seed,
+    });
+    if let Some(f) = fault {
+        spec["fault"] = json!(f.as_str());
+    }
+    let t0 = Instant::now();
+    let mut v = call(client, "run", &spec).await?;
+    let mut setup = Duration::ZERO;
+    if v.get("needs_prepare").and_then(Value::as_bool) == Some(true) {
+        spec["prepare"] = json!(true);
+        let prepared = call(client, "run", &spec).await?;
+        if let Some(stats) = prepared.get("stats") {
+            info("model", model_summary(m));
+            info("session", stats.clone());
+        }
+        if prepared.get("ok").and_then(Value::as_bool) != Some(true) {
+            return parse_result(prepared);
+        }
+        spec["prepare"] = json!(false);
+        setup = t0.elapsed();
+        v = call(client, "run", &spec).await?;
+    }
+    if let Some(stats) = v.get("stats") {
+        info("session", stats.clone());
+    }
+    let mut r = parse_result(v);
+    if let Ok(ok) = r.as_mut() {
+        ok.setup = setup;
+    }
+    r
+}
+
+async fn call(client: &fantoccini::Client, func: &str, spec: &Value) -> Result<Value, OpError> {
+    client.execute_async(MODEL_SCRIPT, vec![json!(func), spec.clone()]).await.map_err(classify_cmd_error)
+}
+
+/// What the report says about the model: type, opset, operator counts, parameters, signature.
+pub fn model_summary(m: &ModelTask) -> Value {
+    let kind = m.model.strip_prefix("builtin:").unwrap_or("user");
+    json!({
+        "model": m.model,
+        "type": kind,
+        "execution_provider": m.execution_provider.as_str(),
+        "opset": m.info.opset,
+        "ir_version": m.info.ir_version,
+        "operators": m.info.operators,
+        "nodes": m.info.operators.values().sum::<u64>(),
+        "parameters": m.info.parameters,
+        "inputs": m.inputs,
+        "outputs": m.info.outputs,
+        "tolerance": m.tolerance,
+    })
+}
