@@ -3,6 +3,10 @@
 #
 #   scripts/bench-throughput.sh                       # defaults below
 #   MATRIX_SIZES="128 32" ROUNDS=3 scripts/bench-throughput.sh
+#   BROWSERS=firefox scripts/bench-throughput.sh      # the Firefox round alone
+#
+# Every round runs for each browser of BROWSERS (default "chromium firefox"): Chromium through one
+# chromedriver, Firefox ESR through one geckodriver per session on both sides.
 #
 # (a) stressctl runs benches/configs/throughput.toml: a short warm-up phase that opens 2 sessions
 #     (stressctl keeps healthy sessions in its pool across phases), then the `measured` phase with
@@ -27,11 +31,18 @@
 # Then the synthetic task (no browser, latency 0, 1 session, SYNTHETIC_OPS ops) under
 # `taskset -c 0` when available: the goal is >= 100,000 ops/s on one core.
 #
+# A round that did not run as planned — stressctl not exiting 0, a side attempting other than the
+# planned op count, or any failed op — is discarded (printed as DISCARDED with the reason) and run
+# again, up to MAX_RERUNS times per round; it is never averaged in.
+#
 # Exits non-zero only on errors (build failure, a run that produced no figure, leftover
 # processes); a missed goal is printed as MISSED and does not change the exit code.
 #
 # Environment:
-#   OPS_PER_SESSION   measured ops per session, both sides            (default 500)
+#   BROWSERS          browsers to measure                             (default "chromium firefox")
+#   OPS_PER_SESSION   measured ops per session, both sides            (default 500; Firefox: FIREFOX_OPS)
+#   FIREFOX_OPS       measured ops per session in the Firefox rounds  (default 200: ~10 ops/s per session)
+#   MAX_RERUNS        reruns of a round that did not run as planned   (default 2)
 #   WARMUP_OPS        warm-up ops per session, both sides             (default 64)
 #   ROUNDS            a/b pairs per matrix size                       (default 2)
 #   MATRIX_SIZES      space-separated matrix sizes                    (default "128"; e.g. "128 32")
@@ -52,6 +63,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 OPS_PER_SESSION="${OPS_PER_SESSION:-500}"
+BROWSERS="${BROWSERS:-chromium firefox}"
+FIREFOX_OPS="${FIREFOX_OPS:-200}"
+MAX_RERUNS="${MAX_RERUNS:-2}"
+CHROMIUM_OPS="$OPS_PER_SESSION"
 WARMUP_OPS="${WARMUP_OPS:-64}"
 ROUNDS="${ROUNDS:-2}"
 MATRIX_SIZES="${MATRIX_SIZES:-128}"
@@ -72,6 +87,9 @@ is_uint "$ROUNDS" || die "ROUNDS must be a positive integer"
 is_uint "$SYNTHETIC_OPS" || die "SYNTHETIC_OPS must be a positive integer"
 is_uint "$SYNTHETIC_ROUNDS" || die "SYNTHETIC_ROUNDS must be a positive integer"
 for s in $MATRIX_SIZES; do is_uint "$s" || die "MATRIX_SIZES: $s is not a positive integer"; done
+for b in $BROWSERS; do case "$b" in chromium|firefox) ;; *) die "BROWSERS: $b is not chromium or firefox" ;; esac; done
+is_uint "$FIREFOX_OPS" || die "FIREFOX_OPS must be a positive integer"
+[[ "$MAX_RERUNS" =~ ^[0-9]+$ ]] || die "MAX_RERUNS must be a number"
 case "$BASELINE_RUNTIME" in multi|current) ;; *) die "BASELINE_RUNTIME must be multi or current" ;; esac
 case "$ORDER" in abab|abba) ;; *) die "ORDER must be abab or abba" ;; esac
 [[ "$PAIRED_ROUNDS" =~ ^[0-9]+$ ]] || die "PAIRED_ROUNDS must be a number"
@@ -158,8 +176,8 @@ render() { # src dst KEY=VALUE...
   for kv in "$@"; do
     key="${kv%%=*}"; val="${kv#*=}"
     grep -q "# bench: ${key}\$" "$dst" || die "$src has no line marked '# bench: ${key}'"
-    sed -i -E "s/^([a-z_]+ = )[0-9_]+( # bench: ${key})\$/\1${val}\2/" "$dst"
-    grep -Eq "^[a-z_]+ = ${val} # bench: ${key}\$" "$dst" || die "could not set ${key} in $dst"
+    sed -i -E "s/^([a-z_]+ = )(\"[a-z]+\"|[0-9_]+)( # bench: ${key})\$/\1${val}\3/" "$dst"
+    grep -Fq " = ${val} # bench: ${key}" "$dst" || die "could not set ${key} in $dst"
   done
 }
 
@@ -171,7 +189,8 @@ RESULT=""
 start_stressctl() {
   local d="$1" size="$2"
   mkdir -p "$d"
-  render benches/configs/throughput.toml "$d/config.toml" "MATRIX_SIZE=$size" "WARMUP_OPS=$WARMUP_OPS" "OPS_PER_SESSION=$OPS_PER_SESSION"
+  render benches/configs/throughput.toml "$d/config.toml" "MATRIX_SIZE=$size" "WARMUP_OPS=$WARMUP_OPS" "OPS_PER_SESSION=$OPS_PER_SESSION" \
+    "BROWSER=\"$BROWSER\""
   "$STRESSCTL" launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs" \
     >"$d/stdout.txt" 2>"$d/stderr.txt" &
   CHILDREN+=" $!"
@@ -183,7 +202,8 @@ collect_stressctl() {
     sed 's/^/   | /' "$d/stdout.txt" "$d/stderr.txt" >&2
     die "stressctl (exit $rc) wrote no campaign_report.json"
   fi
-  [ "$rc" = 0 ] || echo "   note: stressctl exited $rc (campaign $(jget "$report" .outcome)); its figures are still used" >&2
+  PLANNED=""
+  [ "$rc" = 0 ] || PLANNED="stressctl exited $rc (campaign $(jget "$report" .outcome))"
   local sel='.phases[] | select(.name=="measured")'
   local ops secs tput failed lat
   ops="$(jget "$report" "$sel | .ops_attempted")"
@@ -191,7 +211,8 @@ collect_stressctl() {
   tput="$(jget "$report" "$sel | .throughput_ops_per_s")"
   failed="$(jget "$report" "$sel | .ops_failed")"
   lat="$(jget "$report" "$sel | .latency_ms.mean")"
-  [ "$ops" = "$((SESSIONS * OPS_PER_SESSION))" ] || echo "   note: stressctl attempted $ops ops, expected $((SESSIONS * OPS_PER_SESSION))" >&2
+  [ "$ops" = "$((SESSIONS * OPS_PER_SESSION))" ] || PLANNED="${PLANNED:+$PLANNED; }attempted $ops ops, planned $((SESSIONS * OPS_PER_SESSION))"
+  [ "$failed" = 0 ] || PLANNED="${PLANNED:+$PLANNED; }$failed ops failed"
   RESULT="$ops $secs $tput $failed $lat"
 }
 
@@ -199,7 +220,7 @@ collect_stressctl() {
 start_loop() {
   local d="$1" size="$2"
   mkdir -p "$d"
-  "$LOOP" --sessions "$SESSIONS" --ops "$OPS_PER_SESSION" --warmup "$WARMUP_OPS" --size "$size" \
+  "$LOOP" --sessions "$SESSIONS" --ops "$OPS_PER_SESSION" --warmup "$WARMUP_OPS" --size "$size" --browser "$BROWSER" \
     --runtime "$BASELINE_RUNTIME" --op-timeout 20s --work-dir "$d/work" >"$d/out.json" 2>"$d/stderr.txt" &
   CHILDREN+=" $!"
 }
@@ -211,16 +232,32 @@ collect_loop() {
   fi
   if [ -s "$d/stderr.txt" ]; then sed 's/^/   note: /' "$d/stderr.txt" >&2; fi
   tail -n1 "$d/out.json" >"$d/result.json"
+  PLANNED=""
+  [ "$(jget "$d/result.json" .failures)" = 0 ] || PLANNED="$(jget "$d/result.json" .failures) ops failed"
   RESULT="$(jget "$d/result.json" .ops) $(jget "$d/result.json" .seconds) $(jget "$d/result.json" .ops_per_s) $(jget "$d/result.json" .failures) $(jget "$d/result.json" .latency_mean_ms)"
 }
 
+# run_stressctl / run_loop SIZE ROUND: one run, rerun (up to MAX_RERUNS) while it did not run as
+# planned; a discarded run is printed, never used.
 run_stressctl() { # size round
-  local d="$TMP/stressctl-$1-$2"
-  start_stressctl "$d" "$1"; wait_children; collect_stressctl "$d" "${RCS[0]}"
+  local try d
+  for try in $(seq 0 "$MAX_RERUNS"); do
+    d="$TMP/stressctl-$BROWSER-$1-$2-$try"
+    start_stressctl "$d" "$1"; wait_children; collect_stressctl "$d" "${RCS[0]}"
+    [ -z "$PLANNED" ] && return 0
+    echo "   round $2  (a) stressctl: DISCARDED ($PLANNED)" >&2
+  done
+  die "stressctl did not run as planned in $((MAX_RERUNS + 1)) tries (see above)"
 }
 run_loop() { # size round
-  local d="$TMP/loop-$1-$2"
-  start_loop "$d" "$1"; wait_children; collect_loop "$d" "${RCS[0]}"
+  local try d
+  for try in $(seq 0 "$MAX_RERUNS"); do
+    d="$TMP/loop-$BROWSER-$1-$2-$try"
+    start_loop "$d" "$1"; wait_children; collect_loop "$d" "${RCS[0]}"
+    [ -z "$PLANNED" ] && return 0
+    echo "   round $2  (b) minimal loop: DISCARDED ($PLANNED)" >&2
+  done
+  die "the minimal loop did not run as planned in $((MAX_RERUNS + 1)) tries (see above)"
 }
 
 show() { # label round "ops secs tput failed lat"
@@ -243,9 +280,12 @@ if [ "${PRIME:-1}" = 1 ]; then
   [ "${RCS[0]}" = 0 ] || { sed 's/^/   | /' "$d/stderr.txt" >&2; die "primer run failed (exit ${RCS[0]})"; }
 fi
 
-declare -A RATIO SPREAD PAIRED
+declare -A RATIO SPREAD PAIRED MEAN_A MEAN_B
+for BROWSER in $BROWSERS; do
+if [ "$BROWSER" = firefox ]; then OPS_PER_SESSION="$FIREFOX_OPS"; else OPS_PER_SESSION="$CHROMIUM_OPS"; fi
 for size in $MATRIX_SIZES; do
-  echo "== WebGPU matmul ${size}x${size}, ${SESSIONS} sessions (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+  key="$BROWSER $size"
+  echo "== ${BROWSER}: WebGPU matmul ${size}x${size}, ${SESSIONS} sessions x ${OPS_PER_SESSION} ops (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
   a_list=""; b_list=""; r_list=""
   for round in $(seq 1 "$ROUNDS"); do
     if [ "$ORDER" = abba ] && [ $((round % 2)) = 0 ]; then
@@ -269,15 +309,17 @@ for size in $MATRIX_SIZES; do
   a_mean="$(printf "%s" "$a_list" | mean)"
   b_mean="$(printf "%s" "$b_list" | mean)"
   ratio="$(awk -v a="$a_mean" -v b="$b_mean" 'BEGIN { printf "%.3f", a / b }')"
-  RATIO[$size]="$ratio"
+  RATIO[$key]="$ratio"
+  MEAN_A[$key]="$a_mean"
+  MEAN_B[$key]="$b_mean"
   if ge "$ratio" "$GOAL_RATIO"; then verdict="PASS"; else verdict="MISSED"; fi
-  echo "   size ${size}: stressctl $(fmt "$a_mean" 2) ops/s, minimal loop $(fmt "$b_mean" 2) ops/s (mean of ${ROUNDS}); ratio stressctl/minimal = ${ratio} (round ratios ${spread})  goal >= ${GOAL_RATIO}: ${verdict}"
-  SPREAD[$size]="$spread"
+  echo "   ${BROWSER} ${size}: stressctl $(fmt "$a_mean" 2) ops/s, minimal loop $(fmt "$b_mean" 2) ops/s (mean of ${ROUNDS}); ratio stressctl/minimal = ${ratio} (round ratios ${spread})  goal >= ${GOAL_RATIO}: ${verdict}"
+  SPREAD[$key]="$spread"
   # Paired cross-check: (a) and (b) at the same time, so both see the same background load
   # (4 browsers share the cores; the ratio, not the absolute ops/s, is the figure here).
   p_list=""
   for round in $(seq 1 "$PAIRED_ROUNDS"); do
-    da="$TMP/paired-stressctl-$size-$round"; db="$TMP/paired-loop-$size-$round"
+    da="$TMP/paired-stressctl-$BROWSER-$size-$round"; db="$TMP/paired-loop-$BROWSER-$size-$round"
     start_stressctl "$da" "$size"; start_loop "$db" "$size"
     wait_children
     collect_stressctl "$da" "${RCS[0]}"; a="$RESULT"
@@ -289,9 +331,10 @@ for size in $MATRIX_SIZES; do
     echo "           paired ratio (a)/(b) = $rr   (load average now: $(cut -d' ' -f1 /proc/loadavg))"
   done
   if [ "$PAIRED_ROUNDS" -gt 0 ]; then
-    PAIRED[$size]="$(printf "%s" "$p_list" | mean)"
-    echo "   size ${size}: paired (concurrent) ratio stressctl/minimal = $(fmt "${PAIRED[$size]}" 3) (mean of ${PAIRED_ROUNDS}; informational, the goal is judged on the sequential runs above)"
+    PAIRED[$key]="$(printf "%s" "$p_list" | mean)"
+    echo "   ${key}: paired (concurrent) ratio stressctl/minimal = $(fmt "${PAIRED[$key]}" 3) (mean of ${PAIRED_ROUNDS}; informational, the goal is judged on the sequential runs above)"
   fi
+done
 done
 
 echo "== synthetic task (no browser), 1 session x ${SYNTHETIC_OPS} ops, latency 0"
@@ -334,12 +377,15 @@ if [ -n "$left" ]; then
 fi
 
 echo "== summary (load average at end: $(cut -d' ' -f1-3 /proc/loadavg))"
+for BROWSER in $BROWSERS; do
 for size in $MATRIX_SIZES; do
-  r="${RATIO[$size]}"
+  key="$BROWSER $size"
+  r="${RATIO[$key]}"
   if ge "$r" "$GOAL_RATIO"; then v="PASS"; else v="MISSED"; fi
-  echo "   webgpu ${size}: stressctl/minimal = ${r} (goal >= ${GOAL_RATIO}) ${v}   [round ratios ${SPREAD[$size]}; on a busy 2-core machine a single round varies by ±10% or more]"
-  if [ -n "${PAIRED[$size]:-}" ]; then
-    echo "   webgpu ${size}: paired (concurrent) ratio = $(fmt "${PAIRED[$size]}" 3) (informational)"
+  echo "   ${BROWSER} webgpu ${size}: stressctl $(fmt "${MEAN_A[$key]}" 2) ops/s, minimal $(fmt "${MEAN_B[$key]}" 2) ops/s: ratio ${r} (goal >= ${GOAL_RATIO}) ${v}   [round ratios ${SPREAD[$key]}; on a busy 2-core machine a single round varies by ±10% or more]"
+  if [ -n "${PAIRED[$key]:-}" ]; then
+    echo "   ${BROWSER} webgpu ${size}: paired (concurrent) ratio = $(fmt "${PAIRED[$key]}" 3) (informational)"
   fi
+done
 done
 echo "   synthetic: $(fmt "$syn_mean" 0) ops/s (goal >= ${GOAL_SYNTHETIC} on one core) ${syn_verdict}"

@@ -6,7 +6,8 @@
 #   2. cargo fmt --check
 #   3. cargo clippy --all-targets -- -D warnings
 #   4. cargo test --all-targets (unit tests, and integration tests against real Chromium)
-#   5. no chromium/chromedriver process started during the run may be left
+#   5. no chromium/chromedriver/firefox/geckodriver process (nor a Selenium Grid java) started
+#      during the run may be left
 #
 # Idempotent. Exits non-zero as soon as a step fails (after step 4 it still runs step 5).
 #
@@ -18,8 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# pid:starttime of every live (non-zombie) process whose argv[0] is chromium or chromedriver or
-# lives in /usr/lib/chromium/. Pid + start time identify a process across pid reuse.
+# pid:starttime of every live (non-zombie) browser or driver process: argv[0] chromium,
+# chromedriver, firefox(-esr), geckodriver, or in /usr/lib/chromium/ or /usr/lib/firefox-esr/, and
+# java running a Selenium server. Pid + start time identify a process across pid reuse.
 browser_procs() {
   local d argv0 stat rest f
   for d in /proc/[0-9]*; do
@@ -27,6 +29,8 @@ browser_procs() {
     IFS= read -r -d '' argv0 2>/dev/null <"$d/cmdline" || true
     case "$argv0" in
       chromium | chromedriver | */chromium | */chromedriver | /usr/lib/chromium/*) ;;
+      geckodriver | */geckodriver | */firefox-esr | */firefox | /usr/lib/firefox-esr/*) ;;
+      java | */java) tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -q selenium || continue ;;
       *) continue ;;
     esac
     stat=$(cat 2>/dev/null "$d/stat") || continue
@@ -68,10 +72,10 @@ not_ours() {
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 0
   [ -z "$cmd" ] && return 0
   [[ "$cmd" == *"$test_tmp"* ]] && return 1
-  [[ "$cmd" == *--user-data-dir=* || "$cmd" == *--log-path=* || "$cmd" == *--database=* ]]
+  [[ "$cmd" == *--user-data-dir=* || "$cmd" == *--log-path=* || "$cmd" == *--database=* || "$cmd" == *" -profile "* ]]
 }
 
-step "no chromium/chromedriver process left behind"
+step "no browser, driver or Grid process left behind"
 left=""
 for _ in $(seq 1 50); do # up to 10 s for the last ones to exit
   left=""
