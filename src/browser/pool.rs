@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 pub struct Worker {
     /// Worker id (`worker:<id>` breaker key).
     pub id: String,
-    endpoint: WorkerEndpoint,
+    pub(super) endpoint: WorkerEndpoint,
     inner: tokio::sync::Mutex<DriverSlot>,
 }
 
@@ -45,8 +45,8 @@ impl Worker {
 pub struct Pool {
     /// Workers in config order.
     pub workers: Vec<Arc<Worker>>,
-    cfg: BrowserConfig,
-    profiles_dir: PathBuf,
+    pub(super) cfg: BrowserConfig,
+    pub(super) profiles_dir: PathBuf,
     log_dir: PathBuf,
     log_stamp: String,
     store: Option<Store>,
@@ -55,6 +55,8 @@ pub struct Pool {
     live: Mutex<HashSet<ProcId>>,
     /// Browsers whose session must be recycled (over the RSS cap).
     recycle: Mutex<HashSet<ProcId>>,
+    /// Selenium Grid workers (grid hook: filled by `detect_grids`, see browser::grid).
+    pub grids: super::grid::GridSet,
 }
 
 impl Pool {
@@ -83,6 +85,7 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             live: Mutex::default(),
             recycle: Mutex::default(),
+            grids: Default::default(),
         }
     }
 
@@ -192,6 +195,7 @@ impl Pool {
     /// Discards a session (closes it, kills its browser, removes its profile).
     pub async fn discard(&self, s: Session) {
         let b = s.browser;
+        self.grids.forget(&s); // grid hook
         s.discard().await;
         if let Some(b) = b {
             lock(&self.live).remove(&b);
@@ -246,9 +250,11 @@ impl Pool {
                 lock(&self.live).remove(&b);
                 self.record_ended(&b);
             }
+            self.grids.forget(&s); // grid hook
             closing.spawn(s.discard());
         }
         while closing.join_next().await.is_some() {}
+        self.grids.delete_leftovers().await; // grid hook: no session of ours is left on a Grid
         for w in &self.workers {
             let mut slot = w.inner.lock().await;
             if let Some(mut d) = slot.driver.take() {

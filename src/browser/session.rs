@@ -76,6 +76,8 @@ pub struct Session {
     pub ops: u64,
     /// Short id for logs (`s<N>`).
     pub label: String,
+    /// Where it runs on a Selenium Grid worker (session id, node); None elsewhere.
+    pub grid: Option<super::grid::GridPlace>,
 }
 
 /// Opens a session on `webdriver_url` and loads the page the task runs in.
@@ -86,6 +88,19 @@ pub async fn open(
     profiles_dir: &Path,
     page_url: &str,
     task: &TaskSpec,
+) -> Result<Session, OpError> {
+    open_with_caps(ep, worker, cfg, profiles_dir, page_url, task, serde_json::Map::new()).await
+}
+
+/// [`open`] with `extra` capabilities in the new-session request (a Grid node target).
+pub async fn open_with_caps(
+    ep: &Endpoint,
+    worker: &str,
+    cfg: &BrowserConfig,
+    profiles_dir: &Path,
+    page_url: &str,
+    task: &TaskSpec,
+    extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Session, OpError> {
     let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
     let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -100,6 +115,7 @@ pub async fn open(
         "goog:chromeOptions".into(),
         json!({"binary": cfg.chromium.display().to_string(), "args": chromium_args(cfg, &user_data_dir)}),
     );
+    caps.extend(extra);
     let connect = async {
         if webdriver_url.starts_with("https://") {
             let mut b = fantoccini::ClientBuilder::rustls()
@@ -134,7 +150,7 @@ pub async fn open(
         }
     };
     let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));
-    let s = Session { client, worker: worker.to_string(), driver_generation, user_data_dir, browser, ops: 0, label };
+    let s = Session { client, worker: worker.to_string(), driver_generation, user_data_dir, browser, ops: 0, label, grid: None };
     let setup = async {
         s.client
             .update_timeouts(TimeoutConfiguration::new(Some(cfg.op_timeout), Some(cfg.session_timeout), Some(Duration::ZERO)))

@@ -73,13 +73,22 @@ pub(super) struct Slot {
     fail_events: u32,
     fail_events_since: Instant,
     fail_events_suppressed: u64,
+    /// grid hook: what ops are labelled with (windows, events, the worker breaker after
+    /// `worker:`): the worker id, or `<worker>/<node>` while the session is on a Grid node.
+    label: String,
+    /// grid hook: the node whose session was dropped after a failure or an open breaker, the
+    /// class and when: a new session on another node is a recovery that moved work away from it.
+    left_node: Option<(String, FailureClass, Instant)>,
+    /// grid hook: the class of the last failure (an open node breaker counts as a connection one).
+    last_class: FailureClass,
 }
 
 impl Slot {
     pub(super) fn new(ctx: Arc<PhaseCtx>, slot: u32, worker_ix: usize, session: Option<Session>) -> Slot {
         let mut rng = fastrand::Rng::new();
         let synthetic = Synthetic::from_spec(&ctx.phase.task, rng.u64(..));
-        let gate = Self::gate_for(&ctx, worker_ix);
+        let label = Self::base_id(&ctx, worker_ix).to_string();
+        let gate = Self::gate_for(&ctx, &label);
         let matrix_size = match ctx.phase.task {
             TaskSpec::Webgpu { matrix_size } => matrix_size,
             _ => 0,
@@ -104,27 +113,64 @@ impl Slot {
             fail_events: 0,
             fail_events_since: Instant::now(),
             fail_events_suppressed: 0,
+            label,
+            left_node: None,
+            last_class: FailureClass::ConnectionFailure,
         }
     }
 
-    fn gate_for(ctx: &PhaseCtx, worker_ix: usize) -> OpGate {
+    fn gate_for(ctx: &PhaseCtx, label: &str) -> OpGate {
         let task = ctx.phase.task.kind();
         match &ctx.run.pool {
-            Some(p) => ctx.run.breakers.gate(p.workers.get(worker_ix).map(|w| w.id.as_str()).unwrap_or("none"), "chromium", task),
+            Some(_) => ctx.run.breakers.gate(label, "chromium", task),
             None => ctx.run.breakers.gate("synthetic", "none", task),
         }
     }
 
     fn set_worker(&mut self, ix: usize) {
         self.worker_ix = ix;
-        self.gate = Self::gate_for(&self.ctx, ix);
+        self.label = Self::base_id(&self.ctx, ix).to_string();
+        self.gate = Self::gate_for(&self.ctx, &self.label);
+    }
+
+    fn base_id(ctx: &PhaseCtx, worker_ix: usize) -> &str {
+        match &ctx.run.pool {
+            Some(p) => p.workers.get(worker_ix).map(|w| w.id.as_str()).unwrap_or("none"),
+            None => "synthetic",
+        }
     }
 
     fn worker_id(&self) -> &str {
-        match &self.ctx.run.pool {
-            Some(p) => p.workers.get(self.worker_ix).map(|w| w.id.as_str()).unwrap_or("none"),
-            None => "synthetic",
+        &self.label
+    }
+
+    /// grid hook: ops on a Grid session are labelled and gated by its node (`<worker>/<node>`),
+    /// ops without a session by the worker (the hub). Flushes the window when the label changes,
+    /// and records the move when the session that replaced a failed one is on another node.
+    fn sync_grid_node(&mut self) {
+        let base = Self::base_id(&self.ctx, self.worker_ix).to_string();
+        let label = match self.session.as_ref().and_then(|s| s.grid.as_ref()) {
+            Some(p) => crate::browser::grid::node_label(&base, &p.node),
+            None => return, // keep the node label until a new session says where it runs
+        };
+        if label == self.label {
+            return;
         }
+        self.flush();
+        if let Some((node, class, since)) = self.left_node.take() {
+            let event = Event::RecoveryAttempted {
+                class,
+                strategy: "other_node".to_string(),
+                level: Strategy::OtherWorker.level(),
+                outcome: "succeeded".to_string(),
+                worker: crate::browser::grid::node_label(&base, &node),
+                time_to_recover_ms: Some((since.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            };
+            tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "work moved from grid node {node} to {label}");
+            self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+        }
+        self.label = label;
+        self.gate = Self::gate_for(&self.ctx, &self.label);
     }
 
     fn corr(&self) -> String {
@@ -140,7 +186,7 @@ impl Slot {
         }
         let Some(w) = pool.workers.get(self.worker_ix).cloned() else { return self };
         let opened = tokio::select! {
-            r = pool.session_for(&w, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
+            r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
             _ = self.ctx.stop_ops.cancelled() => None,
         };
         self.session = opened;
@@ -193,6 +239,7 @@ impl Slot {
     /// Asks the breakers (worker, browser, task) first; runs the op only if all three permit it,
     /// and records its outcome against the scopes it belongs to.
     async fn gated_attempt(&mut self) -> Attempt {
+        self.sync_grid_node();
         let permit = match self.gate.try_acquire(Instant::now()) {
             Ok(p) => p,
             Err(r) => {
@@ -221,6 +268,12 @@ impl Slot {
         if !transitions.is_empty() {
             self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), transitions);
         }
+        if key.starts_with("worker:") && key.contains('/') {
+            // grid hook: a Grid node's breaker is open: a new session through the hub, elsewhere
+            tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session off the node");
+            self.drop_session().await;
+            return;
+        }
         if key.starts_with("worker:") {
             let current = self.worker_ix;
             if let Some((ix, _)) = self.ctx.run.ranked_workers().into_iter().find(|&(ix, healthy)| healthy && ix != current) {
@@ -246,14 +299,14 @@ impl Slot {
                 return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no worker")));
             };
             tokio::select! {
-                r = pool.session_for(&w, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
+                r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
                     Ok(s) => self.session = Some(s),
                     Err(e) => return Attempt::Done(Err(e)),
                 },
                 _ = self.ctx.hard.cancelled() => return Attempt::Aborted,
             }
         }
-        let worker = self.worker_id().to_string();
+        let worker = Self::base_id(&self.ctx, self.worker_ix).to_string();
         let fault = match self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng) {
             Some(f) => self.inject(&f, Some(&pool)).await,
             None => None,
@@ -282,7 +335,7 @@ impl Slot {
         let fault = if self.ctx.faults.is_empty() {
             None
         } else {
-            let worker = self.worker_id().to_string();
+            let worker = Self::base_id(&self.ctx, self.worker_ix).to_string();
             self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng)
         };
         let page_fault = match &fault {
@@ -383,6 +436,7 @@ impl Slot {
     }
 
     async fn on_failure(&mut self, e: OpError) {
+        self.last_class = e.class; // grid hook
         // Every failure is counted in the window; events are capped per slot so a flood of
         // failures (a broken page, a synthetic failure rate) cannot flood the store and the logs.
         if self.fail_events_since.elapsed() >= FAIL_EVENT_PERIOD {
@@ -470,6 +524,9 @@ impl Slot {
 
     async fn drop_session(&mut self) {
         if let Some(s) = self.session.take() {
+            if let (Some(p), None) = (&s.grid, &self.left_node) {
+                self.left_node = Some((p.node.clone(), self.last_class, Instant::now())); // grid hook
+            }
             self.discard(s).await;
         }
     }

@@ -410,11 +410,22 @@ impl StoreReader {
 
     /// Op windows of a phase merged per task kind.
     pub fn phase_windows(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
+        self.phase_windows_by(idx, 5)
+    }
+
+    /// Op windows of a phase merged per worker (`<worker>` or, for a Selenium Grid node,
+    /// `<worker>/<node>`): the per-node report of a Grid worker.
+    pub fn phase_windows_per_worker(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
+        self.phase_windows_by(idx, 2)
+    }
+
+    /// Op windows of a phase merged by the text column `key_col` (5: task kind, 2: worker).
+    fn phase_windows_by(&self, idx: u32, key_col: usize) -> Result<BTreeMap<String, Window>, StoreError> {
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
         let phase = i64::from(idx);
         let pred = |p: i64, _: &str| p == phase;
         self.scan_complete(&WINDOWS, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
-            let kind: String = r.get(5)?;
+            let kind: String = r.get(key_col)?;
             let errors: String = r.get(12)?;
             let errs: BTreeMap<String, u64> =
                 serde_json::from_str(&errors).map_err(|e| bad_value(12, Type::Text, format!("window errors: {e}")))?;
