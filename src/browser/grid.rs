@@ -360,3 +360,30 @@ pub async fn watch(g: Arc<Grid>, period: Duration, cancel: tokio_util::sync::Can
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// `stressctl check` on a Grid worker: None when `url` is not a Grid (the plain WebDriver probe
+/// stands); else Ok with its nodes, slots per browser and versions, or Err when no UP node has a
+/// slot for `browser`.
+pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
+    let v = super::grid_status::get_json(&format!("{}/status", url.trim_end_matches('/')), HUB_TIMEOUT).await.ok()?;
+    let st = parse_status(&v).ok()?;
+    let up = st.nodes.iter().filter(|n| n.availability == Availability::Up).count();
+    let mut versions: Vec<&str> = st.nodes.iter().map(|n| n.version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let want = stereotype_browser(browser);
+    let slots = st.nodes.iter().filter(|n| n.availability == Availability::Up).map(|n| n.slots.iter().filter(|s| s.browser == want).count()).sum::<usize>();
+    let detail = format!(
+        "Selenium Grid, {} node(s), {up} UP, slots: {}; version {}",
+        st.nodes.len(),
+        if st.slots_per_browser().is_empty() { "none".to_string() } else { st.slots_per_browser() },
+        if versions.is_empty() { "?".to_string() } else { versions.join(", ") }
+    );
+    Some(if slots == 0 {
+        Err(format!("{detail}: no UP node has a slot for {want} (start nodes with it, e.g. scripts/grid.sh up)"))
+    } else if !st.ready {
+        Err(format!("{detail}: not ready ({})", st.message))
+    } else {
+        Ok(detail)
+    })
+}

@@ -81,6 +81,8 @@ pub(super) struct Slot {
     left_node: Option<(String, FailureClass, Instant)>,
     /// grid hook: the class of the last failure (an open node breaker counts as a connection one).
     last_class: FailureClass,
+    /// grid hook: the Grid session id the label was last synced for.
+    grid_session: Option<String>,
 }
 
 impl Slot {
@@ -116,6 +118,7 @@ impl Slot {
             label,
             left_node: None,
             last_class: FailureClass::ConnectionFailure,
+            grid_session: None,
         }
     }
 
@@ -148,16 +151,22 @@ impl Slot {
     /// ops without a session by the worker (the hub). Flushes the window when the label changes,
     /// and records the move when the session that replaced a failed one is on another node.
     fn sync_grid_node(&mut self) {
+        // without a session, keep the node label until a new session says where it runs
+        let Some(place) = self.session.as_ref().and_then(|s| s.grid.clone()) else { return };
+        if self.grid_session.as_deref() == Some(place.session_id.as_str()) {
+            return;
+        }
         let base = Self::base_id(&self.ctx, self.worker_ix).to_string();
-        let label = match self.session.as_ref().and_then(|s| s.grid.as_ref()) {
-            Some(p) => crate::browser::grid::node_label(&base, &p.node),
-            None => return, // keep the node label until a new session says where it runs
-        };
+        let event = Event::GridSessionOpened { worker: base.clone(), node: place.node.clone(), session: place.session_id.clone() };
+        self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+        self.grid_session = Some(place.session_id);
+        let label = crate::browser::grid::node_label(&base, &place.node);
         if label == self.label {
+            self.left_node = None; // back on the same node: nothing moved
             return;
         }
         self.flush();
-        if let Some((node, class, since)) = self.left_node.take() {
+        if let Some((node, class, since)) = self.left_node.take().filter(|(n, ..)| *n != place.node) {
             let event = Event::RecoveryAttempted {
                 class,
                 strategy: "other_node".to_string(),

@@ -416,10 +416,10 @@ impl StoreReader {
     /// Op windows of a phase merged per worker (`<worker>` or, for a Selenium Grid node,
     /// `<worker>/<node>`): the per-node report of a Grid worker.
     pub fn phase_windows_per_worker(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
-        self.phase_windows_by(idx, 2)
+        self.phase_windows_by(idx, 3)
     }
 
-    /// Op windows of a phase merged by the text column `key_col` (5: task kind, 2: worker).
+    /// Op windows of a phase merged by the text column `key_col` (5: task kind, 3: worker).
     fn phase_windows_by(&self, idx: u32, key_col: usize) -> Result<BTreeMap<String, Window>, StoreError> {
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
         let phase = i64::from(idx);
