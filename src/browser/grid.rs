@@ -25,6 +25,8 @@ pub use super::grid_status::{parse_status, Availability, GridNode, GridSlot, Gri
 
 /// How long one request to a hub may take (`/status`, `DELETE /session`).
 pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the hub to finish sessions whose requests were given up.
+const ABANDONED_WAIT: Duration = Duration::from_secs(20);
 /// How many new sessions the hub may place on unhealthy nodes before stressctl gives up the op.
 const PLACEMENT_TRIES: u32 = 4;
 
@@ -63,6 +65,9 @@ pub struct Grid {
     forced: Mutex<HashSet<String>>,
     /// The last `/status` seen, for placement decisions between polls.
     last: Mutex<Option<GridStatus>>,
+    /// New-session requests given up while the hub was still creating them (a stop came): the
+    /// hub may finish them later, under an id stressctl never learnt.
+    abandoned: std::sync::atomic::AtomicU32,
 }
 
 impl Grid {
@@ -75,6 +80,7 @@ impl Grid {
             ours: Mutex::default(),
             forced: Mutex::default(),
             last: Mutex::default(),
+            abandoned: Default::default(),
         };
         g.status().await?;
         Ok(g)
@@ -115,10 +121,23 @@ impl Grid {
         lock(&self.ours).clone()
     }
 
-    /// Deletes through the hub every session stressctl opened and did not discard; returns how
-    /// many the hub still listed. Bounded by [`HUB_TIMEOUT`] per request.
-    pub async fn delete_leftovers(&self) -> usize {
-        let ours: Vec<String> = lock(&self.ours).drain().collect();
+    /// Deletes through the hub every session stressctl opened and did not discard, and every
+    /// session with its Chromium profile under `profiles_dir` (one whose new-session request was
+    /// given up: after waiting, bounded, for the hub to finish creating it); returns how many the
+    /// hub deleted. Bounded by [`HUB_TIMEOUT`] per request.
+    pub async fn delete_leftovers(&self, profiles_dir: &str) -> usize {
+        let mut ours: HashSet<String> = lock(&self.ours).drain().collect();
+        let abandoned = self.abandoned.swap(0, std::sync::atomic::Ordering::Relaxed) > 0;
+        let deadline = Instant::now() + ABANDONED_WAIT;
+        loop {
+            let Ok(st) = self.status().await else { break };
+            let (marked, reserved) = st.sessions_under(profiles_dir);
+            ours.extend(marked);
+            if !abandoned || !reserved || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let mut n = 0;
         for id in ours {
             let url = format!("{}/session/{id}", self.url);
@@ -211,9 +230,9 @@ impl GridSet {
     }
 
     /// Deletes what is left of stressctl's sessions on every Grid (see [`Grid::delete_leftovers`]).
-    pub async fn delete_leftovers(&self) {
+    pub async fn delete_leftovers(&self, profiles_dir: &std::path::Path) {
         for g in self.all() {
-            let n = g.delete_leftovers().await;
+            let n = g.delete_leftovers(&profiles_dir.display().to_string()).await;
             if n > 0 {
                 tracing::info!(target: "stressctl::browser", worker = %g.worker, "{n} grid session(s) left open were deleted through the hub");
             }
@@ -245,7 +264,11 @@ impl Pool {
         if let Some(t) = target {
             extra.insert(NODE_CAP.into(), json!(t));
         }
-        let mut s = session::open_with_caps(&ep, &w.id, &self.cfg, &self.profiles_dir, page_url, task, extra).await?;
+        // counted as abandoned unless the request finishes (the future may be dropped by a stop)
+        let pending = Abandoned(&g.abandoned);
+        let opened = session::open_with_caps(&ep, &w.id, &self.cfg, &self.profiles_dir, page_url, task, extra).await;
+        std::mem::forget(pending);
+        let mut s = opened?;
         let id = match s.client.session_id().await {
             Ok(Some(id)) => id,
             _ => {
@@ -354,6 +377,15 @@ pub async fn watch(g: Arc<Grid>, period: Duration, cancel: tokio_util::sync::Can
             Ok(st) => apply(&g, &st),
             Err(e) => tracing::debug!(target: "stressctl::browser", worker = %g.worker, "grid /status: {e}"),
         }
+    }
+}
+
+/// Counts a new-session request as abandoned when dropped before it finished.
+struct Abandoned<'a>(&'a std::sync::atomic::AtomicU32);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

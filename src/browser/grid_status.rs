@@ -26,8 +26,11 @@ pub enum Availability {
 pub struct GridSlot {
     /// The stereotype's `browserName`.
     pub browser: String,
-    /// The session in it, if any.
+    /// The session in it, if any (`reserved` while the hub is still creating one).
     pub session: Option<String>,
+    /// The session's Chromium profile (`capabilities.chrome.userDataDir`): stressctl's sessions
+    /// have theirs under the run's profiles directory, which identifies one it never got the id of.
+    pub user_data_dir: Option<String>,
 }
 
 /// One node.
@@ -71,6 +74,18 @@ impl GridStatus {
     /// The node whose slot holds `session_id`.
     pub fn node_of_session(&self, session_id: &str) -> Option<&GridNode> {
         self.nodes.iter().find(|n| n.slots.iter().any(|s| s.session.as_deref() == Some(session_id)))
+    }
+
+    /// Sessions whose Chromium profile is under `profiles_dir`, and whether any slot is still
+    /// `reserved` (a session being created).
+    pub fn sessions_under(&self, profiles_dir: &str) -> (Vec<String>, bool) {
+        let slots = self.nodes.iter().flat_map(|n| &n.slots);
+        let reserved = slots.clone().any(|s| s.session.as_deref() == Some("reserved"));
+        let ids = slots
+            .filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(profiles_dir)))
+            .filter_map(|s| s.session.clone())
+            .collect();
+        (ids, reserved)
     }
 
     /// Slots for `browser` on UP nodes that are free or hold one of `ours`.
@@ -119,7 +134,12 @@ fn parse_node(n: &Value) -> Result<GridNode, String> {
             named = st.get(NODE_CAP).and_then(Value::as_str).map(str::to_string);
         }
         let session = slot.get("session").and_then(|s| s.get("sessionId")).and_then(Value::as_str).map(str::to_string);
-        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session });
+        let user_data_dir = slot
+            .get("session")
+            .and_then(|s| s.pointer("/capabilities/chrome/userDataDir"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, user_data_dir });
     }
     let authority = url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
     let targetable = named.is_some();

@@ -254,7 +254,7 @@ impl Pool {
             closing.spawn(s.discard());
         }
         while closing.join_next().await.is_some() {}
-        self.grids.delete_leftovers().await; // grid hook: no session of ours is left on a Grid
+        self.grids.delete_leftovers(&self.profiles_dir).await; // grid hook: no session of ours is left on a Grid
         for w in &self.workers {
             let mut slot = w.inner.lock().await;
             if let Some(mut d) = slot.driver.take() {
