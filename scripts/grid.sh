@@ -12,7 +12,7 @@
 # members of those groups that started no earlier than their leader (so a reused pid or group id
 # is never hit), never by name. Each node's stereotypes carry `"stressctl:node": "node-<i>"`, so a
 # session can be placed on one node on purpose. The event bus uses ports P-2 and P-1 (4442/4443
-# for the default hub port 4444); node i listens on 5554+i.
+# for the default hub port 4444); node i listens on P+10+i (4455, 4456, … by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,7 +96,7 @@ node_toml() {
   cat <<EOT
 [server]
 host = "127.0.0.1"
-port = $((5554 + i))
+port = $((hub_port + 10 + i))
 
 [events]
 publish = "tcp://127.0.0.1:$((hub_port - 2))"
@@ -142,7 +142,15 @@ EOT
 spawn() {
   local name=$1; shift
   local log="$state_dir/$name.log"
-  setsid "$@" >"$log" 2>&1 < /dev/null &
+  # Inherited descriptors are closed first: a lock held by the caller (e.g. `flock FILE grid.sh up`)
+  # must not be held on by the Grid's processes for as long as they run.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" >"$log" 2>&1 < /dev/null
+  ) &
   local pid=$!
   local st=""
   for _ in $(seq 1 50); do st=$(start_time "$pid"); [ -n "$st" ] && break; sleep 0.02; done

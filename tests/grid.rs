@@ -146,7 +146,7 @@ fn a_campaign_on_a_two_node_grid_passes_with_results_and_breakers_per_node() {
     for n in ["node-1", "node-2"] {
         let r = node(&report, n);
         assert!(r["ops_attempted"].as_u64().unwrap_or(0) > 0 && r["sessions"].as_u64().unwrap_or(0) > 0, "{r}");
-        assert!(num(r, "success_rate") >= 0.95, "{r}");
+        assert!(r["success_rate"].as_f64().unwrap_or(0.0) >= 0.95, "{r}");
         assert!(report["breakers"]["final"]["workers"][format!("grid/{n}")]["state"] == "closed", "{}", report["breakers"]["final"]);
     }
     let stress = &report["phases"][2];
