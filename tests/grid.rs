@@ -93,10 +93,8 @@ impl Drop for GridUp {
 }
 
 fn hub_status() -> Value {
-    let out = Command::new("curl")
-        .args(["-fsS", "--max-time", "5", &format!("http://127.0.0.1:{HUB_PORT}/status")])
-        .output()
-        .expect("curl");
+    let out =
+        Command::new("curl").args(["-fsS", "--max-time", "5", &format!("http://127.0.0.1:{HUB_PORT}/status")]).output().expect("curl");
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
@@ -163,12 +161,7 @@ fn a_node_killed_mid_campaign_opens_its_breaker_and_its_work_moves_to_the_other_
     let _lock = BrowserLock::acquire();
     let sb = Sandbox::new("grid-kill");
     let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
-    let phases = [
-        phase("one", "3s", 2, ""),
-        phase("two", "3s", 2, ""),
-        phase("three", "15s", 2, "stress_level = \"extreme\""),
-    ]
-    .concat();
+    let phases = [phase("one", "3s", 2, ""), phase("two", "3s", 2, ""), phase("three", "15s", 2, "stress_level = \"extreme\"")].concat();
     let cfg = sb.write("grid.toml", &grid_config(&phases));
     let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
     assert!(wait_until(Duration::from_secs(90), || child.stdout_so_far().contains("[2/3]")), "{}", child.stdout_so_far());
@@ -197,7 +190,11 @@ fn no_stressctl_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop() {
     let cfg = sb.write("grid.toml", &grid_config(&phase("long", "120s", 3, "")));
     for how in ["SIGINT", "emergency-stop"] {
         let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
-        assert!(wait_until(Duration::from_secs(60), || hub_sessions().iter().filter(|s| *s != "reserved").count() == 3), "{how}: sessions never opened: {}", hub_status());
+        assert!(
+            wait_until(Duration::from_secs(60), || hub_sessions().iter().filter(|s| *s != "reserved").count() == 3),
+            "{how}: sessions never opened: {}",
+            hub_status()
+        );
         std::thread::sleep(Duration::from_secs(2));
         if how == "SIGINT" {
             child.signal(libc::SIGINT);

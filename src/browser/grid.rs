@@ -199,10 +199,7 @@ impl Grid {
 
 /// Whether the breaker of `node` lets ops through (closed, half-open, disabled, or not made yet).
 pub fn node_usable(breakers: &BreakerRegistry, worker: &str, node: &str, now: Instant) -> bool {
-    !matches!(
-        breakers.state(&format!("worker:{}", node_label(worker, node)), now),
-        Some(BreakerState::Open | BreakerState::ForcedOpen)
-    )
+    !matches!(breakers.state(&format!("worker:{}", node_label(worker, node)), now), Some(BreakerState::Open | BreakerState::ForcedOpen))
 }
 
 /// The Grid workers of a pool, by worker id (filled once by [`Pool::detect_grids`]).
@@ -404,7 +401,12 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
     versions.sort_unstable();
     versions.dedup();
     let want = stereotype_browser(browser);
-    let slots = st.nodes.iter().filter(|n| n.availability == Availability::Up).map(|n| n.slots.iter().filter(|s| s.browser == want).count()).sum::<usize>();
+    let slots = st
+        .nodes
+        .iter()
+        .filter(|n| n.availability == Availability::Up)
+        .map(|n| n.slots.iter().filter(|s| s.browser == want).count())
+        .sum::<usize>();
     let detail = format!(
         "Selenium Grid, {} node(s), {up} UP, slots: {}; version {}",
         st.nodes.len(),
@@ -418,4 +420,64 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
     } else {
         Ok(detail)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::BreakerConfig;
+    use serde_json::Value;
+
+    fn status(avail: &[(&str, &str)]) -> GridStatus {
+        let nodes: Vec<Value> = avail
+            .iter()
+            .map(|(name, a)| {
+                json!({"id": name, "uri": "http://127.0.0.1:1", "availability": a,
+                       "slots": [{"stereotype": {"browserName": "chrome", NODE_CAP: name}, "session": null}]})
+            })
+            .collect();
+        parse_status(&json!({"value": {"ready": true, "nodes": nodes}})).unwrap()
+    }
+
+    fn grid() -> Grid {
+        Grid {
+            worker: "grid".into(),
+            url: "http://127.0.0.1:1".into(),
+            ours: Mutex::default(),
+            forced: Mutex::default(),
+            last: Mutex::default(),
+            abandoned: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_node_not_up_has_its_breaker_forced_open_until_it_is_up_again() {
+        let reg = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
+        let g = grid();
+        let now = Instant::now();
+        assert!(g.apply_availability(&status(&[("n1", "UP"), ("n2", "UP")]), &reg, now).is_empty());
+        let ts = g.apply_availability(&status(&[("n1", "DOWN"), ("n2", "DRAINING")]), &reg, now);
+        let keys: Vec<&str> = ts.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["worker:grid/n1", "worker:grid/n2"]);
+        assert_eq!(reg.state("worker:grid/n1", now), Some(BreakerState::ForcedOpen));
+        assert!(!node_usable(&reg, "grid", "n1", now));
+        // still down: nothing new; n1 back up: reset, n2 still draining: still forced
+        assert!(g.apply_availability(&status(&[("n1", "DOWN"), ("n2", "DRAINING")]), &reg, now).is_empty());
+        let ts = g.apply_availability(&status(&[("n1", "UP"), ("n2", "DRAINING")]), &reg, now);
+        assert_eq!(ts.len(), 1, "{ts:?}");
+        assert_eq!(reg.state("worker:grid/n1", now), Some(BreakerState::Closed));
+        assert_eq!(reg.state("worker:grid/n2", now), Some(BreakerState::ForcedOpen));
+        assert!(node_usable(&reg, "grid", "n1", now));
+    }
+
+    #[test]
+    fn a_new_session_targets_the_up_node_with_a_closed_breaker_and_free_slots() {
+        let reg = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
+        let g = grid();
+        *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP"), ("n3", "DOWN")]));
+        reg.force_open("worker:grid/n1", Instant::now());
+        assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
+        reg.force_open("worker:grid/n2", Instant::now());
+        assert_eq!(g.healthy_target("chrome", &reg), None, "n3 is DOWN");
+    }
 }

@@ -134,14 +134,12 @@ fn parse_node(n: &Value) -> Result<GridNode, String> {
             named = st.get(NODE_CAP).and_then(Value::as_str).map(str::to_string);
         }
         let session = slot.get("session").and_then(|s| s.get("sessionId")).and_then(Value::as_str).map(str::to_string);
-        let user_data_dir = slot
-            .get("session")
-            .and_then(|s| s.pointer("/capabilities/chrome/userDataDir"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let user_data_dir =
+            slot.get("session").and_then(|s| s.pointer("/capabilities/chrome/userDataDir")).and_then(Value::as_str).map(str::to_string);
         slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, user_data_dir });
     }
-    let authority = url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
+    let authority =
+        url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
     let targetable = named.is_some();
     let name = named.or(authority).unwrap_or_else(|| s("id"));
     Ok(GridNode { name, id: s("id"), uri, availability, version: s("version"), targetable, slots })

@@ -445,7 +445,8 @@ impl Slot {
     }
 
     async fn on_failure(&mut self, e: OpError) {
-        self.last_class = e.class; // grid hook
+        // grid hook: remembered for the `other_node` recovery if the session moves off its node
+        self.last_class = e.class;
         // Every failure is counted in the window; events are capped per slot so a flood of
         // failures (a broken page, a synthetic failure rate) cannot flood the store and the logs.
         if self.fail_events_since.elapsed() >= FAIL_EVENT_PERIOD {
@@ -533,8 +534,9 @@ impl Slot {
 
     async fn drop_session(&mut self) {
         if let Some(s) = self.session.take() {
+            // grid hook: the node this slot's work leaves (see sync_grid_node)
             if let (Some(p), None) = (&s.grid, &self.left_node) {
-                self.left_node = Some((p.node.clone(), self.last_class, Instant::now())); // grid hook
+                self.left_node = Some((p.node.clone(), self.last_class, Instant::now()));
             }
             self.discard(s).await;
         }

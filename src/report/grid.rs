@@ -89,7 +89,9 @@ pub fn grid_nodes(r: &StoreReader, phases: u32, breakers: &Breakers) -> Result<V
                     .transitions
                     .iter()
                     .filter(|t| t.key == key)
-                    .map(|t| format!("{} -> {}{}", t.from, t.to, if t.reason.is_empty() { String::new() } else { format!(" ({})", t.reason) }))
+                    .map(|t| {
+                        format!("{} -> {}{}", t.from, t.to, if t.reason.is_empty() { String::new() } else { format!(" ({})", t.reason) })
+                    })
                     .collect(),
                 breaker_final: finals.and_then(|m| m.get(&label)).map(|m| m.state.as_str().to_string()),
                 moved_away: a.moved_away,
