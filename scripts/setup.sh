@@ -82,6 +82,10 @@ echo "setup: $({ command -v geckodriver >/dev/null && geckodriver --version || "
 # integrity, unpacked into vendor/onnxruntime-web (served by stressctl from loopback)
 scripts/setup-ort.sh
 
+# Selenium Grid 4 for the Grid workers and their tests: Java 17 (apt) and the server jar from the
+# npm registry (@nightwatch/selenium-server, pinned, sha512 checked) in vendor/selenium
+scripts/setup-grid.sh
+
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
   echo "setup: building release binary"
   cargo build --release --locked --quiet 2>/dev/null || cargo build --release --quiet

@@ -217,6 +217,16 @@ pub enum Event {
         /// Worker id.
         worker: String,
     },
+    /// A session was opened through a Selenium Grid hub and placed on a node (grid hook: the
+    /// per-node report counts sessions from these).
+    GridSessionOpened {
+        /// Grid worker id.
+        worker: String,
+        /// The node's stable name.
+        node: String,
+        /// WebDriver session id.
+        session: String,
+    },
     /// A configured fault was carried out.
     FaultInjected {
         /// Which fault (stored as `kind` inside `data`, as before events were typed).
@@ -316,6 +326,7 @@ impl Event {
             Event::BrowserRssExceeded { .. } => "browser_rss_exceeded",
             Event::BrowserRecycled { .. } => "browser_recycled",
             Event::DriverRestarted { .. } => "driver_restarted",
+            Event::GridSessionOpened { .. } => "grid_session_opened",
             Event::FaultInjected { .. } => "fault_injected",
             Event::AutoRecoveryStarted { .. } => "auto_recovery_started",
             Event::AutoRecoveryResumed { .. } => "auto_recovery_resumed",
@@ -353,6 +364,7 @@ impl Event {
             }
             Event::BrowserRecycled { session } => format!("session {session} recycled: browser over max_browser_rss"),
             Event::DriverRestarted { worker } => format!("driver of worker {worker} restarted"),
+            Event::GridSessionOpened { worker, node, session } => format!("session {session} of Grid worker {worker} on node {node}"),
             Event::FaultInjected { fault, detail, .. } => {
                 if detail.is_empty() {
                     format!("fault {} injected", fault.as_str())
@@ -552,6 +564,7 @@ mod tests {
             Event::BrowserRssExceeded { pid: 7, rss_mb: 900, cap_mb: 800 },
             Event::BrowserRecycled { session: "w1#3".into() },
             Event::DriverRestarted { worker: "w1".into() },
+            Event::GridSessionOpened { worker: "grid".into(), node: "node-1".into(), session: "abc".into() },
             Event::FaultInjected {
                 fault: FaultKind::KillDriver,
                 worker: "w1".into(),

@@ -93,7 +93,12 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
         for w in &cfg.workers {
             if let WorkerEndpoint::Remote(url) = &w.endpoint {
                 let (ok, detail) = match probe_worker(url, WORKER_PROBE_TIMEOUT).await {
-                    Ok(d) => (true, format!("{url}: {d}")),
+                    // grid hook: a Selenium Grid also needs a slot for the browser; say what it has
+                    Ok(d) => match crate::browser::grid::check(url, w.browser.as_str()).await {
+                        Some(Ok(g)) => (true, format!("{url}: {d}; {g}")),
+                        Some(Err(g)) => (false, format!("{url}: {g}")),
+                        None => (true, format!("{url}: {d}")),
+                    },
                     Err(e) => (false, format!("{url}: {e}")),
                 };
                 item(&mut p.items, ok, &format!("worker {}", w.id), detail);

@@ -36,7 +36,7 @@ pub struct Worker {
     /// The GPU Chromium names on `chrome://gpu`, read once per adapter mode (a hardware launch
     /// and a software one name different renderers).
     gpu_names: Mutex<Vec<(AdapterMode, Option<String>)>>,
-    endpoint: WorkerEndpoint,
+    pub(super) endpoint: WorkerEndpoint,
     inner: tokio::sync::Mutex<DriverSlot>,
 }
 
@@ -89,8 +89,8 @@ impl Worker {
 pub struct Pool {
     /// Workers in config order.
     pub workers: Vec<Arc<Worker>>,
-    cfg: BrowserConfig,
-    profiles_dir: PathBuf,
+    pub(super) cfg: BrowserConfig,
+    pub(super) profiles_dir: PathBuf,
     log_dir: PathBuf,
     log_stamp: String,
     store: Option<Store>,
@@ -102,6 +102,8 @@ pub struct Pool {
     /// Drivers owned by open sessions (geckodriver), for a force stop that cannot wait for the
     /// sessions to be discarded.
     session_drivers: Mutex<HashSet<ProcId>>,
+    /// Selenium Grid workers (grid hook: filled by `detect_grids`, see browser::grid).
+    pub grids: super::grid::GridSet,
 }
 
 impl Pool {
@@ -144,6 +146,7 @@ impl Pool {
             live: Mutex::default(),
             recycle: Mutex::default(),
             session_drivers: Mutex::default(),
+            grids: Default::default(),
         }
     }
 
@@ -369,6 +372,7 @@ impl Pool {
     pub async fn discard(&self, s: Session) {
         let b = s.browser;
         let d = s.own_driver.as_ref().map(|d| d.id);
+        self.grids.forget(&s); // grid hook
         s.discard().await;
         if let Some(b) = b {
             lock(&self.live).remove(&b);
@@ -431,9 +435,11 @@ impl Pool {
                 lock(&self.session_drivers).remove(&d);
                 self.record_ended(&d);
             }
+            self.grids.forget(&s); // grid hook
             closing.spawn(s.discard());
         }
         while closing.join_next().await.is_some() {}
+        self.grids.delete_leftovers(&self.profiles_dir).await; // grid hook: no session of ours is left on a Grid
         for w in &self.workers {
             let mut slot = w.inner.lock().await;
             if let Some(mut d) = slot.driver.take() {

@@ -151,6 +151,8 @@ pub struct Session {
     /// The session's own driver, for browsers whose driver serves one session (geckodriver):
     /// it lives and dies with the session.
     pub own_driver: Option<DriverProcess>,
+    /// Where it runs on a Selenium Grid worker (session id, node); None elsewhere.
+    pub grid: Option<super::grid::GridPlace>,
 }
 
 /// Opens a session on `ep` and loads the page the task runs in.
@@ -162,6 +164,19 @@ pub async fn open(
     page_url: &str,
     task: &TaskSpec,
 ) -> Result<Session, OpError> {
+    open_with_caps(ep, worker, launch, profiles_dir, page_url, task, serde_json::Map::new()).await
+}
+
+/// [`open`] with `extra` capabilities in the new-session request (a Grid node target).
+pub async fn open_with_caps(
+    ep: &Endpoint,
+    worker: &str,
+    launch: &Launch<'_>,
+    profiles_dir: &Path,
+    page_url: &str,
+    task: &TaskSpec,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Session, OpError> {
     let cfg = launch.cfg;
     let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
     let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -169,7 +184,8 @@ pub async fn open(
     let user_data_dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&user_data_dir)
         .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", user_data_dir.display())))?;
-    let caps = capabilities(launch, &user_data_dir);
+    let mut caps = capabilities(launch, &user_data_dir);
+    caps.extend(extra);
     let connect = async {
         if webdriver_url.starts_with("https://") {
             let mut b = fantoccini::ClientBuilder::rustls()
@@ -215,6 +231,7 @@ pub async fn open(
         kind: launch.kind,
         adapter: launch.adapter,
         own_driver: None,
+        grid: None,
     };
     let setup = async {
         s.client

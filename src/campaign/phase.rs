@@ -84,7 +84,15 @@ pub(crate) async fn run_phase(
     plan: PhasePlan,
     report_dir: &Path,
 ) -> Result<PhaseOutcome, RunError> {
-    let PhasePlan { sessions, notes, offset } = plan;
+    let PhasePlan { sessions, mut notes, offset } = plan;
+    // spread the sessions over the workers whose breakers are closed (all of them if none is),
+    // following the phase's `browsers` and the task's browser preference
+    let placement = run.placement(phase, sessions);
+    // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
+    let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
+    let (placement, grid_note) = crate::browser::grid::bound_placement(pool, &placement, sessions).await;
+    notes.extend(grid_note);
+    let sessions = placement.len() as u32;
     let total = run.cfg.phases.len() as u32;
     run.store.phase_started(PhaseStart {
         idx,
@@ -118,15 +126,12 @@ pub(crate) async fn run_phase(
         adapter_retries: Default::default(),
     });
 
-    // spread the sessions over the workers whose breakers are closed (all of them if none is),
-    // following the phase's `browsers` and the task's browser preference
-    let placement = run.placement(phase, sessions);
     // Open the sessions before the phase clock starts: a browser launch takes seconds, which are
     // not load and must not eat into the phase. A slot that fails here retries (and records the
     // failure) on its first op.
     let mut preparing = tokio::task::JoinSet::new();
     for s in 0..sessions {
-        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize % placement.len()], None);
+        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize], None);
         preparing.spawn(slot.prepare().in_current_span());
     }
     let mut slots = Vec::with_capacity(sessions as usize);

@@ -196,6 +196,20 @@ impl Campaign {
         run.event(id.clone(), None, confinement.to_event());
         tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
         self.spawn_watchers(&scope, pool.clone());
+        // grid hook: detect Selenium Grid workers; each hub's node availability (polled once a
+        // second) forces its node breakers open until the node is UP again (browser::grid).
+        if let Some(p) = &pool {
+            p.detect_grids().await;
+            for g in p.grids.all() {
+                let weak = Arc::downgrade(&run);
+                scope.tracker.spawn(crate::browser::grid::watch(g, Duration::from_secs(1), scope.child(), move |g, st| {
+                    if let Some(r) = weak.upgrade() {
+                        let ts = g.apply_availability(st, &r.breakers, Instant::now());
+                        r.transition_events(&r.id, r.current_phase_idx(), ts);
+                    }
+                }));
+            }
+        }
         let plan = Arc::new(FaultPlan::new(&self.cfg.faults));
         {
             // a weak handle: the timers must not keep the run alive

@@ -81,13 +81,24 @@ pub(super) struct Slot {
     fail_events_suppressed: u64,
     /// Browsers this slot found an API unsupported on: not tried again this phase.
     unsupported_on: std::collections::BTreeSet<BrowserKind>,
+    /// grid hook: what ops are labelled with (windows, events, the worker breaker after
+    /// `worker:`): the worker id, or `<worker>/<node>` while the session is on a Grid node.
+    label: String,
+    /// grid hook: the node whose session was dropped after a failure or an open breaker, the
+    /// class and when: a new session on another node is a recovery that moved work away from it.
+    left_node: Option<(String, FailureClass, Instant)>,
+    /// grid hook: the class of the last failure (an open node breaker counts as a connection one).
+    last_class: FailureClass,
+    /// grid hook: the Grid session id the label was last synced for.
+    grid_session: Option<String>,
 }
 
 impl Slot {
     pub(super) fn new(ctx: Arc<PhaseCtx>, slot: u32, worker_ix: usize, session: Option<Session>) -> Slot {
         let mut rng = fastrand::Rng::new();
         let synthetic = Synthetic::from_spec(&ctx.phase.task, rng.u64(..));
-        let gate = Self::gate_for(&ctx, worker_ix);
+        let label = Self::base_id(&ctx, worker_ix).to_string();
+        let gate = Self::gate_for(&ctx, &label);
         let matrix_size = match ctx.phase.task {
             TaskSpec::Webgpu { matrix_size } => matrix_size,
             _ => 0,
@@ -113,14 +124,22 @@ impl Slot {
             fail_events_since: Instant::now(),
             fail_events_suppressed: 0,
             unsupported_on: Default::default(),
+            label,
+            left_node: None,
+            last_class: FailureClass::ConnectionFailure,
+            grid_session: None,
         }
     }
 
-    fn gate_for(ctx: &PhaseCtx, worker_ix: usize) -> OpGate {
+    fn gate_for(ctx: &PhaseCtx, label: &str) -> OpGate {
         let task = ctx.phase.task.kind();
-        match ctx.run.pool.as_ref().and_then(|p| p.workers.get(worker_ix)) {
-            Some(w) => ctx.run.breakers.gate(&w.id, w.browser.as_str(), task),
-            None if ctx.run.pool.is_some() => ctx.run.breakers.gate("none", "none", task),
+        // the worker's browser (a Grid node label `<worker>/<node>` has its worker's)
+        let base = label.split('/').next().unwrap_or(label);
+        match &ctx.run.pool {
+            Some(p) => {
+                let browser = p.workers.iter().find(|w| w.id == base).map(|w| w.browser.as_str()).unwrap_or("none");
+                ctx.run.breakers.gate(label, browser, task)
+            }
             None => ctx.run.breakers.gate("synthetic", "none", task),
         }
     }
@@ -134,14 +153,54 @@ impl Slot {
         // the ops so far belong to the worker that ran them
         self.flush();
         self.worker_ix = ix;
-        self.gate = Self::gate_for(&self.ctx, ix);
+        self.label = Self::base_id(&self.ctx, ix).to_string();
+        self.gate = Self::gate_for(&self.ctx, &self.label);
+    }
+
+    fn base_id(ctx: &PhaseCtx, worker_ix: usize) -> &str {
+        match &ctx.run.pool {
+            Some(p) => p.workers.get(worker_ix).map(|w| w.id.as_str()).unwrap_or("none"),
+            None => "synthetic",
+        }
     }
 
     fn worker_id(&self) -> &str {
-        match &self.ctx.run.pool {
-            Some(p) => p.workers.get(self.worker_ix).map(|w| w.id.as_str()).unwrap_or("none"),
-            None => "synthetic",
+        &self.label
+    }
+
+    /// grid hook: ops on a Grid session are labelled and gated by its node (`<worker>/<node>`),
+    /// ops without a session by the worker (the hub). Flushes the window when the label changes,
+    /// and records the move when the session that replaced a failed one is on another node.
+    fn sync_grid_node(&mut self) {
+        // without a session, keep the node label until a new session says where it runs
+        let Some(place) = self.session.as_ref().and_then(|s| s.grid.clone()) else { return };
+        if self.grid_session.as_deref() == Some(place.session_id.as_str()) {
+            return;
         }
+        let base = Self::base_id(&self.ctx, self.worker_ix).to_string();
+        let event = Event::GridSessionOpened { worker: base.clone(), node: place.node.clone(), session: place.session_id.clone() };
+        self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+        self.grid_session = Some(place.session_id);
+        let label = crate::browser::grid::node_label(&base, &place.node);
+        if label == self.label {
+            self.left_node = None; // back on the same node: nothing moved
+            return;
+        }
+        self.flush();
+        if let Some((node, class, since)) = self.left_node.take().filter(|(n, ..)| *n != place.node) {
+            let event = Event::RecoveryAttempted {
+                class,
+                strategy: "other_node".to_string(),
+                level: Strategy::OtherWorker.level(),
+                outcome: "succeeded".to_string(),
+                worker: crate::browser::grid::node_label(&base, &node),
+                time_to_recover_ms: Some((since.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            };
+            tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "work moved from grid node {node} to {label}");
+            self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+        }
+        self.label = label;
+        self.gate = Self::gate_for(&self.ctx, &self.label);
     }
 
     fn corr(&self) -> String {
@@ -157,7 +216,7 @@ impl Slot {
         }
         let Some(w) = pool.workers.get(self.worker_ix).cloned() else { return self };
         let opened = tokio::select! {
-            r = pool.session_for(&w, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
+            r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
             _ = self.ctx.stop_ops.cancelled() => None,
         };
         self.session = opened;
@@ -210,6 +269,7 @@ impl Slot {
     /// Asks the breakers (worker, browser, task) first; runs the op only if all three permit it,
     /// and records its outcome against the scopes it belongs to.
     async fn gated_attempt(&mut self) -> Attempt {
+        self.sync_grid_node();
         let permit = match self.gate.try_acquire(Instant::now()) {
             Ok(p) => p,
             Err(r) => {
@@ -237,6 +297,12 @@ impl Slot {
         let GateRejected { key, state, retry_after, transitions } = r;
         if !transitions.is_empty() {
             self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), transitions);
+        }
+        if key.starts_with("worker:") && key.contains('/') {
+            // grid hook: a Grid node's breaker is open: a new session through the hub, elsewhere
+            tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session off the node");
+            self.drop_session().await;
+            return;
         }
         if key.starts_with("worker:") || key.starts_with("browser:") {
             let current = self.worker_ix;
@@ -269,14 +335,14 @@ impl Slot {
                 return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no worker")));
             };
             tokio::select! {
-                r = pool.session_for(&w, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
+                r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
                     Ok(s) => self.session = Some(s),
                     Err(e) => return Attempt::Done(Err(e)),
                 },
                 _ = self.ctx.hard.cancelled() => return Attempt::Aborted,
             }
         }
-        let worker = self.worker_id().to_string();
+        let worker = Self::base_id(&self.ctx, self.worker_ix).to_string();
         let fault = match self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng) {
             Some(f) => self.inject(&f, Some(&pool)).await,
             None => None,
@@ -316,7 +382,7 @@ impl Slot {
         let fault = if self.ctx.faults.is_empty() {
             None
         } else {
-            let worker = self.worker_id().to_string();
+            let worker = Self::base_id(&self.ctx, self.worker_ix).to_string();
             self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng)
         };
         let page_fault = match &fault {
@@ -480,6 +546,8 @@ impl Slot {
     }
 
     async fn on_failure(&mut self, e: OpError) {
+        // grid hook: remembered for the `other_node` recovery if the session moves off its node
+        self.last_class = e.class;
         // Every failure is counted in the window; events are capped per slot so a flood of
         // failures (a broken page, a synthetic failure rate) cannot flood the store and the logs.
         if self.fail_events_since.elapsed() >= FAIL_EVENT_PERIOD {
@@ -586,6 +654,10 @@ impl Slot {
 
     async fn drop_session(&mut self) {
         if let Some(s) = self.session.take() {
+            // grid hook: the node this slot's work leaves (see sync_grid_node)
+            if let (Some(p), None) = (&s.grid, &self.left_node) {
+                self.left_node = Some((p.node.clone(), self.last_class, Instant::now()));
+            }
             self.discard(s).await;
         }
     }

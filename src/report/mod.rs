@@ -9,6 +9,7 @@
 
 pub mod browsers;
 mod compare;
+pub mod grid; // grid hook
 pub mod html;
 mod model;
 mod summary;
@@ -384,6 +385,9 @@ pub struct CampaignReport {
     /// recorded when it started; null in stores from before confinement.
     #[serde(default)]
     pub confinement: Option<String>,
+    /// grid hook: per Selenium Grid node (empty without a Grid worker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid_nodes: Vec<grid::GridNodeReport>,
     /// The store this report was built from (not written to the JSON): `report.html` reads its
     /// time series from it.
     #[serde(skip)]
@@ -846,7 +850,10 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         interruptions.push(Interruption { at: e.at, kind: e.kind, message: e.message })
     })?;
 
+    let breakers = breakers(r)?;
+    let grid_nodes = grid::grid_nodes(r, phases.len() as u32, &breakers)?; // grid hook
     Ok(CampaignReport {
+        grid_nodes,
         wall_time_s: wall_time_s(&c.started_at, c.ended_at.as_deref()),
         campaign_id: c.id,
         profile: c.profile,
@@ -859,7 +866,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         verdict: v,
         totals,
         phases,
-        breakers: breakers(r)?,
+        breakers,
         recoveries: recoveries(r)?,
         guardian: guardian(r)?,
         interruptions,

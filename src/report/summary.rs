@@ -148,6 +148,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     failures_section(&mut out, c);
     resources_section(&mut out, c);
     breakers_section(&mut out, c);
+    out.extend(super::grid::summary_lines(&c.grid_nodes)); // grid hook
     faults_section(&mut out, c);
     recoveries_section(&mut out, c);
     webgpu_section(&mut out, c);

@@ -483,6 +483,12 @@ impl StoreReader {
         self.phase_windows_by(idx, |kind, _worker| kind)
     }
 
+    /// Phase `idx`'s windows merged per worker (`<worker>`, or `<worker>/<node>` for a Selenium
+    /// Grid node): the report groups workers by their browser, and Grid workers by node.
+    pub fn phase_windows_per_worker(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
+        self.phase_worker_windows(idx)
+    }
+
     /// Phase `idx`'s windows merged per worker (the report groups workers by their browser).
     pub fn phase_worker_windows(&self, idx: u32) -> Result<BTreeMap<String, Window>, StoreError> {
         self.phase_windows_by(idx, |_kind, worker| worker)

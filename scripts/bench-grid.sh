@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Grid benchmark: the same op at the same session count through a Selenium Grid hub (a local
+# scripts/grid.sh Grid, one node) and through a chromedriver stressctl manages directly.
+#
+#   scripts/bench-grid.sh                     # defaults below
+#   ROUNDS=3 OPS_PER_SESSION=500 scripts/bench-grid.sh
+#
+# Both sides run benches/configs/throughput.toml (a warm-up phase that opens the sessions, then
+# the `measured` phase: SESSIONS sessions × OPS_PER_SESSION ops of the WebGPU task on sessions
+# already open), differing only in [[workers]]: `grid` (the hub's URL) or `local` (managed). The
+# rounds alternate (grid, direct, grid, direct, …) in one run to spread a busy machine's noise over
+# both; ops/s is the measured phase's `throughput_ops_per_s`. The ratio printed is
+# mean(grid) / mean(direct); the goal is >= 0.9 (the hub proxies every WebDriver command to its
+# node). A missed goal is printed as MISSED and does not change the exit code; errors exit 2.
+#
+# Needs scripts/setup-grid.sh to have run. The Grid is started here (hub port $HUB_PORT) and
+# stopped on every exit path.
+#
+# Environment:
+#   OPS_PER_SESSION  measured ops per session   (default 300)
+#   WARMUP_OPS       warm-up ops per session    (default 64)
+#   ROUNDS           grid/direct pairs          (default 2)
+#   MATRIX_SIZE      WebGPU matrix size         (default 128)
+#   STRESSCTL        the binary                 (default target/release/stressctl, else target/debug/stressctl)
+#   HUB_PORT         the Grid's hub port        (default 4844)
+#   PRIME=0          skip the unmeasured grid run that warms the hub's and node's JIT
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+OPS_PER_SESSION="${OPS_PER_SESSION:-300}"
+WARMUP_OPS="${WARMUP_OPS:-64}"
+ROUNDS="${ROUNDS:-2}"
+MATRIX_SIZE="${MATRIX_SIZE:-128}"
+HUB_PORT="${HUB_PORT:-4844}"
+GOAL="0.9"
+SESSIONS=2 # benches/configs/throughput.toml runs 2 sessions; the Grid node gets 2 slots
+
+die() { echo "bench-grid: error: $*" >&2; exit 2; }
+for v in OPS_PER_SESSION WARMUP_OPS ROUNDS MATRIX_SIZE HUB_PORT; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
+done
+STRESSCTL="${STRESSCTL:-}"
+if [ -z "$STRESSCTL" ]; then
+  if [ -x target/release/stressctl ]; then STRESSCTL=target/release/stressctl; else STRESSCTL=target/debug/stressctl; fi
+fi
+[ -x "$STRESSCTL" ] || die "no $STRESSCTL (cargo build first)"
+command -v jq >/dev/null 2>&1 || die "needs jq"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/bench-grid.XXXXXX")"
+export STRESSCTL_GRID_DIR="$TMP/grid"
+CHILD=""
+cleanup() {
+  local rc=$?
+  [ -z "$CHILD" ] || { kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; }
+  scripts/grid.sh down >/dev/null 2>&1 || echo "bench-grid: grid.sh down failed (state in $STRESSCTL_GRID_DIR)" >&2
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "bench-grid: interrupted" >&2; exit 130' INT TERM
+
+echo "== bench-grid: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores, $STRESSCTL"
+echo "   $SESSIONS sessions × $OPS_PER_SESSION ops (after $WARMUP_OPS warm-up ops), webgpu matrix $MATRIX_SIZE, $ROUNDS round(s)"
+scripts/grid.sh up --nodes 1 --slots "$SESSIONS" --hub-port "$HUB_PORT" | sed 's/^/   /'
+
+# run_side NAME WORKER_TOML: one campaign; prints its measured ops/s
+run_side() {
+  local d="$TMP/$1-$2" rc=0
+  mkdir -p "$d"
+  sed -E -e "s/^(matrix_size = )[0-9]+( # bench: MATRIX_SIZE)$/\1$MATRIX_SIZE\2/" \
+    -e "s/^(ops_per_session = )[0-9]+( # bench: WARMUP_OPS)$/\1$WARMUP_OPS\2/" \
+    -e "s/^(ops_per_session = )[0-9]+( # bench: OPS_PER_SESSION)$/\1$OPS_PER_SESSION\2/" \
+    -e "s/^(reserve_percent = 0)$/\1\n# the Grid's Java and browsers are host load outside the campaign: judge neither side on CPU\ncpu_percent = 100/" \
+    benches/configs/throughput.toml > "$d/config.toml"
+  printf '\n%s\n' "$3" >> "$d/config.toml"
+  "$STRESSCTL" launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs" \
+    >"$d/stdout.txt" 2>"$d/stderr.txt" &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  local report
+  report="$(ls "$d"/out/*/campaign_report.json 2>/dev/null | head -n1 || true)"
+  [ -n "$report" ] || { sed 's/^/   | /' "$d/stdout.txt" "$d/stderr.txt" >&2; die "$1 run (exit $rc) wrote no report"; }
+  local sel='.phases[] | select(.name=="measured")'
+  local ops tput failed
+  ops=$(jq -r "$sel | .ops_attempted" "$report")
+  tput=$(jq -r "$sel | .throughput_ops_per_s" "$report")
+  failed=$(jq -r "$sel | .ops_failed" "$report")
+  [ "$ops" = "$((SESSIONS * OPS_PER_SESSION))" ] || die "$1 run did $ops measured ops, expected $((SESSIONS * OPS_PER_SESSION)) (exit $rc)"
+  echo "   round $2 $1: $tput ops/s ($ops ops, $failed failed)" >&2
+  echo "$tput"
+}
+
+GRID_WORKER="[[workers]]
+id = \"grid\"
+url = \"http://127.0.0.1:$HUB_PORT\""
+LOCAL_WORKER='[[workers]]
+id = "local"
+managed = true'
+# The hub and node are JVMs: their first minute of proxying runs before the JIT has compiled the
+# hot paths. An unmeasured grid run first (PRIME=0 skips it), as a Grid in use would be warm.
+if [ "${PRIME:-1}" = 1 ]; then
+  run_side grid 0 "$GRID_WORKER" >/dev/null
+fi
+grid=() direct=()
+for r in $(seq 1 "$ROUNDS"); do
+  grid+=("$(run_side grid "$r" "$GRID_WORKER")")
+  direct+=("$(run_side direct "$r" "$LOCAL_WORKER")")
+done
+mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.2f", s / n }'; }
+g=$(mean "${grid[@]}")
+d=$(mean "${direct[@]}")
+ratio=$(awk -v g="$g" -v d="$d" 'BEGIN { printf "%.3f", g / d }')
+verdict=$(awk -v r="$ratio" -v goal="$GOAL" 'BEGIN { print (r >= goal) ? "MET" : "MISSED" }')
+echo "grid (through the hub) $g ops/s, direct chromedriver $d ops/s: ratio $ratio (goal >= $GOAL: $verdict)"

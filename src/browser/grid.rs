@@ -1,0 +1,484 @@
+//! Selenium Grid 4 workers: a remote worker whose `GET /status` lists `value.nodes` is a Grid hub.
+//!
+//! Sessions are opened through the hub like on any WebDriver, but the node that serves each one is
+//! learned from `/status` (the slot holding the session id), so breakers are kept per node
+//! (`worker:<worker>/<node>`) besides the hub's own (`worker:<worker>`): one bad node does not close
+//! the whole Grid. A node is named by its stereotype capability `stressctl:node` when it has one
+//! (scripts/grid.sh sets it; a session can then be placed on that node on purpose), else by its URI's
+//! `host:port` — both stable across node restarts, unlike the node's UUID.
+//!
+//! Every request to the hub has a timeout; stressctl never signals a Grid's processes. The session
+//! ids it opened are remembered until discarded, and whatever is left of them when the pool shuts
+//! down is deleted through the hub ([`GridSet::delete_leftovers`]), on every exit path.
+
+use super::pool::{Pool, Worker};
+use super::session::{self, Session};
+use crate::breaker::{BreakerRegistry, BreakerState, Transition};
+use crate::config::{TaskSpec, WorkerEndpoint};
+use crate::recovery::{FailureClass, OpError};
+use serde_json::{json, Map};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use super::grid_status::{parse_status, Availability, GridNode, GridSlot, GridStatus, NODE_CAP};
+
+/// How long one request to a hub may take (`/status`, `DELETE /session`).
+pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the hub to finish sessions whose requests were given up.
+const ABANDONED_WAIT: Duration = Duration::from_secs(20);
+/// How many new sessions the hub may place on unhealthy nodes before stressctl gives up the op.
+const PLACEMENT_TRIES: u32 = 4;
+
+/// Where a Grid session runs: what the slot needs to gate ops on the node's breaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridPlace {
+    /// WebDriver session id (the hub's `DELETE /session/<id>` target).
+    pub session_id: String,
+    /// Stable node name (see the module doc); `unknown` when `/status` did not list the session.
+    pub node: String,
+}
+
+/// The worker label of ops on `node` of Grid worker `worker` (windows, events, breaker key after
+/// the `worker:` prefix).
+pub fn node_label(worker: &str, node: &str) -> String {
+    format!("{worker}/{node}")
+}
+
+/// The WebDriver `browserName` a Grid stereotype has for stressctl's browser name.
+pub fn stereotype_browser(browser: &str) -> &str {
+    match browser {
+        "chromium" | "chrome" => "chrome",
+        other => other,
+    }
+}
+
+/// One Grid worker's hub.
+pub struct Grid {
+    /// Worker id.
+    pub worker: String,
+    /// Hub URL (no trailing slash).
+    pub url: String,
+    /// Sessions stressctl opened and has not discarded yet: deleted through the hub at shutdown.
+    ours: Mutex<HashSet<String>>,
+    /// Node breakers this Grid forced open because the node was not UP: reset only those.
+    forced: Mutex<HashSet<String>>,
+    /// The last `/status` seen, for placement decisions between polls.
+    last: Mutex<Option<GridStatus>>,
+    /// New-session requests given up while the hub was still creating them (a stop came): the
+    /// hub may finish them later, under an id stressctl never learnt.
+    abandoned: std::sync::atomic::AtomicU32,
+}
+
+impl Grid {
+    /// Asks `url/status`; a Grid if it lists `value.nodes`. Err says why not (unreachable, not a
+    /// WebDriver, a plain WebDriver endpoint).
+    pub async fn detect(worker: &str, url: &str) -> Result<Grid, String> {
+        let g = Grid {
+            worker: worker.to_string(),
+            url: url.trim_end_matches('/').to_string(),
+            ours: Mutex::default(),
+            forced: Mutex::default(),
+            last: Mutex::default(),
+            abandoned: Default::default(),
+        };
+        g.status().await?;
+        Ok(g)
+    }
+
+    /// `GET /status`, parsed (and remembered for placement).
+    pub async fn status(&self) -> Result<GridStatus, String> {
+        let url = format!("{}/status", self.url);
+        let v = super::grid_status::get_json(&url, HUB_TIMEOUT).await?;
+        let st = parse_status(&v).map_err(|e| format!("GET {url}: {e}"))?;
+        *lock(&self.last) = Some(st.clone());
+        Ok(st)
+    }
+
+    /// The node serving `session_id`, asking `/status` (twice at most: a hub lists a session in its
+    /// slot as soon as it answers the new-session request, but a busy one may lag).
+    async fn node_of(&self, session_id: &str) -> String {
+        for i in 0..2 {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            if let Ok(st) = self.status().await {
+                if let Some(n) = st.node_of_session(session_id) {
+                    return n.name.clone();
+                }
+            }
+        }
+        "unknown".to_string()
+    }
+
+    /// Forgets a session that was discarded (the hub was asked to delete it).
+    pub fn forget(&self, session_id: &str) {
+        lock(&self.ours).remove(session_id);
+    }
+
+    /// Sessions stressctl opened and still holds.
+    pub fn ours(&self) -> HashSet<String> {
+        lock(&self.ours).clone()
+    }
+
+    /// Deletes through the hub every session stressctl opened and did not discard, and every
+    /// session with its Chromium profile under `profiles_dir` (one whose new-session request was
+    /// given up: after waiting, bounded, for the hub to finish creating it); returns how many the
+    /// hub deleted. Bounded by [`HUB_TIMEOUT`] per request.
+    pub async fn delete_leftovers(&self, profiles_dir: &str) -> usize {
+        let mut ours: HashSet<String> = lock(&self.ours).drain().collect();
+        let abandoned = self.abandoned.swap(0, std::sync::atomic::Ordering::Relaxed) > 0;
+        let deadline = Instant::now() + ABANDONED_WAIT;
+        loop {
+            let Ok(st) = self.status().await else { break };
+            let (marked, reserved) = st.sessions_under(profiles_dir);
+            ours.extend(marked);
+            if !abandoned || !reserved || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut n = 0;
+        for id in ours {
+            let url = format!("{}/session/{id}", self.url);
+            if super::grid_status::delete(&url, HUB_TIMEOUT).await.is_ok() {
+                n += 1;
+                tracing::info!(target: "stressctl::browser", worker = %self.worker, session = %id, "grid session deleted through the hub");
+            }
+        }
+        n
+    }
+
+    /// Free slots for `browser` on UP nodes, counting the sessions stressctl holds as free (its
+    /// slots reuse them). From a fresh `/status`; None if the hub does not answer.
+    pub async fn capacity(&self, browser: &str) -> Option<u32> {
+        let st = self.status().await.ok()?;
+        let ours = self.ours();
+        Some(st.free_slots(stereotype_browser(browser), &ours))
+    }
+
+    /// Forces open the breakers of nodes that are not UP (DOWN, DRAINING, or gone from `/status`
+    /// after being seen) and resets those it forced once their node is UP again. Returns the
+    /// transitions, keyed by full breaker key.
+    pub fn apply_availability(&self, st: &GridStatus, breakers: &BreakerRegistry, now: Instant) -> Vec<(String, Transition)> {
+        let mut out = Vec::new();
+        let mut forced = lock(&self.forced);
+        let up: HashSet<&str> = st.nodes.iter().filter(|n| n.availability == Availability::Up).map(|n| n.name.as_str()).collect();
+        for n in st.nodes.iter().filter(|n| n.availability != Availability::Up) {
+            if forced.insert(n.name.clone()) {
+                let key = format!("worker:{}", node_label(&self.worker, &n.name));
+                tracing::warn!(target: "stressctl::browser", worker = %self.worker, node = %n.name, availability = ?n.availability, "grid node not UP: its breaker is forced open");
+                out.extend(breakers.force_open(&key, now).unwrap_or_default().into_iter().map(|t| (key.clone(), t)));
+            }
+        }
+        let back: Vec<String> = forced.iter().filter(|n| up.contains(n.as_str())).cloned().collect();
+        for n in back {
+            forced.remove(&n);
+            let key = format!("worker:{}", node_label(&self.worker, &n));
+            tracing::info!(target: "stressctl::browser", worker = %self.worker, node = %n, "grid node UP again: its breaker is reset");
+            out.extend(breakers.reset(&key, now).unwrap_or_default().into_iter().map(|t| (key.clone(), t)));
+        }
+        out
+    }
+
+    /// A node to place the next session on: UP, targetable (has `stressctl:node`), with a free slot
+    /// for `browser`, and a breaker that is not open; the one with the most free slots.
+    fn healthy_target(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
+        let last = lock(&self.last);
+        let st = last.as_ref()?;
+        let now = Instant::now();
+        st.nodes
+            .iter()
+            .filter(|n| n.availability == Availability::Up && n.targetable && node_usable(breakers, &self.worker, &n.name, now))
+            .map(|n| (n.free_for(browser), n))
+            .filter(|(free, _)| *free > 0)
+            .max_by_key(|(free, _)| *free)
+            .map(|(_, n)| n.name.clone())
+    }
+}
+
+/// Whether the breaker of `node` lets ops through (closed, half-open, disabled, or not made yet).
+pub fn node_usable(breakers: &BreakerRegistry, worker: &str, node: &str, now: Instant) -> bool {
+    !matches!(breakers.state(&format!("worker:{}", node_label(worker, node)), now), Some(BreakerState::Open | BreakerState::ForcedOpen))
+}
+
+/// The Grid workers of a pool, by worker id (filled once by [`Pool::detect_grids`]).
+#[derive(Default)]
+pub struct GridSet(Mutex<HashMap<String, Arc<Grid>>>);
+
+impl GridSet {
+    /// The Grid of worker `id`, if it is one.
+    pub fn get(&self, id: &str) -> Option<Arc<Grid>> {
+        lock(&self.0).get(id).cloned()
+    }
+
+    /// Every Grid.
+    pub fn all(&self) -> Vec<Arc<Grid>> {
+        lock(&self.0).values().cloned().collect()
+    }
+
+    /// Forgets a discarded session (see [`Grid::forget`]).
+    pub fn forget(&self, s: &Session) {
+        if let Some(p) = &s.grid {
+            if let Some(g) = self.get(&s.worker) {
+                g.forget(&p.session_id);
+            }
+        }
+    }
+
+    /// Deletes what is left of stressctl's sessions on every Grid (see [`Grid::delete_leftovers`]).
+    pub async fn delete_leftovers(&self, profiles_dir: &std::path::Path) {
+        for g in self.all() {
+            let n = g.delete_leftovers(&profiles_dir.display().to_string()).await;
+            if n > 0 {
+                tracing::info!(target: "stressctl::browser", worker = %g.worker, "{n} grid session(s) left open were deleted through the hub");
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Asks every remote worker's `/status` whether it is a Selenium Grid, and remembers the
+    /// Grids. A worker that does not answer stays a plain remote worker: its sessions then fail
+    /// and its breaker opens (never a hang: the probe has a timeout).
+    pub async fn detect_grids(&self) {
+        for w in &self.workers {
+            let WorkerEndpoint::Remote(url) = &w.endpoint else { continue };
+            match Grid::detect(&w.id, url).await {
+                Ok(g) => {
+                    tracing::info!(target: "stressctl::browser", worker = %w.id, url = %url, "worker is a Selenium Grid: breakers per node");
+                    lock(&self.grids.0).insert(w.id.clone(), Arc::new(g));
+                }
+                Err(e) => tracing::debug!(target: "stressctl::browser", worker = %w.id, "not a Selenium Grid: {e}"),
+            }
+        }
+    }
+
+    /// Opens a session through the hub of Grid `g` (on node `target` when given), and learns its node.
+    async fn open_on_grid(&self, w: &Worker, g: &Grid, page_url: &str, task: &TaskSpec, target: Option<&str>) -> Result<Session, OpError> {
+        let ep = self.endpoint(w).await?;
+        let mut extra = Map::new();
+        if let Some(t) = target {
+            extra.insert(NODE_CAP.into(), json!(t));
+        }
+        // counted as abandoned unless the request finishes (the future may be dropped by a stop)
+        let pending = Abandoned(&g.abandoned);
+        let launch = session::Launch { kind: w.browser, adapter: w.adapter_mode(), cfg: &self.cfg };
+        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra).await;
+        std::mem::forget(pending);
+        let mut s = opened?;
+        let id = match s.client.session_id().await {
+            Ok(Some(id)) => id,
+            _ => {
+                s.discard().await;
+                return Err(OpError::new(FailureClass::LaunchFailure, format!("the hub of worker {} gave a session without an id", w.id)));
+            }
+        };
+        lock(&g.ours).insert(id.clone());
+        let node = g.node_of(&id).await;
+        tracing::debug!(target: "stressctl::browser", worker = %w.id, node = %node, session = %id, "grid session opened");
+        s.grid = Some(GridPlace { session_id: id, node });
+        Ok(s)
+    }
+}
+
+/// A session for a slot on worker `w`: for a Grid, an idle one or a new one through the hub on a
+/// node whose breaker is not open — if the hub places it on such a node (it has not noticed the
+/// node is bad), it is discarded and the next one targets a healthy node by its `stressctl:node`
+/// stereotype. For any other worker, the pool's [`Pool::session_for`].
+pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
+    let Some(g) = pool.grids.get(&w.id) else { return pool.session_for(w, page_url, task).await };
+    let usable = |s: &Session| s.grid.as_ref().is_none_or(|p| node_usable(breakers, &w.id, &p.node, Instant::now()));
+    if let Some(s) = pool.checkout(w).await {
+        if usable(&s) {
+            return Ok(s);
+        }
+        pool.discard(s).await;
+    }
+    let mut target = None;
+    let mut placed_on = Vec::new();
+    for _ in 0..PLACEMENT_TRIES {
+        let s = pool.open_on_grid(w, &g, page_url, task, target.as_deref()).await?;
+        if usable(&s) {
+            return Ok(s);
+        }
+        placed_on.push(s.grid.as_ref().map(|p| p.node.clone()).unwrap_or_default());
+        pool.discard(s).await;
+        target = g.healthy_target(stereotype_browser(w.browser.as_str()), breakers);
+    }
+    Err(OpError::new(
+        FailureClass::LaunchFailure,
+        format!("the hub of worker {} placed new sessions only on nodes whose breaker is open ({})", w.id, placed_on.join(", ")),
+    ))
+}
+
+/// Slots for a phase of `sessions` sessions over `placement` (worker indices, round robin): slots on
+/// a Grid worker are capped at its free slots for the worker's browser. Returns the worker index of
+/// each slot kept, and a note when the phase asked for more sessions than a Grid had.
+pub async fn bound_placement(pool: Option<&Pool>, placement: &[usize], sessions: u32) -> (Vec<usize>, Option<String>) {
+    let wanted: Vec<usize> = (0..sessions as usize).filter_map(|s| placement.get(s % placement.len().max(1)).copied()).collect();
+    let Some(pool) = pool else { return (wanted, None) };
+    let mut caps: HashMap<usize, Option<u32>> = HashMap::new();
+    for &ix in &wanted {
+        if let (std::collections::hash_map::Entry::Vacant(e), Some(w)) = (caps.entry(ix), pool.workers.get(ix)) {
+            e.insert(match pool.grids.get(&w.id) {
+                Some(g) => Some(g.capacity(w.browser.as_str()).await.unwrap_or(0)),
+                None => None,
+            });
+        }
+    }
+    let mut used: HashMap<usize, u32> = HashMap::new();
+    let mut kept = Vec::with_capacity(wanted.len());
+    let mut notes = Vec::new();
+    for ix in wanted {
+        let n = used.entry(ix).or_insert(0);
+        match caps.get(&ix).copied().flatten() {
+            Some(cap) if *n >= cap => {}
+            _ => {
+                *n += 1;
+                kept.push(ix);
+            }
+        }
+    }
+    for (ix, cap) in caps.iter().filter_map(|(ix, c)| c.map(|c| (*ix, c))) {
+        let asked = placement_count(placement, sessions, ix);
+        if asked > cap {
+            let (id, browser) = pool.workers.get(ix).map(|w| (w.id.as_str(), w.browser.as_str())).unwrap_or(("?", "?"));
+            notes.push(format!(
+                "asked for {asked} sessions on Grid worker {id}, which had {cap} free {browser} slot(s): ran {}",
+                used.get(&ix).copied().unwrap_or(0)
+            ));
+        }
+    }
+    notes.sort();
+    (kept, (!notes.is_empty()).then(|| notes.join("; ")))
+}
+
+fn placement_count(placement: &[usize], sessions: u32, ix: usize) -> u32 {
+    (0..sessions as usize).filter(|s| placement.get(s % placement.len().max(1)) == Some(&ix)).count() as u32
+}
+
+/// Polls the hub's `/status` every `period` until `cancel`, handing each answer to `apply` (which
+/// forces node breakers open or resets them). A hub that does not answer is left to the sessions:
+/// their failures open the hub's breaker.
+pub async fn watch(g: Arc<Grid>, period: Duration, cancel: tokio_util::sync::CancellationToken, apply: impl Fn(&Grid, &GridStatus) + Send) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let st = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = g.status() => r,
+        };
+        match st {
+            Ok(st) => apply(&g, &st),
+            Err(e) => tracing::debug!(target: "stressctl::browser", worker = %g.worker, "grid /status: {e}"),
+        }
+    }
+}
+
+/// Counts a new-session request as abandoned when dropped before it finished.
+struct Abandoned<'a>(&'a std::sync::atomic::AtomicU32);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `stressctl check` on a Grid worker: None when `url` is not a Grid (the plain WebDriver probe
+/// stands); else Ok with its nodes, slots per browser and versions, or Err when no UP node has a
+/// slot for `browser`.
+pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
+    let v = super::grid_status::get_json(&format!("{}/status", url.trim_end_matches('/')), HUB_TIMEOUT).await.ok()?;
+    let st = parse_status(&v).ok()?;
+    let up = st.nodes.iter().filter(|n| n.availability == Availability::Up).count();
+    let mut versions: Vec<&str> = st.nodes.iter().map(|n| n.version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let want = stereotype_browser(browser);
+    let slots = st
+        .nodes
+        .iter()
+        .filter(|n| n.availability == Availability::Up)
+        .map(|n| n.slots.iter().filter(|s| s.browser == want).count())
+        .sum::<usize>();
+    let detail = format!(
+        "Selenium Grid, {} node(s), {up} UP, slots: {}; version {}",
+        st.nodes.len(),
+        if st.slots_per_browser().is_empty() { "none".to_string() } else { st.slots_per_browser() },
+        if versions.is_empty() { "?".to_string() } else { versions.join(", ") }
+    );
+    Some(if slots == 0 {
+        Err(format!("{detail}: no UP node has a slot for {want} (start nodes with it, e.g. scripts/grid.sh up)"))
+    } else if !st.ready {
+        Err(format!("{detail}: not ready ({})", st.message))
+    } else {
+        Ok(detail)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::BreakerConfig;
+    use serde_json::Value;
+
+    fn status(avail: &[(&str, &str)]) -> GridStatus {
+        let nodes: Vec<Value> = avail
+            .iter()
+            .map(|(name, a)| {
+                json!({"id": name, "uri": "http://127.0.0.1:1", "availability": a,
+                       "slots": [{"stereotype": {"browserName": "chrome", NODE_CAP: name}, "session": null}]})
+            })
+            .collect();
+        parse_status(&json!({"value": {"ready": true, "nodes": nodes}})).unwrap()
+    }
+
+    fn grid() -> Grid {
+        Grid {
+            worker: "grid".into(),
+            url: "http://127.0.0.1:1".into(),
+            ours: Mutex::default(),
+            forced: Mutex::default(),
+            last: Mutex::default(),
+            abandoned: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_node_not_up_has_its_breaker_forced_open_until_it_is_up_again() {
+        let reg = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
+        let g = grid();
+        let now = Instant::now();
+        assert!(g.apply_availability(&status(&[("n1", "UP"), ("n2", "UP")]), &reg, now).is_empty());
+        let ts = g.apply_availability(&status(&[("n1", "DOWN"), ("n2", "DRAINING")]), &reg, now);
+        let keys: Vec<&str> = ts.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["worker:grid/n1", "worker:grid/n2"]);
+        assert_eq!(reg.state("worker:grid/n1", now), Some(BreakerState::ForcedOpen));
+        assert!(!node_usable(&reg, "grid", "n1", now));
+        // still down: nothing new; n1 back up: reset, n2 still draining: still forced
+        assert!(g.apply_availability(&status(&[("n1", "DOWN"), ("n2", "DRAINING")]), &reg, now).is_empty());
+        let ts = g.apply_availability(&status(&[("n1", "UP"), ("n2", "DRAINING")]), &reg, now);
+        assert_eq!(ts.len(), 1, "{ts:?}");
+        assert_eq!(reg.state("worker:grid/n1", now), Some(BreakerState::Closed));
+        assert_eq!(reg.state("worker:grid/n2", now), Some(BreakerState::ForcedOpen));
+        assert!(node_usable(&reg, "grid", "n1", now));
+    }
+
+    #[test]
+    fn a_new_session_targets_the_up_node_with_a_closed_breaker_and_free_slots() {
+        let reg = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
+        let g = grid();
+        *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP"), ("n3", "DOWN")]));
+        reg.force_open("worker:grid/n1", Instant::now());
+        assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
+        reg.force_open("worker:grid/n2", Instant::now());
+        assert_eq!(g.healthy_target("chrome", &reg), None, "n3 is DOWN");
+    }
+}

@@ -1,0 +1,242 @@
+//! A Selenium Grid 4 hub's `GET /status`, parsed into what stressctl decides on (nodes, their
+//! availability, slots per browser, the sessions in them), and the two bounded HTTP requests the
+//! Grid client makes (`GET` JSON, `DELETE`). Parsing is pure, so it is tested on literal answers.
+
+use serde_json::Value;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// The stereotype capability that names a node stably and lets a session target it (matched by
+/// the Grid's default slot matcher like any extension capability).
+pub const NODE_CAP: &str = "stressctl:node";
+
+/// A node's `availability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Availability {
+    /// Takes new sessions.
+    Up,
+    /// Its health check failed.
+    Down,
+    /// Finishes its sessions, takes no new ones.
+    Draining,
+}
+
+/// One slot of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GridSlot {
+    /// The stereotype's `browserName`.
+    pub browser: String,
+    /// The session in it, if any (`reserved` while the hub is still creating one).
+    pub session: Option<String>,
+    /// The session's Chromium profile (`capabilities.chrome.userDataDir`): stressctl's sessions
+    /// have theirs under the run's profiles directory, which identifies one it never got the id of.
+    pub user_data_dir: Option<String>,
+}
+
+/// One node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridNode {
+    /// Stable name: the `stressctl:node` stereotype capability, else the URI's `host:port`.
+    pub name: String,
+    /// The Grid's node id (a UUID, new at every node start).
+    pub id: String,
+    /// Where the node listens.
+    pub uri: String,
+    /// UP, DOWN or DRAINING.
+    pub availability: Availability,
+    /// Selenium version of the node.
+    pub version: String,
+    /// Its stereotypes carry `stressctl:node`: a session can be placed on it on purpose.
+    pub targetable: bool,
+    /// Its slots.
+    pub slots: Vec<GridSlot>,
+}
+
+impl GridNode {
+    /// Slots for `browser` (a stereotype `browserName`) with no session.
+    pub fn free_for(&self, browser: &str) -> u32 {
+        self.slots.iter().filter(|s| s.browser == browser && s.session.is_none()).count() as u32
+    }
+}
+
+/// What `/status` says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridStatus {
+    /// `value.ready`.
+    pub ready: bool,
+    /// `value.message`.
+    pub message: String,
+    /// `value.nodes`.
+    pub nodes: Vec<GridNode>,
+}
+
+impl GridStatus {
+    /// The node whose slot holds `session_id`.
+    pub fn node_of_session(&self, session_id: &str) -> Option<&GridNode> {
+        self.nodes.iter().find(|n| n.slots.iter().any(|s| s.session.as_deref() == Some(session_id)))
+    }
+
+    /// Sessions whose Chromium profile is under `profiles_dir`, and whether any slot is still
+    /// `reserved` (a session being created).
+    pub fn sessions_under(&self, profiles_dir: &str) -> (Vec<String>, bool) {
+        let slots = self.nodes.iter().flat_map(|n| &n.slots);
+        let reserved = slots.clone().any(|s| s.session.as_deref() == Some("reserved"));
+        let ids = slots
+            .filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(profiles_dir)))
+            .filter_map(|s| s.session.clone())
+            .collect();
+        (ids, reserved)
+    }
+
+    /// Slots for `browser` on UP nodes that are free or hold one of `ours`.
+    pub fn free_slots(&self, browser: &str, ours: &HashSet<String>) -> u32 {
+        self.nodes
+            .iter()
+            .filter(|n| n.availability == Availability::Up)
+            .flat_map(|n| &n.slots)
+            .filter(|s| s.browser == browser && s.session.as_ref().is_none_or(|id| ours.contains(id)))
+            .count() as u32
+    }
+
+    /// Slots per browser over UP nodes, as `chrome 4, firefox 2`.
+    pub fn slots_per_browser(&self) -> String {
+        let mut m: std::collections::BTreeMap<&str, u32> = Default::default();
+        for s in self.nodes.iter().filter(|n| n.availability == Availability::Up).flat_map(|n| &n.slots) {
+            *m.entry(s.browser.as_str()).or_default() += 1;
+        }
+        m.iter().map(|(b, n)| format!("{b} {n}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Parses a `/status` answer; Err says why it is not a Grid's (a plain WebDriver has no `nodes`).
+pub fn parse_status(v: &Value) -> Result<GridStatus, String> {
+    let value = v.get("value").ok_or("no `value`: not a WebDriver status")?;
+    let ready = value.get("ready").and_then(Value::as_bool).ok_or("no `value.ready`: not a WebDriver status")?;
+    let nodes = value.get("nodes").and_then(Value::as_array).ok_or("no `value.nodes`: a WebDriver endpoint, not a Selenium Grid")?;
+    let nodes = nodes.iter().map(parse_node).collect::<Result<Vec<_>, _>>()?;
+    Ok(GridStatus { ready, message: value.get("message").and_then(Value::as_str).unwrap_or("").to_string(), nodes })
+}
+
+fn parse_node(n: &Value) -> Result<GridNode, String> {
+    let s = |k: &str| n.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let uri = s("uri");
+    let availability = match n.get("availability").and_then(Value::as_str) {
+        Some("UP") => Availability::Up,
+        Some("DRAINING") => Availability::Draining,
+        Some("DOWN") => Availability::Down,
+        other => return Err(format!("node {uri} has availability {other:?}, not UP/DOWN/DRAINING")),
+    };
+    let mut slots = Vec::new();
+    let mut named = None;
+    for slot in n.get("slots").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        let st = &slot["stereotype"];
+        if named.is_none() {
+            named = st.get(NODE_CAP).and_then(Value::as_str).map(str::to_string);
+        }
+        let session = slot.get("session").and_then(|s| s.get("sessionId")).and_then(Value::as_str).map(str::to_string);
+        let user_data_dir =
+            slot.get("session").and_then(|s| s.pointer("/capabilities/chrome/userDataDir")).and_then(Value::as_str).map(str::to_string);
+        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, user_data_dir });
+    }
+    let authority =
+        url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
+    let targetable = named.is_some();
+    let name = named.or(authority).unwrap_or_else(|| s("id"));
+    Ok(GridNode { name, id: s("id"), uri, availability, version: s("version"), targetable, slots })
+}
+
+/// `GET url` with a timeout; the JSON body of a 2xx answer. Errors are one line.
+pub async fn get_json(url: &str, timeout: Duration) -> Result<Value, String> {
+    let (status, body) = request(hyper::Method::GET, url, timeout).await?;
+    if !status.is_success() {
+        return Err(format!("GET {url} answered HTTP {status}: not a WebDriver endpoint?"));
+    }
+    serde_json::from_slice(&body).map_err(|_| format!("GET {url} did not answer JSON: not a WebDriver endpoint?"))
+}
+
+/// `DELETE url` with a timeout; Ok when it answered 2xx.
+pub async fn delete(url: &str, timeout: Duration) -> Result<(), String> {
+    let (status, _) = request(hyper::Method::DELETE, url, timeout).await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("DELETE {url} answered HTTP {status}"))
+    }
+}
+
+async fn request(method: hyper::Method, url: &str, timeout: Duration) -> Result<(hyper::StatusCode, bytes::Bytes), String> {
+    let what = format!("{method} {url}");
+    let fut = async {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(url)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| format!("{what}: not a URL: {e}"))?;
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let resp = client.request(req).await.map_err(|e| format!("{what}: {}", chain(&e)))?;
+        let status = resp.status();
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.map_err(|e| format!("{what}: {}", chain(&e)))?.to_bytes();
+        Ok((status, body))
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("{what}: no answer within {}", crate::config::fmt_duration(timeout))),
+    }
+}
+
+/// An error and its causes on one line (hyper's own message is only "client error (Connect)").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn slot(browser: &str, node: Option<&str>, session: Option<&str>) -> Value {
+        let mut st = json!({"browserName": browser, "platformName": "linux"});
+        if let Some(n) = node {
+            st[NODE_CAP] = json!(n);
+        }
+        json!({"id": {"hostId": "h", "id": "s"}, "stereotype": st, "session": session.map(|s| json!({"sessionId": s}))})
+    }
+
+    #[test]
+    fn a_grid_status_gives_nodes_slots_and_sessions() {
+        let v = json!({"value": {"ready": true, "message": "Selenium Grid ready.", "nodes": [
+            {"id": "u1", "uri": "http://127.0.0.1:5555", "availability": "UP", "version": "4.20.0",
+             "slots": [slot("chrome", Some("node-1"), Some("abc")), slot("chrome", Some("node-1"), None), slot("firefox", Some("node-1"), None)]},
+            {"id": "u2", "uri": "http://10.0.0.2:5555", "availability": "DOWN", "version": "4.20.0",
+             "slots": [slot("chrome", None, None)]},
+        ]}});
+        let st = parse_status(&v).unwrap();
+        assert!(st.ready);
+        assert_eq!(st.nodes[0].name, "node-1");
+        assert!(st.nodes[0].targetable);
+        assert_eq!(st.nodes[1].name, "10.0.0.2:5555", "no stereotype name: host:port");
+        assert_eq!(st.nodes[1].availability, Availability::Down);
+        assert_eq!(st.node_of_session("abc").map(|n| n.id.as_str()), Some("u1"));
+        assert_eq!(st.free_slots("chrome", &HashSet::new()), 1, "the DOWN node's slot does not count");
+        assert_eq!(st.free_slots("chrome", &HashSet::from(["abc".to_string()])), 2, "our own session's slot counts");
+        assert_eq!(st.slots_per_browser(), "chrome 2, firefox 1");
+        assert_eq!(st.nodes[0].free_for("firefox"), 1);
+    }
+
+    #[test]
+    fn a_plain_webdriver_or_other_json_is_not_a_grid() {
+        let e = parse_status(&json!({"value": {"ready": true, "message": "ChromeDriver ready"}})).unwrap_err();
+        assert!(e.contains("not a Selenium Grid"), "{e}");
+        assert!(parse_status(&json!({"hello": 1})).unwrap_err().contains("not a WebDriver"));
+        let bad = json!({"value": {"ready": true, "nodes": [{"uri": "http://x:1", "availability": "SLEEPY"}]}});
+        assert!(parse_status(&bad).unwrap_err().contains("SLEEPY"));
+    }
+}

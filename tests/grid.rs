@@ -1,0 +1,209 @@
+//! Selenium Grid 4 workers (issue 15), against a real local Grid (scripts/grid.sh: a Java hub and
+//! nodes driving the system Chromium) and real Chromium: per-node results and breakers, a node
+//! killed mid-campaign, and no stressctl session left on the hub after Ctrl-C or emergency-stop.
+//! Needs scripts/setup-grid.sh to have run (scripts/test.sh runs the set-up first).
+//! Every test brings its own Grid up on its own ports and state directory and takes it down on
+//! every path (a guard), then checks that nothing the Grid started is still alive.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The tests' hub port (not the 4444 a developer's own Grid uses); nodes on 4655, 4656, ….
+const HUB_PORT: u16 = 4644;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A Grid brought up by scripts/grid.sh in `dir`, taken down when dropped; the drop then checks
+/// that no process of it (its recorded groups: java, chromedriver, Chromium) is left.
+struct GridUp {
+    dir: PathBuf,
+    /// (pid, start time) of every process grid.sh recorded: each leads its own group.
+    recorded: Vec<(i32, u64)>,
+}
+
+impl GridUp {
+    fn start(dir: &Path, nodes: u32, slots: u32) -> GridUp {
+        let out = Command::new(repo().join("scripts/grid.sh"))
+            .args(["up", "--nodes", &nodes.to_string(), "--slots", &slots.to_string(), "--hub-port", &HUB_PORT.to_string()])
+            .env("STRESSCTL_GRID_DIR", dir)
+            .output()
+            .expect("run scripts/grid.sh");
+        let g = GridUp { dir: dir.to_path_buf(), recorded: recorded(dir) };
+        assert!(
+            out.status.success(),
+            "grid.sh up failed (did scripts/setup-grid.sh run?):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        g
+    }
+
+    /// The pid and start time of a node's java process.
+    fn node(&self, name: &str) -> (i32, u64) {
+        let state = std::fs::read_to_string(self.dir.join("state")).expect("grid state file");
+        state
+            .lines()
+            .filter_map(|l| l.strip_prefix("proc "))
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&name)).then(|| (f[1].parse().unwrap(), f[2].parse().unwrap()))
+            })
+            .unwrap_or_else(|| panic!("no {name} in the grid state"))
+    }
+}
+
+fn recorded(dir: &Path) -> Vec<(i32, u64)> {
+    std::fs::read_to_string(dir.join("state"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("proc "))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Live processes in the groups grid.sh recorded (started no earlier than their leader).
+fn grid_processes(recorded: &[(i32, u64)]) -> Vec<Proc> {
+    let all: Vec<Proc> = std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).filter_map(read_proc).collect())
+        .unwrap_or_default();
+    all.into_iter().filter(|p| p.state != 'Z' && recorded.iter().any(|&(g, st)| p.pgid == g && p.start >= st)).collect()
+}
+
+impl Drop for GridUp {
+    fn drop(&mut self) {
+        let out = Command::new(repo().join("scripts/grid.sh")).arg("down").env("STRESSCTL_GRID_DIR", &self.dir).output();
+        let left = grid_processes(&self.recorded);
+        if !std::thread::panicking() {
+            assert!(out.is_ok_and(|o| o.status.success()), "grid.sh down failed");
+            let list: Vec<String> = left.iter().map(|p| format!("  pid {}: {:.200}", p.pid, p.cmdline)).collect();
+            assert!(left.is_empty(), "grid.sh down left java/chromedriver/chromium behind:\n{}", list.join("\n"));
+        }
+    }
+}
+
+fn hub_status() -> Value {
+    let out =
+        Command::new("curl").args(["-fsS", "--max-time", "5", &format!("http://127.0.0.1:{HUB_PORT}/status")]).output().expect("curl");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Session ids the hub lists in its UP nodes' slots.
+fn hub_sessions() -> Vec<String> {
+    let st = hub_status();
+    let mut ids = Vec::new();
+    for n in st["value"]["nodes"].as_array().into_iter().flatten().filter(|n| n["availability"] == "UP") {
+        for s in n["slots"].as_array().into_iter().flatten() {
+            if let Some(id) = s["session"]["sessionId"].as_str() {
+                ids.push(id.to_string());
+            }
+        }
+    }
+    ids
+}
+
+fn grid_config(phases: &str) -> String {
+    format!(
+        "{}{}\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\n{phases}",
+        header("grid", "grace_period = \"3s\""),
+        webgpu_task(64)
+    )
+}
+
+fn node<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["grid_nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["node"] == name))
+        .unwrap_or_else(|| panic!("no grid node {name} in the report: {}", report["grid_nodes"]))
+}
+
+#[test]
+fn a_campaign_on_a_two_node_grid_passes_with_results_and_breakers_per_node() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-pass");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    // quick-shaped: rising sessions, the last asking for more than the Grid's 4 slots
+    let phases = [phase("warmup", "3s", 1, ""), phase("light", "3s", 2, ""), phase("stress", "4s", 5, "stress_level = \"high\"")].concat();
+    let cfg = sb.write("grid.toml", &grid_config(&phases));
+    let check = run(sb.cmd([OsString::from("check"), "--config".into(), cfg.clone().into()]), Duration::from_secs(120));
+    assert!(check.stdout.contains("Selenium Grid, 2 node(s), 2 UP, slots: chrome 4"), "{}", check.describe());
+    let out = run(sb.launch(&cfg), Duration::from_secs(180));
+    out.expect_code(0);
+    let dir = sb.out.join(out.campaign_id());
+    let report = read_json(&dir.join("campaign_report.json"));
+    for n in ["node-1", "node-2"] {
+        let r = node(&report, n);
+        assert!(r["ops_attempted"].as_u64().unwrap_or(0) > 0 && r["sessions"].as_u64().unwrap_or(0) > 0, "{r}");
+        assert!(r["success_rate"].as_f64().unwrap_or(0.0) >= 0.95, "{r}");
+        assert!(report["breakers"]["final"]["workers"][format!("grid/{n}")]["state"] == "closed", "{}", report["breakers"]["final"]);
+    }
+    let stress = &report["phases"][2];
+    assert_eq!(stress["sessions"], 4, "bounded by the Grid's free slots: {stress}");
+    assert!(stress["notes"].to_string().contains("4 free chromium slot(s)"), "{stress}");
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("Selenium Grid nodes") && summary.contains("grid/node-1:"), "{summary}");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());
+    drop(grid);
+}
+
+#[test]
+fn a_node_killed_mid_campaign_opens_its_breaker_and_its_work_moves_to_the_other_node() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-kill");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    let phases = [phase("one", "3s", 2, ""), phase("two", "3s", 2, ""), phase("three", "15s", 2, "stress_level = \"extreme\"")].concat();
+    let cfg = sb.write("grid.toml", &grid_config(&phases));
+    let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    assert!(wait_until(Duration::from_secs(90), || child.stdout_so_far().contains("[2/3]")), "{}", child.stdout_so_far());
+    std::thread::sleep(Duration::from_secs(3));
+    let (pid, start) = grid.node("node-1");
+    assert!(read_proc(pid).is_some_and(|p| p.start == start), "node-1 is not the process grid.sh started");
+    // SAFETY: kill(2) on the node's java process, verified above by pid + start time.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(child.wait_timeout(Duration::from_secs(120)).and_then(|s| s.code()), Some(0), "{}", child.stdout_so_far());
+    let report = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let dead = node(&report, "node-1");
+    let transitions = dead["breaker_transitions"].to_string();
+    assert!(transitions.contains("forced_open") || transitions.contains("-> open"), "{dead}");
+    assert!(dead["moved_away"].as_u64().unwrap_or(0) >= 1, "the report shows the work moved: {dead}");
+    let alive = node(&report, "node-2");
+    assert!(alive["ops_attempted"].as_u64().unwrap_or(0) > dead["ops_attempted"].as_u64().unwrap_or(0), "{alive} vs {dead}");
+    assert_eq!(report["phases"][2]["criteria"]["passed"], true, "{}", report["phases"][2]);
+    drop(grid);
+}
+
+#[test]
+fn no_stressctl_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-stop");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    let cfg = sb.write("grid.toml", &grid_config(&phase("long", "120s", 3, "")));
+    for how in ["SIGINT", "emergency-stop"] {
+        let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+        assert!(
+            wait_until(Duration::from_secs(60), || hub_sessions().iter().filter(|s| *s != "reserved").count() == 3),
+            "{how}: sessions never opened: {}",
+            hub_status()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        if how == "SIGINT" {
+            child.signal(libc::SIGINT);
+        } else {
+            run(sb.cmd(["emergency-stop"]), Duration::from_secs(60));
+        }
+        assert!(child.wait_timeout(Duration::from_secs(60)).is_some(), "{how}: stressctl did not exit");
+        let left = hub_sessions();
+        assert!(left.is_empty(), "{how}: stressctl sessions left on the hub: {left:?}");
+    }
+    drop(grid);
+}
