@@ -55,7 +55,7 @@
 #   SYNTHETIC_OPS     ops of the synthetic run                        (default 2000000)
 #   SYNTHETIC_ROUNDS  synthetic runs                                  (default 2)
 #   PRIME=0           skip the unmeasured primer run before round 1
-#   SKIP_BUILD=1      do not run `cargo build --release --examples`
+#   SKIP_BUILD=1      do not run `cargo build --release --bins --examples`
 #   KEEP_TMP=1        keep the temp dir (reports, logs, stores) and print its path
 set -euo pipefail
 
@@ -160,8 +160,8 @@ echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "   ${SESSIONS} sessions x ${OPS_PER_SESSION} measured ops (+${WARMUP_OPS} warm-up ops each), sizes: ${MATRIX_SIZES}, rounds: ${ROUNDS} (order ${ORDER}), minimal loop runtime: ${BASELINE_RUNTIME}"
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  echo "== cargo build --release --examples"
-  cargo build --release --examples --quiet || die "build failed"
+  echo "== cargo build --release --bins --examples"
+  cargo build --release --bins --examples --quiet || die "build failed"
 fi
 STRESSCTL="$ROOT/target/release/stressctl"
 LOOP="$ROOT/target/release/examples/fantoccini_loop"
