@@ -269,3 +269,26 @@ fn unknown_browser_and_adapter_values_exit_2_naming_the_key_and_the_choices() {
         out.describe()
     );
 }
+
+#[test]
+fn a_page_task_runs_on_both_browsers() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("ff-page");
+    let page = sb.write("page.html", "<!doctype html><title>t</title><script>window.work = (n) => { let s = 0; for (let i = 0; i < n; i++) s += i; return s; };</script>");
+    let task = format!(
+        "\n[task]\nkind = \"page\"\nurl = \"file://{}\"\nscript = \"const done = arguments[arguments.length - 1]; const s = window.work(100000); done(s === 4999950000 ? {{ok: true, metrics: {{sum: s}}}} : {{ok: false, class: 'script_error', message: 'bad sum ' + s}});\"\n\n[browser]\nop_timeout = \"10s\"\nsession_timeout = \"30s\"\n",
+        page.display()
+    );
+    let phases = phase("both", "4s", 2, &format!("browsers = [\"chromium\", \"firefox\"]\n{LENIENT}"));
+    let cfg = sb.write("p.toml", &format!("{}{}{}{}", header("page", ""), task, two_browsers(""), phases));
+    let before = snapshot();
+    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
+    assert_no_orphans(&before, &sb.root);
+    out.expect_code(0);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let p = &r["phases"][0];
+    for b in ["chromium", "firefox"] {
+        assert!(count(&p["browsers"][b]["ops_succeeded"], "ops") > 0, "{b}: {}", p["browsers"]);
+        assert_eq!(p["browsers"][b]["ops_failed"], 0, "{b}: {}", p["browsers"]);
+    }
+}

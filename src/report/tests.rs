@@ -789,3 +789,30 @@ fn rebuild_reports_rewrites_every_file_including_events_jsonl() {
     rebuild_reports(&f.reader(), &fresh).unwrap();
     assert_eq!(files(&fresh), written);
 }
+
+#[test]
+fn a_task_whose_ops_mostly_passed_is_never_recommended_for_dropping() {
+    let f = build_store(Some("passed"));
+    let mut c = campaign_report(&f.reader()).unwrap();
+    // one webgpu op of the warmup's 100 found the API unavailable (a fresh browser's first
+    // requestAdapter), 99 passed
+    c.unsupported = vec![Unsupported {
+        phase: c.phases[0].name.clone(),
+        phase_index: 0,
+        task_kind: "webgpu".into(),
+        browser: Some("chromium".into()),
+        message: "navigator.gpu.requestAdapter() returned null 7 times over about 2 s".into(),
+    }];
+    c.phases[0].errors_by_class = [("api_unsupported".to_string(), 1u64)].into();
+    let rec = summary::recommendations(&c).join("\n");
+    assert!(!rec.contains("drop those phases"), "{rec}");
+    assert!(rec.contains("webgpu: 1 of"), "{rec}");
+    // a task that was unsupported for most of its ops: dropping it is the advice
+    c.phases.retain(|p| p.task_kind == "webgpu");
+    for p in &mut c.phases {
+        p.ops_succeeded = 0;
+        p.errors_by_class = [("api_unsupported".to_string(), p.ops_attempted)].into();
+    }
+    let rec = summary::recommendations(&c).join("\n");
+    assert!(rec.contains("webgpu is unsupported by this browser") && rec.contains("drop those phases"), "{rec}");
+}
