@@ -14,7 +14,11 @@
 #
 # Printed:
 #   throughput  measured phase ops/s per round and mode, mean(on)/mean(off)  (goal >= 0.98)
-#   /metrics    p50/p99/max of the scrapes of all rounds while the campaign ran (goal p99 <= 10 ms)
+#   /metrics    p50/p99/max of the scrapes of all rounds while the campaign ran (goal p99 <= 10 ms),
+#               and of a static asset fetched right after each (a control: what any answer takes
+#               on this host at that moment, the scheduler's delay included)
+#   CPU per op  stressctl's CPU time per op in each mode: the dashboard's own cost, which the
+#               throughput ratio on a shared 2-core host cannot show apart from the host's load
 #   RSS         peak RSS with minus without, mean over the rounds            (goal <= 10 MB)
 # with the spread (min..max) of each. A round that did not run as planned (a guardian stop, a
 # failed op, a measured phase that did not complete, or a non-zero exit) is discarded and said so;
@@ -30,6 +34,8 @@
 #   MATRIX_SIZE      WebGPU matrix size               (default 32)
 #   CLIENTS          SSE clients while on             (default 10)
 #   SKIP_BUILD=1     do not run `cargo build --release`
+#   STRESSCTL=PATH   the binary to measure (default target/release/stressctl; implies SKIP_BUILD=1),
+#                    e.g. an earlier build kept to compare before and after a change
 #   KEEP_TMP=1       keep the temp dir (reports, logs, timings) and print its path
 set -euo pipefail
 
@@ -63,11 +69,11 @@ trap 'echo "bench-dashboard: interrupted" >&2; exit 130' INT TERM
 echo "== bench-dashboard: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "   2 sessions x ${OPS_PER_SESSION} measured ops (+${WARMUP_OPS} warm-up), WebGPU ${MATRIX_SIZE}x${MATRIX_SIZE}, ${ROUNDS} rounds per mode, ${CLIENTS} SSE clients + /metrics every 1 s when on"
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
+if [ -z "${STRESSCTL:-}" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "== cargo build --release"
   cargo build --release --quiet || die "build failed"
 fi
-STRESSCTL="$ROOT/target/release/stressctl"
+STRESSCTL="${STRESSCTL:-$ROOT/target/release/stressctl}"
 [ -x "$STRESSCTL" ] || die "$STRESSCTL missing (build first)"
 
 render() { # config with the `# bench:` lines set
@@ -106,6 +112,8 @@ run_one() {
       # server down (a scrape then waits for that, which is not the latency of a running dashboard)
       while kill -0 "$pid" 2>/dev/null && ! grep -qs '"campaign_ended"' "$d/sse-1.txt"; do
         curl -s -o /dev/null -w '%{time_total}\n' "http://$addr/metrics" >>"$d/metrics-times.txt" 2>/dev/null || true
+        # a static asset, as a control: what any answer of this process takes on this host now
+        curl -s -o /dev/null -w '%{time_total}\n' "http://$addr/assets/dashboard.css" >>"$d/control-times.txt" 2>/dev/null || true
         sleep 1
       done
     ) &
@@ -157,15 +165,16 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 echo "== results"
-python3 - "$TMP" "$ROUNDS" <<'PY'
+python3 - "$TMP" "$ROUNDS" "$(getconf CLK_TCK)" "$((2 * (OPS_PER_SESSION + WARMUP_OPS)))" <<'PY'
 import glob, os, statistics, sys
-tmp, rounds = sys.argv[1], int(sys.argv[2])
+tmp, rounds, hz, nops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 res = {"off": {}, "on": {}}
 for mode in res:
     for r in range(1, rounds + 1):
         ops, peak, valid, why = open(f"{tmp}/{mode}-{r}/result").read().split()
         if valid == "yes":
-            res[mode][r] = (float(ops), int(peak) / 1024)
+            cpu = int(open(f"{tmp}/{mode}-{r}/cpu-ticks").read().split()[0]) / hz
+            res[mode][r] = (float(ops), int(peak) / 1024, cpu / nops * 1000)
 off, on = res["off"], res["on"]
 if not off or not on:
     print("   no valid round of each mode: nothing to compare"); sys.exit(1)
@@ -177,17 +186,25 @@ ok = lambda good: "met" if good else "MISSED"
 print(f"   throughput: off {mo:.2f} ops/s ({len(off)} rounds, {min(v[0] for v in off.values()):.2f}..{max(v[0] for v in off.values()):.2f}), "
       f"on {mn:.2f} ops/s ({len(on)} rounds, {min(v[0] for v in on.values()):.2f}..{max(v[0] for v in on.values()):.2f})")
 print(f"   ratio on/off: {ratio:.3f} (per round {spread(pairs)}; goal >= 0.98: {ok(ratio >= 0.98)})")
-times = []
-for f in glob.glob(f"{tmp}/on-*/metrics-times.txt"):
-    r = int(f.split("/on-")[1].split("/")[0])
-    if r in on:
-        times += [float(x) * 1000 for x in open(f).read().split()]
-if times:
+co = [v[2] for v in off.values()]; cn = [v[2] for v in on.values()]
+print(f"   stressctl CPU per op: off {statistics.mean(co):.3f} ms ({min(co):.3f}..{max(co):.3f}), on {statistics.mean(cn):.3f} ms ({min(cn):.3f}..{max(cn):.3f}), "
+      f"the dashboard's share {statistics.mean(cn) - statistics.mean(co):+.3f} ms per op")
+def scrapes(name):
+    times = []
+    for f in glob.glob(f"{tmp}/on-*/{name}-times.txt"):
+        r = int(f.split("/on-")[1].split("/")[0])
+        if r in on:
+            times += [float(x) * 1000 for x in open(f).read().split()]
     times.sort()
-    q = lambda p: times[min(len(times) - 1, int(round(p * (len(times) - 1))))]
-    print(f"   /metrics: {len(times)} scrapes, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {times[-1]:.2f} ms (goal p99 <= 10 ms: {ok(q(0.99) <= 10)})")
+    return times
+def q(times, p): return times[min(len(times) - 1, int(round(p * (len(times) - 1))))]
+times, control = scrapes("metrics"), scrapes("control")
+if times:
+    print(f"   /metrics: {len(times)} scrapes, p50 {q(times, 0.5):.2f} ms, p99 {q(times, 0.99):.2f} ms, max {times[-1]:.2f} ms (goal p99 <= 10 ms: {ok(q(times, 0.99) <= 10)})")
 else:
     print("   /metrics: no scrape recorded"); sys.exit(1)
+if control:
+    print(f"   control (a static asset, right after each scrape): p50 {q(control, 0.5):.2f} ms, p99 {q(control, 0.99):.2f} ms, max {control[-1]:.2f} ms")
 rss_off = statistics.mean(v[1] for v in off.values()); rss_on = statistics.mean(v[1] for v in on.values())
 growth = [on[r][1] - off[r][1] for r in sorted(set(on) & set(off))]
 print(f"   peak RSS: off {rss_off:.1f} MB, on {rss_on:.1f} MB, growth {rss_on - rss_off:+.1f} MB (per round {spread(growth)}; goal <= 10 MB: {ok(rss_on - rss_off <= 10)})")

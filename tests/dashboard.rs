@@ -114,11 +114,13 @@ fn live_dashboard_serves_status_breakers_events_and_metrics_of_a_running_campaig
     let mid = mid.expect("metrics at a phase end");
     assert_counters_grew(&first, &mid);
     assert!(mid.value("stressctl_circuitbreaker_calls_total", &[("name", "task:synthetic"), ("kind", "failed")]).unwrap_or(0.0) > 0.0);
+    // synthetic ops ran in no browser: `browser="none"` (a browser worker's ops carry its browser)
+    let ops = [("phase", "one"), ("task", "synthetic"), ("worker", "synthetic"), ("browser", "none"), ("outcome", "succeeded")];
+    assert!(mid.value("stressctl_ops_total", &ops).unwrap_or(0.0) > 0.0, "ops of phase one counted");
     assert!(
-        mid.value("stressctl_ops_total", &[("phase", "one"), ("task", "synthetic"), ("worker", "synthetic"), ("outcome", "succeeded")])
-            .unwrap_or(0.0)
+        mid.value("stressctl_op_latency_seconds_count", &[("phase", "one"), ("task", "synthetic"), ("browser", "none")]).unwrap_or(0.0)
             > 0.0,
-        "ops of phase one counted"
+        "latencies of phase one counted"
     );
 
     let out = child.finish(Duration::from_secs(60));

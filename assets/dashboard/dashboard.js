@@ -104,6 +104,7 @@
       [{ scale: "ms", label: "ms" }],
       {},
       [ops.t, ops.p50_ms, ops.p95_ms, ops.p99_ms]);
+    drawBrowserCharts(ops);
     plot("c-resources",
       [line("cpu %", "#1f5fbf", "pct"), line("memory %", "#7b1fa2", "pct"), line("disk %", "#6d4c41", "pct"),
        limit("cpu limit", "#1f5fbf"), limit("memory limit", "#7b1fa2"), limit("disk limit", "#6d4c41")],
@@ -121,6 +122,29 @@
       [{ scale: "pct", label: "% of all cores / of time" }],
       { pct: { range: [0, 100] } },
       [r.t, r.host_demand, r.campaign_cpu, r.stall, r.cpu_limit.map((v, i) => r.host_demand[i] == null ? null : v), r.cpu_cap, r.stall_limit]);
+  }
+
+  // Ops/s and p95 per browser, one line each, where the campaign ran two browsers or more (a
+  // Chromium and a Firefox side by side); hidden otherwise.
+  const BROWSER_COLORS = { chromium: "#1f5fbf", firefox: "#e66000" };
+  const OTHER_COLORS = ["#2e9d4c", "#7b1fa2", "#6d4c41", "#00838f"];
+  function drawBrowserCharts(ops) {
+    const box = $("by-browser");
+    if (!box) return;
+    const bs = ops.by_browser || [];
+    if (bs.length < 2) { box.classList.add("hidden"); return; }
+    box.classList.remove("hidden");
+    const color = (b, i) => BROWSER_COLORS[b.browser] || OTHER_COLORS[i % OTHER_COLORS.length];
+    // the set of browsers only grows: a new one needs a chart with one more line
+    const key = bs.map((b) => b.browser).join(",");
+    if (box.dataset.browsers !== key) {
+      for (const id of ["c-browser-ops", "c-browser-p95"]) if (charts[id]) { charts[id].destroy(); delete charts[id]; }
+      box.dataset.browsers = key;
+    }
+    plot("c-browser-ops", bs.map((b, i) => line(b.browser + " ops/s", color(b, i), "ops")), [{ scale: "ops", label: "ops/s" }], {},
+      [ops.t].concat(bs.map((b) => b.ops_per_s)));
+    plot("c-browser-p95", bs.map((b, i) => line(b.browser + " p95 ms", color(b, i), "ms")), [{ scale: "ms", label: "ms" }], {},
+      [ops.t].concat(bs.map((b) => b.p95_ms)));
   }
 
   window.addEventListener("resize", () => {

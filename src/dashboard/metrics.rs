@@ -11,7 +11,7 @@
 //! Every `_total` is a sum over data that is only ever added to (op windows, events, breaker
 //! counters), so counters never go down while the process lives.
 
-use super::model::{Model, LATENCY_BOUNDS_S};
+use super::model::{Model, LATENCY_BOUNDS_S, NO_BROWSER};
 use crate::breaker::{BreakerState, RegistrySnapshot};
 use crate::progress::BreakerFeed;
 use prometheus_client::collector::Collector;
@@ -88,19 +88,36 @@ impl Collector for CampaignCollector {
         family(&mut enc, "stressctl_campaign_phase", "1-based index of the running phase (0 between phases).", MetricType::Gauge)?
             .gauge(&vec![], m.running_phase().map(|p| f64::from(p.index) + 1.0).unwrap_or(0.0))?;
 
-        let mut f = family(&mut enc, "stressctl_ops", "Ops that ended, per phase, task kind, worker and outcome.", MetricType::Counter)?;
+        let mut f = family(
+            &mut enc,
+            "stressctl_ops",
+            "Ops that ended, per phase, task kind, worker, its browser (none: synthetic) and outcome.",
+            MetricType::Counter,
+        )?;
         for ((phase, task, worker), c) in m.op_counts() {
             let name = m.phase_name(*phase);
+            let browser = m.browser_of(worker).unwrap_or(NO_BROWSER);
             for (outcome, v) in [("succeeded", c.succeeded), ("failed", c.failed)] {
-                f.counter(&vec![("phase", name.as_str()), ("task", task.as_str()), ("worker", worker.as_str()), ("outcome", outcome)], v)?;
+                let labels = vec![
+                    ("phase", name.as_str()),
+                    ("task", task.as_str()),
+                    ("worker", worker.as_str()),
+                    ("browser", browser),
+                    ("outcome", outcome),
+                ];
+                f.counter(&labels, v)?;
             }
         }
 
-        let mut hist =
-            enc.encode_descriptor("stressctl_op_latency_seconds", "Op latency per phase and task kind.", None, MetricType::Histogram)?;
-        for ((phase, task), b) in m.latency() {
+        let mut hist = enc.encode_descriptor(
+            "stressctl_op_latency_seconds",
+            "Op latency per phase, task kind and browser (none: synthetic).",
+            None,
+            MetricType::Histogram,
+        )?;
+        for ((phase, task, browser), b) in m.latency() {
             let name = m.phase_name(*phase);
-            let labels: Labels<'_> = vec![("phase", name.as_str()), ("task", task.as_str())];
+            let labels: Labels<'_> = vec![("phase", name.as_str()), ("task", task.as_str()), ("browser", browser.as_str())];
             let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_S.iter().copied().zip(b.counts.iter().copied()).collect();
             buckets.push((f64::INFINITY, b.counts[LATENCY_BOUNDS_S.len()]));
             hist.encode_family(&labels)?.encode_histogram::<NoLabelSet>(b.sum_s, b.count, &buckets, None)?;
@@ -257,13 +274,75 @@ mod tests {
         assert_eq!(get("stressctl_circuitbreaker_failure_rate", &[("name", "worker:w1")]), 60.0);
         assert_eq!(parsed.type_of("stressctl_circuitbreaker_calls_total"), Some("counter"));
         // the phase name's quotes are escaped and read back
-        let ops = [("phase", "warm \"up\""), ("task", "synthetic"), ("worker", "synthetic"), ("outcome", "succeeded")];
+        let ops = [("phase", "warm \"up\""), ("task", "synthetic"), ("worker", "synthetic"), ("browser", "none"), ("outcome", "succeeded")];
         assert_eq!(get("stressctl_ops_total", &ops), 1.0);
-        assert_eq!(get("stressctl_op_latency_seconds_count", &[("phase", "warm \"up\""), ("task", "synthetic")]), 1.0);
-        assert_eq!(get("stressctl_op_latency_seconds_bucket", &[("phase", "warm \"up\""), ("task", "synthetic"), ("le", "0.025")]), 1.0);
-        assert_eq!(get("stressctl_op_latency_seconds_bucket", &[("phase", "warm \"up\""), ("task", "synthetic"), ("le", "0.01")]), 0.0);
+        let lat = |le: Option<&'static str>| {
+            let mut l = vec![("phase", "warm \"up\""), ("task", "synthetic"), ("browser", "none")];
+            l.extend(le.map(|v| ("le", v)));
+            l
+        };
+        assert_eq!(get("stressctl_op_latency_seconds_count", &lat(None)), 1.0);
+        assert_eq!(get("stressctl_op_latency_seconds_bucket", &lat(Some("0.025"))), 1.0);
+        assert_eq!(get("stressctl_op_latency_seconds_bucket", &lat(Some("0.01"))), 0.0);
         assert_eq!(get("stressctl_guardian_cpu_percent", &[]), 12.5);
         assert_eq!(get("stressctl_recoveries_total", &[("class", "timeout"), ("strategy", "retry"), ("outcome", "succeeded")]), 1.0);
         assert_eq!(get("stressctl_events_total", &[("kind", "phase_started")]), 1.0);
+    }
+
+    #[test]
+    fn ops_and_latency_carry_the_browser_of_their_worker() {
+        use crate::events::WorkerInfo;
+        let mut m = Model::new("c2", "custom", 0, 1000, Limits::default(), "store");
+        let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        let worker = |id: &str, browser: &str| WorkerInfo {
+            id: id.into(),
+            browser: browser.into(),
+            webgpu_adapter: "software".into(),
+            endpoint: "managed".into(),
+        };
+        m.on_event(&EventRecord {
+            at: at(0),
+            corr: String::new(),
+            phase: None,
+            event: Event::CampaignStarted {
+                profile: "custom".into(),
+                config_source: "c.toml".into(),
+                phases: 1,
+                planned_ms: 1000,
+                pid: 1,
+                pass_phase_ratio: None,
+                pass_success_rate: None,
+                faults: Vec::new(),
+                workers: vec![worker("cr", "chromium"), worker("ff", "firefox"), worker("grid", "firefox")],
+            },
+        });
+        let mut h = crate::metrics::new_histogram();
+        crate::metrics::record_latency(&mut h, Duration::from_millis(20));
+        // a Grid node's windows are its worker's; a worker the event did not name ran Chromium
+        for (worker, n) in [("cr", 1), ("ff", 2), ("grid/node-1", 3), ("old", 4)] {
+            m.on_window(&WindowIn {
+                phase: 0,
+                worker,
+                task: "webgpu",
+                ops: OpsRow { start_ms: 0, end_ms: 1000, attempted: n, succeeded: n, hist: Some(&h) },
+                failed: 0,
+            });
+        }
+        let text = encode(&registry(Arc::new(Mutex::new(m)), None)).unwrap();
+        let parsed = promtext::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let ops = |worker, browser| {
+            parsed.value(
+                "stressctl_ops_total",
+                &[("phase", "0"), ("task", "webgpu"), ("worker", worker), ("browser", browser), ("outcome", "succeeded")],
+            )
+        };
+        assert_eq!(ops("cr", "chromium"), Some(1.0), "{text}");
+        assert_eq!(ops("ff", "firefox"), Some(2.0), "{text}");
+        assert_eq!(ops("grid/node-1", "firefox"), Some(3.0), "{text}");
+        assert_eq!(ops("old", "chromium"), Some(4.0), "{text}");
+        let count =
+            |browser| parsed.value("stressctl_op_latency_seconds_count", &[("phase", "0"), ("task", "webgpu"), ("browser", browser)]);
+        assert_eq!(count("chromium"), Some(2.0), "cr and old, one window each: {text}");
+        assert_eq!(count("firefox"), Some(2.0), "{text}");
     }
 }

@@ -8,8 +8,11 @@
 //! - Loopback by default; any other address needs a bearer token ([`Listen::check`]).
 //! - The server only reads: it never writes the store, never controls the campaign (stopping
 //!   stays on the 0600 control socket) and serves no file from disk.
-//! - It runs on the campaign's runtime; its store reads run on the blocking pool, so a slow page
-//!   or a scrape cannot hold the campaign's one thread.
+//! - The live dashboard runs on a thread and runtime of its own, not on the campaign's one
+//!   runtime thread: a scrape or a page waits neither for the ops' work nor for the campaign's
+//!   blocking steps (closing sessions, writing the reports: /metrics waited 5 s at a campaign's
+//!   end when they shared it), and its work never delays an op. It stops when the campaign's
+//!   runtime is dropped, as it did when it ran there. Store reads run on its blocking pool.
 
 pub mod assets;
 pub mod http;
@@ -171,16 +174,22 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
     }
     let width = series::bucket_width(setup.planned.as_millis().min(i64::MAX as u128) as i64);
     let model = Arc::new(Mutex::new(Model::new(&c.id, &c.profile, c.started_ms, width, setup.limits, "live")));
+    let stop = CancellationToken::new();
     let shared = Arc::new(http::Shared {
         registry: metrics::registry(model.clone(), Some(breakers.clone())),
         model: model.clone(),
         status: Some(status),
         breakers: Some(breakers),
         access: setup.bound.access.clone(),
-        stop: CancellationToken::new(),
+        stop: stop.clone(),
     });
-    tokio::spawn(setup.bound.serve(shared));
+    // the dashboard lives as long as the campaign's runtime: this task is dropped with it
+    let guard = stop.clone().drop_guard();
     tokio::spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    });
+    let follow = async move {
         let mut follower = Some(follower);
         // the stored events first, so the page's event numbers follow the store's order
         follower = poll(follower, &model, true).await;
@@ -198,7 +207,24 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
                 }
             }
         }
+    };
+    let bound = setup.bound;
+    let run = async move {
+        let followed = tokio::spawn(follow);
+        bound.serve(shared).await;
+        followed.abort();
+    };
+    let started = std::thread::Builder::new().name("stressctl-dashboard".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(run),
+            Err(e) => {
+                crate::progress::warn(&format!("stressctl: the dashboard cannot start its runtime: {e}; the campaign goes on without it"))
+            }
+        }
     });
+    if let Err(e) = started {
+        crate::progress::warn(&format!("stressctl: the dashboard cannot start its thread: {e}; the campaign goes on without it"));
+    }
 }
 
 /// One poll of the store on the blocking pool; the follower is handed back (None after an
@@ -286,5 +312,59 @@ mod tests {
         assert_ne!(b.local_addr().port(), 0);
         assert!(b.url().starts_with("http://127.0.0.1:"));
         assert!(b.access.hosts.contains(&format!("localhost:{}", b.local_addr().port())));
+    }
+
+    /// One `GET /metrics` with a plain socket: the status code and how long the answer took.
+    fn scrape(addr: SocketAddr) -> (String, Duration) {
+        use std::io::{Read, Write};
+        let t = std::time::Instant::now();
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        (out.lines().next().unwrap_or_default().to_string(), t.elapsed())
+    }
+
+    #[test]
+    fn metrics_answer_while_the_campaign_thread_is_blocked_and_the_server_ends_with_its_runtime() {
+        use crate::store::{CampaignRecord, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let rec = CampaignRecord {
+            id: "c-thread".into(),
+            profile: "quick".into(),
+            config_source: "<profile quick>".into(),
+            config_text: crate::config::QUICK_PROFILE.into(),
+            started_at: std::time::SystemTime::now(),
+            output_dir: dir.path().to_path_buf(),
+        };
+        let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
+        let bus = EventBus::new(store.clone());
+        let bound = Listen::check("127.0.0.1:0", None).unwrap().bind().unwrap();
+        let addr = bound.local_addr();
+        let setup = LiveSetup { bound, store: path.clone(), limits: Limits::default(), planned: Duration::from_secs(60) };
+        let (status, breakers): (StatusFeed, BreakerFeed) = (Arc::new(|| None), Arc::new(|| None));
+        // the campaign's runtime: one thread, as `launch` builds it
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            start_live(setup, &bus, status, breakers);
+            let scraper = std::thread::spawn(move || scrape(addr));
+            // the campaign's one thread busy with blocking work (closing sessions, writing the
+            // reports): the dashboard answers all the same
+            std::thread::sleep(Duration::from_secs(3));
+            let (line, took) = scraper.join().unwrap();
+            assert!(line.contains(" 200 "), "{line}");
+            assert!(took < Duration::from_millis(1500), "/metrics waited {took:?} for the campaign's thread");
+        });
+        drop(rt);
+        // nothing outlives the run: the server stops with the campaign's runtime
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the dashboard still listens after the campaign's runtime ended");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(bus);
+        store.close().unwrap();
     }
 }

@@ -26,6 +26,8 @@ pub const EVENT_RING: usize = 1000;
 /// Spans a breaker's timeline shows at most: a breaker that flaps every few hundred ms for a
 /// night is drawn as slots of equal time, each in the worst state it was in.
 pub const MAX_SPANS: usize = 1000;
+/// The `browser` of ops that no browser ran (synthetic), in `/metrics`' labels.
+pub const NO_BROWSER: &str = "none";
 /// Upper bounds of the Prometheus latency histogram buckets, seconds.
 pub const LATENCY_BOUNDS_S: [f64; 14] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -326,7 +328,9 @@ pub struct Model {
     recoveries: BTreeMap<(String, String), RecoveryRow>,
     recovery_outcomes: BTreeMap<(String, String, String), u64>,
     op_counts: BTreeMap<(u32, String, String), OpCount>,
-    latency: BTreeMap<(u32, String), LatencyBuckets>,
+    latency: BTreeMap<(u32, String, String), LatencyBuckets>,
+    /// Worker id -> browser, from the `campaign_started` event.
+    worker_browsers: BTreeMap<String, String>,
     event_counts: BTreeMap<&'static str, u64>,
     guardian: Guardian,
     final_snapshot: Option<RegistrySnapshot>,
@@ -360,6 +364,7 @@ impl Model {
             recovery_outcomes: BTreeMap::new(),
             op_counts: BTreeMap::new(),
             latency: BTreeMap::new(),
+            worker_browsers: BTreeMap::new(),
             event_counts: BTreeMap::new(),
             guardian: Guardian::default(),
             final_snapshot: None,
@@ -381,7 +386,8 @@ impl Model {
         self.latest_ms = self.latest_ms.max(at);
         *self.event_counts.entry(rec.event.kind()).or_insert(0) += 1;
         match &rec.event {
-            Event::CampaignStarted { profile, phases, planned_ms, .. } => {
+            Event::CampaignStarted { profile, phases, planned_ms, workers, .. } => {
+                self.worker_browsers.extend(workers.iter().map(|w| (w.id.clone(), w.browser.clone())));
                 self.meta.profile.clone_from(profile);
                 self.meta.phases_planned = *phases;
                 self.meta.planned_s = *planned_ms as f64 / 1000.0;
@@ -478,16 +484,31 @@ impl Model {
         (self.ring.iter().filter(|i| i.id > after).cloned().collect(), self.tx.subscribe())
     }
 
+    /// The browser that ran a worker's ops: the worker's, as the `campaign_started` event named it;
+    /// a Selenium Grid node's windows (`<worker>/<node>`) are its worker's; a worker it did not
+    /// name ran Chromium (stores from before browsers were configurable); None for ops that no
+    /// browser ran (synthetic).
+    pub fn browser_of<'a>(&'a self, worker: &str) -> Option<&'a str> {
+        if worker == "synthetic" {
+            return None;
+        }
+        let own = self.worker_browsers.get(worker);
+        let grid = || worker.split_once('/').and_then(|(w, _)| self.worker_browsers.get(w));
+        Some(own.or_else(grid).map_or("chromium", String::as_str))
+    }
+
     /// Adds an op window.
     pub fn on_window(&mut self, w: &WindowIn<'_>) {
         self.latest_ms = self.latest_ms.max(w.ops.end_ms);
-        self.ops.add(&w.ops);
+        let browser = self.browser_of(w.worker).map(str::to_string);
+        self.ops.add(&w.ops, browser.as_deref());
         let c = self.op_counts.entry((w.phase, w.task.to_string(), w.worker.to_string())).or_default();
         c.attempted += w.ops.attempted;
         c.succeeded += w.ops.succeeded;
         c.failed += w.failed;
         if let Some(h) = w.ops.hist {
-            self.latency.entry((w.phase, w.task.to_string())).or_default().add(h);
+            let key = (w.phase, w.task.to_string(), browser.unwrap_or_else(|| NO_BROWSER.to_string()));
+            self.latency.entry(key).or_default().add(h);
         }
     }
 
@@ -549,8 +570,8 @@ impl Model {
         &self.op_counts
     }
 
-    /// Latency histograms per (phase, task kind).
-    pub fn latency(&self) -> &BTreeMap<(u32, String), LatencyBuckets> {
+    /// Latency histograms per (phase, task kind, browser) ([`NO_BROWSER`] for synthetic ops).
+    pub fn latency(&self) -> &BTreeMap<(u32, String, String), LatencyBuckets> {
         &self.latency
     }
 
@@ -705,5 +726,61 @@ mod tests {
         assert_eq!(b.counts[LATENCY_BOUNDS_S.iter().position(|x| *x == 0.05).unwrap()], 2);
         assert_eq!(b.counts[LATENCY_BOUNDS_S.iter().position(|x| *x == 2.5).unwrap()], 1);
         assert!((b.sum_s - 2.084).abs() < 0.01, "{}", b.sum_s);
+    }
+
+    #[test]
+    fn the_overview_has_an_ops_series_per_browser_from_the_workers_of_campaign_started() {
+        use crate::dashboard::series::OpsRow;
+        use crate::events::WorkerInfo;
+        let mut m = Model::new("c", "custom", 0, 1000, Limits::default(), "store");
+        let worker = |id: &str, browser: &str| WorkerInfo {
+            id: id.into(),
+            browser: browser.into(),
+            webgpu_adapter: "auto".into(),
+            endpoint: "managed".into(),
+        };
+        m.on_event(&rec(
+            0,
+            None,
+            Event::CampaignStarted {
+                profile: "custom".into(),
+                config_source: "c.toml".into(),
+                phases: 1,
+                planned_ms: 3000,
+                pid: 1,
+                pass_phase_ratio: None,
+                pass_success_rate: None,
+                faults: Vec::new(),
+                workers: vec![worker("w-ff", "firefox"), worker("w-cr", "chromium")],
+            },
+        ));
+        let mut slow = crate::metrics::new_histogram();
+        crate::metrics::record_latency(&mut slow, Duration::from_millis(300));
+        let mut fast = crate::metrics::new_histogram();
+        crate::metrics::record_latency(&mut fast, Duration::from_millis(30));
+        for s in 0..3i64 {
+            let end = s * 1000 + 1000;
+            for (worker, n, h) in [("w-ff", 2, &slow), ("w-cr", 6, &fast)] {
+                m.on_window(&WindowIn {
+                    phase: 0,
+                    worker,
+                    task: "webgpu",
+                    ops: OpsRow { start_ms: end - 1000, end_ms: end, attempted: n, succeeded: n, hist: Some(h) },
+                    failed: 0,
+                });
+            }
+        }
+        m.finish();
+        let ops = m.overview(None).ops;
+        let by: BTreeMap<&str, &crate::dashboard::series::BrowserColumns> =
+            ops.by_browser.iter().map(|b| (b.browser.as_str(), b)).collect();
+        assert_eq!(by.len(), 2);
+        assert_eq!(by["firefox"].ops_per_s, vec![Some(2.0); 3]);
+        assert_eq!(by["chromium"].ops_per_s, vec![Some(6.0); 3]);
+        assert!(by["firefox"].p95_ms.iter().all(|p| p.is_some_and(|p| p >= 299.0)), "{:?}", by["firefox"]);
+        assert!(by["chromium"].p95_ms.iter().all(|p| p.is_some_and(|p| p < 31.0)), "{:?}", by["chromium"]);
+        assert_eq!(ops.ops_per_s, vec![Some(8.0); 3]);
+        let v = serde_json::to_value(m.overview(None)).unwrap();
+        assert_eq!(v["ops"]["by_browser"][1]["browser"], "firefox", "the API has it: {}", v["ops"]);
     }
 }

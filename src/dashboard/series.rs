@@ -41,21 +41,30 @@ fn round3(v: f64) -> f64 {
     crate::report::round3(v)
 }
 
-/// Ops of one bucket.
-struct OpsBucket {
+/// Counts and latencies of the ops of one bucket (all of them, or one browser's).
+#[derive(Default)]
+struct Part {
     attempted: u64,
     succeeded: u64,
-    /// Earliest window start and latest window end seen: the time the bucket really covers (a
-    /// phase that starts mid-bucket must not look slow).
-    first_ms: i64,
-    last_ms: i64,
     /// While the bucket is open.
     hist: Option<Box<Histogram<u64>>>,
     /// Once it is closed: p50, p95, p99 in ms (None without latency data).
     closed: Option<[f64; 3]>,
 }
 
-impl OpsBucket {
+impl Part {
+    fn open() -> Part {
+        Part { hist: Some(Box::new(new_histogram())), ..Part::default() }
+    }
+
+    fn add(&mut self, r: &OpsRow<'_>) {
+        self.attempted += r.attempted;
+        self.succeeded += r.succeeded;
+        if let (Some(acc), Some(h)) = (self.hist.as_mut(), r.hist) {
+            let _ = acc.add(h);
+        }
+    }
+
     fn percentiles(&self) -> Option<[f64; 3]> {
         match &self.hist {
             Some(h) if !h.is_empty() => {
@@ -66,13 +75,66 @@ impl OpsBucket {
             None => self.closed,
         }
     }
+
+    /// Keeps the percentiles, drops the histogram. Whether it was open.
+    fn close(&mut self) -> bool {
+        let Some(h) = self.hist.take() else { return false };
+        self.closed = (!h.is_empty()).then(|| {
+            let s = LatencySummary::of(&h);
+            [s.p50, s.p95, s.p99]
+        });
+        true
+    }
+
+    /// Merges a closed part into this closed one (percentiles: the worse of the two).
+    fn merge_closed(&mut self, b: Part) {
+        self.attempted += b.attempted;
+        self.succeeded += b.succeeded;
+        self.closed = match (self.closed, b.closed) {
+            (Some(x), Some(y)) => Some([x[0].max(y[0]), x[1].max(y[1]), x[2].max(y[2])]),
+            (x, y) => x.or(y),
+        };
+    }
 }
 
-/// Op throughput, success rate and latency over time.
+/// Ops of one bucket.
+struct OpsBucket {
+    /// Earliest window start and latest window end seen: the time the bucket really covers (a
+    /// phase that starts mid-bucket must not look slow).
+    first_ms: i64,
+    last_ms: i64,
+    /// Every op.
+    all: Part,
+    /// Per browser, indexed as [`OpsSeries::browsers`] (shorter when the later ones ran none).
+    by_browser: Vec<Part>,
+}
+
+impl OpsBucket {
+    /// Keeps the percentiles, drops the histograms. Whether it was open.
+    fn close(&mut self) -> bool {
+        let open = self.all.close();
+        for p in &mut self.by_browser {
+            p.close();
+        }
+        open
+    }
+
+    /// The time the bucket covers, seconds: whole seconds (windows are about a second long), so a
+    /// full bucket is its width.
+    fn covered_s(&self, key: i64, width: i64) -> f64 {
+        let from = self.first_ms.max(key);
+        let to = self.last_ms.min(key + width);
+        ((to - from) as f64 / 1000.0).ceil().clamp(1.0, width as f64 / 1000.0)
+    }
+}
+
+/// Op throughput, success rate and latency over time, in all and per browser.
 pub struct OpsSeries {
     width: i64,
     buckets: BTreeMap<i64, OpsBucket>,
     newest: i64,
+    /// The browsers seen, in order of appearance (a bucket's `by_browser` index).
+    browsers: Vec<String>,
 }
 
 /// One window of ops, as the store has it.
@@ -92,7 +154,7 @@ pub struct OpsRow<'a> {
 impl OpsSeries {
     /// Empty series of buckets `width_ms` wide.
     pub fn new(width_ms: i64) -> OpsSeries {
-        OpsSeries { width: width_ms.max(1), buckets: BTreeMap::new(), newest: i64::MIN }
+        OpsSeries { width: width_ms.max(1), buckets: BTreeMap::new(), newest: i64::MIN, browsers: Vec::new() }
     }
 
     /// The bucket width, ms.
@@ -100,24 +162,33 @@ impl OpsSeries {
         self.width
     }
 
-    /// Adds a window (bucketed by its end).
-    pub fn add(&mut self, r: &OpsRow<'_>) {
+    /// Adds a window (bucketed by its end), run by `browser` (None: no browser, e.g. synthetic
+    /// ops, which count in the totals only).
+    pub fn add(&mut self, r: &OpsRow<'_>, browser: Option<&str>) {
         let key = r.end_ms.div_euclid(self.width) * self.width;
         let open = key > self.newest.saturating_sub(OPEN_BUCKETS * self.width);
         let b = self.buckets.entry(key).or_insert_with(|| OpsBucket {
-            attempted: 0,
-            succeeded: 0,
             first_ms: r.start_ms,
             last_ms: r.end_ms,
-            hist: open.then(|| Box::new(new_histogram())),
-            closed: None,
+            all: if open { Part::open() } else { Part::default() },
+            by_browser: Vec::new(),
         });
-        b.attempted += r.attempted;
-        b.succeeded += r.succeeded;
+        b.all.add(r);
         b.first_ms = b.first_ms.min(r.start_ms);
         b.last_ms = b.last_ms.max(r.end_ms);
-        if let (Some(acc), Some(h)) = (b.hist.as_mut(), r.hist) {
-            let _ = acc.add(h);
+        if let Some(name) = browser {
+            let i = match self.browsers.iter().position(|n| n == name) {
+                Some(i) => i,
+                None => {
+                    self.browsers.push(name.to_string());
+                    self.browsers.len() - 1
+                }
+            };
+            let still_open = b.all.hist.is_some();
+            while b.by_browser.len() <= i {
+                b.by_browser.push(if still_open { Part::open() } else { Part::default() });
+            }
+            b.by_browser[i].add(r);
         }
         if key > self.newest {
             self.newest = key;
@@ -130,11 +201,9 @@ impl OpsSeries {
 
     fn close_older_than(&mut self, limit: i64) {
         for (_, b) in self.buckets.range_mut(..limit).rev() {
-            let Some(h) = b.hist.take() else { break };
-            b.closed = (!h.is_empty()).then(|| {
-                let s = LatencySummary::of(&h);
-                [s.p50, s.p95, s.p99]
-            });
+            if !b.close() {
+                break;
+            }
         }
     }
 
@@ -155,14 +224,15 @@ impl OpsSeries {
                     merged.insert(key, b);
                 }
                 Some(m) => {
-                    m.attempted += b.attempted;
-                    m.succeeded += b.succeeded;
                     m.first_ms = m.first_ms.min(b.first_ms);
                     m.last_ms = m.last_ms.max(b.last_ms);
-                    m.closed = match (m.closed, b.closed) {
-                        (Some(x), Some(y)) => Some([x[0].max(y[0]), x[1].max(y[1]), x[2].max(y[2])]),
-                        (x, y) => x.or(y),
-                    };
+                    m.all.merge_closed(b.all);
+                    for (i, p) in b.by_browser.into_iter().enumerate() {
+                        match m.by_browser.get_mut(i) {
+                            Some(mp) => mp.merge_closed(p),
+                            None => m.by_browser.push(p),
+                        }
+                    }
                 }
             }
         }
@@ -174,26 +244,36 @@ impl OpsSeries {
     /// phases) is a `null` point, so the lines break there instead of bridging it.
     pub fn columns(&self) -> OpsColumns {
         let mut c = OpsColumns::default();
+        let mut order: Vec<usize> = (0..self.browsers.len()).collect();
+        order.sort_by(|a, b| self.browsers[*a].cmp(&self.browsers[*b]));
+        c.by_browser = order.iter().map(|i| BrowserColumns { browser: self.browsers[*i].clone(), ..BrowserColumns::default() }).collect();
         let mut prev: Option<i64> = None;
         for (&k, b) in &self.buckets {
             if prev.is_some_and(|p| k - p > 2 * self.width) {
                 c.push_gap((prev.unwrap_or(k) + self.width) as f64 / 1000.0);
             }
             prev = Some(k);
-            let from = b.first_ms.max(k);
-            let to = b.last_ms.min(k + self.width);
-            // windows are about a second long: whole seconds, so a full bucket is its width
-            let covered_s = ((to - from) as f64 / 1000.0).ceil().clamp(1.0, self.width as f64 / 1000.0);
-            let p = b.percentiles();
+            let covered_s = b.covered_s(k, self.width);
+            let p = b.all.percentiles();
             c.t.push(k as f64 / 1000.0);
-            c.ops_per_s.push(Some(round3(b.attempted as f64 / covered_s)));
-            c.success_pct.push((b.attempted > 0).then(|| round3(b.succeeded as f64 / b.attempted as f64 * 100.0)));
+            c.ops_per_s.push(Some(round3(b.all.attempted as f64 / covered_s)));
+            c.success_pct.push(success(&b.all));
             c.p50_ms.push(p.map(|p| round3(p[0])));
             c.p95_ms.push(p.map(|p| round3(p[1])));
             c.p99_ms.push(p.map(|p| round3(p[2])));
+            for (col, i) in c.by_browser.iter_mut().zip(&order) {
+                let part = b.by_browser.get(*i);
+                col.ops_per_s.push(Some(round3(part.map_or(0, |p| p.attempted) as f64 / covered_s)));
+                col.success_pct.push(part.and_then(success));
+                col.p95_ms.push(part.and_then(Part::percentiles).map(|p| round3(p[1])));
+            }
         }
         c
     }
+}
+
+fn success(p: &Part) -> Option<f64> {
+    (p.attempted > 0).then(|| round3(p.succeeded as f64 / p.attempted as f64 * 100.0))
 }
 
 /// Op chart columns (uPlot's data layout: one x array, one array per series).
@@ -211,6 +291,22 @@ pub struct OpsColumns {
     pub p95_ms: Vec<Option<f64>>,
     /// Latency p99, ms.
     pub p99_ms: Vec<Option<f64>>,
+    /// The same buckets per browser that ran ops, by name (the pages draw them when there are
+    /// two or more: a Chromium and a Firefox run side by side, told apart).
+    pub by_browser: Vec<BrowserColumns>,
+}
+
+/// One browser's op columns, on [`OpsColumns::t`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BrowserColumns {
+    /// `chromium`, `firefox`.
+    pub browser: String,
+    /// Its ops started per second (0 in a bucket where it ran none).
+    pub ops_per_s: Vec<Option<f64>>,
+    /// Its success rate, percent.
+    pub success_pct: Vec<Option<f64>>,
+    /// Its latency p95, ms.
+    pub p95_ms: Vec<Option<f64>>,
 }
 
 impl OpsColumns {
@@ -221,6 +317,11 @@ impl OpsColumns {
         self.p50_ms.push(None);
         self.p95_ms.push(None);
         self.p99_ms.push(None);
+        for b in &mut self.by_browser {
+            b.ops_per_s.push(None);
+            b.success_pct.push(None);
+            b.p95_ms.push(None);
+        }
     }
 }
 
@@ -464,9 +565,9 @@ mod tests {
         let mut s = OpsSeries::new(1000);
         let a = hist(&[10, 10, 10]);
         let b = hist(&[100]);
-        s.add(&OpsRow { start_ms: 0, end_ms: 900, attempted: 3, succeeded: 3, hist: Some(&a) });
-        s.add(&OpsRow { start_ms: 100, end_ms: 999, attempted: 1, succeeded: 0, hist: Some(&b) });
-        s.add(&OpsRow { start_ms: 1000, end_ms: 1999, attempted: 2, succeeded: 2, hist: Some(&a) });
+        s.add(&OpsRow { start_ms: 0, end_ms: 900, attempted: 3, succeeded: 3, hist: Some(&a) }, None);
+        s.add(&OpsRow { start_ms: 100, end_ms: 999, attempted: 1, succeeded: 0, hist: Some(&b) }, None);
+        s.add(&OpsRow { start_ms: 1000, end_ms: 1999, attempted: 2, succeeded: 2, hist: Some(&a) }, None);
         s.finish();
         let c = s.columns();
         assert_eq!(c.t, vec![0.0, 1.0]);
@@ -477,10 +578,34 @@ mod tests {
     }
 
     #[test]
+    fn each_browser_has_its_own_columns_on_the_shared_buckets() {
+        let mut s = OpsSeries::new(1000);
+        let (fast, slow) = (hist(&[10, 10]), hist(&[200]));
+        s.add(&OpsRow { start_ms: 0, end_ms: 999, attempted: 2, succeeded: 2, hist: Some(&fast) }, Some("firefox"));
+        s.add(&OpsRow { start_ms: 0, end_ms: 999, attempted: 1, succeeded: 0, hist: Some(&slow) }, Some("chromium"));
+        s.add(&OpsRow { start_ms: 0, end_ms: 999, attempted: 5, succeeded: 5, hist: None }, None);
+        s.add(&OpsRow { start_ms: 1000, end_ms: 1999, attempted: 4, succeeded: 4, hist: Some(&fast) }, Some("firefox"));
+        s.finish();
+        let c = s.columns();
+        assert_eq!(c.ops_per_s, vec![Some(8.0), Some(4.0)], "the totals count every op, synthetic ones too");
+        let names: Vec<&str> = c.by_browser.iter().map(|b| b.browser.as_str()).collect();
+        assert_eq!(names, vec!["chromium", "firefox"], "by name, whatever came first");
+        let (ch, ff) = (&c.by_browser[0], &c.by_browser[1]);
+        assert_eq!(ch.ops_per_s, vec![Some(1.0), Some(0.0)], "no op in a bucket is a rate of 0");
+        assert_eq!(ff.ops_per_s, vec![Some(2.0), Some(4.0)]);
+        assert_eq!(ch.success_pct, vec![Some(0.0), None]);
+        assert!(ch.p95_ms[0].is_some_and(|p| p >= 199.0) && ch.p95_ms[1].is_none(), "{ch:?}");
+        assert!(ff.p95_ms.iter().all(|p| p.is_some_and(|p| p < 11.0)), "{ff:?}");
+        for b in &c.by_browser {
+            assert_eq!(b.ops_per_s.len(), c.t.len());
+        }
+    }
+
+    #[test]
     fn a_long_gap_breaks_the_line() {
         let mut s = OpsSeries::new(1000);
-        s.add(&OpsRow { start_ms: 0, end_ms: 999, attempted: 1, succeeded: 1, hist: None });
-        s.add(&OpsRow { start_ms: 9000, end_ms: 9999, attempted: 1, succeeded: 1, hist: None });
+        s.add(&OpsRow { start_ms: 0, end_ms: 999, attempted: 1, succeeded: 1, hist: None }, None);
+        s.add(&OpsRow { start_ms: 9000, end_ms: 9999, attempted: 1, succeeded: 1, hist: None }, None);
         let c = s.columns();
         assert_eq!(c.t, vec![0.0, 1.0, 9.0]);
         assert_eq!(c.ops_per_s[1], None);
@@ -491,7 +616,7 @@ mod tests {
         let mut s = OpsSeries::new(1000);
         let h = hist(&[5]);
         for i in 0..3 * MAX_POINTS as i64 {
-            s.add(&OpsRow { start_ms: i * 1000, end_ms: i * 1000 + 999, attempted: 10, succeeded: 10, hist: Some(&h) });
+            s.add(&OpsRow { start_ms: i * 1000, end_ms: i * 1000 + 999, attempted: 10, succeeded: 10, hist: Some(&h) }, None);
         }
         let c = s.columns();
         assert!(c.t.len() <= 2 * MAX_POINTS, "{}", c.t.len());

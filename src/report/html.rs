@@ -176,6 +176,13 @@ const CHARTS: &str = r#"<h2>Ops, success and latency</h2>
   <div class="chart" id="c-throughput"><h3>Throughput (ops/s) and success (%)</h3><div class="plot"></div></div>
   <div class="chart" id="c-latency"><h3>Latency percentiles (ms)</h3><div class="plot"></div></div>
 </div>
+<div class="hidden" id="by-browser">
+  <h2>Per browser</h2>
+  <div class="charts">
+    <div class="chart" id="c-browser-ops"><h3>Throughput per browser (ops/s)</h3><div class="plot"></div></div>
+    <div class="chart" id="c-browser-p95"><h3>Latency p95 per browser (ms)</h3><div class="plot"></div></div>
+  </div>
+</div>
 <h2>Resources (guardian samples, worst per bucket; dashed: thresholds)</h2>
 <div class="charts">
   <div class="chart" id="c-resources"><h3>CPU, memory, disk (%)</h3><div class="plot"></div></div>
@@ -405,5 +412,51 @@ mod tests {
         assert!(!page.contains("http://") && !page.contains("https://"));
         assert_eq!(page.matches("</script>").count(), 3, "the data and the two scripts end once each");
         assert!(page.contains("a &lt;script&gt; in a reason"));
+    }
+
+    #[test]
+    fn the_report_carries_the_per_browser_series_and_their_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = small_report(dir.path());
+        let mut m = Model::new("c-2b", "custom", 0, 1000, Limits::default(), "store");
+        let mut h = crate::metrics::new_histogram();
+        crate::metrics::record_latency(&mut h, Duration::from_millis(40));
+        // a worker the campaign_started event did not name ran Chromium; `ff` is named Firefox
+        let workers = vec![crate::events::WorkerInfo {
+            id: "ff".into(),
+            browser: "firefox".into(),
+            webgpu_adapter: "software".into(),
+            endpoint: "managed".into(),
+        }];
+        m.on_event(&EventRecord {
+            at: UNIX_EPOCH,
+            corr: String::new(),
+            phase: None,
+            event: Event::CampaignStarted {
+                profile: "custom".into(),
+                config_source: "c.toml".into(),
+                phases: 1,
+                planned_ms: 1000,
+                pid: 1,
+                pass_phase_ratio: None,
+                pass_success_rate: None,
+                faults: Vec::new(),
+                workers,
+            },
+        });
+        for worker in ["ff", "cr"] {
+            m.on_window(&WindowIn {
+                phase: 0,
+                worker,
+                task: "webgpu",
+                ops: OpsRow { start_ms: 0, end_ms: 1000, attempted: 3, succeeded: 3, hist: Some(&h) },
+                failed: 0,
+            });
+        }
+        m.finish();
+        let page = render(&c, Some(&m), &[]);
+        assert!(page.contains("id=\"c-browser-ops\"") && page.contains("id=\"c-browser-p95\""));
+        assert!(page.contains("\"by_browser\":[{\"browser\":\"chromium\""), "the data has both browsers");
+        assert!(page.contains("\"browser\":\"firefox\""));
     }
 }
