@@ -35,6 +35,7 @@ fn window(phase: u32, kind: &'static str, att: u64, ok: u64, verified: u64, erro
         failed: att - ok,
         verified,
         errors: errors.to_string(),
+        hist_in_page: hist(lat.iter().map(|l| l / 2).collect::<Vec<u64>>()),
         hist: hist(lat),
     }
 }
