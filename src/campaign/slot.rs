@@ -485,7 +485,11 @@ impl Slot {
         let Some(syn) = self.synthetic.as_mut() else { return Attempt::Aborted };
         let wait = match page_fault {
             Some(PageFault::Throw) => {
-                self.ran.push(Ran { result: Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")), in_page: None, latency: Duration::ZERO });
+                self.ran.push(Ran {
+                    result: Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")),
+                    in_page: None,
+                    latency: Duration::ZERO,
+                });
                 return Attempt::Done;
             }
             Some(PageFault::Hang) => ctx.run.cfg.browser.op_timeout,

@@ -105,7 +105,15 @@ pub struct Window {
 
 impl Default for Window {
     fn default() -> Self {
-        Window { attempted: 0, succeeded: 0, failed: 0, verified: 0, errors: BTreeMap::new(), hist: new_histogram(), in_page: new_histogram() }
+        Window {
+            attempted: 0,
+            succeeded: 0,
+            failed: 0,
+            verified: 0,
+            errors: BTreeMap::new(),
+            hist: new_histogram(),
+            in_page: new_histogram(),
+        }
     }
 }
 

@@ -33,9 +33,12 @@ pub(super) fn lines(c: &CampaignReport) -> Vec<String> {
     if rows.is_empty() {
         return Vec::new();
     }
-    let mut out = vec![String::new(), "  latency per phase and task, ms (in_page: the workload in the page; round_trip: what the driver saw, \
+    let mut out = vec![
+        String::new(),
+        "  latency per phase and task, ms (in_page: the workload in the page; round_trip: what the driver saw, \
          an op of a batch gets its in-page time plus an equal share of the call's overhead):"
-        .to_string()];
+            .to_string(),
+    ];
     out.extend(table(
         "  ",
         &[

@@ -77,7 +77,10 @@ fn round_trip() -> String {
 
 /// The latency a phase's `max_p95` judges: in-page when the task measured it (the workload's own
 /// time, without the driver's cost), else round trip. Returns the summary and its basis name.
-pub(crate) fn criteria_latency<'a>(round_trip: &'a LatencySummary, in_page: Option<&'a LatencySummary>) -> (&'a LatencySummary, &'static str) {
+pub(crate) fn criteria_latency<'a>(
+    round_trip: &'a LatencySummary,
+    in_page: Option<&'a LatencySummary>,
+) -> (&'a LatencySummary, &'static str) {
     match in_page {
         Some(l) => (l, "in_page"),
         None => (round_trip, "round_trip"),
@@ -513,7 +516,8 @@ pub(crate) fn evaluate_criteria(
 }
 
 /// Field names of [`TaskReport`]; task info keys equal to one of them are prefixed with `info_`.
-const TASK_FIELDS: [&str; 7] = ["ops_attempted", "ops_succeeded", "ops_failed", "verified", "latency_ms", "in_page_latency_ms", "synthetic"];
+const TASK_FIELDS: [&str; 7] =
+    ["ops_attempted", "ops_succeeded", "ops_failed", "verified", "latency_ms", "in_page_latency_ms", "synthetic"];
 
 /// The in-page summary of a window, None when no op of it was timed in the page.
 fn in_page_of(w: &Window) -> Option<LatencySummary> {

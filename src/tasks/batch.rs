@@ -110,7 +110,12 @@ pub fn op_spec(task: &TaskSpec, matrix_size: u32, seed: u32, fault: Option<PageF
 
 /// Runs `specs` (one per op, at least one) through `script` in one call. `Err` is a failure of
 /// the call itself (driver gone, script timeout): it belongs to the first op that did not answer.
-pub async fn run_batch(client: &fantoccini::Client, script: &str, specs: Vec<Value>, op_timeout: Duration) -> Result<Vec<BatchOp>, OpError> {
+pub async fn run_batch(
+    client: &fantoccini::Client,
+    script: &str,
+    specs: Vec<Value>,
+    op_timeout: Duration,
+) -> Result<Vec<BatchOp>, OpError> {
     let n = specs.len();
     let args = vec![Value::Array(specs), json!(BATCH_BUDGET.as_millis() as u64), json!(op_timeout.as_millis() as u64)];
     let v = client.execute_async(script, args).await.map_err(classify_cmd_error)?;
@@ -129,7 +134,11 @@ pub fn parse_batch(v: Value, n: usize) -> Result<Vec<BatchOp>, OpError> {
     Ok(items
         .iter()
         .map(|it| BatchOp {
-            in_page: it.get("in_page_ms").and_then(Value::as_f64).filter(|ms| ms.is_finite() && *ms >= 0.0).map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            in_page: it
+                .get("in_page_ms")
+                .and_then(Value::as_f64)
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             result: parse_result(it.clone()),
         })
         .collect())
@@ -155,7 +164,10 @@ mod tests {
     fn round_trips_share_the_overhead_and_never_undercut_in_page() {
         let ms = Duration::from_millis;
         let rt = round_trips(ms(40), &[Some(ms(10)), Some(ms(20)), None]);
-        assert_eq!(rt, vec![ms(13) + Duration::from_nanos(333_333), ms(23) + Duration::from_nanos(333_333), ms(3) + Duration::from_nanos(333_333)]);
+        assert_eq!(
+            rt,
+            vec![ms(13) + Duration::from_nanos(333_333), ms(23) + Duration::from_nanos(333_333), ms(3) + Duration::from_nanos(333_333)]
+        );
         // a call shorter than the page's own sum (clock granularity): no overhead, never less
         assert_eq!(round_trips(ms(5), &[Some(ms(6))]), vec![ms(6)]);
         assert!(round_trips(ms(5), &[]).is_empty());
