@@ -148,6 +148,10 @@ session_timeout = "60s"
 [safety]
 max_campaign_duration = "30m"
 reserve_percent = 0
+# a benchmark on a shared machine: the guardian must not stop it (the peers have none)
+memory_percent = 100
+cpu_percent = 100
+disk_percent = 100
 [[phases]]
 name = "warmup"
 duration = "300s"
@@ -173,9 +177,12 @@ EOF
   local r; r="$(ls "$d"/out/*/campaign_report.json 2>/dev/null | head -n1 || true)"
   [ -n "$r" ] || { RESULT=""; return; }
   local sel='.phases[] | select(.name=="measured")'
-  local all; all="$(jq '[.phases[].ops_attempted] | add' "$r")"
-  RESULT="$(jq -r "$sel | \"\(.ops_attempted) \(.duration_s) \(.throughput_ops_per_s) \(.ops_failed)\"" "$r") \
-$(awk -v t="$peak" -v hz="$CLK_TCK" -v n="$all" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')"
+  local all m; all="$(jq '[.phases[].ops_attempted] | add // 0' "$r")"
+  m="$(jq -r "$sel | \"\(.ops_attempted) \(.duration_s) \(.throughput_ops_per_s) \(.ops_failed)\"" "$r")"
+  if [ -z "$m" ] || [ "$all" = 0 ]; then
+    echo "   stressctl: $(jq -r '.outcome + " " + (.stop_reason // "")' "$r")" >&2; RESULT=""; return
+  fi
+  RESULT="$m $(awk -v t="$peak" -v hz="$CLK_TCK" -v n="$all" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')"
 }
 
 # pw MODE SESSIONS -> RESULT
