@@ -82,6 +82,7 @@ fn finished_store(dir: &Path) -> PathBuf {
                 verified: n - failed,
                 errors: errors.to_string(),
                 hist: encode_histogram(&h),
+                hist_in_page: encode_histogram(&h),
             });
         }
         for s in 0..30u64 {

@@ -1,5 +1,13 @@
 //! One session slot of a phase: issues ops back to back until the phase ends, records them into a
 //! window that goes to the store about once a second, and walks the recovery ladder on failures.
+//!
+//! The page tasks (`webgpu`, `webnn`, `page`) run a short batch of ops per WebDriver call
+//! ([`crate::tasks::batch`]): the slot takes one breaker permit per op before the call (so a batch
+//! never runs more ops than the breakers allow), and afterwards records every op, in order, with its
+//! own outcome, class, in-page and round-trip latency, on the breakers, the ladder and the window.
+//! The page stops a batch at its first failed op, so a failure that opens a breaker or climbs the
+//! ladder is always the last op of its call. A fault due, `think_time > 0` or the
+//! `ops_per_session` / `max_ops_per_session` left bound the batch (to one op for the first two).
 
 use super::faults::page_fault;
 use super::phase::PhaseCtx;
@@ -10,7 +18,8 @@ use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
 use crate::store::{unix_ms, WindowRow};
-use crate::tasks::{run_browser_op, OpOk, PageFault, Synthetic};
+use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, MAX_BATCH, SCRIPT_TIMEOUT_SLACK};
+use crate::tasks::{classify_cmd_error, run_browser_op, OpOk, PageFault, Synthetic};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,8 +39,19 @@ const DRIVER_SLACK: Duration = Duration::from_secs(3);
 /// period ran out. It is a failed op of class `timeout`, never one counted nowhere.
 pub(crate) const ABANDONED: &str = "abandoned: still running when the phase ended and the grace period ran out";
 
+/// One op that ran, as the slot records it.
+struct Ran {
+    result: Result<OpOk, OpError>,
+    /// What the page measured around the workload, when it did.
+    in_page: Option<Duration>,
+    /// What the driver saw (for an op of a batch, its in-page time plus its share of the call's
+    /// overhead: [`round_trips`]).
+    latency: Duration,
+}
+
 enum Attempt {
-    Done(Result<OpOk, OpError>),
+    /// The ops that ran, in order, are in `Slot::ran` (at least one).
+    Done,
     /// Stopped before an op started (e.g. while a session opened): nothing to count.
     Aborted,
     /// The op was in flight when the phase's grace ran out: a failed op.
@@ -91,6 +111,14 @@ pub(super) struct Slot {
     last_class: FailureClass,
     /// grid hook: the Grid session id the label was last synced for.
     grid_session: Option<String>,
+    /// The in-page batch runner of the phase's task (None: one op per call, model and synthetic).
+    batch_script: Option<String>,
+    /// The session whose driver script timeout was raised for batches (its label).
+    timeouts_for: Option<String>,
+    /// The ops of the current call (reused: the synthetic hot path does not allocate).
+    ran: Vec<Ran>,
+    /// The breaker permits of the current call, one per op it may run (reused).
+    permits: Vec<crate::breaker::OpPermit>,
 }
 
 impl Slot {
@@ -99,6 +127,7 @@ impl Slot {
         let synthetic = Synthetic::from_spec(&ctx.phase.task, rng.u64(..));
         let label = Self::base_id(&ctx, worker_ix).to_string();
         let gate = Self::gate_for(&ctx, &label);
+        let batch = batch_script(&ctx.phase.task);
         let matrix_size = match ctx.phase.task {
             TaskSpec::Webgpu { matrix_size } => matrix_size,
             _ => 0,
@@ -128,7 +157,27 @@ impl Slot {
             left_node: None,
             last_class: FailureClass::ConnectionFailure,
             grid_session: None,
+            batch_script: batch,
+            timeouts_for: None,
+            ran: Vec::with_capacity(1),
+            permits: Vec::with_capacity(1),
         }
+    }
+
+    /// How many ops the next call may run: one with think time (its pauses go between ops), else
+    /// up to [`MAX_BATCH`] within what `ops_per_session` and `max_ops_per_session` leave.
+    fn batch_want(&self, limit: Option<u64>) -> usize {
+        if self.batch_script.is_none() || !self.ctx.phase.think_time.is_zero() {
+            return 1;
+        }
+        let mut n = MAX_BATCH as u64;
+        if let Some(m) = limit {
+            n = n.min(m.saturating_sub(self.seq));
+        }
+        if let Some(s) = &self.session {
+            n = n.min(self.ctx.run.cfg.browser.max_ops_per_session.saturating_sub(s.ops));
+        }
+        n.max(1) as usize
     }
 
     fn gate_for(ctx: &PhaseCtx, label: &str) -> OpGate {
@@ -228,17 +277,18 @@ impl Slot {
         let limit = self.ctx.phase.ops_per_session;
         let mut aborted = false;
         while !self.ctx.stop_ops.is_cancelled() && limit.is_none_or(|m| self.seq < m) {
+            let want = self.batch_want(limit);
             self.seq += 1;
             self.op_started = Instant::now();
-            let result = match self.gated_attempt().await {
-                Attempt::Done(r) => r,
+            match self.gated_attempt(want).await {
+                Attempt::Done => {}
                 Attempt::Aborted => {
                     aborted = true;
                     break;
                 }
                 Attempt::Abandoned => {
                     aborted = true;
-                    self.record(self.op_started.elapsed(), Err(OpError::new(FailureClass::Timeout, ABANDONED))).await;
+                    self.record(self.op_started.elapsed(), None, Err(OpError::new(FailureClass::Timeout, ABANDONED))).await;
                     break;
                 }
                 Attempt::Rejected => {
@@ -246,8 +296,14 @@ impl Slot {
                     continue;
                 }
             };
-            // the op alone: opening a session (seconds) is not the op's latency
-            self.record(self.op_started.elapsed(), result).await;
+            // every op in order, each under its own sequence number
+            let mut ran = std::mem::take(&mut self.ran);
+            let first = self.seq;
+            for (i, r) in ran.drain(..).enumerate() {
+                self.seq = first + i as u64;
+                self.record(r.latency, r.in_page, r.result).await;
+            }
+            self.ran = ran;
             if self.last_flush.elapsed() >= WINDOW {
                 self.flush();
             }
@@ -266,28 +322,52 @@ impl Slot {
         Some(session)
     }
 
-    /// Asks the breakers (worker, browser, task) first; runs the op only if all three permit it,
-    /// and records its outcome against the scopes it belongs to.
-    async fn gated_attempt(&mut self) -> Attempt {
+    /// Asks the breakers (worker, browser, task) for up to `want` permits, one per op; runs as
+    /// many ops as it got permits for (none if the first is refused), and records each op's
+    /// outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
+    /// batch stopped at a failure, or ran short of its budget) go back as `Ignored`.
+    async fn gated_attempt(&mut self, want: usize) -> Attempt {
         self.sync_grid_node();
-        let permit = match self.gate.try_acquire(Instant::now()) {
-            Ok(p) => p,
+        let now = Instant::now();
+        match self.gate.try_acquire(now) {
+            Ok(p) => self.permits.push(p),
             Err(r) => {
                 self.on_rejected(r).await;
                 return Attempt::Rejected;
             }
-        };
-        let r = self.attempt().await;
-        let outcomes = match &r {
-            Attempt::Done(Ok(_)) => [Outcome::Success; 3],
-            Attempt::Done(Err(e)) => attribution(e.class),
-            // the phase ended under it: nothing to hold against a worker, browser or task
-            Attempt::Aborted | Attempt::Abandoned | Attempt::Rejected => [Outcome::Ignored; 3],
-        };
-        let ts = self.gate.record_each(permit, outcomes, Instant::now());
-        if !ts.is_empty() {
-            self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), ts);
         }
+        while self.permits.len() < want {
+            match self.gate.try_acquire(now) {
+                Ok(p) => self.permits.push(p),
+                Err(r) => {
+                    // e.g. half-open: the probes allowed are the batch
+                    if !r.transitions.is_empty() {
+                        self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), r.transitions);
+                    }
+                    break;
+                }
+            }
+        }
+        self.ran.clear();
+        let r = self.attempt(self.permits.len()).await;
+        let mut permits = std::mem::take(&mut self.permits);
+        let done = matches!(r, Attempt::Done);
+        let first = self.seq;
+        for (i, permit) in permits.drain(..).enumerate() {
+            let outcomes = match self.ran.get(i) {
+                Some(Ran { result: Ok(_), .. }) if done => [Outcome::Success; 3],
+                Some(Ran { result: Err(e), .. }) if done => attribution(e.class),
+                // did not run, or the phase ended under it: nothing to hold against anyone
+                _ => [Outcome::Ignored; 3],
+            };
+            let ts = self.gate.record_each(permit, outcomes, Instant::now());
+            if !ts.is_empty() {
+                self.seq = first + i as u64;
+                self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), ts);
+            }
+        }
+        self.seq = first;
+        self.permits = permits;
         r
     }
 
@@ -323,21 +403,31 @@ impl Slot {
         self.pause(wait).await;
     }
 
-    async fn attempt(&mut self) -> Attempt {
+    /// Runs up to `n` ops (at least one) in one call; their outcomes go to `self.ran`.
+    async fn attempt(&mut self, n: usize) -> Attempt {
         if self.synthetic.is_some() {
-            return self.synthetic_attempt().await;
+            return match self.synthetic_attempt().await {
+                Attempt::Done => {
+                    let latency = self.op_started.elapsed();
+                    if let Some(r) = self.ran.first_mut() {
+                        r.latency = latency;
+                    }
+                    Attempt::Done
+                }
+                other => other,
+            };
         }
         let Some(pool) = self.ctx.run.pool.clone() else {
-            return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no browser pool")));
+            return self.done_one(Err(OpError::new(FailureClass::LaunchFailure, "no browser pool")), None);
         };
         if self.session.is_none() {
             let Some(w) = pool.workers.get(self.worker_ix).cloned() else {
-                return Attempt::Done(Err(OpError::new(FailureClass::LaunchFailure, "no worker")));
+                return self.done_one(Err(OpError::new(FailureClass::LaunchFailure, "no worker")), None);
             };
             tokio::select! {
                 r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
                     Ok(s) => self.session = Some(s),
-                    Err(e) => return Attempt::Done(Err(e)),
+                    Err(e) => return self.done_one(Err(e), None),
                 },
                 _ = self.ctx.hard.cancelled() => return Attempt::Aborted,
             }
@@ -347,14 +437,14 @@ impl Slot {
             Some(f) => self.inject(&f, Some(&pool)).await,
             None => None,
         };
+        if self.batch_script.is_some() {
+            // a fault hits exactly one op: the one this call runs
+            let n = if fault.is_some() { 1 } else { n };
+            return self.batch_attempt(n, fault).await;
+        }
+        let seed = self.next_seed(self.seq);
         let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
         self.op_started = Instant::now();
-        // A new input seed every 64 ops: each op is still computed on the GPU (output zeroed
-        // first) and checked against the CPU reference, which the page caches per seed.
-        if self.seq % 64 == 1 {
-            self.seed = self.rng.u32(..);
-        }
-        let seed = self.seed;
         let limit = self.ctx.run.cfg.browser.op_timeout + DRIVER_SLACK;
         let r = {
             let info = crate::tasks::model::store_sink(&self.ctx.run.store, self.ctx.idx, self.worker_id(), &s.label);
@@ -363,15 +453,82 @@ impl Slot {
                 run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault, s.adapter, &self.ctx.run.page_url, &info),
             );
             tokio::select! {
-                r = op => Attempt::Done(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
-                _ = self.ctx.hard.cancelled() => Attempt::Abandoned,
+                r = op => Ok(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
+                _ = self.ctx.hard.cancelled() => Err(Attempt::Abandoned),
             }
         };
-        // one-off set-up inside the op (a model's session creation) is not the op's latency
-        if let Attempt::Done(Ok(ok)) = &r {
-            self.op_started += ok.setup;
+        match r {
+            Ok(r) => {
+                // one-off set-up inside the op (a model's session creation) is not the op's latency
+                if let Ok(ok) = &r {
+                    self.op_started += ok.setup;
+                }
+                self.done_one(r, None)
+            }
+            Err(a) => a,
         }
-        r
+    }
+
+    /// The seed of op `seq`: a new input seed every 64 ops. Each op is still computed on the GPU
+    /// (output zeroed first) and checked against the CPU reference, which the page caches per seed.
+    fn next_seed(&mut self, seq: u64) -> u32 {
+        if seq % 64 == 1 {
+            self.seed = self.rng.u32(..);
+        }
+        self.seed
+    }
+
+    /// One op ran (or failed before it could): its round trip is the time since it started.
+    fn done_one(&mut self, result: Result<OpOk, OpError>, in_page: Option<Duration>) -> Attempt {
+        self.ran.push(Ran { result, in_page, latency: self.op_started.elapsed() });
+        Attempt::Done
+    }
+
+    /// Runs `n` ops of a page task in one call of the in-page batch runner.
+    async fn batch_attempt(&mut self, n: usize, fault: Option<PageFault>) -> Attempt {
+        let op_timeout = self.ctx.run.cfg.browser.op_timeout;
+        let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
+        // the last op of a batch may start BATCH_BUDGET after the call: the driver's script
+        // timeout must leave it its whole op_timeout (the page times each op out itself)
+        if self.timeouts_for.as_deref() != Some(s.label.as_str()) {
+            let t = fantoccini::wd::TimeoutConfiguration::new(
+                Some(op_timeout + SCRIPT_TIMEOUT_SLACK),
+                Some(self.ctx.run.cfg.browser.session_timeout),
+                Some(Duration::ZERO),
+            );
+            if let Err(e) = s.client.update_timeouts(t).await {
+                self.op_started = Instant::now();
+                return self.done_one(Err(classify_cmd_error(e)), None);
+            }
+            self.timeouts_for = Some(s.label.clone());
+        }
+        let (ctx, adapter, matrix) = (self.ctx.clone(), s.adapter, self.matrix_size);
+        let mut specs = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let seed = self.next_seed(self.seq + i);
+            specs.push(op_spec(&ctx.phase.task, matrix, seed, if i == 0 { fault } else { None }, adapter));
+        }
+        let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
+        let script = self.batch_script.as_deref().unwrap_or_default();
+        let limit = op_timeout + SCRIPT_TIMEOUT_SLACK + DRIVER_SLACK;
+        self.op_started = Instant::now();
+        let call = tokio::time::timeout(limit, run_batch(&s.client, script, specs, op_timeout));
+        let answer = tokio::select! {
+            r = call => r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}")))),
+            _ = self.ctx.hard.cancelled() => return Attempt::Abandoned,
+        };
+        let elapsed = self.op_started.elapsed();
+        match answer {
+            Ok(ops) => {
+                let in_page: Vec<Option<Duration>> = ops.iter().map(|o| o.in_page).collect();
+                for (op, latency) in ops.into_iter().zip(round_trips(elapsed, &in_page)) {
+                    self.ran.push(Ran { result: op.result, in_page: op.in_page, latency });
+                }
+                Attempt::Done
+            }
+            // the call itself failed: one failed op, the first that did not answer
+            Err(e) => self.done_one(Err(e), None),
+        }
     }
 
     /// A synthetic op. It honours the faults that make sense without a browser: `throw` fails
@@ -393,7 +550,14 @@ impl Slot {
         let ctx = &self.ctx;
         let Some(syn) = self.synthetic.as_mut() else { return Attempt::Aborted };
         let wait = match page_fault {
-            Some(PageFault::Throw) => return Attempt::Done(Err(OpError::new(FailureClass::ScriptError, "injected fault: throw"))),
+            Some(PageFault::Throw) => {
+                self.ran.push(Ran {
+                    result: Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")),
+                    in_page: None,
+                    latency: Duration::ZERO,
+                });
+                return Attempt::Done;
+            }
             Some(PageFault::Hang) => ctx.run.cfg.browser.op_timeout,
             _ => syn.draw_latency(),
         };
@@ -412,7 +576,8 @@ impl Slot {
         if self.seq % 256 == 0 {
             tokio::task::yield_now().await;
         }
-        Attempt::Done(r)
+        self.ran.push(Ran { result: r, in_page: None, latency: Duration::ZERO });
+        Attempt::Done
     }
 
     /// Carries out a process fault now, or returns the page fault for the op to carry.
@@ -440,8 +605,8 @@ impl Slot {
         page_fault(f.kind)
     }
 
-    async fn record(&mut self, latency: Duration, result: Result<OpOk, OpError>) {
-        self.window.record(latency, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
+    async fn record(&mut self, latency: Duration, in_page: Option<Duration>, result: Result<OpOk, OpError>) {
+        self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
         self.ctx.live.record(result.is_ok());
         match result {
             Ok(ok) => {
@@ -695,6 +860,7 @@ impl Slot {
                 verified: self.window.verified,
                 errors: serde_json::to_string(&errors).unwrap_or_else(|_| "{}".into()),
                 hist: encode_histogram(&self.window.hist),
+                hist_in_page: encode_histogram(&self.window.in_page),
             });
             self.window.reset();
         }

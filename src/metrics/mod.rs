@@ -94,22 +94,39 @@ pub struct Window {
     pub verified: u64,
     /// Failures per class.
     pub errors: BTreeMap<FailureClass, u64>,
-    /// Latency of every op (success or failure), microseconds.
+    /// Round-trip latency of every op (success or failure), microseconds: what the driver saw.
+    /// For an op of a batch it is the op's in-page time plus an equal share of the call's overhead.
     pub hist: Histogram<u64>,
+    /// In-page latency (`performance.now()` around the workload), microseconds, of the ops whose
+    /// page measured one: the workload's own time, without the driver's cost. Empty for tasks
+    /// that do not measure it (synthetic, model).
+    pub in_page: Histogram<u64>,
 }
 
 impl Default for Window {
     fn default() -> Self {
-        Window { attempted: 0, succeeded: 0, failed: 0, verified: 0, errors: BTreeMap::new(), hist: new_histogram() }
+        Window {
+            attempted: 0,
+            succeeded: 0,
+            failed: 0,
+            verified: 0,
+            errors: BTreeMap::new(),
+            hist: new_histogram(),
+            in_page: new_histogram(),
+        }
     }
 }
 
 impl Window {
-    /// Records one op.
+    /// Records one op: its round-trip latency, its in-page latency when the page measured one,
+    /// and its outcome (`Ok(verified)` or the failure class).
     #[inline]
-    pub fn record(&mut self, latency: Duration, outcome: Result<bool, FailureClass>) {
+    pub fn record(&mut self, latency: Duration, in_page: Option<Duration>, outcome: Result<bool, FailureClass>) {
         self.attempted += 1;
         record_latency(&mut self.hist, latency);
+        if let Some(d) = in_page {
+            record_latency(&mut self.in_page, d);
+        }
         match outcome {
             Ok(verified) => {
                 self.succeeded += 1;
@@ -140,6 +157,7 @@ impl Window {
         }
         // both histograms share bounds; add cannot fail
         let _ = self.hist.add(&other.hist);
+        let _ = self.in_page.add(&other.in_page);
     }
 
     /// Clears the window for reuse (keeps the histogram allocation).
@@ -150,6 +168,7 @@ impl Window {
         self.verified = 0;
         self.errors.clear();
         self.hist.reset();
+        self.in_page.reset();
     }
 }
 
@@ -160,9 +179,9 @@ mod tests {
     #[test]
     fn window_records_and_roundtrips_histogram() {
         let mut w = Window::default();
-        w.record(Duration::from_millis(10), Ok(true));
-        w.record(Duration::from_millis(20), Ok(false));
-        w.record(Duration::from_millis(30), Err(FailureClass::Timeout));
+        w.record(Duration::from_millis(10), Some(Duration::from_millis(8)), Ok(true));
+        w.record(Duration::from_millis(20), None, Ok(false));
+        w.record(Duration::from_millis(30), Some(Duration::from_millis(25)), Err(FailureClass::Timeout));
         assert_eq!((w.attempted, w.succeeded, w.failed, w.verified), (3, 2, 1, 1));
         assert_eq!(w.errors[&FailureClass::Timeout], 1);
         let h = decode_histogram(&encode_histogram(&w.hist)).unwrap();
@@ -175,8 +194,9 @@ mod tests {
         total.merge(&w);
         assert_eq!(total.attempted, 6);
         assert_eq!(total.hist.len(), 6);
+        assert_eq!(total.in_page.len(), 4, "only the ops the page timed");
         w.reset();
-        assert!(w.is_empty() && w.hist.is_empty());
+        assert!(w.is_empty() && w.hist.is_empty() && w.in_page.is_empty());
     }
 
     #[test]

@@ -122,8 +122,8 @@ mod tests {
             json!({"load_ms": 900.0, "first_inference_ms": 1500.0, "worst_abs": 3e-6, "worst_rel": 1e-5}),
         );
         let mut w = Window::default();
-        w.record(std::time::Duration::from_millis(5), Ok(true));
-        w.record(std::time::Duration::from_millis(5), Err(FailureClass::WrongResult));
+        w.record(std::time::Duration::from_millis(5), None, Ok(true));
+        w.record(std::time::Duration::from_millis(5), None, Err(FailureClass::WrongResult));
         let f = fold(&raw, Some(&w));
         assert_eq!(f["inferences"], 2);
         assert_eq!(f["success_rate"], 0.5);

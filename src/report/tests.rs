@@ -35,6 +35,7 @@ fn window(phase: u32, kind: &'static str, att: u64, ok: u64, verified: u64, erro
         failed: att - ok,
         verified,
         errors: errors.to_string(),
+        hist_in_page: hist(Vec::new()),
         hist: hist(lat),
     }
 }
@@ -282,28 +283,28 @@ fn phase_criteria_from_the_store() {
 #[test]
 fn criteria_edges() {
     // success rate exactly at the minimum passes, one op less fails
-    assert!(evaluate_criteria(100, 90, 0, 10.0, 0.90, 2000).passed);
-    let c = evaluate_criteria(100, 89, 0, 10.0, 0.90, 2000);
+    assert!(evaluate_criteria(100, 90, 0, (10.0, "round_trip"), 0.90, 2000).passed);
+    let c = evaluate_criteria(100, 89, 0, (10.0, "round_trip"), 0.90, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures, vec!["success rate 89.0% below 90.0% (11 of 100 ops failed)".to_string()]);
     // 99.95 % against 99.96 %: shown floored, never as a rounded-up pass
-    let c = evaluate_criteria(10_000, 9_995, 0, 10.0, 0.9996, 2000);
+    let c = evaluate_criteria(10_000, 9_995, 0, (10.0, "round_trip"), 0.9996, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures[0], "success rate 99.9% below 99.96% (5 of 10000 ops failed)");
     // p95 must be strictly below the limit
-    assert!(evaluate_criteria(10, 10, 0, 1999.999, 0.9, 2000).passed);
-    let c = evaluate_criteria(10, 10, 0, 2000.0, 0.9, 2000);
+    assert!(evaluate_criteria(10, 10, 0, (1999.999, "round_trip"), 0.9, 2000).passed);
+    let c = evaluate_criteria(10, 10, 0, (2000.0, "round_trip"), 0.9, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures, vec!["p95 2 s not below the 2 s limit".to_string()]);
     // no ops never passes, even with a 0 % minimum
-    let c = evaluate_criteria(0, 0, 0, 0.0, 0.0, 2000);
+    let c = evaluate_criteria(0, 0, 0, (0.0, "round_trip"), 0.0, 2000);
     assert!(!c.passed);
     assert_eq!(c.failures, vec!["no ops were attempted".to_string()]);
     // every op unsupported: neither passed nor failed
-    let c = evaluate_criteria(7, 0, 7, 0.0, 0.0, 2000);
+    let c = evaluate_criteria(7, 0, 7, (0.0, "round_trip"), 0.0, 2000);
     assert!(!c.passed && c.unsupported && c.verdict() == "unsupported", "{c:?}");
     // some unsupported, some failed another way: an ordinary failure
-    let c = evaluate_criteria(7, 0, 6, 0.0, 0.9, 2000);
+    let c = evaluate_criteria(7, 0, 6, (0.0, "round_trip"), 0.9, 2000);
     assert!(!c.unsupported && c.verdict() == "failed", "{c:?}");
 }
 
@@ -815,4 +816,56 @@ fn a_task_whose_ops_mostly_passed_is_never_recommended_for_dropping() {
     }
     let rec = summary::recommendations(&c).join("\n");
     assert!(rec.contains("webgpu is unsupported by this browser") && rec.contains("drop those phases"), "{rec}");
+}
+
+/// A phase whose ops the page timed: `max_p95` judges the in-page latency (below the limit) even
+/// though the round trip's p95 is over it, the report says so, and both latencies are there,
+/// in-page below round trip.
+#[test]
+fn max_p95_judges_in_page_latency_when_the_task_measured_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let rec = CampaignRecord {
+        id: "c-ip".into(),
+        profile: "quick".into(),
+        config_source: "<profile quick>".into(),
+        config_text: crate::config::QUICK_PROFILE.into(),
+        started_at: at(0),
+        output_dir: dir.path().join("out"),
+    };
+    let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
+    store.phase_started(PhaseStart {
+        idx: 0,
+        name: "gpu".into(),
+        stress_level: "low",
+        task_kind: "webgpu",
+        sessions_planned: 1,
+        sessions: 1,
+        duration_planned: Duration::from_secs(10),
+        min_success_rate: 0.9,
+        max_p95_ms: 100,
+        notes: vec![],
+        started_at: at(0),
+    });
+    let mut w = window(0, "webgpu", 100, 100, 100, json!({}), (1..=100).map(|i| i * 2).collect());
+    w.hist_in_page = hist((1..=100).map(|i| i / 2 + 1));
+    store.window(w);
+    store.phase_ended(0, "completed", Duration::from_secs(10));
+    store.close().unwrap();
+    let c = campaign_report(&StoreReader::open(&path).unwrap()).unwrap();
+    let p = &c.phases[0];
+    let ip = p.in_page_latency_ms.as_ref().expect("in-page latency reported");
+    assert!(p.latency_ms.p95 >= 100.0 && ip.p95 < 100.0, "{:?} {ip:?}", p.latency_ms);
+    for (a, b) in [(ip.p50, p.latency_ms.p50), (ip.p95, p.latency_ms.p95), (ip.p99, p.latency_ms.p99), (ip.max, p.latency_ms.max)] {
+        assert!(a <= b, "in_page {a} <= round_trip {b}");
+    }
+    assert!(p.criteria.passed, "{:?}", p.criteria);
+    assert_eq!(p.criteria.p95_basis, "in_page");
+    assert_eq!(p.tasks["webgpu"].in_page_latency_ms.as_ref(), Some(ip));
+    let json = serde_json::to_value(p).unwrap();
+    for k in ["p50", "p90", "p95", "p99", "max"] {
+        assert!(json["in_page_latency_ms"][k].is_number() && json["latency_ms"][k].is_number(), "{k}: {json}");
+    }
+    let text = render_summary(&c);
+    assert!(text.contains("latency per phase and task") && text.lines().any(|l| l.contains("in_page") && l.ends_with("max_p95")), "{text}");
 }

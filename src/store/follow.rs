@@ -9,7 +9,7 @@
 
 use super::integrity::select_sql;
 use super::read::host_figures;
-use super::schema::{EVENTS, WINDOWS};
+use super::schema::EVENTS;
 use super::{EventInfo, HostFigures, StoreError, StoreReader};
 
 /// An op window as stored.
@@ -33,8 +33,10 @@ pub struct StoredWindow {
     pub succeeded: u64,
     /// Ops failed.
     pub failed: u64,
-    /// The latency histogram, serialized (`metrics::decode_histogram`).
+    /// The round-trip latency histogram, serialized (`metrics::decode_histogram`).
     pub hist: Vec<u8>,
+    /// The in-page latency histogram, serialized (None in a store from before it was recorded).
+    pub hist_in_page: Option<Vec<u8>>,
 }
 
 /// A guardian sample as stored.
@@ -66,8 +68,10 @@ impl StoreReader {
     /// Up to `limit` op windows with an id over `after`, in id order, each verified.
     pub fn windows_after(&self, after: i64, limit: i64) -> Result<Vec<StoredWindow>, StoreError> {
         let mut out = Vec::new();
-        let sql = format!("{} WHERE id > ?1 ORDER BY id LIMIT ?2", select_sql(&WINDOWS));
-        self.scan_sql(&WINDOWS, &sql, &[&after, &limit], |r| {
+        let table = self.windows_table();
+        let with_in_page = table.ncols() > 13;
+        let sql = format!("{} WHERE id > ?1 ORDER BY id LIMIT ?2", select_sql(table));
+        self.scan_sql(table, &sql, &[&after, &limit], |r| {
             out.push(StoredWindow {
                 id: r.get(1)?,
                 phase_idx: r.get(2)?,
@@ -79,6 +83,7 @@ impl StoreReader {
                 succeeded: r.get::<_, i64>(9)?.max(0) as u64,
                 failed: r.get::<_, i64>(10)?.max(0) as u64,
                 hist: r.get(13)?,
+                hist_in_page: if with_in_page { Some(r.get(14)?) } else { None },
             });
             Ok(())
         })?;

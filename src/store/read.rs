@@ -7,7 +7,7 @@
 
 use super::integrity::{id_list, load_groups, row_ok, select_sql, Fingerprint, Group, GroupKey};
 use super::open::{classify, probe, recorded_output_dir, version_of};
-use super::schema::{samples_of, Table, CAMPAIGN, EVENTS, PHASES, PROCESSES, TASK_INFO, WINDOWS};
+use super::schema::{samples_of, windows_of, Table, CAMPAIGN, EVENTS, PHASES, PROCESSES, TASK_INFO};
 use super::{event_jsonl_line, open_checked, store_path, validate_campaign_id, StoreError};
 use crate::fmt::round3;
 use crate::metrics::{decode_histogram, Window};
@@ -198,6 +198,8 @@ pub struct StoreReader {
     /// The samples table as this store's schema has it (an older store's rows verify over its own
     /// columns).
     samples: &'static Table,
+    /// The windows table as this store's schema has it (before version 4: no in-page histogram).
+    windows: &'static Table,
 }
 
 /// A sum of floats as SQLite's `sum()`/`avg()` compute it (Kahan-Babuska-Neumaier), so resource
@@ -254,7 +256,7 @@ impl StoreReader {
             });
         }
         let version = version_of(&conn).map_err(|e| classify(path, e, probe(path, false), reports.as_deref()))?;
-        Ok(StoreReader { conn, path: path.to_path_buf(), groups, reports, samples: samples_of(version) })
+        Ok(StoreReader { conn, path: path.to_path_buf(), groups, reports, samples: samples_of(version), windows: windows_of(version) })
     }
 
     /// Opens the store of campaign `id` in `state_dir`. An invalid id is [`StoreError::InvalidId`]
@@ -294,6 +296,11 @@ impl StoreReader {
     /// The samples table as this store's schema has it.
     pub(super) fn samples_table(&self) -> &'static Table {
         self.samples
+    }
+
+    /// The windows table as this store's schema has it.
+    pub(super) fn windows_table(&self) -> &'static Table {
+        self.windows
     }
 
     /// A damage error naming this store and the reports it wrote.
@@ -499,7 +506,8 @@ impl StoreReader {
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
         let phase = i64::from(idx);
         let pred = |p: i64, _: &str| p == phase;
-        self.scan_complete(&WINDOWS, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
+        let with_in_page = self.windows.ncols() > 13;
+        self.scan_complete(self.windows, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
             let kind = group(r.get(5)?, r.get(3)?);
             let errors: String = r.get(12)?;
             let errs: BTreeMap<String, u64> =
@@ -519,6 +527,10 @@ impl StoreReader {
             }
             // same bounds as every recorded histogram; a histogram out of them adds nothing, as before
             let _ = total.hist.add(&h);
+            if with_in_page {
+                let b = r.get_ref(14)?.as_blob().map_err(|e| bad_value(14, Type::Blob, e.to_string()))?;
+                let _ = total.in_page.add(&decode_histogram(b).map_err(|e| bad_value(14, Type::Blob, e))?);
+            }
             Ok(())
         })?;
         Ok(out)

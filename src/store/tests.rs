@@ -101,3 +101,58 @@ fn a_schema_2_store_is_read_and_verified_without_host_figures_but_not_resumed() 
     let e = StoreReader::open(&path).unwrap().phase_resources(0).unwrap_err();
     assert!(e.to_string().contains("table samples: row 2 fails its checksum"), "{e}");
 }
+
+/// A store as schema 3 wrote it: windows without the in-page histogram, checksummed over their
+/// own columns. It is read and verified (no in-page latencies), not resumed.
+#[test]
+fn a_schema_3_store_reads_its_windows_without_in_page_latency() {
+    use crate::metrics::{encode_histogram, new_histogram, record_latency};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let rec = CampaignRecord {
+        id: "c-v3".into(),
+        profile: "quick".into(),
+        config_source: "<profile quick>".into(),
+        config_text: crate::config::QUICK_PROFILE.into(),
+        started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        output_dir: dir.path().to_path_buf(),
+    };
+    let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
+    let mut h = new_histogram();
+    record_latency(&mut h, Duration::from_millis(7));
+    store.window(WindowRow {
+        phase_idx: 0,
+        worker: "w1".into(),
+        slot: 0,
+        task_kind: "webgpu",
+        start_ms: 0,
+        end_ms: 1000,
+        attempted: 1,
+        succeeded: 1,
+        failed: 0,
+        verified: 1,
+        errors: "{}".into(),
+        hist: encode_histogram(&h),
+        hist_in_page: encode_histogram(&h),
+    });
+    store.close().unwrap();
+    assert_eq!(StoreReader::open(&path).unwrap().phase_windows(0).unwrap()["webgpu"].in_page.len(), 1);
+
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch("ALTER TABLE windows DROP COLUMN hist_in_page").unwrap();
+    reseal(&tx, &schema::WINDOWS_V3, "1 = 1", []).unwrap();
+    tx.execute_batch("PRAGMA user_version = 3").unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    let r = StoreReader::open(&path).unwrap();
+    let w = &r.phase_windows(0).unwrap()["webgpu"];
+    assert_eq!((w.attempted, w.hist.len(), w.in_page.len()), (1, 1, 0));
+    let after = r.windows_after(0, 10).unwrap();
+    assert_eq!((after.len(), after[0].hist_in_page.is_none()), (1, true));
+    drop(r);
+    assert!(Store::reopen(&path, &dir.path().join("events.jsonl")).is_err(), "a v3 store is not written to");
+    rusqlite::Connection::open(&path).unwrap().execute("UPDATE windows SET attempted = 9 WHERE id = 1", []).unwrap();
+    let e = StoreReader::open(&path).unwrap().phase_windows(0).unwrap_err();
+    assert!(e.to_string().contains("table windows: row 1 fails its checksum"), "{e}");
+}

@@ -3,8 +3,10 @@
 //! Browser tasks run inside the embedded test page (served by [`server::PageServer`]) through
 //! WebDriver "Execute Async Script"; the page does the real work (a WebGPU matmul checked against a
 //! CPU reference, WebNN detection) and answers `{ok, verified, class, message, adapter, metrics}`.
+//! The page tasks (`webgpu`, `webnn`, `page`) run a short batch of ops per call ([`batch`]).
 //! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
 
+pub mod batch;
 pub mod model;
 pub mod onnx;
 pub mod server;

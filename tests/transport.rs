@@ -1,0 +1,105 @@
+//! The batched op transport against real Chromium: a hang inside a batch is one failed op,
+//! detected within `op_timeout` + 1 s, with the ops before it counted; a breaker that opens on an
+//! op of a batch stops the worker's ops at once; both latencies are reported, in-page below round
+//! trip, and `max_p95` judges the in-page one.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+/// A `page` task on a local file whose script counts its calls in `window.__n` and runs `body`
+/// (JS, with `n` the call number and `done` the callback) on each.
+fn page_task(sb: &Sandbox, body: &str, extra_browser: &str) -> String {
+    let page = sb.write("page.html", "<!doctype html><title>transport test</title><p>transport test</p>");
+    let script = format!("const done = arguments[arguments.length - 1]; const n = window.__n = (window.__n || 0) + 1; {body}");
+    format!(
+        "\n[task]\nkind = \"page\"\nurl = \"file://{}\"\nscript = '''{script}'''\n\n[browser]\nsession_timeout = \"30s\"\n{extra_browser}\n",
+        page.display()
+    )
+}
+
+fn only_phase(r: &Value) -> &Value {
+    let phases = r["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 1, "{r}");
+    &phases[0]
+}
+
+#[test]
+fn a_hang_inside_a_batch_is_one_failed_op_detected_within_op_timeout_plus_1s() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("tr-hang");
+    // the 5th call never answers: the 4 before it ran in the same batch
+    // one session all along (no recycling), so there is one 5th call
+    let task =
+        page_task(&sb, "if (n === 5) return; done({ok: true, verified: true});", "op_timeout = \"2s\"\nmax_ops_per_session = 1000000");
+    let cfg = sb.write("c.toml", &format!("{}{}{}", header("hang", ""), task, phase("p", "6s", 1, "stress_level = \"low\"")));
+    let before = snapshot();
+    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
+    assert_no_orphans(&before, &sb.root);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let p = only_phase(&r);
+    assert_eq!(p["errors_by_class"], serde_json::json!({"timeout": 1}), "{}\n{p}", out.describe());
+    assert_eq!(p["ops_failed"], 1, "{p}");
+    assert!(count(&p["ops_succeeded"], "ops_succeeded") >= 4, "{p}");
+    // the hung op: timed out in the page at op_timeout, answered well within op_timeout + 1 s
+    let (ip, rt) = (&p["in_page_latency_ms"], &p["latency_ms"]);
+    assert!(num(&ip["max"], "in_page max") >= 1990.0, "{ip}");
+    assert!(num(&rt["max"], "round_trip max") < 3000.0, "hang detected after {} ms\n{rt}", rt["max"]);
+    let events = read_events(&sb.campaign_dir().join("events.jsonl"));
+    let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].to_string().contains("no answer from the page within 2000 ms"), "{}", failed[0]);
+}
+
+#[test]
+fn a_breaker_that_opens_on_an_op_of_a_batch_stops_the_ops_at_once() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("tr-breaker");
+    // the 3rd op fails; the task breaker opens on it and stays open past the phase
+    let task = page_task(
+        &sb,
+        "done(n === 3 ? {ok: false, class: 'script_error', message: 'third op fails'} : {ok: true});",
+        "op_timeout = \"5s\"",
+    );
+    let breaker = "\n[breaker]\nrecovery_timeout = \"60s\"\nmax_recovery_timeout = \"60s\"\n[breaker.task]\nfailure_threshold = 1\n";
+    let cfg = sb.write("c.toml", &format!("{}{}{}{}", header("brk", ""), task, breaker, phase("p", "4s", 1, "stress_level = \"low\"")));
+    let before = snapshot();
+    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
+    assert_no_orphans(&before, &sb.root);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let p = only_phase(&r);
+    // a batch of up to 16 would have run on; the page stopped at the failure and nothing ran after
+    assert_eq!((count(&p["ops_attempted"], "attempted"), count(&p["ops_failed"], "failed")), (3, 1), "{}\n{p}", out.describe());
+    assert_eq!(p["errors_by_class"], serde_json::json!({"script_error": 1}));
+    let events = read_events(&sb.campaign_dir().join("events.jsonl"));
+    assert!(events.iter().any(|e| e["kind"] == "breaker_transition" && e.to_string().contains("task:page")), "no task breaker transition");
+}
+
+#[test]
+fn both_latencies_are_reported_ordered_and_max_p95_judges_in_page() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("tr-latency");
+    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"";
+    let cfg = sb.write("c.toml", &format!("{}{}{}", header("lat", ""), webgpu_task(32), phase("p", "4s", 2, lenient)));
+    let before = snapshot();
+    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
+    assert_no_orphans(&before, &sb.root);
+    out.expect_code(0);
+    let dir = sb.campaign_dir();
+    let r = read_json(&dir.join("campaign_report.json"));
+    let p = only_phase(&r);
+    assert!(count(&p["ops_succeeded"], "ops") > 0 && p["ops_failed"] == 0, "{p}");
+    for (what, l) in [("phase", p), ("task", &p["tasks"]["webgpu"])] {
+        let (ip, rt) = (&l["in_page_latency_ms"], &l["latency_ms"]);
+        assert_percentiles_ordered(ip, &format!("{what} in_page"));
+        assert_percentiles_ordered(rt, &format!("{what} round_trip"));
+        for k in ["p50", "p90", "p95", "p99", "max"] {
+            assert!(num(&ip[k], k) > 0.0 && num(&ip[k], k) <= num(&rt[k], k), "{what} {k}: in_page {ip} round_trip {rt}");
+        }
+    }
+    assert_eq!(p["criteria"]["p95_basis"], "in_page");
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("latency per phase and task") && summary.contains("in_page") && summary.contains("round_trip"), "{summary}");
+}
