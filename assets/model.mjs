@@ -127,6 +127,9 @@ async function prepare(spec, key) {
     stats: {inferences: 0, wrong_result: 0, worst_abs: 0, worst_rel: 0, load_ms, reference_load_ms, first_inference_ms: null},
     reported: true,
   };
+  // which browser and adapter these figures are from (a per-browser report groups by them)
+  state.stats.adapter = state.adapter;
+  state.stats.user_agent = navigator.userAgent;
   // the first inference (shader compilation on WebGPU) and its reference, timed apart from ops
   const t2 = performance.now();
   await session.run(makeFeeds(ort, spec.inputs, spec.seed >>> 0));

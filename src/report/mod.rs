@@ -486,7 +486,7 @@ pub(crate) fn evaluate_criteria(
 /// Field names of [`TaskReport`]; task info keys equal to one of them are prefixed with `info_`.
 const TASK_FIELDS: [&str; 6] = ["ops_attempted", "ops_succeeded", "ops_failed", "verified", "latency_ms", "synthetic"];
 
-fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Value>>) -> TaskReport {
+fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Value>>, browsers: &BTreeMap<String, String>) -> TaskReport {
     let mut out_info = BTreeMap::new();
     // per-browser keys (`adapter:firefox`) go to the phase's browsers section
     for (k, v) in info.into_iter().flatten().filter(|(k, _)| !k.contains(':')) {
@@ -498,7 +498,7 @@ fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Va
         None => (0, 0, 0, 0, LatencySummary::default()),
     };
     if kind == "model" {
-        out_info = model::fold(&out_info, w);
+        out_info = model::fold(&out_info, w, browsers);
     }
     TaskReport {
         ops_attempted: attempted,
@@ -534,9 +534,9 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
     let mut kinds: BTreeSet<&str> = windows.keys().map(String::as_str).collect();
     kinds.extend(task_info.keys().map(String::as_str));
     kinds.insert(p.task_kind.as_str());
-    let tasks: BTreeMap<String, TaskReport> =
-        kinds.into_iter().map(|k| (k.to_string(), task_report(k, windows.get(k), task_info.get(k)))).collect();
     let worker_browsers = browsers::worker_browsers(r)?;
+    let tasks: BTreeMap<String, TaskReport> =
+        kinds.into_iter().map(|k| (k.to_string(), task_report(k, windows.get(k), task_info.get(k), &worker_browsers))).collect();
     let per_browser = browsers::breakdown(&r.phase_worker_windows(p.idx)?, &worker_browsers, &task_info);
 
     let latency = LatencySummary::of(&all.hist);
