@@ -86,7 +86,7 @@ set +e
 "$BIN" launch --config "$CFG" --output-dir "$TMP/out" --state-dir "$TMP/state" --log-dir "$TMP/logs" >"$TMP/launch.out" 2>&1
 rc=$?
 set -e
-REPORT=$(find "$TMP/out" -name campaign_report.json | head -1)
+REPORT=$(find "$TMP/out" -name campaign_report.json 2>/dev/null | head -1 || true)
 if [ -z "$REPORT" ]; then
     echo "bench-model.sh: the campaign gave no report (exit $rc):" >&2
     tail -20 "$TMP/launch.out" >&2
