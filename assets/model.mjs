@@ -127,6 +127,9 @@ async function prepare(spec, key) {
     stats: {inferences: 0, wrong_result: 0, worst_abs: 0, worst_rel: 0, load_ms, reference_load_ms, first_inference_ms: null},
     reported: true,
   };
+  // which browser and adapter these figures are from (a per-browser report groups by them)
+  state.stats.adapter = state.adapter;
+  state.stats.user_agent = navigator.userAgent;
   // the first inference (shader compilation on WebGPU) and its reference, timed apart from ops
   const t2 = performance.now();
   await session.run(makeFeeds(ort, spec.inputs, spec.seed >>> 0));
@@ -246,10 +249,18 @@ export async function run(spec) {
   return r;
 }
 
-/** A minimal loop of the same inference in the same page (scripts/bench-model.sh's baseline). */
+/**
+ * A minimal loop of the same inference in the same page (scripts/bench-model.sh's baseline): `n`
+ * runs of this page's inference session on the inputs of `spec.seed`, or, without a seed, on the
+ * inputs the last op used; nothing checked. Counted in the session's stats (`loop_inferences`), so
+ * a report shows the loop ran in the session stressctl prepared.
+ */
 export async function loop(spec) {
-  const ref = await reference(spec, spec.seed >>> 0);
+  if (!state) return {ok: false, class: 'script_error', message: 'no model session in this page (run the model task in it first)'};
+  const ref = spec.seed === undefined ? [...state.refs.values()].pop() : await reference(spec, spec.seed >>> 0);
   const t0 = performance.now();
   for (let i = 0; i < spec.n; i++) await state.session.run(ref.feeds);
-  return {ok: true, ms: performance.now() - t0};
+  const ms = performance.now() - t0;
+  state.stats.loop_inferences = (state.stats.loop_inferences || 0) + spec.n;
+  return {ok: true, ms, n: spec.n};
 }

@@ -15,6 +15,14 @@
 #     size per million ops.
 # Then min/median/max over the runs and PASS/MISSED per run.
 #
+# Browser soak (--browser): the `model` task on builtin:text (webgpu) in one Chromium session for
+# N inferences (--inferences N, default 10,000; benches/configs/model-soak.toml), then the same
+# task for --recycle-for (default 60 s) with `max_browser_rss_mb` below what that browser used
+# (--cap-mb M, default 90 % of its RSS after set-up). Prints the browser's tree RSS (the page's
+# process tree, measured by stressctl at set-up, every 100 inferences and kept every 1,000) after
+# set-up, at 1,000 and at N inferences, the peak and the growth per 1,000 inferences, then the
+# guardian's browser_rss_exceeded events and the sessions stressctl recycled and reopened.
+#
 # Exit status: 0 when every run was measured (goal met or missed), 1 when a run failed (fewer
 # than 1,000,000 ops, no report, leftover processes, no samples), 2 on bad usage.
 # Environment: STRESSCTL=path uses that binary instead of building target/release/stressctl.
@@ -27,17 +35,27 @@ RUNS=3
 KEEP=0
 GOAL_BYTES=5000000
 MIN_OPS=1000000
+BROWSER=0
+INFERENCES=10000
+CAP_MB=
+RECYCLE_FOR=60s
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
         --config) CONFIG=${2:?--config needs a file}; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --browser) BROWSER=1; shift ;;
+        --inferences) INFERENCES=${2:?--inferences needs a number}; shift 2 ;;
+        --cap-mb) CAP_MB=${2:?--cap-mb needs a number}; shift 2 ;;
+        --recycle-for) RECYCLE_FOR=${2:?--recycle-for needs a duration like 60s}; shift 2 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "bench-soak.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 case "$RUNS" in ''|*[!0-9]*|0) echo "bench-soak.sh: --runs must be a positive number" >&2; exit 2 ;; esac
 [ -f "$CONFIG" ] || { echo "bench-soak.sh: no config $CONFIG" >&2; exit 2; }
+case "$INFERENCES" in ''|*[!0-9]*|0) echo "bench-soak.sh: --inferences must be a positive number" >&2; exit 2 ;; esac
+case "$CAP_MB" in *[!0-9]*) echo "bench-soak.sh: --cap-mb must be a number of MiB (>= 64)" >&2; exit 2 ;; esac
 
 if [ -n "${STRESSCTL:-}" ]; then
     BIN=$STRESSCTL
@@ -214,6 +232,75 @@ else
     get() { "$PY" -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("" if v is None else v)' "$1" "$2"; }
 fi
 mib() { awk -v b="$1" 'BEGIN {printf "%.2f MiB", b / 1048576}'; }
+
+if [ "$BROWSER" = 1 ]; then
+    ORT_DIR="$ROOT_DIR/vendor/onnxruntime-web"
+    [ -f "$ORT_DIR/ort.webgpu.min.mjs" ] || { echo "bench-soak.sh: no onnxruntime-web in $ORT_DIR: run scripts/setup-ort.sh" >&2; exit 1; }
+    # browser_campaign NAME PHASE_LINES SAFETY_LINES: runs one model campaign, prints its out dir
+    browser_campaign() {
+        local dir="$TMP_ROOT/$1" rc=0
+        mkdir -p "$dir"
+        { sed -e "s|@ORT_DIR@|$ORT_DIR|" -e "s|@PHASE@|$2|" -e "s|@SAFETY@|$3|" "$ROOT_DIR/benches/configs/model-soak.toml"; } >"$dir/c.toml"
+        "$BIN" launch -c "$dir/c.toml" --state-dir "$dir/state" --output-dir "$dir/out" --log-dir "$dir/logs" >"$dir/launch.out" 2>&1 &
+        DAEMONS+=("$!")
+        wait "$!" || rc=$?
+        echo "      $1: stressctl exited $rc; load $(loadavg)" >&2
+        left=$(py leftovers "$dir")
+        [ -z "$left" ] || { echo "ERROR: $1: processes left:" >&2; echo "$left" >&2; }
+        echo "$dir"
+    }
+    echo "== bench-soak --browser: builtin:text on webgpu, one Chromium session, $INFERENCES inferences; load $(loadavg)"
+    soak=$(browser_campaign soak "duration = \"4h\"\nops_per_session = $INFERENCES" "")
+    figures=$("$PY" - "$soak/out" "$INFERENCES" <<'PY'
+import glob, json, sys
+out, n = sys.argv[1], int(sys.argv[2])
+reps = glob.glob(f"{out}/*/campaign_report.json")
+if not reps:
+    print("ERROR no report"); sys.exit(0)
+r = json.load(open(reps[0]))
+p = r["phases"][0]
+t = p["tasks"]["model"]
+ss = t.get("sessions", [])
+print(f"      campaign {r['outcome']}: {p['ops_attempted']} inferences ({p['ops_failed']} failed, {t['verified']} verified against wasm) "
+      f"in {len(ss)} session(s), p50 {p['latency_ms']['p50']:.1f} ms, p95 {p['latency_ms']['p95']:.1f} ms; worst error abs {t['worst_error']['abs']}", file=sys.stderr)
+for s in ss:
+    m = s.get("rss_mb") or {}
+    cps = ", ".join(f"{a}: {b}" for a, b in m.get("checkpoints", []))
+    print(f"      session {s['session']}: browser tree RSS after set-up {m.get('start')} MiB, at 1,000 inferences {m.get('at_1000')} MiB, "
+          f"at {m.get('last_at')} inferences {m.get('last')} MiB, peak {m.get('max')} MiB, growth {m.get('growth_per_1000')} MiB per 1,000 inferences", file=sys.stderr)
+    print(f"        checkpoints (inferences: MiB) {cps}", file=sys.stderr)
+    if m.get("last_at") != n:
+        print(f"      ERROR session {s['session']}: last RSS figure at {m.get('last_at')} inferences, expected {n}", file=sys.stderr)
+starts = [s["rss_mb"]["start"] for s in ss if s.get("rss_mb") and s["rss_mb"].get("start")]
+print(int(min(starts)) if starts else "")
+PY
+)
+    if [ -z "$figures" ]; then err "the soak gave no RSS figure"; exit 1; fi
+    cap=${CAP_MB:-$((figures * 9 / 10))}
+    [ "$cap" -ge 64 ] || cap=64
+    echo "== recycling: the same task for $RECYCLE_FOR with max_browser_rss_mb = $cap (the soak's browser used $figures MiB after set-up)"
+    rec=$(browser_campaign recycle "duration = \"$RECYCLE_FOR\"" "max_browser_rss_mb = $cap")
+    "$PY" - "$rec/out" <<'PY'
+import glob, json, sys
+out = sys.argv[1]
+reps = glob.glob(f"{out}/*/campaign_report.json")
+if not reps:
+    print("ERROR: the recycling campaign gave no report"); sys.exit(0)
+r = json.load(open(reps[0]))
+p = r["phases"][0]
+t = p["tasks"]["model"]
+ev = [json.loads(l) for l in open(glob.glob(f"{out}/*/events.jsonl")[0])]
+kinds = lambda k: [e for e in ev if e.get("kind") == k or e.get("event") == k or e.get("type") == k]
+exceeded, recycled = kinds("browser_rss_exceeded"), kinds("browser_recycled")
+print(f"      campaign {r['outcome']}: {p['ops_attempted']} inferences ({p['ops_failed']} failed) in {len(t.get('sessions', []))} model session(s); "
+      f"browser_rss_exceeded {len(exceeded)}, browser_recycled {len(recycled)}")
+for e in exceeded[:3]:
+    print(f"        {e.get('message') or e}")
+print("      recycling: " + ("PASS (sessions recycled when max_browser_rss_mb was hit)" if exceeded and recycled else "MISSED (no recycling seen)"))
+PY
+    if [ "$ERRORS" -gt 0 ]; then exit 1; fi
+    exit 0
+fi
 
 echo "== bench-soak: $(nproc) cores, load average $(loadavg), $RUNS run(s)"
 echo "   binary $BIN ($("$BIN" --version)); config $CONFIG"

@@ -181,3 +181,46 @@ fn bad_model_configs_exit_2_naming_the_key() {
     );
     expect_config_error(&sb, "builtin", "model = \"builtin:speech\"", &["phases[0].task.model", "builtin:text"]);
 }
+
+/// Firefox ESR through geckodriver, WebGPU on Mesa lavapipe: the vision model on the `webgpu`
+/// provider, every inference checked against the wasm provider in the same Firefox page; the
+/// per-session records and the per-browser breakdown name Firefox.
+#[test]
+fn the_vision_model_runs_on_firefox_webgpu_verified_against_wasm() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("model-firefox");
+    let workers = "\n[[workers]]\nid = \"ff\"\nmanaged = true\nbrowser = \"firefox\"\n";
+    let phases = model_phase("vision", "12s", "model = \"builtin:vision\"\nexecution_provider = \"webgpu\"");
+    let cfg = sb.write("ff.toml", &config("ffmodel", &format!("{workers}{phases}")));
+    let (out, r) = launch(&sb, &cfg);
+    let p = &r["phases"][0];
+    assert_eq!(r["outcome"], "passed", "{}\n{}\n{}", out.describe(), p["top_errors"], p["errors_by_class"]);
+    out.expect_code(0);
+    let t = model_info(p);
+    let ok = count(&t["ops_succeeded"], "ops_succeeded");
+    assert!(ok > 0, "no inference on Firefox\n{p}");
+    assert_eq!(count(&t["verified"], "verified"), ok, "every Firefox inference is checked against wasm: {t}");
+    assert_eq!(t["wrong_result"], 0, "{t}");
+    assert_eq!(t["model"]["type"], "vision");
+    assert!(num(&t["first_inference_ms"]["median"], "first_inference_ms") > 0.0, "{t}");
+    assert_loopback_only(t, "firefox");
+    for s in t["sessions"].as_array().expect("sessions") {
+        assert_eq!(s["browser"], "firefox", "{s}");
+        assert_eq!(s["worker"], "ff", "{s}");
+        assert_eq!(s["adapter"]["provider"], "webgpu", "{s}");
+        assert!(s["user_agent"].as_str().is_some_and(|u| u.contains("Firefox/")), "{s}");
+        assert!(num(&s["rss_mb"]["start"], "RSS after set-up") > 100.0, "{s}");
+    }
+    let ff = &p["browsers"]["firefox"];
+    assert_eq!(count(&ff["ops_succeeded"], "firefox ops"), ok, "{}", p["browsers"]);
+    assert_eq!(count(&ff["verified"], "firefox verified"), ok, "{ff}");
+    assert!(p["browsers"].get("chromium").is_none(), "{}", p["browsers"]);
+    // the model's own per-browser figures, and the browser's memory per session
+    let m = &t["browsers"]["firefox"];
+    assert_eq!(count(&m["sessions"], "firefox model sessions"), t["sessions"].as_array().map_or(0, |a| a.len() as u64), "{t}");
+    assert!(num(&m["first_inference_ms"]["median"], "firefox first inference") > 0.0, "{m}");
+    assert!(num(&m["rss_mb"]["start_median"], "firefox RSS after set-up") > 100.0, "{m}");
+    eprintln!("firefox: {ok} inferences verified; model figures {m}");
+    let summary = std::fs::read_to_string(sb.campaign_dir().join("summary.txt")).expect("summary");
+    assert!(summary.contains("    firefox: ") && summary.contains("browser memory (tree RSS) per session: after set-up"), "{summary}");
+}

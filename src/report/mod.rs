@@ -528,7 +528,7 @@ fn in_page_of(w: &Window) -> Option<LatencySummary> {
     (!w.in_page.is_empty()).then(|| LatencySummary::of(&w.in_page))
 }
 
-fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Value>>) -> TaskReport {
+fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Value>>, browsers: &BTreeMap<String, String>) -> TaskReport {
     let mut out_info = BTreeMap::new();
     // per-browser keys (`adapter:firefox`) go to the phase's browsers section
     for (k, v) in info.into_iter().flatten().filter(|(k, _)| !k.contains(':')) {
@@ -540,7 +540,7 @@ fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Va
         None => (0, 0, 0, 0, LatencySummary::default()),
     };
     if kind == "model" {
-        out_info = model::fold(&out_info, w);
+        out_info = model::fold(&out_info, w, browsers);
     }
     TaskReport {
         ops_attempted: attempted,
@@ -577,9 +577,9 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
     let mut kinds: BTreeSet<&str> = windows.keys().map(String::as_str).collect();
     kinds.extend(task_info.keys().map(String::as_str));
     kinds.insert(p.task_kind.as_str());
-    let tasks: BTreeMap<String, TaskReport> =
-        kinds.into_iter().map(|k| (k.to_string(), task_report(k, windows.get(k), task_info.get(k)))).collect();
     let worker_browsers = browsers::worker_browsers(r)?;
+    let tasks: BTreeMap<String, TaskReport> =
+        kinds.into_iter().map(|k| (k.to_string(), task_report(k, windows.get(k), task_info.get(k), &worker_browsers))).collect();
     let per_browser = browsers::breakdown(&r.phase_worker_windows(p.idx)?, &worker_browsers, &task_info);
 
     let latency = LatencySummary::of(&all.hist);

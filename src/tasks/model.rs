@@ -152,12 +152,26 @@ pub type InfoSink<'a> = &'a (dyn Fn(&str, Value) + Sync);
 
 /// The info sink of one session: `session` figures are keyed `session/<worker>/<session>` (and
 /// carry both, so a report can group them per worker or browser); other keys are the phase's.
+///
+/// Each session record also carries the tree RSS of the session's browser at that moment
+/// (`rss_mb`, the page reports its figures at set-up and every 100 inferences), and at set-up and
+/// every 1,000th inference a checkpoint `rss/<worker>/<session>/<inferences>` is kept beside it:
+/// the record is overwritten, the checkpoints make the session's memory over its inferences
+/// visible (a leak of GPU or JS memory grows them).
 pub fn store_sink<'a>(store: &'a Store, phase_idx: u32, worker: &'a str, session: &'a str) -> impl Fn(&str, Value) + Sync + 'a {
     move |key: &str, mut v: Value| {
         let key = if key == "session" {
             if let Some(o) = v.as_object_mut() {
                 o.insert("worker".into(), json!(worker));
                 o.insert("session".into(), json!(session));
+                if let Some(rss) = browser_tree_rss(worker, session) {
+                    let mb = mebibytes(rss);
+                    o.insert("rss_mb".into(), json!(mb));
+                    let n = o.get("inferences").and_then(Value::as_u64).unwrap_or(0);
+                    if n % RSS_CHECKPOINT_EVERY == 0 {
+                        store.task_info(phase_idx, "model", format!("rss/{worker}/{session}/{n}"), json!({"inferences": n, "rss_mb": mb}));
+                    }
+                }
             }
             format!("session/{worker}/{session}")
         } else {
@@ -165,6 +179,32 @@ pub fn store_sink<'a>(store: &'a Store, phase_idx: u32, worker: &'a str, session
         };
         store.task_info(phase_idx, "model", key, v);
     }
+}
+
+/// Inferences between two kept RSS checkpoints of a session (also the first one the soak bench
+/// reads: the browser's RSS at 1,000 inferences).
+pub const RSS_CHECKPOINT_EVERY: u64 = 1000;
+
+fn mebibytes(bytes: u64) -> f64 {
+    (bytes as f64 / (1 << 20) as f64 * 10.0).round() / 10.0
+}
+
+/// RSS of the whole process tree of the browser that runs session `session` of `worker`, when
+/// it runs on this machine under stressctl (managed workers): found among this process's
+/// descendants by its profile directory (`<worker>-<session>-<pid>`, unique per session), the
+/// topmost process naming it. One scan of /proc; None for a remote browser or one already gone.
+pub fn browser_tree_rss(worker: &str, session: &str) -> Option<u64> {
+    use crate::guardian::{procfs, sampler::tree_rss_from};
+    let me = std::process::id();
+    let marker = format!("/{worker}-{session}-{me}");
+    let procs = procfs::all_processes();
+    let named: Vec<&procfs::ProcStat> = procfs::descendant_indices(&procs, me)
+        .into_iter()
+        .map(|i| &procs[i])
+        .filter(|p| std::fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker)))
+        .collect();
+    let root = named.iter().find(|p| !named.iter().any(|q| q.pid == p.ppid))?;
+    Some(tree_rss_from(&procs, root.pid))
 }
 
 /// Runs one inference op: set-up first when the page has no session for this task yet.
