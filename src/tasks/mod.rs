@@ -73,6 +73,8 @@ try {
 /// Runs one browser op of `task` in the session's current page (or, for `page` tasks, the user's
 /// page) and classifies any failure. The caller applies the overall timeout. `page_url` is the
 /// page server's and `info` records what a `model` task learns per session.
+// one argument per thing an op depends on; a struct would only move the list (already on main)
+#[allow(clippy::too_many_arguments)]
 pub async fn run_browser_op(
     client: &fantoccini::Client,
     task: &TaskSpec,
