@@ -240,7 +240,7 @@ if [ "$BROWSER" = 1 ]; then
     browser_campaign() {
         local dir="$TMP_ROOT/$1" rc=0
         mkdir -p "$dir"
-        { sed -e "s|@ORT_DIR@|$ORT_DIR|" -e "s|@PHASE@|$2|" -e "s|@SAFETY@|$3|" "$ROOT_DIR/benches/configs/model-soak.toml"; } >"$dir/c.toml"
+        { sed -e "s|@ORT_DIR@|$ORT_DIR|" -e "s|^@PHASE@$|$2|" -e "s|^@SAFETY@$|$3|" "$ROOT_DIR/benches/configs/model-soak.toml"; } >"$dir/c.toml"
         "$BIN" launch -c "$dir/c.toml" --state-dir "$dir/state" --output-dir "$dir/out" --log-dir "$dir/logs" >"$dir/launch.out" 2>&1 &
         DAEMONS+=("$!")
         wait "$!" || rc=$?
@@ -256,7 +256,7 @@ import glob, json, sys
 out, n = sys.argv[1], int(sys.argv[2])
 reps = glob.glob(f"{out}/*/campaign_report.json")
 if not reps:
-    print("ERROR no report"); sys.exit(0)
+    print("      ERROR: the soak campaign gave no report", file=sys.stderr); sys.exit(0)
 r = json.load(open(reps[0]))
 p = r["phases"][0]
 t = p["tasks"]["model"]
@@ -275,7 +275,7 @@ starts = [s["rss_mb"]["start"] for s in ss if s.get("rss_mb") and s["rss_mb"].ge
 print(int(min(starts)) if starts else "")
 PY
 )
-    if [ -z "$figures" ]; then err "the soak gave no RSS figure"; exit 1; fi
+    case "$figures" in ''|*[!0-9]*) err "the soak gave no RSS figure (see $soak/launch.out)"; exit 1 ;; esac
     cap=${CAP_MB:-$((figures * 9 / 10))}
     [ "$cap" -ge 64 ] || cap=64
     echo "== recycling: the same task for $RECYCLE_FOR with max_browser_rss_mb = $cap (the soak's browser used $figures MiB after set-up)"
