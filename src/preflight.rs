@@ -244,7 +244,7 @@ pub async fn probe_worker(url: &str, timeout: Duration) -> Result<String, String
 }
 
 /// An error and its causes on one line (hyper's own message is only "client error (Connect)").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
