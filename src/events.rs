@@ -158,6 +158,24 @@ pub enum Event {
         /// Task kind, when it differs from the phase's.
         #[serde(default)]
         task_kind: Option<String>,
+        /// What the browser's console said during the op (errors, uncaught exceptions, WebGPU
+        /// errors and device loss), `source: text` each, cut short: often the real cause.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        console: Vec<String>,
+    },
+    /// The page logged console errors or uncaught exceptions during ops that still succeeded (a
+    /// WebGPU validation error the op survived, a failing script beside the workload). Capped per
+    /// slot like `op_failed`; the exact count is in the windows.
+    PageConsole {
+        /// Worker id.
+        worker: String,
+        /// Session label.
+        #[serde(default)]
+        session: Option<String>,
+        /// Entries during the op.
+        count: u64,
+        /// The first few, `source: text`, cut short.
+        entries: Vec<String>,
     },
     /// A circuit breaker changed state.
     BreakerTransition {
@@ -319,6 +337,7 @@ impl Event {
             Event::PhaseAdjusted { .. } => "phase_adjusted",
             Event::PhaseEnded { .. } => "phase_ended",
             Event::OpFailed { .. } => "op_failed",
+            Event::PageConsole { .. } => "page_console",
             Event::BreakerTransition { .. } => "breaker_transition",
             Event::BreakerSnapshot(_) => "breaker_snapshot",
             Event::RecoveryAttempted { .. } => "recovery_attempted",
@@ -354,7 +373,16 @@ impl Event {
             Event::PhaseEnded { name, status, attempted, succeeded, failed, elapsed_ms, .. } => {
                 format!("phase {name} {status}: {attempted} ops, {succeeded} ok, {failed} failed in {:.1}s", *elapsed_ms as f64 / 1000.0)
             }
-            Event::OpFailed { class, message, .. } => format!("{class}: {}", message.as_deref().unwrap_or("")),
+            Event::OpFailed { class, message, console, .. } => match console.first() {
+                Some(c) => format!("{class}: {} (console: {c})", message.as_deref().unwrap_or("")),
+                None => format!("{class}: {}", message.as_deref().unwrap_or("")),
+            },
+            Event::PageConsole { count, entries, .. } => {
+                format!(
+                    "the page logged {count} console error(s) during an op that succeeded: {}",
+                    entries.first().map_or("", String::as_str)
+                )
+            }
             Event::BreakerTransition { key, from, to, reason } => format!("breaker {key}: {from} -> {to}: {reason}"),
             Event::BreakerSnapshot(_) => "breaker states at the end of the campaign".into(),
             Event::RecoveryAttempted { class, strategy, outcome, .. } => format!("recovery from {class} by {strategy} {outcome}"),
@@ -546,6 +574,13 @@ mod tests {
                 session: None,
                 suppressed_before: 3,
                 task_kind: None,
+                console: vec!["webgpu error: Buffer usage is invalid".into()],
+            },
+            Event::PageConsole {
+                worker: "w1".into(),
+                session: Some("w1-s1".into()),
+                count: 2,
+                entries: vec!["console.error: boom".into(), "uncaught: Error: late".into()],
             },
             Event::BreakerTransition { key: "worker:w1".into(), from: "closed".into(), to: "open".into(), reason: "5 failures".into() },
             Event::BreakerSnapshot(RegistrySnapshot {

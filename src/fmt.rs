@@ -24,6 +24,12 @@ pub fn round3(v: f64) -> f64 {
     }
 }
 
+/// The first `n` characters of a string (never splits a character, unlike a byte slice): page
+/// text and error messages are cut to a bound before they reach an event or a report.
+pub fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

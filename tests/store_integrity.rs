@@ -83,6 +83,7 @@ fn finished_store(dir: &Path) -> PathBuf {
                 errors: errors.to_string(),
                 hist: encode_histogram(&h),
                 hist_in_page: encode_histogram(&h),
+                console: rng.u64(0..3),
             });
         }
         for s in 0..30u64 {

@@ -18,7 +18,7 @@ use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
 use crate::store::{unix_ms, WindowRow};
-use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, MAX_BATCH, SCRIPT_TIMEOUT_SLACK};
+use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, PageConsole, MAX_BATCH, SCRIPT_TIMEOUT_SLACK};
 use crate::tasks::{classify_cmd_error, run_browser_op, OpOk, PageFault, Synthetic};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,6 +47,8 @@ struct Ran {
     /// What the driver saw (for an op of a batch, its in-page time plus its share of the call's
     /// overhead: [`round_trips`]).
     latency: Duration,
+    /// What the browser's console said during the op (batched tasks).
+    console: PageConsole,
 }
 
 enum Attempt {
@@ -99,6 +101,9 @@ pub(super) struct Slot {
     fail_events: u32,
     fail_events_since: Instant,
     fail_events_suppressed: u64,
+    /// `page_console` events written since `console_events_since` (capped like `op_failed`).
+    console_events: u32,
+    console_events_since: Instant,
     /// Browsers this slot found an API unsupported on: not tried again this phase.
     unsupported_on: std::collections::BTreeSet<BrowserKind>,
     /// grid hook: what ops are labelled with (windows, events, the worker breaker after
@@ -152,6 +157,8 @@ impl Slot {
             fail_events: 0,
             fail_events_since: Instant::now(),
             fail_events_suppressed: 0,
+            console_events: 0,
+            console_events_since: Instant::now(),
             unsupported_on: Default::default(),
             label,
             left_node: None,
@@ -288,7 +295,13 @@ impl Slot {
                 }
                 Attempt::Abandoned => {
                     aborted = true;
-                    self.record(self.op_started.elapsed(), None, Err(OpError::new(FailureClass::Timeout, ABANDONED))).await;
+                    self.record(
+                        self.op_started.elapsed(),
+                        None,
+                        Err(OpError::new(FailureClass::Timeout, ABANDONED)),
+                        PageConsole::default(),
+                    )
+                    .await;
                     break;
                 }
                 Attempt::Rejected => {
@@ -301,7 +314,7 @@ impl Slot {
             let first = self.seq;
             for (i, r) in ran.drain(..).enumerate() {
                 self.seq = first + i as u64;
-                self.record(r.latency, r.in_page, r.result).await;
+                self.record(r.latency, r.in_page, r.result, r.console).await;
             }
             self.ran = ran;
             if self.last_flush.elapsed() >= WINDOW {
@@ -480,7 +493,7 @@ impl Slot {
 
     /// One op ran (or failed before it could): its round trip is the time since it started.
     fn done_one(&mut self, result: Result<OpOk, OpError>, in_page: Option<Duration>) -> Attempt {
-        self.ran.push(Ran { result, in_page, latency: self.op_started.elapsed() });
+        self.ran.push(Ran { result, in_page, latency: self.op_started.elapsed(), console: PageConsole::default() });
         Attempt::Done
     }
 
@@ -522,7 +535,7 @@ impl Slot {
             Ok(ops) => {
                 let in_page: Vec<Option<Duration>> = ops.iter().map(|o| o.in_page).collect();
                 for (op, latency) in ops.into_iter().zip(round_trips(elapsed, &in_page)) {
-                    self.ran.push(Ran { result: op.result, in_page: op.in_page, latency });
+                    self.ran.push(Ran { result: op.result, in_page: op.in_page, latency, console: op.console });
                 }
                 Attempt::Done
             }
@@ -555,6 +568,7 @@ impl Slot {
                     result: Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")),
                     in_page: None,
                     latency: Duration::ZERO,
+                    console: PageConsole::default(),
                 });
                 return Attempt::Done;
             }
@@ -576,7 +590,7 @@ impl Slot {
         if self.seq % 256 == 0 {
             tokio::task::yield_now().await;
         }
-        self.ran.push(Ran { result: r, in_page: None, latency: Duration::ZERO });
+        self.ran.push(Ran { result: r, in_page: None, latency: Duration::ZERO, console: PageConsole::default() });
         Attempt::Done
     }
 
@@ -605,11 +619,15 @@ impl Slot {
         page_fault(f.kind)
     }
 
-    async fn record(&mut self, latency: Duration, in_page: Option<Duration>, result: Result<OpOk, OpError>) {
+    async fn record(&mut self, latency: Duration, in_page: Option<Duration>, result: Result<OpOk, OpError>, console: PageConsole) {
         self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
+        self.window.console += console.count;
         self.ctx.live.record(result.is_ok());
         match result {
             Ok(ok) => {
+                if console.count > 0 {
+                    self.console_event(console);
+                }
                 if ok.adapter_retries > 0 {
                     self.count_adapter_retries(ok.adapter_retries);
                 }
@@ -636,7 +654,7 @@ impl Slot {
                     }
                 }
             }
-            Err(e) => self.on_failure(e).await,
+            Err(e) => self.on_failure(e, console.entries).await,
         }
         // the guardian found this browser over its RSS cap: recycle the session, keep going
         let over_cap = match (&self.ctx.run.pool, self.session.as_ref().and_then(|s| s.browser)) {
@@ -710,7 +728,25 @@ impl Slot {
         tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{class} on {from}: moving this session to {to} (worker {})", self.worker_id());
     }
 
-    async fn on_failure(&mut self, e: OpError) {
+    /// An op that succeeded while the page logged console errors: a capped `page_console` event
+    /// (the windows count every entry).
+    fn console_event(&mut self, console: PageConsole) {
+        if self.console_events_since.elapsed() >= FAIL_EVENT_PERIOD {
+            self.console_events_since = Instant::now();
+            self.console_events = 0;
+        }
+        if self.console_events >= MAX_FAIL_EVENTS {
+            return;
+        }
+        self.console_events += 1;
+        let session = self.session.as_ref().map(|s| s.label.clone());
+        tracing::warn!(target: "stressctl::tasks", corr = %self.corr(), "the page logged {} console error(s): {}", console.count, console.entries.first().map_or("", String::as_str));
+        let event = Event::PageConsole { worker: self.worker_id().to_string(), session, count: console.count, entries: console.entries };
+        self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+    }
+
+    /// `console`: what the browser's console said during the failed op.
+    async fn on_failure(&mut self, e: OpError, console: Vec<String>) {
         // grid hook: remembered for the `other_node` recovery if the session moves off its node
         self.last_class = e.class;
         // Every failure is counted in the window; events are capped per slot so a flood of
@@ -731,6 +767,7 @@ impl Slot {
                 session,
                 suppressed_before: self.fail_events_suppressed,
                 task_kind: None,
+                console,
             };
             self.ctx.run.event(corr, Some(self.ctx.idx), event);
             self.fail_events_suppressed = 0;
@@ -861,6 +898,7 @@ impl Slot {
                 errors: serde_json::to_string(&errors).unwrap_or_else(|_| "{}".into()),
                 hist: encode_histogram(&self.window.hist),
                 hist_in_page: encode_histogram(&self.window.in_page),
+                console: self.window.console,
             });
             self.window.reset();
         }

@@ -101,6 +101,9 @@ pub struct Window {
     /// page measured one: the workload's own time, without the driver's cost. Empty for tasks
     /// that do not measure it (synthetic, model).
     pub in_page: Histogram<u64>,
+    /// Browser console errors and uncaught exceptions (WebGPU errors included) the page captured
+    /// during these ops: a count, whether or not the op failed.
+    pub console: u64,
 }
 
 impl Default for Window {
@@ -113,6 +116,7 @@ impl Default for Window {
             errors: BTreeMap::new(),
             hist: new_histogram(),
             in_page: new_histogram(),
+            console: 0,
         }
     }
 }
@@ -152,6 +156,7 @@ impl Window {
         self.succeeded += other.succeeded;
         self.failed += other.failed;
         self.verified += other.verified;
+        self.console += other.console;
         for (k, v) in &other.errors {
             *self.errors.entry(*k).or_insert(0) += v;
         }
@@ -166,6 +171,7 @@ impl Window {
         self.succeeded = 0;
         self.failed = 0;
         self.verified = 0;
+        self.console = 0;
         self.errors.clear();
         self.hist.reset();
         self.in_page.reset();

@@ -147,6 +147,7 @@ pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::V
     verdict(&mut h, c);
     h.push_str("<section class=\"cards\" id=\"cards\"></section>\n<h2>Phases</h2>\n");
     phase_table(&mut h, c);
+    console_list(&mut h, c);
     h.push_str(CHARTS);
     task_table(&mut h, c);
     if let Some(m) = model {
@@ -256,6 +257,23 @@ fn phase_table(h: &mut String, c: &CampaignReport) {
         );
     }
     h.push_str("</table></div>\n");
+}
+
+/// The browsers' console entries per phase (left out when no page logged any).
+fn console_list(h: &mut String, c: &CampaignReport) {
+    if c.phases.iter().all(|p| p.browser_console.is_none()) {
+        return;
+    }
+    h.push_str("<h2>Browser console (errors, uncaught exceptions, WebGPU errors)</h2>\n<ul id=\"console\">\n");
+    for p in &c.phases {
+        let Some(b) = &p.browser_console else { continue };
+        let _ = write!(h, "<li>{} {}: {} entries<ul>", p.index + 1, esc(&p.name), b.entries);
+        for t in &b.top {
+            let _ = write!(h, "<li class=\"wrap\">{}x ({} on failed ops): <code>{}</code></li>", t.count, t.on_failed_ops, esc(&t.text));
+        }
+        h.push_str("</ul></li>\n");
+    }
+    h.push_str("</ul>\n");
 }
 
 /// Per phase and task kind, with what the task reported (adapter, model, …): the per-model view.

@@ -216,6 +216,32 @@ pub struct PhaseReport {
     /// was not load.
     #[serde(default)]
     pub suspended_ms: u64,
+    /// What the browsers' consoles said (errors, uncaught exceptions, WebGPU errors and device
+    /// losses): a warning sign even where every op passed. Absent when nothing was logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_console: Option<ConsoleReport>,
+}
+
+/// A phase's browser console entries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleReport {
+    /// Entries counted, all of them (from the op windows).
+    pub entries: u64,
+    /// The most frequent texts (at most [`TOP_ERRORS`]), from the `op_failed` and `page_console`
+    /// events: those are capped per session, so these counts are a sample of `entries`.
+    pub top: Vec<ConsoleTop>,
+}
+
+/// One console text and how often it was seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleTop {
+    /// `source: text` (`console.error`, `uncaught`, `unhandled rejection`, `webgpu error`,
+    /// `webgpu device lost`), cut to [`MAX_MESSAGE_CHARS`] characters.
+    pub text: String,
+    /// Times seen in the events.
+    pub count: u64,
+    /// Of those, on ops that failed.
+    pub on_failed_ops: u64,
 }
 
 /// The campaign verdict.
@@ -478,10 +504,7 @@ fn trim_decimals(s: String) -> String {
     }
 }
 
-/// The first `n` characters of a string.
-pub(crate) fn cut(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
+pub(crate) use crate::fmt::cut;
 
 /// Evaluates a phase's criteria on exact counts; `unsupported` ops are those that failed as
 /// `api_unsupported`.
@@ -593,23 +616,46 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
     let mut failures: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut faults_injected: BTreeMap<String, u64> = BTreeMap::new();
     let mut suspended_ms = 0u64;
-    for_each_typed(r, Some(p.idx), &["op_failed", "guardian_violation", "fault_injected", "clock_gap"], |e, ev| match ev {
-        Event::GuardianViolation { metric, value, threshold } => {
-            violations.push(ViolationRecord { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
+    // console text -> (seen, on failed ops)
+    let mut console: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut saw_console = |entries: &[String], failed: bool| {
+        for t in entries {
+            let c = console.entry(cut(t, MAX_MESSAGE_CHARS)).or_insert((0, 0));
+            c.0 += 1;
+            c.1 += u64::from(failed);
         }
-        Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
-        Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,
-        Event::OpFailed { class, message, task_kind, worker, .. } => {
-            let message = cut(message.as_deref().unwrap_or(&e.message), MAX_MESSAGE_CHARS);
-            if class == FailureClass::ApiUnsupported {
-                let task_kind = task_kind.unwrap_or_else(|| p.task_kind.clone());
-                let browser = worker_browsers.get(&worker).cloned().or_else(|| (!worker_browsers.is_empty()).then(|| "chromium".into()));
-                unsupported.insert(Unsupported { phase: p.name.clone(), phase_index: p.idx, task_kind, browser, message: message.clone() });
+    };
+    for_each_typed(
+        r,
+        Some(p.idx),
+        &["op_failed", "page_console", "guardian_violation", "fault_injected", "clock_gap"],
+        |e, ev| match ev {
+            Event::GuardianViolation { metric, value, threshold } => {
+                violations.push(ViolationRecord { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
             }
-            *failures.entry((class.as_str().to_string(), message)).or_insert(0) += 1;
-        }
-        _ => {}
-    })?;
+            Event::FaultInjected { fault, .. } => *faults_injected.entry(fault.as_str().to_string()).or_insert(0) += 1,
+            Event::ClockGap { gap_ms, .. } => suspended_ms += gap_ms,
+            Event::PageConsole { entries, .. } => saw_console(&entries, false),
+            Event::OpFailed { class, message, task_kind, worker, console, .. } => {
+                saw_console(&console, true);
+                let message = cut(message.as_deref().unwrap_or(&e.message), MAX_MESSAGE_CHARS);
+                if class == FailureClass::ApiUnsupported {
+                    let task_kind = task_kind.unwrap_or_else(|| p.task_kind.clone());
+                    let browser =
+                        worker_browsers.get(&worker).cloned().or_else(|| (!worker_browsers.is_empty()).then(|| "chromium".into()));
+                    unsupported.insert(Unsupported {
+                        phase: p.name.clone(),
+                        phase_index: p.idx,
+                        task_kind,
+                        browser,
+                        message: message.clone(),
+                    });
+                }
+                *failures.entry((class.as_str().to_string(), message)).or_insert(0) += 1;
+            }
+            _ => {}
+        },
+    )?;
     let mut notes = p.notes.clone();
     if suspended_ms > 0 {
         notes.push(format!(
@@ -621,6 +667,13 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
     // most frequent first; ties by message text, then class
     top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.message.cmp(&b.message)).then_with(|| a.class.cmp(&b.class)));
     top.truncate(TOP_ERRORS);
+    let browser_console = (all.console > 0 || !console.is_empty()).then(|| {
+        let mut top: Vec<ConsoleTop> =
+            console.into_iter().map(|(text, (count, on_failed_ops))| ConsoleTop { text, count, on_failed_ops }).collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
+        top.truncate(TOP_ERRORS);
+        ConsoleReport { entries: all.console, top }
+    });
 
     let duration_s = round3(p.elapsed_ms as f64 / 1000.0);
     Ok(PhaseReport {
@@ -652,6 +705,7 @@ fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupp
         top_errors: top,
         faults_injected,
         suspended_ms,
+        browser_console,
     })
 }
 

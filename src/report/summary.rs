@@ -151,6 +151,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     header(&mut out, c);
     phases_section(&mut out, c);
     failures_section(&mut out, c);
+    console_section(&mut out, c);
     resources_section(&mut out, c);
     breakers_section(&mut out, c);
     out.extend(super::grid::summary_lines(&c.grid_nodes)); // grid hook
@@ -548,6 +549,24 @@ fn recoveries_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(format!("  {} attempts, {} succeeded ({}%)", r.attempts, r.succeeded, pct_counts(r.succeeded, r.attempts)));
     out.extend(recovery_table("by class", &r.by_class));
     out.extend(recovery_table("by strategy", &r.by_strategy));
+}
+
+/// What the browsers' consoles said, per phase: errors and uncaught exceptions are a warning
+/// sign even in a phase whose ops all passed (a WebGPU validation error the workload survived).
+fn console_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let phases: Vec<_> = c.phases.iter().filter_map(|p| p.browser_console.as_ref().map(|b| (p, b))).collect();
+    if phases.is_empty() {
+        return;
+    }
+    out.push(String::new());
+    out.push("Browser console (errors, uncaught exceptions, WebGPU errors and device losses)".into());
+    for (p, b) in phases {
+        out.push(format!("  {}: {} entr{}", phase_label(p), b.entries, if b.entries == 1 { "y" } else { "ies" }));
+        for t in &b.top {
+            let failed = if t.on_failed_ops > 0 { format!(", {} on failed ops", t.on_failed_ops) } else { String::new() };
+            out.push(format!("    - {}x{failed}: {}", t.count, t.text));
+        }
+    }
 }
 
 fn model_section(out: &mut Vec<String>, c: &CampaignReport) {

@@ -37,6 +37,7 @@ fn window(phase: u32, kind: &'static str, att: u64, ok: u64, verified: u64, erro
         errors: errors.to_string(),
         hist_in_page: hist(Vec::new()),
         hist: hist(lat),
+        console: 0,
     }
 }
 
@@ -147,18 +148,23 @@ fn build_store(outcome: Option<&str>) -> Fixture {
     // phase 1: 100 webgpu ops (80 ok) with latencies up to 6.2 s, 10 synthetic ops
     store.phase_started(phase(1, "stress", "high", 4, 0.85, 5000, 20));
     store.window(window(1, "webgpu", 100, 80, 78, json!({"timeout": 15, "crash": 5}), (1..=100).map(|i| i * 62).collect()));
-    store.window(window(1, "synthetic", 10, 10, 0, json!({}), vec![1; 10]));
+    store.window(WindowRow { console: 3, ..window(1, "synthetic", 10, 10, 0, json!({}), vec![1; 10]) });
     for i in 0..15 {
         store.event(event(21 + i, "op_failed", Some(1), "op failed", json!({"class": "timeout", "message": "op timed out after 20s"})));
     }
     for i in 0..5 {
+        let console = if i == 0 { json!(["webgpu device lost: unknown: GPU process crashed"]) } else { json!([]) };
         store.event(event(
             40 + i,
             "op_failed",
             Some(1),
             "op failed",
-            json!({"class": "crash", "message": "session deleted because of page crash"}),
+            json!({"class": "crash", "message": "session deleted because of page crash", "console": console}),
         ));
+    }
+    for i in 0..2 {
+        let data = json!({"worker": "w1", "session": "w1-s1", "count": 1, "entries": ["console.error: boom"]});
+        store.event(event(55 + i, "page_console", Some(1), "page console", data));
     }
     let long = "x".repeat(300);
     store.event(event(46, "op_failed", Some(1), "op failed", json!({"class": "script_error", "message": long})));
@@ -306,6 +312,25 @@ fn criteria_edges() {
     // some unsupported, some failed another way: an ordinary failure
     let c = evaluate_criteria(7, 0, 6, (0.0, "round_trip"), 0.9, 2000);
     assert!(!c.unsupported && c.verdict() == "failed", "{c:?}");
+}
+
+#[test]
+fn browser_console_entries_are_counted_per_phase_with_their_texts() {
+    let f = build_store(Some("failed"));
+    let c = campaign_report(&f.reader()).unwrap();
+    assert_eq!(c.phases[0].browser_console, None, "nothing logged in phase 0");
+    let b = c.phases[1].browser_console.as_ref().unwrap();
+    assert_eq!(b.entries, 3, "the count is the windows' (exact), not the capped events'");
+    assert_eq!(
+        b.top,
+        vec![
+            ConsoleTop { text: "console.error: boom".into(), count: 2, on_failed_ops: 0 },
+            ConsoleTop { text: "webgpu device lost: unknown: GPU process crashed".into(), count: 1, on_failed_ops: 1 },
+        ]
+    );
+    let summary = render_summary(&c);
+    assert!(summary.contains("Browser console") && summary.contains("phase 2 stress: 3 entries"), "{summary}");
+    assert!(summary.contains("1x, 1 on failed ops: webgpu device lost: unknown: GPU process crashed"), "{summary}");
 }
 
 #[test]

@@ -222,6 +222,8 @@ pub struct WindowRow {
     pub hist: Vec<u8>,
     /// V2-serialized histogram of the in-page latencies (empty histogram when the task has none).
     pub hist_in_page: Vec<u8>,
+    /// Browser console errors and uncaught exceptions the page captured during these ops.
+    pub console: u64,
 }
 
 /// A guardian sample.
@@ -702,8 +704,8 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
             let id = ledger.next(&WINDOWS, Some(i64::from(w.phase_idx)), "");
             insert_sealed(
                 tx,
-                "INSERT INTO windows (id, phase_idx, worker, slot, task_kind, start_ms, end_ms, attempted, succeeded, failed, verified, errors, hist, hist_in_page, crc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO windows (id, phase_idx, worker, slot, task_kind, start_ms, end_ms, attempted, succeeded, failed, verified, errors, hist, hist_in_page, console, crc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 &WINDOWS,
                 [
                     SqlValue::Integer(id),
@@ -720,6 +722,7 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
                     SqlValue::Text(w.errors),
                     SqlValue::Blob(w.hist),
                     SqlValue::Blob(w.hist_in_page),
+                    int(w.console),
                 ],
             )?;
         }

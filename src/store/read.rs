@@ -507,6 +507,7 @@ impl StoreReader {
         let phase = i64::from(idx);
         let pred = |p: i64, _: &str| p == phase;
         let with_in_page = self.windows.ncols() > 13;
+        let with_console = self.windows.ncols() > 14;
         self.scan_complete(self.windows, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
             let kind = group(r.get(5)?, r.get(3)?);
             let errors: String = r.get(12)?;
@@ -530,6 +531,9 @@ impl StoreReader {
             if with_in_page {
                 let b = r.get_ref(14)?.as_blob().map_err(|e| bad_value(14, Type::Blob, e.to_string()))?;
                 let _ = total.in_page.add(&decode_histogram(b).map_err(|e| bad_value(14, Type::Blob, e))?);
+            }
+            if with_console {
+                total.console += r.get::<_, i64>(15)?.max(0) as u64;
             }
             Ok(())
         })?;

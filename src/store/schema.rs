@@ -10,12 +10,14 @@ use rusqlite::Connection;
 
 /// The schema version this build writes and reads. Version 2 added the `crc` column of every table
 /// and the `row_groups` table; version 3 the host's figures in `samples` (the columns after
-/// `violations`); version 4 the in-page latency histogram of `windows` (`hist_in_page`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// `violations`); version 4 the in-page latency histogram of `windows` (`hist_in_page`); version 5
+/// the browser console entries of `windows` (`console`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The oldest schema version this build reads (not writes): a version 2 store's samples are read
 /// and verified over its own columns ([`SAMPLES_V2`]) and have no host figures; a version 2 or 3
-/// store's windows likewise ([`WINDOWS_V3`]) and have no in-page latencies.
+/// store's windows likewise ([`WINDOWS_V3`]) and have no in-page latencies, a version 4 store's
+/// ([`WINDOWS_V4`]) no console counts.
 pub const READABLE_SCHEMA_VERSION: i64 = 2;
 
 /// A table whose rows carry a checksum.
@@ -52,6 +54,13 @@ pub(crate) const PHASES: Table = Table {
 };
 pub(crate) const WINDOWS: Table = Table {
     name: "windows",
+    cols: "id, phase_idx, worker, slot, task_kind, start_ms, end_ms, attempted, succeeded, failed, verified, errors, hist, hist_in_page, console",
+    phase_col: Some(1),
+    kind_col: None,
+};
+/// `windows` as schema version 4 wrote it (no console count): how its rows are verified.
+pub(crate) const WINDOWS_V4: Table = Table {
+    name: "windows",
     cols: "id, phase_idx, worker, slot, task_kind, start_ms, end_ms, attempted, succeeded, failed, verified, errors, hist, hist_in_page",
     phase_col: Some(1),
     kind_col: None,
@@ -66,8 +75,10 @@ pub(crate) const WINDOWS_V3: Table = Table {
 
 /// The `windows` table of a store of schema `version`.
 pub(crate) fn windows_of(version: i64) -> &'static Table {
-    if version >= 4 {
+    if version >= 5 {
         &WINDOWS
+    } else if version == 4 {
+        &WINDOWS_V4
     } else {
         &WINDOWS_V3
     }
@@ -132,7 +143,7 @@ pub(crate) fn init(conn: &Connection) -> rusqlite::Result<()> {
             id INTEGER PRIMARY KEY, phase_idx INTEGER NOT NULL, worker TEXT NOT NULL, slot INTEGER NOT NULL,
             task_kind TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, attempted INTEGER NOT NULL,
             succeeded INTEGER NOT NULL, failed INTEGER NOT NULL, verified INTEGER NOT NULL, errors TEXT NOT NULL,
-            hist BLOB NOT NULL, hist_in_page BLOB NOT NULL, crc INTEGER NOT NULL);
+            hist BLOB NOT NULL, hist_in_page BLOB NOT NULL, console INTEGER NOT NULL, crc INTEGER NOT NULL);
         CREATE INDEX windows_phase ON windows(phase_idx);
         CREATE TABLE samples (
             id INTEGER PRIMARY KEY, at TEXT NOT NULL, at_ms INTEGER NOT NULL, phase_idx INTEGER, cpu REAL NOT NULL,

@@ -102,10 +102,11 @@ fn a_schema_2_store_is_read_and_verified_without_host_figures_but_not_resumed() 
     assert!(e.to_string().contains("table samples: row 2 fails its checksum"), "{e}");
 }
 
-/// A store as schema 3 wrote it: windows without the in-page histogram, checksummed over their
-/// own columns. It is read and verified (no in-page latencies), not resumed.
+/// Stores as schemas 4 and 3 wrote them: windows without the console count (4) and without the
+/// in-page histogram too (3), checksummed over their own columns. They are read and verified
+/// (no console counts, no in-page latencies), not resumed.
 #[test]
-fn a_schema_3_store_reads_its_windows_without_in_page_latency() {
+fn schema_3_and_4_stores_read_their_windows_without_the_later_columns() {
     use crate::metrics::{encode_histogram, new_histogram, record_latency};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
@@ -134,9 +135,22 @@ fn a_schema_3_store_reads_its_windows_without_in_page_latency() {
         errors: "{}".into(),
         hist: encode_histogram(&h),
         hist_in_page: encode_histogram(&h),
+        console: 2,
     });
     store.close().unwrap();
-    assert_eq!(StoreReader::open(&path).unwrap().phase_windows(0).unwrap()["webgpu"].in_page.len(), 1);
+    let w = &StoreReader::open(&path).unwrap().phase_windows(0).unwrap()["webgpu"];
+    assert_eq!((w.in_page.len(), w.console), (1, 2));
+
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch("ALTER TABLE windows DROP COLUMN console").unwrap();
+    reseal(&tx, &schema::WINDOWS_V4, "1 = 1", []).unwrap();
+    tx.execute_batch("PRAGMA user_version = 4").unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    // schema 4: in-page latencies, no console count
+    let w = &StoreReader::open(&path).unwrap().phase_windows(0).unwrap()["webgpu"];
+    assert_eq!((w.in_page.len(), w.console), (1, 0));
 
     let mut conn = rusqlite::Connection::open(&path).unwrap();
     let tx = conn.transaction().unwrap();
