@@ -292,3 +292,44 @@ fn a_page_task_runs_on_both_browsers() {
         assert_eq!(p["browsers"][b]["ops_failed"], 0, "{b}: {}", p["browsers"]);
     }
 }
+
+#[test]
+fn firefox_pages_console_errors_and_webgpu_errors_reach_the_report() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("ff-console");
+    let page = sb.write("page.html", "<!doctype html><title>t</title><p>console test</p>");
+    // every 3rd op makes a WebGPU validation error (a buffer both MAP_READ and MAP_WRITE), logs a
+    // console error and fails; the others pass
+    let script = r#"const done = arguments[arguments.length - 1]; const n = window.__n = (window.__n || 0) + 1;
+if (n % 3 !== 0) { done({ok: true}); return; }
+(async () => {
+  const device = await (await navigator.gpu.requestAdapter()).requestDevice();
+  device.createBuffer({size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.MAP_WRITE});
+  console.error('op', n, 'made an invalid buffer');
+  await device.queue.onSubmittedWorkDone();
+  await new Promise((r) => setTimeout(r, 200));
+  done({ok: false, class: 'gpu_error', message: 'invalid buffer'});
+})();"#;
+    let task = format!(
+        "\n[task]\nkind = \"page\"\nurl = \"file://{}\"\nscript = '''{script}'''\n\n[browser]\nop_timeout = \"10s\"\nsession_timeout = \"30s\"\n",
+        page.display()
+    );
+    let worker = "\n[[workers]]\nid = \"ff\"\nmanaged = true\nbrowser = \"firefox\"\n";
+    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.3\nmax_p95 = \"30s\"";
+    let cfg = sb.write("c.toml", &format!("{}{}{}{}", header("ffconsole", ""), task, worker, phase("p", "5s", 1, lenient)));
+    let before = snapshot();
+    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(150));
+    assert_no_orphans(&before, &sb.root);
+    let dir = sb.campaign_dir();
+    let events = read_events(&dir.join("events.jsonl"));
+    let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+    assert!(!failed.is_empty(), "{}", out.describe());
+    let console: Vec<&str> =
+        failed[0]["data"]["console"].as_array().expect("console on op_failed").iter().filter_map(Value::as_str).collect();
+    assert!(console.iter().any(|c| c.starts_with("webgpu error: ") && c.len() > "webgpu error: ".len() + 5), "{console:?}");
+    assert!(console.iter().any(|c| c.starts_with("console.error: op ") && c.ends_with("made an invalid buffer")), "{console:?}");
+    let r = read_json(&dir.join("campaign_report.json"));
+    let b = &r["phases"][0]["browser_console"];
+    // two entries per failed op, every one counted
+    assert_eq!(count(&b["entries"], "console entries"), 2 * count(&r["phases"][0]["ops_failed"], "failed"), "{b}");
+}
