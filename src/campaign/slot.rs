@@ -16,9 +16,9 @@ use crate::browser::session::Session;
 use crate::config::{BrowserKind, FaultConfig, FaultKind, TaskSpec};
 use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
-use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, Strategy};
+use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, PageConsole, Strategy};
 use crate::store::{unix_ms, WindowRow};
-use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, PageConsole, MAX_BATCH, SCRIPT_TIMEOUT_SLACK};
+use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, MAX_BATCH, SCRIPT_TIMEOUT_SLACK};
 use crate::tasks::{classify_cmd_error, run_browser_op, OpOk, PageFault, Synthetic};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,8 +47,6 @@ struct Ran {
     /// What the driver saw (for an op of a batch, its in-page time plus its share of the call's
     /// overhead: [`round_trips`]).
     latency: Duration,
-    /// What the browser's console said during the op (batched tasks).
-    console: PageConsole,
 }
 
 enum Attempt {
@@ -295,13 +293,7 @@ impl Slot {
                 }
                 Attempt::Abandoned => {
                     aborted = true;
-                    self.record(
-                        self.op_started.elapsed(),
-                        None,
-                        Err(OpError::new(FailureClass::Timeout, ABANDONED)),
-                        PageConsole::default(),
-                    )
-                    .await;
+                    self.record(self.op_started.elapsed(), None, Err(OpError::new(FailureClass::Timeout, ABANDONED))).await;
                     break;
                 }
                 Attempt::Rejected => {
@@ -314,7 +306,7 @@ impl Slot {
             let first = self.seq;
             for (i, r) in ran.drain(..).enumerate() {
                 self.seq = first + i as u64;
-                self.record(r.latency, r.in_page, r.result, r.console).await;
+                self.record(r.latency, r.in_page, r.result).await;
             }
             self.ran = ran;
             if self.last_flush.elapsed() >= WINDOW {
@@ -493,7 +485,7 @@ impl Slot {
 
     /// One op ran (or failed before it could): its round trip is the time since it started.
     fn done_one(&mut self, result: Result<OpOk, OpError>, in_page: Option<Duration>) -> Attempt {
-        self.ran.push(Ran { result, in_page, latency: self.op_started.elapsed(), console: PageConsole::default() });
+        self.ran.push(Ran { result, in_page, latency: self.op_started.elapsed() });
         Attempt::Done
     }
 
@@ -535,7 +527,7 @@ impl Slot {
             Ok(ops) => {
                 let in_page: Vec<Option<Duration>> = ops.iter().map(|o| o.in_page).collect();
                 for (op, latency) in ops.into_iter().zip(round_trips(elapsed, &in_page)) {
-                    self.ran.push(Ran { result: op.result, in_page: op.in_page, latency, console: op.console });
+                    self.ran.push(Ran { result: op.result, in_page: op.in_page, latency });
                 }
                 Attempt::Done
             }
@@ -568,7 +560,6 @@ impl Slot {
                     result: Err(OpError::new(FailureClass::ScriptError, "injected fault: throw")),
                     in_page: None,
                     latency: Duration::ZERO,
-                    console: PageConsole::default(),
                 });
                 return Attempt::Done;
             }
@@ -590,7 +581,7 @@ impl Slot {
         if self.seq % 256 == 0 {
             tokio::task::yield_now().await;
         }
-        self.ran.push(Ran { result: r, in_page: None, latency: Duration::ZERO, console: PageConsole::default() });
+        self.ran.push(Ran { result: r, in_page: None, latency: Duration::ZERO });
         Attempt::Done
     }
 
@@ -619,8 +610,12 @@ impl Slot {
         page_fault(f.kind)
     }
 
-    async fn record(&mut self, latency: Duration, in_page: Option<Duration>, result: Result<OpOk, OpError>, console: PageConsole) {
+    async fn record(&mut self, latency: Duration, in_page: Option<Duration>, mut result: Result<OpOk, OpError>) {
         self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
+        let console = match result.as_mut() {
+            Ok(ok) => std::mem::take(&mut ok.console),
+            Err(e) => std::mem::take(&mut e.console),
+        };
         self.window.console += console.count;
         self.ctx.live.record(result.is_ok());
         match result {

@@ -76,13 +76,26 @@ pub struct OpError {
     pub class: FailureClass,
     /// What happened.
     pub message: String,
+    /// What the browser's console said during the op: often the real cause (a WebGPU validation
+    /// error behind a wrong result), so it travels with the failure to its event.
+    pub console: PageConsole,
 }
 
 impl OpError {
     /// Builds an error.
     pub fn new(class: FailureClass, message: impl Into<String>) -> OpError {
-        OpError { class, message: message.into() }
+        OpError { class, message: message.into(), console: PageConsole::default() }
     }
+}
+
+/// Browser console entries counted against one op (errors, uncaught exceptions, unhandled
+/// rejections, WebGPU errors and device losses), as the page's console listener answered them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PageConsole {
+    /// How many.
+    pub count: u64,
+    /// The first few of them, `source: text`, cut short.
+    pub entries: Vec<String>,
 }
 
 impl fmt::Display for OpError {

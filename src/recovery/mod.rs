@@ -2,5 +2,5 @@
 mod class;
 mod ladder;
 
-pub use class::{FailureClass, OpError};
+pub use class::{FailureClass, OpError, PageConsole};
 pub use ladder::{backoff, start_level, AttemptOutcome, Ladder, Step, Strategy};

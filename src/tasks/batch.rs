@@ -13,11 +13,7 @@
 //! - the slot takes one breaker permit per op before the call, so the batch never runs more
 //!   ops than the breakers allowed (half-open probes included).
 //!
-//! The runner also installs, once per page, a listener for what the browser's console would show
-//! ([`CONSOLE_CAPTURE`]): `console.error` calls, uncaught exceptions, unhandled rejections, and the
-//! WebGPU errors no scope caught and device losses of every device the page requests. Each entry
-//! is counted against the op during (or after the end of) which it arrived, and a failed op
-//! carries the entries' text: a WebGPU validation error shows up with the browser's own words.
+//! The runner counts the browser's console entries against each op ([`super::console`]).
 
 use super::{classify_cmd_error, parse_result, OpOk, PageFault};
 use crate::browser::adapter::AdapterMode;
@@ -45,7 +41,7 @@ const specs = arguments[0], budget = arguments[1], timeout = arguments[2];
 const now = () => performance.now();
 const out = [], t0 = now();
 const bad = (cls, m) => ({ok: false, class: cls, message: String(m)});
-const cap = CAPTURE;
+CONSOLE
 let op;
 try { op = OP; } catch (e) { op = () => bad('script_error', (e && e.stack) || e); }
 (async () => {
@@ -64,57 +60,12 @@ try { op = OP; } catch (e) { op = () => bad('script_error', (e && e.stack) || e)
                in_page_ms: (typeof r.elapsed_ms === 'number' && r.elapsed_ms >= 0 && r.elapsed_ms <= el) ? r.elapsed_ms : el};
     if (i === 0) { o.adapter = r.adapter; o.backend = r.backend; o.adapter_retries = r.adapter_retries; }
     else if (r.adapter_retries) o.adapter_retries = r.adapter_retries;
-    // a failure's console entries may still be queued (WebGPU errors arrive as events)
-    if (r.ok !== true) await new Promise((res) => setTimeout(res, SETTLE_MS));
-    if (cap.n > cap.seen) {
-      o.console_n = cap.n - cap.seen;
-      o.console = cap.list.filter((e) => e[0] > cap.seen).slice(0, MAX_ENTRIES).map((e) => e[1] + ': ' + e[2]);
-      cap.seen = cap.n;
-    }
+    await consoleTo(o, r.ok !== true);
     out.push(o);
     if (r.ok !== true) break;
   }
   done({batch: out});
 })();"#;
-
-/// Installs (once per page) the console listener and answers its state `{n, seen, list}`: `n`
-/// entries so far, `seen` of them already counted against an op, `list` the last few as
-/// `[number, source, text]` with the text cut at [`MAX_ENTRY_CHARS`].
-pub const CONSOLE_CAPTURE: &str = r#"(window.__stressctlConsole || (() => {
-  const c = {n: 0, seen: 0, list: []};
-  const add = (src, text) => {
-    c.n++; c.list.push([c.n, src, String(text).slice(0, MAX_CHARS)]);
-    if (c.list.length > 32) c.list.shift();
-  };
-  const str = (a) => { try { return a instanceof Error ? (a.stack || String(a)) : (a && typeof a === 'object') ? JSON.stringify(a) : String(a); } catch (e) { return String(a); } };
-  const err = console.error;
-  console.error = function (...a) { add('console.error', a.map(str).join(' ')); return err.apply(this, a); };
-  window.addEventListener('error', (e) => add('uncaught', (e.error && e.error.stack) || e.message));
-  window.addEventListener('unhandledrejection', (e) => add('unhandled rejection', str(e.reason)));
-  const A = window.GPUAdapter && window.GPUAdapter.prototype;
-  if (A && typeof A.requestDevice === 'function') {
-    const rd = A.requestDevice;
-    A.requestDevice = function (...a) {
-      return rd.apply(this, a).then((d) => {
-        d.addEventListener('uncapturederror', (e) => add('webgpu error', (e.error && e.error.message) || e.error));
-        d.lost.then((i) => { if (i.reason !== 'destroyed') add('webgpu device lost', ((i.reason || 'unknown') + ': ' + i.message)); });
-        return d;
-      });
-    };
-  }
-  return (window.__stressctlConsole = c);
-})())"#;
-
-/// After a failed op the page waits this long before it collects the op's console entries: a
-/// WebGPU error reaches the page as an event from the GPU process, often just after the failure
-/// it caused. Only failures pay it.
-pub const FAILURE_SETTLE: Duration = Duration::from_millis(50);
-
-/// At most this many console entries ride on one op's answer (the count covers all of them).
-pub const MAX_ENTRIES: usize = 8;
-
-/// An entry's text is cut at this many characters in the page.
-pub const MAX_ENTRY_CHARS: usize = 400;
 
 /// The op of the embedded test page's tasks: `window.stressctl[fn](spec)`.
 const PAGE_OP: &str = r#"((s) => (typeof s === 'object' && s && typeof s[specs[0].fn] === 'function')
@@ -129,42 +80,12 @@ pub struct BatchOp {
     /// Time the page measured around the op (`elapsed_ms` of a `page` task's own answer when it
     /// gave one and it is plausible, else the wrapper's).
     pub in_page: Option<Duration>,
-    /// What the browser's console said during the op.
-    pub console: PageConsole,
-}
-
-/// Browser console entries counted against one op.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct PageConsole {
-    /// How many (errors, uncaught exceptions, WebGPU errors, device losses).
-    pub count: u64,
-    /// The first [`MAX_ENTRIES`] of them, `source: text`.
-    pub entries: Vec<String>,
-}
-
-impl PageConsole {
-    /// Reads `console_n` / `console` of an op's answer (nothing when absent).
-    pub fn of(v: &Value) -> PageConsole {
-        let count = v.get("console_n").and_then(Value::as_u64).unwrap_or(0);
-        if count == 0 {
-            return PageConsole::default();
-        }
-        let entries = v
-            .get("console")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).take(MAX_ENTRIES).map(|t| crate::fmt::cut(t, MAX_ENTRY_CHARS + 32)).collect())
-            .unwrap_or_default();
-        PageConsole { count, entries }
-    }
 }
 
 /// The script and per-op specs of `n` ops of `task` (None for tasks that are not batched: the
 /// `model` task, whose session set-up is its own call, and `synthetic`).
 pub fn batch_script(task: &TaskSpec) -> Option<String> {
-    let runner = RUNNER
-        .replacen("const cap = CAPTURE;", &format!("const cap = {};", console_capture()), 1)
-        .replacen("SETTLE_MS", &FAILURE_SETTLE.as_millis().to_string(), 1)
-        .replacen("MAX_ENTRIES", &MAX_ENTRIES.to_string(), 1);
+    let runner = RUNNER.replacen("CONSOLE\n", &super::console::prelude(), 1);
     match task {
         TaskSpec::Webgpu { .. } | TaskSpec::Webnn => Some(runner.replacen("op = OP;", &format!("op = {PAGE_OP};"), 1)),
         TaskSpec::Page { script, .. } => {
@@ -177,11 +98,6 @@ pub fn batch_script(task: &TaskSpec) -> Option<String> {
         }
         TaskSpec::Model(_) | TaskSpec::Synthetic { .. } => None,
     }
-}
-
-/// [`CONSOLE_CAPTURE`] as an expression with its limits filled in.
-pub fn console_capture() -> String {
-    CONSOLE_CAPTURE.replacen("MAX_CHARS", &MAX_ENTRY_CHARS.to_string(), 1)
 }
 
 /// The spec of one op of the embedded page's tasks (empty for `page` tasks).
@@ -228,7 +144,6 @@ pub fn parse_batch(v: Value, n: usize) -> Result<Vec<BatchOp>, OpError> {
                 .and_then(Value::as_f64)
                 .filter(|ms| ms.is_finite() && *ms >= 0.0)
                 .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-            console: PageConsole::of(it),
             result: parse_result(it.clone()),
         })
         .collect())

@@ -7,13 +7,14 @@
 //! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
 
 pub mod batch;
+pub mod console;
 pub mod model;
 pub mod onnx;
 pub mod server;
 
 use crate::browser::adapter::AdapterMode;
 use crate::config::TaskSpec;
-use crate::recovery::{FailureClass, OpError};
+use crate::recovery::{FailureClass, OpError, PageConsole};
 use fantoccini::error::{CmdError, ErrorStatus};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub struct OpOk {
     /// Time the op spent on one-off set-up before the op itself (the `model` task's session
     /// creation and first inference): not the op's latency, so the slot leaves it out.
     pub setup: Duration,
+    /// What the browser's console said during the op (an op may succeed beside an error).
+    pub console: PageConsole,
 }
 
 /// A fault the page itself carries out on request (fault injection).
@@ -114,17 +117,19 @@ pub async fn probe_adapter(client: &fantoccini::Client, mode: AdapterMode) -> Re
 
 /// Interprets the page's answer.
 pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
+    let console = console::console_of(&v);
     match v.get("ok").and_then(Value::as_bool) {
         Some(true) => Ok(OpOk {
             verified: v.get("verified").and_then(Value::as_bool).unwrap_or(false),
             adapter: v.get("adapter").or_else(|| v.get("backend")).filter(|a| !a.is_null()).cloned(),
             adapter_retries: v.get("adapter_retries").and_then(Value::as_u64).unwrap_or(0),
             setup: Duration::ZERO,
+            console,
         }),
         Some(false) => {
             let class = v.get("class").and_then(Value::as_str).and_then(FailureClass::parse).unwrap_or(FailureClass::ScriptError);
             let message = v.get("message").and_then(Value::as_str).unwrap_or("the page reported a failure without a message");
-            Err(OpError::new(class, truncate(message, 500)))
+            Err(OpError { console, ..OpError::new(class, truncate(message, 500)) })
         }
         None => Err(OpError::new(FailureClass::ScriptError, format!("the page answered without `ok`: {}", truncate(&v.to_string(), 200)))),
     }

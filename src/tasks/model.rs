@@ -37,8 +37,12 @@ pub const ORT_FILES: [&str; 6] = [
 
 /// Imports the model module once per page and calls one of its functions with the spec; answers
 /// through the callback also when the import or the call fails.
-const MODEL_SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
+const MODEL_SCRIPT: &str = r#"const answer = arguments[arguments.length - 1];
 const fn = arguments[0], spec = arguments[1];
+CONSOLE
+// the console entries of a set-up call that succeeded stay for the inference that follows it
+const done = (r) => ((r.ok === false || (!spec.prepare && !r.needs_prepare)) ? consoleTo(r, r.ok === false) : Promise.resolve())
+  .then(() => answer(r), () => answer(r));
 const fail = (m) => done({ok: false, class: 'script_error', message: String(m)});
 try {
   if (!window.__stressctlModel) window.__stressctlModel = import('/model/model.mjs');
@@ -256,7 +260,9 @@ pub async fn run_model_op(
 }
 
 async fn call(client: &fantoccini::Client, func: &str, spec: &Value) -> Result<Value, OpError> {
-    client.execute_async(MODEL_SCRIPT, vec![json!(func), spec.clone()]).await.map_err(classify_cmd_error)
+    static SCRIPT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| MODEL_SCRIPT.replacen("CONSOLE\n", &super::console::prelude(), 1));
+    client.execute_async(&SCRIPT, vec![json!(func), spec.clone()]).await.map_err(classify_cmd_error)
 }
 
 /// What the report says about the model: type, opset, operator counts, parameters, signature.
