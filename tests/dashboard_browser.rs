@@ -5,7 +5,8 @@
 //! chromedriver's performance log (the DevTools `Network.requestWillBeSent` events of the tab).
 //! Chromium's own background traffic (component updates, time, accounts: it has some whatever
 //! the flags) goes to a proxy that answers nothing, so the test sends nothing off the machine.
-//! Screenshots go to `<target>/tmp/dashboard-screenshots/`.
+//! A campaign on Chromium and Firefox side by side gets its per-browser charts, live and in the
+//! report. Screenshots go to `<target>/tmp/dashboard-screenshots/`.
 
 mod common;
 #[path = "common/http.rs"]
@@ -291,4 +292,82 @@ fn api_circuit_breakers_shows_a_killed_worker_open_while_the_campaign_runs() {
     let out = child.finish(Duration::from_secs(120));
     assert_no_orphans(&before, &sb.root);
     assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+}
+
+/// The per-browser charts of a campaign that ran on Chromium and Firefox side by side: shown,
+/// painted, one line per browser, live on the overview and in `report.html`.
+const BROWSER_PROBE: &str = r#"
+const box = document.getElementById('by-browser');
+const painted = (id) => Array.from(document.querySelectorAll('#' + id + ' canvas')).filter((c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 3; i < d.length; i += 16) if (d[i] !== 0) return true;
+  return false;
+}).length;
+return {
+  shown: !!box && !box.classList.contains('hidden'),
+  ops: painted('c-browser-ops'), p95: painted('c-browser-p95'),
+  legend: Array.from(document.querySelectorAll('#c-browser-ops .u-legend .u-label')).map((e) => e.textContent),
+};
+"#;
+
+#[test]
+fn per_browser_charts_are_drawn_for_a_chromium_and_firefox_campaign() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("dash-2browsers");
+    let workers = "\n[[workers]]\nid = \"c1\"\nmanaged = true\n\n[[workers]]\nid = \"ff\"\nmanaged = true\nbrowser = \"firefox\"\n";
+    let lenient = "browsers = [\"chromium\", \"firefox\"]\nstress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"";
+    let cfg = sb.write(
+        "two.toml",
+        &format!(
+            "{}{}{}{}",
+            header("two", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\n"),
+            webgpu_task(32),
+            workers,
+            phase("both", "12s", 2, lenient)
+        ),
+    );
+    let before = snapshot();
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]);
+    let child = Running::spawn(cmd, Some(&sb.root));
+    let addr = dashboard_addr(&child);
+    let (proxy, _) = recording_proxy();
+    let browsers_drawn = |p: &Value| {
+        let legend = p["legend"].to_string();
+        p["shown"] == true
+            && p["ops"].as_u64() >= Some(1)
+            && p["p95"].as_u64() >= Some(1)
+            && legend.contains("chromium")
+            && legend.contains("firefox")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let report_path = rt.block_on(async {
+        let (mut driver, c) = open_browser(&sb, "chromedriver-2b.log", "profile", "1400,2200", proxy).await;
+        c.goto(&format!("http://{addr}/")).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = c.execute(BROWSER_PROBE, vec![]).await.expect("probe");
+            if browsers_drawn(&p) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "per-browser charts on the live overview: {p}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        save(&c, "overview-two-browsers.png").await;
+        c.close().await.unwrap();
+        driver.kill().await;
+        sb.campaign_dir().join("report.html")
+    });
+    let out = child.finish(Duration::from_secs(90));
+    out.expect_code(0);
+    rt.block_on(async {
+        let (mut driver, c) = open_browser(&sb, "chromedriver-2b2.log", "profile2", "1400,3000", proxy).await;
+        c.goto(&format!("file://{}", report_path.display())).await.unwrap();
+        let p = c.execute(BROWSER_PROBE, vec![]).await.expect("probe");
+        assert!(browsers_drawn(&p), "per-browser charts in report.html: {p}");
+        save(&c, "report-two-browsers.png").await;
+        c.close().await.unwrap();
+        driver.kill().await;
+    });
+    assert_no_orphans(&before, &sb.root);
 }
