@@ -57,6 +57,11 @@
 #   PRIME=0           skip the unmeasured primer run before round 1
 #   SKIP_BUILD=1      do not run `cargo build --release --bins --examples`
 #   KEEP_TMP=1        keep the temp dir (reports, logs, stores) and print its path
+#   MODEL_ROUNDS      rounds of the model round (default 3; 0 skips it): scripts/bench-model.sh,
+#                     stressctl's `model` task (builtin:text, webgpu, one inference per op, each
+#                     checked against wasm) against loop() of the same inference session in the
+#                     same page; goal >= 0.95. MODEL_OPS (default 300) inferences per side and
+#                     round. MODEL_ONLY=1 runs the model round alone.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -166,6 +171,24 @@ fi
 STRESSCTL="$ROOT/target/release/stressctl"
 LOOP="$ROOT/target/release/examples/fantoccini_loop"
 [ -x "$STRESSCTL" ] || die "$STRESSCTL missing (build first)"
+# Model round (issue 13): scripts/bench-model.sh measures it; this runs it with the binary built
+# above and keeps its verdict line for the summary.
+MODEL_ROUNDS="${MODEL_ROUNDS:-3}"; MODEL_OPS="${MODEL_OPS:-300}"; MODEL_LINE=""
+model_round() {
+  [[ "$MODEL_ROUNDS" =~ ^[0-9]+$ ]] || die "MODEL_ROUNDS must be a number"
+  [ "$MODEL_ROUNDS" -gt 0 ] || return 0
+  if [ ! -f vendor/onnxruntime-web/ort.webgpu.min.mjs ]; then
+    MODEL_LINE="   model builtin:text: SKIPPED (no onnxruntime-web: run scripts/setup-ort.sh)"; echo "$MODEL_LINE"; return 0
+  fi
+  echo "== model round: builtin:text on webgpu, ${MODEL_ROUNDS} round(s) x ${MODEL_OPS} inferences per side (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  local out="$TMP/model-round.txt"
+  STRESSCTL="$STRESSCTL" scripts/bench-model.sh --rounds "$MODEL_ROUNDS" --ops "$MODEL_OPS" 2>&1 | tee "$out" | sed 's/^/   | /' \
+    || die "the model round failed (scripts/bench-model.sh: $(tail -n1 "$out"))"
+  MODEL_LINE="   model builtin:text: $(grep '^== ratio' "$out" | sed 's/^== //') [load $(cut -d' ' -f1-3 /proc/loadavg)]"
+}
+model_round
+if [ "${MODEL_ONLY:-0}" = 1 ]; then echo "== summary"; echo "$MODEL_LINE"; exit 0; fi
+
 [ -x "$LOOP" ] || die "$LOOP missing (build first)"
 
 # Renders a config: replaces the value on each line marked `# bench: KEY`.
@@ -388,4 +411,5 @@ for size in $MATRIX_SIZES; do
   fi
 done
 done
+[ -z "$MODEL_LINE" ] || echo "$MODEL_LINE"
 echo "   synthetic: $(fmt "$syn_mean" 0) ops/s (goal >= ${GOAL_SYNTHETIC} on one core) ${syn_verdict}"

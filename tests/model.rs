@@ -224,3 +224,51 @@ fn the_vision_model_runs_on_firefox_webgpu_verified_against_wasm() {
     let summary = std::fs::read_to_string(sb.campaign_dir().join("summary.txt")).expect("summary");
     assert!(summary.contains("    firefox: ") && summary.contains("browser memory (tree RSS) per session: after set-up"), "{summary}");
 }
+
+/// The recovery ladder's adjusted-settings step on a model that keeps failing on WebGPU (an
+/// impossible tolerance: every WebGPU output differs from the wasm reference): with
+/// `max_level = 4` the ladder applies the step again on each failure, first the fixture's dynamic
+/// dimensions halved (still WebGPU, still wrong), then the wasm provider, whose outputs equal the
+/// reference. Those wasm inferences succeed, but the report counts them apart as degraded, and the
+/// phase's criteria do not count them as successes: the phase fails.
+#[test]
+fn the_adjusted_settings_step_degrades_a_failing_model_to_wasm_and_reports_it() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("model-degraded");
+    let model = sb.write("dyn.onnx", "");
+    std::fs::copy(fixture(), &model).expect("copy the fixture");
+    let task = format!(
+        "model = {:?}\ninputs.input_embeds = {{ shape = [1, 32, 64] }}\ntolerance = {{ abs = 0.0, rel = 0.0 }}",
+        model.display().to_string()
+    );
+    // the breakers never open (the ladder, not the breaker, is under test); short backoff
+    let extra = "\n[recovery]\nmax_level = 4\nbackoff_cap = \"200ms\"\n\
+                 [breaker]\nfailure_threshold = 1000\nfailure_rate_threshold = 100\nwindow_size = 1000\nminimum_calls = 1000\n";
+    let cfg = sb.write("degraded.toml", &config("degraded", &format!("{extra}{}", model_phase("tight", "45s", &task))));
+    let (out, r) = launch(&sb, &cfg);
+    out.expect_code(1);
+    let p = &r["phases"][0];
+    let t = model_info(p);
+    let d = &t["degraded"];
+    let settings = d["settings"].as_array().unwrap_or_else(|| panic!("no degraded settings\n{}\n{t}", out.describe()));
+    let smaller = settings.iter().find(|s| s["setting"] == "smaller_inputs").unwrap_or_else(|| panic!("no smaller inputs: {d}"));
+    assert_eq!(smaller["provider"], "webgpu", "{d}");
+    assert_eq!(smaller["inputs"]["input_embeds"], serde_json::json!([1, 16, 64]), "sequence halved, fixed 64 kept: {d}");
+    let wasm = settings.iter().find(|s| s["setting"] == "wasm_provider").unwrap_or_else(|| panic!("no wasm last resort: {d}"));
+    assert_eq!((&wasm["provider"], &wasm["configured_provider"]), (&"wasm".into(), &"webgpu".into()), "{d}");
+    assert_eq!(wasm["inputs"]["input_embeds"], serde_json::json!([1, 32, 64]), "{d}");
+    let wasm_ok = count(&wasm["succeeded"], "wasm successes");
+    assert!(wasm_ok > 0, "the wasm provider matches its own reference: {d}");
+    // the window counts them as ops that ran and succeeded, the criteria and the model do not
+    let ok = count(&p["ops_succeeded"], "ops_succeeded");
+    assert!(ok >= wasm_ok, "{p}");
+    let attempted = count(&p["ops_attempted"], "ops_attempted");
+    let rate = num(&t["success_rate"], "model success rate");
+    assert!((rate - (ok - count(&d["succeeded"], "degraded ok")) as f64 / attempted as f64).abs() < 1e-3, "{t}");
+    assert_eq!(p["criteria"]["passed"], false, "{}", p["criteria"]);
+    let failures = p["criteria"]["failures"].as_array().expect("failures");
+    assert!(failures.iter().any(|f| f.as_str().is_some_and(|f| f.contains("adjusted settings (degraded)"))), "{failures:?}");
+    let summary = std::fs::read_to_string(sb.campaign_dir().join("summary.txt")).expect("summary");
+    assert!(summary.contains("DEGRADED (recovery ladder, adjusted settings)") && summary.contains("wasm_provider on wasm"), "{summary}");
+    eprintln!("degraded: {d}");
+}

@@ -92,6 +92,9 @@ pub(super) struct Slot {
     synthetic: Option<Synthetic>,
     ladder: Ladder,
     matrix_size: u32,
+    /// The `model` task as the ladder's adjusted-settings step left it (None: as configured);
+    /// its ops are reported as degraded ([`crate::tasks::adjust`]).
+    adjusted: Option<TaskSpec>,
     adapter_reported: bool,
     seed: u32,
     op_started: Instant,
@@ -151,6 +154,7 @@ impl Slot {
             synthetic,
             ladder: Ladder::default(),
             matrix_size,
+            adjusted: None,
             adapter_reported: false,
             seed: 1,
             op_started: Instant::now(),
@@ -461,7 +465,16 @@ impl Slot {
             let info = crate::tasks::model::store_sink(&self.ctx.run.store, self.ctx.idx, self.worker_id(), &s.label);
             let op = tokio::time::timeout(
                 limit,
-                run_browser_op(&s.client, &self.ctx.phase.task, self.matrix_size, seed, fault, s.adapter, &self.ctx.run.page_url, &info),
+                run_browser_op(
+                    &s.client,
+                    self.adjusted.as_ref().unwrap_or(&self.ctx.phase.task),
+                    self.matrix_size,
+                    seed,
+                    fault,
+                    s.adapter,
+                    &self.ctx.run.page_url,
+                    &info,
+                ),
             );
             tokio::select! {
                 r = op => Ok(r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}"))))),
@@ -828,6 +841,10 @@ impl Slot {
                 self.drop_session().await;
                 if let TaskSpec::Webgpu { .. } = self.ctx.phase.task {
                     self.matrix_size = self.matrix_size.min(self.ctx.run.cfg.recovery.reduced_matrix_size);
+                }
+                if let Some((task, what)) = crate::tasks::adjust::next_adjusted(&self.ctx.phase.task, self.adjusted.as_ref()) {
+                    tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{what}");
+                    self.adjusted = Some(task);
                 }
             }
             Strategy::OtherBrowser if browser_failure(step.class) && self.other_browser_worker().is_some() => {

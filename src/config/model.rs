@@ -39,6 +39,11 @@ pub struct ModelTask {
     /// What the model file says about itself (read at validation; not written back).
     #[serde(skip)]
     pub info: Arc<ModelInfo>,
+    /// Set only on a task the recovery ladder adjusted ([`crate::tasks::adjust`]): what it runs
+    /// on instead of the configuration, so its inferences are reported as degraded. Never set by
+    /// the config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<crate::tasks::adjust::Degraded>,
 }
 
 /// onnxruntime-web execution providers.
@@ -154,7 +159,7 @@ impl Validator<'_> {
         let ort_dir = std::path::absolute(ort_dir).map_err(|e| {
             self.err(k("ort_dir"), format!("{:?}", ort_dir.display().to_string()), format!("cannot resolve the path ({e})"))
         })?;
-        Ok(ModelTask { model, execution_provider, inputs, tolerance, ort_dir, info: Arc::new(info) })
+        Ok(ModelTask { model, execution_provider, inputs, tolerance, ort_dir, info: Arc::new(info), degraded: None })
     }
 
     /// Resolves every model input to a concrete shape and dtype; configured inputs must exist and

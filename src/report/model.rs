@@ -7,6 +7,11 @@
 //! Built from the store's task info, which the model task writes per session
 //! (`session/<worker>/<session>`, each record carrying its worker and session), as RSS checkpoints
 //! (`rss/<worker>/<session>/<inferences>`) and once per phase (`model`).
+//!
+//! Sessions the recovery ladder ran under adjusted settings (smaller inputs, or the wasm provider
+//! as the last resort: [`crate::tasks::adjust`]) carry a `degraded` marker; their inferences are
+//! counted apart (`degraded`) and are not successes of the configured settings, neither in
+//! `success_rate` here nor in the phase's criteria ([`degraded_successes`]).
 
 use crate::metrics::Window;
 use crate::recovery::FailureClass;
@@ -56,7 +61,10 @@ pub(super) fn fold(raw: &BTreeMap<String, Value>, w: Option<&Window>, browsers: 
         None => (0, 0, 0),
     };
     out.insert("inferences".into(), json!(attempted));
-    let rate = if attempted == 0 { 0.0 } else { succeeded as f64 / attempted as f64 };
+    // a degraded inference is not a success of the configured settings (not a pass on WebGPU)
+    let degraded_ok = sessions.iter().filter(|s| s["degraded"].is_object()).filter_map(|s| s["succeeded"].as_u64()).sum::<u64>();
+    let configured_ok = succeeded.saturating_sub(degraded_ok);
+    let rate = if attempted == 0 { 0.0 } else { configured_ok as f64 / attempted as f64 };
     out.insert("success_rate".into(), json!((rate * 1000.0).round() / 1000.0));
     out.insert("wrong_result".into(), json!(wrong));
     out.extend(session_figures(&sessions));
@@ -87,7 +95,41 @@ fn session_figures(sessions: &[Value]) -> BTreeMap<String, Value> {
     out.insert("load_ms".into(), spread(sessions, "load_ms"));
     out.insert("first_inference_ms".into(), spread(sessions, "first_inference_ms"));
     out.insert("rss_mb".into(), rss_figures(sessions));
+    out.insert("degraded".into(), degraded_figures(sessions));
     out
+}
+
+/// The inferences of the sessions that ran under adjusted settings: how many, how many of them
+/// succeeded (on the adjusted settings, which is all they say), in how many sessions, and per
+/// rung what it ran on (`setting`, `provider`, `configured_provider`, `inputs`).
+fn degraded_figures(sessions: &[Value]) -> Value {
+    let mut by: BTreeMap<String, (Value, u64, u64, u64)> = BTreeMap::new();
+    for s in sessions.iter().filter(|s| s["degraded"].is_object()) {
+        let d = &s["degraded"];
+        let key = format!("{}/{}/{}", d["setting"], d["provider"], d["inputs"]);
+        let e = by.entry(key).or_insert_with(|| (d.clone(), 0, 0, 0));
+        e.1 += 1;
+        e.2 += s["inferences"].as_u64().unwrap_or(0);
+        e.3 += s["succeeded"].as_u64().unwrap_or(0);
+    }
+    let settings: Vec<Value> = by
+        .into_values()
+        .map(|(d, sessions, inferences, succeeded)| {
+            let mut o = d.as_object().cloned().unwrap_or_default();
+            o.insert("sessions".into(), json!(sessions));
+            o.insert("inferences".into(), json!(inferences));
+            o.insert("succeeded".into(), json!(succeeded));
+            Value::Object(o)
+        })
+        .collect();
+    let sum = |k: &str| settings.iter().filter_map(|s| s[k].as_u64()).sum::<u64>();
+    json!({"inferences": sum("inferences"), "succeeded": sum("succeeded"), "sessions": sum("sessions"), "settings": settings})
+}
+
+/// Successful inferences of a folded model task that ran under adjusted settings: the phase's
+/// criteria do not count them as successes.
+pub(super) fn degraded_successes(info: &BTreeMap<String, Value>) -> u64 {
+    info.get("degraded").and_then(|d| d["succeeded"].as_u64()).unwrap_or(0)
 }
 
 /// One session's browser memory: the tree RSS after set-up (`start`, 0 inferences), at 1,000
@@ -191,6 +233,22 @@ pub(super) fn summary_lines(phase: &str, info: &BTreeMap<String, Value>, latency
         format!("    first inference {}", fig("first_inference_ms")),
     ];
     lines.push(format!("    browser memory (tree RSS) per session: {}", rss_line(info.get("rss_mb"))));
+    let degraded = info.get("degraded").filter(|d| d["inferences"].as_u64().is_some_and(|n| n > 0));
+    if let Some(d) = degraded {
+        let on: Vec<String> = d["settings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| format!("{} on {} ({} inferences)", s(x.get("setting")), s(x.get("provider")), s(x.get("inferences"))))
+            .collect();
+        lines.push(format!(
+            "    DEGRADED (recovery ladder, adjusted settings): {} inferences ({} succeeded) in {} session(s): {}; not counted as successes",
+            s(d.get("inferences")),
+            s(d.get("succeeded")),
+            s(d.get("sessions")),
+            on.join(", ")
+        ));
+    }
     let per_browser = info.get("browsers").and_then(Value::as_object);
     if per_browser.is_some_and(|b| b.len() > 1 || b.keys().any(|k| k != "chromium")) {
         for (b, f) in per_browser.into_iter().flatten() {
@@ -278,5 +336,89 @@ mod tests {
         assert!(lines[3].contains("wrong_result 1"), "{lines:?}");
         assert!(lines[6].contains("after set-up median 400.0 MiB") && lines[6].contains("growth up to 57.1 MiB per 1,000"), "{lines:?}");
         assert!(lines.iter().any(|l| l.starts_with("    firefox: 1 session(s)") && l.contains("not measured")), "{lines:?}");
+    }
+
+    /// A phase of 100 inferences, all successful, 60 of them in a session the ladder moved to
+    /// the wasm provider: the model's success rate and the phase's criteria count 40 successes,
+    /// and both the report and the summary name the degradation.
+    #[test]
+    fn degraded_inferences_are_counted_apart_and_fail_the_criteria() {
+        use crate::store::{CampaignRecord, PhaseStart, Store, WindowRow};
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/c1/store.sqlite");
+        let rec = CampaignRecord {
+            id: "c1".into(),
+            profile: "quick".into(),
+            config_source: "<profile quick>".into(),
+            config_text: crate::config::QUICK_PROFILE.into(),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+            output_dir: dir.path().join("results"),
+        };
+        let store = Store::create(&path, &rec, &dir.path().join("runs/c1/events.jsonl")).unwrap();
+        store.phase_started(PhaseStart {
+            idx: 0,
+            name: "p".into(),
+            stress_level: "low",
+            task_kind: "model",
+            sessions_planned: 1,
+            sessions: 1,
+            duration_planned: Duration::from_secs(10),
+            min_success_rate: 0.95,
+            max_p95_ms: 30_000,
+            notes: vec![],
+            started_at: rec.started_at,
+        });
+        let mut h = crate::metrics::new_histogram();
+        for _ in 0..100 {
+            crate::metrics::record_latency(&mut h, Duration::from_millis(5));
+        }
+        store.window(WindowRow {
+            phase_idx: 0,
+            worker: "local".into(),
+            slot: 0,
+            task_kind: "model",
+            start_ms: 0,
+            end_ms: 1000,
+            attempted: 100,
+            succeeded: 100,
+            failed: 0,
+            verified: 100,
+            errors: "{}".into(),
+            hist: crate::metrics::encode_histogram(&h),
+            hist_in_page: crate::metrics::encode_histogram(&crate::metrics::new_histogram()),
+        });
+        store.task_info(0, "model", "model", json!({"model": "builtin:text", "type": "text", "execution_provider": "webgpu"}));
+        store.task_info(0, "model", "session/local/s1", json!({"worker": "local", "session": "s1", "inferences": 40, "succeeded": 40}));
+        let degraded =
+            json!({"setting": "wasm_provider", "provider": "wasm", "configured_provider": "webgpu", "inputs": {"x": [1, 64, 128]}});
+        store.task_info(
+            0,
+            "model",
+            "session/local/s2",
+            json!({"worker": "local", "session": "s2", "inferences": 60, "succeeded": 60, "degraded": degraded}),
+        );
+        store.phase_ended(0, "completed", Duration::from_secs(10));
+        store.close().unwrap();
+
+        let c = super::super::campaign_report(&crate::store::StoreReader::open(&path).unwrap()).unwrap();
+        let p = &c.phases[0];
+        let t = &p.tasks["model"].info;
+        assert_eq!(t["success_rate"], 0.4, "{t:?}");
+        assert_eq!(t["degraded"]["inferences"], 60);
+        assert_eq!(t["degraded"]["succeeded"], 60);
+        assert_eq!(t["degraded"]["settings"][0]["provider"], "wasm");
+        assert_eq!(t["degraded"]["settings"][0]["configured_provider"], "webgpu");
+        assert_eq!(t["browsers"]["chromium"]["degraded"]["inferences"], 60);
+        assert!(!p.criteria.passed, "{:?}", p.criteria);
+        assert_eq!(p.criteria.failures[0], "success rate 40.0% below 95.0% (60 of 100 ops failed)");
+        assert!(p.criteria.failures[1].starts_with("60 inference(s) succeeded only under the recovery ladder's adjusted settings"));
+        let lines = summary_lines("p", t, 5.0, 6.0);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("DEGRADED") && l.contains("60 inferences (60 succeeded) in 1 session(s): wasm_provider on wasm")),
+            "{lines:?}"
+        );
     }
 }

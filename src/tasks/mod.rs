@@ -6,6 +6,7 @@
 //! The page tasks (`webgpu`, `webnn`, `page`) run a short batch of ops per call ([`batch`]).
 //! The `synthetic` task involves no browser at all and is labelled synthetic wherever it appears.
 
+pub mod adjust;
 pub mod batch;
 pub mod console;
 pub mod model;

@@ -232,6 +232,10 @@ pub async fn run_model_op(
     if let Some(f) = fault {
         spec["fault"] = json!(f.as_str());
     }
+    if let Some(d) = &m.degraded {
+        // the page keeps it in the session's figures: the report counts these apart
+        spec["degraded"] = json!(d);
+    }
     let t0 = Instant::now();
     let mut v = call(client, "run", &spec).await?;
     let mut setup = Duration::ZERO;
