@@ -387,6 +387,7 @@ mod tests {
             errors: "{}".into(),
             hist: crate::metrics::encode_histogram(&h),
             hist_in_page: crate::metrics::encode_histogram(&crate::metrics::new_histogram()),
+            console: 0,
         });
         store.task_info(0, "model", "model", json!({"model": "builtin:text", "type": "text", "execution_provider": "webgpu"}));
         store.task_info(0, "model", "session/local/s1", json!({"worker": "local", "session": "s1", "inferences": 40, "succeeded": 40}));
