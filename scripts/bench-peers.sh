@@ -144,7 +144,12 @@ b = ([r for r in rows if r[0] >= t1] or rows[-1:])[0]
 # an exiting process loses its exe link: a pid is a browser if any sample saw it as one
 seen = {p for r in rows for p, (isb, _) in r[1].items() if isb}
 hz = os.sysconf("SC_CLK_TCK"); orch = brow = 0
-for p, (_, t) in b[1].items():
+# a process gone before T1 (a GPU process restarted, a renderer swapped) counts until its last sample
+last = {}
+for r in rows:
+    if a[0] <= r[0] <= b[0]:
+        for p, (_, t) in r[1].items(): last[p] = t
+for p, t in last.items():
     d = t - a[1].get(p, [False, 0])[1]
     if p in seen: brow += d
     else: orch += d
