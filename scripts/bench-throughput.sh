@@ -368,6 +368,12 @@ else
   scripts/grid.sh up --nodes 1 --slots "$SESSIONS" --hub-port "$GRID_HUB_PORT" | sed 's/^/   /'
   # grid_side grid|direct ROUND: one stressctl run (rerun while not as planned); ops/s in $RESULT.
   # The grid side is the (a) config with its [[workers]] table replaced by the hub's URL.
+  # CPU seconds the Grid's JVMs (hub and node, recorded by grid.sh) have used so far
+  jvm_cpu() {
+    awk '$1 == "proc" { print $3 }' "$STRESSCTL_GRID_DIR/state" | while read -r p; do
+      [ -r "/proc/$p/stat" ] && sed -E 's/^.*\) //' "/proc/$p/stat" | cut -d' ' -f12,13
+    done | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 + $2 } END { printf "%.1f", t / hz }'
+  }
   grid_side() {
     local try d
     for try in $(seq 0 "$MAX_RERUNS"); do
@@ -389,14 +395,21 @@ else
     done
     die "the Grid round's $1 side did not run as planned in $((MAX_RERUNS + 1)) tries (see above)"
   }
-  [ "${PRIME:-1}" = 1 ] && { grid_side grid 0; echo "   primer (unmeasured, warms the hub's and node's JIT): grid $(fmt "$RESULT" 2) ops/s"; }
+  if [ "${PRIME:-1}" = 1 ]; then # a short unmeasured run: the hub's and node's JIT warm, as in a Grid in use
+    OPS_PER_SESSION=64 grid_side grid 0
+    echo "   primer (unmeasured, 2 x 64 ops through the hub): $(fmt "$RESULT" 2) ops/s"
+  fi
   g_list=""; d_list=""; gr_list=""
   for round in $(seq 1 "$GRID_ROUNDS"); do
     if [ $((round % 2)) = 1 ]; then order="grid direct"; else order="direct grid"; fi
-    for side in $order; do grid_side "$side" "$round"; eval "${side}_tput=\$RESULT"; done
+    for side in $order; do
+      j0="$(jvm_cpu)"; grid_side "$side" "$round"
+      jv="$(awk -v a="$j0" -v b="$(jvm_cpu)" 'BEGIN { printf "%.1f", b - a }')"
+      if [ "$side" = grid ]; then grid_tput="$RESULT"; grid_jvm="$jv"; else direct_tput="$RESULT"; direct_jvm="$jv"; fi
+    done
     g_list+="$grid_tput"$'\n'; d_list+="$direct_tput"$'\n'
     rr="$(awk -v a="$grid_tput" -v b="$direct_tput" 'BEGIN { printf "%.3f", a / b }')"; gr_list+="$rr"$'\n'
-    echo "   round $round  grid $(fmt "$grid_tput" 2) ops/s, direct $(fmt "$direct_tput" 2) ops/s: ratio $rr   (load average now: $(cut -d' ' -f1 /proc/loadavg))"
+    echo "   round $round  grid $(fmt "$grid_tput" 2) ops/s, direct $(fmt "$direct_tput" 2) ops/s: ratio $rr   (hub+node JVM CPU: ${grid_jvm} s in the grid run, ${direct_jvm} s idle in the direct one; load average now: $(cut -d' ' -f1 /proc/loadavg))"
   done
   scripts/grid.sh down >/dev/null && GRID_UP=0
   g_mean="$(printf "%s" "$g_list" | mean)"; d_mean="$(printf "%s" "$d_list" | mean)"
