@@ -37,6 +37,9 @@
 #   STRESSCTL=PATH   the binary to measure (default target/release/stressctl; implies SKIP_BUILD=1),
 #                    e.g. an earlier build kept to compare before and after a change
 #   KEEP_TMP=1       keep the temp dir (reports, logs, timings) and print its path
+#   COMPARE=1        a third mode per round, `base`: the dashboard on with its threads at the
+#                    browsers' priority (STRESSCTL_DASHBOARD_NICE=0, i.e. before the raise of
+#                    confine::priority), run interleaved (off, base, on, ...) and printed beside `on`
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,18 +88,20 @@ render() { # config with the `# bench:` lines set
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
-# One run; mode is off|on. Writes $d/result: "ops_per_s peak_rss_kb valid reason".
+# One run; mode is off|on|base (base: on, with the dashboard's threads at nice 0). Writes $d/result: "ops_per_s peak_rss_kb valid reason".
 run_one() {
   local mode=$1 r=$2 d="$TMP/$1-$2" pid addr="" peak=0 rss k
   mkdir -p "$d"
   render "$d/config.toml"
   local args=(launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs")
-  [ "$mode" = on ] && args+=(--dashboard 127.0.0.1:0)
-  env -u STRESSCTL_DASHBOARD_TOKEN "$STRESSCTL" "${args[@]}" >"$d/stdout.txt" 2>"$d/stderr.txt" &
+  local nice_env=(-u STRESSCTL_DASHBOARD_NICE)
+  [ "$mode" = off ] || args+=(--dashboard 127.0.0.1:0)
+  [ "$mode" = base ] && nice_env=(STRESSCTL_DASHBOARD_NICE=0)
+  env -u STRESSCTL_DASHBOARD_TOKEN "${nice_env[@]}" "$STRESSCTL" "${args[@]}" >"$d/stdout.txt" 2>"$d/stderr.txt" &
   pid=$!
   PIDS="$PIDS $pid"
   local helpers=""
-  if [ "$mode" = on ]; then
+  if [ "$mode" != off ]; then
     for _ in $(seq 1 100); do
       addr="$(sed -n 's|^stressctl: dashboard http://\([^/]*\)/.*|\1|p' "$d/stdout.txt" | head -1)"
       [ -n "$addr" ] && break
@@ -153,7 +158,7 @@ else:
 print(f"{m['throughput_ops_per_s'] if m else 0} {peak} {'yes' if not why else 'no'} {','.join(why) or 'ok'}")
 PY
   read -r ops peak valid why <"$d/result"
-  printf '   round %d %-3s  %8.2f ops/s  peak RSS %6.1f MB  stressctl CPU %6.1f s  %s\n' "$r" "$mode" "$ops" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" \
+  printf '   round %d %-4s  %8.2f ops/s  peak RSS %6.1f MB  stressctl CPU %6.1f s  %s\n' "$r" "$mode" "$ops" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')" \
     "$(awk -v t="$cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN { print t / hz }')" \
     "$([ "$valid" = yes ] && echo "" || echo "DISCARDED ($why)")"
 }
@@ -161,14 +166,16 @@ PY
 echo "== runs (interleaved)"
 for r in $(seq 1 "$ROUNDS"); do
   run_one off "$r"
+  [ "${COMPARE:-0}" = 1 ] && run_one base "$r"
   run_one on "$r"
 done
+echo "   load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== results"
-python3 - "$TMP" "$ROUNDS" "$(getconf CLK_TCK)" "$((2 * (OPS_PER_SESSION + WARMUP_OPS)))" <<'PY'
+python3 - "$TMP" "$ROUNDS" "$(getconf CLK_TCK)" "$((2 * (OPS_PER_SESSION + WARMUP_OPS)))" "${COMPARE:-0}" <<'PY'
 import glob, os, statistics, sys
-tmp, rounds, hz, nops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-res = {"off": {}, "on": {}}
+tmp, rounds, hz, nops, compare = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+res = {"off": {}, "on": {}, "base": {}} if compare else {"off": {}, "on": {}}
 for mode in res:
     for r in range(1, rounds + 1):
         ops, peak, valid, why = open(f"{tmp}/{mode}-{r}/result").read().split()
@@ -189,11 +196,11 @@ print(f"   ratio on/off: {ratio:.3f} (per round {spread(pairs)}; goal >= 0.98: {
 co = [v[2] for v in off.values()]; cn = [v[2] for v in on.values()]
 print(f"   stressctl CPU per op: off {statistics.mean(co):.3f} ms ({min(co):.3f}..{max(co):.3f}), on {statistics.mean(cn):.3f} ms ({min(cn):.3f}..{max(cn):.3f}), "
       f"the dashboard's share {statistics.mean(cn) - statistics.mean(co):+.3f} ms per op")
-def scrapes(name):
+def scrapes(name, mode="on"):
     times = []
-    for f in glob.glob(f"{tmp}/on-*/{name}-times.txt"):
-        r = int(f.split("/on-")[1].split("/")[0])
-        if r in on:
+    for f in glob.glob(f"{tmp}/{mode}-*/{name}-times.txt"):
+        r = int(f.split(f"/{mode}-")[1].split("/")[0])
+        if r in res[mode]:
             times += [float(x) * 1000 for x in open(f).read().split()]
     times.sort()
     return times
@@ -205,6 +212,15 @@ else:
     print("   /metrics: no scrape recorded"); sys.exit(1)
 if control:
     print(f"   control (a static asset, right after each scrape): p50 {q(control, 0.5):.2f} ms, p99 {q(control, 0.99):.2f} ms, max {control[-1]:.2f} ms")
+base = res.get("base")
+if base:
+    mb = statistics.mean(v[0] for v in base.values())
+    bt, bc = scrapes("metrics", "base"), scrapes("control", "base")
+    print(f"   base (dashboard threads at nice 0, before the raise): {mb:.2f} ops/s ({len(base)} rounds), on/base throughput {mn / mb:.3f}")
+    if bt:
+        print(f"   base /metrics: {len(bt)} scrapes, p50 {q(bt, 0.5):.2f} ms, p99 {q(bt, 0.99):.2f} ms, max {bt[-1]:.2f} ms")
+    if bc:
+        print(f"   base control: p50 {q(bc, 0.5):.2f} ms, p99 {q(bc, 0.99):.2f} ms, max {bc[-1]:.2f} ms")
 rss_off = statistics.mean(v[1] for v in off.values()); rss_on = statistics.mean(v[1] for v in on.values())
 growth = [on[r][1] - off[r][1] for r in sorted(set(on) & set(off))]
 print(f"   peak RSS: off {rss_off:.1f} MB, on {rss_on:.1f} MB, growth {rss_on - rss_off:+.1f} MB (per round {spread(growth)}; goal <= 10 MB: {ok(rss_on - rss_off <= 10)})")

@@ -5,9 +5,10 @@
 #   scripts/bench-grid.sh                     # defaults below
 #   ROUNDS=3 OPS_PER_SESSION=500 scripts/bench-grid.sh
 #
+# The same measurement is the Grid round of scripts/bench-throughput.sh; this script runs it alone.
 # Both sides run benches/configs/throughput.toml (a warm-up phase that opens the sessions, then
 # the `measured` phase: SESSIONS sessions × OPS_PER_SESSION ops of the WebGPU task on sessions
-# already open), differing only in [[workers]]: `grid` (the hub's URL) or `local` (managed). The
+# already open), differing only in [[workers]] (the config's own table is dropped): `grid` (the hub's URL) or `local` (managed). The
 # rounds alternate (grid, direct, grid, direct, …) in one run to spread a busy machine's noise over
 # both; ops/s is the measured phase's `throughput_ops_per_s`. The ratio printed is
 # mean(grid) / mean(direct); the goal is >= 0.9 (the hub proxies every WebDriver command to its
@@ -71,8 +72,7 @@ run_side() {
   sed -E -e "s/^(matrix_size = )[0-9]+( # bench: MATRIX_SIZE)$/\1$MATRIX_SIZE\2/" \
     -e "s/^(ops_per_session = )[0-9]+( # bench: WARMUP_OPS)$/\1$WARMUP_OPS\2/" \
     -e "s/^(ops_per_session = )[0-9]+( # bench: OPS_PER_SESSION)$/\1$OPS_PER_SESSION\2/" \
-    -e "s/^(reserve_percent = 0)$/\1\n# the Grid's Java and browsers are host load outside the campaign: judge neither side on CPU\ncpu_percent = 100/" \
-    benches/configs/throughput.toml > "$d/config.toml"
+    benches/configs/throughput.toml | awk '/^\[\[workers\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' > "$d/config.toml"
   printf '\n%s\n' "$3" >> "$d/config.toml"
   "$STRESSCTL" launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs" \
     >"$d/stdout.txt" 2>"$d/stderr.txt" &

@@ -28,6 +28,13 @@
 # machine over both; the ratio is mean(a) / mean(b) and the goal is >= 0.95. Each round's ratio is
 # printed too: on a loaded 2-core machine single rounds vary by ±10% or more, so look at the
 # spread (and raise ROUNDS) before reading much into one MISSED.
+# Then the Grid round (chromium only; GRID_ROUNDS=0 skips it): the same stressctl run, 2 sessions ×
+# OPS_PER_SESSION ops after the same warm-up, once with its worker pointed at a local Selenium Grid
+# hub (scripts/grid.sh, one node with 2 chromium slots) and once with the managed chromedriver of
+# the (a) rounds; the two alternate (grid first in odd rounds, direct first in even ones), after one
+# unmeasured grid run that warms the hub's and node's JIT. Ratio mean(grid)/mean(direct), goal
+# >= 0.9 (the hub's proxy cost), with the round ratios' spread. Needs scripts/setup-grid.sh (java,
+# the Selenium jar); without them the round prints SKIPPED. The Grid is stopped on every exit path.
 # Then the synthetic task (no browser, latency 0, 1 session, SYNTHETIC_OPS ops) under
 # `taskset -c 0` when available: the goal is >= 100,000 ops/s on one core.
 #
@@ -52,6 +59,8 @@
 #   PAIRED_ROUNDS     extra rounds running (a) and (b) at the same time (default 0): both then see
 #                     the same background load, which makes the ratio far less noisy on a shared
 #                     machine (informational; the goal is judged on the sequential runs)
+#   GRID_ROUNDS       grid/direct pairs of the Grid round (default 2; 0 skips the round)
+#   GRID_HUB_PORT     the Grid round's hub port (default 4844; also uses P-2, P-1 and P+11)
 #   SYNTHETIC_OPS     ops of the synthetic run                        (default 2000000)
 #   SYNTHETIC_ROUNDS  synthetic runs                                  (default 2)
 #   PRIME=0           skip the unmeasured primer run before round 1
@@ -132,9 +141,11 @@ stop_children() {
   for p in $CHILDREN; do wait "$p" 2>/dev/null || true; done
   CHILDREN=""
 }
+GRID_UP=0 # 1 while the Grid round's scripts/grid.sh Grid runs (state in $STRESSCTL_GRID_DIR)
 cleanup() {
   local rc=$?
   stop_children
+  if [ "$GRID_UP" = 1 ]; then scripts/grid.sh down >/dev/null 2>&1 || echo "bench-throughput: grid.sh down failed" >&2; fi
   if [ "${KEEP_TMP:-0}" = 1 ]; then
     echo "bench-throughput: kept $TMP"
   else
@@ -360,6 +371,79 @@ for size in $MATRIX_SIZES; do
 done
 done
 
+# ---- Grid round (issue 15): stressctl through a Selenium Grid hub vs direct chromedriver ----
+GRID_ROUNDS="${GRID_ROUNDS:-2}"
+GRID_HUB_PORT="${GRID_HUB_PORT:-4844}"
+GRID_SUMMARY=""
+[[ "$GRID_ROUNDS" =~ ^[0-9]+$ ]] || die "GRID_ROUNDS must be a number"
+grid_skip=""
+[ "$GRID_ROUNDS" -gt 0 ] || grid_skip="GRID_ROUNDS=0"
+[ -n "$grid_skip" ] || ls vendor/selenium/selenium-server-*.jar >/dev/null 2>&1 || grid_skip="no vendor/selenium jar (scripts/setup-grid.sh)"
+[ -n "$grid_skip" ] || command -v java >/dev/null 2>&1 || grid_skip="no java (scripts/setup-grid.sh)"
+if [ -n "$grid_skip" ]; then
+  GRID_SUMMARY="grid: SKIPPED ($grid_skip)"
+  echo "== Grid round: SKIPPED ($grid_skip)"
+else
+  BROWSER=chromium; OPS_PER_SESSION="$CHROMIUM_OPS"; gsize="${MATRIX_SIZES%% *}"
+  echo "== Grid round: WebGPU ${gsize}x${gsize}, ${SESSIONS} sessions x ${OPS_PER_SESSION} ops, through a Grid hub vs direct chromedriver (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+  export STRESSCTL_GRID_DIR="$TMP/grid"
+  GRID_UP=1
+  scripts/grid.sh up --nodes 1 --slots "$SESSIONS" --hub-port "$GRID_HUB_PORT" | sed 's/^/   /'
+  # grid_side grid|direct ROUND: one stressctl run (rerun while not as planned); ops/s in $RESULT.
+  # The grid side is the (a) config with its [[workers]] table replaced by the hub's URL.
+  # CPU seconds the Grid's JVMs (hub and node, recorded by grid.sh) have used so far
+  jvm_cpu() {
+    awk '$1 == "proc" { print $3 }' "$STRESSCTL_GRID_DIR/state" | while read -r p; do
+      [ -r "/proc/$p/stat" ] && sed -E 's/^.*\) //' "/proc/$p/stat" | cut -d' ' -f12,13
+    done | awk -v hz="$(getconf CLK_TCK)" '{ t += $1 + $2 } END { printf "%.1f", t / hz }'
+  }
+  grid_side() {
+    local try d
+    for try in $(seq 0 "$MAX_RERUNS"); do
+      d="$TMP/gridround-$1-$2-$try"
+      if [ "$1" = direct ]; then
+        start_stressctl "$d" "$gsize"
+      else
+        mkdir -p "$d"
+        render benches/configs/throughput.toml "$d/c" "MATRIX_SIZE=$gsize" "WARMUP_OPS=$WARMUP_OPS" "OPS_PER_SESSION=$OPS_PER_SESSION"
+        awk '/^\[\[workers\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$d/c" >"$d/config.toml"
+        printf '[[workers]]\nid = "grid"\nurl = "http://127.0.0.1:%s"\n' "$GRID_HUB_PORT" >>"$d/config.toml"
+        "$STRESSCTL" launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs" \
+          >"$d/stdout.txt" 2>"$d/stderr.txt" &
+        CHILDREN+=" $!"
+      fi
+      wait_children; collect_stressctl "$d" "${RCS[0]}"
+      [ -z "$PLANNED" ] && { RESULT="$(echo "$RESULT" | cut -d' ' -f3)"; return 0; }
+      echo "   round $2 $1: DISCARDED ($PLANNED)" >&2
+    done
+    die "the Grid round's $1 side did not run as planned in $((MAX_RERUNS + 1)) tries (see above)"
+  }
+  if [ "${PRIME:-1}" = 1 ]; then # a short unmeasured run: the hub's and node's JIT warm, as in a Grid in use
+    OPS_PER_SESSION=64 grid_side grid 0
+    echo "   primer (unmeasured, 2 x 64 ops through the hub): $(fmt "$RESULT" 2) ops/s"
+  fi
+  g_list=""; d_list=""; gr_list=""
+  for round in $(seq 1 "$GRID_ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then order="grid direct"; else order="direct grid"; fi
+    for side in $order; do
+      j0="$(jvm_cpu)"; grid_side "$side" "$round"
+      jv="$(awk -v a="$j0" -v b="$(jvm_cpu)" 'BEGIN { printf "%.1f", b - a }')"
+      if [ "$side" = grid ]; then grid_tput="$RESULT"; grid_jvm="$jv"; else direct_tput="$RESULT"; direct_jvm="$jv"; fi
+    done
+    g_list+="$grid_tput"$'\n'; d_list+="$direct_tput"$'\n'
+    rr="$(awk -v a="$grid_tput" -v b="$direct_tput" 'BEGIN { printf "%.3f", a / b }')"; gr_list+="$rr"$'\n'
+    echo "   round $round  grid $(fmt "$grid_tput" 2) ops/s, direct $(fmt "$direct_tput" 2) ops/s: ratio $rr   (hub+node JVM CPU: ${grid_jvm} s in the grid run, ${direct_jvm} s idle in the direct one; load average now: $(cut -d' ' -f1 /proc/loadavg))"
+  done
+  scripts/grid.sh down >/dev/null && GRID_UP=0
+  g_mean="$(printf "%s" "$g_list" | mean)"; d_mean="$(printf "%s" "$d_list" | mean)"
+  g_ratio="$(awk -v a="$g_mean" -v b="$d_mean" 'BEGIN { printf "%.3f", a / b }')"
+  g_spread="$(printf "%s" "$gr_list" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s .. %s", lo, hi }')"
+  if ge "$g_ratio" 0.9; then g_verdict="PASS"; else g_verdict="MISSED"; fi
+  GRID_SUMMARY="grid webgpu ${gsize}: through the hub $(fmt "$g_mean" 2) ops/s, direct $(fmt "$d_mean" 2) ops/s: ratio ${g_ratio} (goal >= 0.9) ${g_verdict}   [round ratios ${g_spread}]"
+  echo "   $GRID_SUMMARY"
+fi
+# ---- end of the Grid round ----
+
 echo "== synthetic task (no browser), 1 session x ${SYNTHETIC_OPS} ops, latency 0"
 PIN=()
 if command -v taskset >/dev/null 2>&1 && taskset -c 0 true 2>/dev/null; then
@@ -412,4 +496,5 @@ for size in $MATRIX_SIZES; do
 done
 done
 [ -z "$MODEL_LINE" ] || echo "$MODEL_LINE"
+echo "   ${GRID_SUMMARY}"
 echo "   synthetic: $(fmt "$syn_mean" 0) ops/s (goal >= ${GOAL_SYNTHETIC} on one core) ${syn_verdict}"

@@ -13,6 +13,7 @@
 # is never hit), never by name. Each node's stereotypes carry `"stressctl:node": "node-<i>"`, so a
 # session can be placed on one node on purpose. The event bus uses ports P-2 and P-1 (4442/4443
 # for the default hub port 4444); node i listens on P+10+i (4455, 4456, … by default).
+# GRID_JAVA_OPTS replaces the JVMs' options (default "-Xmx384m -XX:+UseSerialGC").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -200,7 +201,12 @@ cmd_up() {
   browsers=$(IFS=,; echo "${want[*]}")
   mkdir -p "$state_dir"
   echo "hub_port $hub_port" > "$state"
-  local java=(java -Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$jar")
+  # The JVMs' options (GRID_JAVA_OPTS overrides them): a small heap and the serial collector, and
+  # the default JIT — the optimising compiler is what a Grid in use runs its proxying with;
+  # capping it at C1 (-XX:TieredStopAtLevel=1) starts faster but proxies slower for good.
+  local java_opts
+  read -r -a java_opts <<<"${GRID_JAVA_OPTS:--Xmx384m -XX:+UseSerialGC}"
+  local java=(java "${java_opts[@]}" -jar "$jar")
   spawn hub "${java[@]}" hub --host 127.0.0.1 --port "$hub_port" \
     --publish-events "tcp://127.0.0.1:$((hub_port - 2))" --subscribe-events "tcp://127.0.0.1:$((hub_port - 1))" \
     --bind-host false --healthcheck-interval 2 --reject-unsupported-caps true --session-request-timeout 60

@@ -354,3 +354,45 @@ fn dashboard_command_serves_a_finished_campaign_from_its_store() {
     run(sb.cmd(["report", id.as_str()]), Duration::from_secs(30)).expect_code(0);
     assert!(std::fs::read(sb.campaign_dir().join("report.html")).unwrap() == report_before, "report.html rebuilt identically");
 }
+
+/// The nice value of `pid`'s thread named `stressctl-dashb…` (the kernel keeps 15 bytes of a
+/// thread's name), from `/proc/<pid>/task/<tid>/stat` field 19.
+fn dashboard_thread_nice(pid: u32) -> Option<i64> {
+    for e in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "stressctl-dashb" {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let after = stat.rsplit_once(") ")?.1;
+            // after the comm: state is field 3, nice field 19
+            return after.split_whitespace().nth(16)?.parse().ok();
+        }
+    }
+    None
+}
+
+/// On a host the campaign saturates, the dashboard's threads must run ahead of the browsers
+/// (confine::priority): nice -10 where the process may raise it (root here), and
+/// `STRESSCTL_DASHBOARD_NICE=0` keeps them at the browsers' priority.
+#[test]
+fn the_dashboard_threads_run_ahead_of_the_browsers() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for (env, want) in [(None, if root { -10 } else { 0 }), (Some("0"), 0)] {
+        let sb = Sandbox::new("dash-nice");
+        let cfg = flaky_config(&sb, 3);
+        let mut cmd = sb.launch(&cfg);
+        cmd.args(["--dashboard", "127.0.0.1:0"]);
+        match env {
+            Some(v) => cmd.env("STRESSCTL_DASHBOARD_NICE", v),
+            None => cmd.env_remove("STRESSCTL_DASHBOARD_NICE"),
+        };
+        let child = Running::spawn(cmd, Some(&sb.root));
+        let addr = dashboard_addr(&child);
+        // the server answers: its thread has raised itself by now
+        assert_eq!(http::get(addr, "/metrics").status, 200);
+        let nice = dashboard_thread_nice(child.pid());
+        assert_eq!(nice, Some(want), "the dashboard thread's nice with STRESSCTL_DASHBOARD_NICE={env:?}");
+        let out = child.finish(Duration::from_secs(60));
+        assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+    }
+}

@@ -15,8 +15,13 @@
 //!   nested under stressctl's own cgroup there. `cpu.cfs_quota_us` / `cpu.cfs_period_us` cap the
 //!   CPU, `memory.limit_in_bytes` caps memory.
 //!
-//! The CPU weight is left at its default: under contention the campaign gets its fair share (never
-//! more than its cap), and a host short of CPU shows up as host run-queue wait (see the guardian).
+//! CPU weight: in v2 the run's cgroup gets [`BROWSER_CPU_WEIGHT`] (a tenth of its sibling's, stressctl's
+//! own), so stressctl's own threads (the dashboard's) run ahead of the browsers at wake-up. In v1 the run's
+//! directory keeps the default `cpu.shares`: nested under stressctl's own cgroup — often the root —
+//! a lower value would also yield to every other process of the host, and the dashboard's
+//! threads are raised by nice value there instead (see `confine::priority`).
+//! Weights only divide contended CPU: the browsers still get all the CPU nobody else wants, and a
+//! host short of CPU shows up as host run-queue wait (see the guardian).
 //!
 //! On a hybrid system the empty v2 hierarchy is still used for `cgroup.kill`.
 //!
@@ -29,6 +34,11 @@ use std::time::{Duration, Instant};
 
 /// CFS period used for the CPU cap, µs (the kernel's default).
 pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// `cpu.weight` of the run's cgroup v2 (the default is 100, stressctl's own cgroup keeps it): under
+/// contention between the two siblings stressctl's threads get 10× the browsers' share, which
+/// they barely use — what it buys is wake-up latency, not CPU.
+pub const BROWSER_CPU_WEIGHT: u32 = 10;
 
 /// Prefix of every cgroup directory stressctl creates.
 pub const DIR_PREFIX: &str = "stressctl-";
@@ -371,6 +381,17 @@ impl RunCgroup {
                                 v2_notes.push(format!("cpu.max={} {CPU_PERIOD_US}", cap_text(quota)));
                             }
                             Err(e) => errors.push(e),
+                        }
+                    }
+                    if plan.v2_cpu && has("cpu") {
+                        // a sibling of stressctl's own cgroup: a lower weight lets stressctl's
+                        // threads (the dashboard's) win the CPU at wake-up on a host the
+                        // browsers saturate; idle CPU still goes to the browsers (weights only
+                        // divide contended CPU). Thread nice values (confine::priority) cannot
+                        // reach across cgroups, so this is their v2 counterpart.
+                        match write(&dir.join("cpu.weight"), &BROWSER_CPU_WEIGHT.to_string()) {
+                            Ok(()) => v2_notes.push(format!("cpu.weight={BROWSER_CPU_WEIGHT}")),
+                            Err(e) => v2_notes.push(format!("cpu.weight left at its default ({e})")),
                         }
                     }
                     if plan.v2_memory && has("memory") {

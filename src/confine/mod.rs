@@ -12,6 +12,8 @@
 //!   `100 − safety.reserve_percent` % of all cores and of memory. While it is in force the guardian
 //!   judges the host by its CPU demand *outside* the campaign instead of total CPU (see
 //!   `guardian`).
+//! * [`priority`]: stressctl's own latency-sensitive threads (the live dashboard's) run at a
+//!   higher priority than the browsers, so they answer on a host the campaign saturates.
 //!
 //! A run installs its cgroup process-wide with [`start_run`] (one campaign per process): drivers
 //! spawned while it is installed are born inside it, and guardian samplers read it. Dropping the
@@ -19,6 +21,7 @@
 
 pub mod cgroup;
 pub mod pidns;
+pub mod priority;
 
 use cgroup::{Plan, Reservation, RunCgroup};
 

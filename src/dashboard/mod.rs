@@ -13,6 +13,8 @@
 //!   blocking steps (closing sessions, writing the reports: /metrics waited 5 s at a campaign's
 //!   end when they shared it), and its work never delays an op. It stops when the campaign's
 //!   runtime is dropped, as it did when it ran there. Store reads run on its blocking pool.
+//!   Its threads run at a higher priority than the browsers (`confine::priority`): on a host the
+//!   campaign saturates, an answer would otherwise wait behind every browser thread.
 
 pub mod assets;
 pub mod http;
@@ -215,7 +217,15 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
         followed.abort();
     };
     let started = std::thread::Builder::new().name("stressctl-dashboard".into()).spawn(move || {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        // ahead of the browsers on a saturated host (confine::priority); its store-reading
+        // blocking threads too, since an answer may wait on them
+        if let Err(e) = raise_priority() {
+            tracing::warn!(target: "stressctl::dashboard", "{e}");
+        }
+        let on_start = || {
+            let _ = raise_priority();
+        };
+        match tokio::runtime::Builder::new_current_thread().enable_all().on_thread_start(on_start).build() {
             Ok(rt) => rt.block_on(run),
             Err(e) => {
                 crate::progress::warn(&format!("stressctl: the dashboard cannot start its runtime: {e}; the campaign goes on without it"))
@@ -225,6 +235,27 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
     if let Err(e) = started {
         crate::progress::warn(&format!("stressctl: the dashboard cannot start its thread: {e}; the campaign goes on without it"));
     }
+}
+
+/// Environment variable that sets the nice value of the dashboard's threads (-20..=19; default
+/// [`crate::confine::priority::ORCHESTRATOR_NICE`]): `0` keeps them at the browsers' priority,
+/// for a host whose policy forbids raising it, and for measuring what the raise buys
+/// (`scripts/bench-dashboard.sh` compares both in one run).
+pub const NICE_ENV: &str = "STRESSCTL_DASHBOARD_NICE";
+
+/// Raises the calling thread to the dashboard's nice value (see [`NICE_ENV`]).
+fn raise_priority() -> Result<(), String> {
+    let nice = match std::env::var(NICE_ENV) {
+        Err(_) => crate::confine::priority::ORCHESTRATOR_NICE,
+        Ok(v) => match v.trim().parse::<i32>() {
+            Ok(n) if (-20..=19).contains(&n) => n,
+            _ => return Err(format!(
+                "{NICE_ENV}={v:?} is not a nice value -20..19: the dashboard's threads keep their priority (unset it for the default {})",
+                crate::confine::priority::ORCHESTRATOR_NICE
+            )),
+        },
+    };
+    crate::confine::priority::raise_current_thread(nice)
 }
 
 /// One poll of the store on the blocking pool; the follower is handed back (None after an
