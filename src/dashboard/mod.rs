@@ -249,10 +249,12 @@ fn raise_priority() -> Result<(), String> {
         Err(_) => crate::confine::priority::ORCHESTRATOR_NICE,
         Ok(v) => match v.trim().parse::<i32>() {
             Ok(n) if (-20..=19).contains(&n) => n,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{NICE_ENV}={v:?} is not a nice value -20..19: the dashboard's threads keep their priority (unset it for the default {})",
                 crate::confine::priority::ORCHESTRATOR_NICE
-            )),
+            ))
+            }
         },
     };
     crate::confine::priority::raise_current_thread(nice)
