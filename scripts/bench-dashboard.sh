@@ -29,7 +29,8 @@
 #
 # Environment:
 #   ROUNDS           rounds per mode                  (default 2)
-#   OPS_PER_SESSION  measured ops per session         (default 2000)
+#   OPS_PER_SESSION  measured ops per session         (default 15000: ~1 min a run at the batched
+#                    transport's ~600 ops/s, so each run gives ~50 scrapes)
 #   WARMUP_OPS       warm-up ops per session          (default 64)
 #   MATRIX_SIZE      WebGPU matrix size               (default 32)
 #   CLIENTS          SSE clients while on             (default 10)
@@ -46,7 +47,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 ROUNDS="${ROUNDS:-2}"
-OPS_PER_SESSION="${OPS_PER_SESSION:-2000}"
+OPS_PER_SESSION="${OPS_PER_SESSION:-15000}"
 WARMUP_OPS="${WARMUP_OPS:-64}"
 MATRIX_SIZE="${MATRIX_SIZE:-32}"
 CLIENTS="${CLIENTS:-10}"
