@@ -71,12 +71,18 @@ fi
 # stressctl finds it in PATH or in cargo's bin directory ([browser] geckodriver = "geckodriver").
 GECKODRIVER_VERSION=0.37.1
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+# its version line, read whole (geckodriver panics on a pipe closed early, e.g. by `head -1`)
+gecko_version() {
+  local v
+  v=$({ geckodriver --version || "$cargo_bin/geckodriver" --version; } 2>/dev/null) || true
+  echo "${v%%$'\n'*}"
+}
 if ! { command -v geckodriver || ls "$cargo_bin/geckodriver"; } >/dev/null 2>&1 \
-  || ! { geckodriver --version 2>/dev/null || "$cargo_bin/geckodriver" --version; } | head -1 | grep -q " $GECKODRIVER_VERSION"; then
+  || [[ "$(gecko_version)" != *" $GECKODRIVER_VERSION"* ]]; then
   echo "setup: installing geckodriver $GECKODRIVER_VERSION (cargo install --locked; a few minutes)"
   cargo install --quiet --locked geckodriver --version "$GECKODRIVER_VERSION"
 fi
-echo "setup: $({ command -v geckodriver >/dev/null && geckodriver --version || "$cargo_bin/geckodriver" --version; } 2>/dev/null | head -1)"
+echo "setup: $(gecko_version)"
 
 # onnxruntime-web for the model task: npm pack at a pinned version, checked against the committed
 # integrity, unpacked into vendor/onnxruntime-web (served by stressctl from loopback)
