@@ -213,7 +213,7 @@ cmd_up() {
   local i
   for i in $(seq 1 "$nodes"); do
     node_toml "$i" "$slots" "$browsers" "$hub_port" > "$state_dir/node-$i.toml"
-    spawn "node-$i" "${java[@]}" node --config "$state_dir/node-$i.toml" --tracing false
+    spawn "node-$i" "${java[@]}" node --config "$state_dir/node-$i.toml"
   done
   # ready: every node registered and UP
   local t0=$SECONDS j up kind name pid st
