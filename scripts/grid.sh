@@ -204,19 +204,16 @@ cmd_up() {
   # The JVMs' options (GRID_JAVA_OPTS overrides them): a small heap, the serial collector, and the
   # JIT capped at C1. On these 2 cores the C2 compiler's own CPU outweighed what its faster code
   # saved for minutes: with C2 the JVMs used 1.9–3.0 s of CPU per 1000 proxied ops, with C1 1.1–1.8 s.
-  # Selenium's OpenTelemetry tracing (spans on every proxied command, on the hub and the node) is
-  # off (--tracing false): nothing here collects the spans, and they cost CPU the browsers need.
   local java_opts
   read -r -a java_opts <<<"${GRID_JAVA_OPTS:--Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
   local java=(java "${java_opts[@]}" -jar "$jar")
   spawn hub "${java[@]}" hub --host 127.0.0.1 --port "$hub_port" \
     --publish-events "tcp://127.0.0.1:$((hub_port - 2))" --subscribe-events "tcp://127.0.0.1:$((hub_port - 1))" \
-    --bind-host false --healthcheck-interval 2 --reject-unsupported-caps true --session-request-timeout 60 \
-    --tracing false
+    --bind-host false --healthcheck-interval 2 --reject-unsupported-caps true --session-request-timeout 60
   local i
   for i in $(seq 1 "$nodes"); do
     node_toml "$i" "$slots" "$browsers" "$hub_port" > "$state_dir/node-$i.toml"
-    spawn "node-$i" "${java[@]}" node --config "$state_dir/node-$i.toml" --tracing false
+    spawn "node-$i" "${java[@]}" node --config "$state_dir/node-$i.toml"
   done
   # ready: every node registered and UP
   local t0=$SECONDS j up kind name pid st

@@ -249,15 +249,18 @@ fn raise_priority() -> Result<(), String> {
         Err(_) => crate::confine::priority::ORCHESTRATOR_NICE,
         Ok(v) => match v.trim().parse::<i32>() {
             Ok(n) if (-20..=19).contains(&n) => n,
-            _ => {
-                return Err(format!(
-                "{NICE_ENV}={v:?} is not a nice value -20..19: the dashboard's threads keep their priority (unset it for the default {})",
-                crate::confine::priority::ORCHESTRATOR_NICE
-            ))
-            }
+            _ => return Err(bad_nice(&v)),
         },
     };
     crate::confine::priority::raise_current_thread(nice)
+}
+
+/// The line logged for a [`NICE_ENV`] value that is not a nice value.
+fn bad_nice(v: &str) -> String {
+    let default = crate::confine::priority::ORCHESTRATOR_NICE;
+    format!(
+        "{NICE_ENV}={v:?} is not a nice value -20..19: the dashboard's threads keep their priority (unset it for the default {default})"
+    )
 }
 
 /// One poll of the store on the blocking pool; the follower is handed back (None after an
