@@ -69,7 +69,7 @@ impl StoreReader {
     pub fn windows_after(&self, after: i64, limit: i64) -> Result<Vec<StoredWindow>, StoreError> {
         let mut out = Vec::new();
         let table = self.windows_table();
-        let with_in_page = table.ncols() > 13;
+        let with_in_page = table.has("hist_in_page");
         let sql = format!("{} WHERE id > ?1 ORDER BY id LIMIT ?2", select_sql(table));
         self.scan_sql(table, &sql, &[&after, &limit], |r| {
             out.push(StoredWindow {
@@ -94,7 +94,7 @@ impl StoreReader {
     pub fn samples_after(&self, after: i64, limit: i64) -> Result<Vec<StoredSample>, StoreError> {
         let mut out = Vec::new();
         let table = self.samples_table();
-        let with_host = table.ncols() > 12;
+        let with_host = table.has("cpu_cap");
         let sql = format!("{} WHERE id > ?1 ORDER BY id LIMIT ?2", select_sql(table));
         self.scan_sql(table, &sql, &[&after, &limit], |r| {
             out.push(StoredSample {

@@ -506,8 +506,8 @@ impl StoreReader {
         let mut out: BTreeMap<String, Window> = BTreeMap::new();
         let phase = i64::from(idx);
         let pred = |p: i64, _: &str| p == phase;
-        let with_in_page = self.windows.ncols() > 13;
-        let with_console = self.windows.ncols() > 14;
+        let with_in_page = self.windows.has("hist_in_page");
+        let with_console = self.windows.has("console");
         self.scan_complete(self.windows, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
             let kind = group(r.get(5)?, r.get(3)?);
             let errors: String = r.get(12)?;
@@ -564,7 +564,7 @@ impl StoreReader {
         }
         let mut a = Acc::default();
         let mut host = HostAcc::default();
-        let with_host = self.samples.ncols() > 12;
+        let with_host = self.samples.has("cpu_cap");
         self.scan_complete(self.samples, tail, p, pred, what, |r| {
             if with_host {
                 host.add(&host_figures(r)?);

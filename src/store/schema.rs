@@ -38,6 +38,12 @@ impl Table {
     pub fn ncols(&self) -> usize {
         self.cols.split(',').count()
     }
+
+    /// Whether `col` is among the checksummed columns: how a reader tells which columns a store
+    /// of an older schema version has (e.g. `windows` before `hist_in_page`).
+    pub fn has(&self, col: &str) -> bool {
+        self.cols.split(',').any(|c| c.trim() == col)
+    }
 }
 
 pub(crate) const CAMPAIGN: Table = Table {

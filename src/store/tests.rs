@@ -170,3 +170,11 @@ fn schema_3_and_4_stores_read_their_windows_without_the_later_columns() {
     let e = StoreReader::open(&path).unwrap().phase_windows(0).unwrap_err();
     assert!(e.to_string().contains("table windows: row 1 fails its checksum"), "{e}");
 }
+
+#[test]
+fn a_table_version_says_which_columns_it_has() {
+    assert!(schema::WINDOWS.has("console") && schema::WINDOWS.has("hist_in_page") && schema::WINDOWS.has("hist"));
+    assert!(!schema::WINDOWS_V4.has("console") && schema::WINDOWS_V4.has("hist_in_page"));
+    assert!(!schema::WINDOWS_V3.has("hist_in_page") && schema::WINDOWS_V3.has("hist"), "a whole name, not a prefix");
+    assert!(schema::SAMPLES.has("cpu_cap") && !schema::SAMPLES_V2.has("cpu_cap"));
+}
