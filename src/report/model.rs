@@ -61,13 +61,12 @@ pub(super) fn fold(raw: &BTreeMap<String, Value>, w: Option<&Window>, browsers: 
         None => (0, 0, 0),
     };
     out.insert("inferences".into(), json!(attempted));
-    // a degraded inference is not a success of the configured settings (not a pass on WebGPU)
-    let degraded_ok = sessions.iter().filter(|s| s["degraded"].is_object()).filter_map(|s| s["succeeded"].as_u64()).sum::<u64>();
-    let configured_ok = succeeded.saturating_sub(degraded_ok);
-    let rate = if attempted == 0 { 0.0 } else { configured_ok as f64 / attempted as f64 };
-    out.insert("success_rate".into(), json!((rate * 1000.0).round() / 1000.0));
     out.insert("wrong_result".into(), json!(wrong));
     out.extend(session_figures(&sessions));
+    // a degraded inference is not a success of the configured settings (not a pass on WebGPU)
+    let configured_ok = succeeded.saturating_sub(degraded_successes(&out));
+    let rate = if attempted == 0 { 0.0 } else { configured_ok as f64 / attempted as f64 };
+    out.insert("success_rate".into(), json!((rate * 1000.0).round() / 1000.0));
     let mut per_browser: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for s in &sessions {
         per_browser.entry(s["browser"].as_str().unwrap_or("chromium").to_string()).or_default().push(s.clone());
@@ -87,9 +86,7 @@ pub(super) fn fold(raw: &BTreeMap<String, Value>, w: Option<&Window>, browsers: 
 
 /// The figures folded over some sessions: worst error, set-up times and browser memory.
 fn session_figures(sessions: &[Value]) -> BTreeMap<String, Value> {
-    let max_of = |k: &str| {
-        sessions.iter().filter_map(|s| s.get(k).and_then(Value::as_f64)).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
-    };
+    let max_of = |k: &str| max_f64(sessions.iter().filter_map(|s| s.get(k).and_then(Value::as_f64)));
     let mut out = BTreeMap::new();
     out.insert("worst_error".into(), json!({"abs": max_of("worst_abs"), "rel": max_of("worst_rel")}));
     out.insert("load_ms".into(), spread(sessions, "load_ms"));
@@ -161,7 +158,7 @@ fn rss_figures(sessions: &[Value]) -> Value {
     }
     let mut starts: Vec<f64> = figs.iter().filter_map(|r| r["start"].as_f64()).collect();
     starts.sort_by(f64::total_cmp);
-    let max = |k: &str| figs.iter().filter_map(|r| r[k].as_f64()).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    let max = |k: &str| max_f64(figs.iter().filter_map(|r| r[k].as_f64()));
     json!({
         "sessions": figs.len(),
         "start_median": starts.get(starts.len() / 2),
@@ -169,6 +166,11 @@ fn rss_figures(sessions: &[Value]) -> Value {
         "max": max("max"),
         "growth_per_1000_max": max("growth_per_1000"),
     })
+}
+
+/// The largest of some figures (None when there are none).
+fn max_f64(values: impl Iterator<Item = f64>) -> Option<f64> {
+    values.fold(None, |m, x| Some(m.map_or(x, |m: f64| m.max(x))))
 }
 
 fn round1(x: f64) -> f64 {
