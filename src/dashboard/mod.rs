@@ -367,14 +367,7 @@ mod tests {
         use crate::store::{CampaignRecord, Store};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.sqlite");
-        let rec = CampaignRecord {
-            id: "c-thread".into(),
-            profile: "quick".into(),
-            config_source: "<profile quick>".into(),
-            config_text: crate::config::QUICK_PROFILE.into(),
-            started_at: std::time::SystemTime::now(),
-            output_dir: dir.path().to_path_buf(),
-        };
+        let rec = CampaignRecord::quick_for_test("c-thread", std::time::SystemTime::now(), dir.path());
         let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
         let bus = EventBus::new(store.clone());
         let bound = Listen::check("127.0.0.1:0", None).unwrap().bind().unwrap();

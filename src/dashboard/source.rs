@@ -178,14 +178,7 @@ mod tests {
 
     fn store_with_samples(dir: &Path, n: u64) -> std::path::PathBuf {
         let path = dir.join("store.sqlite");
-        let rec = CampaignRecord {
-            id: "c-follow".into(),
-            profile: "quick".into(),
-            config_source: "<profile quick>".into(),
-            config_text: crate::config::QUICK_PROFILE.into(),
-            started_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-            output_dir: dir.to_path_buf(),
-        };
+        let rec = CampaignRecord::quick_for_test("c-follow", UNIX_EPOCH + Duration::from_secs(1_800_000_000), dir);
         let store = Store::create(&path, &rec, &dir.join("events.jsonl")).unwrap();
         for i in 0..n {
             store.sample(StoredRow {

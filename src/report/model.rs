@@ -349,14 +349,8 @@ mod tests {
         use std::time::{Duration, SystemTime};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs/c1/store.sqlite");
-        let rec = CampaignRecord {
-            id: "c1".into(),
-            profile: "quick".into(),
-            config_source: "<profile quick>".into(),
-            config_text: crate::config::QUICK_PROFILE.into(),
-            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
-            output_dir: dir.path().join("results"),
-        };
+        let rec =
+            CampaignRecord::quick_for_test("c1", SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000), &dir.path().join("results"));
         let store = Store::create(&path, &rec, &dir.path().join("runs/c1/events.jsonl")).unwrap();
         store.phase_started(PhaseStart {
             idx: 0,

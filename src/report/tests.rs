@@ -110,14 +110,7 @@ fn build_store(outcome: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("runs/c1/store.sqlite");
     let out = dir.path().join("results");
-    let rec = CampaignRecord {
-        id: "c1".into(),
-        profile: "quick".into(),
-        config_source: "<profile quick>".into(),
-        config_text: crate::config::QUICK_PROFILE.into(),
-        started_at: at(0),
-        output_dir: out.clone(),
-    };
+    let rec = CampaignRecord::quick_for_test("c1", at(0), &out);
     let store = Store::create(&path, &rec, &dir.path().join("runs/c1/events.jsonl")).unwrap();
     let phase = |idx: u32, name: &str, level: &'static str, sessions: u32, min: f64, p95: u64, start: u64| PhaseStart {
         idx,
@@ -850,14 +843,7 @@ fn a_task_whose_ops_mostly_passed_is_never_recommended_for_dropping() {
 fn max_p95_judges_in_page_latency_when_the_task_measured_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
-    let rec = CampaignRecord {
-        id: "c-ip".into(),
-        profile: "quick".into(),
-        config_source: "<profile quick>".into(),
-        config_text: crate::config::QUICK_PROFILE.into(),
-        started_at: at(0),
-        output_dir: dir.path().join("out"),
-    };
+    let rec = CampaignRecord::quick_for_test("c-ip", at(0), &dir.path().join("out"));
     let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
     store.phase_started(PhaseStart {
         idx: 0,

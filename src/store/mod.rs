@@ -415,6 +415,21 @@ pub struct CampaignRecord {
     pub output_dir: PathBuf,
 }
 
+#[cfg(test)]
+impl CampaignRecord {
+    /// A campaign of the embedded `quick` profile: what the unit tests that need a store start.
+    pub(crate) fn quick_for_test(id: &str, started_at: SystemTime, output_dir: &Path) -> CampaignRecord {
+        CampaignRecord {
+            id: id.into(),
+            profile: "quick".into(),
+            config_source: "<profile quick>".into(),
+            config_text: crate::config::QUICK_PROFILE.into(),
+            started_at,
+            output_dir: output_dir.to_path_buf(),
+        }
+    }
+}
+
 /// The path of a campaign's store; an invalid id ([`validate_campaign_id`]) is refused, so an id
 /// from the command line can never name a file outside `<state-dir>/runs/`.
 pub fn store_path(state_dir: &Path, id: &str) -> Result<PathBuf, StoreError> {

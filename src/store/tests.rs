@@ -44,31 +44,31 @@ fn bad_input_is_told_apart_from_failures() {
     assert!(!StoreError::Corrupt { path: "s".into(), detail: "d".into(), reports: None }.is_bad_input());
 }
 
+/// Makes a store look as an older schema version wrote it: drops `cols` of `sealed`'s table,
+/// reseals its rows over the columns that version checksummed (`sealed`) and sets the version.
+fn downgrade(path: &Path, sealed: &schema::Table, cols: &[&str], version: i64) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    for col in cols {
+        tx.execute_batch(&format!("ALTER TABLE {} DROP COLUMN {col}", sealed.name)).unwrap();
+    }
+    reseal(&tx, sealed, "1 = 1", []).unwrap();
+    tx.execute_batch(&format!("PRAGMA user_version = {version}")).unwrap();
+    tx.commit().unwrap();
+}
+
 /// A store as schema 2 wrote it (samples without the host figures, checksummed over their own
 /// columns), made from a current one.
 fn downgrade_to_v2(path: &Path) {
-    let mut conn = rusqlite::Connection::open(path).unwrap();
-    let tx = conn.transaction().unwrap();
-    for col in ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io"] {
-        tx.execute_batch(&format!("ALTER TABLE samples DROP COLUMN {col}")).unwrap();
-    }
-    reseal(&tx, &schema::SAMPLES_V2, "1 = 1", []).unwrap();
-    tx.execute_batch("PRAGMA user_version = 2").unwrap();
-    tx.commit().unwrap();
+    let host = ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io"];
+    downgrade(path, &schema::SAMPLES_V2, &host, 2);
 }
 
 #[test]
 fn a_schema_2_store_is_read_and_verified_without_host_figures_but_not_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
-    let rec = CampaignRecord {
-        id: "c-v2".into(),
-        profile: "quick".into(),
-        config_source: "<profile quick>".into(),
-        config_text: crate::config::QUICK_PROFILE.into(),
-        started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        output_dir: dir.path().to_path_buf(),
-    };
+    let rec = CampaignRecord::quick_for_test("c-v2", std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000), dir.path());
     let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
     for cpu in [30.0, 50.0] {
         store.sample(SampleRow {
@@ -110,14 +110,7 @@ fn schema_3_and_4_stores_read_their_windows_without_the_later_columns() {
     use crate::metrics::{encode_histogram, new_histogram, record_latency};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
-    let rec = CampaignRecord {
-        id: "c-v3".into(),
-        profile: "quick".into(),
-        config_source: "<profile quick>".into(),
-        config_text: crate::config::QUICK_PROFILE.into(),
-        started_at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        output_dir: dir.path().to_path_buf(),
-    };
+    let rec = CampaignRecord::quick_for_test("c-v3", std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000), dir.path());
     let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
     let mut h = new_histogram();
     record_latency(&mut h, Duration::from_millis(7));
@@ -141,24 +134,12 @@ fn schema_3_and_4_stores_read_their_windows_without_the_later_columns() {
     let w = &StoreReader::open(&path).unwrap().phase_windows(0).unwrap()["webgpu"];
     assert_eq!((w.in_page.len(), w.console), (1, 2));
 
-    let mut conn = rusqlite::Connection::open(&path).unwrap();
-    let tx = conn.transaction().unwrap();
-    tx.execute_batch("ALTER TABLE windows DROP COLUMN console").unwrap();
-    reseal(&tx, &schema::WINDOWS_V4, "1 = 1", []).unwrap();
-    tx.execute_batch("PRAGMA user_version = 4").unwrap();
-    tx.commit().unwrap();
-    drop(conn);
+    downgrade(&path, &schema::WINDOWS_V4, &["console"], 4);
     // schema 4: in-page latencies, no console count
     let w = &StoreReader::open(&path).unwrap().phase_windows(0).unwrap()["webgpu"];
     assert_eq!((w.in_page.len(), w.console), (1, 0));
 
-    let mut conn = rusqlite::Connection::open(&path).unwrap();
-    let tx = conn.transaction().unwrap();
-    tx.execute_batch("ALTER TABLE windows DROP COLUMN hist_in_page").unwrap();
-    reseal(&tx, &schema::WINDOWS_V3, "1 = 1", []).unwrap();
-    tx.execute_batch("PRAGMA user_version = 3").unwrap();
-    tx.commit().unwrap();
-    drop(conn);
+    downgrade(&path, &schema::WINDOWS_V3, &["hist_in_page"], 3);
     let r = StoreReader::open(&path).unwrap();
     let w = &r.phase_windows(0).unwrap()["webgpu"];
     assert_eq!((w.attempted, w.hist.len(), w.in_page.len()), (1, 1, 0));
