@@ -48,14 +48,8 @@ done
 ORT_DIR="$ROOT_DIR/vendor/onnxruntime-web"
 [ -f "$ORT_DIR/ort.webgpu.min.mjs" ] || { echo "bench-model.sh: no onnxruntime-web in $ORT_DIR: run scripts/setup-ort.sh" >&2; exit 1; }
 
-if [ -n "${STRESSCTL:-}" ]; then
-    BIN=$STRESSCTL
-else
-    echo "== building stressctl (release)"
-    (cd "$ROOT_DIR" && cargo build --release --quiet)
-    BIN="$ROOT_DIR/target/release/stressctl"
-fi
-[ -x "$BIN" ] || { echo "bench-model.sh: $BIN is not executable" >&2; exit 1; }
+. "$ROOT_DIR/scripts/bench-common.sh"
+stressctl_bin bench-model.sh
 
 TMP=$(mktemp -d /tmp/bench-model.XXXXXX)
 cleanup() { if [ "$KEEP" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi; }

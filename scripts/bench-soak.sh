@@ -57,14 +57,8 @@ case "$RUNS" in ''|*[!0-9]*|0) echo "bench-soak.sh: --runs must be a positive nu
 case "$INFERENCES" in ''|*[!0-9]*|0) echo "bench-soak.sh: --inferences must be a positive number" >&2; exit 2 ;; esac
 case "$CAP_MB" in *[!0-9]*) echo "bench-soak.sh: --cap-mb must be a number of MiB (>= 64)" >&2; exit 2 ;; esac
 
-if [ -n "${STRESSCTL:-}" ]; then
-    BIN=$STRESSCTL
-else
-    echo "== building stressctl (release)"
-    (cd "$ROOT_DIR" && cargo build --release --quiet)
-    BIN="$ROOT_DIR/target/release/stressctl"
-fi
-[ -x "$BIN" ] || { echo "bench-soak.sh: $BIN is not executable" >&2; exit 1; }
+. "$ROOT_DIR/scripts/bench-common.sh"
+stressctl_bin bench-soak.sh
 
 # the interpreter itself, not a version-manager shim (a pyenv shim costs ~1 s per call on a busy box)
 PY=$(python3 -c 'import sys; print(sys.executable)')

@@ -45,14 +45,8 @@ want() {  # want NAME...: true if any of them was asked for
     return 1
 }
 
-if [ -n "${STRESSCTL:-}" ]; then
-    BIN=$STRESSCTL
-else
-    echo "== building stressctl (release)"
-    (cd "$ROOT_DIR" && cargo build --release --quiet)
-    BIN="$ROOT_DIR/target/release/stressctl"
-fi
-[ -x "$BIN" ] || { echo "bench-stop.sh: $BIN is not executable" >&2; exit 1; }
+. "$ROOT_DIR/scripts/bench-common.sh"
+stressctl_bin bench-stop.sh
 
 # the interpreter itself, not a version-manager shim (a pyenv shim costs ~1 s per call on a busy box)
 PY=$(python3 -c 'import sys; print(sys.executable)')
