@@ -45,6 +45,12 @@ pub fn node_label(worker: &str, node: &str) -> String {
     format!("{worker}/{node}")
 }
 
+/// The node a label of Grid worker `worker` names ([`node_label`]'s inverse); None for the
+/// worker's own label (ops with no node yet).
+pub fn label_node<'a>(worker: &str, label: &'a str) -> Option<&'a str> {
+    label.strip_prefix(worker)?.strip_prefix('/')
+}
+
 /// The WebDriver `browserName` a Grid stereotype has for stressctl's browser name.
 pub fn stereotype_browser(browser: &str) -> &str {
     match browser {
@@ -428,6 +434,13 @@ mod tests {
     use super::*;
     use crate::breaker::BreakerConfig;
     use serde_json::Value;
+
+    #[test]
+    fn a_label_names_its_node_and_only_its_workers() {
+        assert_eq!(label_node("grid", &node_label("grid", "node-1")), Some("node-1"));
+        assert_eq!(label_node("grid", "grid"), None, "the worker's own label: no node yet");
+        assert_eq!(label_node("grid", "grid2/node-1"), None, "another worker's label");
+    }
 
     fn status(avail: &[(&str, &str)]) -> GridStatus {
         let nodes: Vec<Value> = avail

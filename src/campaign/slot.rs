@@ -110,9 +110,6 @@ pub(super) struct Slot {
     /// grid hook: what ops are labelled with (windows, events, the worker breaker after
     /// `worker:`): the worker id, or `<worker>/<node>` while the session is on a Grid node.
     label: String,
-    /// grid hook: the node of `label` while it names one (kept, like the label, while the slot
-    /// has no session).
-    label_node: Option<String>,
     /// grid hook: the node whose session was dropped after a failure or an open breaker, the
     /// class and when: a new session on another node is a recovery that moved work away from it.
     left_node: Option<(String, FailureClass, Instant)>,
@@ -167,7 +164,6 @@ impl Slot {
             unsupported_on: Default::default(),
             label,
             left_node: None,
-            label_node: None,
             last_class: FailureClass::ConnectionFailure,
             grid_session: None,
             batch_script: batch,
@@ -216,7 +212,6 @@ impl Slot {
         self.flush();
         self.worker_ix = ix;
         self.label = Self::base_id(&self.ctx, ix).to_string();
-        self.label_node = None;
         self.gate = Self::gate_for(&self.ctx, &self.label);
     }
 
@@ -263,7 +258,6 @@ impl Slot {
             self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
         }
         self.label = label;
-        self.label_node = Some(place.node);
         self.gate = Self::gate_for(&self.ctx, &self.label);
     }
 
@@ -766,8 +760,9 @@ impl Slot {
         // a failure with no session while labelled by a node (a replacement session the hub put
         // on a node that is dying): the work leaves that node too
         if self.session.is_none() && self.left_node.is_none() {
-            if let Some(n) = &self.label_node {
-                self.left_node = Some((n.clone(), e.class, Instant::now()));
+            // the label keeps naming the node while the slot has no session
+            if let Some(n) = crate::browser::grid::label_node(Self::base_id(&self.ctx, self.worker_ix), &self.label) {
+                self.left_node = Some((n.to_string(), e.class, Instant::now()));
             }
         }
         // Every failure is counted in the window; events are capped per slot so a flood of
