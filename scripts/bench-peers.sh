@@ -31,7 +31,11 @@
 # A round is discarded (and said so) when a side failed an op, ran a different op count, or left
 # no figure. Exits non-zero only on set-up errors; the goals are printed as met/MISSED.
 #
-# Environment: SESSIONS_LIST ("2 4"), ROUNDS (2), OPS_PER_SESSION (200), WARMUP_OPS (32),
+# BATCHES="500ms/32 1s/64" adds one stressctl side per entry, with `[browser] batch_budget` and
+# `batch_max_ops` set to BUDGET/MAX (the plain `stressctl` side keeps the defaults), in the same
+# rotation, with its own ratios: how the transport's batch length moves the figures.
+#
+# Environment: SESSIONS_LIST ("2 4"), ROUNDS (2), OPS_PER_SESSION (200), WARMUP_OPS (32), BATCHES,
 #   PW_DIR (~/.cache/stressctl-bench/pw: where playwright-core is installed), CHROMIUM
 #   (/usr/bin/chromium), SKIP_BUILD=1 (no `cargo build --release`), KEEP_TMP=1.
 set -euo pipefail
@@ -180,9 +184,11 @@ const args = process.env.CHROMIUM_ARGS.split("\n").filter(Boolean);
 })().catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });
 EOF
 
-# stressctl SESSIONS DIR -> RESULT "ops secs ops_per_s failed orch_ms_per_op browser_ms_per_op cores"
+# stressctl SESSIONS DIR [BUDGET/MAX] -> RESULT "ops secs ops_per_s failed orch_ms_per_op browser_ms_per_op cores"
 run_stressctl() {
-  local n="$1" d="$2"
+  local n="$1" d="$2" batch=""
+  [ -z "${3:-}" ] || batch="batch_budget = \"${3%/*}\"
+batch_max_ops = ${3#*/}"
   mkdir -p "$d"
   cat >"$d/c.toml" <<EOF
 [campaign]
@@ -198,6 +204,7 @@ script = '''const done = arguments[arguments.length - 1]; window.benchOp().then(
 max_ops_per_session = 1000000
 op_timeout = "20s"
 session_timeout = "60s"
+$batch
 [safety]
 max_campaign_duration = "30m"
 reserve_percent = 0
@@ -257,16 +264,22 @@ run_pw() {
 }
 
 declare -A SUM CNT ORCH BROW EFF MIN MAX
-SIDES=(stressctl playwright inpage)
+SIDES=(stressctl)
+for b in ${BATCHES:-}; do
+  case "$b" in */*) SIDES+=("stressctl@$b") ;; *) die "BATCHES entries are BUDGET/MAX, e.g. 500ms/32 (got $b)" ;; esac
+done
+SIDES+=(playwright inpage)
+NS=${#SIDES[@]}
 echo "bench-peers: op = 256x256 f32 buffer doubled (adapter+device per op, checked); $OPS_PER_SESSION ops/session after $WARMUP_OPS warm-up; rounds $ROUNDS"
 echo "   CPU per op (ms) in the timed window: orch = orchestrator, browser = Chromium; cores = the side's CPU/s"
 for round in $(seq 1 "$ROUNDS"); do
   for n in $SESSIONS_LIST; do
     # rotate the order each round: a side is not always first (or last) after the same neighbour
-    for k in 0 1 2; do
-      side="${SIDES[$(( (k + round - 1) % 3 ))]}"
+    for k in $(seq 0 $((NS - 1))); do
+      side="${SIDES[$(( (k + round - 1) % NS ))]}"
       case "$side" in
         stressctl) run_stressctl "$n" "$TMP/s-$round-$n" ;;
+        stressctl@*) run_stressctl "$n" "$TMP/s-$round-$n-$k" "${side#stressctl@}" ;;
         playwright) run_pw evaluate "$n" ;;
         inpage) run_pw inpage "$n" ;;
       esac
@@ -299,12 +312,15 @@ for n in $SESSIONS_LIST; do
     awk -v s="${SUM[$key]}" -v c="$c" -v lo="${MIN[$key]}" -v hi="${MAX[$key]}" -v o="${ORCH[$key]}" -v b="${BROW[$key]}" -v e="${EFF[$key]}" -v side="$side" -v n="$n" \
       'BEGIN { printf "   %s sessions  %-11s %6.1f [%5.1f-%5.1f]  (%d rounds; orch %.3f, browser %.2f ms/op; %.1f ops/CPU-s)\n", n, side, s / c, lo, hi, c, o / c, b / c, e / c }'
   done
-  if [ "${CNT[stressctl-$n]:-0}" != 0 ] && [ "${CNT[playwright-$n]:-0}" != 0 ] && [ "${CNT[inpage-$n]:-0}" != 0 ]; then
-    awk -v s="${SUM[stressctl-$n]}" -v sc="${CNT[stressctl-$n]}" -v p="${SUM[playwright-$n]}" -v pc="${CNT[playwright-$n]}" \
-        -v i="${SUM[inpage-$n]}" -v ic="${CNT[inpage-$n]}" -v se="${EFF[stressctl-$n]}" -v pe="${EFF[playwright-$n]}" -v ie="${EFF[inpage-$n]}" -v n="$n" 'BEGIN {
-      rp = (s / sc) / (p / pc); ri = (s / sc) / (i / ic)
-      goal = (n == 4) ? sprintf(" (goal >= 1.0: %s; >= 0.9: %s)", rp >= 1.0 ? "met" : "MISSED", ri >= 0.9 ? "met" : "MISSED") : ""
-      printf "   %s sessions  stressctl/playwright = %.3f, stressctl/in-page = %.3f%s\n", n, rp, ri, goal
-      printf "   %s sessions  per CPU-second: stressctl/playwright = %.3f, stressctl/in-page = %.3f\n", n, (se / sc) / (pe / pc), (se / sc) / (ie / ic) }'
-  fi
+  for side in "${SIDES[@]}"; do
+    case "$side" in stressctl*) ;; *) continue ;; esac
+    if [ "${CNT[$side-$n]:-0}" != 0 ] && [ "${CNT[playwright-$n]:-0}" != 0 ] && [ "${CNT[inpage-$n]:-0}" != 0 ]; then
+      awk -v s="${SUM[$side-$n]}" -v sc="${CNT[$side-$n]}" -v p="${SUM[playwright-$n]}" -v pc="${CNT[playwright-$n]}" \
+          -v i="${SUM[inpage-$n]}" -v ic="${CNT[inpage-$n]}" -v se="${EFF[$side-$n]}" -v pe="${EFF[playwright-$n]}" -v ie="${EFF[inpage-$n]}" -v n="$n" -v side="$side" 'BEGIN {
+        rp = (s / sc) / (p / pc); ri = (s / sc) / (i / ic)
+        goal = (n == 4) ? sprintf(" (goal >= 1.0: %s; >= 0.9: %s)", rp >= 1.0 ? "met" : "MISSED", ri >= 0.9 ? "met" : "MISSED") : ""
+        printf "   %s sessions  %s/playwright = %.3f, %s/in-page = %.3f%s\n", n, side, rp, side, ri, goal
+        printf "   %s sessions  per CPU-second: %s/playwright = %.3f, %s/in-page = %.3f\n", n, side, (se / sc) / (pe / pc), side, (se / sc) / (ie / ic) }'
+    fi
+  done
 done

@@ -80,6 +80,35 @@ fn a_breaker_that_opens_on_an_op_of_a_batch_stops_the_ops_at_once() {
 }
 
 #[test]
+fn batch_budget_and_batch_max_ops_bound_the_ops_of_one_call() {
+    let _serial = BrowserLock::acquire();
+    // `specs` is the batch runner's list of the call's ops, in scope of the user's script: an op in
+    // a call longer than `max` fails; the 30th op fails on purpose, naming the longest call seen
+    for (name, extra, max) in [("one", "batch_budget = \"0s\"", 1), ("three", "batch_max_ops = 3", 3)] {
+        let sb = Sandbox::new(&format!("tr-batch-{name}"));
+        let body = format!(
+            "const b = window.__maxb = Math.max(window.__maxb || 0, specs.length); \
+             done(specs.length > {max} ? {{ok: false, class: 'script_error', message: 'a call of ' + specs.length + ' ops'}} \
+             : n === 30 ? {{ok: false, class: 'script_error', message: 'longest call ' + b}} : {{ok: true, verified: true}});"
+        );
+        let task = page_task(&sb, &body, &format!("op_timeout = \"5s\"\nmax_ops_per_session = 1000000\n{extra}"));
+        let cfg = sb.write("c.toml", &format!("{}{}{}", header(name, ""), task, phase("p", "4s", 1, "stress_level = \"low\"")));
+        let before = snapshot();
+        let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
+        assert_no_orphans(&before, &sb.root);
+        let dir = sb.campaign_dir();
+        let r = read_json(&dir.join("campaign_report.json"));
+        let p = only_phase(&r);
+        assert!(count(&p["ops_attempted"], "attempted") > 30, "{name}: {}\n{p}", out.describe());
+        assert_eq!(count(&p["ops_failed"], "failed"), 1, "{name}: {p}");
+        let events = read_events(&dir.join("events.jsonl"));
+        let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert!(failed[0].to_string().contains(&format!("longest call {max}")), "{name}: {}", failed[0]);
+    }
+}
+
+#[test]
 fn both_latencies_are_reported_ordered_and_max_p95_judges_in_page() {
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("tr-latency");

@@ -18,7 +18,7 @@ use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, PageConsole, Strategy};
 use crate::store::{unix_ms, WindowRow};
-use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, MAX_BATCH, SCRIPT_TIMEOUT_SLACK};
+use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, SCRIPT_TIMEOUT_SLACK};
 use crate::tasks::{classify_cmd_error, run_browser_op, OpOk, PageFault, Synthetic};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -174,12 +174,13 @@ impl Slot {
     }
 
     /// How many ops the next call may run: one with think time (its pauses go between ops), else
-    /// up to [`MAX_BATCH`] within what `ops_per_session` and `max_ops_per_session` leave.
+    /// up to `batch_max_ops` within what `ops_per_session` and `max_ops_per_session` leave.
     fn batch_want(&self, limit: Option<u64>) -> usize {
-        if self.batch_script.is_none() || !self.ctx.phase.think_time.is_zero() {
+        let b = &self.ctx.run.cfg.browser;
+        if self.batch_script.is_none() || !self.ctx.phase.think_time.is_zero() || b.batch_budget.is_zero() {
             return 1;
         }
-        let mut n = MAX_BATCH as u64;
+        let mut n = u64::from(b.batch_max_ops);
         if let Some(m) = limit {
             n = n.min(m.saturating_sub(self.seq));
         }
@@ -506,11 +507,13 @@ impl Slot {
     async fn batch_attempt(&mut self, n: usize, fault: Option<PageFault>) -> Attempt {
         let op_timeout = self.ctx.run.cfg.browser.op_timeout;
         let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
-        // the last op of a batch may start BATCH_BUDGET after the call: the driver's script
+        // the last op of a batch may start batch_budget after the call: the driver's script
         // timeout must leave it its whole op_timeout (the page times each op out itself)
+        let budget = self.ctx.run.cfg.browser.batch_budget;
+        let script_timeout = op_timeout + budget + SCRIPT_TIMEOUT_SLACK;
         if self.timeouts_for.as_deref() != Some(s.label.as_str()) {
             let t = fantoccini::wd::TimeoutConfiguration::new(
-                Some(op_timeout + SCRIPT_TIMEOUT_SLACK),
+                Some(script_timeout),
                 Some(self.ctx.run.cfg.browser.session_timeout),
                 Some(Duration::ZERO),
             );
@@ -528,9 +531,9 @@ impl Slot {
         }
         let Some(s) = self.session.as_ref() else { return Attempt::Aborted };
         let script = self.batch_script.as_deref().unwrap_or_default();
-        let limit = op_timeout + SCRIPT_TIMEOUT_SLACK + DRIVER_SLACK;
+        let limit = script_timeout + DRIVER_SLACK;
         self.op_started = Instant::now();
-        let call = tokio::time::timeout(limit, run_batch(&s.client, script, specs, op_timeout));
+        let call = tokio::time::timeout(limit, run_batch(&s.client, script, specs, budget, op_timeout));
         let answer = tokio::select! {
             r = call => r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}")))),
             _ = self.ctx.hard.cancelled() => return Attempt::Abandoned,

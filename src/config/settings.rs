@@ -142,6 +142,16 @@ pub struct BrowserConfig {
     /// Time limit for opening a session (browser launch).
     #[serde(with = "human")]
     pub session_timeout: Duration,
+    /// In-page work after which a call of the batched transport starts no further op (webgpu,
+    /// webnn and page tasks). Each WebDriver call costs the browser a few milliseconds of CPU
+    /// whatever it runs, so longer batches leave more of a saturated machine to the workload;
+    /// shorter ones make the runner see phase deadlines and other slots' breaker states sooner.
+    /// `0s` runs one op per call (the plain WebDriver loop).
+    #[serde(with = "human")]
+    pub batch_budget: Duration,
+    /// The most ops one call runs: bounds the answer's size and what a breaker opened by another
+    /// slot meanwhile can still let through.
+    pub batch_max_ops: u32,
 }
 
 impl Default for BrowserConfig {
@@ -157,6 +167,8 @@ impl Default for BrowserConfig {
             max_ops_per_session: 1000,
             op_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(60),
+            batch_budget: Duration::from_millis(250),
+            batch_max_ops: 16,
         }
     }
 }

@@ -48,6 +48,10 @@ fn unknown_keys_wrong_types_and_ranges_name_file_key_and_range() {
     assert!(e.contains("safety.memory_percent") && e.contains("1 to 100"), "{e}");
     let e = err(&format!("[safety]\nsample_interval = \"0s\"\n{MIN}"));
     assert!(e.contains("safety.sample_interval") && e.contains("250ms"), "{e}");
+    let e = err(&format!("[browser]\nbatch_budget = \"6s\"\n{MIN}"));
+    assert!(e.contains("browser.batch_budget") && e.contains("5s"), "{e}");
+    let e = err(&format!("[browser]\nbatch_max_ops = 0\n{MIN}"));
+    assert!(e.contains("browser.batch_max_ops") && e.contains("1 to 256"), "{e}");
     let e = err(&MIN.replace("\"5s\"", "5"));
     assert!(e.contains("with a unit"), "{e}");
     let e = err("[campaign]\nname = \"x\"\n");

@@ -137,6 +137,8 @@ impl<'a> Validator<'a> {
         self.int("browser.max_ops_per_session", b.max_ops_per_session, 1, u64::MAX)?;
         self.dur("browser.op_timeout", b.op_timeout, 100 * MS, HOUR)?;
         self.dur("browser.session_timeout", b.session_timeout, SEC, HOUR)?;
+        self.dur("browser.batch_budget", b.batch_budget, Duration::ZERO, 5 * SEC)?;
+        self.int("browser.batch_max_ops", b.batch_max_ops, 1, 256)?;
         for (i, a) in b.extra_args.iter().enumerate() {
             if a.starts_with("--user-data-dir") || a.starts_with("--remote-debugging") {
                 return Err(self.err(

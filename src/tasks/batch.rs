@@ -2,7 +2,8 @@
 //!
 //! A round trip through the driver (HTTP, the driver's script wrapper, JSON) costs a few
 //! milliseconds of CPU that a saturated machine takes from the workload. The page therefore runs
-//! up to [`MAX_BATCH`] ops per call, starting no new op after [`BATCH_BUDGET`] of work, and answers
+//! up to `[browser] batch_max_ops` ops per call (default 16), starting no new op after
+//! `[browser] batch_budget` of work (default 250 ms), and answers
 //! every op's outcome, failure class, message and in-page time (`performance.now()` around the
 //! op) in one answer. The rules that keep every op accounted for:
 //!
@@ -22,17 +23,10 @@ use crate::recovery::{FailureClass, OpError};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The most ops one call runs: bounds the answer's size and what a breaker opened by another
-/// slot meanwhile can still let through.
-pub const MAX_BATCH: usize = 16;
-
-/// No op of a batch starts after this much in-page time: keeps a call short, so phase deadlines,
-/// breaker states and the window flush (1 s) are seen promptly.
-pub const BATCH_BUDGET: Duration = Duration::from_millis(250);
-
-/// Extra script timeout the driver gets beyond `op_timeout`: the last op of a batch starts at
-/// most [`BATCH_BUDGET`] after the call and its in-page deadline is `op_timeout` after its start.
-/// A page too frozen to run its own timers is caught by the driver after this.
+/// Extra script timeout the driver gets beyond `op_timeout` and the batch budget: the last op of
+/// a batch starts at most `batch_budget` (plus the op before it) after the call and its in-page
+/// deadline is `op_timeout` after its start. A page too frozen to run its own timers is caught by
+/// the driver after this.
 pub const SCRIPT_TIMEOUT_SLACK: Duration = Duration::from_secs(1);
 
 /// The in-page loop. `OP` is replaced by a function `(spec) => Promise<result>`.
@@ -113,16 +107,18 @@ pub fn op_spec(task: &TaskSpec, matrix_size: u32, seed: u32, fault: Option<PageF
     spec
 }
 
-/// Runs `specs` (one per op, at least one) through `script` in one call. `Err` is a failure of
-/// the call itself (driver gone, script timeout): it belongs to the first op that did not answer.
+/// Runs `specs` (one per op, at least one) through `script` in one call, starting no op after
+/// `budget` of in-page time but the first. `Err` is a failure of the call itself (driver gone,
+/// script timeout): it belongs to the first op that did not answer.
 pub async fn run_batch(
     client: &fantoccini::Client,
     script: &str,
     specs: Vec<Value>,
+    budget: Duration,
     op_timeout: Duration,
 ) -> Result<Vec<BatchOp>, OpError> {
     let n = specs.len();
-    let args = vec![Value::Array(specs), json!(BATCH_BUDGET.as_millis() as u64), json!(op_timeout.as_millis() as u64)];
+    let args = vec![Value::Array(specs), json!(budget.as_millis() as u64), json!(op_timeout.as_millis() as u64)];
     let v = client.execute_async(script, args).await.map_err(classify_cmd_error)?;
     parse_batch(v, n)
 }
