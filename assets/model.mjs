@@ -79,27 +79,52 @@ function classifyCreate(e, provider) {
   return {ok: false, class: 'script_error', message: `creating the ${provider} inference session: ${m}`};
 }
 
-async function adapterInfo(provider) {
-  if (provider !== 'webgpu' || !navigator.gpu) return {provider};
-  try {
-    const a = await navigator.gpu.requestAdapter();
-    const i = (a && a.info) || {};
-    return {provider, vendor: i.vendor || '', architecture: i.architecture || '', description: i.description || ''};
-  } catch (e) {
-    return {provider};
+// A freshly launched browser often answers its first requestAdapter() with null (Chromium on a
+// GPU: most launches; a retry a few hundred ms later works). Ask again with the test page's
+// bounded backoff before calling WebGPU unsupported; a browser that never answers (hardware flags
+// on a machine without a GPU) counts as null after ADAPTER_ANSWER_MS.
+const ADAPTER_RETRY_MS = [100, 200, 300, 400, 500, 500];
+const ADAPTER_ANSWER_MS = 3000;
+async function requestAdapter() {
+  for (let attempt = 0; ; attempt++) {
+    let timer;
+    const late = new Promise((res) => { timer = setTimeout(() => res('late'), ADAPTER_ANSWER_MS); });
+    const a = await Promise.race([navigator.gpu.requestAdapter(), late]);
+    clearTimeout(timer);
+    if (a === 'late') return {adapter: null, why: `no answer within ${ADAPTER_ANSWER_MS / 1000} s`};
+    if (a || attempt >= ADAPTER_RETRY_MS.length) return {adapter: a, why: `null ${attempt + 1} times over about 2 s`};
+    await new Promise((r) => setTimeout(r, ADAPTER_RETRY_MS[attempt]));
   }
+}
+
+function adapterInfo(provider, adapter) {
+  if (!adapter) return {provider};
+  const i = adapter.info || {};
+  return {provider, vendor: i.vendor || '', architecture: i.architecture || '', description: i.description || ''};
 }
 
 async function prepare(spec, key) {
   const provider = spec.provider;
   if (provider === 'webgpu' && !navigator.gpu) return unsupported('WebGPU: navigator.gpu is not available in this browser');
-  if (provider === 'webgpu' && !(await navigator.gpu.requestAdapter())) return unsupported('WebGPU: requestAdapter() returned no adapter');
+  let adapter = null;
+  if (provider === 'webgpu') {
+    const r = await requestAdapter();
+    if (!r.adapter) return unsupported(`WebGPU: requestAdapter() returned no adapter (${r.why})`);
+    adapter = r.adapter;
+  }
   if (provider === 'webnn' && !navigator.ml) return unsupported('WebNN: navigator.ml is not available in this browser');
   const t0 = performance.now();
   let ort, refOrt, bytes;
   try {
     refOrt = await loadOrt(spec.ort_base, 'ort.wasm.min.mjs');
     ort = provider === 'wasm' ? refOrt : await loadOrt(spec.ort_base, 'ort.webgpu.min.mjs');
+    // the adapter asked for above, so onnxruntime-web does not make a first (null) call itself
+    // (set once per page: a second inference session in the page, e.g. under adjusted settings,
+    // keeps the adapter the backend was started with)
+    if (adapter && ort.env.webgpu) {
+      if (ort.env.webgpu.adapter) adapter = ort.env.webgpu.adapter;
+      else ort.env.webgpu.adapter = adapter;
+    }
     const resp = await fetch(spec.model_url);
     if (!resp.ok) throw new Error(`${spec.model_url}: HTTP ${resp.status}`);
     bytes = new Uint8Array(await resp.arrayBuffer());
@@ -123,7 +148,7 @@ async function prepare(spec, key) {
   }
   const reference_load_ms = performance.now() - t1;
   state = {
-    key, ort, session, refOrt, refSession, refs: new Map(), adapter: await adapterInfo(provider),
+    key, ort, session, refOrt, refSession, refs: new Map(), adapter: adapterInfo(provider, adapter),
     stats: {inferences: 0, succeeded: 0, wrong_result: 0, worst_abs: 0, worst_rel: 0, load_ms, reference_load_ms, first_inference_ms: null},
     reported: true,
   };

@@ -309,10 +309,26 @@ const cells = (e, out) => { if (e.nodeName === 'STYLE' || e.nodeName === 'SCRIPT
   for (const c of e.childNodes) { if (c.nodeType === 3) { const t = c.textContent.trim(); if (t) out.push(t); } else cells(c, out); }
   return out; };
 let tries = 0;
+const label = (x) => !x || x === ':' || /^GL_[A-Z_]+$/.test(x);
 const look = () => { const t = cells(document.documentElement, []);
   const i = t.indexOf('GL_RENDERER');
-  if (i >= 0) { const v = t.slice(i + 1, i + 3).find((x) => x !== ':'); if (v) return done(v); }
-  if (++tries > 40) return done(null);
+  if (i >= 0) {
+    const v = t[i + 1] === ':' ? t[i + 2] : t[i + 1];
+    if (!label(v)) return done(v);
+    // the row comes before its value: with the hardware flags the GPU process fills it in up to a
+    // few seconds later (an NVIDIA H200 showed the next label, GL_VERSION, in its place)
+    if (++tries <= 100) return setTimeout(look, 50);
+    // still none: the active GPU's line, "VENDOR= 0x10de [NVIDIA], DEVICE=0x2335 [NVIDIA H200], … *ACTIVE*"
+    const g = t.find((x) => /^VENDOR=/.test(x) && /\*ACTIVE\*/.test(x)) || t.find((x) => /^VENDOR=/.test(x));
+    if (g) {
+      const d = /DEVICE=\s*(0x[0-9a-fA-F]+)(?:\s*\[([^\]]+)\])?/.exec(g), v = /VENDOR=\s*(0x[0-9a-fA-F]+)(?:\s*\[([^\]]+)\])?/.exec(g);
+      if (d && d[2]) return done(d[2]);
+      const names = {'0x10de': 'NVIDIA', '0x1002': 'AMD', '0x8086': 'Intel'};
+      if (v) return done(`PCI ${v[1]}:${d ? d[1] : '?'}` + (names[v[1].toLowerCase()] ? ` (${names[v[1].toLowerCase()]})` : ''));
+    }
+    return done(null);
+  }
+  if (++tries > 100) return done(null);
   setTimeout(look, 50); };
 look();"#;
     let v = client.execute_async(SCRIPT, vec![]).await.ok()?;
