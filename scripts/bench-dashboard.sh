@@ -6,8 +6,8 @@
 #
 # Runs benches/configs/dashboard.toml (2 WebGPU sessions, a warm-up phase, then a measured phase of
 # a fixed op count) ROUNDS times without and ROUNDS times with `--dashboard 127.0.0.1:0`,
-# interleaved (off, on, off, on, ...). While the dashboard is on, CLIENTS SSE clients stay
-# connected to /api/events and /metrics is scraped once a second (curl, timed by curl's
+# interleaved, the order rotating each round (off on, on off, ...). While the dashboard is on,
+# CLIENTS SSE clients stay connected to /api/events and /metrics is scraped once a second (curl, timed by curl's
 # time_total: connect + request + whole answer). stressctl's RSS (VmRSS of the process launched)
 # and its CPU time (user + system, the dashboard's cost on the 2 cores the browsers share) are read
 # every second in both modes.
@@ -40,7 +40,8 @@
 #   KEEP_TMP=1       keep the temp dir (reports, logs, timings) and print its path
 #   COMPARE=1        a third mode per round, `base`: the dashboard on with its threads at the
 #                    browsers' priority (STRESSCTL_DASHBOARD_NICE=0, i.e. before the raise of
-#                    confine::priority), run interleaved (off, base, on, ...) and printed beside `on`
+#                    confine::priority), in the same rotation (off base on, base on off, ...) and
+#                    printed beside `on`
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -164,11 +165,13 @@ PY
     "$([ "$valid" = yes ] && echo "" || echo "DISCARDED ($why)")"
 }
 
-echo "== runs (interleaved)"
+echo "== runs (interleaved; the order rotates each round, so no mode always runs first or last)"
+MODES=(off on)
+[ "${COMPARE:-0}" = 1 ] && MODES=(off base on)
 for r in $(seq 1 "$ROUNDS"); do
-  run_one off "$r"
-  [ "${COMPARE:-0}" = 1 ] && run_one base "$r"
-  run_one on "$r"
+  for k in $(seq 0 $((${#MODES[@]} - 1))); do
+    run_one "${MODES[$(( (k + r - 1) % ${#MODES[@]} ))]}" "$r"
+  done
 done
 echo "   load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 
