@@ -7,8 +7,8 @@
 # Runs benches/configs/dashboard.toml (2 WebGPU sessions, a warm-up phase, then a measured phase of
 # a fixed op count) ROUNDS times without and ROUNDS times with `--dashboard 127.0.0.1:0`,
 # interleaved, the order rotating each round (off on, on off, ...). While the dashboard is on,
-# CLIENTS SSE clients stay connected to /api/events and /metrics is scraped once a second (curl, timed by curl's
-# time_total: connect + request + whole answer). stressctl's RSS (VmRSS of the process launched)
+# CLIENTS SSE clients stay connected to /api/events and /metrics is scraped once a second (curl,
+# timed by curl's time_total: connect + request + whole answer). stressctl's RSS (VmRSS of the process launched)
 # and its CPU time (user + system, the dashboard's cost on the 2 cores the browsers share) are read
 # every second in both modes.
 #
