@@ -8,9 +8,9 @@
 # a fixed op count) ROUNDS times without and ROUNDS times with `--dashboard 127.0.0.1:0`,
 # interleaved, the order rotating each round (off on, on off, ...). While the dashboard is on,
 # CLIENTS SSE clients stay connected to /api/events and /metrics is scraped once a second (curl,
-# timed by curl's time_total: connect + request + whole answer). stressctl's RSS (VmRSS of the process launched)
-# and its CPU time (user + system, the dashboard's cost on the 2 cores the browsers share) are read
-# every second in both modes.
+# timed by curl's time_total: connect + request + whole answer). stressctl's RSS (VmRSS of the
+# process launched) and its CPU time (user + system, the dashboard's cost on the 2 cores the
+# browsers share) are read every second in both modes.
 #
 # Printed:
 #   throughput  measured phase ops/s per round and mode, mean(on)/mean(off)  (goal >= 0.98)
