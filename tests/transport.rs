@@ -72,7 +72,7 @@ fn a_breaker_that_opens_on_an_op_of_a_batch_stops_the_ops_at_once() {
     assert_no_orphans(&before, &sb.root);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let p = only_phase(&r);
-    // a batch of up to 16 would have run on; the page stopped at the failure and nothing ran after
+    // a batch of up to 32 would have run on; the page stopped at the failure and nothing ran after
     assert_eq!((count(&p["ops_attempted"], "attempted"), count(&p["ops_failed"], "failed")), (3, 1), "{}\n{p}", out.describe());
     assert_eq!(p["errors_by_class"], serde_json::json!({"script_error": 1}));
     let events = read_events(&sb.campaign_dir().join("events.jsonl"));

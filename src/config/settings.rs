@@ -167,8 +167,8 @@ impl Default for BrowserConfig {
             max_ops_per_session: 1000,
             op_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(60),
-            batch_budget: Duration::from_millis(250),
-            batch_max_ops: 16,
+            batch_budget: Duration::from_millis(500),
+            batch_max_ops: 32,
         }
     }
 }

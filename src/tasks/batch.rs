@@ -2,8 +2,8 @@
 //!
 //! A round trip through the driver (HTTP, the driver's script wrapper, JSON) costs a few
 //! milliseconds of CPU that a saturated machine takes from the workload. The page therefore runs
-//! up to `[browser] batch_max_ops` ops per call (default 16), starting no new op after
-//! `[browser] batch_budget` of work (default 250 ms), and answers
+//! up to `[browser] batch_max_ops` ops per call (default 32), starting no new op after
+//! `[browser] batch_budget` of work (default 500 ms), and answers
 //! every op's outcome, failure class, message and in-page time (`performance.now()` around the
 //! op) in one answer. The rules that keep every op accounted for:
 //!
