@@ -71,6 +71,7 @@
 #                     checked against wasm) against loop() of the same inference session in the
 #                     same page; goal >= 0.95. MODEL_OPS (default 300) inferences per side and
 #                     round. MODEL_ONLY=1 runs the model round alone.
+#   GRID_ONLY=1       the Grid round alone (no a/b rounds, model round or synthetic task)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -197,7 +198,7 @@ model_round() {
     || die "the model round failed (scripts/bench-model.sh: $(tail -n1 "$out"))"
   MODEL_LINE="   model builtin:text: $(grep '^== ratio' "$out" | sed 's/^== //') [load $(cut -d' ' -f1-3 /proc/loadavg)]"
 }
-model_round
+[ "${GRID_ONLY:-0}" = 1 ] || model_round
 if [ "${MODEL_ONLY:-0}" = 1 ]; then echo "== summary"; echo "$MODEL_LINE"; exit 0; fi
 
 [ -x "$LOOP" ] || die "$LOOP missing (build first)"
@@ -304,7 +305,7 @@ show() { # label round "ops secs tput failed lat"
 # Primer: one short unmeasured run, so that whichever side goes first in round 1 does not pay for
 # bringing Chromium, chromedriver and SwiftShader back into the page cache (on a machine where
 # other builds churn it, the first launch after a pause is slower for several seconds).
-if [ "${PRIME:-1}" = 1 ]; then
+if [ "${PRIME:-1}" = 1 ] && [ "${GRID_ONLY:-0}" != 1 ]; then
   echo "== primer (unmeasured): minimal loop, 2 sessions x 32 ops"
   d="$TMP/primer"
   mkdir -p "$d"
@@ -315,7 +316,8 @@ if [ "${PRIME:-1}" = 1 ]; then
 fi
 
 declare -A RATIO SPREAD PAIRED MEAN_A MEAN_B
-for BROWSER in $BROWSERS; do
+AB_BROWSERS="$BROWSERS"; [ "${GRID_ONLY:-0}" != 1 ] || AB_BROWSERS=""
+for BROWSER in $AB_BROWSERS; do
 if [ "$BROWSER" = firefox ]; then OPS_PER_SESSION="$FIREFOX_OPS"; else OPS_PER_SESSION="$CHROMIUM_OPS"; fi
 for size in $MATRIX_SIZES; do
   key="$BROWSER $size"
@@ -443,6 +445,11 @@ else
   echo "   $GRID_SUMMARY"
 fi
 # ---- end of the Grid round ----
+if [ "${GRID_ONLY:-0}" = 1 ]; then
+  left="$(pgrep -f -- "$TMP" || true)"
+  [ -z "$left" ] || { echo "bench-throughput: error: processes left behind (pids: $(echo $left)); killing them" >&2; kill -KILL $left 2>/dev/null || true; exit 3; }
+  echo "== summary (load average at end: $(cut -d' ' -f1-3 /proc/loadavg))"; echo "   ${GRID_SUMMARY}"; exit 0
+fi
 
 echo "== synthetic task (no browser), 1 session x ${SYNTHETIC_OPS} ops, latency 0"
 PIN=()
