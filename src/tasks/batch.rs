@@ -24,9 +24,9 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Extra script timeout the driver gets beyond `op_timeout` and the batch budget: the last op of
-/// a batch starts at most `batch_budget` (plus the op before it) after the call and its in-page
-/// deadline is `op_timeout` after its start. A page too frozen to run its own timers is caught by
-/// the driver after this.
+/// a batch starts less than `batch_budget` after the call and its in-page deadline is
+/// `op_timeout` after its start. A page too frozen to run its own timers is caught by the driver
+/// after this.
 pub const SCRIPT_TIMEOUT_SLACK: Duration = Duration::from_secs(1);
 
 /// The in-page loop. `OP` is replaced by a function `(spec) => Promise<result>`.
