@@ -55,13 +55,13 @@ OPS_PER_SESSION="${OPS_PER_SESSION:-15000}"
 WARMUP_OPS="${WARMUP_OPS:-64}"
 MATRIX_SIZE="${MATRIX_SIZE:-32}"
 CLIENTS="${CLIENTS:-10}"
+
+die() { echo "bench-dashboard: error: $*" >&2; exit 2; }
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 # the scraper is not under test: as root it runs at nice -10, like a Prometheus on a machine that
 # is not the one saturated by browsers; at 0 its own wait for a core is in every figure
 if [ "$(id -u)" = 0 ]; then SCRAPER_NICE="${SCRAPER_NICE:--10}"; else SCRAPER_NICE="${SCRAPER_NICE:-0}"; fi
 [[ "$SCRAPER_NICE" =~ ^-?[0-9]+$ ]] || die "SCRAPER_NICE must be a nice value (-20..19)"
-
-die() { echo "bench-dashboard: error: $*" >&2; exit 2; }
-is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 for v in ROUNDS OPS_PER_SESSION WARMUP_OPS MATRIX_SIZE CLIENTS; do is_uint "${!v}" || die "$v must be a positive integer"; done
 command -v curl >/dev/null || die "needs curl"
 command -v python3 >/dev/null || die "needs python3 (reads the JSON reports)"
