@@ -79,24 +79,6 @@ function classifyCreate(e, provider) {
   return {ok: false, class: 'script_error', message: `creating the ${provider} inference session: ${m}`};
 }
 
-// A freshly launched browser often answers its first requestAdapter() with null (Chromium on a
-// GPU: most launches; a retry a few hundred ms later works). Ask again with the test page's
-// bounded backoff before calling WebGPU unsupported; a browser that never answers (hardware flags
-// on a machine without a GPU) counts as null after ADAPTER_ANSWER_MS.
-const ADAPTER_RETRY_MS = [100, 200, 300, 400, 500, 500];
-const ADAPTER_ANSWER_MS = 3000;
-async function requestAdapter() {
-  for (let attempt = 0; ; attempt++) {
-    let timer;
-    const late = new Promise((res) => { timer = setTimeout(() => res('late'), ADAPTER_ANSWER_MS); });
-    const a = await Promise.race([navigator.gpu.requestAdapter(), late]);
-    clearTimeout(timer);
-    if (a === 'late') return {adapter: null, why: `no answer within ${ADAPTER_ANSWER_MS / 1000} s`};
-    if (a || attempt >= ADAPTER_RETRY_MS.length) return {adapter: a, why: `null ${attempt + 1} times over about 2 s`};
-    await new Promise((r) => setTimeout(r, ADAPTER_RETRY_MS[attempt]));
-  }
-}
-
 function adapterInfo(provider, adapter) {
   if (!adapter) return {provider};
   const i = adapter.info || {};
@@ -108,8 +90,15 @@ async function prepare(spec, key) {
   if (provider === 'webgpu' && !navigator.gpu) return unsupported('WebGPU: navigator.gpu is not available in this browser');
   let adapter = null;
   if (provider === 'webgpu') {
-    const r = await requestAdapter();
-    if (!r.adapter) return unsupported(`WebGPU: requestAdapter() returned no adapter (${r.why})`);
+    // the test page's bounded retry: a fresh browser often answers the first requestAdapter()
+    // with null (Chromium on a GPU), and one that never answers counts as null after 3 s
+    const page = window.stressctl;
+    if (!page || typeof page.requestAdapter !== 'function') return {ok: false, class: 'script_error', message: 'test page not loaded'};
+    const r = await page.requestAdapter();
+    if (!r.adapter) {
+      const why = r.why === 'null' ? `null ${r.tries} times over about 2 s` : r.why;
+      return unsupported(`WebGPU: requestAdapter() returned no adapter (${why})`);
+    }
     adapter = r.adapter;
   }
   if (provider === 'webnn' && !navigator.ml) return unsupported('WebNN: navigator.ml is not available in this browser');
