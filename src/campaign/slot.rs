@@ -32,6 +32,32 @@ const MAX_FAIL_EVENTS: u32 = 10;
 /// The period of the `op_failed` event cap.
 const FAIL_EVENT_PERIOD: Duration = Duration::from_secs(60);
 
+/// A per-slot event cap: at most [`MAX_FAIL_EVENTS`] events per [`FAIL_EVENT_PERIOD`] (the
+/// `op_failed` and the `page_console` events each have one).
+struct EventCap {
+    written: u32,
+    since: Instant,
+}
+
+impl EventCap {
+    fn new() -> EventCap {
+        EventCap { written: 0, since: Instant::now() }
+    }
+
+    /// Whether one more event may be written now; counts it if so.
+    fn allow(&mut self) -> bool {
+        if self.since.elapsed() >= FAIL_EVENT_PERIOD {
+            self.since = Instant::now();
+            self.written = 0;
+        }
+        if self.written >= MAX_FAIL_EVENTS {
+            return false;
+        }
+        self.written += 1;
+        true
+    }
+}
+
 /// Extra time beyond the op timeout before stressctl itself gives up on a WebDriver call.
 const DRIVER_SLACK: Duration = Duration::from_secs(3);
 
@@ -99,12 +125,11 @@ pub(super) struct Slot {
     seed: u32,
     op_started: Instant,
     gate: OpGate,
-    fail_events: u32,
-    fail_events_since: Instant,
+    /// The cap of `op_failed` events, and the failures it left out since the last one written.
+    fail_events: EventCap,
     fail_events_suppressed: u64,
-    /// `page_console` events written since `console_events_since` (capped like `op_failed`).
-    console_events: u32,
-    console_events_since: Instant,
+    /// The cap of `page_console` events.
+    console_events: EventCap,
     /// Browsers this slot found an API unsupported on: not tried again this phase.
     unsupported_on: std::collections::BTreeSet<BrowserKind>,
     /// grid hook: what ops are labelled with (windows, events, the worker breaker after
@@ -156,11 +181,9 @@ impl Slot {
             seed: 1,
             op_started: Instant::now(),
             gate,
-            fail_events: 0,
-            fail_events_since: Instant::now(),
+            fail_events: EventCap::new(),
             fail_events_suppressed: 0,
-            console_events: 0,
-            console_events_since: Instant::now(),
+            console_events: EventCap::new(),
             unsupported_on: Default::default(),
             label,
             left_node: None,
@@ -742,14 +765,9 @@ impl Slot {
     /// An op that succeeded while the page logged console errors: a capped `page_console` event
     /// (the windows count every entry).
     fn console_event(&mut self, console: PageConsole) {
-        if self.console_events_since.elapsed() >= FAIL_EVENT_PERIOD {
-            self.console_events_since = Instant::now();
-            self.console_events = 0;
-        }
-        if self.console_events >= MAX_FAIL_EVENTS {
+        if !self.console_events.allow() {
             return;
         }
-        self.console_events += 1;
         let session = self.session.as_ref().map(|s| s.label.clone());
         tracing::warn!(target: "stressctl::tasks", corr = %self.corr(), "the page logged {} console error(s): {}", console.count, console.entries.first().map_or("", String::as_str));
         let event = Event::PageConsole { worker: self.worker_id().to_string(), session, count: console.count, entries: console.entries };
@@ -770,12 +788,7 @@ impl Slot {
         }
         // Every failure is counted in the window; events are capped per slot so a flood of
         // failures (a broken page, a synthetic failure rate) cannot flood the store and the logs.
-        if self.fail_events_since.elapsed() >= FAIL_EVENT_PERIOD {
-            self.fail_events_since = Instant::now();
-            self.fail_events = 0;
-        }
-        if self.fail_events < MAX_FAIL_EVENTS {
-            self.fail_events += 1;
+        if self.fail_events.allow() {
             let corr = self.corr();
             let session = self.session.as_ref().map(|s| s.label.clone());
             tracing::warn!(target: "stressctl::tasks", corr = %corr, class = %e.class, "op failed: {}", e.message);
@@ -927,5 +940,24 @@ impl Slot {
         }
         self.window_start = now;
         self.last_flush = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_cap_lets_max_events_through_per_period_then_refuses() {
+        let mut cap = EventCap::new();
+        for i in 0..MAX_FAIL_EVENTS {
+            assert!(cap.allow(), "event {i} refused");
+        }
+        assert!(!cap.allow());
+        assert!(!cap.allow());
+        // a new period starts the count again
+        cap.since = Instant::now() - FAIL_EVENT_PERIOD;
+        assert!(cap.allow());
+        assert_eq!(cap.written, 1);
     }
 }
