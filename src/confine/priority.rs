@@ -7,7 +7,7 @@
 //! the CPU over the load they create — that is what keeps the dashboard (and whoever reads
 //! `/metrics`) answering while the campaign saturates the host. They use little CPU, so a higher
 //! priority costs the browsers next to nothing, which the benchmarks check
-//! (`scripts/bench-dashboard.sh` with `BEFORE=`).
+//! (`COMPARE=1 scripts/bench-dashboard.sh`).
 //!
 //! The priority is a per-thread nice value (on Linux `setpriority(PRIO_PROCESS, tid)` changes one
 //! thread). Lowering nice needs `CAP_SYS_NICE` (or `RLIMIT_NICE`); without it the thread keeps its
