@@ -18,8 +18,12 @@
 //! CPU weight: in v2 the run's cgroup gets [`BROWSER_CPU_WEIGHT`] (a tenth of its sibling's, stressctl's
 //! own), so stressctl's own threads (the dashboard's) run ahead of the browsers at wake-up. In v1 the run's
 //! directory keeps the default `cpu.shares`: nested under stressctl's own cgroup — often the root —
-//! a lower value would also yield to every other process of the host, and the dashboard's
-//! threads are raised by nice value there instead (see `confine::priority`).
+//! a lower value would also yield to every other process of the host. There the latency-sensitive
+//! threads move instead into a sibling *orchestrator* directory with [`ORCHESTRATOR_CPU_SHARES`]
+//! (ten times the browsers'; see [`RunCgroup::join_orchestrator`]): a nice value alone does not
+//! reach the browsers when stressctl sits in the root cgroup with the kernel's autogroup on (the
+//! default of Debian's kernels), because a nice value only orders threads inside their session's
+//! autogroup, and that whole group weighs the same as the browsers' cgroup.
 //! Weights only divide contended CPU: the browsers still get all the CPU nobody else wants, and a
 //! host short of CPU shows up as host run-queue wait (see the guardian).
 //!
@@ -39,6 +43,12 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 /// contention between the two siblings stressctl's threads get 10× the browsers' share, which
 /// they barely use — what it buys is wake-up latency, not CPU.
 pub const BROWSER_CPU_WEIGHT: u32 = 10;
+
+/// `cpu.shares` of the run's v1 orchestrator directory, where stressctl's latency-sensitive threads
+/// (the dashboard's) run: ten times the default 1024 of the browsers' directory, the v1 counterpart
+/// of [`BROWSER_CPU_WEIGHT`]. Those threads use a few ms of CPU a second; the weight buys them the
+/// CPU at once when they wake, not a larger share of it.
+pub const ORCHESTRATOR_CPU_SHARES: u64 = 10 * 1024;
 
 /// Prefix of every cgroup directory stressctl creates.
 pub const DIR_PREFIX: &str = "stressctl-";
@@ -266,6 +276,9 @@ struct Dir {
 pub struct RunCgroup {
     dirs: Vec<Dir>,
     memory_dir: Option<Dir>,
+    /// v1 `cpu` directory for stressctl's own latency-sensitive threads. Never in `dirs`: what is
+    /// in it is stressctl itself, which [`RunCgroup::kill_all`] must not touch.
+    orchestrator: Option<PathBuf>,
     reservation: Reservation,
 }
 
@@ -300,6 +313,20 @@ pub fn memory_cap(total: u64, reserve_percent: u32) -> Option<u64> {
     }
     let share = 100u64.saturating_sub(u64::from(reserve_percent.min(99)));
     Some(total / 100 * share)
+}
+
+/// Creates run `run`'s v1 orchestrator directory in `parent` (the `cpu` hierarchy) with
+/// [`ORCHESTRATOR_CPU_SHARES`]; removed again if the weight cannot be set.
+fn orchestrator_dir(parent: &Path, run: &str) -> Result<PathBuf, String> {
+    // `stressctl-orchestrator-<run>-<pid>`: ends with the owner's pid, like the run's directory, so
+    // the stale-directory sweep knows a dead run's
+    let dir = parent.join(dir_name(&format!("orchestrator-{run}")));
+    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Err(e) = write(&dir.join("cpu.shares"), &ORCHESTRATOR_CPU_SHARES.to_string()) {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(e);
+    }
+    Ok(dir)
 }
 
 /// Keeps `[A-Za-z0-9_.-]` of a run id for a directory name.
@@ -353,6 +380,7 @@ impl RunCgroup {
         let mut cg = RunCgroup {
             dirs: Vec::new(),
             memory_dir: None,
+            orchestrator: None,
             reservation: Reservation { reserve_percent, cpus, cpu_cap_percent: None, memory_cap_bytes: None, mechanism: String::new() },
         };
         let mut notes: Vec<String> = Vec::new();
@@ -429,6 +457,16 @@ impl RunCgroup {
                 }
                 Err(e) => errors.push(e),
             }
+            if let Some(parent) = dir.parent() {
+                match orchestrator_dir(parent, run) {
+                    Ok(o) => {
+                        notes.push(format!("cgroup v1 cpu.shares={ORCHESTRATOR_CPU_SHARES} for stressctl's dashboard threads"));
+                        cg.orchestrator = Some(o);
+                    }
+                    // not a cap: the run goes on, its dashboard at the priority its nice value gives
+                    Err(e) => notes.push(format!("no orchestrator cgroup ({e})")),
+                }
+            }
         }
         if let Some(dir) = plan.v1_memory_parent.as_deref().and_then(|p| cg.v1_dir(p, &name, &mut errors)) {
             let limit = mem.map_or("-1".to_string(), |m| m.to_string());
@@ -471,6 +509,24 @@ impl RunCgroup {
                 None
             }
         }
+    }
+
+    /// Moves the calling thread (only it, not its process) into the run's v1 orchestrator
+    /// directory, where it wins the CPU over the browsers at wake-up. `Ok(false)` where the run
+    /// has none (v2, where stressctl's own cgroup already outweighs the browsers', or no v1 `cpu`
+    /// hierarchy). A thread still there when the cgroup is removed is moved back first.
+    pub fn join_orchestrator(&self) -> Result<bool, String> {
+        let Some(dir) = &self.orchestrator else { return Ok(false) };
+        // SAFETY: gettid has no preconditions and cannot fail.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        // v1 `tasks` takes one thread id (`cgroup.procs` would move the whole process)
+        write(&dir.join("tasks"), &tid.to_string())?;
+        Ok(true)
+    }
+
+    /// The v1 orchestrator directory, if the run has one.
+    pub fn orchestrator_dir(&self) -> Option<&Path> {
+        self.orchestrator.as_deref()
     }
 
     /// The reservation in force.
@@ -559,14 +615,19 @@ impl RunCgroup {
     }
 
     fn remove_dirs(&mut self) -> Vec<String> {
+        let mut left = Vec::new();
+        if let Some(o) = self.orchestrator.take() {
+            if let Err(e) = remove_orchestrator(&o) {
+                left.push(e);
+            }
+        }
         if self.dirs.is_empty() {
-            return Vec::new();
+            return left;
         }
         if !self.pids().is_empty() {
             self.kill_all();
         }
         let deadline = Instant::now() + REMOVE_WAIT;
-        let mut left = Vec::new();
         for d in std::mem::take(&mut self.dirs) {
             loop {
                 match std::fs::remove_dir(&d.path) {
@@ -584,6 +645,28 @@ impl RunCgroup {
             }
         }
         left
+    }
+}
+
+/// Moves the threads still in orchestrator directory `dir` (stressctl's own: the dashboard serves
+/// on after its run) back to the parent directory, then removes `dir`.
+fn remove_orchestrator(dir: &Path) -> Result<(), String> {
+    let Some(parent) = dir.parent() else { return Err(format!("{}: no parent", dir.display())) };
+    // a few rounds: a thread that joined while the list was read is moved by the next
+    for _ in 0..5 {
+        let tids = std::fs::read_to_string(dir.join("tasks")).unwrap_or_default();
+        if tids.trim().is_empty() {
+            break;
+        }
+        for tid in tids.split_whitespace() {
+            // a thread that ended meanwhile is gone already (ESRCH): nothing to move
+            let _ = write(&parent.join("tasks"), tid);
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
     }
 }
 
@@ -719,6 +802,20 @@ mod tests {
         assert!(!r.mechanism.is_empty());
         let dirs = cg.dirs();
         assert!(dirs.iter().all(|d| d.is_dir()));
+        let orchestrator = cg.orchestrator_dir().map(Path::to_path_buf);
+        if let Some(o) = &orchestrator {
+            // v1: a thread joins the orchestrator directory, alone (the process stays where it was)
+            assert_eq!(std::fs::read_to_string(o.join("cpu.shares")).expect("shares").trim(), ORCHESTRATOR_CPU_SHARES.to_string());
+            assert!(!dirs.contains(o), "the orchestrator's directory is not one the run kills");
+            // a thread that joined and ended leaves the directory with its life
+            let joined = std::thread::scope(|s| s.spawn(|| cg.join_orchestrator()).join().expect("thread"));
+            assert_eq!(joined, Ok(true));
+            assert_eq!(cg.join_orchestrator(), Ok(true), "the calling thread joins");
+            let tasks = std::fs::read_to_string(o.join("tasks")).expect("tasks");
+            // SAFETY: gettid has no preconditions.
+            let me = unsafe { libc::syscall(libc::SYS_gettid) };
+            assert_eq!(tasks.split_whitespace().collect::<Vec<_>>(), vec![me.to_string()], "only the thread that joined");
+        }
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
         cg.join(child.id()).expect("join");
         assert_eq!(cg.pids(), vec![child.id()]);
@@ -730,5 +827,10 @@ mod tests {
         let st = child.wait().expect("wait");
         assert!(!st.success(), "the member was killed on removal");
         assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+        if let Some(o) = &orchestrator {
+            assert!(!o.exists(), "removed, with the thread that was still in it moved back out");
+            let own = std::fs::read_to_string("/proc/thread-self/cgroup").expect("cgroup");
+            assert!(!own.contains("orchestrator"), "{own}");
+        }
     }
 }

@@ -13,7 +13,8 @@
 //!   judges the host by its CPU demand *outside* the campaign instead of total CPU (see
 //!   `guardian`).
 //! * [`priority`]: stressctl's own latency-sensitive threads (the live dashboard's) run at a
-//!   higher priority than the browsers, so they answer on a host the campaign saturates.
+//!   higher priority than the browsers, so they answer on a host the campaign saturates: a nice
+//!   value, and on cgroup v1 the run's orchestrator directory ([`raise_orchestrator_thread`]).
 //!
 //! A run installs its cgroup process-wide with [`start_run`] (one campaign per process): drivers
 //! spawned while it is installed are born inside it, and guardian samplers read it. Dropping the
@@ -38,6 +39,31 @@ fn slot() -> std::sync::MutexGuard<'static, Option<Arc<RunCgroup>>> {
 /// reservation and the campaign's memory from it.
 pub fn installed() -> Option<Arc<RunCgroup>> {
     slot().clone()
+}
+
+/// Puts the calling thread ahead of the campaign's browsers: nice value `nice`
+/// ([`priority::raise_current_thread`]) and, when `nice` is negative and the run's cgroup has a
+/// v1 orchestrator directory, that directory too ([`RunCgroup::join_orchestrator`]; a nice value
+/// alone does not reach the browsers' cgroup from a root-cgroup autogroup). `nice = 0` leaves the
+/// thread at the browsers' priority. Err (one line per refusal) when either step was refused; the
+/// other still applies.
+pub fn raise_orchestrator_thread(nice: i32) -> Result<(), String> {
+    let mut why = Vec::new();
+    if let Err(e) = priority::raise_current_thread(nice) {
+        why.push(e);
+    }
+    if nice < 0 {
+        if let Some(cg) = installed() {
+            if let Err(e) = cg.join_orchestrator() {
+                why.push(format!("cannot join the orchestrator cgroup: {e}"));
+            }
+        }
+    }
+    if why.is_empty() {
+        Ok(())
+    } else {
+        Err(why.join("; "))
+    }
 }
 
 /// A run's confinement, from [`start_run`] until it is dropped (after the pool has shut down).

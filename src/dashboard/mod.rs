@@ -238,12 +238,13 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
 }
 
 /// Environment variable that sets the nice value of the dashboard's threads (-20..=19; default
-/// [`crate::confine::priority::ORCHESTRATOR_NICE`]): `0` keeps them at the browsers' priority,
+/// [`crate::confine::priority::ORCHESTRATOR_NICE`]; any negative value also moves them into the
+/// run's v1 orchestrator cgroup where there is one): `0` keeps them at the browsers' priority,
 /// for a host whose policy forbids raising it, and for measuring what the raise buys
 /// (`scripts/bench-dashboard.sh` compares both in one run).
 pub const NICE_ENV: &str = "STRESSCTL_DASHBOARD_NICE";
 
-/// Raises the calling thread to the dashboard's nice value (see [`NICE_ENV`]).
+/// Raises the calling thread to the dashboard's priority (see [`NICE_ENV`]).
 fn raise_priority() -> Result<(), String> {
     let nice = match std::env::var(NICE_ENV) {
         Err(_) => crate::confine::priority::ORCHESTRATOR_NICE,
@@ -252,7 +253,7 @@ fn raise_priority() -> Result<(), String> {
             _ => return Err(bad_nice(&v)),
         },
     };
-    crate::confine::priority::raise_current_thread(nice)
+    crate::confine::raise_orchestrator_thread(nice)
 }
 
 /// The line logged for a [`NICE_ENV`] value that is not a nice value.
