@@ -358,25 +358,41 @@ fn dashboard_command_serves_a_finished_campaign_from_its_store() {
 /// The nice value of `pid`'s thread named `stressctl-dashb…` (the kernel keeps 15 bytes of a
 /// thread's name), from `/proc/<pid>/task/<tid>/stat` field 19.
 fn dashboard_thread_nice(pid: u32) -> Option<i64> {
-    for e in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "stressctl-dashb" {
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let after = stat.rsplit_once(") ")?.1;
-            // after the comm: state is field 3, nice field 19
-            return after.split_whitespace().nth(16)?.parse().ok();
-        }
-    }
-    None
+    let stat = std::fs::read_to_string(dashboard_thread(pid)?.join("stat")).ok()?;
+    let after = stat.rsplit_once(") ")?.1;
+    // after the comm: state is field 3, nice field 19
+    after.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// `/proc/PID/task/TID` of stressctl `pid`'s dashboard thread.
+fn dashboard_thread(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim() == "stressctl-dashb")
+        .map(|e| e.path())
+}
+
+/// The v1 `cpu` cgroup of thread `task` (`/proc/PID/task/TID`), if the host has that hierarchy.
+fn v1_cpu_cgroup(task: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(task.join("cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls.split(',').any(|c| c == "cpu").then(|| path.to_string())
+    })
 }
 
 /// On a host the campaign saturates, the dashboard's threads must run ahead of the browsers
 /// (confine::priority): nice -10 where the process may raise it (root here), and
-/// `STRESSCTL_DASHBOARD_NICE=0` keeps them at the browsers' priority.
+/// `STRESSCTL_DASHBOARD_NICE=0` keeps them at the browsers' priority. On cgroup v1 (this
+/// project's machines) they also join the run's orchestrator cgroup, which is gone once the
+/// campaign has ended.
 #[test]
 fn the_dashboard_threads_run_ahead_of_the_browsers() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
+    let v1_cpu = stressctl::confine::cgroup::Plan::detect().v1_cpu_parent;
     for (env, want) in [(None, if root { -10 } else { 0 }), (Some("0"), 0)] {
         let sb = Sandbox::new("dash-nice");
         let cfg = flaky_config(&sb, 3);
@@ -392,7 +408,25 @@ fn the_dashboard_threads_run_ahead_of_the_browsers() {
         assert_eq!(http::get(addr, "/metrics").status, 200);
         let nice = dashboard_thread_nice(child.pid());
         assert_eq!(nice, Some(want), "the dashboard thread's nice with STRESSCTL_DASHBOARD_NICE={env:?}");
+        let orchestrator = "/stressctl-orchestrator-";
+        if let (true, Some(parent)) = (root, &v1_cpu) {
+            let task = dashboard_thread(child.pid()).expect("dashboard thread");
+            let cg = v1_cpu_cgroup(&task).expect("the thread's v1 cpu cgroup");
+            assert_eq!(cg.contains(orchestrator), env.is_none(), "the dashboard thread's v1 cpu cgroup: {cg}");
+            if env.is_none() {
+                let shares = std::fs::read_to_string(parent.join(cg.rsplit('/').next().unwrap_or_default()).join("cpu.shares"));
+                assert_eq!(shares.ok().as_deref().map(str::trim), Some("10240"), "{cg}");
+            }
+        }
+        let pid = child.pid();
         let out = child.finish(Duration::from_secs(60));
         assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+        if let Some(parent) = &v1_cpu {
+            let left: Vec<String> = std::fs::read_dir(parent)
+                .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            let left: Vec<&String> = left.iter().filter(|n| n.starts_with("stressctl-") && n.ends_with(&format!("-{pid}"))).collect();
+            assert!(left.is_empty(), "the run's cgroups outlived it: {left:?}");
+        }
     }
 }
