@@ -16,9 +16,10 @@
 //! A nice value only orders threads inside one scheduling group. On cgroup v2 the browsers' cgroup
 //! weighs a tenth of stressctl's own (`confine::cgroup`). On cgroup v1 with stressctl in the root
 //! cgroup and the kernel's autogroup on, stressctl's threads are one group (its session's) that
-//! weighs the same as the browsers' whole cgroup, whatever their nice value: measured on this
-//! project's machine, a nice −10 client of the dashboard still waited up to 12 ms for a core.
-//! There the threads also join the run's orchestrator cgroup (`crate::confine::raise_orchestrator_thread`).
+//! weighs the same as the browsers' whole cgroup, whatever their nice value. Measured on this
+//! project's machine (a 2-session WebGPU campaign, 10 SSE clients): `/metrics` p99 9.8 ms with
+//! the dashboard and its client at nice −10, 2.0 ms with both taken out of that group. There the
+//! threads also join the run's orchestrator cgroup (`crate::confine::raise_orchestrator_thread`).
 
 /// The nice value of the dashboard's threads: weight ≈ 9.3× a nice-0 thread's (the kernel's
 /// weight table), enough to run ahead of the browsers' threads at wake-up, while its few
