@@ -271,7 +271,7 @@ def scrapes(name, mode="on"):
     return times
 def q(times, p): return times[min(len(times) - 1, int(round(p * (len(times) - 1))))]
 times, control = scrapes("metrics"), scrapes("control")
-failed = sum(len(open(f).read().split()) for f in glob.glob(f"{tmp}/on-*/scrape-failures.txt"))
+failed = sum(len(open(f).read().split()) for f in glob.glob(f"{tmp}/*/scrape-failures.txt"))
 if failed:
     print(f"   {failed} scrapes failed (not timed; see scraper-errors.txt with KEEP_TMP=1)")
 if times:
