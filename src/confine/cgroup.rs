@@ -517,10 +517,8 @@ impl RunCgroup {
     /// hierarchy). A thread still there when the cgroup is removed is moved back first.
     pub fn join_orchestrator(&self) -> Result<bool, String> {
         let Some(dir) = &self.orchestrator else { return Ok(false) };
-        // SAFETY: gettid has no preconditions and cannot fail.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
         // v1 `tasks` takes one thread id (`cgroup.procs` would move the whole process)
-        write(&dir.join("tasks"), &tid.to_string())?;
+        write(&dir.join("tasks"), &super::priority::current_tid().to_string())?;
         Ok(true)
     }
 
@@ -812,8 +810,7 @@ mod tests {
             assert_eq!(joined, Ok(true));
             assert_eq!(cg.join_orchestrator(), Ok(true), "the calling thread joins");
             let tasks = std::fs::read_to_string(o.join("tasks")).expect("tasks");
-            // SAFETY: gettid has no preconditions.
-            let me = unsafe { libc::syscall(libc::SYS_gettid) };
+            let me = super::super::priority::current_tid();
             assert_eq!(tasks.split_whitespace().collect::<Vec<_>>(), vec![me.to_string()], "only the thread that joined");
         }
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");

@@ -44,7 +44,7 @@ pub fn raise_current_thread(nice: i32) -> Result<(), String> {
 }
 
 /// The calling thread's kernel thread id (what `setpriority(PRIO_PROCESS, …)` takes on Linux).
-fn current_tid() -> libc::id_t {
+pub(crate) fn current_tid() -> libc::id_t {
     // SAFETY: gettid has no preconditions and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
     libc::id_t::try_from(tid).unwrap_or(0)
