@@ -373,14 +373,13 @@ fn dashboard_thread(pid: u32) -> Option<std::path::PathBuf> {
         .map(|e| e.path())
 }
 
-/// The v1 `cpu` cgroup of thread `task` (`/proc/PID/task/TID`), if the host has that hierarchy.
-fn v1_cpu_cgroup(task: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(task.join("cgroup")).ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-        ctrls.split(',').any(|c| c == "cpu").then(|| path.to_string())
-    })
+/// The v1 `cpu` cgroup directory of thread `task` (`/proc/PID/task/TID`), read with stressctl's
+/// own parser, if the host has that hierarchy.
+fn v1_cpu_dir(task: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let own = std::fs::read_to_string(task.join("cgroup")).ok()?;
+    let m = stressctl::confine::cgroup::parse(&mountinfo, &own);
+    m.v1.iter().find(|h| h.controllers.iter().any(|c| c == "cpu")).and_then(|h| h.own_dir())
 }
 
 /// On a host the campaign saturates, the dashboard's threads must run ahead of the browsers
@@ -411,11 +410,13 @@ fn the_dashboard_threads_run_ahead_of_the_browsers() {
         let orchestrator = "/stressctl-orchestrator-";
         if let (true, Some(parent)) = (root, &v1_cpu) {
             let task = dashboard_thread(child.pid()).expect("dashboard thread");
-            let cg = v1_cpu_cgroup(&task).expect("the thread's v1 cpu cgroup");
-            assert_eq!(cg.contains(orchestrator), env.is_none(), "the dashboard thread's v1 cpu cgroup: {cg}");
+            let cg = v1_cpu_dir(&task).expect("the thread's v1 cpu cgroup");
+            let name = cg.to_string_lossy().into_owned();
+            assert_eq!(name.contains(orchestrator), env.is_none(), "the dashboard thread's v1 cpu cgroup: {name}");
             if env.is_none() {
-                let shares = std::fs::read_to_string(parent.join(cg.rsplit('/').next().unwrap_or_default()).join("cpu.shares"));
-                assert_eq!(shares.ok().as_deref().map(str::trim), Some("10240"), "{cg}");
+                assert_eq!(cg.parent(), Some(parent.as_path()), "a sibling of the run's cgroup: {name}");
+                let shares = std::fs::read_to_string(cg.join("cpu.shares"));
+                assert_eq!(shares.ok().as_deref().map(str::trim), Some("10240"), "{name}");
             }
         }
         let pid = child.pid();
