@@ -135,6 +135,17 @@ mean() { awk 'BEGIN { s = 0; n = 0 } { s += $1; n++ } END { if (n) printf "%.3f"
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/bench-throughput.XXXXXX")"
+# Nothing we started may be left: every browser profile and chromedriver log lives under $TMP.
+# Kills what is and exits 3.
+fail_if_left_behind() {
+  local left
+  left="$(pgrep -f -- "$TMP" || true)"
+  if [ -n "$left" ]; then
+    echo "bench-throughput: error: processes left behind (pids: $(echo $left)); killing them" >&2
+    kill -KILL $left 2>/dev/null || true
+    exit 3
+  fi
+}
 CHILDREN="" # pids of the runs in progress (started by this script)
 stop_children() {
   local p
@@ -446,8 +457,7 @@ else
 fi
 # ---- end of the Grid round ----
 if [ "${GRID_ONLY:-0}" = 1 ]; then
-  left="$(pgrep -f -- "$TMP" || true)"
-  [ -z "$left" ] || { echo "bench-throughput: error: processes left behind (pids: $(echo $left)); killing them" >&2; kill -KILL $left 2>/dev/null || true; exit 3; }
+  fail_if_left_behind
   echo "== summary (load average at end: $(cut -d' ' -f1-3 /proc/loadavg))"; echo "   ${GRID_SUMMARY}"; exit 0
 fi
 
@@ -482,13 +492,7 @@ done
 syn_mean="$(printf "%s" "$syn_list" | mean)"
 if ge "$syn_mean" "$GOAL_SYNTHETIC"; then syn_verdict="PASS"; else syn_verdict="MISSED"; fi
 
-# Nothing we started may be left: every browser profile and chromedriver log lives under $TMP.
-left="$(pgrep -f -- "$TMP" || true)"
-if [ -n "$left" ]; then
-  echo "bench-throughput: error: processes left behind (pids: $(echo $left)); killing them" >&2
-  kill -KILL $left 2>/dev/null || true
-  exit 3
-fi
+fail_if_left_behind
 
 echo "== summary (load average at end: $(cut -d' ' -f1-3 /proc/loadavg))"
 for BROWSER in $BROWSERS; do
