@@ -30,10 +30,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use stressctl::browser::adapter::AdapterMode;
 use stressctl::browser::driver::{resolve_binary, DriverProcess, DriverSpec};
+use stressctl::browser::session::CALL_SCRIPT;
 use stressctl::browser::session::{capabilities, Launch};
 use stressctl::config::{BrowserConfig, BrowserKind};
 use stressctl::tasks::server::PageServer;
-use stressctl::tasks::CALL_SCRIPT;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Flavor {

@@ -123,7 +123,7 @@ pub struct DashboardArgs {
     /// Campaign id (default: the latest one in the state dir).
     pub id: Option<String>,
     /// Address to serve on (port 0 picks a free one).
-    #[arg(long, value_name = "ADDR", default_value = crate::dashboard::DEFAULT_ADDR)]
+    #[arg(long, value_name = "ADDR", default_value = crate::config::addr::DEFAULT_ADDR)]
     pub listen: String,
     /// Bearer token (see `launch --dashboard-token`).
     #[command(flatten)]

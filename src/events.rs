@@ -359,7 +359,7 @@ impl Event {
 
     /// One line for people: the store's `message` column, the log line, the terminal.
     pub fn describe(&self) -> String {
-        let secs = |ms: u64| crate::config::fmt_duration(std::time::Duration::from_millis(ms));
+        let secs = |ms: u64| crate::fmt::fmt_duration(std::time::Duration::from_millis(ms));
         match self {
             Event::CampaignStarted { profile, phases, planned_ms, .. } => {
                 format!("campaign ({profile}) started: {phases} phases, planned {}", secs(*planned_ms))

@@ -2,7 +2,8 @@
 //! timestamp and every rounded figure reads the same wherever it appears. At the bottom of the
 //! import graph: it depends on nothing of stressctl's.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A timestamp as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T16:20:31.123Z`. Times before
 /// 1970 (a clock set wrong) are shown as 1970 rather than failing.
@@ -49,4 +50,44 @@ mod tests {
         assert_eq!(round3(1.23456), 1.235);
         assert!(round3(-0.0001).is_sign_positive());
     }
+}
+
+/// At most `max` characters of `s`, with `…` where it was cut: an error message or page answer
+/// bounded before it reaches an event, with the cut shown.
+pub fn ellipsize(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Formats a duration for humans, rounded to milliseconds (`1m 30s 250ms`), the way every
+/// duration a person reads is written: in errors, log lines and reports alike.
+pub fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
+/// An error and its causes on one line (hyper's own message is only "client error (Connect)").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Prints one line to stdout, ignoring a closed terminal: the one way every layer talks to the
+/// person at the terminal, so a closed pipe never turns into a panic.
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Prints one line to stderr, ignoring a closed terminal.
+pub fn warn(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

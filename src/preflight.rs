@@ -4,10 +4,11 @@
 //! real browser of each kind they run, started through the campaign's own pool.
 
 use crate::browser::pool::Pool;
+use crate::browser::session::CALL_SCRIPT;
 use crate::config::{AdapterChoice, BrowserKind, Config, TaskSpec, WorkerConfig, WorkerEndpoint};
 use crate::guardian::{health_score, Metric, ResourceSample, Sampler};
 use crate::metrics::{new_histogram, record_latency, LatencySummary};
-use crate::tasks::{run_browser_op, server::PageServer, CALL_SCRIPT};
+use crate::tasks::{run_browser_op, server::PageServer};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -179,7 +180,7 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
     let req = cfg.campaign.baseline_health_requirement;
     item(&mut p.items, health >= req, "health", format!("{health:.0} (requirement {req:.0})"));
     p.baseline = json!({
-        "taken_at": crate::store::rfc3339(std::time::SystemTime::now()),
+        "taken_at": crate::fmt::rfc3339(std::time::SystemTime::now()),
         "config_source": cfg.source,
         "idle": {
             "samples": idle.len(),
@@ -219,11 +220,11 @@ pub async fn probe_worker(url: &str, timeout: Duration) -> Result<String, String
         let uri: hyper::Uri = status_url.parse().map_err(|e| format!("not a URL: {e}"))?;
         let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        let resp = client.get(uri).await.map_err(|e| format!("GET {status_url}: {}", error_chain(&e)))?;
+        let resp = client.get(uri).await.map_err(|e| format!("GET {status_url}: {}", crate::fmt::error_chain(&e)))?;
         let status = resp.status();
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
-            .map_err(|e| format!("GET {status_url}: {}", error_chain(&e)))?
+            .map_err(|e| format!("GET {status_url}: {}", crate::fmt::error_chain(&e)))?
             .to_bytes();
         if !status.is_success() {
             return Err(format!("GET {status_url} answered HTTP {status}: not a WebDriver endpoint?"));
@@ -239,20 +240,8 @@ pub async fn probe_worker(url: &str, timeout: Duration) -> Result<String, String
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {}", crate::config::fmt_duration(timeout))),
+        Err(_) => Err(format!("no answer within {}", crate::fmt::fmt_duration(timeout))),
     }
-}
-
-/// An error and its causes on one line (hyper's own message is only "client error (Connect)").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// The checklist lines about confinement, tried for real (an empty PID namespace, a cgroup created

@@ -5,7 +5,7 @@
 //! Writes ignore errors: after a SIGHUP the terminal is gone, and a lost progress line must not
 //! take the campaign down (the store and the log have everything).
 
-use crate::campaign::StatusDoc;
+use crate::control::status::StatusDoc;
 use crate::events::{Event, EventRecord};
 use std::io::Write;
 use std::sync::Arc;
@@ -20,17 +20,7 @@ pub type StatusFeed = Arc<dyn Fn() -> Option<StatusDoc> + Send + Sync>;
 /// them has to ask the registry.
 pub type BreakerFeed = Arc<dyn Fn() -> Option<crate::breaker::RegistrySnapshot> + Send + Sync>;
 
-/// Prints one line to stdout, ignoring a closed terminal.
-pub fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// Prints one line to stderr, ignoring a closed terminal.
-pub fn warn(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
+use crate::fmt::say;
 
 /// The line printed when a phase ends (also without a terminal: it is the run's heartbeat in
 /// `--detach` output files and CI logs).

@@ -5,7 +5,7 @@ use crate::campaign::new_campaign_id;
 use crate::cli::CommonArgs;
 use crate::config::BrowserKind;
 use crate::control::lock;
-use crate::progress::say;
+use crate::fmt::say;
 use std::path::Path;
 
 fn tool_version(bin: &Path) -> Result<String, String> {
@@ -26,7 +26,7 @@ pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliEr
     let cfg = match super::load_config(common) {
         Ok(c) => c,
         Err(e) => {
-            crate::progress::warn(&format!("✗ config: {e}"));
+            crate::fmt::warn(&format!("✗ config: {e}"));
             return Ok(EXIT_USAGE);
         }
     };
@@ -42,7 +42,7 @@ pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliEr
     line(
         true,
         "config",
-        format!("{} ({} phases, planned {})", cfg.source, cfg.phases.len(), crate::config::fmt_duration(cfg.planned_duration())),
+        format!("{} ({} phases, planned {})", cfg.source, cfg.phases.len(), crate::fmt::fmt_duration(cfg.planned_duration())),
     );
     let mut browsers_ok = true;
     if cfg.needs_browser() {

@@ -6,7 +6,7 @@ use super::{runtime, CliError, EXIT_OK};
 use crate::cli::{CommonArgs, DashboardArgs, LaunchArgs};
 use crate::config::Config;
 use crate::dashboard::Listen;
-use crate::progress::say;
+use crate::fmt::say;
 use crate::store;
 use tokio_util::sync::CancellationToken;
 

@@ -62,9 +62,9 @@ impl CliError {
 
     /// Prints the error to stderr (one line, plus the hint) and returns its exit code.
     pub fn report(&self) -> u8 {
-        crate::progress::warn(&format!("stressctl: {}", self.message));
+        crate::fmt::warn(&format!("stressctl: {}", self.message));
         if let Some(h) = &self.hint {
-            crate::progress::warn(&format!("stressctl: {h}"));
+            crate::fmt::warn(&format!("stressctl: {h}"));
         }
         self.exit_code()
     }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::control::daemon::{self, Detached};
 use crate::control::lock::RunLock;
 use crate::control::{signals, StopCause, StopSignal};
-use crate::progress::say;
+use crate::fmt::say;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -49,7 +49,7 @@ fn dispatch(cli: &Cli) -> Result<u8, CliError> {
 fn load_config(common: &CommonArgs) -> Result<Config, CliError> {
     let cfg = Config::load(common.config.as_deref(), common.profile.as_deref())?;
     for w in cfg.warnings() {
-        crate::progress::warn(&format!("stressctl: warning: {w}"));
+        crate::fmt::warn(&format!("stressctl: warning: {w}"));
     }
     Ok(cfg)
 }
@@ -93,7 +93,7 @@ fn reap_dead_runs(state_dir: &Path) {
                 r.killed
             )),
             Ok(_) => {}
-            Err(e) => crate::progress::warn(&format!("stressctl: could not check campaign {dead} for leftover processes: {e}")),
+            Err(e) => crate::fmt::warn(&format!("stressctl: could not check campaign {dead} for leftover processes: {e}")),
         }
     }
 }
@@ -158,7 +158,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
             "stressctl: campaign {id} ({}, {} phases, planned {})",
             cfg.profile,
             cfg.phases.len(),
-            crate::config::fmt_duration(cfg.planned_duration())
+            crate::fmt::fmt_duration(cfg.planned_duration())
         )),
     }
     say(&format!("stressctl: logs {}", logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")));
@@ -209,16 +209,16 @@ fn detach(common: &CommonArgs, id: &str) -> Result<u8, CliError> {
     match daemon::detach(&common.log_dir, &common.state_dir, id).map_err(|e| CliError::failed(e.to_string()))? {
         Detached::Running { pid, log } => {
             say(id);
-            crate::progress::warn(&format!(
+            crate::fmt::warn(&format!(
                 "stressctl: campaign {id} running in the background (pid {pid}); `stressctl status` to follow it, `stressctl emergency-stop` to stop it; output in {}",
                 log.display()
             ));
             Ok(EXIT_OK)
         }
         Detached::Exited { code, output } => {
-            crate::progress::warn(output.trim_end());
+            crate::fmt::warn(output.trim_end());
             if code == EXIT_OK {
-                crate::progress::warn("stressctl: the background campaign already finished");
+                crate::fmt::warn("stressctl: the background campaign already finished");
                 return Ok(EXIT_OK);
             }
             Err(CliError {

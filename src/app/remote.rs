@@ -1,11 +1,11 @@
 //! Commands that talk to a running campaign over its control socket: `status`, `emergency-stop`.
 
 use super::{CliError, EXIT_OK};
-use crate::campaign::StatusDoc;
 use crate::cli::{CommonArgs, StatusArgs, StopArgs};
 use crate::control::lock;
 use crate::control::socket;
-use crate::progress::say;
+use crate::control::status::StatusDoc;
+use crate::fmt::say;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

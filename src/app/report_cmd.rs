@@ -4,7 +4,7 @@
 use super::{CliError, EXIT_FAILED, EXIT_OK};
 use crate::cli::{CommonArgs, ReportArgs};
 use crate::control::lock;
-use crate::progress::say;
+use crate::fmt::say;
 use crate::report;
 use crate::store::{self, StoreReader};
 use std::path::Path;

@@ -11,12 +11,7 @@
 //! ids it opened are remembered until discarded, and whatever is left of them when the pool shuts
 //! down is deleted through the hub ([`GridSet::delete_leftovers`]), on every exit path.
 
-use super::pool::{Pool, Worker};
-use super::session::{self, Session};
 use crate::breaker::{BreakerRegistry, BreakerState, Transition};
-use crate::config::{TaskSpec, WorkerEndpoint};
-use crate::recovery::{FailureClass, OpError};
-use serde_json::{json, Map};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +23,7 @@ pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the hub to finish sessions whose requests were given up.
 const ABANDONED_WAIT: Duration = Duration::from_secs(20);
 /// How many new sessions the hub may place on unhealthy nodes before stressctl gives up the op.
-const PLACEMENT_TRIES: u32 = 4;
+pub(super) const PLACEMENT_TRIES: u32 = 4;
 
 /// Where a Grid session runs: what the slot needs to gate ops on the node's breaker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,14 +61,14 @@ pub struct Grid {
     /// Hub URL (no trailing slash).
     pub url: String,
     /// Sessions stressctl opened and has not discarded yet: deleted through the hub at shutdown.
-    ours: Mutex<HashSet<String>>,
+    pub(super) ours: Mutex<HashSet<String>>,
     /// Node breakers this Grid forced open because the node was not UP: reset only those.
-    forced: Mutex<HashSet<String>>,
+    pub(super) forced: Mutex<HashSet<String>>,
     /// The last `/status` seen, for placement decisions between polls.
-    last: Mutex<Option<GridStatus>>,
+    pub(super) last: Mutex<Option<GridStatus>>,
     /// New-session requests given up while the hub was still creating them (a stop came): the
     /// hub may finish them later, under an id stressctl never learnt.
-    abandoned: std::sync::atomic::AtomicU32,
+    pub(super) abandoned: std::sync::atomic::AtomicU32,
 }
 
 impl Grid {
@@ -103,7 +98,7 @@ impl Grid {
 
     /// The node serving `session_id`, asking `/status` (twice at most: a hub lists a session in its
     /// slot as soon as it answers the new-session request, but a busy one may lag).
-    async fn node_of(&self, session_id: &str) -> String {
+    pub(super) async fn node_of(&self, session_id: &str) -> String {
         for i in 0..2 {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -189,7 +184,7 @@ impl Grid {
 
     /// A node to place the next session on: UP, targetable (has `stressctl:node`), with a free slot
     /// for `browser`, and a breaker that is not open; the one with the most free slots.
-    fn healthy_target(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
+    pub(super) fn healthy_target(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
         let last = lock(&self.last);
         let st = last.as_ref()?;
         let now = Instant::now();
@@ -208,9 +203,10 @@ pub fn node_usable(breakers: &BreakerRegistry, worker: &str, node: &str, now: In
     !matches!(breakers.state(&format!("worker:{}", node_label(worker, node)), now), Some(BreakerState::Open | BreakerState::ForcedOpen))
 }
 
-/// The Grid workers of a pool, by worker id (filled once by [`Pool::detect_grids`]).
+/// The Grid workers of a pool, by worker id (filled once by
+/// [`Pool::detect_grids`](super::pool::Pool::detect_grids)).
 #[derive(Default)]
-pub struct GridSet(Mutex<HashMap<String, Arc<Grid>>>);
+pub struct GridSet(pub(super) Mutex<HashMap<String, Arc<Grid>>>);
 
 impl GridSet {
     /// The Grid of worker `id`, if it is one.
@@ -223,10 +219,10 @@ impl GridSet {
         lock(&self.0).values().cloned().collect()
     }
 
-    /// Forgets a discarded session (see [`Grid::forget`]).
-    pub fn forget(&self, s: &Session) {
-        if let Some(p) = &s.grid {
-            if let Some(g) = self.get(&s.worker) {
+    /// Forgets a discarded session of worker `worker` (see [`Grid::forget`]).
+    pub fn forget(&self, worker: &str, place: Option<&GridPlace>) {
+        if let Some(p) = place {
+            if let Some(g) = self.get(worker) {
                 g.forget(&p.session_id);
             }
         }
@@ -241,127 +237,6 @@ impl GridSet {
             }
         }
     }
-}
-
-impl Pool {
-    /// Asks every remote worker's `/status` whether it is a Selenium Grid, and remembers the
-    /// Grids. A worker that does not answer stays a plain remote worker: its sessions then fail
-    /// and its breaker opens (never a hang: the probe has a timeout).
-    pub async fn detect_grids(&self) {
-        for w in &self.workers {
-            let WorkerEndpoint::Remote(url) = &w.endpoint else { continue };
-            match Grid::detect(&w.id, url).await {
-                Ok(g) => {
-                    tracing::info!(target: "stressctl::browser", worker = %w.id, url = %url, "worker is a Selenium Grid: breakers per node");
-                    lock(&self.grids.0).insert(w.id.clone(), Arc::new(g));
-                }
-                Err(e) => tracing::debug!(target: "stressctl::browser", worker = %w.id, "not a Selenium Grid: {e}"),
-            }
-        }
-    }
-
-    /// Opens a session through the hub of Grid `g` (on node `target` when given), and learns its node.
-    async fn open_on_grid(&self, w: &Worker, g: &Grid, page_url: &str, task: &TaskSpec, target: Option<&str>) -> Result<Session, OpError> {
-        let ep = self.endpoint(w).await?;
-        let mut extra = Map::new();
-        if let Some(t) = target {
-            extra.insert(NODE_CAP.into(), json!(t));
-        }
-        // counted as abandoned unless the request finishes (the future may be dropped by a stop)
-        let pending = Abandoned(&g.abandoned);
-        let launch = session::Launch { kind: w.browser, adapter: w.adapter_mode(), cfg: &self.cfg };
-        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra).await;
-        std::mem::forget(pending);
-        let mut s = opened?;
-        let id = match s.client.session_id().await {
-            Ok(Some(id)) => id,
-            _ => {
-                s.discard().await;
-                return Err(OpError::new(FailureClass::LaunchFailure, format!("the hub of worker {} gave a session without an id", w.id)));
-            }
-        };
-        lock(&g.ours).insert(id.clone());
-        let node = g.node_of(&id).await;
-        tracing::debug!(target: "stressctl::browser", worker = %w.id, node = %node, session = %id, "grid session opened");
-        s.grid = Some(GridPlace { session_id: id, node });
-        Ok(s)
-    }
-}
-
-/// A session for a slot on worker `w`: for a Grid, an idle one or a new one through the hub on a
-/// node whose breaker is not open — if the hub places it on such a node (it has not noticed the
-/// node is bad), it is discarded and the next one targets a healthy node by its `stressctl:node`
-/// stereotype. For any other worker, the pool's [`Pool::session_for`].
-pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
-    let Some(g) = pool.grids.get(&w.id) else { return pool.session_for(w, page_url, task).await };
-    let usable = |s: &Session| s.grid.as_ref().is_none_or(|p| node_usable(breakers, &w.id, &p.node, Instant::now()));
-    if let Some(s) = pool.checkout(w).await {
-        if usable(&s) {
-            return Ok(s);
-        }
-        pool.discard(s).await;
-    }
-    let mut target = None;
-    let mut placed_on = Vec::new();
-    for _ in 0..PLACEMENT_TRIES {
-        let s = pool.open_on_grid(w, &g, page_url, task, target.as_deref()).await?;
-        if usable(&s) {
-            return Ok(s);
-        }
-        placed_on.push(s.grid.as_ref().map(|p| p.node.clone()).unwrap_or_default());
-        pool.discard(s).await;
-        target = g.healthy_target(stereotype_browser(w.browser.as_str()), breakers);
-    }
-    Err(OpError::new(
-        FailureClass::LaunchFailure,
-        format!("the hub of worker {} placed new sessions only on nodes whose breaker is open ({})", w.id, placed_on.join(", ")),
-    ))
-}
-
-/// Slots for a phase of `sessions` sessions over `placement` (worker indices, round robin): slots on
-/// a Grid worker are capped at its free slots for the worker's browser. Returns the worker index of
-/// each slot kept, and a note when the phase asked for more sessions than a Grid had.
-pub async fn bound_placement(pool: Option<&Pool>, placement: &[usize], sessions: u32) -> (Vec<usize>, Option<String>) {
-    let wanted: Vec<usize> = (0..sessions as usize).filter_map(|s| placement.get(s % placement.len().max(1)).copied()).collect();
-    let Some(pool) = pool else { return (wanted, None) };
-    let mut caps: HashMap<usize, Option<u32>> = HashMap::new();
-    for &ix in &wanted {
-        if let (std::collections::hash_map::Entry::Vacant(e), Some(w)) = (caps.entry(ix), pool.workers.get(ix)) {
-            e.insert(match pool.grids.get(&w.id) {
-                Some(g) => Some(g.capacity(w.browser.as_str()).await.unwrap_or(0)),
-                None => None,
-            });
-        }
-    }
-    let mut used: HashMap<usize, u32> = HashMap::new();
-    let mut kept = Vec::with_capacity(wanted.len());
-    let mut notes = Vec::new();
-    for ix in wanted {
-        let n = used.entry(ix).or_insert(0);
-        match caps.get(&ix).copied().flatten() {
-            Some(cap) if *n >= cap => {}
-            _ => {
-                *n += 1;
-                kept.push(ix);
-            }
-        }
-    }
-    for (ix, cap) in caps.iter().filter_map(|(ix, c)| c.map(|c| (*ix, c))) {
-        let asked = placement_count(placement, sessions, ix);
-        if asked > cap {
-            let (id, browser) = pool.workers.get(ix).map(|w| (w.id.as_str(), w.browser.as_str())).unwrap_or(("?", "?"));
-            notes.push(format!(
-                "asked for {asked} sessions on Grid worker {id}, which had {cap} free {browser} slot(s): ran {}",
-                used.get(&ix).copied().unwrap_or(0)
-            ));
-        }
-    }
-    notes.sort();
-    (kept, (!notes.is_empty()).then(|| notes.join("; ")))
-}
-
-fn placement_count(placement: &[usize], sessions: u32, ix: usize) -> u32 {
-    (0..sessions as usize).filter(|s| placement.get(s % placement.len().max(1)) == Some(&ix)).count() as u32
 }
 
 /// Polls the hub's `/status` every `period` until `cancel`, handing each answer to `apply` (which
@@ -385,7 +260,7 @@ pub async fn watch(g: Arc<Grid>, period: Duration, cancel: tokio_util::sync::Can
 }
 
 /// Counts a new-session request as abandoned when dropped before it finished.
-struct Abandoned<'a>(&'a std::sync::atomic::AtomicU32);
+pub(super) struct Abandoned<'a>(pub(super) &'a std::sync::atomic::AtomicU32);
 
 impl Drop for Abandoned<'_> {
     fn drop(&mut self) {
@@ -393,7 +268,7 @@ impl Drop for Abandoned<'_> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -433,6 +308,7 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
 mod tests {
     use super::*;
     use crate::breaker::BreakerConfig;
+    use serde_json::json;
     use serde_json::Value;
 
     #[test]

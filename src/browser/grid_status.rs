@@ -174,17 +174,17 @@ async fn request(method: hyper::Method, url: &str, timeout: Duration) -> Result<
             .map_err(|e| format!("{what}: not a URL: {e}"))?;
         let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        let resp = client.request(req).await.map_err(|e| format!("{what}: {}", crate::preflight::error_chain(&e)))?;
+        let resp = client.request(req).await.map_err(|e| format!("{what}: {}", crate::fmt::error_chain(&e)))?;
         let status = resp.status();
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
-            .map_err(|e| format!("{what}: {}", crate::preflight::error_chain(&e)))?
+            .map_err(|e| format!("{what}: {}", crate::fmt::error_chain(&e)))?
             .to_bytes();
         Ok((status, body))
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(format!("{what}: no answer within {}", crate::config::fmt_duration(timeout))),
+        Err(_) => Err(format!("{what}: no answer within {}", crate::fmt::fmt_duration(timeout))),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod adapter;
 pub mod driver;
 pub mod grid;
+pub mod grid_pool;
 pub mod grid_status;
 pub mod pool;
 pub mod process;

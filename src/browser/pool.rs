@@ -278,7 +278,7 @@ impl Pool {
             return Ok(s);
         }
         // auto: keep the hardware adapter if the page finds one, else settle on software
-        let found = crate::tasks::probe_adapter(&s.client, AdapterMode::Hardware).await;
+        let found = session::probe_adapter(&s.client, AdapterMode::Hardware).await;
         let mode = {
             let mut settled = lock(&w.adapter);
             // another session may have settled it meanwhile: its answer stands
@@ -337,7 +337,7 @@ impl Pool {
                 _ => page_url,
             };
             if let Err(e) = s.client.goto(url).await {
-                let e = crate::tasks::classify_cmd_error(e);
+                let e = crate::recovery::classify_cmd_error(e);
                 self.discard(s).await;
                 return Err(OpError::new(e.class, format!("loading the test page: {}", e.message)));
             }
@@ -372,7 +372,7 @@ impl Pool {
     pub async fn discard(&self, s: Session) {
         let b = s.browser;
         let d = s.own_driver.as_ref().map(|d| d.id);
-        self.grids.forget(&s); // grid hook
+        self.grids.forget(&s.worker, s.grid.as_ref());
         s.discard().await;
         if let Some(b) = b {
             lock(&self.live).remove(&b);
@@ -435,7 +435,7 @@ impl Pool {
                 lock(&self.session_drivers).remove(&d);
                 self.record_ended(&d);
             }
-            self.grids.forget(&s); // grid hook
+            self.grids.forget(&s.worker, s.grid.as_ref());
             closing.spawn(s.discard());
         }
         while closing.join_next().await.is_some() {}

@@ -1,7 +1,7 @@
 //! Signalling processes safely: only processes this campaign started and recorded, identified by
 //! pid *and* start time, are ever signalled. Never by name.
 
-use crate::guardian::procfs::{all_processes, is_same_process, process_start_time, read_stat};
+use crate::procfs::{all_processes, is_same_process, process_start_time, read_stat};
 
 /// A process we started: pid + start time (clock ticks since boot) identify it across pid reuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

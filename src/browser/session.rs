@@ -5,13 +5,30 @@ use super::adapter::AdapterMode;
 use super::driver::DriverProcess;
 use super::process::{find_browser, ProcId};
 use crate::config::{BrowserConfig, BrowserKind, TaskSpec};
+use crate::recovery::classify_cmd_error;
 use crate::recovery::{FailureClass, OpError};
-use crate::tasks::classify_cmd_error;
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The script handed to Execute Async Script to call into stressctl's test page: calls
+/// `window.stressctl[fn](spec)` and always answers through the callback, also when the page is
+/// missing or the promise rejects. The one way every layer calls the page over WebDriver.
+pub const CALL_SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
+const fn = arguments[0], spec = arguments[1] || {};
+const fail = (m) => done({ok: false, class: 'script_error', message: String(m)});
+try {
+  const s = window.stressctl;
+  if (!s || typeof s[fn] !== 'function') {
+    fail(s ? 'unknown stressctl function: ' + fn : 'test page not loaded');
+  } else {
+    Promise.resolve().then(() => s[fn](spec)).then(
+      (r) => (r && typeof r === 'object') ? done(r) : fail('bad result: ' + String(r)),
+      (e) => fail((e && e.stack) || e));
+  }
+} catch (e) { fail((e && e.stack) || e); }"#;
 
 /// Where to reach a worker now: what a session needs of its worker (the pool hands it out, so
 /// the pool depends on sessions and not the other way round).
@@ -333,4 +350,18 @@ const look = () => { const t = cells(document.documentElement, []);
 look();"#;
     let v = client.execute_async(SCRIPT, vec![]).await.ok()?;
     v.as_str().map(str::to_string).filter(|s| !s.is_empty())
+}
+
+/// Asks the test page (already loaded) whether the browser gives the adapter it was launched
+/// for; Err carries the page's reason. Used to settle `webgpu_adapter = "auto"`.
+pub async fn probe_adapter(client: &fantoccini::Client, mode: AdapterMode) -> Result<(), String> {
+    let args = vec![serde_json::json!("adapter"), serde_json::json!({"adapter": mode.as_str()})];
+    let v = client.execute_async(CALL_SCRIPT, args).await.map_err(|e| e.to_string())?;
+    match v.get("ok").and_then(serde_json::Value::as_bool) {
+        Some(true) => Ok(()),
+        _ => Err(crate::fmt::ellipsize(
+            v.get("message").and_then(serde_json::Value::as_str).unwrap_or("the page answered without `ok`"),
+            500,
+        )),
+    }
 }

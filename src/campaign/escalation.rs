@@ -5,8 +5,9 @@
 
 use super::guard;
 use super::shared::RunShared;
-use crate::config::{fmt_duration, PhaseConfig};
+use crate::config::PhaseConfig;
 use crate::events::Event;
+use crate::fmt::fmt_duration;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -131,7 +131,7 @@ impl FaultPlan {
 /// (permanent), all phases`.
 pub fn describe(c: &FaultConfig) -> String {
     let when = match c.schedule {
-        FaultSchedule::Every(d) => format!("every {} on the campaign clock", crate::config::fmt_duration(d)),
+        FaultSchedule::Every(d) => format!("every {} on the campaign clock", crate::fmt::fmt_duration(d)),
         FaultSchedule::Probability(p) => format!("with probability {p} per op"),
     };
     let on = c.worker.as_deref().map(|w| format!(" on worker {w}")).unwrap_or_default();

@@ -4,7 +4,7 @@
 
 use super::shared::RunShared;
 use crate::events::Event;
-use crate::guardian::{health_score, sampler::tree_rss, ResourceSample, Sampler, Trip, ViolationTracker};
+use crate::guardian::{health_score, sampler::tree_rss, ResourceSample, Sampler, ViolationTracker};
 use crate::store::{HostFigures, SampleRow};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,9 +88,4 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
             run.on_trip(t);
         }
     }
-}
-
-/// The reason text of a trip.
-pub(crate) fn trip_reason(t: &Trip) -> String {
-    format!("guardian: {}", t.reason())
 }

@@ -23,7 +23,6 @@ pub mod status;
 pub use faults::FaultPlan;
 pub use resume::{resume_point, ResumePoint};
 pub use runner::Campaign;
-pub use status::StatusDoc;
 
 use crate::control::StopCause;
 use crate::store::{self, StoreError};

@@ -90,7 +90,7 @@ pub(crate) async fn run_phase(
     let placement = run.placement(phase, sessions);
     // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
     let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
-    let (placement, grid_note) = crate::browser::grid::bound_placement(pool, &placement, sessions).await;
+    let (placement, grid_note) = crate::browser::grid_pool::bound_placement(pool, &placement, sessions).await;
     notes.extend(grid_note);
     let sessions = placement.len() as u32;
     let total = run.cfg.phases.len() as u32;
@@ -108,7 +108,7 @@ pub(crate) async fn run_phase(
         started_at: SystemTime::now(),
     });
     let corr = format!("{}/{}", run.id, phase.name);
-    tracing::info!(target: "stressctl::campaign", phase = %phase.name, "phase {}/{total} started: {sessions} sessions for {}", idx + 1, crate::config::fmt_duration(phase.duration));
+    tracing::info!(target: "stressctl::campaign", phase = %phase.name, "phase {}/{total} started: {sessions} sessions for {}", idx + 1, crate::fmt::fmt_duration(phase.duration));
 
     let stop_ops = run.stop.graceful().child_token();
     let hard = run.stop.forced().child_token();

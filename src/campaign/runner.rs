@@ -11,7 +11,7 @@ use super::faults::{self, FaultPlan};
 use super::phase::{run_phase, PhasePlan};
 use super::resume::ResumePoint;
 use super::shared::RunShared;
-use super::status::StatusDoc;
+use super::status::status_of;
 use super::{guard, io_err, CampaignOutcome, RunError, RunOptions, RunResult};
 use crate::browser::pool::Pool;
 use crate::config::Config;
@@ -152,7 +152,7 @@ impl Campaign {
             let weak_b = weak.clone();
             let breakers: BreakerFeed =
                 Arc::new(move || weak_b.upgrade().map(|r| r.breakers.snapshot(Instant::now(), (r.started, r.started_wall))));
-            f(&run.bus, Arc::new(move || weak.upgrade().map(|r| StatusDoc::of(&r))), breakers);
+            f(&run.bus, Arc::new(move || weak.upgrade().map(|r| status_of(&r))), breakers);
         }
         // The control socket outlives the phases: it answers `status` while the reports are
         // written, so it has its own token, cancelled last.
@@ -193,7 +193,7 @@ impl Campaign {
                     .collect(),
             },
         );
-        run.event(id.clone(), None, confinement.to_event());
+        run.event(id.clone(), None, confinement_event(&confinement));
         tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
         self.spawn_watchers(&scope, pool.clone());
         // grid hook: detect Selenium Grid workers; each hub's node availability (polled once a
@@ -263,7 +263,7 @@ impl Campaign {
         scope.tracker.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(cap) => {
-                    stop.request(StopCause::MaxDuration, format!("max_campaign_duration ({}) reached", crate::config::fmt_duration(cap)), false);
+                    stop.request(StopCause::MaxDuration, format!("max_campaign_duration ({}) reached", crate::fmt::fmt_duration(cap)), false);
                 }
                 _ = done.cancelled() => {}
             }
@@ -325,7 +325,7 @@ impl Campaign {
                 Next::CoolDown { attempt } => {
                     recoveries_used = attempt;
                     let Some(trip) = run.begin_cooldown() else { continue };
-                    let reason = guard::trip_reason(&trip);
+                    let reason = trip.stop_reason();
                     match escalation::cool_down(run, disk, i, phase, &reason, attempt).await {
                         Cooldown::Resume(note) => carry_notes.push(note),
                         Cooldown::Stop(Some(why)) => {
@@ -336,7 +336,7 @@ impl Campaign {
                     }
                 }
                 Next::GiveUp => {
-                    let reason = run.begin_cooldown().map(|t| guard::trip_reason(&t)).unwrap_or_else(|| "guardian".into());
+                    let reason = run.begin_cooldown().map(|t| t.stop_reason()).unwrap_or_else(|| "guardian".into());
                     let max = self.cfg.campaign.max_auto_recoveries;
                     self.stop.request(StopCause::Guardian, format!("{reason} (auto-recovery already used {max} times)"), false);
                     break;
@@ -391,5 +391,20 @@ impl Campaign {
         report::write_campaign_reports(&report_dir, &c).map_err(io_err(&report_dir))?;
         tracing::info!(target: "stressctl::campaign", "campaign {} {}: reports in {}", id, outcome.as_str(), report_dir.display());
         Ok(RunResult { id: id.to_string(), outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
+    }
+}
+
+/// The `confinement` event recorded at the start of a run: the reports show the reservation in
+/// force from it. Built here, by the run that records it, so `confine` knows nothing of events.
+fn confinement_event(c: &crate::confine::RunConfinement) -> Event {
+    let r = c.reservation();
+    Event::Confinement {
+        description: c.describe(),
+        confined: r.is_some(),
+        reserve_percent: r.map(|r| r.reserve_percent),
+        cpu_cap_percent: r.and_then(|r| r.cpu_cap_percent),
+        memory_cap_bytes: r.and_then(|r| r.memory_cap_bytes),
+        mechanism: c.mechanism(),
+        pid_namespaces: c.pid_namespaces(),
     }
 }

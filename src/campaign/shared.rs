@@ -1,7 +1,6 @@
 //! What every phase and slot of a run shares: the config, the store and its event bus, the pool,
 //! the breakers, the live counters of the running phase and the run's pause state.
 
-use super::guard;
 use crate::breaker::{BreakerRegistry, BreakerState, Transition};
 use crate::browser::pool::Pool;
 use crate::config::Config;
@@ -243,7 +242,7 @@ impl RunShared {
     /// ops and the runner cools down); otherwise the campaign stops now. A trip while one is
     /// pending or while cooling down is not a new one.
     pub fn on_trip(&self, t: Trip) {
-        let reason = guard::trip_reason(&t);
+        let reason = t.stop_reason();
         let mut p = lock(&self.pause);
         if p.state != PauseState::Running {
             return;

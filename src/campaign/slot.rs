@@ -16,10 +16,11 @@ use crate::browser::session::Session;
 use crate::config::{BrowserKind, FaultConfig, FaultKind, TaskSpec};
 use crate::events::Event;
 use crate::metrics::{encode_histogram, Window};
+use crate::recovery::classify_cmd_error;
 use crate::recovery::{backoff, AttemptOutcome, FailureClass, Ladder, OpError, PageConsole, Strategy};
 use crate::store::{unix_ms, WindowRow};
 use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, SCRIPT_TIMEOUT_SLACK};
-use crate::tasks::{classify_cmd_error, run_browser_op, OpOk, PageFault, Synthetic};
+use crate::tasks::{run_browser_op, OpOk, PageFault, Synthetic};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -298,7 +299,7 @@ impl Slot {
         }
         let Some(w) = pool.workers.get(self.worker_ix).cloned() else { return self };
         let opened = tokio::select! {
-            r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
+            r = crate::browser::grid_pool::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => r.ok(),
             _ = self.ctx.stop_ops.cancelled() => None,
         };
         self.session = opened;
@@ -458,7 +459,7 @@ impl Slot {
                 return self.done_one(Err(OpError::new(FailureClass::LaunchFailure, "no worker")), None);
             };
             tokio::select! {
-                r = crate::browser::grid::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
+                r = crate::browser::grid_pool::session_for(&pool, &w, &self.ctx.run.breakers, &self.ctx.run.page_url, &self.ctx.phase.task) => match r {
                     Ok(s) => self.session = Some(s),
                     Err(e) => return self.done_one(Err(e), None),
                 },

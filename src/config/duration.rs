@@ -38,11 +38,6 @@ impl fmt::Display for HumanDuration {
     }
 }
 
-/// Formats a duration for humans, rounded to milliseconds.
-pub fn fmt_duration(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-}
-
 /// `#[serde(with = "human")]` for a `Duration` field: read and written as a humantime string
 /// (`"30s"`), so a printed config reads like a written one and parses back to the same value.
 pub(crate) mod human {

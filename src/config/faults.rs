@@ -8,7 +8,8 @@
 
 use super::raw::RawFault;
 use super::validate::Validator;
-use super::{fmt_duration, Config, ConfigError, FaultConfig, FaultKind, FaultSchedule, PhaseConfig, WorkerConfig, WorkerEndpoint};
+use super::{Config, ConfigError, FaultConfig, FaultKind, FaultSchedule, PhaseConfig, WorkerConfig, WorkerEndpoint};
+use crate::fmt::fmt_duration;
 use std::time::Duration;
 
 pub(super) fn validate(

@@ -12,6 +12,7 @@
 //! `validate.rs` and `faults.rs` (the `[[faults]]` entries and their warnings), the merging of
 //! layers in `layer.rs`, durations in `duration.rs`.
 
+pub mod addr;
 mod browsers;
 mod duration;
 mod faults;
@@ -22,8 +23,8 @@ mod settings;
 mod validate;
 
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
-pub use duration::{fmt_duration, HumanDuration};
-pub use model::{InputSpec, ModelTask, Provider, Tolerance, DEFAULT_ORT_DIR};
+pub use duration::HumanDuration;
+pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DEFAULT_ORT_DIR};
 pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
 use duration::{human, human_opt};

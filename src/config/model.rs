@@ -5,7 +5,7 @@
 
 use super::validate::Validator;
 use super::ConfigError;
-use crate::tasks::onnx::{builtin_model, parse_model, read_model, Dim, ModelInfo};
+use crate::onnx::{builtin_model, parse_model, read_model, Dim, ModelInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,7 +43,7 @@ pub struct ModelTask {
     /// on instead of the configuration, so its inferences are reported as degraded. Never set by
     /// the config.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub degraded: Option<crate::tasks::adjust::Degraded>,
+    pub degraded: Option<Degraded>,
 }
 
 /// onnxruntime-web execution providers.
@@ -271,4 +271,28 @@ fn fmt_dims(dims: &[Dim]) -> String {
         })
         .collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// Which rung of the adjusted settings a task runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    /// The model's dynamic dimensions halved (same provider).
+    SmallerInputs,
+    /// The `wasm` provider with the configured inputs: the last resort.
+    WasmProvider,
+}
+
+/// What a degraded task runs on instead of its configuration; sent to the page with every op and
+/// kept in the session's figures, so the report can count and describe these inferences.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Degraded {
+    /// The rung.
+    pub setting: Setting,
+    /// The provider the inferences run on now.
+    pub provider: Provider,
+    /// The provider the config asked for (what these inferences are *not* a pass on).
+    pub configured_provider: Provider,
+    /// The input shapes the inferences run on now.
+    pub inputs: BTreeMap<String, Vec<u64>>,
 }

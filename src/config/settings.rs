@@ -223,7 +223,7 @@ pub struct DashboardConfig {
 
 impl Default for DashboardConfig {
     fn default() -> Self {
-        DashboardConfig { enabled: false, listen: crate::dashboard::DEFAULT_ADDR.to_string(), token_env: None, token: None }
+        DashboardConfig { enabled: false, listen: crate::config::addr::DEFAULT_ADDR.to_string(), token_env: None, token: None }
     }
 }
 

@@ -8,10 +8,11 @@
 use super::layer::Origin;
 use super::raw::{BreakerTables, RawConfig, RawPhase, RawTask, RawWorker, BREAKER_SCOPES};
 use super::{
-    fmt_duration, BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, Config, ConfigError, PhaseConfig,
-    RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
+    BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, Config, ConfigError, PhaseConfig, RecoveryConfig,
+    SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
 };
 use crate::breaker::BreakerConfig;
+use crate::fmt::fmt_duration;
 use std::fmt;
 use std::time::Duration;
 
@@ -177,9 +178,9 @@ impl<'a> Validator<'a> {
     /// `[dashboard]`: the address parses and the token is usable. Whether a non-loopback address
     /// has a token is decided at launch, where `--dashboard-token` may give it.
     fn dashboard(&self, d: &super::DashboardConfig) -> Result<(), ConfigError> {
-        crate::dashboard::parse_addr(&d.listen).map_err(|why| self.err("dashboard.listen", format!("{:?}", d.listen), why))?;
+        crate::config::addr::parse_addr(&d.listen).map_err(|why| self.err("dashboard.listen", format!("{:?}", d.listen), why))?;
         if let Some(t) = &d.token {
-            crate::dashboard::check_token(t).map_err(|why| self.err("dashboard.token", "(hidden)", why))?;
+            crate::config::addr::check_token(t).map_err(|why| self.err("dashboard.token", "(hidden)", why))?;
         }
         if let Some(name) = &d.token_env {
             if name.is_empty()

@@ -128,22 +128,18 @@ impl RunConfinement {
         }
     }
 
-    /// The `confinement` event recorded at the start of a run: the reports show the reservation
-    /// in force from it.
-    pub fn to_event(&self) -> crate::events::Event {
-        let r = self.reservation();
-        crate::events::Event::Confinement {
-            description: self.describe(),
-            confined: r.is_some(),
-            reserve_percent: r.map(|r| r.reserve_percent),
-            cpu_cap_percent: r.and_then(|r| r.cpu_cap_percent),
-            memory_cap_bytes: r.and_then(|r| r.memory_cap_bytes),
-            mechanism: match (r, &self.why_not) {
-                (Some(r), _) => r.mechanism.clone(),
-                (None, why) => why.clone().unwrap_or_default(),
-            },
-            pid_namespaces: self.pid_namespaces,
+    /// How the run is confined (the cgroup mechanism), or why it is not: the `confinement`
+    /// event's `mechanism` field.
+    pub fn mechanism(&self) -> String {
+        match (self.reservation(), &self.why_not) {
+            (Some(r), _) => r.mechanism.clone(),
+            (None, why) => why.clone().unwrap_or_default(),
         }
+    }
+
+    /// Whether drivers run in their own PID namespaces (browsers die with stressctl).
+    pub fn pid_namespaces(&self) -> bool {
+        self.pid_namespaces
     }
 }
 

@@ -341,7 +341,7 @@ pub fn spawn(req: &SpawnRequest) -> Result<Supervised, SpawnError> {
         });
     }
     let pid_u = pid as u32;
-    if let Some(st) = crate::guardian::procfs::process_start_time(pid_u) {
+    if let Some(st) = crate::procfs::process_start_time(pid_u) {
         lock_inits().push((pid_u, st));
     }
     Ok(Supervised { pid: pid_u, lifeline: Some(life_w), status: None })
@@ -534,7 +534,7 @@ unsafe fn close_range(lo: libc::c_uint, hi: libc::c_uint) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guardian::procfs;
+    use crate::procfs;
     use std::time::{Duration, Instant};
 
     fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {

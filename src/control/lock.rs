@@ -2,7 +2,7 @@
 //! campaign id, control socket). A second `launch` is refused while its holder lives; a lock left
 //! by a dead process is detected, reported and cleared.
 
-use crate::guardian::procfs::{is_same_process, process_start_time};
+use crate::procfs::{is_same_process, process_start_time};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ impl RunLock {
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
             campaign_id: campaign_id.to_string(),
-            started_at: crate::store::rfc3339(std::time::SystemTime::now()),
+            started_at: crate::fmt::rfc3339(std::time::SystemTime::now()),
             socket: socket.to_path_buf(),
         };
         let mut note = None;

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod lock;
 pub mod signals;
 pub mod socket;
+pub mod status;
 
 use serde::Serialize;
 use std::sync::Mutex;

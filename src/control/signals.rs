@@ -40,13 +40,13 @@ pub fn install(stop: Arc<StopSignal>) -> std::io::Result<()> {
                 seen += 1;
                 if seen == 1 {
                     tracing::warn!(target: "stressctl::campaign", "{name}: stopping gracefully");
-                    crate::progress::warn(&format!(
+                    crate::fmt::warn(&format!(
                         "\nstressctl: {name}: stopping gracefully (in-flight ops get the grace period; press Ctrl-C again to kill at once)"
                     ));
                     stop.request(cause, format!("stopped by {name}"), false);
                 } else {
                     tracing::warn!(target: "stressctl::campaign", "{name} again: killing browsers and drivers now");
-                    crate::progress::warn("\nstressctl: killing browsers and drivers now");
+                    crate::fmt::warn("\nstressctl: killing browsers and drivers now");
                     stop.force();
                 }
             }

@@ -13,7 +13,7 @@ use super::assets;
 use super::metrics;
 use super::model::{Model, SseItem};
 use crate::breaker::{AggregateCounts, RegistrySnapshot};
-use crate::campaign::StatusDoc;
+use crate::control::status::StatusDoc;
 use crate::progress::{BreakerFeed, StatusFeed};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};

@@ -23,21 +23,18 @@ pub mod model;
 pub mod series;
 pub mod source;
 
+use crate::config::addr::{check_token, parse_addr};
 use crate::events::EventBus;
 use crate::progress::{BreakerFeed, StatusFeed};
 use model::{Limits, Model};
 use source::StoreFollower;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-/// Where `--dashboard` listens when no address is given.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
-/// Shortest token accepted: a guessable token would make a non-loopback bind an open one.
-pub const MIN_TOKEN_CHARS: usize = 16;
 /// How often the dashboard reads the new op windows and samples from the store.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -50,31 +47,9 @@ pub struct Listen {
     pub token: Option<String>,
 }
 
-/// Parses a dashboard address: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`. The error is the
-/// line to print.
-pub fn parse_addr(addr: &str) -> Result<SocketAddr, String> {
-    let parsed = match addr.strip_prefix("localhost:") {
-        Some(port) => port.parse::<u16>().ok().map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
-        None => addr.parse::<SocketAddr>().ok(),
-    };
-    parsed.ok_or_else(|| format!("dashboard address {addr:?} is not IP:PORT (e.g. {DEFAULT_ADDR}, or 127.0.0.1:0 for a free port)"))
-}
-
-/// Whether `token` may be a dashboard token: long enough to resist guessing, and printable
-/// (it travels in a header and a cookie). The error is the line to print.
-pub fn check_token(token: &str) -> Result<(), String> {
-    if token.chars().count() < MIN_TOKEN_CHARS {
-        return Err(format!("the dashboard token is too short: use at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 16`)"));
-    }
-    if !token.chars().all(|c| c.is_ascii_graphic()) {
-        return Err("the dashboard token must be printable ASCII without spaces".into());
-    }
-    Ok(())
-}
-
 impl Listen {
     /// Checks `addr` (`IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`) and the token: a non-loopback
-    /// address needs a token of at least [`MIN_TOKEN_CHARS`] characters. The error is the line
+    /// address needs a token of at least [`MIN_TOKEN_CHARS`](crate::config::addr::MIN_TOKEN_CHARS) characters. The error is the line
     /// to print (bad usage: exit 2).
     pub fn check(addr: &str, token: Option<&str>) -> Result<Listen, String> {
         let addr = parse_addr(addr)?;
@@ -130,13 +105,13 @@ impl Bound {
         let listener = match tokio::net::TcpListener::from_std(self.listener) {
             Ok(l) => l,
             Err(e) => {
-                crate::progress::warn(&format!("stressctl: dashboard {}: {e}; the campaign goes on without it", self.local));
+                crate::fmt::warn(&format!("stressctl: dashboard {}: {e}; the campaign goes on without it", self.local));
                 return;
             }
         };
         let app = http::router(shared);
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-            crate::progress::warn(&format!("stressctl: dashboard {} stopped: {e}; the campaign goes on without it", self.local));
+            crate::fmt::warn(&format!("stressctl: dashboard {} stopped: {e}; the campaign goes on without it", self.local));
         }
     }
 }
@@ -161,9 +136,7 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
     let follower = match StoreFollower::open(&setup.store).and_then(|f| f.campaign().map(|c| (f, c))) {
         Ok(x) => x,
         Err(e) => {
-            crate::progress::warn(&format!(
-                "stressctl: the dashboard cannot read the campaign's store: {e}; the campaign goes on without it"
-            ));
+            crate::fmt::warn(&format!("stressctl: the dashboard cannot read the campaign's store: {e}; the campaign goes on without it"));
             return;
         }
     };
@@ -171,7 +144,7 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
     // Events already stored come from a previous process (a resume): read them from the store,
     // every later one from the bus.
     if let Err(e) = follower.limit_events_to_now() {
-        crate::progress::warn(&format!("stressctl: the dashboard cannot read the campaign's store: {e}; the campaign goes on without it"));
+        crate::fmt::warn(&format!("stressctl: the dashboard cannot read the campaign's store: {e}; the campaign goes on without it"));
         return;
     }
     let width = series::bucket_width(setup.planned.as_millis().min(i64::MAX as u128) as i64);
@@ -227,13 +200,11 @@ pub fn start_live(setup: LiveSetup, bus: &EventBus, status: StatusFeed, breakers
         };
         match tokio::runtime::Builder::new_current_thread().enable_all().on_thread_start(on_start).build() {
             Ok(rt) => rt.block_on(run),
-            Err(e) => {
-                crate::progress::warn(&format!("stressctl: the dashboard cannot start its runtime: {e}; the campaign goes on without it"))
-            }
+            Err(e) => crate::fmt::warn(&format!("stressctl: the dashboard cannot start its runtime: {e}; the campaign goes on without it")),
         }
     });
     if let Err(e) = started {
-        crate::progress::warn(&format!("stressctl: the dashboard cannot start its thread: {e}; the campaign goes on without it"));
+        crate::fmt::warn(&format!("stressctl: the dashboard cannot start its thread: {e}; the campaign goes on without it"));
     }
 }
 
@@ -329,6 +300,7 @@ pub async fn serve_store(bound: Bound, store: PathBuf, stop: CancellationToken) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::addr::DEFAULT_ADDR;
 
     #[test]
     fn loopback_needs_no_token_and_anything_else_does() {

@@ -10,7 +10,7 @@
 
 use super::series::{OpsColumns, OpsRow, OpsSeries, ResourceColumns, ResourceSeries, SampleRow};
 use crate::breaker::RegistrySnapshot;
-use crate::campaign::status::{GuardianStatus, OpsStatus, ResourceStatus, StatusDoc};
+use crate::control::status::{GuardianStatus, OpsStatus, ResourceStatus, StatusDoc};
 use crate::events::{Event, EventRecord};
 use crate::guardian::Thresholds;
 use crate::store::unix_ms;
@@ -152,12 +152,12 @@ impl Lane {
         let mut spans: Vec<Span> = Vec::new();
         for (i, slot) in slots.iter().enumerate() {
             let Some(state) = slot else { continue };
-            let from_s = crate::report::round3(t0 + i as f64 * w);
+            let from_s = crate::fmt::round3(t0 + i as f64 * w);
             match spans.last_mut() {
                 Some(last) if last.state == *state && last.to_s == Some(from_s) => {
-                    last.to_s = Some(crate::report::round3(t0 + (i + 1) as f64 * w))
+                    last.to_s = Some(crate::fmt::round3(t0 + (i + 1) as f64 * w))
                 }
-                _ => spans.push(Span { from_s, to_s: Some(crate::report::round3(t0 + (i + 1) as f64 * w)), state }),
+                _ => spans.push(Span { from_s, to_s: Some(crate::fmt::round3(t0 + (i + 1) as f64 * w)), state }),
             }
         }
         if self.spans.last().is_some_and(|s| s.to_s.is_none()) {
@@ -177,7 +177,7 @@ pub fn event_json(seq: u64, rec: &EventRecord) -> String {
         _ => serde_json::Map::new(),
     };
     v.insert("seq".into(), seq.into());
-    v.insert("at".into(), crate::store::rfc3339(rec.at).into());
+    v.insert("at".into(), crate::fmt::rfc3339(rec.at).into());
     v.insert("corr".into(), rec.corr.clone().into());
     v.insert("phase".into(), rec.phase.map(Value::from).unwrap_or(Value::Null));
     v.insert("message".into(), rec.event.describe().into());

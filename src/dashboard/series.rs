@@ -38,7 +38,7 @@ pub fn bucket_width(span_ms: i64) -> i64 {
 }
 
 fn round3(v: f64) -> f64 {
-    crate::report::round3(v)
+    crate::fmt::round3(v)
 }
 
 /// Counts and latencies of the ops of one bucket (all of them, or one browser's).

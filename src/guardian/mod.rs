@@ -14,7 +14,6 @@
 //! Memory and disk are judged as always: they are the host's totals.
 
 pub mod pressure;
-pub mod procfs;
 pub mod sampler;
 
 pub use sampler::{ResourceSample, Sampler};
@@ -182,6 +181,12 @@ impl Trip {
             fmt_percent_compact(self.threshold),
             self.consecutive
         )
+    }
+
+    /// The reason a trip gives the stop (and every event and log line about it):
+    /// `guardian: ` and [`Trip::reason`].
+    pub fn stop_reason(&self) -> String {
+        format!("guardian: {}", self.reason())
     }
 }
 

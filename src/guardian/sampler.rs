@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use sysinfo::{System, MINIMUM_CPU_UPDATE_INTERVAL};
 
 use super::pressure::{self, Pressure};
-use super::procfs::{self, ProcStat};
 use crate::confine::cgroup::{Reservation, RunCgroup};
+use crate::procfs::{self, ProcStat};
 
 /// One reading of host and campaign resources.
 #[derive(Clone, Debug, Default, serde::Serialize)]

@@ -10,34 +10,9 @@
 //! figures, and the report counts those inferences apart (`degraded`) and never as successes of
 //! the configured settings (a wasm inference is not a pass on WebGPU).
 
-use crate::config::{ModelTask, Provider, TaskSpec};
-use crate::tasks::onnx::Dim;
-use serde::Serialize;
+use crate::config::{Degraded, ModelTask, Provider, Setting, TaskSpec};
+use crate::onnx::Dim;
 use std::collections::BTreeMap;
-
-/// Which rung of the adjusted settings a task runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Setting {
-    /// The model's dynamic dimensions halved (same provider).
-    SmallerInputs,
-    /// The `wasm` provider with the configured inputs: the last resort.
-    WasmProvider,
-}
-
-/// What a degraded task runs on instead of its configuration; sent to the page with every op and
-/// kept in the session's figures, so the report can count and describe these inferences.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Degraded {
-    /// The rung.
-    pub setting: Setting,
-    /// The provider the inferences run on now.
-    pub provider: Provider,
-    /// The provider the config asked for (what these inferences are *not* a pass on).
-    pub configured_provider: Provider,
-    /// The input shapes the inferences run on now.
-    pub inputs: BTreeMap<String, Vec<u64>>,
-}
 
 /// The configured inputs with every dynamic dimension of the model halved (at least 1); None
 /// when nothing would shrink.
@@ -108,10 +83,10 @@ pub fn next_adjusted(base: &TaskSpec, current: Option<&TaskSpec>) -> Option<(Tas
 mod tests {
     use super::*;
     use crate::config::{InputSpec, Tolerance};
-    use crate::tasks::onnx::{builtin_model, parse_model, read_model};
+    use crate::onnx::{builtin_model, parse_model, read_model};
     use std::sync::Arc;
 
-    fn task(info: crate::tasks::onnx::ModelInfo, shape: Vec<u64>, provider: Provider) -> ModelTask {
+    fn task(info: crate::onnx::ModelInfo, shape: Vec<u64>, provider: Provider) -> ModelTask {
         let name = info.inputs[0].name.clone();
         ModelTask {
             model: "m".into(),
@@ -124,7 +99,7 @@ mod tests {
         }
     }
 
-    fn fixture() -> crate::tasks::onnx::ModelInfo {
+    fn fixture() -> crate::onnx::ModelInfo {
         read_model(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/test/dynamic.onnx")).unwrap()
     }
 

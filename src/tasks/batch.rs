@@ -16,9 +16,10 @@
 //!
 //! The runner counts the browser's console entries against each op ([`super::console`]).
 
-use super::{classify_cmd_error, parse_result, OpOk, PageFault};
+use super::{parse_result, OpOk, PageFault};
 use crate::browser::adapter::AdapterMode;
 use crate::config::TaskSpec;
+use crate::recovery::classify_cmd_error;
 use crate::recovery::{FailureClass, OpError};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -10,13 +10,12 @@ pub mod adjust;
 pub mod batch;
 pub mod console;
 pub mod model;
-pub mod onnx;
 pub mod server;
 
 use crate::browser::adapter::AdapterMode;
+use crate::browser::session::CALL_SCRIPT;
 use crate::config::TaskSpec;
-use crate::recovery::{FailureClass, OpError, PageConsole};
-use fantoccini::error::{CmdError, ErrorStatus};
+use crate::recovery::{classify_cmd_error, FailureClass, OpError, PageConsole};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -58,22 +57,6 @@ impl PageFault {
     }
 }
 
-/// The script handed to Execute Async Script: calls `window.stressctl[fn](spec)` and always
-/// answers through the callback, also when the page is missing or the promise rejects.
-pub const CALL_SCRIPT: &str = r#"const done = arguments[arguments.length - 1];
-const fn = arguments[0], spec = arguments[1] || {};
-const fail = (m) => done({ok: false, class: 'script_error', message: String(m)});
-try {
-  const s = window.stressctl;
-  if (!s || typeof s[fn] !== 'function') {
-    fail(s ? 'unknown stressctl function: ' + fn : 'test page not loaded');
-  } else {
-    Promise.resolve().then(() => s[fn](spec)).then(
-      (r) => (r && typeof r === 'object') ? done(r) : fail('bad result: ' + String(r)),
-      (e) => fail((e && e.stack) || e));
-  }
-} catch (e) { fail((e && e.stack) || e); }"#;
-
 /// Runs one browser op of `task` in the session's current page (or, for `page` tasks, the user's
 /// page) and classifies any failure. The caller applies the overall timeout. `page_url` is the
 /// page server's and `info` records what a `model` task learns per session.
@@ -108,14 +91,6 @@ pub async fn run_browser_op(
     parse_result(v)
 }
 
-/// Asks the test page (already loaded) whether the browser gives the adapter it was launched
-/// for; Err carries the page's reason. Used to settle `webgpu_adapter = "auto"`.
-pub async fn probe_adapter(client: &fantoccini::Client, mode: AdapterMode) -> Result<(), String> {
-    let v =
-        client.execute_async(CALL_SCRIPT, vec![json!("adapter"), json!({"adapter": mode.as_str()})]).await.map_err(|e| e.to_string())?;
-    parse_result(v).map(drop).map_err(|e| e.message)
-}
-
 /// Interprets the page's answer.
 pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
     let console = console::console_of(&v);
@@ -130,53 +105,12 @@ pub fn parse_result(v: Value) -> Result<OpOk, OpError> {
         Some(false) => {
             let class = v.get("class").and_then(Value::as_str).and_then(FailureClass::parse).unwrap_or(FailureClass::ScriptError);
             let message = v.get("message").and_then(Value::as_str).unwrap_or("the page reported a failure without a message");
-            Err(OpError { console, ..OpError::new(class, truncate(message, 500)) })
+            Err(OpError { console, ..OpError::new(class, crate::fmt::ellipsize(message, 500)) })
         }
-        None => Err(OpError::new(FailureClass::ScriptError, format!("the page answered without `ok`: {}", truncate(&v.to_string(), 200)))),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
-/// Maps a WebDriver error to a failure class.
-pub fn classify_cmd_error(e: CmdError) -> OpError {
-    let class = match &e {
-        CmdError::Standard(wd) => match wd.error {
-            ErrorStatus::ScriptTimeout | ErrorStatus::Timeout => FailureClass::Timeout,
-            ErrorStatus::JavascriptError => FailureClass::ScriptError,
-            ErrorStatus::InvalidSessionId | ErrorStatus::NoSuchWindow | ErrorStatus::SessionNotCreated => FailureClass::Crash,
-            _ => classify_message(&wd.message),
-        },
-        CmdError::Failed(_) | CmdError::FailedC(_) | CmdError::Lost(_) => FailureClass::ConnectionFailure,
-        CmdError::NotJson(_) | CmdError::Json(_) | CmdError::NotW3C(_) => FailureClass::Crash,
-        _ => FailureClass::ScriptError,
-    };
-    OpError::new(class, truncate(&e.to_string(), 500))
-}
-
-/// Classifies chromedriver's free-text "unknown error" messages.
-fn classify_message(m: &str) -> FailureClass {
-    let m = m.to_ascii_lowercase();
-    if m.contains("out of memory") || m.contains("oom") {
-        FailureClass::ResourceExhaustion
-    } else if m.contains("tab crashed")
-        || m.contains("not reachable")
-        || m.contains("disconnected")
-        || m.contains("target window already closed")
-        || m.contains("no such session")
-        || m.contains("session deleted")
-        || m.contains("target closed")
-    {
-        FailureClass::Crash
-    } else if m.contains("timeout") || m.contains("timed out") {
-        FailureClass::Timeout
-    } else {
-        FailureClass::ScriptError
+        None => Err(OpError::new(
+            FailureClass::ScriptError,
+            format!("the page answered without `ok`: {}", crate::fmt::ellipsize(&v.to_string(), 200)),
+        )),
     }
 }
 
@@ -245,13 +179,6 @@ mod tests {
         assert_eq!(e.class, FailureClass::ScriptError);
         let e = parse_result(json!(42)).unwrap_err();
         assert_eq!(e.class, FailureClass::ScriptError);
-    }
-
-    #[test]
-    fn classifies_driver_messages() {
-        assert_eq!(classify_message("unknown error: session deleted because of page crash\nfrom tab crashed"), FailureClass::Crash);
-        assert_eq!(classify_message("chrome not reachable"), FailureClass::Crash);
-        assert_eq!(classify_message("something odd"), FailureClass::ScriptError);
     }
 
     #[test]

@@ -11,11 +11,12 @@
 //! slot keeps it out of the op's latency; its figures (`load_ms`, `first_inference_ms`) and the
 //! page's running per-session statistics go to the store through the op's info sink.
 
-use super::{classify_cmd_error, parse_result, OpOk, PageFault};
+use super::{parse_result, OpOk, PageFault};
 use crate::config::{Config, ModelTask, TaskSpec};
+use crate::onnx::builtin_model;
+use crate::recovery::classify_cmd_error;
 use crate::recovery::OpError;
 use crate::store::Store;
-use crate::tasks::onnx::builtin_model;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -198,7 +199,8 @@ fn mebibytes(bytes: u64) -> f64 {
 /// descendants by its profile directory (`<worker>-<session>-<pid>`, unique per session), the
 /// topmost process naming it. One scan of /proc; None for a remote browser or one already gone.
 pub fn browser_tree_rss(worker: &str, session: &str) -> Option<u64> {
-    use crate::guardian::{procfs, sampler::tree_rss_from};
+    use crate::guardian::sampler::tree_rss_from;
+    use crate::procfs;
     let me = std::process::id();
     let marker = format!("/{worker}-{session}-{me}");
     let procs = procfs::all_processes();

@@ -78,9 +78,9 @@ pub enum OnnxError {
 /// The built-in reference models (`scripts/gen-models.py`), compiled in so that `builtin:*` works
 /// from any working directory: (name, bytes).
 pub const BUILTINS: [(&str, &[u8]); 3] = [
-    ("text", include_bytes!("../../models/builtin/text.onnx")),
-    ("vision", include_bytes!("../../models/builtin/vision.onnx")),
-    ("audio", include_bytes!("../../models/builtin/audio.onnx")),
+    ("text", include_bytes!("../models/builtin/text.onnx")),
+    ("vision", include_bytes!("../models/builtin/vision.onnx")),
+    ("audio", include_bytes!("../models/builtin/audio.onnx")),
 ];
 
 /// The bytes of built-in model `name` (`text`, `vision`, `audio`).

@@ -1,0 +1,135 @@
+//! The pool's Grid side: sessions opened through a hub on a node whose breaker lets ops through,
+//! and phase placement bounded by a Grid's free slots. Above both the pool and the Grid's own
+//! types ([`super::grid`]), so neither has to know the other.
+
+use super::grid::*;
+use super::pool::{Pool, Worker};
+use super::session::{self, Session};
+use crate::breaker::BreakerRegistry;
+use crate::config::{TaskSpec, WorkerEndpoint};
+use crate::recovery::{FailureClass, OpError};
+use serde_json::{json, Map};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Pool {
+    /// Asks every remote worker's `/status` whether it is a Selenium Grid, and remembers the
+    /// Grids. A worker that does not answer stays a plain remote worker: its sessions then fail
+    /// and its breaker opens (never a hang: the probe has a timeout).
+    pub async fn detect_grids(&self) {
+        for w in &self.workers {
+            let WorkerEndpoint::Remote(url) = &w.endpoint else { continue };
+            match Grid::detect(&w.id, url).await {
+                Ok(g) => {
+                    tracing::info!(target: "stressctl::browser", worker = %w.id, url = %url, "worker is a Selenium Grid: breakers per node");
+                    lock(&self.grids.0).insert(w.id.clone(), Arc::new(g));
+                }
+                Err(e) => tracing::debug!(target: "stressctl::browser", worker = %w.id, "not a Selenium Grid: {e}"),
+            }
+        }
+    }
+
+    /// Opens a session through the hub of Grid `g` (on node `target` when given), and learns its node.
+    async fn open_on_grid(&self, w: &Worker, g: &Grid, page_url: &str, task: &TaskSpec, target: Option<&str>) -> Result<Session, OpError> {
+        let ep = self.endpoint(w).await?;
+        let mut extra = Map::new();
+        if let Some(t) = target {
+            extra.insert(NODE_CAP.into(), json!(t));
+        }
+        // counted as abandoned unless the request finishes (the future may be dropped by a stop)
+        let pending = Abandoned(&g.abandoned);
+        let launch = session::Launch { kind: w.browser, adapter: w.adapter_mode(), cfg: &self.cfg };
+        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra).await;
+        std::mem::forget(pending);
+        let mut s = opened?;
+        let id = match s.client.session_id().await {
+            Ok(Some(id)) => id,
+            _ => {
+                s.discard().await;
+                return Err(OpError::new(FailureClass::LaunchFailure, format!("the hub of worker {} gave a session without an id", w.id)));
+            }
+        };
+        lock(&g.ours).insert(id.clone());
+        let node = g.node_of(&id).await;
+        tracing::debug!(target: "stressctl::browser", worker = %w.id, node = %node, session = %id, "grid session opened");
+        s.grid = Some(GridPlace { session_id: id, node });
+        Ok(s)
+    }
+}
+
+/// A session for a slot on worker `w`: for a Grid, an idle one or a new one through the hub on a
+/// node whose breaker is not open — if the hub places it on such a node (it has not noticed the
+/// node is bad), it is discarded and the next one targets a healthy node by its `stressctl:node`
+/// stereotype. For any other worker, the pool's [`Pool::session_for`].
+pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
+    let Some(g) = pool.grids.get(&w.id) else { return pool.session_for(w, page_url, task).await };
+    let usable = |s: &Session| s.grid.as_ref().is_none_or(|p| node_usable(breakers, &w.id, &p.node, Instant::now()));
+    if let Some(s) = pool.checkout(w).await {
+        if usable(&s) {
+            return Ok(s);
+        }
+        pool.discard(s).await;
+    }
+    let mut target = None;
+    let mut placed_on = Vec::new();
+    for _ in 0..PLACEMENT_TRIES {
+        let s = pool.open_on_grid(w, &g, page_url, task, target.as_deref()).await?;
+        if usable(&s) {
+            return Ok(s);
+        }
+        placed_on.push(s.grid.as_ref().map(|p| p.node.clone()).unwrap_or_default());
+        pool.discard(s).await;
+        target = g.healthy_target(stereotype_browser(w.browser.as_str()), breakers);
+    }
+    Err(OpError::new(
+        FailureClass::LaunchFailure,
+        format!("the hub of worker {} placed new sessions only on nodes whose breaker is open ({})", w.id, placed_on.join(", ")),
+    ))
+}
+
+/// Slots for a phase of `sessions` sessions over `placement` (worker indices, round robin): slots on
+/// a Grid worker are capped at its free slots for the worker's browser. Returns the worker index of
+/// each slot kept, and a note when the phase asked for more sessions than a Grid had.
+pub async fn bound_placement(pool: Option<&Pool>, placement: &[usize], sessions: u32) -> (Vec<usize>, Option<String>) {
+    let wanted: Vec<usize> = (0..sessions as usize).filter_map(|s| placement.get(s % placement.len().max(1)).copied()).collect();
+    let Some(pool) = pool else { return (wanted, None) };
+    let mut caps: HashMap<usize, Option<u32>> = HashMap::new();
+    for &ix in &wanted {
+        if let (std::collections::hash_map::Entry::Vacant(e), Some(w)) = (caps.entry(ix), pool.workers.get(ix)) {
+            e.insert(match pool.grids.get(&w.id) {
+                Some(g) => Some(g.capacity(w.browser.as_str()).await.unwrap_or(0)),
+                None => None,
+            });
+        }
+    }
+    let mut used: HashMap<usize, u32> = HashMap::new();
+    let mut kept = Vec::with_capacity(wanted.len());
+    let mut notes = Vec::new();
+    for ix in wanted {
+        let n = used.entry(ix).or_insert(0);
+        match caps.get(&ix).copied().flatten() {
+            Some(cap) if *n >= cap => {}
+            _ => {
+                *n += 1;
+                kept.push(ix);
+            }
+        }
+    }
+    for (ix, cap) in caps.iter().filter_map(|(ix, c)| c.map(|c| (*ix, c))) {
+        let asked = placement_count(placement, sessions, ix);
+        if asked > cap {
+            let (id, browser) = pool.workers.get(ix).map(|w| (w.id.as_str(), w.browser.as_str())).unwrap_or(("?", "?"));
+            notes.push(format!(
+                "asked for {asked} sessions on Grid worker {id}, which had {cap} free {browser} slot(s): ran {}",
+                used.get(&ix).copied().unwrap_or(0)
+            ));
+        }
+    }
+    notes.sort();
+    (kept, (!notes.is_empty()).then(|| notes.join("; ")))
+}
+
+fn placement_count(placement: &[usize], sessions: u32, ix: usize) -> u32 {
+    (0..sessions as usize).filter(|s| placement.get(s % placement.len().max(1)) == Some(&ix)).count() as u32
+}
