@@ -7,7 +7,7 @@
 //! still makes sense; the CLI prints it before anything starts.
 
 use super::raw::RawFault;
-use super::validate::Validator;
+use super::validator::Validator;
 use super::{Config, ConfigError, FaultConfig, FaultKind, FaultSchedule, PhaseConfig, WorkerConfig, WorkerEndpoint};
 use crate::fmt::fmt_duration;
 use std::time::Duration;

@@ -21,6 +21,7 @@ mod model;
 mod raw;
 mod settings;
 mod validate;
+mod validator;
 
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::HumanDuration;
@@ -433,7 +434,7 @@ impl Config {
         let raw: RawSafetyFile =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { source_name: src.clone(), message: e.to_string() })?;
         let safety = raw.safety.unwrap_or_default();
-        validate::Validator::single(&src).safety(&safety)?;
+        validator::Validator::single(&src).safety(&safety)?;
         self.safety = safety;
         // the stored text is what runs: resume keeps the override
         self.text = self.to_toml()?;
@@ -465,7 +466,7 @@ impl Config {
         };
         let names: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
         let origin = layer::Origin::new(&names, &tables);
-        let mut c = validate::Validator::new(origin).config(raw)?;
+        let mut c = validator::Validator::new(origin).config(raw)?;
         c.source = source;
         c.profile = match merged.get("campaign").and_then(|t| t.get("name")).and_then(|n| n.as_str()) {
             Some(name) => name.to_string(),

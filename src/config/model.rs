@@ -3,7 +3,7 @@
 //! lacks, a dynamic dimension left open or an unknown provider is an exit 2 naming the key before
 //! any browser starts.
 
-use super::validate::Validator;
+use super::validator::Validator;
 use super::ConfigError;
 use crate::onnx::{builtin_model, parse_model, read_model, Dim, ModelInfo};
 use serde::{Deserialize, Serialize};

@@ -5,15 +5,14 @@
 //! written here once, beside no other statement of it (the fields and defaults are the typed
 //! structs' own); the breaker settings are checked by [`BreakerConfig::validate`].
 
-use super::layer::Origin;
 use super::raw::{BreakerTables, RawConfig, RawPhase, RawTask, RawWorker, BREAKER_SCOPES};
+use super::validator::Validator;
 use super::{
     BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, Config, ConfigError, PhaseConfig, RecoveryConfig,
     SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
 };
 use crate::breaker::BreakerConfig;
 use crate::fmt::fmt_duration;
-use std::fmt;
 use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
@@ -22,67 +21,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-/// Checks values and builds the typed [`Config`].
-pub(super) struct Validator<'a> {
-    origin: Origin<'a>,
-}
-
-impl<'a> Validator<'a> {
-    pub fn new(origin: Origin<'a>) -> Validator<'a> {
-        Validator { origin }
-    }
-
-    /// For a config read from one source only.
-    pub fn single(name: &'a str) -> Validator<'a> {
-        Validator { origin: Origin::single(name) }
-    }
-
-    /// An error about `key`, named after the layer that wrote it.
-    pub fn err(&self, key: impl Into<String>, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
-        let key = key.into();
-        let source_name = self.origin.of(&key).to_string();
-        ConfigError::Invalid { source_name, key, value: value.to_string(), allowed: allowed.into() }
-    }
-
-    /// An error about `key` that several keys decide: named after the top layer when it wrote
-    /// any of `from`.
-    fn err_from(&self, from: &[&str], key: &str, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
-        let source_name = self.origin.of_any(from).to_string();
-        ConfigError::Invalid { source_name, key: key.to_string(), value: value.to_string(), allowed: allowed.into() }
-    }
-
-    fn percent(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
-        if !(1.0..=100.0).contains(&v) || !v.is_finite() {
-            return Err(self.err(key, v, "must be a percentage from 1 to 100"));
-        }
-        Ok(v)
-    }
-
-    pub fn fraction(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
-        if !(0.0..=1.0).contains(&v) || !v.is_finite() {
-            return Err(self.err(key, v, "must be a fraction from 0.0 to 1.0"));
-        }
-        Ok(v)
-    }
-
-    pub fn dur(&self, key: &str, d: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
-        if d < min || d > max {
-            return Err(self.err(
-                key,
-                format!("\"{}\"", fmt_duration(d)),
-                format!("must be from {} to {}", fmt_duration(min), fmt_duration(max)),
-            ));
-        }
-        Ok(d)
-    }
-
-    fn int<T: Copy + PartialOrd + fmt::Display>(&self, key: &str, v: T, min: T, max: T) -> Result<T, ConfigError> {
-        if v < min || v > max {
-            return Err(self.err(key, v, format!("must be from {min} to {max}")));
-        }
-        Ok(v)
-    }
-
+impl Validator<'_> {
     pub fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         self.campaign(&raw.campaign)?;
         self.browser(&raw.browser)?;
