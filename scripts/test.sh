@@ -5,7 +5,9 @@
 #      are missing (that needs root)
 #   2. cargo fmt --check
 #   3. cargo clippy --all-targets -- -D warnings
-#   4. cargo test --all-targets (unit tests, and integration tests against real Chromium)
+#   4. cargo test --all-targets (unit tests, and the integration tests against real browsers: one
+#      binary, tests/suite, whose browser tests take turns on a shared lock while the others run
+#      beside them; STRESSCTL_TEST_TIMES=FILE records how long each held the lock)
 #   5. no chromium/chromedriver/firefox/geckodriver process (nor a Selenium Grid java) started
 #      during the run may be left
 #
@@ -61,7 +63,9 @@ cargo clippy --all-targets -- -D warnings
 step "cargo test --all-targets"
 test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/stressctl-tests.XXXXXX")
 tests_rc=0
-TMPDIR=$test_tmp cargo test --all-targets --no-fail-fast || tests_rc=$?
+# Threads waiting for the browser lock do nothing, so more threads than cores let the tests that
+# need no browser run while one browser test holds the lock.
+TMPDIR=$test_tmp RUST_TEST_THREADS=${RUST_TEST_THREADS:-6} cargo test --all-targets --no-fail-fast || tests_rc=$?
 echo "tests took ${SECONDS}s"
 
 # Whether process $1 is none of ours: it is gone, or its command line does not mention $test_tmp

@@ -207,7 +207,7 @@ fn encode_breakers(enc: &mut DescriptorEncoder<'_>, s: &RegistrySnapshot) -> Res
 
 /// The strict text-format parser the integration tests use too.
 #[cfg(test)]
-#[path = "../../tests/common/promtext.rs"]
+#[path = "../../tests/suite/common/promtext.rs"]
 mod promtext;
 
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! and recovery under real faults, resume after SIGKILL, report rebuild/compare, damaged stores
 //! and a full disk. Browser tests take the shared lock and end with an orphan check.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -5,9 +5,7 @@
 //! Every test brings its own Grid up on its own ports and state directory and takes it down on
 //! every path (a guard), then checks that nothing the Grid started is still alive.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -127,11 +125,21 @@ fn node<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no grid node {name} in the report: {}", report["grid_nodes"]))
 }
 
+/// One Grid for the two tests that leave it as they found it: a passing campaign with results and
+/// breakers per node, then no stressctl session left on the hub after Ctrl-C or emergency-stop.
+/// (The node-kill test brings up its own: it kills one.)
 #[test]
-fn a_campaign_on_a_two_node_grid_passes_with_results_and_breakers_per_node() {
+fn a_two_node_grid_passes_a_campaign_per_node_and_keeps_no_session_after_ctrl_c_or_emergency_stop() {
     let _lock = BrowserLock::acquire();
     let sb = Sandbox::new("grid-pass");
     let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    a_campaign_passes_with_results_and_breakers_per_node(&sb);
+    no_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop(&sb);
+    drop(grid);
+}
+
+/// A quick-shaped campaign on the two-node Grid passes with results and breakers per node.
+fn a_campaign_passes_with_results_and_breakers_per_node(sb: &Sandbox) {
     // quick-shaped: rising sessions, the last asking for more than the Grid's 4 slots
     let phases = [phase("warmup", "3s", 1, ""), phase("light", "3s", 2, ""), phase("stress", "4s", 5, "stress_level = \"high\"")].concat();
     let cfg = sb.write("grid.toml", &grid_config(&phases));
@@ -153,7 +161,6 @@ fn a_campaign_on_a_two_node_grid_passes_with_results_and_breakers_per_node() {
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("Selenium Grid nodes") && summary.contains("grid/node-1:"), "{summary}");
     assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());
-    drop(grid);
 }
 
 #[test]
@@ -182,12 +189,10 @@ fn a_node_killed_mid_campaign_opens_its_breaker_and_its_work_moves_to_the_other_
     drop(grid);
 }
 
-#[test]
-fn no_stressctl_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop() {
-    let _lock = BrowserLock::acquire();
-    let sb = Sandbox::new("grid-stop");
-    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
-    let cfg = sb.write("grid.toml", &grid_config(&phase("long", "120s", 3, "")));
+/// Ctrl-C, then `emergency-stop`, of a campaign whose 3 sessions are open on the hub: nothing of
+/// stressctl's is left there.
+fn no_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop(sb: &Sandbox) {
+    let cfg = sb.write("grid-stop.toml", &grid_config(&phase("long", "120s", 3, "")));
     for how in ["SIGINT", "emergency-stop"] {
         let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
         assert!(
@@ -205,5 +210,4 @@ fn no_stressctl_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop() {
         let left = hub_sessions();
         assert!(left.is_empty(), "{how}: stressctl sessions left on the hub: {left:?}");
     }
-    drop(grid);
 }

@@ -1,9 +1,7 @@
 //! No orphans even when stressctl itself is SIGKILLed (issue 10, item 1): the browser tree dies
 //! with stressctl, with no later command. Real chromedriver and Chromium.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

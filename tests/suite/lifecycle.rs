@@ -2,9 +2,7 @@
 //! abandoned at the end of its phase, a plan cut short, a suspended process, and a summary that
 //! people can read.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
 

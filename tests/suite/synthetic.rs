@@ -1,9 +1,7 @@
 //! Campaigns of the synthetic task (no browser): the orchestration, the verdict, halting, the
 //! reports and their consistency, fast.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! a damaged byte never yields a report with different numbers (it is an error naming the table
 //! and rows, or the report is the original one).
 
-mod common;
-
-use common::{run, BIN};
+use crate::common::{run, BIN};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,9 +4,7 @@
 //! by asserting that no browser or driver process it could have started is left (Firefox and
 //! geckodriver included).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
 

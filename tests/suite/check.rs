@@ -1,8 +1,6 @@
 //! The pre-flight check (`--check-only` / `check`): a ✓/✗ checklist, exit 0 / 1 / 2.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::ffi::OsString;
 use std::time::Duration;
 

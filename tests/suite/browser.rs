@@ -1,9 +1,7 @@
 //! Real Chromium (WebGPU on SwiftShader) over chromedriver. Every test ends by asserting that no
 //! browser or driver process it could have started is left.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! The control socket under hostile load: a real synthetic campaign, run with a small
 //! descriptor limit, while another process floods `control.sock` with idle connections.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;

@@ -5,9 +5,7 @@
 //! time; the browser's console errors, uncaught exceptions and WebGPU validation errors reach the
 //! failing op's event and the report with the browser's text.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -3,13 +3,9 @@
 //! a strict text-format parser, the guard (token, loopback, read-only), `stressctl dashboard ID`
 //! on the finished store, and `report.html`.
 
-mod common;
-#[path = "common/http.rs"]
-mod http;
-#[path = "common/promtext.rs"]
-mod promtext;
+use crate::common::{http, promtext};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

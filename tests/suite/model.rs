@@ -2,9 +2,7 @@
 //! every inference checked against the wasm provider. Needs `scripts/setup-ort.sh` to have
 //! installed onnxruntime-web into `vendor/onnxruntime-web`. Config errors need no browser.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! trip the guardian with its own load — real Chromium rendering WebGPU on the CPU — while a
 //! deliberate CPU hog outside the campaign (busy loops on every core) still does.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

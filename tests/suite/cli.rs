@@ -1,9 +1,7 @@
 //! The command line: help, usage errors and config errors. Nothing here starts a browser; every
 //! config error must be caught before anything is started (exit 2, no campaign directory).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);

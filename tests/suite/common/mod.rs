@@ -7,10 +7,13 @@
 //! `<log-dir>`, both inside the sandbox. Nothing here ever signals a process by name.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod promtext;
+
 use serde_json::Value;
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -532,18 +535,39 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// An exclusive lock shared by every test binary (flock on a file in the temp dir): browser tests
 /// hold it so that at most one campaign drives Chromium at a time on a small CI machine.
-pub struct BrowserLock(std::fs::File);
+///
+/// With `STRESSCTL_TEST_TIMES=FILE` set, each release appends `<held s> <waited s> <test>` to
+/// FILE: the browser tests are the suite's critical path, and this is how to see which cost what.
+pub struct BrowserLock {
+    /// Holds the flock: closing it releases the lock.
+    _file: std::fs::File,
+    /// When the lock was asked for and when it was had, for `STRESSCTL_TEST_TIMES`.
+    asked: Instant,
+    got: Instant,
+}
 
 impl BrowserLock {
     /// Blocks until the lock is ours.
     pub fn acquire() -> BrowserLock {
         use std::os::fd::AsRawFd;
+        let asked = Instant::now();
         let path = std::env::temp_dir().join("stressctl-browser-tests.lock");
         let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("open lock file");
         // SAFETY: flock(2) on a file descriptor we own; released when the file is closed.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
         assert_eq!(rc, 0, "flock {}", path.display());
-        BrowserLock(f)
+        BrowserLock { _file: f, asked, got: Instant::now() }
+    }
+}
+
+impl Drop for BrowserLock {
+    fn drop(&mut self) {
+        let Some(path) = std::env::var_os("STRESSCTL_TEST_TIMES") else { return };
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        let line = format!("{:8.1} {:8.1} {test}\n", self.got.elapsed().as_secs_f64(), (self.got - self.asked).as_secs_f64());
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = f.write_all(line.as_bytes());
+        }
     }
 }
 

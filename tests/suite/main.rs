@@ -1,0 +1,28 @@
+//! stressctl's integration tests, one test binary: the real `stressctl` binary against real
+//! browsers, drivers, a Selenium Grid and its own store, plus the source-shape check.
+//!
+//! One binary rather than one per file, so that the tests that need no browser run beside the
+//! browser tests (which take turns on [`common::BrowserLock`]) instead of after them, and the
+//! suite links once. Run one file's tests with `cargo test --test suite grid::`, one test with its
+//! full name.
+
+mod breaker_vectors;
+mod browser;
+mod check;
+mod cli;
+mod common;
+mod control;
+mod dashboard;
+mod dashboard_browser;
+mod firefox;
+mod grid;
+mod layers;
+mod lifecycle;
+mod model;
+mod orphans;
+mod page_js;
+mod reservation;
+mod resilience;
+mod store_integrity;
+mod synthetic;
+mod transport;
