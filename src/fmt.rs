@@ -31,27 +31,6 @@ pub fn cut(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_utc_with_milliseconds() {
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(951_782_400_999)), "2000-02-29T00:00:00.999Z");
-        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00.000Z");
-    }
-
-    #[test]
-    fn round3_has_no_nan_and_no_negative_zero() {
-        assert_eq!(round3(f64::NAN), 0.0);
-        assert_eq!(round3(1.23456), 1.235);
-        assert!(round3(-0.0001).is_sign_positive());
-    }
-}
-
 /// At most `max` characters of `s`, with `…` where it was cut: an error message or page answer
 /// bounded before it reaches an event, with the cut shown.
 pub fn ellipsize(s: &str, max: usize) -> String {
@@ -90,4 +69,25 @@ pub fn say(line: &str) {
 /// Prints one line to stderr, ignoring a closed terminal.
 pub fn warn(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(951_782_400_999)), "2000-02-29T00:00:00.999Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn round3_has_no_nan_and_no_negative_zero() {
+        assert_eq!(round3(f64::NAN), 0.0);
+        assert_eq!(round3(1.23456), 1.235);
+        assert!(round3(-0.0001).is_sign_positive());
+    }
 }

@@ -36,9 +36,7 @@ fn webgpu_campaign_passes_with_verified_results_and_leaves_nothing() {
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("gpu-pass");
     let cfg = sb.write("gpu.toml", &gpu_config("gpu", &format!("{}{}", phase("one", "3s", 1, LENIENT), phase("two", "3s", 2, LENIENT))));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     out.expect_code(0);
 
     let id = out.campaign_id();

@@ -257,14 +257,7 @@ fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
 fn api_circuit_breakers_shows_a_killed_worker_open_while_the_campaign_runs() {
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("dash-killed");
-    let workers = "\n[breaker]\nrecovery_timeout = \"3s\"\n\n[[workers]]\nid = \"w1\"\nmanaged = true\n\n[[workers]]\nid = \"w2\"\nmanaged = true\n\n\
-                   [[faults]]\nkind = \"kill_driver\"\nworker = \"w1\"\npermanent = true\nevery = \"2s\"\nphases = [\"broken\"]\n";
-    let phases = format!(
-        "{}{}",
-        phase("warm", "4s", 2, "[phases.criteria]\nmax_p95 = \"30s\""),
-        phase("broken", "14s", 2, "stress_level = \"high\"")
-    );
-    let cfg = sb.write("w.toml", &format!("{}{}{}{}", header("workers", ""), webgpu_task(32), workers, phases));
+    let cfg = killed_worker_campaign(&sb);
     let before = snapshot();
     let mut cmd = sb.launch(&cfg);
     cmd.args(["--dashboard", "127.0.0.1:0"]);

@@ -49,9 +49,7 @@ fn chromium_and_firefox_workers_pass_with_per_browser_results_and_breakers() {
         phase("spread", "5s", 2, LENIENT)
     );
     let cfg = sb.write("ff.toml", &format!("{}{}{}{}", header("ff", ""), webgpu_task(32), two_browsers(""), phases));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(150));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(150));
     out.expect_code(0);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     assert_eq!(r["outcome"], "passed", "{}", out.describe());
@@ -101,9 +99,7 @@ phases = ["one"]
         phase("two", "6s", 2, "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"\nmin_success_rate = 0.5")
     );
     let cfg = sb.write("k.toml", &format!("{}{}{}{}{}", header("ffkill", ""), webgpu_task(32), two_browsers(""), phases, faults));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(180));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(180));
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let ts = transitions(&r);
     assert!(ts.iter().any(|t| t["key"] == "worker:ff" && t["to"] == "open"), "worker:ff never opened: {:?}\n{}", ts, out.describe());
@@ -169,9 +165,7 @@ fn auto_adapter_falls_back_to_software_and_says_so() {
     let sb = Sandbox::new("ff-auto");
     let workers = "\n[[workers]]\nid = \"auto\"\nmanaged = true\nwebgpu_adapter = \"auto\"\n";
     let cfg = sb.write("auto.toml", &format!("{}{}{}{}", header("auto", ""), webgpu_task(32), workers, phase("one", "4s", 1, LENIENT)));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     out.expect_code(0);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let a = &r["phases"][0]["browsers"]["chromium"]["adapter"];
@@ -191,9 +185,7 @@ fn a_webnn_phase_is_unsupported_on_each_browser_with_its_message() {
         phase("nn", "4s", 2, "browsers = [\"chromium\", \"firefox\"]\ntask = { kind = \"webnn\" }")
     );
     let cfg = sb.write("nn.toml", &format!("{}{}{}{}", header("nn", ""), webgpu_task(32), two_browsers(""), phases));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(150));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(150));
     // the unsupported phase is left out of the verdict: the campaign passes on its WebGPU phase
     out.expect_code(0);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
@@ -279,9 +271,7 @@ fn a_page_task_runs_on_both_browsers() {
     );
     let phases = phase("both", "4s", 2, &format!("browsers = [\"chromium\", \"firefox\"]\n{LENIENT}"));
     let cfg = sb.write("p.toml", &format!("{}{}{}{}", header("page", ""), task, two_browsers(""), phases));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     out.expect_code(0);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let p = &r["phases"][0];
@@ -315,15 +305,11 @@ if (n % 3 !== 0) { done({ok: true}); return; }
     let worker = "\n[[workers]]\nid = \"ff\"\nmanaged = true\nbrowser = \"firefox\"\n";
     let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.3\nmax_p95 = \"30s\"";
     let cfg = sb.write("c.toml", &format!("{}{}{}{}", header("ffconsole", ""), task, worker, phase("p", "5s", 1, lenient)));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(150));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(150));
     let dir = sb.campaign_dir();
-    let events = read_events(&dir.join("events.jsonl"));
-    let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+    let failed = events_of_kind(&dir, "op_failed");
     assert!(!failed.is_empty(), "{}", out.describe());
-    let console: Vec<&str> =
-        failed[0]["data"]["console"].as_array().expect("console on op_failed").iter().filter_map(Value::as_str).collect();
+    let console = console_of(&failed[0]);
     assert!(console.iter().any(|c| c.starts_with("webgpu error: ") && c.len() > "webgpu error: ".len() + 5), "{console:?}");
     assert!(console.iter().any(|c| c.starts_with("console.error: op ") && c.ends_with("made an invalid buffer")), "{console:?}");
     let r = read_json(&dir.join("campaign_report.json"));

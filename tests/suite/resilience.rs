@@ -140,17 +140,8 @@ fn forced_emergency_stop_during_a_browser_phase_leaves_nothing() {
 fn a_worker_whose_driver_is_killed_for_good_is_routed_around() {
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("two-workers");
-    let workers = "\n[breaker]\nrecovery_timeout = \"3s\"\n\n[[workers]]\nid = \"w1\"\nmanaged = true\n\n[[workers]]\nid = \"w2\"\nmanaged = true\n\n\
-                   [[faults]]\nkind = \"kill_driver\"\nworker = \"w1\"\npermanent = true\nevery = \"2s\"\nphases = [\"broken\"]\n";
-    let phases = format!(
-        "{}{}",
-        phase("warm", "4s", 2, "[phases.criteria]\nmax_p95 = \"30s\""),
-        phase("broken", "14s", 2, "stress_level = \"high\"")
-    );
-    let cfg = sb.write("w.toml", &format!("{}{}{}{}", header("workers", ""), webgpu_task(32), workers, phases));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, LONG);
-    assert_no_orphans(&before, &sb.root);
+    let cfg = killed_worker_campaign(&sb);
+    let out = launch_leaving_nothing(&sb, &cfg, LONG);
     assert!(matches!(out.code(), Some(0) | Some(1)), "{}", out.describe());
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let broken = &r["phases"][1];
@@ -177,9 +168,7 @@ fn real_faults_are_recovered_and_reported_per_class_and_strategy() {
     let task = webgpu_task(32).replace("op_timeout = \"10s\"", "op_timeout = \"2s\"");
     let cfg = sb
         .write("f.toml", &format!("{}{}{}{}", header("faults", ""), task, faults, phase("chaos", "15s", 2, "stress_level = \"extreme\"")));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, LONG);
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, LONG);
     assert!(matches!(out.code(), Some(0) | Some(1)), "{}", out.describe());
     assert!(out.elapsed < Duration::from_secs(90), "took {:?}", out.elapsed);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));

@@ -35,9 +35,7 @@ fn a_hang_inside_a_batch_is_one_failed_op_detected_within_op_timeout_plus_1s() {
     let task =
         page_task(&sb, "if (n === 5) return; done({ok: true, verified: true});", "op_timeout = \"2s\"\nmax_ops_per_session = 1000000");
     let cfg = sb.write("c.toml", &format!("{}{}{}", header("hang", ""), task, phase("p", "6s", 1, "stress_level = \"low\"")));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let p = only_phase(&r);
     assert_eq!(p["errors_by_class"], serde_json::json!({"timeout": 1}), "{}\n{p}", out.describe());
@@ -47,8 +45,7 @@ fn a_hang_inside_a_batch_is_one_failed_op_detected_within_op_timeout_plus_1s() {
     let (ip, rt) = (&p["in_page_latency_ms"], &p["latency_ms"]);
     assert!(num(&ip["max"], "in_page max") >= 1990.0, "{ip}");
     assert!(num(&rt["max"], "round_trip max") < 3000.0, "hang detected after {} ms\n{rt}", rt["max"]);
-    let events = read_events(&sb.campaign_dir().join("events.jsonl"));
-    let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+    let failed = events_of_kind(&sb.campaign_dir(), "op_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].to_string().contains("no answer from the page within 2000 ms"), "{}", failed[0]);
 }
@@ -65,9 +62,7 @@ fn a_breaker_that_opens_on_an_op_of_a_batch_stops_the_ops_at_once() {
     );
     let breaker = "\n[breaker]\nrecovery_timeout = \"60s\"\nmax_recovery_timeout = \"60s\"\n[breaker.task]\nfailure_threshold = 1\n";
     let cfg = sb.write("c.toml", &format!("{}{}{}{}", header("brk", ""), task, breaker, phase("p", "4s", 1, "stress_level = \"low\"")));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let p = only_phase(&r);
     // a batch of up to 32 would have run on; the page stopped at the failure and nothing ran after
@@ -99,8 +94,7 @@ fn batch_budget_and_batch_max_ops_bound_the_ops_of_one_call() {
         let p = only_phase(&r);
         assert!(count(&p["ops_attempted"], "attempted") > 30, "{name}: {}\n{p}", out.describe());
         assert_eq!(count(&p["ops_failed"], "failed"), 1, "{name}: {p}");
-        let events = read_events(&dir.join("events.jsonl"));
-        let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+        let failed = events_of_kind(&dir, "op_failed");
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert!(failed[0].to_string().contains(&format!("longest call {max}")), "{name}: {}", failed[0]);
     }
@@ -112,9 +106,7 @@ fn both_latencies_are_reported_ordered_and_max_p95_judges_in_page() {
     let sb = Sandbox::new("tr-latency");
     let lenient = "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"";
     let cfg = sb.write("c.toml", &format!("{}{}{}", header("lat", ""), webgpu_task(32), phase("p", "4s", 2, lenient)));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     out.expect_code(0);
     let dir = sb.campaign_dir();
     let r = read_json(&dir.join("campaign_report.json"));
@@ -145,9 +137,7 @@ fn a_page_scripts_own_elapsed_ms_is_its_in_page_latency() {
         "op_timeout = \"5s\"",
     );
     let cfg = sb.write("c.toml", &format!("{}{}{}", header("elapsed", ""), task, phase("p", "3s", 1, "stress_level = \"low\"")));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     out.expect_code(0);
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     let p = only_phase(&r);
@@ -188,19 +178,15 @@ if (n !== 4) { done({ok: true}); return; }
     );
     let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.5";
     let cfg = sb.write("c.toml", &format!("{}{}{}", header("console", ""), task, phase("p", "4s", 1, lenient)));
-    let before = snapshot();
-    let out = run_marked(sb.launch(&cfg), &sb.root, Duration::from_secs(120));
-    assert_no_orphans(&before, &sb.root);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
     let dir = sb.campaign_dir();
-    let events = read_events(&dir.join("events.jsonl"));
-    let failed: Vec<&Value> = events.iter().filter(|e| e["kind"] == "op_failed").collect();
+    let failed = events_of_kind(&dir, "op_failed");
     assert_eq!(failed.len(), 1, "{}\n{failed:?}", out.describe());
-    let console: Vec<&str> =
-        failed[0]["data"]["console"].as_array().expect("console on op_failed").iter().filter_map(Value::as_str).collect();
+    let console = console_of(&failed[0]);
     // the browser's own validation message, and the uncaught error's stack
     assert!(console.iter().any(|c| c.starts_with("webgpu error: ") && c.to_lowercase().contains("usage")), "{console:?}");
     assert!(console.iter().any(|c| c.starts_with("uncaught: ") && c.contains("late uncaught from op 4")), "{console:?}");
-    let logged: Vec<&Value> = events.iter().filter(|e| e["kind"] == "page_console").collect();
+    let logged = events_of_kind(&dir, "page_console");
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert_eq!(logged[0]["data"]["entries"], serde_json::json!(["console.error: boom from op 2"]), "{}", logged[0]);
     let r = read_json(&dir.join("campaign_report.json"));

@@ -585,3 +585,36 @@ pub fn dashboard_addr(child: &Running) -> std::net::SocketAddr {
     assert!(found, "no dashboard address on stdout\n{}\n{}", child.stdout_so_far(), child.stderr_so_far());
     addr.unwrap()
 }
+
+/// Runs a campaign of `cfg` to its end within `timeout`, and asserts that it left no browser or
+/// driver process behind: the start and end every browser test shares.
+pub fn launch_leaving_nothing(sb: &Sandbox, cfg: &Path, timeout: Duration) -> Output {
+    let before = snapshot();
+    let out = run_marked(sb.launch(cfg), &sb.root, timeout);
+    assert_no_orphans(&before, &sb.root);
+    out
+}
+
+/// The events of kind `kind` in the campaign directory `dir`'s `events.jsonl`.
+pub fn events_of_kind(dir: &Path, kind: &str) -> Vec<Value> {
+    read_events(&dir.join("events.jsonl")).into_iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// The page console lines an `op_failed` event carries.
+pub fn console_of(op_failed: &Value) -> Vec<String> {
+    op_failed["data"]["console"].as_array().expect("console on op_failed").iter().filter_map(Value::as_str).map(str::to_string).collect()
+}
+
+/// A two-phase WebGPU campaign on two managed workers whose second phase kills `w1`'s driver for
+/// good every 2 s (breakers recover after 3 s): the set-up of the tests that watch work route
+/// around a dead worker.
+pub fn killed_worker_campaign(sb: &Sandbox) -> PathBuf {
+    let workers = "\n[breaker]\nrecovery_timeout = \"3s\"\n\n[[workers]]\nid = \"w1\"\nmanaged = true\n\n[[workers]]\nid = \"w2\"\nmanaged = true\n\n\
+                   [[faults]]\nkind = \"kill_driver\"\nworker = \"w1\"\npermanent = true\nevery = \"2s\"\nphases = [\"broken\"]\n";
+    let phases = format!(
+        "{}{}",
+        phase("warm", "4s", 2, "[phases.criteria]\nmax_p95 = \"30s\""),
+        phase("broken", "14s", 2, "stress_level = \"high\"")
+    );
+    sb.write("w.toml", &format!("{}{}{}{}", header("workers", ""), webgpu_task(32), workers, phases))
+}
