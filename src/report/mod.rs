@@ -14,6 +14,7 @@ pub mod html;
 mod latency;
 mod model;
 mod summary;
+mod table;
 #[cfg(test)]
 mod tests;
 
