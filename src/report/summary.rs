@@ -3,8 +3,12 @@
 //! Every figure printed here comes from the [`CampaignReport`]; the recommendations are simple
 //! rules over those figures and quote them.
 
+use super::campaign::{CampaignReport, OUTCOME_INTERRUPTED};
+use super::criteria::criteria_latency;
+use super::numbers::{cut, fmt_ms, pct_counts, pct_frac};
+use super::phase::PhaseReport;
+use super::recoveries::RecoveryStats;
 use super::table::{f1, table, Align};
-use super::{cut, fmt_ms, pct_counts, pct_frac, CampaignReport, PhaseReport, RecoveryStats};
 use std::collections::BTreeMap;
 
 /// Longest phase name shown in a table before it is cut.
@@ -74,7 +78,7 @@ fn p95_failed(p: &PhaseReport) -> bool {
 
 /// The p95 that `max_p95` judged (in-page when the task measured it).
 fn judged_p95(p: &PhaseReport) -> f64 {
-    super::criteria_latency(&p.latency_ms, p.in_page_latency_ms.as_ref()).0.p95
+    criteria_latency(&p.latency_ms, p.in_page_latency_ms.as_ref()).0.p95
 }
 
 fn stats_line(k: &str, s: &RecoveryStats) -> Vec<String> {
@@ -152,7 +156,7 @@ fn header(out: &mut Vec<String>, c: &CampaignReport) {
     let outcome = c.outcome.replace('_', " ").to_uppercase();
     let why = match (&c.stop_reason, c.outcome.as_str()) {
         (Some(r), _) => format!(": {r}"),
-        (None, super::OUTCOME_INTERRUPTED) => ": the store has no outcome (the run was killed, crashed or is still going)".into(),
+        (None, OUTCOME_INTERRUPTED) => ": the store has no outcome (the run was killed, crashed or is still going)".into(),
         (None, _) => String::new(),
     };
     out.push(format!("Outcome:    {outcome}{why}"));
@@ -592,7 +596,7 @@ pub(crate) fn recommendations(c: &CampaignReport) -> Vec<String> {
     let phases = &c.phases;
     let t = &c.totals;
 
-    if c.outcome == super::OUTCOME_INTERRUPTED {
+    if c.outcome == OUTCOME_INTERRUPTED {
         rec.push("the campaign has no recorded outcome (killed, crashed or still running): `stressctl launch --resume` continues it from its last checkpoint".to_string());
     }
     if phases.is_empty() || t.ops_attempted == 0 {
