@@ -96,7 +96,7 @@ pub struct PhaseReport {
     pub resources: ResourceAgg,
     /// Guardian violations during the phase.
     pub violations: Vec<ViolationRecord>,
-    /// Most frequent failure messages (at most [`TOP_ERRORS`]).
+    /// Most frequent failure messages (at most [`TOP_ERRORS`](super::TOP_ERRORS)).
     pub top_errors: Vec<TopError>,
     /// Faults injected in this phase, by kind.
     #[serde(default)]
