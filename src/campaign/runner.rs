@@ -372,9 +372,9 @@ impl Campaign {
         } else if let Some(h) = halted {
             (CampaignOutcome::Halted, Some(h))
         } else {
-            let reader = StoreReader::open(store.path())?;
-            let c = report::campaign_report(&reader)?;
-            (if c.verdict.passed { CampaignOutcome::Passed } else { CampaignOutcome::Failed }, None)
+            // the verdict alone (the full report is built once, below, after the end events)
+            let verdict = report::campaign_verdict(&StoreReader::open(store.path())?)?;
+            (if verdict.passed { CampaignOutcome::Passed } else { CampaignOutcome::Failed }, None)
         };
         let leftover = run.breakers.drain_transitions();
         run.transition_events(id, None, leftover);

@@ -5,7 +5,8 @@
 //! Which browser a worker ran comes from the `campaign_started` event (stores written before
 //! browsers were configurable have none there: every worker ran Chromium).
 
-use super::{pct_counts, ratio, round3};
+use super::numbers::{pct_counts, ratio, round3};
+use super::typed_events::for_each_typed;
 use crate::events::Event;
 use crate::metrics::{LatencySummary, Window};
 use crate::store::{StoreError, StoreReader};
@@ -44,7 +45,7 @@ pub struct BrowserReport {
 pub fn worker_browsers(r: &StoreReader) -> Result<BTreeMap<String, String>, StoreError> {
     let mut out = BTreeMap::new();
     let mut seen = false;
-    super::for_each_typed(r, None, &["campaign_started"], |_, ev| {
+    for_each_typed(r, None, &["campaign_started"], |_, ev| {
         if let (false, Event::CampaignStarted { workers, .. }) = (seen, ev) {
             seen = true;
             out.extend(workers.into_iter().map(|w| (w.id, w.browser)));

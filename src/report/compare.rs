@@ -1,7 +1,9 @@
 //! Comparing two campaign reports (`stressctl report A --compare B`): phases matched by name,
 //! regressions flagged against a [`Tolerance`].
 
-use super::{pct_counts, round3, CampaignReport, PhaseReport};
+use super::campaign::CampaignReport;
+use super::numbers::{pct_counts, round3};
+use super::phase::PhaseReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

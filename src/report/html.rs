@@ -11,7 +11,9 @@
 //!
 //! A pure function of the store: rebuilding it gives the same bytes.
 
-use super::{fmt_ms, pct_counts, CampaignReport};
+use super::atomic::write_atomic;
+use super::campaign::CampaignReport;
+use super::numbers::{cut, fmt_ms, pct_counts};
 use crate::dashboard::assets;
 use crate::dashboard::model::{event_json, Model};
 use crate::dashboard::source::StoreFollower;
@@ -45,17 +47,6 @@ const LISTED: [&str; 17] = [
     "emergency_stop",
     "campaign_ended",
 ];
-
-/// Where a report was read from. Not part of its content: two reports of the same campaign are
-/// equal wherever they were read from (and one read back from JSON has none).
-#[derive(Clone, Debug, Default)]
-pub struct SourceStore(pub Option<std::path::PathBuf>);
-
-impl PartialEq for SourceStore {
-    fn eq(&self, _: &SourceStore) -> bool {
-        true
-    }
-}
 
 /// HTML-escapes text.
 fn esc(s: &str) -> String {
@@ -120,7 +111,7 @@ pub fn write(dir: &Path, c: &CampaignReport) -> std::io::Result<()> {
         }
         None => (None, Vec::new()),
     };
-    super::write_atomic(dir, HTML_FILE, render(c, model.as_ref(), &evs).as_bytes()).map(|_| ())
+    write_atomic(dir, HTML_FILE, render(c, model.as_ref(), &evs).as_bytes()).map(|_| ())
 }
 
 /// The page.
@@ -281,7 +272,7 @@ fn task_table(h: &mut String, c: &CampaignReport) {
     h.push_str("<h2>Per phase and task kind</h2>\n<table id=\"task-table\"><tr><th class=\"l\">phase</th><th class=\"l\">task</th><th>ops</th><th>success %</th><th>verified</th><th>p50</th><th>p95</th><th>p99</th><th class=\"l\">reported by the task</th></tr>\n");
     for p in &c.phases {
         for (kind, t) in &p.tasks {
-            let info: Vec<String> = t.info.iter().map(|(k, v)| format!("{k}: {}", super::cut(&v.to_string(), 120))).collect();
+            let info: Vec<String> = t.info.iter().map(|(k, v)| format!("{k}: {}", cut(&v.to_string(), 120))).collect();
             let _ = writeln!(
                 h,
                 "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",

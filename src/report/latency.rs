@@ -2,8 +2,8 @@
 //! took in the page, `performance.now()` around it) beside the round trip (what the driver saw),
 //! p50/p90/p95/p99/max, and which of the two each phase's `max_p95` judged.
 
-use super::summary::{f1, table, Align};
-use super::CampaignReport;
+use super::campaign::CampaignReport;
+use super::table::{f1, table, Align};
 use crate::metrics::LatencySummary;
 
 fn cells(l: Option<&LatencySummary>) -> [String; 5] {

@@ -398,7 +398,10 @@ mod tests {
         store.phase_ended(0, "completed", Duration::from_secs(10));
         store.close().unwrap();
 
-        let c = super::super::campaign_report(&crate::store::StoreReader::open(&path).unwrap()).unwrap();
+        let r = crate::store::StoreReader::open(&path).unwrap();
+        let c = super::super::campaign_report(&r).unwrap();
+        // the runner's verdict does not count the degraded inferences either
+        assert_eq!(super::super::campaign_verdict(&r).unwrap(), c.verdict);
         let p = &c.phases[0];
         let t = &p.tasks["model"].info;
         assert_eq!(t["success_rate"], 0.4, "{t:?}");

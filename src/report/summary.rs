@@ -3,48 +3,13 @@
 //! Every figure printed here comes from the [`CampaignReport`]; the recommendations are simple
 //! rules over those figures and quote them.
 
-use super::{cut, fmt_ms, pct_counts, pct_frac, CampaignReport, PhaseReport, RecoveryStats};
+use super::campaign::{CampaignReport, OUTCOME_INTERRUPTED};
+use super::criteria::criteria_latency;
+use super::numbers::{cut, fmt_ms, pct_counts, pct_frac};
+use super::phase::PhaseReport;
+use super::recoveries::RecoveryStats;
+use super::table::{f1, table, Align};
 use std::collections::BTreeMap;
-
-/// Column alignment.
-#[derive(Clone, Copy)]
-pub(super) enum Align {
-    Left,
-    Right,
-}
-
-/// A fixed-width table: columns as wide as their widest cell, two spaces apart, indented.
-pub(super) fn table(indent: &str, headers: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
-    let mut widths: Vec<usize> = headers.iter().map(|(h, _)| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate().take(widths.len()) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let render = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut line = indent.to_string();
-        for (i, cell) in cells.enumerate().take(widths.len()) {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            match headers[i].1 {
-                Align::Left => {
-                    line.push_str(cell);
-                    line.push_str(&" ".repeat(pad));
-                }
-                Align::Right => {
-                    line.push_str(&" ".repeat(pad));
-                    line.push_str(cell);
-                }
-            }
-        }
-        line.trim_end().to_string()
-    };
-    let mut out = vec![render(&mut headers.iter().map(|(h, _)| *h))];
-    out.extend(rows.iter().map(|r| render(&mut r.iter().map(String::as_str))));
-    out
-}
 
 /// Longest phase name shown in a table before it is cut.
 const NAME_WIDTH: usize = 28;
@@ -65,10 +30,6 @@ fn fmt_secs(s: f64) -> String {
         (0, _) => format!("{m}m {sec:02}s"),
         _ => format!("{h}h {m:02}m {sec:02}s"),
     }
-}
-
-pub(super) fn f1(v: f64) -> String {
-    format!("{v:.1}")
 }
 
 fn pass_fail(p: &PhaseReport) -> String {
@@ -117,7 +78,7 @@ fn p95_failed(p: &PhaseReport) -> bool {
 
 /// The p95 that `max_p95` judged (in-page when the task measured it).
 fn judged_p95(p: &PhaseReport) -> f64 {
-    super::criteria_latency(&p.latency_ms, p.in_page_latency_ms.as_ref()).0.p95
+    criteria_latency(&p.latency_ms, p.in_page_latency_ms.as_ref()).0.p95
 }
 
 fn stats_line(k: &str, s: &RecoveryStats) -> Vec<String> {
@@ -195,7 +156,7 @@ fn header(out: &mut Vec<String>, c: &CampaignReport) {
     let outcome = c.outcome.replace('_', " ").to_uppercase();
     let why = match (&c.stop_reason, c.outcome.as_str()) {
         (Some(r), _) => format!(": {r}"),
-        (None, super::OUTCOME_INTERRUPTED) => ": the store has no outcome (the run was killed, crashed or is still going)".into(),
+        (None, OUTCOME_INTERRUPTED) => ": the store has no outcome (the run was killed, crashed or is still going)".into(),
         (None, _) => String::new(),
     };
     out.push(format!("Outcome:    {outcome}{why}"));
@@ -635,7 +596,7 @@ pub(crate) fn recommendations(c: &CampaignReport) -> Vec<String> {
     let phases = &c.phases;
     let t = &c.totals;
 
-    if c.outcome == super::OUTCOME_INTERRUPTED {
+    if c.outcome == OUTCOME_INTERRUPTED {
         rec.push("the campaign has no recorded outcome (killed, crashed or still running): `stressctl launch --resume` continues it from its last checkpoint".to_string());
     }
     if phases.is_empty() || t.ops_attempted == 0 {

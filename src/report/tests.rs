@@ -1,10 +1,14 @@
 //! Report tests against real stores written with [`Store`].
 
+use super::criteria::evaluate_criteria;
+use super::numbers::{fmt_ms, pct_counts, pct_frac};
 use super::*;
 use crate::breaker::BreakerState;
 use crate::metrics::{encode_histogram, new_histogram, record_latency};
 use crate::store::{CampaignRecord, EventRow, HostFigures, PhaseStart, SampleRow, Store, WindowRow};
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 const T0: u64 = 1_750_000_000;
@@ -879,4 +883,74 @@ fn max_p95_judges_in_page_latency_when_the_task_measured_it() {
     }
     let text = render_summary(&c);
     assert!(text.contains("latency per phase and task") && text.lines().any(|l| l.contains("in_page") && l.ends_with("max_p95")), "{text}");
+}
+
+/// The runner's verdict ([`campaign_verdict`], read without the events, samples and per-worker
+/// windows) is the report's, whatever the store holds: failing phases before and after the outcome
+/// is stored, a phase left running, a campaign with no phase, and a passing one with a phase whose
+/// every op was unsupported.
+#[test]
+fn campaign_verdict_is_the_reports_verdict() {
+    let check = |path: &Path| {
+        let r = StoreReader::open(path).unwrap();
+        let v = campaign_verdict(&r).unwrap();
+        assert_eq!(v, campaign_report(&r).unwrap().verdict);
+        v
+    };
+    for outcome in [None, Some("failed"), Some("halted"), Some("passed")] {
+        let f = build_store(outcome);
+        assert!(!check(&f.path).passed, "{outcome:?}");
+    }
+
+    let f = build_store(None);
+    let store = Store::reopen(&f.path, &f._dir.path().join("runs/c1/events.jsonl")).unwrap();
+    store.phase_started(PhaseStart {
+        idx: 2,
+        name: "left running".into(),
+        stress_level: "high",
+        task_kind: "webgpu",
+        sessions_planned: 4,
+        sessions: 4,
+        duration_planned: Duration::from_secs(10),
+        min_success_rate: 0.85,
+        max_p95_ms: 5000,
+        notes: vec![],
+        started_at: at(70),
+    });
+    store.close().unwrap();
+    let v = check(&f.path);
+    assert!(!v.passed && !v.plan_completed, "{v:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.sqlite");
+    let store =
+        Store::create(&empty, &CampaignRecord::quick_for_test("c-e", at(0), &dir.path().join("out")), &dir.path().join("e.jsonl")).unwrap();
+    store.close().unwrap();
+    assert!(!check(&empty).passed);
+
+    let path = dir.path().join("store.sqlite");
+    let store =
+        Store::create(&path, &CampaignRecord::quick_for_test("c-v", at(0), &dir.path().join("out")), &dir.path().join("events.jsonl"))
+            .unwrap();
+    for (idx, kind, ok, errors) in [(0, "webgpu", 100, json!({})), (1, "webnn", 0, json!({"api_unsupported": 100}))] {
+        store.phase_started(PhaseStart {
+            idx,
+            name: format!("p{idx}"),
+            stress_level: "low",
+            task_kind: kind,
+            sessions_planned: 1,
+            sessions: 1,
+            duration_planned: Duration::from_secs(10),
+            min_success_rate: 0.9,
+            max_p95_ms: 2000,
+            notes: vec![],
+            started_at: at(u64::from(idx) * 20),
+        });
+        store.window(window(idx, kind, 100, ok, ok, errors, vec![10; 100]));
+        store.phase_ended(idx, "completed", Duration::from_secs(10));
+    }
+    store.close().unwrap();
+    let v = check(&path);
+    assert!(v.passed, "{v:?}");
+    assert!(v.reasons.iter().any(|r| r == "unsupported (left out of the verdict): p1"), "{v:?}");
 }

@@ -7,8 +7,9 @@
 //! whole group, which grows while the campaign writes); [`StoreReader::refresh`] moves the reader
 //! to the newest committed state between steps.
 
+use super::events::event_row;
 use super::integrity::select_sql;
-use super::read::host_figures;
+use super::samples::host_figures;
 use super::schema::EVENTS;
 use super::{EventInfo, HostFigures, StoreError, StoreReader};
 
@@ -120,7 +121,7 @@ impl StoreReader {
         let mut out = Vec::new();
         let sql = format!("{} WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3", select_sql(&EVENTS));
         self.scan_sql(&EVENTS, &sql, &[&after, &upto, &limit], |r| {
-            out.push((r.get(1)?, super::read::event_row(r)?));
+            out.push((r.get(1)?, event_row(r)?));
             Ok(())
         })?;
         Ok(out)

@@ -9,17 +9,27 @@
 //! Every row is written with a checksum and reads verify it ([`integrity`]): a damaged store gives
 //! an error naming the table and rows, never a report with wrong numbers.
 
+mod campaigns;
+mod events;
 mod follow;
 mod integrity;
 mod open;
-mod read;
+mod phases;
+mod processes;
+mod reader;
+mod samples;
 mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use campaigns::{list_campaigns, CampaignInfo};
+pub use events::EventInfo;
 pub use follow::{StoredSample, StoredWindow};
 pub use open::open_checked;
-pub use read::*;
+pub use phases::PhaseInfo;
+pub use processes::ProcessRecord;
+pub use reader::StoreReader;
+pub use samples::{HostAgg, ResourceAgg};
 pub use schema::{READABLE_SCHEMA_VERSION, SCHEMA_VERSION};
 
 use integrity::{insert_sealed, reseal, Ledger};

@@ -1,0 +1,50 @@
+//! The circuit breakers over the campaign: every state change in order, and the registry's last
+//! snapshot.
+
+use super::typed_events::{for_each_typed, last_typed};
+use crate::breaker::RegistrySnapshot;
+use crate::events::Event;
+use crate::store::{StoreError, StoreReader};
+use serde::{Deserialize, Serialize};
+
+/// A circuit breaker state change (event `breaker_transition`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BreakerTransition {
+    /// RFC 3339.
+    pub at: String,
+    /// Correlation id.
+    pub corr: String,
+    /// Breaker key (`worker:<id>`, `browser:<name>`, `task:<kind>`).
+    pub key: String,
+    /// State before.
+    pub from: String,
+    /// State after.
+    pub to: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Circuit breakers over the campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Breakers {
+    /// The last `breaker_snapshot` (null when none).
+    #[serde(rename = "final")]
+    pub final_snapshot: Option<RegistrySnapshot>,
+    /// Every transition, in order.
+    pub transitions: Vec<BreakerTransition>,
+}
+
+/// Every breaker transition and the last snapshot of the registry.
+pub(super) fn breakers(r: &StoreReader) -> Result<Breakers, StoreError> {
+    let mut transitions = Vec::new();
+    for_each_typed(r, None, &["breaker_transition"], |e, ev| {
+        if let Event::BreakerTransition { key, from, to, reason } = ev {
+            transitions.push(BreakerTransition { key, from, to, reason, at: e.at, corr: e.corr });
+        }
+    })?;
+    let final_snapshot = match last_typed(r, "breaker_snapshot")? {
+        Some(Event::BreakerSnapshot(s)) => Some(s),
+        _ => None,
+    };
+    Ok(Breakers { final_snapshot, transitions })
+}

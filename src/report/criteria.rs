@@ -1,0 +1,96 @@
+//! A phase's success criteria: the minimum success rate and the p95 limit, which latency the
+//! limit judges (in-page or round trip), and the decision, taken on exact counts.
+
+use super::numbers::{fmt_ms, pct_counts, pct_frac, ratio};
+use crate::metrics::LatencySummary;
+use serde::{Deserialize, Serialize};
+
+/// Slack for comparing a ratio of counts with a configured fraction.
+pub(super) const EPS: f64 = 1e-9;
+
+/// A phase's success criteria and whether it met them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseCriteria {
+    /// Minimum success rate (0..=1).
+    pub min_success_rate: f64,
+    /// p95 latency must be below this, in ms.
+    pub max_p95_ms: u64,
+    /// Which latency `max_p95_ms` was judged on: `in_page` (the workload's own time, when the
+    /// task measured it in the page) or `round_trip` (what the driver saw).
+    #[serde(default = "round_trip")]
+    pub p95_basis: String,
+    /// Success rate >= minimum, p95 < maximum, and at least one op attempted.
+    pub passed: bool,
+    /// Every op found the API unsupported (`api_unsupported`): the phase neither passed nor
+    /// failed, and the campaign verdict leaves it out.
+    #[serde(default)]
+    pub unsupported: bool,
+    /// Why it did not pass, one sentence each (empty when passed).
+    pub failures: Vec<String>,
+}
+
+/// The `p95_basis` of reports written before it was recorded.
+fn round_trip() -> String {
+    "round_trip".into()
+}
+
+/// The latency a phase's `max_p95` judges: in-page when the task measured it (the workload's own
+/// time, without the driver's cost), else round trip. Returns the summary and its basis name.
+pub(crate) fn criteria_latency<'a>(
+    round_trip: &'a LatencySummary,
+    in_page: Option<&'a LatencySummary>,
+) -> (&'a LatencySummary, &'static str) {
+    match in_page {
+        Some(l) => (l, "in_page"),
+        None => (round_trip, "round_trip"),
+    }
+}
+
+impl PhaseCriteria {
+    /// `passed`, `failed` or `unsupported`, for people.
+    pub fn verdict(&self) -> &'static str {
+        if self.unsupported {
+            "unsupported"
+        } else if self.passed {
+            "passed"
+        } else {
+            "failed"
+        }
+    }
+}
+
+/// Evaluates a phase's criteria on exact counts; `unsupported` ops are those that failed as
+/// `api_unsupported`.
+pub(crate) fn evaluate_criteria(
+    attempted: u64,
+    succeeded: u64,
+    unsupported: u64,
+    (p95_ms, p95_basis): (f64, &str),
+    min_success_rate: f64,
+    max_p95_ms: u64,
+) -> PhaseCriteria {
+    let p95_basis = p95_basis.to_string();
+    let mut failures = Vec::new();
+    if attempted > 0 && unsupported == attempted {
+        failures.push(format!("all {attempted} ops found the API unsupported: the phase is reported as unsupported, not passed or failed"));
+        return PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: false, unsupported: true, failures };
+    }
+    if attempted == 0 {
+        failures.push("no ops were attempted".to_string());
+    } else {
+        if ratio(succeeded, attempted) + EPS < min_success_rate {
+            failures.push(format!(
+                "success rate {}% below {}% ({} of {} ops failed)",
+                pct_counts(succeeded, attempted),
+                pct_frac(min_success_rate),
+                attempted - succeeded.min(attempted),
+                attempted
+            ));
+        }
+        if p95_ms >= max_p95_ms as f64 {
+            let which = if p95_basis == "in_page" { "in-page p95" } else { "p95" };
+            failures.push(format!("{which} {} not below the {} limit", fmt_ms(p95_ms), fmt_ms(max_p95_ms as f64)));
+        }
+    }
+    PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: failures.is_empty(), unsupported: false, failures }
+}
