@@ -6,9 +6,11 @@
 //! - [`escalation`]: the between-phase policy (a pure function) and health-gated waits;
 //! - [`shared`]: state shared by the slots of a run (counters, pause state, event bus);
 //! - [`status`]: the live status document behind `stressctl status`;
+//! - `ctx`: what the slots of one phase share (below both the phase loop and the slots);
 //! - `slot`: one session slot issuing ops; `faults`: fault injection on the campaign clock;
 //!   `guard`: the guardian task; [`resume`]: resuming a dead run.
 
+mod ctx;
 mod escalation;
 mod faults;
 mod guard;

@@ -9,8 +9,8 @@
 //! ladder is always the last op of its call. A fault due, `think_time > 0` or the
 //! `ops_per_session` / `max_ops_per_session` left bound the batch (to one op for the first two).
 
+use super::ctx::PhaseCtx;
 use super::faults::page_fault;
-use super::phase::PhaseCtx;
 use crate::breaker::{GateRejected, OpGate, Outcome};
 use crate::browser::session::Session;
 use crate::config::{BrowserKind, FaultConfig, FaultKind, TaskSpec};
