@@ -102,7 +102,7 @@ pub(crate) async fn run_phase(
     // failure) on its first op.
     let mut preparing = tokio::task::JoinSet::new();
     for s in 0..sessions {
-        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize], None);
+        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize]);
         preparing.spawn(slot.prepare().in_current_span());
     }
     let mut slots = Vec::with_capacity(sessions as usize);
