@@ -6,19 +6,31 @@
 //! - [`escalation`]: the between-phase policy (a pure function) and health-gated waits;
 //! - [`shared`]: state shared by the slots of a run (counters, pause state, event bus);
 //! - [`status`]: the live status document behind `stressctl status`;
-//! - `slot`: one session slot issuing ops; `faults`: fault injection on the campaign clock;
-//!   `guard`: the guardian task; [`resume`]: resuming a dead run.
+//! - `ctx`: what the slots of one phase share;
+//! - `slot`: one session slot issuing ops, recording them, carrying out recovery actions; its
+//!   parts: `seat` (where ops run: session, worker, Grid node, label, breakers), `workload` (what
+//!   they run, one call at a time), `departure` (work that left a Grid node, until it lands on
+//!   another), `event_cap`, `adapter` and `inject` (a due fault, carried out);
+//! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; [`resume`]:
+//!   resuming a dead run.
 
+mod adapter;
+mod ctx;
+mod departure;
 mod escalation;
+mod event_cap;
 mod faults;
 mod guard;
+mod inject;
 mod phase;
 mod placement;
 pub mod resume;
 mod runner;
+mod seat;
 pub mod shared;
 mod slot;
 pub mod status;
+mod workload;
 
 pub use faults::FaultPlan;
 pub use resume::{resume_point, ResumePoint};

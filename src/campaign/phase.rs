@@ -2,6 +2,7 @@
 //! stop or a guardian pause, give in-flight ops the grace period, checkpoint progress into the
 //! store every second, and write the phase report.
 
+use super::ctx::PhaseCtx;
 use super::faults::FaultPlan;
 use super::shared::{CurrentPhase, Live, RunShared};
 use super::{io_err, slot, RunError};
@@ -21,36 +22,6 @@ pub(crate) const CLOCK_GAP: Duration = Duration::from_secs(2);
 
 /// How often the phase loop checkpoints and looks at the clock.
 const TICK: Duration = Duration::from_millis(500);
-
-/// What the slots of one phase share.
-pub(crate) struct PhaseCtx {
-    /// The run.
-    pub run: Arc<RunShared>,
-    /// Phase index.
-    pub idx: u32,
-    /// Its config.
-    pub phase: PhaseConfig,
-    /// Stop issuing ops (phase deadline, stop request or guardian pause).
-    pub stop_ops: CancellationToken,
-    /// Abandon in-flight ops (grace over, or forced stop).
-    pub hard: CancellationToken,
-    /// Its counters.
-    pub live: Arc<Live>,
-    /// Faults to inject.
-    pub faults: Arc<FaultPlan>,
-    /// Set by the first slot that reports an adapter (the task's `adapter`, beside each
-    /// browser's own).
-    pub first_adapter: std::sync::OnceLock<()>,
-    /// Null `requestAdapter()` answers retried past, per browser, this phase.
-    pub adapter_retries: std::sync::Mutex<std::collections::BTreeMap<crate::config::BrowserKind, u64>>,
-}
-
-impl PhaseCtx {
-    /// Whether this phase may place sessions on `browser` (its `browsers` list, when it has one).
-    pub fn phase_allows(&self, browser: crate::config::BrowserKind) -> bool {
-        self.phase.browsers.is_empty() || self.phase.browsers.contains(&browser)
-    }
-}
 
 /// How a phase runs this time: sessions after health gating, report notes, and how far it had
 /// already run before an interruption.
@@ -131,7 +102,7 @@ pub(crate) async fn run_phase(
     // failure) on its first op.
     let mut preparing = tokio::task::JoinSet::new();
     for s in 0..sessions {
-        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize], None);
+        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize]);
         preparing.spawn(slot.prepare().in_current_span());
     }
     let mut slots = Vec::with_capacity(sessions as usize);
