@@ -17,7 +17,7 @@ use super::event_cap::{EventCap, FailEvents};
 use super::inject::{inject, Target};
 use super::seat::Seat;
 use super::workload::{Attempt, Call, Ran, Workload};
-use crate::breaker::{BreakerState, GateRejected, OpPermit, Outcome};
+use crate::breaker::{BreakerState, GateRejected, OpGate, OpPermit, Outcome};
 use crate::browser::session::Session;
 use crate::config::BrowserKind;
 use crate::events::Event;
@@ -82,6 +82,9 @@ pub(super) struct Slot {
     call: Call,
     /// The breaker permits of the current call, one per op it may run (reused).
     permits: Vec<OpPermit>,
+    /// The gate `permits` came from, when the call's new session moved the seat to another node
+    /// before they went back (a permit is returned to the gate that gave it).
+    call_gate: Option<OpGate>,
 }
 
 impl Slot {
@@ -104,6 +107,7 @@ impl Slot {
             unsupported_on: BTreeSet::new(),
             call: Call::new(),
             permits: Vec::with_capacity(1),
+            call_gate: None,
         }
     }
 
@@ -135,7 +139,8 @@ impl Slot {
 
     /// Records where a new Grid session runs ([`Seat::settle`]): the session, the window so far
     /// under the label it was counted under, and the move when the work left another node.
-    fn settle(&mut self) {
+    /// `mid_call`: the current call's permits came from the gate before.
+    fn settle(&mut self, mid_call: bool) {
         let Some(a) = self.seat.settle() else { return };
         let corr = match &a.before {
             Some(b) => self.corr_as(&b.label),
@@ -144,6 +149,9 @@ impl Slot {
         self.ctx.run.event(corr.clone(), Some(self.ctx.idx), a.opened);
         if let Some(b) = a.before {
             self.flush_as(&b.label);
+            if mid_call {
+                self.call_gate = Some(b.gate);
+            }
         }
         if let Some(moved) = a.moved {
             if let Event::RecoveryAttempted { worker, .. } = &moved {
@@ -233,7 +241,7 @@ impl Slot {
     /// outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
     /// batch stopped at a failure, or ran short of its budget) go back as `Ignored`.
     async fn gated_attempt(&mut self, want: usize) -> Attempt {
-        self.settle();
+        self.settle(false);
         let now = Instant::now();
         match self.seat.gate().try_acquire(now) {
             Ok(p) => self.permits.push(p),
@@ -257,6 +265,7 @@ impl Slot {
         self.call.ran.clear();
         let r = self.attempt(self.permits.len()).await;
         let mut permits = std::mem::take(&mut self.permits);
+        let call_gate = self.call_gate.take();
         let done = matches!(r, Attempt::Done);
         let first = self.seq;
         for (i, permit) in permits.drain(..).enumerate() {
@@ -266,7 +275,8 @@ impl Slot {
                 // did not run, or the phase ended under it: nothing to hold against anyone
                 _ => [Outcome::Ignored; 3],
             };
-            let ts = self.seat.gate().record_each(permit, outcomes, Instant::now());
+            let gate = call_gate.as_ref().unwrap_or(self.seat.gate());
+            let ts = gate.record_each(permit, outcomes, Instant::now());
             if !ts.is_empty() {
                 self.seq = first + i as u64;
                 self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), ts);
@@ -287,7 +297,8 @@ impl Slot {
         if key.starts_with("worker:") && key.contains('/') {
             // a Grid node's breaker is open: a new session through the hub, elsewhere
             tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session off the node");
-            self.seat.drop_session().await;
+            self.flush(); // the ops so far were the node's
+            self.seat.leave_node().await;
             return;
         }
         if key.starts_with("worker:") || key.starts_with("browser:") {
@@ -339,6 +350,9 @@ impl Slot {
                 },
                 _ = self.ctx.hard.cancelled() => return Attempt::Aborted,
             }
+            // the ops of this call run on the new session's node: counted there, and the move
+            // recorded now, not at the next op (the phase may end first)
+            self.settle(true);
         }
         let worker = self.seat.base_id().to_string();
         let fault = match self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng) {
