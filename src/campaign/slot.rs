@@ -16,21 +16,17 @@ use super::ctx::PhaseCtx;
 use super::event_cap::{EventCap, FailEvents};
 use super::inject::{inject, Target};
 use super::seat::Seat;
+use super::window::OpWindow;
 use super::workload::{Attempt, Call, Ran, Workload};
 use crate::breaker::{BreakerState, GateRejected, OpGate, OpPermit, Outcome};
 use crate::browser::session::Session;
 use crate::config::BrowserKind;
 use crate::events::Event;
-use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{self, backoff, Action, AttemptOutcome, Facts, FailureClass, Ladder, OpError, PageConsole};
-use crate::store::{unix_ms, WindowRow};
 use crate::tasks::OpOk;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-/// How often a slot hands its window to the store.
-pub const WINDOW: Duration = Duration::from_secs(1);
+use std::time::{Duration, Instant};
 
 /// What an abandoned op is told: it was still running when its phase ended and the grace
 /// period ran out. It is a failed op of class `timeout`, never one counted nowhere.
@@ -58,12 +54,8 @@ pub(super) struct Slot {
     seat: Seat,
     /// What its ops run.
     work: Workload,
-    /// The ops recorded since the last flush (to the store and the phase's live counters).
-    window: Window,
-    /// When the current window began.
-    window_start: SystemTime,
-    /// When the window was last flushed: about once every [`WINDOW`].
-    last_flush: Instant,
+    /// The ops recorded since they last went to the store.
+    window: OpWindow,
     /// The sequence number of the current op (correlation ids; limits `ops_per_session`).
     seq: u64,
     /// Draws fault tokens and backoff waits.
@@ -95,9 +87,7 @@ impl Slot {
             work: Workload::new(ctx.clone()),
             ctx,
             slot,
-            window: Window::default(),
-            window_start: SystemTime::now(),
-            last_flush: Instant::now(),
+            window: OpWindow::new(),
             seq: 0,
             rng: fastrand::Rng::new(),
             ladder: Ladder::default(),
@@ -218,7 +208,7 @@ impl Slot {
                 self.record(r.latency, r.in_page, r.result).await;
             }
             self.call.ran = ran;
-            if self.last_flush.elapsed() >= WINDOW {
+            if self.window.due() {
                 self.flush();
             }
             let think = self.ctx.phase.think_time;
@@ -377,12 +367,11 @@ impl Slot {
     }
 
     async fn record(&mut self, latency: Duration, in_page: Option<Duration>, mut result: Result<OpOk, OpError>) {
-        self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
         let console = match result.as_mut() {
             Ok(ok) => std::mem::take(&mut ok.console),
             Err(e) => std::mem::take(&mut e.console),
         };
-        self.window.console += console.count;
+        self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class), console.count);
         self.ctx.live.record(result.is_ok());
         match result {
             Ok(ok) => {
@@ -579,29 +568,6 @@ impl Slot {
 
     /// Hands the window to the store under `label` (the one its ops were counted under).
     fn flush_as(&mut self, label: &str) {
-        let now = SystemTime::now();
-        if !self.window.is_empty() {
-            let errors: std::collections::BTreeMap<&str, u64> = self.window.errors.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            self.ctx.live.merge(&self.window);
-            self.ctx.run.store.window(WindowRow {
-                phase_idx: self.ctx.idx,
-                worker: label.to_string(),
-                slot: self.slot,
-                task_kind: self.ctx.phase.task.kind(),
-                start_ms: unix_ms(self.window_start),
-                end_ms: unix_ms(now),
-                attempted: self.window.attempted,
-                succeeded: self.window.succeeded,
-                failed: self.window.failed,
-                verified: self.window.verified,
-                errors: serde_json::to_string(&errors).unwrap_or_else(|_| "{}".into()),
-                hist: encode_histogram(&self.window.hist),
-                hist_in_page: encode_histogram(&self.window.in_page),
-                console: self.window.console,
-            });
-            self.window.reset();
-        }
-        self.window_start = now;
-        self.last_flush = Instant::now();
+        self.window.flush(&self.ctx, label, self.slot);
     }
 }
