@@ -7,8 +7,8 @@
 //! ## Layers
 //!
 //! Every module sits in one layer and imports only from its own layer or the ones below it, and
-//! no two modules import each other, directly or round a cycle (`tests/layers.rs` reads `src/`
-//! and fails, naming file and line, on an import against this map). Top layer first:
+//! no two modules import each other, directly or round a cycle (`tests/suite/layers.rs` reads
+//! `src/` and fails, naming file and line, on an import against this map). Top layer first:
 //!
 //! ```text
 //! app, cli, logging                                   the commands: parse, run, print, exit

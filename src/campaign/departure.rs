@@ -2,7 +2,9 @@
 //!
 //! A slot whose session on a node is dropped (after a failure, or because the node's breaker is
 //! open) records a [`Departure`]; the next session that lands on another node of the same Grid
-//! worker completes it as an `other_node` recovery, the move the report counts per node.
+//! worker completes it as an `other_node` recovery, the move the report counts per node. A
+//! departure whose slot ended with its phase first (a node killed at a phase's end) is parked
+//! with the run, and the next phase's first fresh session on another node completes it.
 
 use crate::recovery::FailureClass;
 use std::time::Instant;

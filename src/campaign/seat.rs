@@ -210,7 +210,13 @@ impl Seat {
             return Some(Arrival { opened, before: None, moved: None });
         }
         let (label, gate) = Self::place(&self.ctx, self.worker_ix, Some(&place.node));
-        let left = self.departure.take().filter(|d| d.node != place.node);
+        // work that left a node in an earlier phase lands here when this is a fresh session
+        let fresh = self.session.as_ref().is_some_and(|s| s.ops == 0);
+        let left = match self.departure.take() {
+            Some(d) => Some(d).filter(|d| d.node != place.node),
+            None if fresh => self.ctx.run.claim_departure(&base, &place.node),
+            None => None,
+        };
         let moved = left.map(|d| Event::RecoveryAttempted {
             class: d.class,
             strategy: crate::report::grid::MOVE_STRATEGY.to_string(),
@@ -222,6 +228,16 @@ impl Seat {
         self.node = Some(place);
         let before = Before { label: std::mem::replace(&mut self.label, label), gate: std::mem::replace(&mut self.gate, gate) };
         Some(Arrival { opened, before: Some(before), moved })
+    }
+}
+
+impl Drop for Seat {
+    /// A seat ends with its phase; work that left a node and has not landed yet is the run's to
+    /// complete (the next phase's fresh session elsewhere counts the move), not lost with it.
+    fn drop(&mut self) {
+        if let Some(d) = self.departure.take() {
+            self.ctx.run.park_departure(d);
+        }
     }
 }
 

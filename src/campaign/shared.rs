@@ -1,6 +1,7 @@
 //! What every phase and slot of a run shares: the config, the store and its event bus, the pool,
 //! the breakers, the live counters of the running phase and the run's pause state.
 
+use super::departure::Departure;
 use crate::breaker::{BreakerRegistry, BreakerState, Transition};
 use crate::browser::pool::Pool;
 use crate::config::Config;
@@ -157,6 +158,10 @@ pub(crate) struct RunShared {
     done: Mutex<OpCounts>,
     /// Running or paused by the guardian.
     pause: Mutex<Pause>,
+    /// Work that left a Grid node in a phase that ended before it landed elsewhere: a slot's
+    /// seat ends with its phase, but the move is the run's, and the next phase's first fresh
+    /// session on another node of that worker completes it.
+    departures: Mutex<Vec<Departure>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,7 +187,21 @@ impl RunShared {
             latest: Mutex::new(Latest::default()),
             done: Mutex::new(OpCounts::default()),
             pause: Mutex::new(Pause { state: PauseState::Running, epoch: 0 }),
+            departures: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps the departure of a seat that ended before its work landed on another node.
+    pub fn park_departure(&self, d: Departure) {
+        lock(&self.departures).push(d);
+    }
+
+    /// The oldest parked departure of Grid worker `worker` from a node other than `node`: the
+    /// work that a fresh session there takes over.
+    pub fn claim_departure(&self, worker: &str, node: &str) -> Option<Departure> {
+        let mut parked = lock(&self.departures);
+        let i = parked.iter().position(|d| d.worker == worker && d.node != node)?;
+        Some(parked.remove(i))
     }
 
     /// Records an event (store, log, live subscribers).
