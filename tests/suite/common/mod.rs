@@ -102,6 +102,17 @@ pub struct Sandbox {
     pub logs: PathBuf,
 }
 
+impl Drop for Sandbox {
+    /// A failing test keeps its sandbox (store, logs, reports) to be read; a passing one leaves
+    /// nothing.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.tmp.disable_cleanup(true);
+            eprintln!("the failed test's sandbox is kept: {}", self.root.display());
+        }
+    }
+}
+
 impl Sandbox {
     /// A fresh sandbox whose directory name contains `tag`.
     pub fn new(tag: &str) -> Sandbox {
@@ -173,8 +184,9 @@ impl Sandbox {
     }
 
     /// Keeps the sandbox on disk (for debugging a failure).
-    pub fn keep(self) -> PathBuf {
-        self.tmp.keep()
+    pub fn keep(mut self) -> PathBuf {
+        self.tmp.disable_cleanup(true);
+        self.root.clone()
     }
 }
 
