@@ -213,6 +213,7 @@ fn detach(common: &CommonArgs, id: &str) -> Result<u8, CliError> {
                 "stressctl: campaign {id} running in the background (pid {pid}); `stressctl status` to follow it, `stressctl emergency-stop` to stop it; output in {}",
                 log.display()
             ));
+            crate::fmt::warn(&format!("stressctl: tail -f {}", common.log_dir.join(format!("campaign_{id}.log")).display()));
             Ok(EXIT_OK)
         }
         Detached::Exited { code, output } => {

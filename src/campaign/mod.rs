@@ -11,7 +11,8 @@
 //!   parts: `seat` (where ops run: session, worker, Grid node, label, breakers), `workload` (what
 //!   they run, one call at a time), `departure` (work that left a Grid node, until it lands on
 //!   another), `event_cap`, `adapter` and `inject` (a due fault, carried out);
-//! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; [`resume`]:
+//! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; `progress_log`:
+//!   the campaign log's periodic progress line; [`resume`]:
 //!   resuming a dead run.
 
 mod adapter;
@@ -24,6 +25,7 @@ mod guard;
 mod inject;
 mod phase;
 mod placement;
+mod progress_log;
 pub mod resume;
 mod runner;
 mod seat;

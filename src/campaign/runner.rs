@@ -165,6 +165,7 @@ impl Campaign {
             }
         }
         scope.tracker.spawn(guard::run(run.clone(), self.opts.output_dir.clone(), scope.child()).in_current_span());
+        scope.tracker.spawn(super::progress_log::run(run.clone(), self.cfg.logging.progress_interval, scope.child()).in_current_span());
         run.event(
             id.clone(),
             None,
@@ -389,7 +390,7 @@ impl Campaign {
         let reader = StoreReader::open(store.path())?;
         let c = report::campaign_report(&reader)?;
         report::write_campaign_reports(&report_dir, &c).map_err(io_err(&report_dir))?;
-        tracing::info!(target: "stressctl::campaign", "campaign {} {}: reports in {}", id, outcome.as_str(), report_dir.display());
+        tracing::info!(target: "stressctl::campaign", corr = %id, "reports in {}", report_dir.display());
         Ok(RunResult { id: id.to_string(), outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
     }
 }

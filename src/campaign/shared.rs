@@ -41,11 +41,19 @@ pub struct Live {
     succeeded: AtomicU64,
     failed: AtomicU64,
     hist: Mutex<Histogram<u64>>,
+    /// In-page latency of the ops whose page measured it (empty for other tasks).
+    in_page: Mutex<Histogram<u64>>,
 }
 
 impl Default for Live {
     fn default() -> Self {
-        Live { attempted: AtomicU64::new(0), succeeded: AtomicU64::new(0), failed: AtomicU64::new(0), hist: Mutex::new(new_histogram()) }
+        Live {
+            attempted: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            hist: Mutex::new(new_histogram()),
+            in_page: Mutex::new(new_histogram()),
+        }
     }
 }
 
@@ -60,6 +68,7 @@ impl Live {
     }
     pub(super) fn merge(&self, w: &Window) {
         let _ = lock(&self.hist).add(&w.hist);
+        let _ = lock(&self.in_page).add(&w.in_page);
     }
     /// The counts so far.
     pub fn counts(&self) -> OpCounts {
@@ -72,6 +81,11 @@ impl Live {
     /// Latency so far (windows already flushed).
     pub fn latency(&self) -> LatencySummary {
         LatencySummary::of(&lock(&self.hist))
+    }
+    /// In-page latency so far, when the task measures it (the basis of the phase's `max_p95`).
+    pub fn in_page_latency(&self) -> Option<LatencySummary> {
+        let h = lock(&self.in_page);
+        (!h.is_empty()).then(|| LatencySummary::of(&h))
     }
 }
 
@@ -185,8 +199,17 @@ impl RunShared {
         }
     }
 
-    /// Records an event (store, log, live subscribers).
+    /// Records an event (store, live subscribers) and writes its line to the campaign log
+    /// ([`log_event`]).
     pub fn event(&self, corr: impl Into<String>, phase: Option<u32>, event: Event) {
+        let corr = corr.into();
+        log_event(&corr, &event);
+        self.bus.emit(corr, phase, event);
+    }
+
+    /// Records an event without its log line: for a kind whose log lines are rate-limited (a
+    /// flood of recoveries) once its cap is reached; the store still has every one.
+    pub fn event_unlogged(&self, corr: impl Into<String>, phase: Option<u32>, event: Event) {
         self.bus.emit(corr, phase, event);
     }
 
@@ -254,6 +277,7 @@ impl RunShared {
                 c.pause.cancel();
             }
         } else {
+            tracing::warn!(target: "stressctl::campaign", "{reason}: stopping the campaign (auto_recovery is off)");
             self.stop.request(StopCause::Guardian, reason, false);
         }
     }
@@ -334,12 +358,49 @@ impl RunShared {
     /// Writes breaker transitions as events.
     pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
         for (key, t) in ts {
-            tracing::info!(target: "stressctl::campaign", corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
+            tracing::info!(target: "stressctl::campaign", corr = %corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
             self.event(
                 corr,
                 phase,
                 Event::BreakerTransition { key, from: t.from.as_str().to_string(), to: t.to.as_str().to_string(), reason: t.reason },
             );
         }
+    }
+}
+
+/// Writes `event`'s line to the campaign log, with its correlation id: one event, one line, so
+/// `tail -f` of the campaign log follows a night. Kinds whose line is written where they happen
+/// (op failures and console errors, capped per slot; breaker transitions; injected faults; clock
+/// gaps; the confinement; the start, with the reports' place; a phase's result, with its criteria)
+/// and the end-of-run breaker snapshot are left out here.
+pub(crate) fn log_event(corr: &str, event: &Event) {
+    let warn = match event {
+        Event::OpFailed { .. }
+        | Event::PageConsole { .. }
+        | Event::BreakerTransition { .. }
+        | Event::BreakerSnapshot(_)
+        | Event::FaultInjected { .. }
+        | Event::ClockGap { .. }
+        | Event::Confinement { .. }
+        | Event::CampaignStarted { .. }
+        | Event::PhaseEnded { .. } => return,
+        Event::GuardianViolation { .. }
+        | Event::BrowserRssExceeded { .. }
+        | Event::AutoRecoveryStarted { .. }
+        | Event::CampaignHalted { .. }
+        | Event::EmergencyStop { .. } => true,
+        Event::RecoveryAttempted { outcome, .. } => outcome != "succeeded",
+        Event::CampaignEnded { outcome, .. } => outcome != "passed",
+        _ => false,
+    };
+    let line = match event {
+        Event::GuardianViolation { .. } => format!("guardian violation: {}", event.describe()),
+        Event::CampaignEnded { .. } => format!("verdict: {}", event.describe()),
+        _ => event.describe(),
+    };
+    if warn {
+        tracing::warn!(target: "stressctl::campaign", corr = %corr, "{line}");
+    } else {
+        tracing::info!(target: "stressctl::campaign", corr = %corr, "{line}");
     }
 }

@@ -227,6 +227,23 @@ impl Default for DashboardConfig {
     }
 }
 
+/// What the log files say: the `[logging]` table as written (absent keys take
+/// [`LoggingConfig::default`]). Ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// How often the campaign log gets a progress line for the running phase. A quiet overnight
+    /// phase must still show in `tail -f` that it is alive and how it fares.
+    #[serde(with = "human")]
+    pub progress_interval: Duration,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig { progress_interval: Duration::from_secs(30) }
+    }
+}
+
 /// Breaker configs per scope. Each of the nine settings, its default and its range is defined
 /// once, by [`BreakerConfig`]; `raw::BreakerDef` only spells it in TOML. Serialized as the
 /// `[breaker.worker]`, `[breaker.browser]` and `[breaker.task]` tables, every key explicit.

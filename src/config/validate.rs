@@ -29,6 +29,7 @@ impl Validator<'_> {
         let breakers = self.breakers(&raw.breaker)?;
         self.recovery(&raw.recovery)?;
         self.dashboard(&raw.dashboard)?;
+        self.dur("logging.progress_interval", raw.logging.progress_interval, SEC, HOUR)?;
         let workers = self.workers(raw.workers.unwrap_or_default())?;
         let default_task = self.task("task", raw.task.as_ref())?;
         self.preference(&raw.browser_preference)?;
@@ -45,6 +46,7 @@ impl Validator<'_> {
             recovery: raw.recovery,
             browser_preference: raw.browser_preference,
             dashboard: raw.dashboard,
+            logging: raw.logging,
             workers,
             phases,
             faults,

@@ -291,6 +291,28 @@ pub fn health_score(s: &ResourceSample, t: &Thresholds, recent_success_rate: Opt
     (100.0 * mix).clamp(0.0, 100.0)
 }
 
+/// One metric's value beside its threshold: the resource closest to its limit in a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// Which metric.
+    pub metric: Metric,
+    /// Its value, percent.
+    pub value: f64,
+    /// Its threshold, percent.
+    pub threshold: f64,
+}
+
+/// The judged metric of `s` closest to (or furthest over) its threshold, by value/threshold:
+/// what a progress line shows so that a reader sees at once which limit a night is nearest.
+/// `None` when no metric is judged (an empty sample).
+pub fn worst_reading(s: &ResourceSample, t: &Thresholds) -> Option<Reading> {
+    Metric::ALL
+        .iter()
+        .map(|&m| Reading { metric: m, value: m.value(s), threshold: t.for_metric(m) })
+        .filter(|r| r.value.is_finite() && r.threshold > 0.0)
+        .max_by(|a, b| (a.value / a.threshold).total_cmp(&(b.value / b.threshold)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +323,17 @@ mod tests {
 
     fn s(memory: f64, cpu: f64, disk: f64) -> ResourceSample {
         ResourceSample { memory_percent: memory, cpu_percent: cpu, disk_percent: disk, ..ResourceSample::default() }
+    }
+
+    #[test]
+    fn worst_reading_is_the_metric_nearest_its_threshold() {
+        // memory 60/80 = 0.75 beats cpu 63/90 = 0.7 and disk 50/95
+        let w = worst_reading(&s(60.0, 63.0, 50.0), &t(3)).unwrap();
+        assert_eq!((w.metric, w.value, w.threshold), (Metric::Memory, 60.0, 80.0));
+        // confined: total cpu is not judged, host cpu is
+        let c = confined(99.0, 85.0);
+        let w = worst_reading(&c, &t(3)).unwrap();
+        assert_eq!(w.metric, Metric::HostCpu);
     }
 
     fn reservation() -> crate::confine::cgroup::Reservation {

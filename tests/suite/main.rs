@@ -18,6 +18,7 @@ mod firefox;
 mod grid;
 mod layers;
 mod lifecycle;
+mod logs;
 mod model;
 mod orphans;
 mod page_js;
