@@ -52,6 +52,7 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         let thresholds = run.cfg.phase_safety(phase.map(|p| p as usize).unwrap_or(usize::MAX)).thresholds();
         let (violations, trip) = tracker.observe(&sample, &thresholds);
         let health = health_score(&sample, &thresholds, run.recent_success_rate());
+        run.observe_strain(health, crate::guardian::strain::strained_metric(&sample, &thresholds));
         run.store.sample(SampleRow {
             at: SystemTime::now(),
             phase_idx: phase,

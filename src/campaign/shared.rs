@@ -6,6 +6,7 @@ use crate::browser::pool::Pool;
 use crate::config::Config;
 use crate::control::{StopCause, StopSignal};
 use crate::events::{Event, EventBus};
+use crate::guardian::strain::Strain;
 use crate::guardian::{ResourceSample, Trip};
 use crate::metrics::{new_histogram, LatencySummary, Window};
 use crate::store::Store;
@@ -171,6 +172,8 @@ pub(crate) struct RunShared {
     done: Mutex<OpCounts>,
     /// Running or paused by the guardian.
     pause: Mutex<Pause>,
+    /// The guardian's view of the running phase, for escalation before the next one.
+    strain: Mutex<Strain>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,6 +199,7 @@ impl RunShared {
             latest: Mutex::new(Latest::default()),
             done: Mutex::new(OpCounts::default()),
             pause: Mutex::new(Pause { state: PauseState::Running, epoch: 0 }),
+            strain: Mutex::new(Strain::default()),
         }
     }
 
@@ -230,6 +234,19 @@ impl RunShared {
             c.pause.cancel();
         }
         *lock(&self.current) = Some(c);
+        *lock(&self.strain) = Strain::default();
+    }
+
+    /// One guardian sample while a phase runs: folded into the phase's strain.
+    pub fn observe_strain(&self, health: f64, strained: Option<crate::guardian::Reading>) {
+        if self.current_phase_idx().is_some() {
+            lock(&self.strain).observe(health, strained);
+        }
+    }
+
+    /// The strain of the phase that ran last (reset when the next one begins).
+    pub fn phase_strain(&self) -> Strain {
+        lock(&self.strain).clone()
     }
 
     /// The running phase ended: its counts join the run's.

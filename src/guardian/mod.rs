@@ -15,6 +15,7 @@
 
 pub mod pressure;
 pub mod sampler;
+pub mod strain;
 
 pub use sampler::{ResourceSample, Sampler};
 

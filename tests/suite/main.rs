@@ -21,6 +21,7 @@ mod lifecycle;
 mod logs;
 mod model;
 mod orphans;
+mod overnight;
 mod page_js;
 mod reservation;
 mod resilience;
