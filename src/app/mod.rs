@@ -168,6 +168,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         log_dir: common.log_dir.clone(),
         log_stamp: stamp,
         socket: Some(socket_path),
+        baseline: !args.no_baseline,
     };
     let stop = Arc::new(StopSignal::new());
     let span = tracing::info_span!("campaign", id = %id);

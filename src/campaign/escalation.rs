@@ -161,7 +161,7 @@ pub(crate) fn recovered(health: f64, metrics_over: usize, requirement: f64) -> b
 pub(crate) async fn fresh_health(run: &RunShared, disk_path: &Path, phase: usize, success: Option<f64>) -> (f64, usize) {
     let (_, sample) = guard::sample_once(crate::guardian::Sampler::new(disk_path.to_path_buf())).await;
     let t = run.cfg.phase_safety(phase).thresholds();
-    let over = crate::guardian::Metric::ALL.iter().filter(|m| m.value(&sample) > t.for_metric(**m)).count();
+    let over = t.metrics_over(&sample);
     (crate::guardian::health_score(&sample, &t, success), over)
 }
 
@@ -378,7 +378,14 @@ mod tests {
         assert_eq!(margin(95.0), 5.0);
         assert_eq!(margin(100.0), 0.0);
         let s = crate::guardian::ResourceSample { memory_percent: 75.0, ..Default::default() };
-        let t = crate::guardian::Thresholds { memory_percent: 80.0, cpu_percent: 100.0, disk_percent: 100.0, consecutive_violations: 1 };
+        let t = crate::guardian::Thresholds {
+            memory_percent: 80.0,
+            cpu_percent: 100.0,
+            disk_percent: 100.0,
+            min_free_memory_mb: 0.0,
+            min_free_disk_mb: 0.0,
+            consecutive_violations: 1,
+        };
         assert_eq!(crate::guardian::strain::strained_metric(&s, &t).map(|r| r.metric), Some(crate::guardian::Metric::Memory));
         let t = crate::guardian::Thresholds { memory_percent: 90.0, ..t };
         assert_eq!(crate::guardian::strain::strained_metric(&s, &t), None);

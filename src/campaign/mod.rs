@@ -17,6 +17,7 @@
 //!   resuming a dead run.
 
 mod adapter;
+mod baseline;
 mod ctx;
 mod departure;
 mod escalation;
@@ -58,6 +59,9 @@ pub struct RunOptions {
     pub log_stamp: String,
     /// The control socket to serve (`status`, `emergency-stop`).
     pub socket: Option<PathBuf>,
+    /// Take the night's baseline before the first phase (`launch --no-baseline` turns it off;
+    /// a resumed campaign keeps the one it took).
+    pub baseline: bool,
 }
 
 /// How a campaign ended.

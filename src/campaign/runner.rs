@@ -299,6 +299,9 @@ impl Campaign {
             }
         }
         let disk = &self.opts.output_dir;
+        if resume.is_none() && self.opts.baseline {
+            super::baseline::record(run, disk).await;
+        }
         while i < self.cfg.phases.len() && !self.stop.is_stopping() {
             let phase = &self.cfg.phases[i];
             let mut planned = phase.sessions;

@@ -40,7 +40,7 @@ pub fn margin(threshold: f64) -> f64 {
 
 /// The first judged metric of `s` within its [`margin`] of its threshold, if any.
 pub fn strained_metric(s: &super::ResourceSample, t: &super::Thresholds) -> Option<super::Reading> {
-    super::Metric::ALL
+    super::Metric::PERCENT
         .iter()
         .map(|&m| super::Reading { metric: m, value: m.value(s), threshold: t.for_metric(m) })
         .find(|r| r.value.is_finite() && r.value > r.threshold - margin(r.threshold))
