@@ -429,7 +429,7 @@ impl Event {
 }
 
 /// What the baseline measured ([`Event::Baseline`]): the host at rest, then one session running
-/// the first phase's task op after op, one op per call.
+/// the first phase's task as a phase runs it (in batches for the page tasks).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BaselineInfo {
     /// Idle guardian samples taken (one second apart).

@@ -1,22 +1,27 @@
 //! The night's baseline (`launch`, before the first phase; `--no-baseline` skips it): the host at
-//! rest over a couple of guardian samples, then one session running the first phase's task op
-//! after op. Recorded as one [`Event::Baseline`] in the store, so the report — rebuilt or not —
-//! compares the last phase against the host the night started on. The same measurements as
-//! `check`'s baseline (`preflight::idle_baseline`, `preflight::timed_ops`), kept short: a few
-//! seconds, as it runs before every night.
+//! rest over a couple of guardian samples, then one session running the first phase's task the
+//! way a phase runs it — batches of ops per call for the page tasks, one op per call for a model,
+//! in-process for synthetic —, so its ops/s and round-trip p95 are what one session of a phase
+//! would do on an idle host. Recorded as one [`Event::Baseline`] in the store, so the report —
+//! rebuilt or not — compares the last phase against the host the night started on. The idle
+//! part and the one-op-per-call part are `check`'s (`preflight::idle_baseline`,
+//! `preflight::timed_ops`). Kept short: a few seconds, as it runs before every night.
 
 use super::shared::RunShared;
+use crate::browser::session::Session;
 use crate::config::TaskSpec;
 use crate::events::{BaselineInfo, Event};
 use crate::guardian::health_score;
 use crate::metrics::{new_histogram, record_latency, LatencySummary};
+use crate::preflight::TimedOps;
+use crate::tasks::batch::{batch_script, op_spec, round_trips, run_batch, SCRIPT_TIMEOUT_SLACK};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Idle samples taken (one second apart: one second of the night).
 const IDLE_SAMPLES: usize = 2;
 /// Single-session ops at most.
-const OPS: u32 = 20;
+const OPS: u32 = 200;
 /// Time the single-session ops may take, session start left out: the baseline stays short
 /// whatever the task costs.
 const OPS_BUDGET: Duration = Duration::from_secs(3);
@@ -103,7 +108,57 @@ async fn browser_ops(run: &RunShared, task: &TaskSpec) -> Result<(Vec<Result<Dur
         .open_session(worker, &run.page_url, task)
         .await
         .map_err(|e| format!("single-session ops skipped: the session did not open: {e}"))?;
-    let t = crate::preflight::timed_ops(&s, task, &run.page_url, run.cfg.browser.op_timeout, OPS, OPS_BUDGET).await;
+    let t = match batch_script(task) {
+        Some(script) => batched(run, &s, task, &script).await,
+        None => crate::preflight::timed_ops(&s, task, &run.page_url, run.cfg.browser.op_timeout, OPS, OPS_BUDGET).await,
+    };
     pool.discard(s).await;
     Ok((t.results, t.elapsed))
+}
+
+/// Ops of a batched task in batches, as a phase's slot runs them (`[browser] batch_max_ops`,
+/// `batch_budget`): each op's round trip is its in-page time plus its share of the call.
+async fn batched(run: &RunShared, s: &Session, task: &TaskSpec, script: &str) -> TimedOps {
+    let b = &run.cfg.browser;
+    let script_timeout = b.op_timeout + b.batch_budget + SCRIPT_TIMEOUT_SLACK;
+    let timeouts = fantoccini::wd::TimeoutConfiguration::new(Some(script_timeout), Some(b.session_timeout), Some(Duration::ZERO));
+    let mut out = TimedOps::default();
+    if let Err(e) = s.client.update_timeouts(timeouts).await {
+        out.results.push(Err(e.to_string()));
+        return out;
+    }
+    let size = match task {
+        TaskSpec::Webgpu { matrix_size } => *matrix_size,
+        _ => 0,
+    };
+    let started = Instant::now();
+    let mut failed_in_row = 0;
+    while out.results.len() < OPS as usize && started.elapsed() < OPS_BUDGET && failed_in_row < 3 {
+        let n = (b.batch_max_ops.max(1) as usize).min(OPS as usize - out.results.len());
+        let seed = 1 + out.results.len() as u32 / 64;
+        let specs = (0..n).map(|_| op_spec(task, size, seed, None, s.adapter)).collect();
+        let t0 = Instant::now();
+        let answer =
+            tokio::time::timeout(script_timeout + SCRIPT_TIMEOUT_SLACK, run_batch(&s.client, script, specs, b.batch_budget, b.op_timeout))
+                .await;
+        match answer {
+            Ok(Ok(ops)) => {
+                let in_page: Vec<Option<Duration>> = ops.iter().map(|o| o.in_page).collect();
+                for (op, rt) in ops.into_iter().zip(round_trips(t0.elapsed(), &in_page)) {
+                    failed_in_row = if op.result.is_ok() { 0 } else { failed_in_row + 1 };
+                    out.results.push(op.result.map(|_| rt).map_err(|e| e.to_string()));
+                }
+            }
+            Ok(Err(e)) => {
+                failed_in_row += 1;
+                out.results.push(Err(e.to_string()));
+            }
+            Err(_) => {
+                failed_in_row += 1;
+                out.results.push(Err("timeout".into()));
+            }
+        }
+    }
+    out.elapsed = started.elapsed();
+    out
 }

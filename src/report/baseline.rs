@@ -35,7 +35,7 @@ pub struct BaselineComparison {
     /// per_session_ops_per_s / the baseline's single-session ops/s: 1.0 when sessions do not
     /// slow each other (or the night the host).
     pub throughput_ratio: Option<f64>,
-    /// Its round-trip p95, ms (the baseline measured round trips too).
+    /// Its round-trip p95, ms (the baseline measured round trips too, batched as in a phase).
     pub p95_ms: f64,
     /// p95_ms / the baseline's p95.
     pub p95_ratio: Option<f64>,
@@ -93,7 +93,7 @@ pub(super) fn summary_lines(b: &Option<BaselineReport>) -> Vec<String> {
         b.taken_at, m.cpu_percent, m.memory_percent, m.memory_available_mb, m.memory_total_mb, m.disk_available_mb, m.health
     )];
     out.push(format!(
-        "  1 session of {}: {}/{} ops ok, {:.1} ops/s, p50 {:.1} ms, p95 {:.1} ms (round trip, one op per call){}",
+        "  1 session of {}: {}/{} ops ok, {:.1} ops/s, p50 {:.1} ms, p95 {:.1} ms (round trip, ops run as a phase runs them){}",
         m.task,
         m.succeeded,
         m.ops,
