@@ -20,6 +20,7 @@ mod layers;
 mod lifecycle;
 mod logs;
 mod model;
+mod night;
 mod orphans;
 mod overnight;
 mod page_js;
