@@ -1,5 +1,6 @@
 //! The overnight path end to end with real browsers and short phases (issue 26): a guardian trip
-//! that cools down, re-runs the phase and passes; sessions recycled at `max_browser_rss_mb` with
+//! that cools down, re-runs the phase and passes, and a second one past `max_auto_recoveries`
+//! that stops the campaign; sessions recycled at `max_browser_rss_mb` with
 //! no op lost; `launch --detach` followed by `status` and `emergency-stop`, with its reports; the
 //! `gpu_device_lost` fault recovered and reported; the night's baseline and the free-space floors.
 //! Browser tests take the shared lock and end with an orphan check.
@@ -116,6 +117,46 @@ fn a_trip_cools_down_reruns_the_phase_and_passes() {
     assert!(log.lines().any(|l| l.contains("cooling down 8s (auto-recovery 1)")), "{log}");
     assert!(log.lines().any(|l| l.contains("resuming phase one")), "{log}");
     assert!(log.lines().any(|l| l.contains("verdict: campaign passed")), "{log}");
+}
+
+#[test]
+fn a_second_trip_past_max_auto_recoveries_stops_the_campaign() {
+    // synthetic (no browser): the same tmpfs floor, crossed, left during the cooldown, crossed
+    // again while the phase re-runs: with max_auto_recoveries = 1 the second trip stops the run
+    let sb = Sandbox::new("recovery-limit");
+    let _fs = Tmpfs::mount(&sb.out, 64);
+    let filler = sb.out.join("filler");
+    let fill = || std::fs::write(&filler, vec![1u8; 48 << 20]).expect("write the filler");
+    fill();
+    let cfg = sb.write(
+        "limit.toml",
+        &config(
+            "recovery-limit",
+            "auto_recovery = true\nmax_auto_recoveries = 1\ncooldown = \"6s\"\nbaseline_health_requirement = 0",
+            "sample_interval = \"250ms\"\nconsecutive_violations = 2\nmin_free_disk_mb = 32",
+            &format!("{}{}", synthetic_task("2ms", 0.0), phase("one", "30s", 1, "")),
+        ),
+    );
+    let running = Running::spawn(sb.launch(&cfg), None);
+    let seen = |kind: &str| sb.campaign_dirs().first().is_some_and(|d| !events_of_kind(d, kind).is_empty());
+    let tripped = wait_until(Duration::from_secs(60), || seen("auto_recovery_started"));
+    std::fs::remove_file(&filler).expect("remove the filler");
+    let resumed = tripped && wait_until(Duration::from_secs(60), || seen("auto_recovery_resumed"));
+    if resumed {
+        fill();
+    }
+    let out = running.finish(T);
+    assert!(tripped && resumed, "no trip, or no re-run after it\n{}", out.describe());
+    out.expect_code(1);
+    let dir = sb.campaign_dir();
+    assert_eq!(events_of_kind(&dir, "auto_recovery_started").len(), 1, "one cooldown only\n{}", out.describe());
+    let r = read_json(&dir.join("campaign_report.json"));
+    assert_eq!(r["outcome"], "emergency_stopped");
+    let reason = r["stop_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("guardian: free disk") && reason.contains("(auto-recovery already used 1 times)"), "{reason}");
+    assert!(r["phases"].as_array().expect("phases").iter().all(|p| p["status"] != "completed"), "{}", r["phases"]);
+    let log = campaign_log(&sb, &out.campaign_id());
+    assert!(log.lines().any(|l| l.contains("verdict: campaign emergency_stopped") && l.contains("already used 1 times")), "{log}");
 }
 
 #[test]
