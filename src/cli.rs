@@ -95,6 +95,10 @@ pub struct LaunchArgs {
     /// the interrupted phase continues from its checkpoint.
     #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "latest")]
     pub resume: Option<String>,
+    /// Skip the night's baseline (a few seconds before the first phase: the idle host and one
+    /// session's ops, which the report compares the last phase against).
+    #[arg(long)]
+    pub no_baseline: bool,
     /// The campaign id to use (set by --detach for the background process).
     #[arg(long, hide = true, value_name = "ID")]
     pub campaign_id: Option<String>,

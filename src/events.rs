@@ -276,6 +276,10 @@ pub enum Event {
         #[serde(default)]
         phase_name: String,
     },
+    /// The night's baseline, taken before the first phase (not with `launch --no-baseline`, not
+    /// on a resume): the idle host and one session's ops, what the report compares the last
+    /// phase against.
+    Baseline(BaselineInfo),
     /// How the campaign's browsers and drivers are confined (reservation for the host, PID
     /// namespaces), recorded once at the start: the report shows the reservation in force.
     Confinement {
@@ -349,6 +353,7 @@ impl Event {
             Event::FaultInjected { .. } => "fault_injected",
             Event::AutoRecoveryStarted { .. } => "auto_recovery_started",
             Event::AutoRecoveryResumed { .. } => "auto_recovery_resumed",
+            Event::Baseline(_) => "baseline",
             Event::Confinement { .. } => "confinement",
             Event::ClockGap { .. } => "clock_gap",
             Event::CampaignHalted { .. } => "campaign_halted",
@@ -386,6 +391,9 @@ impl Event {
             Event::BreakerTransition { key, from, to, reason } => format!("breaker {key}: {from} -> {to}: {reason}"),
             Event::BreakerSnapshot(_) => "breaker states at the end of the campaign".into(),
             Event::RecoveryAttempted { class, strategy, outcome, .. } => format!("recovery from {class} by {strategy} {outcome}"),
+            Event::GuardianViolation { metric, value, threshold } if metric.ends_with("_free") => {
+                format!("{metric} {value:.0} MiB under the {threshold:.0} MiB minimum")
+            }
             Event::GuardianViolation { metric, value, threshold } => format!("{metric} {value:.1}% over the {threshold}% threshold"),
             Event::BrowserRssExceeded { pid, rss_mb, cap_mb } => {
                 format!("browser pid {pid} uses {rss_mb} MiB, over the {cap_mb} MiB cap: recycling its session")
@@ -404,6 +412,7 @@ impl Event {
                 format!("{reason}: cooling down {} (auto-recovery {attempt})", secs(*cooldown_ms))
             }
             Event::AutoRecoveryResumed { health, phase_name } => format!("health {health:.0} after cooldown: resuming phase {phase_name}"),
+            Event::Baseline(b) => b.describe(),
             Event::Confinement { description, .. } => description.clone(),
             Event::ClockGap { gap_ms, observer } => format!(
                 "the clock jumped {:.1}s ahead ({observer}): the process was suspended or starved; that time is not load",
@@ -416,6 +425,66 @@ impl Event {
                 None => format!("campaign {outcome}"),
             },
         }
+    }
+}
+
+/// What the baseline measured ([`Event::Baseline`]): the host at rest, then one session running
+/// the first phase's task as a phase runs it (in batches for the page tasks).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BaselineInfo {
+    /// Idle guardian samples taken (one second apart).
+    pub idle_samples: u32,
+    /// Mean CPU in use over them, percent.
+    pub cpu_percent: f64,
+    /// Mean memory in use, percent.
+    pub memory_percent: f64,
+    /// Memory available at the last idle sample, MiB.
+    pub memory_available_mb: u64,
+    /// Total memory, MiB (what turns the phases' memory percentages into MiB left).
+    pub memory_total_mb: u64,
+    /// Free space on the output dir's filesystem, MiB.
+    pub disk_available_mb: u64,
+    /// Health score of the idle host (no ops yet).
+    pub health: f64,
+    /// The task kind the single session ran (the first phase's).
+    pub task: String,
+    /// Single-session ops run.
+    pub ops: u32,
+    /// Of which succeeded.
+    pub succeeded: u32,
+    /// Wall time of the ops (session start left out), ms.
+    pub elapsed_ms: u64,
+    /// Ops per second of the one session.
+    pub ops_per_s: f64,
+    /// Round-trip latency of the successful ops, ms.
+    pub p50_ms: f64,
+    /// 95th percentile of the same.
+    pub p95_ms: f64,
+    /// Why the single-session part did not run or stopped short, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl BaselineInfo {
+    /// One line: `baseline: idle cpu 3.1%, memory 22.0% (18211 MiB available), disk 71234 MiB
+    /// free; 1 session of webgpu: 20/20 ops ok, 14.2 ops/s, p95 80.1 ms`.
+    pub fn describe(&self) -> String {
+        let mut line = format!(
+            "baseline: idle cpu {:.1}%, memory {:.1}% ({} MiB available), disk {} MiB free; 1 session of {}: {}/{} ops ok, {:.1} ops/s, p95 {:.1} ms",
+            self.cpu_percent,
+            self.memory_percent,
+            self.memory_available_mb,
+            self.disk_available_mb,
+            self.task,
+            self.succeeded,
+            self.ops,
+            self.ops_per_s,
+            self.p95_ms
+        );
+        if let Some(n) = &self.note {
+            line.push_str(&format!(" ({n})"));
+        }
+        line
     }
 }
 
@@ -608,6 +677,23 @@ mod tests {
             },
             Event::AutoRecoveryStarted { reason: "guardian: cpu".into(), cooldown_ms: 30_000, attempt: 1 },
             Event::AutoRecoveryResumed { health: 80.0, phase_name: "high".into() },
+            Event::Baseline(BaselineInfo {
+                idle_samples: 2,
+                cpu_percent: 3.5,
+                memory_percent: 20.0,
+                memory_available_mb: 8000,
+                memory_total_mb: 10000,
+                disk_available_mb: 5000,
+                health: 100.0,
+                task: "webgpu".into(),
+                ops: 10,
+                succeeded: 10,
+                elapsed_ms: 800,
+                ops_per_s: 12.5,
+                p50_ms: 70.0,
+                p95_ms: 90.0,
+                note: None,
+            }),
             Event::ClockGap { gap_ms: 10_200, observer: "guardian".into() },
             Event::Confinement {
                 description: "reserve 20%".into(),

@@ -1,6 +1,9 @@
 //! Log files: `monitoring_logs/<component>_<timestamp>.log` for the components `campaign`,
-//! `browser` and `tasks`, one line per event, each carrying the campaign id (from the `campaign`
-//! span every task runs in). Files rotate by size so an overnight run cannot fill the disk.
+//! `browser`, `tasks` and `guardian`, one line per event, each carrying the campaign id (from the
+//! `campaign` span every task runs in). The campaign log is the one to tail: progress, phase
+//! results, guardian violations and trips, cooldowns, escalation, recoveries and the verdict; the
+//! guardian log has one compact line per sample. Files rotate by size so an overnight run cannot
+//! fill the disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -74,12 +77,22 @@ impl<'a> MakeWriter<'a> for RotatingFile {
     }
 }
 
+/// The log files of a run, one per component. `stressctl::guardian` is the target of the
+/// guardian's per-sample lines only (the guardian's module logs nothing itself).
+pub const COMPONENTS: [&str; 4] = ["campaign", "browser", "tasks", "guardian"];
+
+/// The tracing target of the guardian's per-sample lines (exactly this target: the modules under
+/// `stressctl::guardian` log to the campaign file like every other).
+pub const GUARDIAN_TARGET: &str = "stressctl::guardian";
+
 /// Which component a tracing target belongs to.
 fn component(target: &str) -> &'static str {
     if target.starts_with("stressctl::browser") || target.starts_with("fantoccini") {
         "browser"
     } else if target.starts_with("stressctl::tasks") {
         "tasks"
+    } else if target == GUARDIAN_TARGET {
+        "guardian"
     } else {
         "campaign"
     }
@@ -94,7 +107,7 @@ pub fn init(log_dir: &Path, stamp: &str, stderr: bool) -> io::Result<Vec<PathBuf
     let targets = Targets::new().with_target("stressctl", level).with_default(LevelFilter::WARN);
     let mut paths = Vec::new();
     let mut layers = Vec::new();
-    for name in ["campaign", "browser", "tasks"] {
+    for name in COMPONENTS {
         let path = log_dir.join(format!("{name}_{stamp}.log"));
         let file = RotatingFile::open(&path, ROTATE_BYTES)?;
         let layer = tracing_subscriber::fmt::layer()
@@ -137,5 +150,6 @@ mod tests {
         assert_eq!(component("stressctl::browser::pool"), "browser");
         assert_eq!(component("stressctl::tasks"), "tasks");
         assert_eq!(component("stressctl::campaign"), "campaign");
+        assert_eq!(component("stressctl::guardian"), "guardian");
     }
 }

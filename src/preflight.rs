@@ -83,6 +83,20 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
             format!("{v:.1}% in use, threshold {thr:.0}%{}", if ok { "" } else { ": a campaign would trip at once" }),
         );
     }
+    // the absolute floors, judged on the last idle sample (what the guardian would see first)
+    if let Some(last) = idle.last() {
+        for m in [Metric::MemoryFree, Metric::DiskFree] {
+            let (v, min) = (m.value(last), t.for_metric(m));
+            let ok = !m.violates(v, min);
+            let what = if m == Metric::MemoryFree { "memory available" } else { "disk free" };
+            let detail = if min > 0.0 {
+                format!("{v:.0} MiB, minimum {min:.0} MiB{}", if ok { "" } else { ": a campaign would trip at once" })
+            } else {
+                format!("{v:.0} MiB (no minimum set)")
+            };
+            item(&mut p.items, ok, what, detail);
+        }
+    }
     let cpu = avg(Metric::Cpu);
     item(&mut p.items, true, "idle cpu", format!("{cpu:.1}% (informational; threshold {:.0}%)", t.cpu_percent));
     let confinement = confinement_items(&mut p.items, cfg.safety.reserve_percent);
@@ -194,10 +208,68 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
         "capabilities": caps,
         "health": health.round(),
         "health_requirement": req,
-        "thresholds": {"memory_percent": t.memory_percent, "cpu_percent": t.cpu_percent, "disk_percent": t.disk_percent},
+        "thresholds": {
+            "memory_percent": t.memory_percent,
+            "cpu_percent": t.cpu_percent,
+            "disk_percent": t.disk_percent,
+            "min_free_memory_mb": t.min_free_memory_mb,
+            "min_free_disk_mb": t.min_free_disk_mb,
+        },
         "confinement": confinement,
     });
     p
+}
+
+/// What [`timed_ops`] measured.
+#[derive(Debug, Default)]
+pub struct TimedOps {
+    /// Each op's time from call to answer (one-off set-up inside an op, a model's session
+    /// creation, left out), or why it failed.
+    pub results: Vec<Result<Duration, String>>,
+    /// Wall time of the ops, the same set-up left out: ops / elapsed is the session's rate.
+    pub elapsed: Duration,
+}
+
+/// Runs up to `n` ops of `task` in session `s`, one at a time, one op per WebDriver call, each
+/// timed from call to answer; stops after three failures in a row (they say enough) or once
+/// `budget` of op time has passed. The single-session figures of `check`'s baseline and of the
+/// night's baseline `launch` takes before its first phase.
+pub async fn timed_ops(
+    s: &crate::browser::session::Session,
+    task: &TaskSpec,
+    page_url: &str,
+    op_timeout: Duration,
+    n: u32,
+    budget: Duration,
+) -> TimedOps {
+    let size = match task {
+        TaskSpec::Webgpu { matrix_size } => *matrix_size,
+        _ => 0,
+    };
+    let started = Instant::now();
+    let mut setup = Duration::ZERO;
+    let mut out = TimedOps::default();
+    for i in 0..n {
+        if started.elapsed().saturating_sub(setup) >= budget {
+            break;
+        }
+        let t0 = Instant::now();
+        let r = tokio::time::timeout(op_timeout, run_browser_op(&s.client, task, size, 1 + i / 10, None, s.adapter, page_url, &|_, _| {}))
+            .await;
+        out.results.push(match r {
+            Ok(Ok(ok)) => {
+                setup += ok.setup;
+                Ok(t0.elapsed().saturating_sub(ok.setup))
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timeout".into()),
+        });
+        if out.results.len() >= 3 && out.results.iter().rev().take(3).all(Result::is_err) {
+            break;
+        }
+    }
+    out.elapsed = started.elapsed().saturating_sub(setup);
+    out
 }
 
 /// How long a remote worker may take to answer `/status` (a Grid router asks its nodes first).
@@ -373,30 +445,11 @@ async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp:
                 .execute_async(CALL_SCRIPT, vec![json!("capabilities"), json!({"adapter": s.adapter.as_str()})])
                 .await
                 .unwrap_or(Value::Null);
-            let mut lat = Vec::new();
-            if !matches!(task, TaskSpec::Page { .. }) {
-                let size = match task {
-                    TaskSpec::Webgpu { matrix_size } => matrix_size,
-                    _ => 0,
-                };
-                for i in 0..20u32 {
-                    let t0 = Instant::now();
-                    let r = tokio::time::timeout(
-                        cfg.browser.op_timeout,
-                        run_browser_op(&s.client, &task, size, 1 + i / 10, None, s.adapter, &server.url(), &|_, _| {}),
-                    )
-                    .await;
-                    lat.push(match r {
-                        Ok(Ok(_)) => Ok(t0.elapsed()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("timeout".into()),
-                    });
-                    // three failures in a row say enough: no need to wait out 20 of them
-                    if lat.len() >= 3 && lat.iter().rev().take(3).all(Result::is_err) {
-                        break;
-                    }
-                }
-            }
+            let lat = if matches!(task, TaskSpec::Page { .. }) {
+                Vec::new()
+            } else {
+                timed_ops(&s, &task, &server.url(), cfg.browser.op_timeout, 20, Duration::MAX).await.results
+            };
             pool.discard(s).await;
             Ok((caps, lat))
         }

@@ -168,6 +168,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         log_dir: common.log_dir.clone(),
         log_stamp: stamp,
         socket: Some(socket_path),
+        baseline: !args.no_baseline,
     };
     let stop = Arc::new(StopSignal::new());
     let span = tracing::info_span!("campaign", id = %id);
@@ -213,6 +214,7 @@ fn detach(common: &CommonArgs, id: &str) -> Result<u8, CliError> {
                 "stressctl: campaign {id} running in the background (pid {pid}); `stressctl status` to follow it, `stressctl emergency-stop` to stop it; output in {}",
                 log.display()
             ));
+            crate::fmt::warn(&format!("stressctl: tail -f {}", common.log_dir.join(format!("campaign_{id}.log")).display()));
             Ok(EXIT_OK)
         }
         Detached::Exited { code, output } => {

@@ -1,13 +1,15 @@
 //! Decisions taken between phases: continue, cool down and re-run, give up, halt — as a pure
-//! function of what the runner knows, with a unit test per branch — and the two waits that
-//! depend on the host's health: progressive escalation before a phase, and the cooldown after a
-//! guardian trip.
+//! function of what the runner knows, with a unit test per branch —, how many sessions the next
+//! phase runs after what the previous one left ([`scale`], escalation both ways: down after a
+//! strained phase, back up to plan after a healthy one), and the two waits that depend on the
+//! host's health: progressive escalation before a phase, and the cooldown after a guardian trip.
 
 use super::guard;
 use super::shared::RunShared;
 use crate::config::PhaseConfig;
 use crate::events::Event;
 use crate::fmt::fmt_duration;
+use crate::guardian::strain::{margin, Strain};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -82,6 +84,73 @@ pub(crate) fn decide(s: Situation) -> Next {
     }
 }
 
+/// What the previous phase left, for [`scale`].
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Previous {
+    /// Its name.
+    pub name: String,
+    /// Sessions it ran.
+    pub sessions: u32,
+    /// Sessions it had planned.
+    pub planned: u32,
+    /// The guardian's view of it.
+    pub strain: Strain,
+}
+
+/// How many sessions a phase runs, and why (an escalation decision).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Scaling {
+    /// Sessions to run.
+    pub sessions: u32,
+    /// The reason, for the event and the log line.
+    pub reason: String,
+}
+
+/// Escalation both ways, before a phase of `planned` sessions: after a strained phase — its mean
+/// health below `requirement`, or a metric within its margin of its threshold in more than half
+/// of its samples — the phase runs half its plan (at least 1); after a phase with headroom it
+/// runs its plan (back up to plan when the previous one was scaled down). The first phase, and
+/// one whose predecessor left no sample, runs its plan with no decision to report (`None`).
+pub(crate) fn scale(planned: u32, prev: Option<&Previous>, requirement: f64) -> Option<Scaling> {
+    let prev = prev?;
+    let health = prev.strain.mean_health()?;
+    let st = &prev.strain;
+    let resource = (st.strained_samples * 2 > st.samples).then_some(st.worst.as_ref()).flatten();
+    let why = match (health < requirement, resource) {
+        (true, _) => Some(format!("its mean health {health:.0} was below the requirement {requirement:.0}")),
+        (false, Some(r)) => Some(format!(
+            "{} was within {:.0} points of its {:.0}% threshold in {}/{} samples (last {:.1}%)",
+            r.metric,
+            margin(r.threshold),
+            r.threshold,
+            st.strained_samples,
+            st.samples,
+            r.value
+        )),
+        (false, None) => None,
+    };
+    Some(match why {
+        Some(why) => {
+            let sessions = (planned / 2).max(1);
+            Scaling { sessions, reason: format!("scaled down from {planned} to {sessions} sessions: phase {} was strained: {why}", prev.name) }
+        }
+        None if prev.sessions < prev.planned => Scaling {
+            sessions: planned,
+            reason: format!(
+                "back up to plan ({planned} sessions): phase {} had headroom (mean health {health:.0}, resources under their limits by their margin)",
+                prev.name
+            ),
+        },
+        None => Scaling {
+            sessions: planned,
+            reason: format!(
+                "{planned} sessions as planned: phase {} had headroom (mean health {health:.0}, resources under their limits by their margin)",
+                prev.name
+            ),
+        },
+    })
+}
+
 /// After a cooldown: resume when health meets the requirement and no metric is over its threshold.
 pub(crate) fn recovered(health: f64, metrics_over: usize, requirement: f64) -> bool {
     health >= requirement && metrics_over == 0
@@ -92,28 +161,30 @@ pub(crate) fn recovered(health: f64, metrics_over: usize, requirement: f64) -> b
 pub(crate) async fn fresh_health(run: &RunShared, disk_path: &Path, phase: usize, success: Option<f64>) -> (f64, usize) {
     let (_, sample) = guard::sample_once(crate::guardian::Sampler::new(disk_path.to_path_buf())).await;
     let t = run.cfg.phase_safety(phase).thresholds();
-    let over = crate::guardian::Metric::ALL.iter().filter(|m| m.value(&sample) > t.for_metric(**m)).count();
+    let over = t.metrics_over(&sample);
     (crate::guardian::health_score(&sample, &t, success), over)
 }
 
-/// Progressive escalation: a phase starts as planned only when health meets the requirement;
-/// otherwise it waits up to `escalation_delay`, then runs scaled down. Returns the sessions to run
+/// Progressive escalation: a phase starts with `planned` sessions (its plan, or what [`scale`]
+/// decided) only when health meets the requirement; otherwise it waits up to `escalation_delay`,
+/// then runs scaled down. Returns the sessions to run
 /// and the notes for the report.
 pub(crate) async fn gate_phase(
     run: &RunShared,
     disk_path: &Path,
     i: usize,
     phase: &PhaseConfig,
+    planned: u32,
     last_success: Option<f64>,
 ) -> (u32, Vec<String>) {
     let c = &run.cfg.campaign;
     if !c.progressive_escalation {
-        return (phase.sessions, Vec::new());
+        return (planned, Vec::new());
     }
     let req = c.baseline_health_requirement;
     let (h0, _) = fresh_health(run, disk_path, i, last_success).await;
     if h0 >= req {
-        return (phase.sessions, Vec::new());
+        return (planned, Vec::new());
     }
     let corr = format!("{}/{}", run.id, phase.name);
     let waited = Instant::now();
@@ -157,16 +228,13 @@ pub(crate) async fn gate_phase(
                     health: h,
                 },
             );
-            return (phase.sessions, vec![note]);
+            return (planned, vec![note]);
         }
     }
-    let scaled = (phase.sessions / 2).max(1);
+    let scaled = (planned / 2).max(1);
     let waited_for = fmt_duration(waited.elapsed());
-    let note = if scaled < phase.sessions {
-        format!(
-            "scaled down from {} to {scaled} sessions: health {h:.0} stayed below the requirement {req:.0} for {waited_for}",
-            phase.sessions
-        )
+    let note = if scaled < planned {
+        format!("scaled down from {} to {scaled} sessions: health {h:.0} stayed below the requirement {req:.0} for {waited_for}", planned)
     } else {
         format!("ran with its 1 session (cannot scale lower) although health {h:.0} stayed below the requirement {req:.0} for {waited_for}")
     };
@@ -176,7 +244,7 @@ pub(crate) async fn gate_phase(
         Event::PhaseAdjusted {
             note: note.clone(),
             delayed_ms: Some(waited.elapsed().as_millis() as u64),
-            sessions_planned: Some(phase.sessions),
+            sessions_planned: Some(planned),
             sessions: Some(scaled),
             health: h,
         },
@@ -284,6 +352,75 @@ mod tests {
     fn the_failure_that_reaches_the_limit_halts() {
         assert_eq!(decide(Situation { passed: false, failed_in_row: 2, ..base() }), Next::Halt { failed_in_row: 3 });
         assert_eq!(decide(Situation { passed: false, max_failed_in_row: 1, ..base() }), Next::Halt { failed_in_row: 1 });
+    }
+
+    fn reading(value: f64, threshold: f64) -> crate::guardian::Reading {
+        crate::guardian::Reading { metric: crate::guardian::Metric::Memory, value, threshold }
+    }
+
+    fn prev(sessions: u32, planned: u32, samples: u32, strained: u32, health: f64) -> Previous {
+        Previous {
+            name: "p".into(),
+            sessions,
+            planned,
+            strain: Strain {
+                samples,
+                strained_samples: strained,
+                health_sum: health * samples as f64,
+                worst: (strained > 0).then(|| reading(75.0, 80.0)),
+            },
+        }
+    }
+
+    #[test]
+    fn the_margin_is_ten_points_or_what_is_left_to_100() {
+        assert_eq!(margin(80.0), 10.0);
+        assert_eq!(margin(95.0), 5.0);
+        assert_eq!(margin(100.0), 0.0);
+        let s = crate::guardian::ResourceSample { memory_percent: 75.0, ..Default::default() };
+        let t = crate::guardian::Thresholds {
+            memory_percent: 80.0,
+            cpu_percent: 100.0,
+            disk_percent: 100.0,
+            min_free_memory_mb: 0.0,
+            min_free_disk_mb: 0.0,
+            consecutive_violations: 1,
+        };
+        assert_eq!(crate::guardian::strain::strained_metric(&s, &t).map(|r| r.metric), Some(crate::guardian::Metric::Memory));
+        let t = crate::guardian::Thresholds { memory_percent: 90.0, ..t };
+        assert_eq!(crate::guardian::strain::strained_metric(&s, &t), None);
+    }
+
+    #[test]
+    fn the_first_phase_and_one_after_no_samples_run_their_plan_without_a_decision() {
+        assert_eq!(scale(4, None, 70.0), None);
+        assert_eq!(scale(4, Some(&prev(4, 4, 0, 0, 0.0)), 70.0), None);
+    }
+
+    #[test]
+    fn a_phase_after_low_health_is_scaled_down_to_half_at_least_one() {
+        let s = scale(4, Some(&prev(4, 4, 10, 0, 50.0)), 70.0).unwrap();
+        assert_eq!(s.sessions, 2);
+        assert!(s.reason.contains("scaled down from 4 to 2") && s.reason.contains("mean health 50"), "{}", s.reason);
+        assert_eq!(scale(1, Some(&prev(1, 1, 10, 0, 50.0)), 70.0).unwrap().sessions, 1);
+    }
+
+    #[test]
+    fn a_phase_after_a_resource_near_its_limit_in_most_samples_is_scaled_down() {
+        let s = scale(4, Some(&prev(4, 4, 10, 6, 90.0)), 70.0).unwrap();
+        assert_eq!(s.sessions, 2);
+        assert!(s.reason.contains("memory was within 10 points of its 80% threshold in 6/10 samples"), "{}", s.reason);
+        // a spike in a few samples is not strain
+        assert_eq!(scale(4, Some(&prev(4, 4, 10, 5, 90.0)), 70.0).unwrap().sessions, 4);
+    }
+
+    #[test]
+    fn a_healthy_phase_after_a_scaled_down_one_goes_back_up_to_plan() {
+        let s = scale(4, Some(&prev(2, 4, 10, 0, 90.0)), 70.0).unwrap();
+        assert_eq!(s.sessions, 4);
+        assert!(s.reason.starts_with("back up to plan (4 sessions)"), "{}", s.reason);
+        let s = scale(4, Some(&prev(4, 4, 10, 0, 90.0)), 70.0).unwrap();
+        assert!(s.reason.starts_with("4 sessions as planned"), "{}", s.reason);
     }
 
     #[test]

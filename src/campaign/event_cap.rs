@@ -1,7 +1,8 @@
 //! Per-slot caps on the events a flood of ops could write: at most [`MAX_EVENTS`] `op_failed`
 //! (and, apart, `page_console`) events per slot per [`PERIOD`]. Every failure and console entry
 //! is still counted in the windows, so rates and `errors_by_class` stay exact; a capped event
-//! only keeps the store and the logs from flooding.
+//! only keeps the store and the logs from flooding. The same cap bounds the campaign log's
+//! recovery lines per slot (their events are all stored).
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! The guardian task of a run: samples host resources every `sample_interval`, stores every
 //! sample, records violations, trips the stop after `consecutive_violations` in a row, and recycles
-//! the session of a single browser whose process tree exceeds `max_browser_rss`.
+//! the session of a single browser whose process tree exceeds `max_browser_rss`. Each sample is
+//! one compact line of the guardian log ([`sample_line`]); violations and trips are events, so
+//! they reach the campaign log.
 
 use super::shared::RunShared;
 use crate::events::Event;
@@ -50,6 +52,7 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         let thresholds = run.cfg.phase_safety(phase.map(|p| p as usize).unwrap_or(usize::MAX)).thresholds();
         let (violations, trip) = tracker.observe(&sample, &thresholds);
         let health = health_score(&sample, &thresholds, run.recent_success_rate());
+        run.observe_strain(health, crate::guardian::strain::strained_metric(&sample, &thresholds));
         run.store.sample(SampleRow {
             at: SystemTime::now(),
             phase_idx: phase,
@@ -69,6 +72,8 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
                 Event::GuardianViolation { metric: v.metric.to_string(), value: (v.value * 10.0).round() / 10.0, threshold: v.threshold };
             run.event(corr, phase, event);
         }
+        // the guardian log (`guardian_<stamp>.log`, see `crate::logging::GUARDIAN_TARGET`)
+        tracing::info!(target: "stressctl::guardian", "{}", sample_line(run.current_phase_name().as_deref(), &sample, health, &violations));
         run.set_latest(sample, health, violations.len() as u64);
         if let Some(cap) = run.cfg.safety.max_browser_rss_bytes {
             if let Some(pool) = &run.pool {
@@ -87,5 +92,49 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         if let Some(t) = trip {
             run.on_trip(t);
         }
+    }
+}
+
+/// One sample as a compact line: `phase=warm cpu=12.3 mem=45.6 disk=30.1 rss=512M procs=23
+/// health=92 over=memory`: greppable `key=value` pairs, so a night's samples can be plotted
+/// from the log without the store.
+pub(crate) fn sample_line(phase: Option<&str>, s: &ResourceSample, health: f64, violations: &[crate::guardian::Violation]) -> String {
+    let mut line = format!(
+        "phase={} cpu={:.1} mem={:.1} disk={:.1} rss={}M procs={} health={:.0}",
+        phase.unwrap_or("-"),
+        crate::guardian::judged_cpu(s),
+        s.memory_percent,
+        s.disk_percent,
+        s.tree_rss_bytes >> 20,
+        s.tree_processes,
+        health
+    );
+    if !violations.is_empty() {
+        let over: Vec<&str> = violations.iter().map(|v| v.metric.as_str()).collect();
+        line.push_str(&format!(" over={}", over.join(",")));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_one_compact_line() {
+        let s = ResourceSample {
+            cpu_percent: 12.34,
+            memory_percent: 45.6,
+            disk_percent: 30.0,
+            tree_rss_bytes: 512 << 20,
+            tree_processes: 23,
+            ..ResourceSample::default()
+        };
+        let v = vec![crate::guardian::Violation { metric: crate::guardian::Metric::Memory, value: 45.6, threshold: 40.0 }];
+        assert_eq!(
+            sample_line(Some("warm"), &s, 91.6, &v),
+            "phase=warm cpu=12.3 mem=45.6 disk=30.0 rss=512M procs=23 health=92 over=memory"
+        );
+        assert_eq!(sample_line(None, &s, 100.0, &[]), "phase=- cpu=12.3 mem=45.6 disk=30.0 rss=512M procs=23 health=100");
     }
 }

@@ -12,10 +12,12 @@
 //!   they run, one call at a time), `window` (its op results on the way to the store),
 //!   `departure` (work that left a Grid node, until it lands on another), `event_cap`, `adapter`
 //!   and `inject` (a due fault, carried out);
-//! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; [`resume`]:
+//! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; `progress_log`:
+//!   the campaign log's periodic progress line; [`resume`]:
 //!   resuming a dead run.
 
 mod adapter;
+mod baseline;
 mod ctx;
 mod departure;
 mod escalation;
@@ -25,6 +27,7 @@ mod guard;
 mod inject;
 mod phase;
 mod placement;
+mod progress_log;
 pub mod resume;
 mod runner;
 mod seat;
@@ -56,6 +59,9 @@ pub struct RunOptions {
     pub log_stamp: String,
     /// The control socket to serve (`status`, `emergency-stop`).
     pub socket: Option<PathBuf>,
+    /// Take the night's baseline before the first phase (`launch --no-baseline` turns it off;
+    /// a resumed campaign keeps the one it took).
+    pub baseline: bool,
 }
 
 /// How a campaign ended.

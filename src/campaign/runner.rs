@@ -165,6 +165,7 @@ impl Campaign {
             }
         }
         scope.tracker.spawn(guard::run(run.clone(), self.opts.output_dir.clone(), scope.child()).in_current_span());
+        scope.tracker.spawn(super::progress_log::run(run.clone(), self.cfg.logging.progress_interval, scope.child()).in_current_span());
         run.event(
             id.clone(),
             None,
@@ -283,6 +284,7 @@ impl Campaign {
         let mut recoveries_used = 0u32;
         let mut carry_notes: Vec<String> = Vec::new();
         let mut last_success: Option<f64> = None;
+        let mut previous: Option<escalation::Previous> = None;
         let mut i = resume.as_ref().map(|r| r.phase).unwrap_or(0);
         let mut continue_from = resume.as_ref().map(|r| (r.phase, r.elapsed));
         if let Some(r) = &resume {
@@ -297,9 +299,33 @@ impl Campaign {
             }
         }
         let disk = &self.opts.output_dir;
+        if resume.is_none() && self.opts.baseline {
+            super::baseline::record(run, disk).await;
+        }
         while i < self.cfg.phases.len() && !self.stop.is_stopping() {
             let phase = &self.cfg.phases[i];
-            let (sessions, mut notes) = escalation::gate_phase(run, disk, i, phase, last_success).await;
+            let mut planned = phase.sessions;
+            let mut scale_note = None;
+            if self.cfg.campaign.progressive_escalation {
+                if let Some(s) = escalation::scale(phase.sessions, previous.as_ref(), self.cfg.campaign.baseline_health_requirement) {
+                    run.event(
+                        format!("{}/{}", run.id, phase.name),
+                        Some(i as u32),
+                        Event::PhaseAdjusted {
+                            note: format!("escalation: {}", s.reason),
+                            delayed_ms: None,
+                            sessions_planned: Some(phase.sessions),
+                            sessions: Some(s.sessions),
+                            health: previous.as_ref().and_then(|p| p.strain.mean_health()).unwrap_or(0.0),
+                        },
+                    );
+                    planned = s.sessions;
+                    scale_note =
+                        (s.sessions != phase.sessions || previous.as_ref().is_some_and(|p| p.sessions < p.planned)).then_some(s.reason);
+                }
+            }
+            let (sessions, mut notes) = escalation::gate_phase(run, disk, i, phase, planned, last_success).await;
+            notes.extend(scale_note);
             notes.append(&mut carry_notes);
             if self.stop.is_stopping() {
                 break;
@@ -310,6 +336,8 @@ impl Campaign {
             };
             let out = run_phase(run, plan, i as u32, phase, PhasePlan { sessions, notes, offset }, report_dir).await?;
             last_success = out.success_rate;
+            previous =
+                Some(escalation::Previous { name: phase.name.clone(), sessions, planned: phase.sessions, strain: run.phase_strain() });
             let next = escalation::decide(Situation {
                 stopped: out.stopped,
                 passed: out.passed,
@@ -389,7 +417,7 @@ impl Campaign {
         let reader = StoreReader::open(store.path())?;
         let c = report::campaign_report(&reader)?;
         report::write_campaign_reports(&report_dir, &c).map_err(io_err(&report_dir))?;
-        tracing::info!(target: "stressctl::campaign", "campaign {} {}: reports in {}", id, outcome.as_str(), report_dir.display());
+        tracing::info!(target: "stressctl::campaign", corr = %id, "reports in {}", report_dir.display());
         Ok(RunResult { id: id.to_string(), outcome, stop_reason, stop_cause: stop_req.map(|r| r.cause), report_dir })
     }
 }

@@ -7,6 +7,7 @@ use crate::browser::pool::Pool;
 use crate::config::Config;
 use crate::control::{StopCause, StopSignal};
 use crate::events::{Event, EventBus};
+use crate::guardian::strain::Strain;
 use crate::guardian::{ResourceSample, Trip};
 use crate::metrics::{new_histogram, LatencySummary, Window};
 use crate::store::Store;
@@ -42,11 +43,19 @@ pub struct Live {
     succeeded: AtomicU64,
     failed: AtomicU64,
     hist: Mutex<Histogram<u64>>,
+    /// In-page latency of the ops whose page measured it (empty for other tasks).
+    in_page: Mutex<Histogram<u64>>,
 }
 
 impl Default for Live {
     fn default() -> Self {
-        Live { attempted: AtomicU64::new(0), succeeded: AtomicU64::new(0), failed: AtomicU64::new(0), hist: Mutex::new(new_histogram()) }
+        Live {
+            attempted: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            hist: Mutex::new(new_histogram()),
+            in_page: Mutex::new(new_histogram()),
+        }
     }
 }
 
@@ -61,6 +70,7 @@ impl Live {
     }
     pub(super) fn merge(&self, w: &Window) {
         let _ = lock(&self.hist).add(&w.hist);
+        let _ = lock(&self.in_page).add(&w.in_page);
     }
     /// The counts so far.
     pub fn counts(&self) -> OpCounts {
@@ -73,6 +83,11 @@ impl Live {
     /// Latency so far (windows already flushed).
     pub fn latency(&self) -> LatencySummary {
         LatencySummary::of(&lock(&self.hist))
+    }
+    /// In-page latency so far, when the task measures it (the basis of the phase's `max_p95`).
+    pub fn in_page_latency(&self) -> Option<LatencySummary> {
+        let h = lock(&self.in_page);
+        (!h.is_empty()).then(|| LatencySummary::of(&h))
     }
 }
 
@@ -162,6 +177,8 @@ pub(crate) struct RunShared {
     /// seat ends with its phase, but the move is the run's, and the next phase's first fresh
     /// session on another node of that worker completes it.
     departures: Mutex<Vec<Departure>>,
+    /// The guardian's view of the running phase, for escalation before the next one.
+    strain: Mutex<Strain>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,6 +205,7 @@ impl RunShared {
             done: Mutex::new(OpCounts::default()),
             pause: Mutex::new(Pause { state: PauseState::Running, epoch: 0 }),
             departures: Mutex::new(Vec::new()),
+            strain: Mutex::new(Strain::default()),
         }
     }
 
@@ -204,8 +222,17 @@ impl RunShared {
         Some(parked.remove(i))
     }
 
-    /// Records an event (store, log, live subscribers).
+    /// Records an event (store, live subscribers) and writes its line to the campaign log
+    /// ([`log_event`]).
     pub fn event(&self, corr: impl Into<String>, phase: Option<u32>, event: Event) {
+        let corr = corr.into();
+        log_event(&corr, &event);
+        self.bus.emit(corr, phase, event);
+    }
+
+    /// Records an event without its log line: for a kind whose log lines are rate-limited (a
+    /// flood of recoveries) once its cap is reached; the store still has every one.
+    pub fn event_unlogged(&self, corr: impl Into<String>, phase: Option<u32>, event: Event) {
         self.bus.emit(corr, phase, event);
     }
 
@@ -226,6 +253,19 @@ impl RunShared {
             c.pause.cancel();
         }
         *lock(&self.current) = Some(c);
+        *lock(&self.strain) = Strain::default();
+    }
+
+    /// One guardian sample while a phase runs: folded into the phase's strain.
+    pub fn observe_strain(&self, health: f64, strained: Option<crate::guardian::Reading>) {
+        if self.current_phase_idx().is_some() {
+            lock(&self.strain).observe(health, strained);
+        }
+    }
+
+    /// The strain of the phase that ran last (reset when the next one begins).
+    pub fn phase_strain(&self) -> Strain {
+        lock(&self.strain).clone()
     }
 
     /// The running phase ended: its counts join the run's.
@@ -273,6 +313,7 @@ impl RunShared {
                 c.pause.cancel();
             }
         } else {
+            tracing::warn!(target: "stressctl::campaign", "{reason}: stopping the campaign (auto_recovery is off)");
             self.stop.request(StopCause::Guardian, reason, false);
         }
     }
@@ -353,12 +394,49 @@ impl RunShared {
     /// Writes breaker transitions as events.
     pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
         for (key, t) in ts {
-            tracing::info!(target: "stressctl::campaign", corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
+            tracing::info!(target: "stressctl::campaign", corr = %corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
             self.event(
                 corr,
                 phase,
                 Event::BreakerTransition { key, from: t.from.as_str().to_string(), to: t.to.as_str().to_string(), reason: t.reason },
             );
         }
+    }
+}
+
+/// Writes `event`'s line to the campaign log, with its correlation id: one event, one line, so
+/// `tail -f` of the campaign log follows a night. Kinds whose line is written where they happen
+/// (op failures and console errors, capped per slot; breaker transitions; injected faults; clock
+/// gaps; the confinement; the start, with the reports' place; a phase's result, with its criteria)
+/// and the end-of-run breaker snapshot are left out here.
+pub(crate) fn log_event(corr: &str, event: &Event) {
+    let warn = match event {
+        Event::OpFailed { .. }
+        | Event::PageConsole { .. }
+        | Event::BreakerTransition { .. }
+        | Event::BreakerSnapshot(_)
+        | Event::FaultInjected { .. }
+        | Event::ClockGap { .. }
+        | Event::Confinement { .. }
+        | Event::CampaignStarted { .. }
+        | Event::PhaseEnded { .. } => return,
+        Event::GuardianViolation { .. }
+        | Event::BrowserRssExceeded { .. }
+        | Event::AutoRecoveryStarted { .. }
+        | Event::CampaignHalted { .. }
+        | Event::EmergencyStop { .. } => true,
+        Event::RecoveryAttempted { outcome, .. } => outcome != "succeeded",
+        Event::CampaignEnded { outcome, .. } => outcome != "passed",
+        _ => false,
+    };
+    let line = match event {
+        Event::GuardianViolation { .. } => format!("guardian violation: {}", event.describe()),
+        Event::CampaignEnded { .. } => format!("verdict: {}", event.describe()),
+        _ => event.describe(),
+    };
+    if warn {
+        tracing::warn!(target: "stressctl::campaign", corr = %corr, "{line}");
+    } else {
+        tracing::info!(target: "stressctl::campaign", corr = %corr, "{line}");
     }
 }

@@ -68,6 +68,9 @@ pub(super) struct Slot {
     fail_events: FailEvents,
     /// The cap of `page_console` events.
     console_events: EventCap,
+    /// The cap of recovery lines in the campaign log (every `recovery_attempted` event is
+    /// still stored: the report counts them).
+    recovery_lines: EventCap,
     /// Browsers this slot found an API unsupported on: not tried again this phase.
     unsupported_on: BTreeSet<BrowserKind>,
     /// The ops of the current call (reused).
@@ -94,6 +97,7 @@ impl Slot {
             adapters: AdapterNotes::new(),
             fail_events: FailEvents::new(),
             console_events: EventCap::new(),
+            recovery_lines: EventCap::new(),
             unsupported_on: BTreeSet::new(),
             call: Call::new(),
             permits: Vec::with_capacity(1),
@@ -540,7 +544,7 @@ impl Slot {
         }
     }
 
-    fn recovery_event(&self, a: AttemptOutcome) {
+    fn recovery_event(&mut self, a: AttemptOutcome) {
         let event = Event::RecoveryAttempted {
             class: a.class,
             strategy: a.strategy.as_str().to_string(),
@@ -549,7 +553,11 @@ impl Slot {
             worker: self.seat.label().to_string(),
             time_to_recover_ms: a.time_to_recover.map(|t| (t.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
         };
-        self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+        if self.recovery_lines.allow() {
+            self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+        } else {
+            self.ctx.run.event_unlogged(self.corr(), Some(self.ctx.idx), event);
+        }
     }
 
     /// Sleeps, but wakes at once when the phase stops issuing ops.

@@ -26,7 +26,9 @@ mod validator;
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::HumanDuration;
 pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DEFAULT_ORT_DIR};
-pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, RecoveryConfig, SafetyConfig, SafetyOverrides};
+pub use settings::{
+    BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides,
+};
 
 use duration::{human, human_opt};
 use raw::{RawConfig, RawSafetyFile};
@@ -331,6 +333,8 @@ pub struct Config {
     pub browser_preference: BrowserPreference,
     /// The live dashboard.
     pub dashboard: DashboardConfig,
+    /// The log files.
+    pub logging: LoggingConfig,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -344,7 +348,7 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 10)?;
+        let mut m = s.serialize_struct("Config", 11)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
@@ -355,6 +359,11 @@ impl Serialize for Config {
             m.skip_field("dashboard")?;
         } else {
             m.serialize_field("dashboard", &self.dashboard)?;
+        }
+        if self.logging == LoggingConfig::default() {
+            m.skip_field("logging")?;
+        } else {
+            m.serialize_field("logging", &self.logging)?;
         }
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;

@@ -9,7 +9,7 @@
 
 use super::{
     AdapterChoice, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, DashboardConfig, FaultConfig, FaultKind, FaultSchedule,
-    HumanDuration, RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, WorkerConfig, WorkerEndpoint,
+    HumanDuration, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, WorkerConfig, WorkerEndpoint,
 };
 use crate::breaker::BreakerConfig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -33,6 +33,8 @@ pub(super) struct RawConfig {
     pub browser_preference: BrowserPreference,
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,

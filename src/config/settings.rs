@@ -36,6 +36,13 @@ pub struct SafetyConfig {
     /// Percent of CPU and memory kept for the host: the campaign's browser and driver tree is
     /// capped at the rest by its cgroup (0 = no cap). See `confine`.
     pub reserve_percent: u32,
+    /// Memory that must stay available, MiB (0 = no floor): a percentage alone lets a small host
+    /// run out (80 % of 2 GiB leaves 400 MiB). Checked by `check`, judged by the guardian.
+    pub min_free_memory_mb: u64,
+    /// Space that must stay free on the output dir's filesystem, MiB (0 = no floor): the store
+    /// and the reports need room whatever the percentage says. Checked by `check`, judged by the
+    /// guardian.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for SafetyConfig {
@@ -49,6 +56,8 @@ impl Default for SafetyConfig {
             max_campaign_duration: Duration::from_secs(12 * 3600),
             max_browser_rss_bytes: None,
             reserve_percent: 20,
+            min_free_memory_mb: 1024,
+            min_free_disk_mb: 1024,
         }
     }
 }
@@ -83,6 +92,12 @@ pub struct SafetyOverrides {
     /// Override of `disk_percent`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_percent: Option<f64>,
+    /// Override of `min_free_memory_mb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_free_memory_mb: Option<u64>,
+    /// Override of `min_free_disk_mb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_free_disk_mb: Option<u64>,
 }
 
 impl SafetyOverrides {
@@ -99,6 +114,8 @@ impl SafetyConfig {
             memory_percent: o.memory_percent.unwrap_or(self.memory_percent),
             cpu_percent: o.cpu_percent.unwrap_or(self.cpu_percent),
             disk_percent: o.disk_percent.unwrap_or(self.disk_percent),
+            min_free_memory_mb: o.min_free_memory_mb.unwrap_or(self.min_free_memory_mb),
+            min_free_disk_mb: o.min_free_disk_mb.unwrap_or(self.min_free_disk_mb),
             ..self.clone()
         }
     }
@@ -109,6 +126,8 @@ impl SafetyConfig {
             memory_percent: self.memory_percent,
             cpu_percent: self.cpu_percent,
             disk_percent: self.disk_percent,
+            min_free_memory_mb: self.min_free_memory_mb as f64,
+            min_free_disk_mb: self.min_free_disk_mb as f64,
             consecutive_violations: self.consecutive_violations,
         }
     }
@@ -224,6 +243,23 @@ pub struct DashboardConfig {
 impl Default for DashboardConfig {
     fn default() -> Self {
         DashboardConfig { enabled: false, listen: crate::config::addr::DEFAULT_ADDR.to_string(), token_env: None, token: None }
+    }
+}
+
+/// What the log files say: the `[logging]` table as written (absent keys take
+/// [`LoggingConfig::default`]). Ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// How often the campaign log gets a progress line for the running phase. A quiet overnight
+    /// phase must still show in `tail -f` that it is alive and how it fares.
+    #[serde(with = "human")]
+    pub progress_interval: Duration,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig { progress_interval: Duration::from_secs(30) }
     }
 }
 

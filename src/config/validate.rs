@@ -19,6 +19,8 @@ const MS: Duration = Duration::from_millis(1);
 const SEC: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
+/// The largest free-space floor, MiB (1 PiB): beyond any disk or memory stressctl will meet.
+const MAX_FREE_MB: u64 = 1 << 30;
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl Validator<'_> {
@@ -29,6 +31,7 @@ impl Validator<'_> {
         let breakers = self.breakers(&raw.breaker)?;
         self.recovery(&raw.recovery)?;
         self.dashboard(&raw.dashboard)?;
+        self.dur("logging.progress_interval", raw.logging.progress_interval, SEC, HOUR)?;
         let workers = self.workers(raw.workers.unwrap_or_default())?;
         let default_task = self.task("task", raw.task.as_ref())?;
         self.preference(&raw.browser_preference)?;
@@ -45,6 +48,7 @@ impl Validator<'_> {
             recovery: raw.recovery,
             browser_preference: raw.browser_preference,
             dashboard: raw.dashboard,
+            logging: raw.logging,
             workers,
             phases,
             faults,
@@ -91,6 +95,7 @@ impl Validator<'_> {
         Ok(())
     }
 
+    /// `[safety]`'s ranges; the free-space floors go up to 1 PiB (in MiB), 0 turning them off.
     pub fn safety(&self, s: &SafetyConfig) -> Result<(), ConfigError> {
         self.dur("safety.sample_interval", s.sample_interval, 250 * MS, HOUR)?;
         self.percent("safety.memory_percent", s.memory_percent)?;
@@ -102,6 +107,8 @@ impl Validator<'_> {
             self.int("safety.max_browser_rss_mb", bytes >> 20, 64, 1 << 20)?;
         }
         self.int("safety.reserve_percent", s.reserve_percent, 0, 90)?;
+        self.int("safety.min_free_memory_mb", s.min_free_memory_mb, 0, MAX_FREE_MB)?;
+        self.int("safety.min_free_disk_mb", s.min_free_disk_mb, 0, MAX_FREE_MB)?;
         Ok(())
     }
 
@@ -109,6 +116,11 @@ impl Validator<'_> {
         for (name, v) in [("memory_percent", o.memory_percent), ("cpu_percent", o.cpu_percent), ("disk_percent", o.disk_percent)] {
             if let Some(v) = v {
                 self.percent(&format!("{key}.{name}"), v)?;
+            }
+        }
+        for (name, v) in [("min_free_memory_mb", o.min_free_memory_mb), ("min_free_disk_mb", o.min_free_disk_mb)] {
+            if let Some(v) = v {
+                self.int(&format!("{key}.{name}"), v, 0, MAX_FREE_MB)?;
             }
         }
         Ok(())

@@ -629,7 +629,14 @@ mod tests {
     #[test]
     fn resources_keep_the_worst_sample_and_the_limits() {
         let mut r = ResourceSeries::new(10_000);
-        let t = Thresholds { memory_percent: 80.0, cpu_percent: 85.0, disk_percent: 90.0, consecutive_violations: 3 };
+        let t = Thresholds {
+            memory_percent: 80.0,
+            cpu_percent: 85.0,
+            disk_percent: 90.0,
+            min_free_memory_mb: 0.0,
+            min_free_disk_mb: 0.0,
+            consecutive_violations: 3,
+        };
         let s = |at_ms, cpu, health| SampleRow { at_ms, cpu, health, memory: 50.0, disk: 10.0, tree_rss: 1 << 20, ..Default::default() };
         r.add(&s(0, 20.0, 90.0), Some(&t));
         r.add(&s(2000, 95.0, 40.0), Some(&t));

@@ -15,6 +15,7 @@
 
 pub mod pressure;
 pub mod sampler;
+pub mod strain;
 
 pub use sampler::{ResourceSample, Sampler};
 
@@ -37,6 +38,12 @@ pub enum Metric {
     /// Host stall: the larger of memory and io `full` pressure (avg10), percent of time in which
     /// nothing could run for lack of memory or disk. Judged where the kernel has PSI.
     Pressure,
+    /// Memory available, MiB: an absolute floor (`min_free_memory_mb`) beside the percentage, as
+    /// 80 % of a small host leaves too little to live on. A minimum: under it is a violation.
+    MemoryFree,
+    /// Space available on the output dir's filesystem, MiB (`min_free_disk_mb`): the store and
+    /// the reports need room whatever the percentage says. A minimum.
+    DiskFree,
 }
 
 /// Threshold of [`Metric::Pressure`], percent: systemd-oomd's default memory pressure limit
@@ -45,9 +52,15 @@ pub const PRESSURE_STALL_PERCENT: f64 = 60.0;
 
 impl Metric {
     /// All metrics, in the order they are checked (and the priority when several trip at once).
-    pub const ALL: [Metric; 5] = [Metric::Memory, Metric::Cpu, Metric::HostCpu, Metric::Disk, Metric::Pressure];
+    pub const ALL: [Metric; 7] =
+        [Metric::Memory, Metric::Cpu, Metric::HostCpu, Metric::Disk, Metric::Pressure, Metric::MemoryFree, Metric::DiskFree];
 
-    /// Lower-case name: `memory`, `cpu`, `host_cpu`, `disk` or `pressure` (same as the serde form).
+    /// The metrics judged as percentages against a ceiling (all but the free-space minimums):
+    /// what escalation's margins and the progress line's "nearest its limit" reason about.
+    pub const PERCENT: [Metric; 5] = [Metric::Memory, Metric::Cpu, Metric::HostCpu, Metric::Disk, Metric::Pressure];
+
+    /// Lower-case name: `memory`, `cpu`, `host_cpu`, `disk`, `pressure`, `memory_free` or
+    /// `disk_free` (same as the serde form).
     pub fn as_str(self) -> &'static str {
         match self {
             Metric::Memory => "memory",
@@ -55,6 +68,8 @@ impl Metric {
             Metric::HostCpu => "host_cpu",
             Metric::Disk => "disk",
             Metric::Pressure => "pressure",
+            Metric::MemoryFree => "memory_free",
+            Metric::DiskFree => "disk_free",
         }
     }
 
@@ -63,7 +78,24 @@ impl Metric {
         match self {
             Metric::HostCpu => "host cpu (used + waited for, outside the campaign)",
             Metric::Pressure => "pressure (memory/io full stall)",
+            Metric::MemoryFree => "free memory",
+            Metric::DiskFree => "free disk",
             m => m.as_str(),
+        }
+    }
+
+    /// Whether the threshold is a floor (MiB free) rather than a ceiling (percent used).
+    pub fn is_minimum(self) -> bool {
+        matches!(self, Metric::MemoryFree | Metric::DiskFree)
+    }
+
+    /// Whether `value` violates `threshold`: strictly over a ceiling, strictly under a floor (a
+    /// floor of 0 is off). NaN never violates.
+    pub fn violates(self, value: f64, threshold: f64) -> bool {
+        if self.is_minimum() {
+            threshold > 0.0 && value < threshold
+        } else {
+            value > threshold
         }
     }
 
@@ -79,6 +111,11 @@ impl Metric {
             Metric::HostCpu => f64::NAN,
             Metric::Disk => s.disk_percent,
             Metric::Pressure => s.pressure.map_or(f64::NAN, |p| p.host_stall()),
+            // an empty sample (memory_percent 0: the sampler failed) has nothing to judge
+            Metric::MemoryFree if s.memory_percent == 0.0 && s.memory_available_bytes == 0 => f64::NAN,
+            Metric::MemoryFree => (s.memory_available_bytes >> 20) as f64,
+            Metric::DiskFree if s.disk_percent == 0.0 && s.disk_available_bytes == 0 => f64::NAN,
+            Metric::DiskFree => (s.disk_available_bytes >> 20) as f64,
         }
     }
 
@@ -89,6 +126,8 @@ impl Metric {
             Metric::HostCpu => 2,
             Metric::Disk => 3,
             Metric::Pressure => 4,
+            Metric::MemoryFree => 5,
+            Metric::DiskFree => 6,
         }
     }
 }
@@ -120,19 +159,30 @@ pub struct Thresholds {
     pub cpu_percent: f64,
     /// Disk-used threshold, percent.
     pub disk_percent: f64,
+    /// Memory that must stay available, MiB (0 = no floor).
+    pub min_free_memory_mb: f64,
+    /// Space that must stay available on the output dir's filesystem, MiB (0 = no floor).
+    pub min_free_disk_mb: f64,
     /// Violating samples in a row needed to trip (0 is treated as 1).
     pub consecutive_violations: u32,
 }
 
 impl Thresholds {
-    /// The threshold for `metric`, percent.
+    /// The threshold for `metric`: percent, or MiB for the minimums.
     pub fn for_metric(&self, metric: Metric) -> f64 {
         match metric {
             Metric::Memory => self.memory_percent,
             Metric::Cpu | Metric::HostCpu => self.cpu_percent,
             Metric::Disk => self.disk_percent,
             Metric::Pressure => PRESSURE_STALL_PERCENT,
+            Metric::MemoryFree => self.min_free_memory_mb,
+            Metric::DiskFree => self.min_free_disk_mb,
         }
+    }
+
+    /// How many metrics of `s` violate their thresholds now.
+    pub fn metrics_over(&self, s: &ResourceSample) -> usize {
+        Metric::ALL.iter().filter(|m| m.violates(m.value(s), self.for_metric(**m))).count()
     }
 }
 
@@ -171,9 +221,19 @@ fn fmt_percent_compact(v: f64) -> String {
 }
 
 impl Trip {
-    /// Human-readable reason, e.g. `memory 91.3% over the 80% threshold for 3 consecutive samples`.
+    /// Human-readable reason, e.g. `memory 91.3% over the 80% threshold for 3 consecutive samples`,
+    /// or `free disk 812 MiB under the 1024 MiB minimum for 3 consecutive samples`.
     pub fn reason(&self) -> String {
         let plural = if self.consecutive == 1 { "" } else { "s" };
+        if self.metric.is_minimum() {
+            return format!(
+                "{} {:.0} MiB under the {:.0} MiB minimum for {} consecutive sample{plural}",
+                self.metric.label(),
+                self.value,
+                self.threshold,
+                self.consecutive
+            );
+        }
         format!(
             "{} {:.1}% over the {}% threshold for {} consecutive sample{plural}",
             self.metric.label(),
@@ -221,7 +281,7 @@ impl ViolationTracker {
             let value = metric.value(s);
             let threshold = t.for_metric(metric);
             let streak = &mut self.streaks[metric.index()];
-            if value > threshold {
+            if metric.violates(value, threshold) {
                 *streak = streak.saturating_add(1);
                 violations.push(Violation { metric, value, threshold });
                 if *streak >= needed && trip.is_none() {
@@ -291,16 +351,56 @@ pub fn health_score(s: &ResourceSample, t: &Thresholds, recent_success_rate: Opt
     (100.0 * mix).clamp(0.0, 100.0)
 }
 
+/// One metric's value beside its threshold: the resource closest to its limit in a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// Which metric.
+    pub metric: Metric,
+    /// Its value, percent.
+    pub value: f64,
+    /// Its threshold, percent.
+    pub threshold: f64,
+}
+
+/// The judged metric of `s` closest to (or furthest over) its threshold, by value/threshold:
+/// what a progress line shows so that a reader sees at once which limit a night is nearest.
+/// `None` when no metric is judged (an empty sample).
+pub fn worst_reading(s: &ResourceSample, t: &Thresholds) -> Option<Reading> {
+    Metric::PERCENT
+        .iter()
+        .map(|&m| Reading { metric: m, value: m.value(s), threshold: t.for_metric(m) })
+        .filter(|r| r.value.is_finite() && r.threshold > 0.0)
+        .max_by(|a, b| (a.value / a.threshold).total_cmp(&(b.value / b.threshold)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(n: u32) -> Thresholds {
-        Thresholds { memory_percent: 80.0, cpu_percent: 90.0, disk_percent: 95.0, consecutive_violations: n }
+        Thresholds {
+            memory_percent: 80.0,
+            cpu_percent: 90.0,
+            disk_percent: 95.0,
+            min_free_memory_mb: 0.0,
+            min_free_disk_mb: 0.0,
+            consecutive_violations: n,
+        }
     }
 
     fn s(memory: f64, cpu: f64, disk: f64) -> ResourceSample {
         ResourceSample { memory_percent: memory, cpu_percent: cpu, disk_percent: disk, ..ResourceSample::default() }
+    }
+
+    #[test]
+    fn worst_reading_is_the_metric_nearest_its_threshold() {
+        // memory 60/80 = 0.75 beats cpu 63/90 = 0.7 and disk 50/95
+        let w = worst_reading(&s(60.0, 63.0, 50.0), &t(3)).unwrap();
+        assert_eq!((w.metric, w.value, w.threshold), (Metric::Memory, 60.0, 80.0));
+        // confined: total cpu is not judged, host cpu is
+        let c = confined(99.0, 85.0);
+        let w = worst_reading(&c, &t(3)).unwrap();
+        assert_eq!(w.metric, Metric::HostCpu);
     }
 
     fn reservation() -> crate::confine::cgroup::Reservation {
@@ -419,8 +519,33 @@ mod tests {
     }
 
     #[test]
+    fn free_space_floors_are_violated_under_them_and_off_at_zero() {
+        let mut th = t(2);
+        th.min_free_memory_mb = 1024.0;
+        th.min_free_disk_mb = 2048.0;
+        let mut x = s(10.0, 10.0, 10.0);
+        x.memory_available_bytes = 1000 << 20;
+        x.disk_available_bytes = 4096 << 20;
+        let mut tr = ViolationTracker::new();
+        let (v, trip) = tr.observe(&x, &th);
+        assert_eq!(v, vec![Violation { metric: Metric::MemoryFree, value: 1000.0, threshold: 1024.0 }]);
+        assert!(trip.is_none());
+        let trip = tr.observe(&x, &th).1.expect("second in a row trips");
+        assert_eq!(trip.reason(), "free memory 1000 MiB under the 1024 MiB minimum for 2 consecutive samples");
+        assert_eq!(th.metrics_over(&x), 1);
+        // exactly at the floor is no violation; a floor of 0 is off; an empty sample is not judged
+        x.memory_available_bytes = 1024 << 20;
+        assert_eq!(th.metrics_over(&x), 0);
+        th.min_free_disk_mb = 0.0;
+        x.disk_available_bytes = 0;
+        assert_eq!(th.metrics_over(&x), 0);
+        th.min_free_disk_mb = 1.0;
+        assert_eq!(th.metrics_over(&ResourceSample::default()), 0);
+    }
+
+    #[test]
     fn metric_names() {
-        assert_eq!(Metric::ALL.map(Metric::as_str), ["memory", "cpu", "host_cpu", "disk", "pressure"]);
+        assert_eq!(Metric::ALL.map(Metric::as_str), ["memory", "cpu", "host_cpu", "disk", "pressure", "memory_free", "disk_free"]);
         assert_eq!(Metric::Cpu.to_string(), "cpu");
         assert_eq!(serde_json::to_string(&Metric::Memory).expect("json"), "\"memory\"");
     }
@@ -552,7 +677,9 @@ mod tests {
                     Metric::Cpu => sample.cpu_percent = v,
                     Metric::HostCpu => sample.host_cpu_percent = v,
                     Metric::Disk => sample.disk_percent = v,
-                    Metric::Pressure => unreachable!("pressure is not part of the health score"),
+                    Metric::Pressure | Metric::MemoryFree | Metric::DiskFree => {
+                        unreachable!("{metric} is not part of the health score")
+                    }
                 }
                 let h = health_score(&sample, &th, Some(0.9));
                 assert!(h <= prev, "{metric} {v}: {h} > {prev}");

@@ -629,7 +629,14 @@ mod tests {
         let cap = cg.reservation().cpu_cap_percent;
         // no process tree: the campaign is exactly what is in the cgroup (and this test process)
         let mut s = Sampler::with_root(std::env::temp_dir(), u32::MAX).with_confinement(cg.clone());
-        let th = Thresholds { memory_percent: 100.0, cpu_percent: 85.0, disk_percent: 100.0, consecutive_violations: 3 };
+        let th = Thresholds {
+            memory_percent: 100.0,
+            cpu_percent: 85.0,
+            disk_percent: 100.0,
+            min_free_memory_mb: 0.0,
+            min_free_disk_mb: 0.0,
+            consecutive_violations: 3,
+        };
 
         // the host's own load before we add any (this machine may be shared)
         let base = samples(&mut s, 2);

@@ -90,6 +90,10 @@ pub struct CampaignReport {
     /// recorded when it started; null in stores from before confinement.
     #[serde(default)]
     pub confinement: Option<String>,
+    /// The night's baseline and the last phase against it; null when the campaign took none
+    /// (`launch --no-baseline`, or a store from before baselines).
+    #[serde(default)]
+    pub baseline: Option<super::baseline::BaselineReport>,
     /// grid hook: per Selenium Grid node (empty without a Grid worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grid_nodes: Vec<grid::GridNodeReport>,
@@ -135,6 +139,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
     })?;
 
     let breakers = breakers(r)?;
+    let baseline = super::baseline::baseline(r, &phases)?;
     let grid_nodes = grid::grid_nodes(r, phases.len() as u32, &breakers)?; // grid hook
     Ok(CampaignReport {
         grid_nodes,
@@ -157,6 +162,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         unsupported: unsupported.into_iter().collect(),
         faults_planned: plan.faults,
         confinement: confinement(r)?,
+        baseline,
         source_store: SourceStore(Some(r.path().to_path_buf())),
     })
 }

@@ -141,6 +141,7 @@ pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::V
     console_list(&mut h, c);
     h.push_str(CHARTS);
     task_table(&mut h, c);
+    baseline_list(&mut h, c);
     if let Some(m) = model {
         worker_table(&mut h, m);
     }
@@ -263,6 +264,20 @@ fn console_list(h: &mut String, c: &CampaignReport) {
             let _ = write!(h, "<li class=\"wrap\">{}x ({} on failed ops): <code>{}</code></li>", t.count, t.on_failed_ops, esc(&t.text));
         }
         h.push_str("</ul></li>\n");
+    }
+    h.push_str("</ul>\n");
+}
+
+/// The night's baseline and the last phase against it, the lines of `summary.txt` (left out
+/// without a baseline).
+fn baseline_list(h: &mut String, c: &CampaignReport) {
+    let lines = super::baseline::summary_lines(&c.baseline);
+    if lines.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Baseline (before the first phase; the last phase against it)</h2>\n<ul id=\"baseline\">\n");
+    for l in lines {
+        let _ = writeln!(h, "<li class=\"wrap\">{}</li>", esc(l.trim()));
     }
     h.push_str("</ul>\n");
 }

@@ -25,6 +25,7 @@
 //! ```
 
 mod atomic;
+mod baseline;
 mod breakers;
 pub mod browsers;
 mod campaign;
@@ -47,6 +48,7 @@ mod typed_events;
 mod verdict;
 mod write;
 
+pub use baseline::{BaselineComparison, BaselineReport};
 pub use breakers::{BreakerTransition, Breakers};
 pub use campaign::{campaign_report, CampaignReport, Interruption, SourceStore, Totals, OUTCOME_INTERRUPTED};
 pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};

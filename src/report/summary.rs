@@ -114,6 +114,12 @@ pub fn render_summary(c: &CampaignReport) -> String {
     failures_section(&mut out, c);
     console_section(&mut out, c);
     resources_section(&mut out, c);
+    let baseline = super::baseline::summary_lines(&c.baseline);
+    if !baseline.is_empty() {
+        out.push(String::new());
+        out.push("Baseline (before the first phase; the last phase against it)".into());
+        out.extend(baseline);
+    }
     breakers_section(&mut out, c);
     out.extend(super::grid::summary_lines(&c.grid_nodes)); // grid hook
     faults_section(&mut out, c);

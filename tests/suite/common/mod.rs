@@ -27,7 +27,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_stressctl");
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(5);
 
 /// Campaign settings every test config starts with: no health-gated delays, no auto-recovery,
-/// guardian thresholds at 100 % and no CPU/memory reservation for the host, so a busy CI machine
+/// guardian thresholds at 100 %, no free-space floors and no CPU/memory reservation for the host, so a busy CI machine
 /// cannot turn a test into a guardian test and a test's timing does not depend on the cgroup cap
 /// (tests/reservation.rs tests the reservation with its own config). `extra` is appended inside
 /// `[campaign]`.
@@ -44,6 +44,8 @@ memory_percent = 100
 cpu_percent = 100
 disk_percent = 100
 reserve_percent = 0
+min_free_memory_mb = 0
+min_free_disk_mb = 0
 "#
     )
 }
@@ -160,8 +162,16 @@ impl Sandbox {
         c
     }
 
-    /// `stressctl launch --config <file>` in this sandbox.
+    /// `stressctl launch --config <file> --no-baseline` in this sandbox: the night's baseline
+    /// (a few seconds before the first phase, a browser started for it) is left to the tests of
+    /// it, which use [`Sandbox::launch_with_baseline`]; every other test stays that much shorter.
     pub fn launch(&self, config: &Path) -> Command {
+        let args: Vec<OsString> = vec!["launch".into(), "--config".into(), config.into(), "--no-baseline".into()];
+        self.cmd(args)
+    }
+
+    /// `stressctl launch --config <file>`, baseline included, in this sandbox.
+    pub fn launch_with_baseline(&self, config: &Path) -> Command {
         let args: Vec<OsString> = vec!["launch".into(), "--config".into(), config.into()];
         self.cmd(args)
     }
