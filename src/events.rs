@@ -188,6 +188,33 @@ pub enum Event {
         /// Why, for people.
         reason: String,
     },
+    /// An operator commanded breakers of the running campaign (`stressctl breaker
+    /// open|close|reset|disable`). The transitions it caused follow as `breaker_transition`
+    /// events whose reason names the command.
+    BreakerCommand {
+        /// `open`, `close`, `reset` or `disable`.
+        action: String,
+        /// The scopes as typed (keys or globs such as `worker:grid/*`).
+        scopes: Vec<String>,
+        /// The breakers they named.
+        keys: Vec<String>,
+        /// Why, as the operator gave it (empty when none was given).
+        reason: String,
+        /// Who asked: the uid of the process on the other end of the control socket.
+        uid: Option<u32>,
+    },
+    /// A notification (`[[notify]]`) was delivered, given up on, or dropped from a full queue.
+    Notification {
+        /// The receiver, scheme and host only (a webhook's path is often its secret).
+        target: String,
+        /// What it was about: `halted`, `emergency_stop`, `guardian_trip`, `verdict`, `breaker_open`.
+        event: String,
+        /// Attempts made (0: dropped from a full queue).
+        attempts: u32,
+        /// Why it was not delivered (None: delivered).
+        #[serde(default)]
+        error: Option<String>,
+    },
     /// Every breaker's state and counters (written at the end of a campaign).
     BreakerSnapshot(RegistrySnapshot),
     /// One walk of the recovery ladder ended (recovered or gave up).
@@ -339,6 +366,8 @@ impl Event {
             Event::OpFailed { .. } => "op_failed",
             Event::PageConsole { .. } => "page_console",
             Event::BreakerTransition { .. } => "breaker_transition",
+            Event::BreakerCommand { .. } => "breaker_command",
+            Event::Notification { .. } => "notification",
             Event::BreakerSnapshot(_) => "breaker_snapshot",
             Event::RecoveryAttempted { .. } => "recovery_attempted",
             Event::GuardianViolation { .. } => "guardian_violation",
@@ -384,6 +413,15 @@ impl Event {
                 )
             }
             Event::BreakerTransition { key, from, to, reason } => format!("breaker {key}: {from} -> {to}: {reason}"),
+            Event::BreakerCommand { action, keys, reason, uid, .. } => {
+                let who = uid.map_or_else(|| "an operator".to_string(), |u| format!("uid {u}"));
+                let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+                format!("breaker {action} by {who} on {}{why}", keys.join(", "))
+            }
+            Event::Notification { target, event, attempts, error } => match error {
+                None => format!("notification {event} delivered to {target} ({attempts} attempt(s))"),
+                Some(e) => format!("notification {event} to {target} failed after {attempts} attempt(s): {e}"),
+            },
             Event::BreakerSnapshot(_) => "breaker states at the end of the campaign".into(),
             Event::RecoveryAttempted { class, strategy, outcome, .. } => format!("recovery from {class} by {strategy} {outcome}"),
             Event::GuardianViolation { metric, value, threshold } => format!("{metric} {value:.1}% over the {threshold}% threshold"),
@@ -583,6 +621,19 @@ mod tests {
                 entries: vec!["console.error: boom".into(), "uncaught: Error: late".into()],
             },
             Event::BreakerTransition { key: "worker:w1".into(), from: "closed".into(), to: "open".into(), reason: "5 failures".into() },
+            Event::BreakerCommand {
+                action: "open".into(),
+                scopes: vec!["worker:grid/*".into()],
+                keys: vec!["worker:grid/n1".into()],
+                reason: "node maintenance".into(),
+                uid: Some(1000),
+            },
+            Event::Notification {
+                target: "http://127.0.0.1:9000".into(),
+                event: "verdict".into(),
+                attempts: 4,
+                error: Some("answered 500 Internal Server Error".into()),
+            },
             Event::BreakerSnapshot(RegistrySnapshot {
                 aggregate: AggregateCounts { total: 1, closed: 1, ..Default::default() },
                 ..Default::default()

@@ -39,6 +39,7 @@ fn dispatch(cli: &Cli) -> Result<u8, CliError> {
         (Some(Command::Report(a)), _) => report_cmd::report(&cli.common, a),
         (Some(Command::EmergencyStop(a)), _) => remote::emergency_stop(&cli.common, a),
         (Some(Command::Status(a)), _) => remote::status(&cli.common, a),
+        (Some(Command::Breaker(b)), _) => remote::breaker(&cli.common, b),
         (Some(Command::Dashboard(a)), _) => dashboard_cmd::dashboard(&cli.common, a),
         (None, false) => Err(CliError::usage("say what to do: `stressctl launch`, `stressctl --check-only`, … (see `stressctl --help`)")),
     }
@@ -119,6 +120,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     };
     crate::store::validate_campaign_id(&id).map_err(|why| CliError::usage(format!("invalid campaign id {id:?}: {why}")))?;
     let listen = dashboard_cmd::live_listen(&cfg, args)?;
+    crate::notify::check_tokens(&cfg.notify).map_err(|e| CliError::usage(e.to_string()))?;
     if args.detach {
         return detach(common, &id);
     }

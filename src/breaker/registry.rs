@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Breaker, BreakerConfig, BreakerMetrics, BreakerState, Outcome, Permit, Transition};
+use super::{glob_match, Breaker, BreakerConfig, BreakerMetrics, BreakerState, ManualCommand, Outcome, Permit, Transition};
 
 /// How many breakers are in each state, and their mean health.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -164,6 +164,30 @@ impl BreakerRegistry {
     /// Resets the breaker with this key to `Closed`, like [`force_open`](Self::force_open).
     pub fn reset(&self, key: &str, now: Instant) -> Option<Vec<Transition>> {
         self.control(key, |b| b.reset(now))
+    }
+
+    /// Applies an operator's command to the breaker with this key (creating it if new), with
+    /// `why` as the reason of the transition; `None` if the key has no scope prefix.
+    pub fn command(&self, key: &str, cmd: ManualCommand, now: Instant, why: String) -> Option<Vec<Transition>> {
+        self.control(key, |b| b.command(cmd, now, why))
+    }
+
+    /// Creates the breaker with this key if it is new, so that it is listed (and can be
+    /// commanded) before its first op; false if the key has no scope prefix.
+    pub fn ensure(&self, key: &str) -> bool {
+        Scope::parse(key).map(|(scope, name)| self.entry(scope, name)).is_some()
+    }
+
+    /// Every breaker's key, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.entries().iter().map(|e| e.key.clone()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// The keys of the breakers that `pattern` names ([`glob_match`]), sorted.
+    pub fn matching(&self, pattern: &str) -> Vec<String> {
+        self.keys().into_iter().filter(|k| glob_match(pattern, k)).collect()
     }
 
     /// Takes every queued transition of every breaker. Gates hand out transitions as they go;
@@ -482,6 +506,25 @@ mod tests {
         assert_eq!(reg.state("worker:w9", t0), Some(Closed));
         assert_eq!(reg.reset("gpu:x", t0), None);
         assert_eq!(reg.force_open("worker:", t0), None);
+    }
+
+    #[test]
+    fn commands_keys_and_patterns() {
+        let t0 = Instant::now();
+        let reg = BreakerRegistry::new(sturdy(), sturdy(), sturdy());
+        assert!(reg.ensure("worker:grid/n1") && reg.ensure("worker:grid/n2") && reg.ensure("worker:w1"));
+        assert!(!reg.ensure("gpu:x"));
+        let _ = reg.gate("w1", "chromium", "webgpu");
+        assert_eq!(reg.keys(), ["browser:chromium", "task:webgpu", "worker:grid/n1", "worker:grid/n2", "worker:w1"]);
+        assert_eq!(reg.matching("worker:grid/*"), ["worker:grid/n1", "worker:grid/n2"]);
+        assert!(reg.matching("worker:nope").is_empty());
+        let ts = reg.command("worker:grid/n1", ManualCommand::Open, t0, "operator open".into()).expect("valid key");
+        assert_eq!(ts.iter().map(|t| (t.from, t.to, t.reason.as_str())).collect::<Vec<_>>(), [(Closed, ForcedOpen, "operator open")]);
+        assert_eq!(reg.state("worker:grid/n1", t0), Some(ForcedOpen));
+        assert_eq!(reg.prefer_workers(&["grid/n1".to_string(), "grid/n2".to_string()], t0), ["grid/n2", "grid/n1"]);
+        let ts = reg.command("worker:grid/n1", ManualCommand::Close, t0, "operator close".into()).expect("valid key");
+        assert_eq!(ts.len(), 1);
+        assert_eq!(reg.state("worker:grid/n1", t0), Some(Closed));
     }
 
     #[test]

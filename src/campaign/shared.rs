@@ -157,9 +157,14 @@ pub(crate) struct RunShared {
     done: Mutex<OpCounts>,
     /// Running or paused by the guardian.
     pause: Mutex<Pause>,
+    /// Notifications (`[[notify]]`): set when the run starts, taken at its end to drain.
+    pub notifier: Mutex<Option<crate::notify::Notifier>>,
+    /// When each breaker's last `breaker_open` notice went out (one a minute per breaker, so a
+    /// flapping breaker does not flood the receiver).
+    pub open_noticed: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -167,6 +172,12 @@ impl RunShared {
     /// A run's shared state; nothing runs yet.
     pub fn new(id: String, cfg: Arc<Config>, store: Store, pool: Option<Arc<Pool>>, page_url: String, stop: Arc<StopSignal>) -> RunShared {
         let breakers = BreakerRegistry::new(cfg.breakers.worker.clone(), cfg.breakers.browser.clone(), cfg.breakers.task.clone());
+        // Every worker's and browser's breaker exists from the start, so that `stressctl breaker
+        // list` shows them and an operator can open one before its first op.
+        for w in pool.iter().flat_map(|p| p.workers.iter()) {
+            breakers.ensure(&format!("worker:{}", w.id));
+            breakers.ensure(&format!("browser:{}", w.browser));
+        }
         RunShared {
             id,
             cfg,
@@ -182,6 +193,8 @@ impl RunShared {
             latest: Mutex::new(Latest::default()),
             done: Mutex::new(OpCounts::default()),
             pause: Mutex::new(Pause { state: PauseState::Running, epoch: 0 }),
+            notifier: Mutex::new(None),
+            open_noticed: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -335,6 +348,9 @@ impl RunShared {
     pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
         for (key, t) in ts {
             tracing::info!(target: "stressctl::campaign", corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
+            if t.to == BreakerState::Open {
+                self.breaker_opened(&key, &t.reason);
+            }
             self.event(
                 corr,
                 phase,

@@ -18,6 +18,7 @@ mod duration;
 mod faults;
 mod layer;
 mod model;
+mod notify;
 mod raw;
 mod settings;
 mod validate;
@@ -26,6 +27,7 @@ mod validator;
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::HumanDuration;
 pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DEFAULT_ORT_DIR};
+pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, RecoveryConfig, SafetyConfig, SafetyOverrides};
 
 use duration::{human, human_opt};
@@ -337,6 +339,8 @@ pub struct Config {
     pub phases: Vec<PhaseConfig>,
     /// Faults to inject.
     pub faults: Vec<FaultConfig>,
+    /// Where to send notifications (`[[notify]]`).
+    pub notify: Vec<NotifyConfig>,
     /// The effective config as TOML ([`Config::to_toml`]), stored with the campaign so that
     /// resume and reports read back exactly what ran, whatever layers it was built from.
     pub text: String,
@@ -344,7 +348,7 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 10)?;
+        let mut m = s.serialize_struct("Config", 11)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
@@ -362,6 +366,11 @@ impl Serialize for Config {
             m.skip_field("faults")?;
         } else {
             m.serialize_field("faults", &self.faults)?;
+        }
+        if self.notify.is_empty() {
+            m.skip_field("notify")?;
+        } else {
+            m.serialize_field("notify", &self.notify)?;
         }
         m.end()
     }

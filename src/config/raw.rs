@@ -36,6 +36,7 @@ pub(super) struct RawConfig {
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,
+    pub notify: Option<Vec<super::NotifyConfig>>,
 }
 
 /// A file given to `launch --safety`: only a `[safety]` table.

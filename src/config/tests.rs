@@ -400,3 +400,31 @@ fn a_fault_warning_follows_the_campaign_clock_across_phases() {
     // longer than the whole campaign
     assert_eq!(warns("every = \"40s\"").len(), 1);
 }
+
+#[test]
+fn notify_entries_round_trip_and_bad_ones_name_the_key() {
+    let text = format!(
+        "{MIN}\n[[notify]]\nurl = \"http://127.0.0.1:9000/hook\"\non = [\"verdict\", \"breaker_open\"]\ntoken_env = \"HOOK_TOKEN\"\ntimeout = \"2s\"\nretries = 1\n\n[[notify]]\nurl = \"https://hooks.example.com/x\"\n"
+    );
+    let c = Config::parse(&text, "n.toml").unwrap();
+    assert_eq!(c.notify.len(), 2);
+    assert_eq!(c.notify[0].on, [NotifyOn::Verdict, NotifyOn::BreakerOpen]);
+    assert_eq!((c.notify[0].timeout, c.notify[0].retries), (Duration::from_secs(2), 1));
+    assert_eq!(c.notify[1].on, NotifyOn::ALL, "all events by default");
+    assert_eq!(c.notify[0].target(), "http://127.0.0.1:9000", "no path: it may be a secret");
+    let back = Config::parse(&c.to_toml().unwrap(), "printed.toml").unwrap();
+    assert_eq!(back.notify, c.notify);
+    assert!(!Config::parse(MIN, "t.toml").unwrap().to_toml().unwrap().contains("notify"), "no [[notify]] written without any");
+    for (bad, key) in [
+        ("url = \"ftp://x:21/\"", "notify[0].url"),
+        ("url = \"not a url\"", "notify[0].url"),
+        ("url = \"http://127.0.0.1:9/\"\non = []", "notify[0].on"),
+        ("url = \"http://127.0.0.1:9/\"\ntimeout = \"10ms\"", "notify[0].timeout"),
+        ("url = \"http://127.0.0.1:9/\"\nretries = 11", "notify[0].retries"),
+        ("url = \"http://127.0.0.1:9/\"\ntoken_env = \"A-B\"", "notify[0].token_env"),
+    ] {
+        let e = err(&format!("{MIN}\n[[notify]]\n{bad}\n"));
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+    assert!(err(&format!("{MIN}\n[[notify]]\nurl = \"http://h:1/\"\non = [\"sometimes\"]\n")).contains("sometimes"));
+}

@@ -35,6 +35,8 @@ impl Validator<'_> {
         let mut phases = self.phases(raw.phases.unwrap_or_default(), &default_task, &workers)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
+        let notify = raw.notify.unwrap_or_default();
+        super::notify::validate(self, &notify)?;
         Ok(Config {
             source: String::new(),
             profile: String::new(),
@@ -48,6 +50,7 @@ impl Validator<'_> {
             workers,
             phases,
             faults,
+            notify,
             text: String::new(),
         })
     }

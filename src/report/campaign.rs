@@ -90,6 +90,9 @@ pub struct CampaignReport {
     /// recorded when it started; null in stores from before confinement.
     #[serde(default)]
     pub confinement: Option<String>,
+    /// Notifications sent to `[[notify]]` receivers (all zero without any).
+    #[serde(default)]
+    pub notifications: super::notifications::Notifications,
     /// grid hook: per Selenium Grid node (empty without a Grid worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grid_nodes: Vec<grid::GridNodeReport>,
@@ -157,6 +160,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         unsupported: unsupported.into_iter().collect(),
         faults_planned: plan.faults,
         confinement: confinement(r)?,
+        notifications: super::notifications::notifications(r)?,
         source_store: SourceStore(Some(r.path().to_path_buf())),
     })
 }

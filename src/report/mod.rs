@@ -18,8 +18,9 @@
 //! verdict                     the campaign verdict (also alone, for the runner: `campaign_verdict`)
 //! phase                       one phase's report: figures from its windows and task info, criteria judged
 //! phase_events, guardian,     what a phase's events say; host and guardian figures; breakers; recoveries;
-//!   breakers, recoveries,     per-browser and per-node sections; the model task's figures
-//!   browsers, grid, model
+//!   breakers, recoveries,     per-browser and per-node sections; the model task's figures; the
+//!   browsers, grid, model,    notifications sent
+//!   notifications
 //! criteria, typed_events,     a phase's criteria; the store's events decoded; numbers as reports print
 //!   numbers, atomic           them; replacing a file atomically
 //! ```
@@ -35,6 +36,7 @@ mod guardian;
 pub mod html;
 mod latency;
 mod model;
+mod notifications;
 mod numbers;
 mod phase;
 mod phase_events;
@@ -47,11 +49,12 @@ mod typed_events;
 mod verdict;
 mod write;
 
-pub use breakers::{BreakerTransition, Breakers};
+pub use breakers::{BreakerCommandRecord, BreakerTransition, Breakers};
 pub use campaign::{campaign_report, CampaignReport, Interruption, SourceStore, Totals, OUTCOME_INTERRUPTED};
 pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
 pub use criteria::PhaseCriteria;
 pub use guardian::{EmergencyStop, GuardianSummary};
+pub use notifications::{NotificationFailure, Notifications};
 pub use phase::{phase_report, PhaseReport, TaskReport};
 pub use phase_events::{ConsoleReport, ConsoleTop, TopError, Unsupported, ViolationRecord, MAX_MESSAGE_CHARS, TOP_ERRORS};
 pub use recoveries::{Recoveries, RecoveryStats};

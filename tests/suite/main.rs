@@ -19,6 +19,8 @@ mod grid;
 mod layers;
 mod lifecycle;
 mod model;
+mod notify;
+mod operator;
 mod orphans;
 mod page_js;
 mod reservation;
