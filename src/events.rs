@@ -179,7 +179,7 @@ pub enum Event {
     },
     /// A circuit breaker changed state.
     BreakerTransition {
-        /// `worker:<id>`, `browser:<name>` or `task:<kind>`.
+        /// `worker:<id>`, `browser:<name>`, `task:<kind>` or `hardware:<class>`.
         key: String,
         /// State left.
         from: String,

@@ -289,7 +289,7 @@
     let h = '<table id="breakers"><tr><th class="l">breaker</th><th class="l">state</th><th>health %</th><th>calls</th><th>failed</th><th>rejected</th>' +
       "<th>opens</th><th>recoveries</th><th>time open</th><th>mean open</th><th>next open</th></tr>";
     let rows = 0;
-    for (const [scope, group] of [["worker", snap.workers], ["browser", snap.browsers], ["task", snap.tasks]]) {
+    for (const [scope, group] of [["worker", snap.workers], ["browser", snap.browsers], ["task", snap.tasks], ["hardware", snap.hardware_classes || {}]]) {
       for (const name of Object.keys(group || {}).sort()) {
         const b = group[name];
         rows++;

@@ -1,5 +1,6 @@
 //! Circuit breakers: a pure state machine per breaker ([`Breaker`]) and a thread-safe
-//! [`BreakerRegistry`] of them keyed `worker:<id>`, `browser:<name>` and `task:<kind>`.
+//! [`BreakerRegistry`] of them keyed `worker:<id>`, `browser:<name>`, `task:<kind>` and
+//! `hardware:<class>`.
 //!
 //! The semantics are resilience4j's CircuitBreaker. A breaker is `Closed` (every call runs)
 //! until `failure_threshold` consecutive failures, or a failure rate of at least

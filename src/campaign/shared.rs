@@ -171,7 +171,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl RunShared {
     /// A run's shared state; nothing runs yet.
     pub fn new(id: String, cfg: Arc<Config>, store: Store, pool: Option<Arc<Pool>>, page_url: String, stop: Arc<StopSignal>) -> RunShared {
-        let breakers = BreakerRegistry::new(cfg.breakers.worker.clone(), cfg.breakers.browser.clone(), cfg.breakers.task.clone());
+        let breakers = BreakerRegistry::new(cfg.breakers.worker.clone(), cfg.breakers.browser.clone(), cfg.breakers.task.clone())
+            .with_hardware(cfg.breakers.hardware.clone());
         // Every worker's and browser's breaker exists from the start, so that `stressctl breaker
         // list` shows them and an operator can open one before its first op.
         for w in pool.iter().flat_map(|p| p.workers.iter()) {
@@ -306,21 +307,26 @@ impl RunShared {
     }
 
     /// The pool's worker indices, best first by their breakers (closed, half-open, open; stable
-    /// within a rank), each with whether it is healthy: closed, disabled, or not used yet.
+    /// within a rank), those whose `hardware:<class>` breaker is not closed after the others,
+    /// each with whether it is healthy: its worker and hardware breakers closed, disabled, or not
+    /// used yet.
     pub fn ranked_workers(&self) -> Vec<(usize, bool)> {
         let Some(pool) = &self.pool else { return vec![(0, true)] };
         let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
         let now = Instant::now();
-        self.breakers
+        let closed = |key: &str| matches!(self.breakers.state(key, now), None | Some(BreakerState::Closed | BreakerState::Disabled));
+        let mut ranked: Vec<(usize, bool, bool)> = self
+            .breakers
             .prefer_workers(&ids, now)
             .into_iter()
             .filter_map(|w| {
                 let ix = ids.iter().position(|i| i == w)?;
-                let healthy =
-                    matches!(self.breakers.state(&format!("worker:{w}"), now), None | Some(BreakerState::Closed | BreakerState::Disabled));
-                Some((ix, healthy))
+                let hardware_ok = pool.workers[ix].hardware_class().is_none_or(|c| closed(&format!("hardware:{c}")));
+                Some((ix, closed(&format!("worker:{w}")) && hardware_ok, hardware_ok))
             })
-            .collect()
+            .collect();
+        ranked.sort_by_key(|&(_, _, hardware_ok)| !hardware_ok); // stable
+        ranked.into_iter().map(|(ix, healthy, _)| (ix, healthy)).collect()
     }
 
     /// The worker of each of a phase's `sessions` sessions ([`super::placement::place`]).

@@ -36,16 +36,18 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 /// period ran out. It is a failed op of class `timeout`, never one counted nowhere.
 pub(crate) const ABANDONED: &str = "abandoned: still running when the phase ended and the grace period ran out";
 
-/// Which scopes a failure counts against: (worker, browser, task). A driver that cannot be
-/// reached is the worker's problem; a crash also the browser's; a page or GPU error the task's.
-fn attribution(class: FailureClass) -> [Outcome; 3] {
+/// Which scopes a failure counts against: (worker, browser, task, hardware). A driver that cannot
+/// be reached is the worker's problem; a crash also the browser's; a page error the task's; a GPU
+/// error the task's and the adapter class's (`hardware:<class>`).
+fn attribution(class: FailureClass) -> [Outcome; 4] {
     use Outcome::{Failure, Ignored};
     match class {
-        FailureClass::LaunchFailure | FailureClass::ConnectionFailure => [Failure, Ignored, Ignored],
-        FailureClass::Crash => [Failure, Failure, Ignored],
-        FailureClass::Timeout | FailureClass::ResourceExhaustion => [Failure, Ignored, Failure],
-        FailureClass::ScriptError | FailureClass::GpuError | FailureClass::WrongResult => [Ignored, Ignored, Failure],
-        FailureClass::ApiUnsupported => [Ignored, Ignored, Ignored],
+        FailureClass::LaunchFailure | FailureClass::ConnectionFailure => [Failure, Ignored, Ignored, Ignored],
+        FailureClass::Crash => [Failure, Failure, Ignored, Ignored],
+        FailureClass::Timeout | FailureClass::ResourceExhaustion => [Failure, Ignored, Failure, Ignored],
+        FailureClass::GpuError => [Ignored, Ignored, Failure, Failure],
+        FailureClass::ScriptError | FailureClass::WrongResult => [Ignored, Ignored, Failure, Ignored],
+        FailureClass::ApiUnsupported => [Ignored, Ignored, Ignored, Ignored],
     }
 }
 
@@ -261,10 +263,10 @@ impl Slot {
         let first = self.seq;
         for (i, permit) in permits.drain(..).enumerate() {
             let outcomes = match self.call.ran.get(i) {
-                Some(Ran { result: Ok(_), .. }) if done => [Outcome::Success; 3],
+                Some(Ran { result: Ok(_), .. }) if done => [Outcome::Success; 4],
                 Some(Ran { result: Err(e), .. }) if done => attribution(e.class),
                 // did not run, or the phase ended under it: nothing to hold against anyone
-                _ => [Outcome::Ignored; 3],
+                _ => [Outcome::Ignored; 4],
             };
             let ts = self.seat.gate().record_each(permit, outcomes, Instant::now());
             if !ts.is_empty() {
@@ -277,8 +279,9 @@ impl Slot {
         r
     }
 
-    /// A breaker refused the op: move to a worker whose breakers are closed if the worker is the
-    /// problem and another one is healthy, otherwise wait (bounded) before asking again.
+    /// A breaker refused the op: move to a worker whose breakers are closed if the worker, its
+    /// browser or its adapter class is the problem and another one is healthy, otherwise wait
+    /// (bounded) before asking again.
     async fn on_rejected(&mut self, r: GateRejected) {
         let GateRejected { key, state, retry_after, transitions } = r;
         if !transitions.is_empty() {
@@ -290,7 +293,7 @@ impl Slot {
             self.seat.drop_session().await;
             return;
         }
-        if key.starts_with("worker:") || key.starts_with("browser:") {
+        if key.starts_with("worker:") || key.starts_with("browser:") || key.starts_with("hardware:") {
             let current = self.seat.worker_ix();
             let pool = self.ctx.run.pool.clone();
             let usable = |ix: usize| {
@@ -376,6 +379,7 @@ impl Slot {
                     self.console_event(console);
                 }
                 self.adapters.note(&self.ctx, self.seat.worker().map(|w| w.as_ref()), ok.adapter, ok.adapter_retries);
+                self.seat.refresh_hardware();
                 if let Some(done) = self.ladder.on_success(Instant::now()) {
                     self.recovery_event(done);
                 }

@@ -229,7 +229,7 @@ impl Default for DashboardConfig {
 
 /// Breaker configs per scope. Each of the nine settings, its default and its range is defined
 /// once, by [`BreakerConfig`]; `raw::BreakerDef` only spells it in TOML. Serialized as the
-/// `[breaker.worker]`, `[breaker.browser]` and `[breaker.task]` tables, every key explicit.
+/// `[breaker.worker]`, `[breaker.browser]`, `[breaker.task]` and `[breaker.hardware]` tables, every key explicit.
 #[derive(Clone, Debug, PartialEq, Default, Serialize)]
 pub struct BreakersConfig {
     /// `worker:<id>`.
@@ -241,6 +241,9 @@ pub struct BreakersConfig {
     /// `task:<kind>`.
     #[serde(with = "raw::BreakerDef")]
     pub task: BreakerConfig,
+    /// `hardware:<class>`: the GPU adapter class a worker's sessions reported.
+    #[serde(with = "raw::BreakerDef")]
+    pub hardware: BreakerConfig,
 }
 
 /// Campaign-level settings: the `[campaign]` table as written (absent keys take

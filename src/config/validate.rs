@@ -156,8 +156,8 @@ impl Validator<'_> {
         for (scope, c) in BREAKER_SCOPES.iter().zip(&b.scopes) {
             check(&format!("breaker.{scope}"), c)?;
         }
-        let [worker, browser, task] = b.scopes.clone();
-        Ok(BreakersConfig { worker, browser, task })
+        let [worker, browser, task, hardware] = b.scopes.clone();
+        Ok(BreakersConfig { worker, browser, task, hardware })
     }
 
     fn workers(&self, raw: Vec<RawWorker>) -> Result<Vec<WorkerConfig>, ConfigError> {

@@ -110,7 +110,7 @@ fn state_name(s: &str) -> &'static str {
 /// A breaker's states over time.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Lane {
-    /// `worker:<id>`, `browser:<name>`, `task:<kind>`.
+    /// `worker:<id>`, `browser:<name>`, `task:<kind>`, `hardware:<class>`.
     pub key: String,
     /// Consecutive spans, oldest first.
     pub spans: Vec<Span>,

@@ -14,7 +14,7 @@ pub struct BreakerTransition {
     pub at: String,
     /// Correlation id.
     pub corr: String,
-    /// Breaker key (`worker:<id>`, `browser:<name>`, `task:<kind>`).
+    /// Breaker key (`worker:<id>`, `browser:<name>`, `task:<kind>`, `hardware:<class>`).
     pub key: String,
     /// State before.
     pub from: String,

@@ -16,6 +16,7 @@ mod dashboard;
 mod dashboard_browser;
 mod firefox;
 mod grid;
+mod hardware;
 mod layers;
 mod lifecycle;
 mod model;

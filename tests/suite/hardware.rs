@@ -1,0 +1,46 @@
+//! Hardware-class circuits: `hardware:<class>` breakers from the adapters real sessions reported
+//! (SwiftShader in Chromium, lavapipe in Firefox), one opened by a GPU device loss.
+
+use crate::common::*;
+use std::time::Duration;
+
+#[test]
+fn hardware_breakers_per_adapter_class_and_one_opens_when_its_adapter_fails() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("hardware");
+    // Only the hardware scope opens on a GPU error here (the task breaker, which a GPU error also
+    // counts against, is out of reach), and it stays open for the rest of the phase.
+    let breakers = "\n[breaker]\nrecovery_timeout = \"60s\"\nmax_recovery_timeout = \"60s\"\n\n\
+                    [breaker.task]\nfailure_threshold = 1000\nfailure_rate_threshold = 100.0\n\n\
+                    [breaker.hardware]\nfailure_threshold = 1\n";
+    let workers = "\n[[workers]]\nid = \"c1\"\nmanaged = true\n\n[[workers]]\nid = \"ff\"\nmanaged = true\nbrowser = \"firefox\"\n\n\
+                   [[faults]]\nkind = \"gpu_device_lost\"\nworker = \"ff\"\nevery = \"4s\"\n";
+    let lenient =
+        "browsers = [\"chromium\", \"firefox\"]\nstress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.3\nmax_p95 = \"30s\"";
+    let cfg = sb.write(
+        "hw.toml",
+        &format!("{}{}{}{}{}", header("hardware", ""), webgpu_task(32), breakers, workers, phase("both", "14s", 2, lenient)),
+    );
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(150));
+    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.describe());
+    let dir = sb.campaign_dir();
+    let r = read_json(&dir.join("campaign_report.json"));
+    let classes = &r["breakers"]["final"]["hardware_classes"];
+    let swiftshader = &classes["swiftshader"];
+    let lavapipe = &classes["lavapipe"];
+    assert!(count(&swiftshader["calls"], "swiftshader calls") > 0, "{classes}\n{}", out.describe());
+    assert_eq!(swiftshader["state"], "closed", "{classes}");
+    assert!(count(&lavapipe["failures"], "lavapipe failures") >= 1, "{classes}");
+    assert_eq!(lavapipe["state"], "open", "the device loss opened lavapipe's breaker: {classes}");
+    let opened: Vec<_> = r["breakers"]["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter(|t| t["key"] == "hardware:lavapipe" && t["to"] == "open")
+        .collect();
+    assert!(!opened.is_empty(), "{}", r["breakers"]["transitions"]);
+    // a GPU error is not the worker's or the browser's fault
+    assert_eq!(r["breakers"]["final"]["workers"]["ff"]["failures"], 0, "{}", r["breakers"]["final"]["workers"]);
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).expect("summary.txt");
+    assert!(summary.contains("hardware:lavapipe") && summary.contains("hardware:swiftshader"), "{summary}");
+}
