@@ -10,8 +10,9 @@
 //! - `ctx`: what the slots of one phase share;
 //! - `slot`: one session slot issuing ops, recording them, carrying out recovery actions; its
 //!   parts: `seat` (where ops run: session, worker, Grid node, label, breakers), `workload` (what
-//!   they run, one call at a time), `departure` (work that left a Grid node, until it lands on
-//!   another), `event_cap`, `adapter` and `inject` (a due fault, carried out);
+//!   they run, one call at a time), `window` (its op results on the way to the store),
+//!   `departure` (work that left a Grid node, until it lands on another), `event_cap`, `adapter`
+//!   and `inject` (a due fault, carried out);
 //! - `notices`: what the campaign tells `[[notify]]` receivers, and when;
 //! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; [`resume`]:
 //!   resuming a dead run.
@@ -34,6 +35,7 @@ mod seat;
 pub mod shared;
 mod slot;
 pub mod status;
+mod window;
 mod workload;
 
 pub use faults::FaultPlan;
