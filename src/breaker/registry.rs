@@ -3,7 +3,7 @@
 //! that runs ops.
 //!
 //! Each breaker sits in its own `Mutex`, held only for the state update; no lock is ever held
-//! while taking another. An op resolves its three breakers once with [`BreakerRegistry::gate`] and
+//! while taking another. An op resolves its breakers once with [`BreakerRegistry::gate_on`] and
 //! then goes through the [`OpGate`], so the per-op path hashes no strings.
 
 use std::collections::{BTreeMap, HashMap};
@@ -353,8 +353,9 @@ impl OpGate {
         self.entries.iter().chain(self.hardware.iter())
     }
 
-    /// Asks the worker, browser and task breakers, in that order. If one refuses, the permits
-    /// already taken are released (as [`Outcome::Ignored`]) so no half-open probe slot leaks.
+    /// Asks the worker, browser, task and (once known) hardware breakers, in that order. If one
+    /// refuses, the permits already taken are released (as [`Outcome::Ignored`]) so no half-open
+    /// probe slot leaks.
     pub fn try_acquire(&self, now: Instant) -> Result<OpPermit, GateRejected> {
         let mut permits = [None, None, None, None];
         for (i, entry) in self.all().enumerate() {
@@ -383,7 +384,7 @@ impl OpGate {
         Ok(OpPermit { permits })
     }
 
-    /// Records the op's outcome on all three breakers; returns the transitions queued on them
+    /// Records the op's outcome on every breaker of the gate; returns the transitions queued on them
     /// since they were last drained (including `Open -> HalfOpen` from the acquire), oldest
     /// first per breaker.
     pub fn record(&self, permit: OpPermit, outcome: Outcome, now: Instant) -> Vec<(String, Transition)> {

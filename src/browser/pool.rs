@@ -88,6 +88,13 @@ impl Worker {
         lock(&self.hardware_class).clone()
     }
 
+    /// Whether the adapter class its sessions reported is other than `known` (a slot's gate must
+    /// then name another `hardware:<class>` breaker); false while none has been reported. Asked
+    /// before every op, so it clones nothing.
+    pub fn hardware_class_differs(&self, known: Option<&str>) -> bool {
+        lock(&self.hardware_class).as_deref().is_some_and(|c| Some(c) != known)
+    }
+
     /// Records the adapter class a session reported; true when it is new or changed (the
     /// slots' gates must then name the new `hardware:<class>` breaker).
     pub fn set_hardware_class(&self, class: &str) -> bool {

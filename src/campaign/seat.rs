@@ -95,8 +95,8 @@ impl Seat {
     /// Makes the gate name the worker's `hardware:<class>` breaker once its adapter class is
     /// known (or has changed); the label stays.
     pub fn refresh_hardware(&mut self) {
-        let class = self.worker().and_then(|w| w.hardware_class());
-        if class.is_some() && self.gate.hardware_key().map(|k| k.trim_start_matches("hardware:")) != class.as_deref() {
+        let known = self.gate.hardware_key().and_then(|k| k.strip_prefix("hardware:"));
+        if self.worker().is_some_and(|w| w.hardware_class_differs(known)) {
             let node = self.node.as_ref().map(|n| n.node.clone());
             (_, self.gate) = Self::place(&self.ctx, self.worker_ix, node.as_deref());
         }

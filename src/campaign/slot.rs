@@ -228,12 +228,15 @@ impl Slot {
         Some(session)
     }
 
-    /// Asks the breakers (worker, browser, task) for up to `want` permits, one per op; runs as
-    /// many ops as it got permits for (none if the first is refused), and records each op's
-    /// outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
+    /// Asks the breakers (worker, browser, task, hardware) for up to `want` permits, one per op;
+    /// runs as many ops as it got permits for (none if the first is refused), and records each
+    /// op's outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
     /// batch stopped at a failure, or ran short of its budget) go back as `Ignored`.
     async fn gated_attempt(&mut self, want: usize) -> Attempt {
         self.settle(false);
+        // the worker's adapter class may have become known (from any of its slots) since the
+        // last call: its ops pass `hardware:<class>` from now on
+        self.seat.refresh_hardware();
         let now = Instant::now();
         match self.seat.gate().try_acquire(now) {
             Ok(p) => self.permits.push(p),
@@ -382,7 +385,6 @@ impl Slot {
                     self.console_event(console);
                 }
                 self.adapters.note(&self.ctx, self.seat.worker().map(|w| w.as_ref()), ok.adapter, ok.adapter_retries);
-                self.seat.refresh_hardware();
                 if let Some(done) = self.ladder.on_success(Instant::now()) {
                     self.recovery_event(done);
                 }
