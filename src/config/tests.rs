@@ -431,7 +431,8 @@ fn notify_entries_round_trip_and_bad_ones_name_the_key() {
 
 #[test]
 fn breaker_hardware_overrides_the_common_keys_for_its_scope() {
-    let c = Config::parse(&format!("{MIN}\n[breaker]\nfailure_threshold = 4\n\n[breaker.hardware]\nfailure_threshold = 1\n"), "h.toml").unwrap();
+    let c = Config::parse(&format!("{MIN}\n[breaker]\nfailure_threshold = 4\n\n[breaker.hardware]\nfailure_threshold = 1\n"), "h.toml")
+        .unwrap();
     assert_eq!((c.breakers.task.failure_threshold, c.breakers.hardware.failure_threshold), (4, 1));
     let text = c.to_toml().unwrap();
     assert!(text.contains("[breaker.hardware]"), "{text}");
