@@ -78,14 +78,31 @@ pub enum Command {
     Breaker(BreakerCommand),
     /// Rebuild a campaign's reports from its store, or compare two campaigns.
     Report(ReportArgs),
+    /// Print a config overlay (TOML) tuned from finished campaigns' stores: op_timeout from the
+    /// in-page p99.9, the breakers' recovery_timeout from measured recovery times and their
+    /// failure_rate_threshold above the noise of passing phases, each key with a comment naming
+    /// its measurement. `launch --tuned-from ID…` runs with it. An unknown id exits 2.
+    Tune(TuneArgs),
     /// Serve a recorded campaign's dashboard (charts, breakers, events, /metrics) from its store,
     /// read-only, until Ctrl-C.
     Dashboard(DashboardArgs),
 }
 
+/// `tune` options.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Finished campaigns to tune from (ids as `stressctl report --list` prints them).
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
 /// `launch` options.
 #[derive(Debug, Args)]
 pub struct LaunchArgs {
+    /// Layer the overlay `stressctl tune ID…` prints over the config (its keys win); the report
+    /// lists every tuned setting with its old and new value and the measurement behind it.
+    #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "resume")]
+    pub tuned_from: Vec<String>,
     /// Replace the campaign's [safety] table with this file's (see config/safety.toml).
     #[arg(long, value_name = "FILE")]
     pub safety: Option<PathBuf>,

@@ -215,6 +215,14 @@ pub enum Event {
         #[serde(default)]
         error: Option<String>,
     },
+    /// The campaign runs with settings `launch --tuned-from` took from earlier campaigns' stores
+    /// (written once, at the start): nothing is tuned without the reports saying so.
+    ConfigTuned {
+        /// The campaigns tuned from.
+        from: Vec<String>,
+        /// Each setting the overlay changed (or would have, had the config not overridden it).
+        settings: Vec<TunedSetting>,
+    },
     /// Every breaker's state and counters (written at the end of a campaign).
     BreakerSnapshot(RegistrySnapshot),
     /// One walk of the recovery ladder ended (recovered or gave up).
@@ -368,6 +376,7 @@ impl Event {
             Event::BreakerTransition { .. } => "breaker_transition",
             Event::BreakerCommand { .. } => "breaker_command",
             Event::Notification { .. } => "notification",
+            Event::ConfigTuned { .. } => "config_tuned",
             Event::BreakerSnapshot(_) => "breaker_snapshot",
             Event::RecoveryAttempted { .. } => "recovery_attempted",
             Event::GuardianViolation { .. } => "guardian_violation",
@@ -422,6 +431,10 @@ impl Event {
                 None => format!("notification {event} delivered to {target} ({attempts} attempt(s))"),
                 Some(e) => format!("notification {event} to {target} failed after {attempts} attempt(s): {e}"),
             },
+            Event::ConfigTuned { from, settings } => {
+                let list: Vec<String> = settings.iter().map(|t| format!("{} {} -> {}", t.key, t.old, t.new)).collect();
+                format!("settings tuned from {}: {}", from.join(", "), if list.is_empty() { "none".to_string() } else { list.join(", ") })
+            }
             Event::BreakerSnapshot(_) => "breaker states at the end of the campaign".into(),
             Event::RecoveryAttempted { class, strategy, outcome, .. } => format!("recovery from {class} by {strategy} {outcome}"),
             Event::GuardianViolation { metric, value, threshold } => format!("{metric} {value:.1}% over the {threshold}% threshold"),
@@ -455,6 +468,20 @@ impl Event {
             },
         }
     }
+}
+
+/// One setting `launch --tuned-from` changed: the effective value without the tuned overlay and
+/// with it, and the measurement behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TunedSetting {
+    /// The effective config's dotted key (`browser.op_timeout`, `breaker.worker.recovery_timeout`).
+    pub key: String,
+    /// Its value without the overlay, as TOML.
+    pub old: String,
+    /// Its value with the overlay, as TOML (the same as `old` when the tuned value equals it).
+    pub new: String,
+    /// The measurement it came from (the overlay's comment).
+    pub source: String,
 }
 
 /// A worker as the campaign started it.
@@ -633,6 +660,15 @@ mod tests {
                 event: "verdict".into(),
                 attempts: 4,
                 error: Some("answered 500 Internal Server Error".into()),
+            },
+            Event::ConfigTuned {
+                from: vec!["20261205T101010Z-ab12".into()],
+                settings: vec![TunedSetting {
+                    key: "browser.op_timeout".into(),
+                    old: "\"30s\"".into(),
+                    new: "\"6s\"".into(),
+                    source: "in-page p99.9 120 ms over 900 ops".into(),
+                }],
             },
             Event::BreakerSnapshot(RegistrySnapshot {
                 aggregate: AggregateCounts { total: 1, closed: 1, ..Default::default() },

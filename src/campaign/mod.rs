@@ -60,6 +60,9 @@ pub struct RunOptions {
     pub log_stamp: String,
     /// The control socket to serve (`status`, `emergency-stop`).
     pub socket: Option<PathBuf>,
+    /// `launch --tuned-from`: the campaigns tuned from and each setting changed, written as the
+    /// `config_tuned` event at the start so that the reports list them.
+    pub tuned: Option<crate::report::TunedReport>,
 }
 
 /// How a campaign ended.

@@ -196,6 +196,9 @@ impl Campaign {
                     .collect(),
             },
         );
+        if let Some(t) = &self.opts.tuned {
+            run.event(id.clone(), None, Event::ConfigTuned { from: t.from.clone(), settings: t.settings.clone() });
+        }
         run.event(id.clone(), None, confinement_event(&confinement));
         tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
         self.spawn_watchers(&scope, pool.clone());

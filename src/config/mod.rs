@@ -405,6 +405,13 @@ impl Config {
     /// its tables and keys override the profile's, and its `[[phases]]`, `[[workers]]` and
     /// `[[faults]]` lists replace the profile's (see `layer.rs`).
     pub fn load(file: Option<&Path>, profile: Option<&str>) -> Result<Config, ConfigError> {
+        Config::load_with_overlay(file, profile, None)
+    }
+
+    /// [`load`](Self::load) with `overlay` (its name for errors, its TOML text) layered over
+    /// the profile and the file, by the same rules: `launch --tuned-from`'s overlay, whose keys
+    /// win over the file's.
+    pub fn load_with_overlay(file: Option<&Path>, profile: Option<&str>, overlay: Option<(&str, &str)>) -> Result<Config, ConfigError> {
         let base = match (file, profile) {
             (Some(_), None) => None,
             (_, name) => {
@@ -427,6 +434,9 @@ impl Config {
         }
         if let (Some(path), Some(text)) = (file, &file_text) {
             layers.push(Layer { name: path.display().to_string(), text });
+        }
+        if let Some((name, text)) = overlay {
+            layers.push(Layer { name: name.to_string(), text });
         }
         let mut c = Config::parse_layers(&layers)?;
         if let Some((name, _)) = base {

@@ -440,3 +440,22 @@ fn breaker_hardware_overrides_the_common_keys_for_its_scope() {
     let e = err(&format!("{MIN}\n[breaker.hardware]\nfailure_threshold = 0\n"));
     assert!(e.contains("breaker.hardware"), "{e}");
 }
+
+#[test]
+fn a_tuned_overlay_over_a_profile_and_a_file_wins_and_errors_name_their_own_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("extra.toml");
+    std::fs::write(&f, "[browser]\nop_timeout = \"20s\"\n[safety]\ncpu_percent = 90\n").unwrap();
+    let over = Some(("<tuned from a b>", "[browser]\nop_timeout = \"3s\"\n[breaker]\nfailure_rate_threshold = 12.0\n"));
+    let c = Config::load_with_overlay(Some(&f), Some("quick"), over).unwrap();
+    assert_eq!(c.browser.op_timeout, std::time::Duration::from_secs(3), "the overlay's key wins over the file's");
+    assert_eq!(c.safety.cpu_percent, 90.0, "the file's other keys stay");
+    assert_eq!((c.breakers.worker.failure_rate_threshold, c.breakers.hardware.failure_rate_threshold), (12.0, 12.0));
+    // a bad key in the overlay names the overlay; one in the file (under it) still names the file
+    let bad = Some(("<tuned from a b>", "[browser]\nop_timeout = \"1ms\"\n"));
+    let e = Config::load_with_overlay(Some(&f), Some("quick"), bad).unwrap_err().to_string();
+    assert!(e.contains("<tuned from a b>") && e.contains("browser.op_timeout"), "{e}");
+    std::fs::write(&f, "[safety]\nmemory_percent = 150\n").unwrap();
+    let e = Config::load_with_overlay(Some(&f), Some("quick"), over).unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("safety.memory_percent") && !e.contains("<tuned"), "{e}");
+}

@@ -93,6 +93,9 @@ pub struct CampaignReport {
     /// Notifications sent to `[[notify]]` receivers (all zero without any).
     #[serde(default)]
     pub notifications: super::notifications::Notifications,
+    /// The settings `launch --tuned-from` changed (absent when the campaign ran untuned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<super::tuned::TunedReport>,
     /// grid hook: per Selenium Grid node (empty without a Grid worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grid_nodes: Vec<grid::GridNodeReport>,
@@ -161,6 +164,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         faults_planned: plan.faults,
         confinement: confinement(r)?,
         notifications: super::notifications::notifications(r)?,
+        tuned: super::tuned::tuned(r)?,
         source_store: SourceStore(Some(r.path().to_path_buf())),
     })
 }

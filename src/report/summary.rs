@@ -110,6 +110,7 @@ fn recovery_table(title: &str, m: &BTreeMap<String, RecoveryStats>) -> Vec<Strin
 pub fn render_summary(c: &CampaignReport) -> String {
     let mut out: Vec<String> = Vec::new();
     header(&mut out, c);
+    tuned_section(&mut out, c);
     phases_section(&mut out, c);
     failures_section(&mut out, c);
     console_section(&mut out, c);
@@ -411,6 +412,18 @@ fn notifications_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(format!("  {} delivered, {} failed, {} dropped (queue full)", n.sent, n.failed, n.dropped));
     for f in &n.failures {
         out.push(format!("    - {} {} to {}: {} ({} attempt(s))", f.at, f.event, f.target, f.error, f.attempts));
+    }
+}
+
+/// The settings `launch --tuned-from` changed: each one old -> new, with its measurement.
+fn tuned_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let Some(t) = &c.tuned else { return };
+    out.push(String::new());
+    out.push(format!("Tuned from {} (launch --tuned-from)", t.from.join(", ")));
+    for s in &t.settings {
+        let kept = if s.old == s.new { " (unchanged: the config's own value or the same)" } else { "" };
+        out.push(format!("  {}: {} -> {}{kept}", s.key, s.old, s.new));
+        out.push(format!("      from {}", s.source));
     }
 }
 

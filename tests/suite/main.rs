@@ -29,3 +29,4 @@ mod resilience;
 mod store_integrity;
 mod synthetic;
 mod transport;
+mod tune;
