@@ -44,6 +44,14 @@ fn hardware_breakers_per_adapter_class_and_one_opens_when_its_adapter_fails() {
     // a GPU error is not the worker's or the browser's fault
     assert_eq!(r["breakers"]["final"]["workers"]["c1"]["failures"], 0, "{}", r["breakers"]["final"]["workers"]);
     assert_eq!(r["breakers"]["final"]["browsers"]["chromium"]["failures"], 0, "{}", r["breakers"]["final"]["browsers"]);
+    // the Chromium session whose hardware breaker refused it moved to the worker whose breakers are closed
+    let campaign_log: String = std::fs::read_dir(&sb.logs)
+        .expect("log dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("campaign_"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(campaign_log.contains("breaker hardware:swiftshader is open: moving this session to worker ff"), "{campaign_log}");
     let summary = std::fs::read_to_string(dir.join("summary.txt")).expect("summary.txt");
     assert!(summary.contains("hardware:lavapipe") && summary.contains("hardware:swiftshader"), "{summary}");
 }
