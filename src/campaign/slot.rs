@@ -487,7 +487,8 @@ impl Slot {
             }
             None
         } else {
-            let (ended, step) = self.ladder.on_failure(e.class, Instant::now(), self.ctx.run.cfg.recovery.max_level);
+            let recovery = &self.ctx.run.cfg.recovery;
+            let (ended, step) = self.ladder.on_failure_from(e.class, recovery.first_rung(e.class), Instant::now(), recovery.max_level);
             if let Some(end) = ended {
                 self.recovery_event(end);
             }

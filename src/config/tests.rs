@@ -459,3 +459,20 @@ fn a_tuned_overlay_over_a_profile_and_a_file_wins_and_errors_name_their_own_laye
     let e = Config::load_with_overlay(Some(&f), Some("quick"), over).unwrap_err().to_string();
     assert!(e.contains("extra.toml") && e.contains("safety.memory_percent") && !e.contains("<tuned"), "{e}");
 }
+
+#[test]
+fn recovery_first_rungs_default_per_class_override_and_bad_ones_name_the_key() {
+    use crate::recovery::{FailureClass, Strategy};
+    let c = Config::parse(MIN, "m.toml").unwrap();
+    assert_eq!(c.recovery.first_rung(FailureClass::Crash), Some(Strategy::NewSession));
+    assert_eq!(c.recovery.first_rung(FailureClass::ApiUnsupported), None, "never recovered");
+    assert!(c.to_toml().unwrap().contains("[recovery.first_rung]"), "every class written out");
+    let c = Config::parse(&format!("{MIN}\n[recovery.first_rung]\ngpu_error = \"new_session\"\n"), "m.toml").unwrap();
+    assert_eq!(c.recovery.first_rung(FailureClass::GpuError), Some(Strategy::NewSession));
+    assert_eq!(c.recovery.first_rung(FailureClass::Timeout), Some(Strategy::Retry), "the classes left out keep their default");
+    assert_eq!(Config::parse(&c.to_toml().unwrap(), "printed.toml").unwrap().recovery, c.recovery);
+    let e = err(&format!("{MIN}\n[recovery.first_rung]\ngpu_error = \"pray\"\n"));
+    assert!(e.contains("recovery.first_rung.gpu_error") && e.contains("new_session"), "{e}");
+    let e = err(&format!("{MIN}\n[recovery.first_rung]\napi_unsupported = \"retry\"\n"));
+    assert!(e.contains("recovery.first_rung.api_unsupported"), "{e}");
+}

@@ -14,9 +14,11 @@
 //!   failure rate one worker showed in a phase that passed, doubled and at least 10 points
 //!   above it), so that a breaker does not open on what a good night looks like.
 //!
-//! Looked at and only reported: which strategy recovered each failure class most often (the
-//! ladder's order is fixed, there is no per-class first rung to set) and per-phase session
-//! counts (no campaign records a capacity result to take them from).
+//! - `recovery.first_rung.<class>`: the strategy that recovered the class most often (a tie goes
+//!   to the lower rung), so a class a retry never fixes starts where it does get fixed.
+//!
+//! Looked at and only reported: per-phase session counts (no campaign records a capacity result
+//! to take them from).
 
 use super::typed_events::for_each_typed;
 use super::CampaignReport;
@@ -117,6 +119,11 @@ fn duration_value(ms: f64) -> Value {
     Value::String(humantime::format_duration(std::time::Duration::from_millis(ms)).to_string())
 }
 
+/// The ladder level of a strategy name (unknown names last).
+fn level_of(strategy: &str) -> u8 {
+    crate::recovery::Strategy::parse(strategy).map_or(u8::MAX, |s| s.level())
+}
+
 /// The `q` quantile of `v` (nearest rank); `v` not empty.
 fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -190,10 +197,15 @@ pub fn tune(histories: &[History]) -> Tuning {
     }
     for (class, strategies) in by_class {
         let total: u64 = strategies.values().sum();
-        if let Some((strategy, n)) = strategies.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s))) {
-            notes.push(format!(
-                "recovery from {class}: {strategy} recovered it most often ({n} of {total}); the ladder's order is fixed, so no first rung is set"
-            ));
+        // most successes; a tie goes to the lower rung (the cheaper strategy), as the ladder climbs
+        let best = strategies.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| level_of(b.0).cmp(&level_of(a.0))));
+        if let Some((strategy, n)) = best {
+            let all: Vec<String> = strategies.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            settings.push(Suggestion {
+                key: format!("recovery.first_rung.{class}"),
+                value: Value::String(strategy.to_string()),
+                source: format!("{strategy} recovered {class} most often: {n} of {total} successful recoveries ({})", all.join(", ")),
+            });
         }
     }
     notes.push("phase sessions: these campaigns recorded no capacity result to take session counts from".into());
@@ -316,7 +328,10 @@ mod tests {
     fn settings_from_measurements_and_an_overlay_that_parses_back() {
         let a = history("a", &[1000; 998], &[(100, 2)], &[800.0, 2400.0]);
         // 2000 x 1024 us: a value the histogram holds exactly (up to 1023 us above, its bucket)
-        let b = history("b", &[2_048_000], &[(50, 5), (10, 9)], &[1200.0]);
+        let mut b = history("b", &[2_048_000], &[(50, 5), (10, 9)], &[1200.0]);
+        // a tie: the lower rung
+        b.recovered_by
+            .insert(FailureClass::GpuError.to_string(), BTreeMap::from([("new_session".to_string(), 2), ("retry".to_string(), 2)]));
         let t = tune(&[a, b]);
         let get = |k: &str| t.settings.iter().find(|s| s.key == k).map(|s| s.value.clone());
         // p99.9 of 999 ops (nearest rank 999): the one 2049 ms op; 4 x that, rounded up to 100 ms
@@ -325,7 +340,8 @@ mod tests {
         assert_eq!(get("breaker.recovery_timeout"), Some(Value::String("2s 400ms".into())));
         // noise 10 % (5 of 50; the 10-op worker-phase is too small to count): 2 x = 20
         assert_eq!(get("breaker.failure_rate_threshold"), Some(Value::Float(20.0)));
-        assert!(t.notes.iter().any(|n| n.contains("crash: new_session recovered it most often (6 of 8)")), "{:?}", t.notes);
+        assert_eq!(get("recovery.first_rung.crash"), Some(Value::String("new_session".into())), "6 of 8 recoveries");
+        assert_eq!(get("recovery.first_rung.gpu_error"), Some(Value::String("retry".into())), "2 each: the lower rung");
         let text = t.render();
         let parsed: Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed, t.overlay());
@@ -340,7 +356,9 @@ mod tests {
 
     #[test]
     fn nothing_measured_nothing_tuned_and_said_why() {
-        let t = tune(&[history("a", &[], &[(5, 0)], &[])]);
+        let mut h = history("a", &[], &[(5, 0)], &[]);
+        h.recovered_by.clear();
+        let t = tune(&[h]);
         assert!(t.settings.is_empty(), "{t:?}");
         assert_eq!(t.notes.iter().filter(|n| n.starts_with("breaker.") || n.starts_with("browser.")).count(), 3, "{:?}", t.notes);
         assert!(t.render().parse::<Table>().unwrap().is_empty());

@@ -39,7 +39,14 @@ fn tune_prints_an_overlay_from_two_campaigns_and_a_campaign_tuned_from_them_list
     let op_timeout = overlay["browser"]["op_timeout"].as_str().expect("browser.op_timeout tuned").to_string();
     assert!(overlay["breaker"]["failure_rate_threshold"].as_float().is_some(), "{}", out.stdout);
     assert!(overlay["breaker"]["recovery_timeout"].as_str().is_some(), "the throws were recovered from: {}", out.stdout);
-    for measurement in ["# in-page p99.9", "# highest failure rate in a passing phase", "measured times to recover"] {
+    // the throws (script errors) were recovered by a retry, the ladder's first rung for them
+    assert_eq!(overlay["recovery"]["first_rung"]["script_error"].as_str(), Some("retry"), "{}", out.stdout);
+    for measurement in [
+        "# in-page p99.9",
+        "# highest failure rate in a passing phase",
+        "measured times to recover",
+        "# retry recovered script_error most often",
+    ] {
         assert!(out.stdout.contains(measurement), "{measurement:?} not named in\n{}", out.stdout);
     }
 
@@ -67,6 +74,8 @@ fn tune_prints_an_overlay_from_two_campaigns_and_a_campaign_tuned_from_them_list
         let key = format!("breaker.{scope}.failure_rate_threshold");
         assert!(settings.iter().any(|s| s["key"] == key.as_str() && s["old"] != s["new"]), "{key} in {settings:?}");
     }
+    let rung = settings.iter().find(|s| s["key"] == "recovery.first_rung.script_error").expect("first rung listed");
+    assert_eq!((rung["old"].as_str(), rung["new"].as_str()), (Some("\"retry\""), Some("\"retry\"")), "listed even unchanged: {rung}");
     let summary = std::fs::read_to_string(dir.join("summary.txt")).expect("summary.txt");
     assert!(summary.contains(&format!("Tuned from {}", ids.join(", "))), "{summary}");
     assert!(summary.contains(&format!("browser.op_timeout: \"10s\" -> \"{op_timeout}\"")), "{summary}");
