@@ -70,16 +70,39 @@ pub enum Command {
     EmergencyStop(StopArgs),
     /// Show the running campaign: phase, progress, ops, success rate, p95, resources.
     Status(StatusArgs),
+    /// List or command the running campaign's circuit breakers: `breaker list`, `breaker open
+    /// worker:w1 --reason "..."` (force open: work moves off it until `close`), `close`, `reset`
+    /// (closed, as new), `disable` (let every call through, still counting). Scopes are breaker
+    /// keys or globs (`worker:grid/*`). An unknown scope exits 2 and lists the breakers there are.
+    #[command(subcommand)]
+    Breaker(BreakerCommand),
     /// Rebuild a campaign's reports from its store, or compare two campaigns.
     Report(ReportArgs),
+    /// Print a config overlay (TOML) tuned from finished campaigns' stores: op_timeout from the
+    /// in-page p99.9, the breakers' recovery_timeout from measured recovery times and their
+    /// failure_rate_threshold above the noise of passing phases, each key with a comment naming
+    /// its measurement. `launch --tuned-from ID…` runs with it. An unknown id exits 2.
+    Tune(TuneArgs),
     /// Serve a recorded campaign's dashboard (charts, breakers, events, /metrics) from its store,
     /// read-only, until Ctrl-C.
     Dashboard(DashboardArgs),
 }
 
+/// `tune` options.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Finished campaigns to tune from (ids as `stressctl report --list` prints them).
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
 /// `launch` options.
 #[derive(Debug, Args)]
 pub struct LaunchArgs {
+    /// Layer the overlay `stressctl tune ID…` prints over the config (its keys win); the report
+    /// lists every tuned setting with its old and new value and the measurement behind it.
+    #[arg(long, value_name = "ID", num_args = 1.., conflicts_with = "resume")]
+    pub tuned_from: Vec<String>,
     /// Replace the campaign's [safety] table with this file's (see config/safety.toml).
     #[arg(long, value_name = "FILE")]
     pub safety: Option<PathBuf>,
@@ -156,6 +179,43 @@ pub struct StopArgs {
     /// How long to wait for the campaign to exit.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+}
+
+/// `breaker` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BreakerCommand {
+    /// Every breaker: scope, state, health, calls, failures, rejections, opens.
+    List(BreakerListArgs),
+    /// Force breakers open: every call is rejected and work moves to other workers, until
+    /// `close` or `reset`.
+    Open(BreakerScopeArgs),
+    /// Close breakers (ends `open`/`disable` or an open period); the window is cleared, the open
+    /// backoff kept.
+    Close(BreakerScopeArgs),
+    /// Reset breakers to closed, as new (window, failure streak and open backoff cleared).
+    Reset(BreakerScopeArgs),
+    /// Disable breakers: every call runs and is still counted, nothing opens them, until `close`
+    /// or `reset`.
+    Disable(BreakerScopeArgs),
+}
+
+/// `breaker list` options.
+#[derive(Debug, Args)]
+pub struct BreakerListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The breakers a command is for, and why.
+#[derive(Debug, Args)]
+pub struct BreakerScopeArgs {
+    /// Breaker keys (`worker:w1`, `browser:firefox`, `task:webgpu`) or globs (`worker:grid/*`).
+    #[arg(required = true, value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Why (recorded in the event, the transitions and the reports).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 /// `status` options.

@@ -179,7 +179,7 @@ pub enum Event {
     },
     /// A circuit breaker changed state.
     BreakerTransition {
-        /// `worker:<id>`, `browser:<name>` or `task:<kind>`.
+        /// `worker:<id>`, `browser:<name>`, `task:<kind>` or `hardware:<class>`.
         key: String,
         /// State left.
         from: String,
@@ -187,6 +187,41 @@ pub enum Event {
         to: String,
         /// Why, for people.
         reason: String,
+    },
+    /// An operator commanded breakers of the running campaign (`stressctl breaker
+    /// open|close|reset|disable`). The transitions it caused follow as `breaker_transition`
+    /// events whose reason names the command.
+    BreakerCommand {
+        /// `open`, `close`, `reset` or `disable`.
+        action: String,
+        /// The scopes as typed (keys or globs such as `worker:grid/*`).
+        scopes: Vec<String>,
+        /// The breakers they named.
+        keys: Vec<String>,
+        /// Why, as the operator gave it (empty when none was given).
+        reason: String,
+        /// Who asked: the uid of the process on the other end of the control socket.
+        uid: Option<u32>,
+    },
+    /// A notification (`[[notify]]`) was delivered, given up on, or dropped from a full queue.
+    Notification {
+        /// The receiver, scheme and host only (a webhook's path is often its secret).
+        target: String,
+        /// What it was about: `halted`, `emergency_stop`, `guardian_trip`, `verdict`, `breaker_open`.
+        event: String,
+        /// Attempts made (0: dropped from a full queue).
+        attempts: u32,
+        /// Why it was not delivered (None: delivered).
+        #[serde(default)]
+        error: Option<String>,
+    },
+    /// The campaign runs with settings `launch --tuned-from` took from earlier campaigns' stores
+    /// (written once, at the start): nothing is tuned without the reports saying so.
+    ConfigTuned {
+        /// The campaigns tuned from.
+        from: Vec<String>,
+        /// Each setting the overlay changed (or would have, had the config not overridden it).
+        settings: Vec<TunedSetting>,
     },
     /// Every breaker's state and counters (written at the end of a campaign).
     BreakerSnapshot(RegistrySnapshot),
@@ -343,6 +378,9 @@ impl Event {
             Event::OpFailed { .. } => "op_failed",
             Event::PageConsole { .. } => "page_console",
             Event::BreakerTransition { .. } => "breaker_transition",
+            Event::BreakerCommand { .. } => "breaker_command",
+            Event::Notification { .. } => "notification",
+            Event::ConfigTuned { .. } => "config_tuned",
             Event::BreakerSnapshot(_) => "breaker_snapshot",
             Event::RecoveryAttempted { .. } => "recovery_attempted",
             Event::GuardianViolation { .. } => "guardian_violation",
@@ -389,6 +427,19 @@ impl Event {
                 )
             }
             Event::BreakerTransition { key, from, to, reason } => format!("breaker {key}: {from} -> {to}: {reason}"),
+            Event::BreakerCommand { action, keys, reason, uid, .. } => {
+                let who = uid.map_or_else(|| "an operator".to_string(), |u| format!("uid {u}"));
+                let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+                format!("breaker {action} by {who} on {}{why}", keys.join(", "))
+            }
+            Event::Notification { target, event, attempts, error } => match error {
+                None => format!("notification {event} delivered to {target} ({attempts} attempt(s))"),
+                Some(e) => format!("notification {event} to {target} failed after {attempts} attempt(s): {e}"),
+            },
+            Event::ConfigTuned { from, settings } => {
+                let list: Vec<String> = settings.iter().map(|t| format!("{} {} -> {}", t.key, t.old, t.new)).collect();
+                format!("settings tuned from {}: {}", from.join(", "), if list.is_empty() { "none".to_string() } else { list.join(", ") })
+            }
             Event::BreakerSnapshot(_) => "breaker states at the end of the campaign".into(),
             Event::RecoveryAttempted { class, strategy, outcome, .. } => format!("recovery from {class} by {strategy} {outcome}"),
             Event::GuardianViolation { metric, value, threshold } if metric.ends_with("_free") => {
@@ -486,6 +537,20 @@ impl BaselineInfo {
         }
         line
     }
+}
+
+/// One setting `launch --tuned-from` changed: the effective value without the tuned overlay and
+/// with it, and the measurement behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TunedSetting {
+    /// The effective config's dotted key (`browser.op_timeout`, `breaker.worker.recovery_timeout`).
+    pub key: String,
+    /// Its value without the overlay, as TOML.
+    pub old: String,
+    /// Its value with the overlay, as TOML (the same as `old` when the tuned value equals it).
+    pub new: String,
+    /// The measurement it came from (the overlay's comment).
+    pub source: String,
 }
 
 /// A worker as the campaign started it.
@@ -652,6 +717,28 @@ mod tests {
                 entries: vec!["console.error: boom".into(), "uncaught: Error: late".into()],
             },
             Event::BreakerTransition { key: "worker:w1".into(), from: "closed".into(), to: "open".into(), reason: "5 failures".into() },
+            Event::BreakerCommand {
+                action: "open".into(),
+                scopes: vec!["worker:grid/*".into()],
+                keys: vec!["worker:grid/n1".into()],
+                reason: "node maintenance".into(),
+                uid: Some(1000),
+            },
+            Event::Notification {
+                target: "http://127.0.0.1:9000".into(),
+                event: "verdict".into(),
+                attempts: 4,
+                error: Some("answered 500 Internal Server Error".into()),
+            },
+            Event::ConfigTuned {
+                from: vec!["20261205T101010Z-ab12".into()],
+                settings: vec![TunedSetting {
+                    key: "browser.op_timeout".into(),
+                    old: "\"30s\"".into(),
+                    new: "\"6s\"".into(),
+                    source: "in-page p99.9 120 ms over 900 ops".into(),
+                }],
+            },
             Event::BreakerSnapshot(RegistrySnapshot {
                 aggregate: AggregateCounts { total: 1, closed: 1, ..Default::default() },
                 ..Default::default()

@@ -14,7 +14,7 @@
 //! app, cli, logging                                   the commands: parse, run, print, exit
 //! campaign                                            runs phases: slots, escalation, halt logic
 //! report, dashboard, progress                         read the store and the live run; show them
-//! preflight, tasks, browser, control                  browsers, drivers, pages; the control socket
+//! preflight, tasks, browser, control, notify          browsers, drivers, pages; the control socket; notifications
 //! events, store, config                               what happened, where it is kept, what was asked
 //! guardian, confine, breaker, recovery, metrics, onnx, procfs, fmt    pure parts and OS readers
 //! ```
@@ -49,6 +49,7 @@ pub mod fmt;
 pub mod guardian;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod onnx;
 pub mod preflight;
 pub mod procfs;

@@ -263,6 +263,12 @@
         s += '<rect x="' + a.toFixed(1) + '" y="' + y + '" width="' + Math.max(1, b - a).toFixed(1) + '" height="' + (rowH - 5) +
           '" fill="' + (STATE_COLORS[sp.state] || "#999") + '"><title>' + esc(l.key + ": " + sp.state + " " + clock(sp.from_s) + "–" + (sp.to_s == null ? "now" : clock(sp.to_s))) + "</title></rect>";
       }
+      // operators' commands (stressctl breaker ...): a black tick with who asked and why
+      for (const m of (l.marks || [])) {
+        const a = x(m.at_s);
+        s += '<path class="breaker-command" d="M' + a.toFixed(1) + " " + y + "l-4 -4h8z v" + (rowH - 5) + '" stroke="#000" fill="#000"><title>' +
+          esc(clock(m.at_s) + " " + m.text) + "</title></path>";
+      }
     });
     const yA = H - 8;
     s += '<text x="' + label + '" y="' + yA + '" font-size="10" fill="#666">' + clock(t0) + "</text>";
@@ -283,7 +289,7 @@
     let h = '<table id="breakers"><tr><th class="l">breaker</th><th class="l">state</th><th>health %</th><th>calls</th><th>failed</th><th>rejected</th>' +
       "<th>opens</th><th>recoveries</th><th>time open</th><th>mean open</th><th>next open</th></tr>";
     let rows = 0;
-    for (const [scope, group] of [["worker", snap.workers], ["browser", snap.browsers], ["task", snap.tasks]]) {
+    for (const [scope, group] of [["worker", snap.workers], ["browser", snap.browsers], ["task", snap.tasks], ["hardware", snap.hardware_classes || {}]]) {
       for (const name of Object.keys(group || {}).sort()) {
         const b = group[name];
         rows++;

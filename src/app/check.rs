@@ -107,6 +107,22 @@ pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliEr
             Err(e) => line(false, "baseline", format!("{}: {e}", path.display())),
         }
     }
+    if !cfg.notify.is_empty() {
+        let sent = super::runtime()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(crate::notify::send_test(&cfg.notify)).map_err(|e| e.to_string()));
+        match sent {
+            Ok(deliveries) => {
+                for d in deliveries {
+                    match d.error {
+                        None => line(true, "notify", format!("test notification delivered to {}", d.target)),
+                        Some(e) => line(false, "notify", format!("test notification to {} failed: {e}", d.target)),
+                    }
+                }
+            }
+            Err(e) => line(false, "notify", e),
+        }
+    }
     say(if ok { "all checks passed" } else { "some checks failed" });
     Ok(if ok { EXIT_OK } else { EXIT_FAILED })
 }

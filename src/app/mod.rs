@@ -6,6 +6,7 @@ mod dashboard_cmd;
 mod error;
 mod remote;
 mod report_cmd;
+mod tune_cmd;
 
 pub use error::{CliError, ErrorKind, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE};
 
@@ -37,8 +38,10 @@ fn dispatch(cli: &Cli) -> Result<u8, CliError> {
         (None, true) => check::check(&cli.common, false),
         (Some(Command::Launch(a)), _) => launch(&cli.common, a),
         (Some(Command::Report(a)), _) => report_cmd::report(&cli.common, a),
+        (Some(Command::Tune(a)), _) => tune_cmd::tune(&cli.common, a),
         (Some(Command::EmergencyStop(a)), _) => remote::emergency_stop(&cli.common, a),
         (Some(Command::Status(a)), _) => remote::status(&cli.common, a),
+        (Some(Command::Breaker(b)), _) => remote::breaker(&cli.common, b),
         (Some(Command::Dashboard(a)), _) => dashboard_cmd::dashboard(&cli.common, a),
         (None, false) => Err(CliError::usage("say what to do: `stressctl launch`, `stressctl --check-only`, … (see `stressctl --help`)")),
     }
@@ -46,7 +49,7 @@ fn dispatch(cli: &Cli) -> Result<u8, CliError> {
 
 /// The effective config (profile and file layered); prints a warning line per fault that can
 /// never fire.
-fn load_config(common: &CommonArgs) -> Result<Config, CliError> {
+pub(super) fn load_config(common: &CommonArgs) -> Result<Config, CliError> {
     let cfg = Config::load(common.config.as_deref(), common.profile.as_deref())?;
     for w in cfg.warnings() {
         crate::fmt::warn(&format!("stressctl: warning: {w}"));
@@ -101,9 +104,13 @@ fn reap_dead_runs(state_dir: &Path) {
 /// `stressctl launch`.
 fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     let resume = args.resume.as_deref().map(|r| resume_target(common, r)).transpose()?;
-    let mut cfg = match &resume {
-        Some((_, cfg, _)) => cfg.clone(),
-        None => load_config(common)?,
+    let (mut cfg, tuned) = match &resume {
+        Some((_, cfg, _)) => (cfg.clone(), None),
+        None if !args.tuned_from.is_empty() => {
+            let (cfg, tuned) = tune_cmd::tuned_config(common, &args.tuned_from)?;
+            (cfg, Some(tuned))
+        }
+        None => (load_config(common)?, None),
     };
     if let Some(path) = &args.safety {
         cfg.apply_safety_file(path)?;
@@ -119,6 +126,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     };
     crate::store::validate_campaign_id(&id).map_err(|why| CliError::usage(format!("invalid campaign id {id:?}: {why}")))?;
     let listen = dashboard_cmd::live_listen(&cfg, args)?;
+    crate::notify::check_tokens(&cfg.notify).map_err(|e| CliError::usage(e.to_string()))?;
     if args.detach {
         return detach(common, &id);
     }
@@ -169,6 +177,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
         log_stamp: stamp,
         socket: Some(socket_path),
         baseline: !args.no_baseline,
+        tuned,
     };
     let stop = Arc::new(StopSignal::new());
     let span = tracing::info_span!("campaign", id = %id);

@@ -1,7 +1,10 @@
-//! Commands that talk to a running campaign over its control socket: `status`, `emergency-stop`.
+//! Commands that talk to a running campaign over its control socket: `status`, `emergency-stop`,
+//! `breaker list|open|close|reset|disable`.
 
 use super::{CliError, EXIT_OK};
-use crate::cli::{CommonArgs, StatusArgs, StopArgs};
+use crate::breaker::ManualCommand;
+use crate::cli::{BreakerCommand, CommonArgs, StatusArgs, StopArgs};
+use crate::control::breakers::{render, BreakerDone, BreakerRefusal, BreakerRow};
 use crate::control::lock;
 use crate::control::socket;
 use crate::control::status::StatusDoc;
@@ -68,4 +71,57 @@ pub(super) fn status(common: &CommonArgs, a: &StatusArgs) -> Result<u8, CliError
         .map_err(|e| CliError::failed(format!("campaign {} answered a status this stressctl does not understand: {e}", l.campaign_id)))?;
     print!("{}", doc.render());
     Ok(EXIT_OK)
+}
+
+/// `stressctl breaker ...`.
+pub(super) fn breaker(common: &CommonArgs, cmd: &BreakerCommand) -> Result<u8, CliError> {
+    let (action, args) = match cmd {
+        BreakerCommand::List(a) => return breaker_list(common, a.json),
+        BreakerCommand::Open(a) => (ManualCommand::Open, a),
+        BreakerCommand::Close(a) => (ManualCommand::Close, a),
+        BreakerCommand::Reset(a) => (ManualCommand::Reset, a),
+        BreakerCommand::Disable(a) => (ManualCommand::Disable, a),
+    };
+    let l = running(common)?;
+    let req = json!({"cmd": "breaker", "action": action, "scopes": args.scopes, "reason": args.reason.clone().unwrap_or_default()});
+    let answer = ask(&l, &req)?;
+    if answer.get("ok").and_then(serde_json::Value::as_bool) != Some(true) {
+        if let Some(refusal) = answer.get("refusal").and_then(|r| serde_json::from_value::<BreakerRefusal>(r.clone()).ok()) {
+            return Err(CliError::usage(refusal.to_string()).hint("`stressctl breaker list` shows the breakers and their states"));
+        }
+        let e = answer.get("error").and_then(serde_json::Value::as_str).unwrap_or("no reason given");
+        return Err(CliError::failed(format!("campaign {} refused the breaker command: {e}", l.campaign_id)));
+    }
+    let done: BreakerDone = serde_json::from_value(answer.get("done").cloned().unwrap_or_default()).map_err(|e| {
+        CliError::failed(format!("campaign {} answered a breaker command this stressctl does not understand: {e}", l.campaign_id))
+    })?;
+    for t in &done.transitions {
+        say(&format!("stressctl: breaker {}: {} -> {}", t.key, t.from, t.to));
+    }
+    let changed: std::collections::HashSet<&str> = done.transitions.iter().map(|t| t.key.as_str()).collect();
+    for k in done.keys.iter().filter(|k| !changed.contains(k.as_str())) {
+        say(&format!("stressctl: breaker {k}: {action} (state unchanged)"));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `stressctl breaker list`.
+fn breaker_list(common: &CommonArgs, as_json: bool) -> Result<u8, CliError> {
+    let l = running(common)?;
+    let answer = ask(&l, &json!({"cmd": "breakers"}))?;
+    let rows: Vec<BreakerRow> = serde_json::from_value(answer.get("breakers").cloned().unwrap_or_default()).map_err(|e| {
+        CliError::failed(format!("campaign {} answered a breaker list this stressctl does not understand: {e}", l.campaign_id))
+    })?;
+    if as_json {
+        say(&serde_json::to_string(&rows).unwrap_or_default());
+    } else {
+        print!("{}", render(&rows));
+    }
+    Ok(EXIT_OK)
+}
+
+/// One request to the running campaign.
+fn ask(l: &lock::LockInfo, req: &serde_json::Value) -> Result<serde_json::Value, CliError> {
+    socket::request(&l.socket, req, Duration::from_secs(5))
+        .map_err(|e| CliError::failed(format!("campaign {} (pid {}) does not answer on {}: {e}", l.campaign_id, l.pid, l.socket.display())))
 }

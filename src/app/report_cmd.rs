@@ -21,7 +21,7 @@ fn latest_or(state_dir: &Path, id: Option<&str>) -> Result<String, CliError> {
 
 /// An error of the store as a command error: an unknown or invalid id is bad input (exit 2),
 /// anything else a failure (exit 1).
-fn store_error(e: &store::StoreError) -> CliError {
+pub(super) fn store_error(e: &store::StoreError) -> CliError {
     if e.is_bad_input() {
         CliError::usage(e.to_string())
     } else {
@@ -30,7 +30,7 @@ fn store_error(e: &store::StoreError) -> CliError {
 }
 
 /// The store of campaign `id` and its report, verified.
-fn load_report(state_dir: &Path, id: &str) -> Result<(StoreReader, report::CampaignReport), CliError> {
+pub(super) fn load_report(state_dir: &Path, id: &str) -> Result<(StoreReader, report::CampaignReport), CliError> {
     let r = StoreReader::open_campaign(state_dir, id).map_err(|e| store_error(&e))?;
     let c = report::campaign_report(&r).map_err(|e| store_error(&e))?;
     Ok((r, c))

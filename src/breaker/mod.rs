@@ -1,5 +1,6 @@
 //! Circuit breakers: a pure state machine per breaker ([`Breaker`]) and a thread-safe
-//! [`BreakerRegistry`] of them keyed `worker:<id>`, `browser:<name>` and `task:<kind>`.
+//! [`BreakerRegistry`] of them keyed `worker:<id>`, `browser:<name>`, `task:<kind>` and
+//! `hardware:<class>`.
 //!
 //! The semantics are resilience4j's CircuitBreaker. A breaker is `Closed` (every call runs)
 //! until `failure_threshold` consecutive failures, or a failure rate of at least
@@ -10,15 +11,18 @@
 //! exactly the deadline is still rejected, and the first call strictly after it finds the breaker
 //! `HalfOpen`. Then at most `half_open_max_calls` probes run at once, any failed probe opens it
 //! again (for longer), and `success_threshold` successful probes close it.
-//! `ForcedOpen` and `Disabled` are manual overrides that last until [`Breaker::reset`].
+//! `ForcedOpen` and `Disabled` are manual overrides that last until [`Breaker::reset`] (or an
+//! operator's `close`/`reset`, [`ManualCommand`]).
 //!
 //! Nothing here reads a clock: every method takes `now`, so tests drive the breaker with
 //! `base + Duration`. A call is [`Breaker::acquire`], then the work, then [`Breaker::record`]
 //! with the [`Permit`]. State changes are queued as [`Transition`]s that the caller collects with
 //! [`Breaker::drain_transitions`] (the registry does that for its callers).
 
+mod manual;
 mod registry;
 
+pub use manual::{glob_match, is_glob, ManualCommand};
 pub use registry::{AggregateCounts, BreakerRegistry, GateRejected, OpGate, OpPermit, RegistrySnapshot};
 
 use std::collections::VecDeque;

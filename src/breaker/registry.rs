@@ -1,8 +1,9 @@
-//! The breakers of a campaign, keyed `worker:<id>`, `browser:<name>` and `task:<kind>`, shared by
-//! every task that runs ops.
+//! The breakers of a campaign, keyed `worker:<id>`, `browser:<name>`, `task:<kind>` and
+//! `hardware:<class>` (the GPU adapter class a worker's sessions reported), shared by every task
+//! that runs ops.
 //!
 //! Each breaker sits in its own `Mutex`, held only for the state update; no lock is ever held
-//! while taking another. An op resolves its three breakers once with [`BreakerRegistry::gate`] and
+//! while taking another. An op resolves its breakers once with [`BreakerRegistry::gate_on`] and
 //! then goes through the [`OpGate`], so the per-op path hashes no strings.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Breaker, BreakerConfig, BreakerMetrics, BreakerState, Outcome, Permit, Transition};
+use super::{glob_match, Breaker, BreakerConfig, BreakerMetrics, BreakerState, ManualCommand, Outcome, Permit, Transition};
 
 /// How many breakers are in each state, and their mean health.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,10 @@ pub struct RegistrySnapshot {
     pub browsers: BTreeMap<String, BreakerMetrics>,
     /// `task:<kind>` breakers, by kind.
     pub tasks: BTreeMap<String, BreakerMetrics>,
+    /// `hardware:<class>` breakers, by adapter class (`swiftshader`, `lavapipe`, `nvidia`, ...):
+    /// the seeds' health JSON name.
+    #[serde(default)]
+    pub hardware_classes: BTreeMap<String, BreakerMetrics>,
 }
 
 impl RegistrySnapshot {
@@ -53,27 +58,30 @@ impl RegistrySnapshot {
         let w = self.workers.iter().map(|(k, m)| ("worker", k, m));
         let b = self.browsers.iter().map(|(k, m)| ("browser", k, m));
         let t = self.tasks.iter().map(|(k, m)| ("task", k, m));
-        w.chain(b).chain(t)
+        let h = self.hardware_classes.iter().map(|(k, m)| ("hardware", k, m));
+        w.chain(b).chain(t).chain(h)
     }
 }
 
-/// The three scopes, in the order a gate asks them: the most specific first, so that a broken
+/// The four scopes, in the order a gate asks them: the most specific first, so that a broken
 /// worker does not touch the shared breakers, and the scarce shared probe slots are taken last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
     Worker = 0,
     Browser = 1,
     Task = 2,
+    Hardware = 3,
 }
 
 impl Scope {
-    const ALL: [Scope; 3] = [Scope::Worker, Scope::Browser, Scope::Task];
+    const ALL: [Scope; 4] = [Scope::Worker, Scope::Browser, Scope::Task, Scope::Hardware];
 
     fn prefix(self) -> &'static str {
         match self {
             Scope::Worker => "worker",
             Scope::Browser => "browser",
             Scope::Task => "task",
+            Scope::Hardware => "hardware",
         }
     }
 
@@ -110,20 +118,37 @@ type Map = RwLock<HashMap<String, Arc<Entry>>>;
 /// The breakers of one campaign. `Send + Sync`: share it in an `Arc`.
 #[derive(Debug)]
 pub struct BreakerRegistry {
-    configs: [BreakerConfig; 3],
+    configs: [BreakerConfig; 4],
     /// Per scope, keyed by the name without the scope prefix.
-    maps: [Map; 3],
+    maps: [Map; 4],
 }
 
 impl BreakerRegistry {
-    /// An empty registry; breakers are created on first use with their scope's config.
+    /// An empty registry; breakers are created on first use with their scope's config. The
+    /// hardware scope takes the task's config until [`with_hardware`](Self::with_hardware).
     pub fn new(worker: BreakerConfig, browser: BreakerConfig, task: BreakerConfig) -> BreakerRegistry {
-        BreakerRegistry { configs: [worker, browser, task], maps: Default::default() }
+        let hardware = task.clone();
+        BreakerRegistry { configs: [worker, browser, task, hardware], maps: Default::default() }
+    }
+
+    /// The registry with `hardware:<class>` breakers on `config` (`[breaker.hardware]`).
+    pub fn with_hardware(mut self, config: BreakerConfig) -> BreakerRegistry {
+        self.configs[Scope::Hardware as usize] = config;
+        self
     }
 
     /// The breakers of `worker:<worker>`, `browser:<browser>` and `task:<task>`, created if new.
     pub fn gate(&self, worker: &str, browser: &str, task: &str) -> OpGate {
-        OpGate { entries: [self.entry(Scope::Worker, worker), self.entry(Scope::Browser, browser), self.entry(Scope::Task, task)] }
+        self.gate_on(worker, browser, task, None)
+    }
+
+    /// [`gate`](Self::gate), and `hardware:<class>` too once the worker's adapter class is known
+    /// (ops before the first adapter report pass no hardware breaker).
+    pub fn gate_on(&self, worker: &str, browser: &str, task: &str, hardware: Option<&str>) -> OpGate {
+        OpGate {
+            entries: [self.entry(Scope::Worker, worker), self.entry(Scope::Browser, browser), self.entry(Scope::Task, task)],
+            hardware: hardware.map(|h| self.entry(Scope::Hardware, h)),
+        }
     }
 
     /// The state at `now` of the breaker with this key, if it exists.
@@ -166,6 +191,30 @@ impl BreakerRegistry {
         self.control(key, |b| b.reset(now))
     }
 
+    /// Applies an operator's command to the breaker with this key (creating it if new), with
+    /// `why` as the reason of the transition; `None` if the key has no scope prefix.
+    pub fn command(&self, key: &str, cmd: ManualCommand, now: Instant, why: String) -> Option<Vec<Transition>> {
+        self.control(key, |b| b.command(cmd, now, why))
+    }
+
+    /// Creates the breaker with this key if it is new, so that it is listed (and can be
+    /// commanded) before its first op; false if the key has no scope prefix.
+    pub fn ensure(&self, key: &str) -> bool {
+        Scope::parse(key).map(|(scope, name)| self.entry(scope, name)).is_some()
+    }
+
+    /// Every breaker's key, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.entries().iter().map(|e| e.key.clone()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// The keys of the breakers that `pattern` names ([`glob_match`]), sorted.
+    pub fn matching(&self, pattern: &str) -> Vec<String> {
+        self.keys().into_iter().filter(|k| glob_match(pattern, k)).collect()
+    }
+
     /// Takes every queued transition of every breaker. Gates hand out transitions as they go;
     /// this is for the ones nobody has collected yet, e.g. at the end of a phase.
     pub fn drain_transitions(&self) -> Vec<(String, Transition)> {
@@ -180,7 +229,7 @@ impl BreakerRegistry {
     /// reports show (`{"aggregate":{..},"workers":{<id>:metrics},"browsers":{..},"tasks":{..}}` as
     /// JSON). `anchor` pairs an `Instant` with its wall-clock time, to render transition times.
     pub fn snapshot(&self, now: Instant, anchor: (Instant, SystemTime)) -> RegistrySnapshot {
-        let mut groups: [BTreeMap<String, BreakerMetrics>; 3] = Default::default();
+        let mut groups: [BTreeMap<String, BreakerMetrics>; 4] = Default::default();
         let mut agg = AggregateCounts::default();
         let mut health = 0.0;
         for (scope, group) in Scope::ALL.into_iter().zip(&mut groups) {
@@ -204,8 +253,8 @@ impl BreakerRegistry {
             }
         }
         agg.average_health = if agg.total == 0 { 100.0 } else { health / agg.total as f64 };
-        let [workers, browsers, tasks] = groups;
-        RegistrySnapshot { aggregate: agg, workers, browsers, tasks }
+        let [workers, browsers, tasks, hardware_classes] = groups;
+        RegistrySnapshot { aggregate: agg, workers, browsers, tasks, hardware_classes }
     }
 
     fn entry(&self, scope: Scope, name: &str) -> Arc<Entry> {
@@ -243,19 +292,23 @@ fn read(map: &Map) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Entry>>
     map.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The worker, browser and task breakers of one kind of op, resolved once. Cheap to clone.
+/// The worker, browser, task (and hardware, once known) breakers of one kind of op, resolved
+/// once. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct OpGate {
     entries: [Arc<Entry>; 3],
+    /// `hardware:<class>`, when the worker's adapter class is known.
+    hardware: Option<Arc<Entry>>,
 }
 
-/// Permission from all three breakers of a gate; hand it back to [`OpGate::record`] of the same
+/// Permission from every breaker of a gate; hand it back to [`OpGate::record`] of the same
 /// gate (with [`Outcome::Ignored`] if the op did not run).
 #[must_use = "record the permit's outcome (Outcome::Ignored if the op did not run)"]
 #[derive(Debug)]
 pub struct OpPermit {
-    /// Always all `Some`; an array of options so that no permit is ever lost on the way.
-    permits: [Option<Permit>; 3],
+    /// `Some` for each breaker of the gate (worker, browser, task, hardware); an array of options
+    /// so that no permit is ever lost on the way.
+    permits: [Option<Permit>; 4],
 }
 
 /// Why [`OpGate::try_acquire`] refused an op.
@@ -290,18 +343,29 @@ impl OpGate {
         [&self.entries[0].key, &self.entries[1].key, &self.entries[2].key]
     }
 
-    /// Asks the worker, browser and task breakers, in that order. If one refuses, the permits
-    /// already taken are released (as [`Outcome::Ignored`]) so no half-open probe slot leaks.
+    /// The `hardware:<class>` key, when the gate has one.
+    pub fn hardware_key(&self) -> Option<&str> {
+        self.hardware.as_deref().map(|e| e.key.as_str())
+    }
+
+    /// Worker, browser, task, then hardware when known.
+    fn all(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.entries.iter().chain(self.hardware.iter())
+    }
+
+    /// Asks the worker, browser, task and (once known) hardware breakers, in that order. If one
+    /// refuses, the permits already taken are released (as [`Outcome::Ignored`]) so no half-open
+    /// probe slot leaks.
     pub fn try_acquire(&self, now: Instant) -> Result<OpPermit, GateRejected> {
-        let mut permits = [None, None, None];
-        for (i, entry) in self.entries.iter().enumerate() {
+        let mut permits = [None, None, None, None];
+        for (i, entry) in self.all().enumerate() {
             // Bound first, so the guard is dropped before the error path locks again.
             let acquired = entry.lock().acquire(now);
             match acquired {
                 Ok(permit) => permits[i] = Some(permit),
                 Err(rejected) => {
                     let mut transitions = Vec::new();
-                    for (entry, permit) in self.entries[..=i].iter().zip(permits) {
+                    for (entry, permit) in self.all().take(i + 1).zip(permits) {
                         let mut breaker = entry.lock();
                         if let Some(permit) = permit {
                             breaker.record(permit, Outcome::Ignored, now);
@@ -320,19 +384,21 @@ impl OpGate {
         Ok(OpPermit { permits })
     }
 
-    /// Records the op's outcome on all three breakers; returns the transitions queued on them
+    /// Records the op's outcome on every breaker of the gate; returns the transitions queued on them
     /// since they were last drained (including `Open -> HalfOpen` from the acquire), oldest
     /// first per breaker.
     pub fn record(&self, permit: OpPermit, outcome: Outcome, now: Instant) -> Vec<(String, Transition)> {
-        self.record_each(permit, [outcome; 3], now)
+        self.record_each(permit, [outcome; 4], now)
     }
 
-    /// Records an op with a separate outcome per scope (worker, browser, task), so that a failure
-    /// is held against the scope it belongs to: a driver that cannot be reached is the worker's
-    /// fault, not the browser's or the task's (`Outcome::Ignored` leaves a scope untouched).
-    pub fn record_each(&self, permit: OpPermit, outcomes: [Outcome; 3], now: Instant) -> Vec<(String, Transition)> {
+    /// Records an op with a separate outcome per scope (worker, browser, task, hardware), so that
+    /// a failure is held against the scope it belongs to: a driver that cannot be reached is the
+    /// worker's fault, not the browser's or the task's; a GPU error the task's and the adapter
+    /// class's (`Outcome::Ignored` leaves a scope untouched; a gate without a hardware breaker
+    /// ignores the fourth outcome).
+    pub fn record_each(&self, permit: OpPermit, outcomes: [Outcome; 4], now: Instant) -> Vec<(String, Transition)> {
         let mut transitions = Vec::new();
-        for ((entry, permit), outcome) in self.entries.iter().zip(permit.permits).zip(outcomes) {
+        for ((entry, permit), outcome) in self.all().zip(permit.permits).zip(outcomes) {
             let mut breaker = entry.lock();
             if let Some(permit) = permit {
                 breaker.record(permit, outcome, now);
@@ -485,6 +551,51 @@ mod tests {
     }
 
     #[test]
+    fn the_hardware_scope_gates_and_counts_only_what_is_held_against_it() {
+        let t0 = Instant::now();
+        let reg = BreakerRegistry::new(sturdy(), sturdy(), sturdy()).with_hardware(touchy());
+        assert_eq!(reg.gate("w1", "chromium", "webgpu").hardware_key(), None, "no class known: no hardware breaker");
+        let gate = reg.gate_on("w1", "chromium", "webgpu", Some("swiftshader"));
+        assert_eq!(gate.hardware_key(), Some("hardware:swiftshader"));
+        // a GPU error: the task and the adapter class, not the worker or the browser
+        let gpu_error = [Outcome::Ignored, Outcome::Ignored, Outcome::Failure, Outcome::Failure];
+        let p = gate.try_acquire(t0).expect("closed");
+        let ts = gate.record_each(p, gpu_error, t0);
+        assert_eq!(edges(&ts), [("hardware:swiftshader", Closed, Open)], "touchy opens at the first failure");
+        let r = gate.try_acquire(t0).expect_err("the hardware breaker refuses");
+        assert_eq!((r.key.as_str(), r.state), ("hardware:swiftshader", Open));
+        // another class is not touched
+        let other = reg.gate_on("w2", "firefox", "webgpu", Some("lavapipe"));
+        let p = other.try_acquire(t0).expect("lavapipe is closed");
+        let _ = other.record(p, Outcome::Success, t0);
+        let snap = reg.snapshot(t0, anchor(t0));
+        assert_eq!(snap.hardware_classes.keys().collect::<Vec<_>>(), ["lavapipe", "swiftshader"]);
+        assert_eq!(snap.hardware_classes["swiftshader"].state, Open);
+        assert_eq!(snap.workers["w1"].failures, 0);
+        assert!(reg.keys().contains(&"hardware:lavapipe".to_string()));
+        assert_eq!(reg.command("hardware:swiftshader", ManualCommand::Reset, t0, "r".into()).map(|t| t.len()), Some(1));
+    }
+
+    #[test]
+    fn commands_keys_and_patterns() {
+        let t0 = Instant::now();
+        let reg = BreakerRegistry::new(sturdy(), sturdy(), sturdy());
+        assert!(reg.ensure("worker:grid/n1") && reg.ensure("worker:grid/n2") && reg.ensure("worker:w1"));
+        assert!(!reg.ensure("gpu:x"));
+        let _ = reg.gate("w1", "chromium", "webgpu");
+        assert_eq!(reg.keys(), ["browser:chromium", "task:webgpu", "worker:grid/n1", "worker:grid/n2", "worker:w1"]);
+        assert_eq!(reg.matching("worker:grid/*"), ["worker:grid/n1", "worker:grid/n2"]);
+        assert!(reg.matching("worker:nope").is_empty());
+        let ts = reg.command("worker:grid/n1", ManualCommand::Open, t0, "operator open".into()).expect("valid key");
+        assert_eq!(ts.iter().map(|t| (t.from, t.to, t.reason.as_str())).collect::<Vec<_>>(), [(Closed, ForcedOpen, "operator open")]);
+        assert_eq!(reg.state("worker:grid/n1", t0), Some(ForcedOpen));
+        assert_eq!(reg.prefer_workers(&["grid/n1".to_string(), "grid/n2".to_string()], t0), ["grid/n2", "grid/n1"]);
+        let ts = reg.command("worker:grid/n1", ManualCommand::Close, t0, "operator close".into()).expect("valid key");
+        assert_eq!(ts.len(), 1);
+        assert_eq!(reg.state("worker:grid/n1", t0), Some(Closed));
+    }
+
+    #[test]
     fn prefer_workers_ranks_closed_then_half_open_then_open() {
         let t0 = Instant::now() + secs(3600);
         let reg = BreakerRegistry::new(touchy(), sturdy(), sturdy());
@@ -513,7 +624,7 @@ mod tests {
             empty,
             serde_json::json!({
                 "aggregate": {"total": 0, "open": 0, "half_open": 0, "closed": 0, "forced_open": 0, "disabled": 0, "average_health": 100.0},
-                "workers": {}, "browsers": {}, "tasks": {}
+                "workers": {}, "browsers": {}, "tasks": {}, "hardware_classes": {}
             })
         );
 
@@ -525,7 +636,7 @@ mod tests {
         let snap = serde_json::to_value(reg.snapshot(t0 + Duration::from_millis(1500), anchor(t0))).unwrap();
 
         let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-        assert_eq!(keys(&snap), ["aggregate", "browsers", "tasks", "workers"]);
+        assert_eq!(keys(&snap), ["aggregate", "browsers", "hardware_classes", "tasks", "workers"]);
         assert_eq!(keys(&snap["workers"]), ["w1", "w2", "w3", "w4"]);
         assert_eq!(keys(&snap["browsers"]), ["chromium", "firefox"]);
         assert_eq!(keys(&snap["tasks"]), ["page", "webgpu", "webnn"]);

@@ -12,7 +12,7 @@
 //! Whatever the launch, the page checks what it got (`isFallbackAdapter`, SwiftShader/llvmpipe
 //! names) and fails a hardware op that landed on a software adapter.
 
-use crate::config::AdapterChoice;
+use crate::config::{AdapterChoice, BrowserKind};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -81,9 +81,60 @@ pub fn icd_files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     files.into_iter().partition(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("lvp_icd")))
 }
 
+/// The adapter class of a page's adapter report (`hardware:<class>` breakers): `swiftshader`
+/// (Chromium's software adapter), `lavapipe` (Firefox's: Mesa's lavapipe is the only software
+/// ICD it is given), `nvidia`, `amd`, `intel`, `other` (a GPU it cannot name), or `none` (no
+/// adapter). Firefox leaves the adapter's info strings empty, so the launch (`kind`) and
+/// Chromium's `chrome://gpu` name (`gpu_name`) count as much as the strings.
+pub fn hardware_class(browser: BrowserKind, adapter: &serde_json::Value) -> &'static str {
+    if adapter.is_null() {
+        return "none";
+    }
+    let text = |k: &str| adapter.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let names = ["vendor", "architecture", "device", "description", "gpu_name"].map(text).join(" ");
+    let software = adapter.get("kind").and_then(serde_json::Value::as_str) == Some("software")
+        || adapter.get("software_signals").and_then(serde_json::Value::as_bool) == Some(true);
+    if names.contains("swiftshader") {
+        return "swiftshader";
+    }
+    if names.contains("llvmpipe") || names.contains("lavapipe") {
+        return "lavapipe";
+    }
+    if software {
+        return match browser {
+            BrowserKind::Chromium => "swiftshader",
+            BrowserKind::Firefox => "lavapipe",
+        };
+    }
+    if names.contains("nvidia") {
+        "nvidia"
+    } else if names.contains("amd") || names.contains("radeon") || names.contains("ati technologies") {
+        "amd"
+    } else if names.contains("intel") {
+        "intel"
+    } else {
+        "other"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hardware_classes_from_adapter_reports() {
+        use serde_json::json;
+        let c = |b, v| hardware_class(b, &v);
+        assert_eq!(c(BrowserKind::Chromium, json!({"kind": "software", "vendor": "google", "architecture": "swiftshader"})), "swiftshader");
+        // Firefox exposes no strings: the software launch is lavapipe
+        assert_eq!(c(BrowserKind::Firefox, json!({"kind": "software", "vendor": null})), "lavapipe");
+        assert_eq!(c(BrowserKind::Chromium, json!({"kind": "hardware", "vendor": "nvidia", "architecture": "hopper"})), "nvidia");
+        assert_eq!(c(BrowserKind::Chromium, json!({"kind": "hardware", "gpu_name": "ANGLE (AMD, Radeon RX 7900)"})), "amd");
+        assert_eq!(c(BrowserKind::Chromium, json!({"kind": "hardware", "description": "Intel(R) Arc(tm)"})), "intel");
+        assert_eq!(c(BrowserKind::Firefox, json!({"kind": "hardware"})), "other");
+        assert_eq!(c(BrowserKind::Firefox, json!({"kind": "hardware", "description": "llvmpipe (LLVM 15)"})), "lavapipe");
+        assert_eq!(c(BrowserKind::Chromium, serde_json::Value::Null), "none");
+    }
 
     #[test]
     fn firefox_env_splits_lavapipe_from_the_rest() {

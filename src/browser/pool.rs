@@ -36,6 +36,9 @@ pub struct Worker {
     /// The GPU Chromium names on `chrome://gpu`, read once per adapter mode (a hardware launch
     /// and a software one name different renderers).
     gpu_names: Mutex<Vec<(AdapterMode, Option<String>)>>,
+    /// The class of the adapter its sessions reported (`swiftshader`, `lavapipe`, `nvidia`, ...):
+    /// the `hardware:<class>` breaker its ops pass once known (set from the first report).
+    hardware_class: Mutex<Option<String>>,
     pub(super) endpoint: WorkerEndpoint,
     inner: tokio::sync::Mutex<DriverSlot>,
 }
@@ -78,6 +81,29 @@ impl Worker {
     pub fn gpu_name(&self) -> Option<String> {
         let mode = self.adapter_mode();
         lock(&self.gpu_names).iter().find(|(m, _)| *m == mode).and_then(|(_, n)| n.clone())
+    }
+
+    /// The adapter class its sessions reported, once one did.
+    pub fn hardware_class(&self) -> Option<String> {
+        lock(&self.hardware_class).clone()
+    }
+
+    /// Whether the adapter class its sessions reported is other than `known` (a slot's gate must
+    /// then name another `hardware:<class>` breaker); false while none has been reported. Asked
+    /// before every op, so it clones nothing.
+    pub fn hardware_class_differs(&self, known: Option<&str>) -> bool {
+        lock(&self.hardware_class).as_deref().is_some_and(|c| Some(c) != known)
+    }
+
+    /// Records the adapter class a session reported; true when it is new or changed (the
+    /// slots' gates must then name the new `hardware:<class>` breaker).
+    pub fn set_hardware_class(&self, class: &str) -> bool {
+        let mut c = lock(&self.hardware_class);
+        if c.as_deref() == Some(class) {
+            return false;
+        }
+        *c = Some(class.to_string());
+        true
     }
 
     fn gpu_name_read(&self, mode: AdapterMode) -> bool {
@@ -130,6 +156,7 @@ impl Pool {
                     adapter_choice: choice,
                     adapter: Mutex::new(settled),
                     gpu_names: Mutex::default(),
+                    hardware_class: Mutex::default(),
                     endpoint: w.endpoint.clone(),
                     inner: tokio::sync::Mutex::new(DriverSlot::default()),
                 })

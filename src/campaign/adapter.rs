@@ -1,6 +1,7 @@
 //! What the page said about its GPU adapter (or WebNN backend), into the store as task info: the
 //! adapter per browser (the first one also as the task's), with what stressctl knows beside it,
-//! and the count of null `requestAdapter()` answers the page retried past.
+//! and the count of null `requestAdapter()` answers the page retried past; the adapter's class
+//! (`swiftshader`, `lavapipe`, `nvidia`, ...) becomes the worker's `hardware:<class>` breaker.
 
 use super::ctx::PhaseCtx;
 use crate::browser::pool::Worker;
@@ -27,6 +28,13 @@ impl AdapterNotes {
         }
         if !self.reported {
             if let Some(a) = adapter {
+                if let Some(w) = worker {
+                    let class = crate::browser::adapter::hardware_class(w.browser, &a);
+                    if w.set_hardware_class(class) {
+                        tracing::info!(target: "stressctl::campaign", worker = %w.id, "worker {}'s adapter class is {class}: its ops pass breaker hardware:{class}", w.id);
+                        ctx.run.breakers.ensure(&format!("hardware:{class}"));
+                    }
+                }
                 report_adapter(ctx, worker, a);
                 self.reported = true;
             }

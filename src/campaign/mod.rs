@@ -5,13 +5,15 @@
 //! - [`phase`]: one phase (sessions, clock, grace, checkpoints);
 //! - [`escalation`]: the between-phase policy (a pure function) and health-gated waits;
 //! - [`shared`]: state shared by the slots of a run (counters, pause state, event bus);
-//! - [`status`]: the live status document behind `stressctl status`;
+//! - [`status`]: the live status document behind `stressctl status`; `operator`: the breaker
+//!   commands (`stressctl breaker open|close|reset|disable`) on the running campaign;
 //! - `ctx`: what the slots of one phase share;
 //! - `slot`: one session slot issuing ops, recording them, carrying out recovery actions; its
 //!   parts: `seat` (where ops run: session, worker, Grid node, label, breakers), `workload` (what
 //!   they run, one call at a time), `window` (its op results on the way to the store),
 //!   `departure` (work that left a Grid node, until it lands on another), `event_cap`, `adapter`
 //!   and `inject` (a due fault, carried out);
+//! - `notices`: what the campaign tells `[[notify]]` receivers, and when;
 //! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; `progress_log`:
 //!   the campaign log's periodic progress line; [`resume`]:
 //!   resuming a dead run.
@@ -25,6 +27,8 @@ mod event_cap;
 mod faults;
 mod guard;
 mod inject;
+mod notices;
+mod operator;
 mod phase;
 mod placement;
 mod progress_log;
@@ -62,6 +66,9 @@ pub struct RunOptions {
     /// Take the night's baseline before the first phase (`launch --no-baseline` turns it off;
     /// a resumed campaign keeps the one it took).
     pub baseline: bool,
+    /// `launch --tuned-from`: the campaigns tuned from and each setting changed, written as the
+    /// `config_tuned` event at the start so that the reports list them.
+    pub tuned: Option<crate::report::TunedReport>,
 }
 
 /// How a campaign ended.

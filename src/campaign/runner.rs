@@ -14,7 +14,7 @@ use super::shared::RunShared;
 use super::status::status_of;
 use super::{guard, io_err, CampaignOutcome, RunError, RunOptions, RunResult};
 use crate::browser::pool::Pool;
-use crate::config::Config;
+use crate::config::{Config, NotifyOn};
 use crate::control::{StopCause, StopSignal};
 use crate::events::{Event, EventBus};
 use crate::progress::{BreakerFeed, StatusFeed};
@@ -146,6 +146,9 @@ impl Campaign {
         });
         let page_url = server.as_ref().map(|s| s.url()).unwrap_or_default();
         let run = Arc::new(RunShared::new(id.clone(), self.cfg.clone(), store.clone(), pool.clone(), page_url, self.stop.clone()));
+        if let Err(e) = super::notices::start(&run, &report_dir) {
+            tracing::warn!(target: "stressctl::campaign", "{e}: this campaign sends no notifications");
+        }
         if let Some(f) = self.on_start.take() {
             // a weak handle: a subscriber must not keep the run alive
             let weak = Arc::downgrade(&run);
@@ -194,6 +197,9 @@ impl Campaign {
                     .collect(),
             },
         );
+        if let Some(t) = &self.opts.tuned {
+            run.event(id.clone(), None, Event::ConfigTuned { from: t.from.clone(), settings: t.settings.clone() });
+        }
         run.event(id.clone(), None, confinement_event(&confinement));
         tracing::info!(target: "stressctl::campaign", "campaign started: profile {}, {} phases, reports in {}", self.cfg.profile, self.cfg.phases.len(), report_dir.display());
         self.spawn_watchers(&scope, pool.clone());
@@ -372,6 +378,7 @@ impl Campaign {
                 Next::Halt { failed_in_row: n } => {
                     failed_names.push(phase.name.clone());
                     let why = format!("{n} phases failed in a row ({})", failed_names.join(", "));
+                    run.notify(NotifyOn::Halted, why.clone(), serde_json::json!({"failed_phases": failed_names.clone()}));
                     run.event(run.id.clone(), Some(i as u32), Event::CampaignHalted { phases: failed_names });
                     return Ok(Some(why));
                 }
@@ -411,6 +418,17 @@ impl Campaign {
         if let Some(r) = &stop_req {
             run.event(id, None, Event::EmergencyStop { cause: r.cause.as_str().to_string(), reason: r.reason.clone() });
         }
+        if let Some(r) = &stop_req {
+            let on = if r.cause == StopCause::Guardian { NotifyOn::GuardianTrip } else { NotifyOn::EmergencyStop };
+            run.notify(on, r.reason.clone(), serde_json::json!({"cause": r.cause.as_str()}));
+        }
+        let verdict_reason = match &stop_reason {
+            Some(r) => format!("campaign {} ({r})", outcome.as_str()),
+            None => format!("campaign {}", outcome.as_str()),
+        };
+        run.notify(NotifyOn::Verdict, verdict_reason, serde_json::json!({"outcome": outcome.as_str(), "stop_reason": stop_reason}));
+        // before the end event and the store's close: the deliveries' results are in the report
+        super::notices::drain(run).await;
         run.event(id, None, Event::CampaignEnded { outcome: outcome.as_str().to_string(), stop_reason: stop_reason.clone() });
         store.campaign_ended(outcome.as_str(), stop_reason.clone());
         store.close()?;

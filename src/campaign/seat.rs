@@ -82,12 +82,24 @@ impl Seat {
         let task = ctx.phase.task.kind();
         let gate = match &ctx.run.pool {
             Some(p) => {
-                let browser = p.workers.get(worker_ix).map(|w| w.browser.as_str()).unwrap_or("none");
-                ctx.run.breakers.gate(&label, browser, task)
+                let w = p.workers.get(worker_ix);
+                let browser = w.map(|w| w.browser.as_str()).unwrap_or("none");
+                let hardware = w.and_then(|w| w.hardware_class());
+                ctx.run.breakers.gate_on(&label, browser, task, hardware.as_deref())
             }
             None => ctx.run.breakers.gate("synthetic", "none", task),
         };
         (label, gate)
+    }
+
+    /// Makes the gate name the worker's `hardware:<class>` breaker once its adapter class is
+    /// known (or has changed); the label stays.
+    pub fn refresh_hardware(&mut self) {
+        let known = self.gate.hardware_key().and_then(|k| k.strip_prefix("hardware:"));
+        if self.worker().is_some_and(|w| w.hardware_class_differs(known)) {
+            let node = self.node.as_ref().map(|n| n.node.clone());
+            (_, self.gate) = Self::place(&self.ctx, self.worker_ix, node.as_deref());
+        }
     }
 
     /// What ops are counted under: the worker id, or `<worker>/<node>` on a Grid node.

@@ -179,16 +179,28 @@ pub(crate) struct RunShared {
     departures: Mutex<Vec<Departure>>,
     /// The guardian's view of the running phase, for escalation before the next one.
     strain: Mutex<Strain>,
+    /// Notifications (`[[notify]]`): set when the run starts, taken at its end to drain.
+    pub notifier: Mutex<Option<crate::notify::Notifier>>,
+    /// When each breaker's last `breaker_open` notice went out (one a minute per breaker, so a
+    /// flapping breaker does not flood the receiver).
+    pub open_noticed: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RunShared {
     /// A run's shared state; nothing runs yet.
     pub fn new(id: String, cfg: Arc<Config>, store: Store, pool: Option<Arc<Pool>>, page_url: String, stop: Arc<StopSignal>) -> RunShared {
-        let breakers = BreakerRegistry::new(cfg.breakers.worker.clone(), cfg.breakers.browser.clone(), cfg.breakers.task.clone());
+        let breakers = BreakerRegistry::new(cfg.breakers.worker.clone(), cfg.breakers.browser.clone(), cfg.breakers.task.clone())
+            .with_hardware(cfg.breakers.hardware.clone());
+        // Every worker's and browser's breaker exists from the start, so that `stressctl breaker
+        // list` shows them and an operator can open one before its first op.
+        for w in pool.iter().flat_map(|p| p.workers.iter()) {
+            breakers.ensure(&format!("worker:{}", w.id));
+            breakers.ensure(&format!("browser:{}", w.browser));
+        }
         RunShared {
             id,
             cfg,
@@ -206,6 +218,8 @@ impl RunShared {
             pause: Mutex::new(Pause { state: PauseState::Running, epoch: 0 }),
             departures: Mutex::new(Vec::new()),
             strain: Mutex::new(Strain::default()),
+            notifier: Mutex::new(None),
+            open_noticed: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -353,21 +367,26 @@ impl RunShared {
     }
 
     /// The pool's worker indices, best first by their breakers (closed, half-open, open; stable
-    /// within a rank), each with whether it is healthy: closed, disabled, or not used yet.
+    /// within a rank), those whose `hardware:<class>` breaker is not closed after the others,
+    /// each with whether it is healthy: its worker and hardware breakers closed, disabled, or not
+    /// used yet.
     pub fn ranked_workers(&self) -> Vec<(usize, bool)> {
         let Some(pool) = &self.pool else { return vec![(0, true)] };
         let ids: Vec<String> = pool.workers.iter().map(|w| w.id.clone()).collect();
         let now = Instant::now();
-        self.breakers
+        let closed = |key: &str| matches!(self.breakers.state(key, now), None | Some(BreakerState::Closed | BreakerState::Disabled));
+        let mut ranked: Vec<(usize, bool, bool)> = self
+            .breakers
             .prefer_workers(&ids, now)
             .into_iter()
             .filter_map(|w| {
                 let ix = ids.iter().position(|i| i == w)?;
-                let healthy =
-                    matches!(self.breakers.state(&format!("worker:{w}"), now), None | Some(BreakerState::Closed | BreakerState::Disabled));
-                Some((ix, healthy))
+                let hardware_ok = pool.workers[ix].hardware_class().is_none_or(|c| closed(&format!("hardware:{c}")));
+                Some((ix, closed(&format!("worker:{w}")) && hardware_ok, hardware_ok))
             })
-            .collect()
+            .collect();
+        ranked.sort_by_key(|&(_, _, hardware_ok)| !hardware_ok); // stable
+        ranked.into_iter().map(|(ix, healthy, _)| (ix, healthy)).collect()
     }
 
     /// The worker of each of a phase's `sessions` sessions ([`super::placement::place`]).
@@ -395,6 +414,9 @@ impl RunShared {
     pub fn transition_events(&self, corr: &str, phase: Option<u32>, ts: Vec<(String, Transition)>) {
         for (key, t) in ts {
             tracing::info!(target: "stressctl::campaign", corr = %corr, "breaker {key}: {} -> {} ({})", t.from, t.to, t.reason);
+            if t.to == BreakerState::Open {
+                self.breaker_opened(&key, &t.reason);
+            }
             self.event(
                 corr,
                 phase,

@@ -32,16 +32,18 @@ use std::time::{Duration, Instant};
 /// period ran out. It is a failed op of class `timeout`, never one counted nowhere.
 pub(crate) const ABANDONED: &str = "abandoned: still running when the phase ended and the grace period ran out";
 
-/// Which scopes a failure counts against: (worker, browser, task). A driver that cannot be
-/// reached is the worker's problem; a crash also the browser's; a page or GPU error the task's.
-fn attribution(class: FailureClass) -> [Outcome; 3] {
+/// Which scopes a failure counts against: (worker, browser, task, hardware). A driver that cannot
+/// be reached is the worker's problem; a crash also the browser's; a page error the task's; a GPU
+/// error the task's and the adapter class's (`hardware:<class>`).
+fn attribution(class: FailureClass) -> [Outcome; 4] {
     use Outcome::{Failure, Ignored};
     match class {
-        FailureClass::LaunchFailure | FailureClass::ConnectionFailure => [Failure, Ignored, Ignored],
-        FailureClass::Crash => [Failure, Failure, Ignored],
-        FailureClass::Timeout | FailureClass::ResourceExhaustion => [Failure, Ignored, Failure],
-        FailureClass::ScriptError | FailureClass::GpuError | FailureClass::WrongResult => [Ignored, Ignored, Failure],
-        FailureClass::ApiUnsupported => [Ignored, Ignored, Ignored],
+        FailureClass::LaunchFailure | FailureClass::ConnectionFailure => [Failure, Ignored, Ignored, Ignored],
+        FailureClass::Crash => [Failure, Failure, Ignored, Ignored],
+        FailureClass::Timeout | FailureClass::ResourceExhaustion => [Failure, Ignored, Failure, Ignored],
+        FailureClass::GpuError => [Ignored, Ignored, Failure, Failure],
+        FailureClass::ScriptError | FailureClass::WrongResult => [Ignored, Ignored, Failure, Ignored],
+        FailureClass::ApiUnsupported => [Ignored, Ignored, Ignored, Ignored],
     }
 }
 
@@ -230,12 +232,15 @@ impl Slot {
         Some(session)
     }
 
-    /// Asks the breakers (worker, browser, task) for up to `want` permits, one per op; runs as
-    /// many ops as it got permits for (none if the first is refused), and records each op's
-    /// outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
+    /// Asks the breakers (worker, browser, task, hardware) for up to `want` permits, one per op;
+    /// runs as many ops as it got permits for (none if the first is refused), and records each
+    /// op's outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
     /// batch stopped at a failure, or ran short of its budget) go back as `Ignored`.
     async fn gated_attempt(&mut self, want: usize) -> Attempt {
         self.settle(false);
+        // the worker's adapter class may have become known (from any of its slots) since the
+        // last call: its ops pass `hardware:<class>` from now on
+        self.seat.refresh_hardware();
         let now = Instant::now();
         match self.seat.gate().try_acquire(now) {
             Ok(p) => self.permits.push(p),
@@ -264,10 +269,10 @@ impl Slot {
         let first = self.seq;
         for (i, permit) in permits.drain(..).enumerate() {
             let outcomes = match self.call.ran.get(i) {
-                Some(Ran { result: Ok(_), .. }) if done => [Outcome::Success; 3],
+                Some(Ran { result: Ok(_), .. }) if done => [Outcome::Success; 4],
                 Some(Ran { result: Err(e), .. }) if done => attribution(e.class),
                 // did not run, or the phase ended under it: nothing to hold against anyone
-                _ => [Outcome::Ignored; 3],
+                _ => [Outcome::Ignored; 4],
             };
             let gate = call_gate.as_ref().unwrap_or(self.seat.gate());
             let ts = gate.record_each(permit, outcomes, Instant::now());
@@ -281,8 +286,9 @@ impl Slot {
         r
     }
 
-    /// A breaker refused the op: move to a worker whose breakers are closed if the worker is the
-    /// problem and another one is healthy, otherwise wait (bounded) before asking again.
+    /// A breaker refused the op: move to a worker whose breakers are closed if the worker, its
+    /// browser or its adapter class is the problem and another one is healthy, otherwise wait
+    /// (bounded) before asking again.
     async fn on_rejected(&mut self, r: GateRejected) {
         let GateRejected { key, state, retry_after, transitions } = r;
         if !transitions.is_empty() {
@@ -295,7 +301,7 @@ impl Slot {
             self.seat.leave_node().await;
             return;
         }
-        if key.starts_with("worker:") || key.starts_with("browser:") {
+        if key.starts_with("worker:") || key.starts_with("browser:") || key.starts_with("hardware:") {
             let current = self.seat.worker_ix();
             let pool = self.ctx.run.pool.clone();
             let usable = |ix: usize| {
@@ -485,7 +491,8 @@ impl Slot {
             }
             None
         } else {
-            let (ended, step) = self.ladder.on_failure(e.class, Instant::now(), self.ctx.run.cfg.recovery.max_level);
+            let recovery = &self.ctx.run.cfg.recovery;
+            let (ended, step) = self.ladder.on_failure_from(e.class, recovery.first_rung(e.class), Instant::now(), recovery.max_level);
             if let Some(end) = ended {
                 self.recovery_event(end);
             }

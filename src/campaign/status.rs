@@ -1,5 +1,5 @@
 //! Fills the live status document ([`StatusDoc`]) from a running campaign's shared state, and
-//! answers the control socket with it.
+//! answers the control socket with it (breaker commands are carried out by `operator`).
 
 use super::shared::{OpCounts, RunShared};
 use crate::control::status::{GuardianStatus, OpsStatus, PhaseStatus, ResourceStatus, StatusDoc};
@@ -75,5 +75,16 @@ impl crate::control::socket::Controlled for RunShared {
 
     fn stop(&self, force: bool, reason: String) {
         self.stop.request(StopCause::EmergencyStop, format!("emergency-stop: {reason}"), force);
+    }
+
+    fn breakers(&self) -> Vec<crate::control::breakers::BreakerRow> {
+        super::operator::list(self)
+    }
+
+    fn breaker_command(
+        &self,
+        req: crate::control::breakers::BreakerRequest,
+    ) -> Result<crate::control::breakers::BreakerDone, crate::control::breakers::BreakerRefusal> {
+        super::operator::command(self, req)
     }
 }

@@ -36,50 +36,49 @@ fn other_kind(base: &Table, over: &Table) -> bool {
 pub(super) struct Origin<'a> {
     /// The base's name (the only layer's, when there is one).
     base: &'a str,
-    /// The layer over it: its name and its table.
-    over: Option<(&'a str, &'a Table)>,
+    /// The layers over it, bottom first: their names and their tables.
+    over: Vec<(&'a str, &'a Table)>,
 }
 
 impl<'a> Origin<'a> {
-    /// `names[i]` is the name of `tables[i]`; the last layer is the top one. More than two
-    /// layers are not used: keys of the middle ones would be attributed to the base.
+    /// `names[i]` is the name of `tables[i]`; the first layer is the base, the last the top one
+    /// (a profile, a file over it, `launch --tuned-from`'s overlay over both).
     pub fn new(names: &[&'a str], tables: &'a [Table]) -> Origin<'a> {
-        let over = match (names, tables) {
-            ([_, .., top], [_, .., table]) => Some((*top, table)),
-            _ => None,
-        };
+        let over = names.iter().zip(tables).skip(1).map(|(n, t)| (*n, t)).collect();
         Origin { base: names.first().copied().unwrap_or("<config>"), over }
     }
 
     /// A single source: every key is its.
     pub fn single(name: &'a str) -> Origin<'a> {
-        Origin { base: name, over: None }
+        Origin { base: name, over: Vec::new() }
     }
 
     /// The name of the layer that wrote `key` (a dotted key with list indexes, such as
-    /// `phases[2].sessions` or `breaker.worker`): the top layer when it holds the key, a table
+    /// `phases[2].sessions` or `breaker.worker`): the topmost layer that holds the key, a table
     /// on its path with the key's remaining path, or a list or value on its path (a list is
-    /// replaced as a whole, so all of it is the top layer's); the base otherwise.
+    /// replaced as a whole, so all of it is that layer's); the base otherwise.
     pub fn of(&self, key: &str) -> &'a str {
-        let Some((name, table)) = self.over else { return self.base };
-        let mut node = table;
-        for segment in key.split('.') {
-            let field = segment.split('[').next().unwrap_or(segment);
-            match node.get(field) {
-                None => return self.base,
-                Some(Value::Table(t)) => node = t,
-                Some(_) => return name,
-            }
-        }
-        name
+        self.over.iter().rev().find(|(_, table)| holds(table, key)).map_or(self.base, |(name, _)| name)
     }
 
-    /// The top layer when it wrote any of `keys`, else the base: for an error about how keys
-    /// from both layers combine (e.g. the phases' total against `safety.max_campaign_duration`).
+    /// The topmost layer over the base that wrote any of `keys`, else the base: for an error
+    /// about how keys from several layers combine (e.g. the phases' total against
+    /// `safety.max_campaign_duration`).
     pub fn of_any(&self, keys: &[&str]) -> &'a str {
-        match self.over {
-            Some((name, _)) if keys.iter().any(|k| self.of(k) == name) => name,
-            _ => self.base,
+        self.over.iter().rev().find(|(_, table)| keys.iter().any(|k| holds(table, k))).map_or(self.base, |(name, _)| name)
+    }
+}
+
+/// Whether `table` writes `key` (see [`Origin::of`]).
+fn holds(table: &Table, key: &str) -> bool {
+    let mut node = table;
+    for segment in key.split('.') {
+        let field = segment.split('[').next().unwrap_or(segment);
+        match node.get(field) {
+            None => return false,
+            Some(Value::Table(t)) => node = t,
+            Some(_) => return true,
         }
     }
+    true
 }

@@ -18,6 +18,7 @@ mod duration;
 mod faults;
 mod layer;
 mod model;
+mod notify;
 mod raw;
 mod settings;
 mod validate;
@@ -26,6 +27,7 @@ mod validator;
 pub use browsers::{AdapterChoice, BrowserKind, BrowserPreference, PREFERENCE_KEYS};
 pub use duration::HumanDuration;
 pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DEFAULT_ORT_DIR};
+pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{
     BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides,
 };
@@ -341,6 +343,8 @@ pub struct Config {
     pub phases: Vec<PhaseConfig>,
     /// Faults to inject.
     pub faults: Vec<FaultConfig>,
+    /// Where to send notifications (`[[notify]]`).
+    pub notify: Vec<NotifyConfig>,
     /// The effective config as TOML ([`Config::to_toml`]), stored with the campaign so that
     /// resume and reports read back exactly what ran, whatever layers it was built from.
     pub text: String,
@@ -371,6 +375,11 @@ impl Serialize for Config {
             m.skip_field("faults")?;
         } else {
             m.serialize_field("faults", &self.faults)?;
+        }
+        if self.notify.is_empty() {
+            m.skip_field("notify")?;
+        } else {
+            m.serialize_field("notify", &self.notify)?;
         }
         m.end()
     }
@@ -405,6 +414,13 @@ impl Config {
     /// its tables and keys override the profile's, and its `[[phases]]`, `[[workers]]` and
     /// `[[faults]]` lists replace the profile's (see `layer.rs`).
     pub fn load(file: Option<&Path>, profile: Option<&str>) -> Result<Config, ConfigError> {
+        Config::load_with_overlay(file, profile, None)
+    }
+
+    /// [`load`](Self::load) with `overlay` (its name for errors, its TOML text) layered over
+    /// the profile and the file, by the same rules: `launch --tuned-from`'s overlay, whose keys
+    /// win over the file's.
+    pub fn load_with_overlay(file: Option<&Path>, profile: Option<&str>, overlay: Option<(&str, &str)>) -> Result<Config, ConfigError> {
         let base = match (file, profile) {
             (Some(_), None) => None,
             (_, name) => {
@@ -427,6 +443,9 @@ impl Config {
         }
         if let (Some(path), Some(text)) = (file, &file_text) {
             layers.push(Layer { name: path.display().to_string(), text });
+        }
+        if let Some((name, text)) = overlay {
+            layers.push(Layer { name: name.to_string(), text });
         }
         let mut c = Config::parse_layers(&layers)?;
         if let Some((name, _)) = base {

@@ -38,6 +38,7 @@ pub(super) struct RawConfig {
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub faults: Option<Vec<RawFault>>,
+    pub notify: Option<Vec<super::NotifyConfig>>,
 }
 
 /// A file given to `launch --safety`: only a `[safety]` table.
@@ -65,17 +66,17 @@ pub(super) struct RawTask {
 }
 
 /// The breaker scopes that may override the top-level `[breaker]` keys.
-pub(super) const BREAKER_SCOPES: [&str; 3] = ["worker", "browser", "task"];
+pub(super) const BREAKER_SCOPES: [&str; 4] = ["worker", "browser", "task", "hardware"];
 
-/// `[breaker]`: its top-level keys apply to every scope; `[breaker.worker]`, `[breaker.browser]`
-/// and `[breaker.task]` override them for one scope. Both levels are merged at the TOML value
+/// `[breaker]`: its top-level keys apply to every scope; `[breaker.worker]`, `[breaker.browser]`,
+/// `[breaker.task]` and `[breaker.hardware]` override them for one scope. Both levels are merged at the TOML value
 /// level over the written-out defaults of [`BreakerConfig`], so no breaker setting is named here.
 #[derive(Default)]
 pub(super) struct BreakerTables {
     /// The top-level keys over the defaults (checked on their own, as key `breaker`).
     pub common: BreakerConfig,
     /// Per scope, in [`BREAKER_SCOPES`] order.
-    pub scopes: [BreakerConfig; 3],
+    pub scopes: [BreakerConfig; 4],
 }
 
 impl<'de> Deserialize<'de> for BreakerTables {
@@ -86,7 +87,7 @@ impl<'de> Deserialize<'de> for BreakerTables {
         let defaults = toml::Table::try_from(AsToml(&BreakerConfig::default())).map_err(D::Error::custom)?;
         let common_table = super::layer::merge(defaults, top);
         let common = BreakerDef::deserialize(common_table.clone()).map_err(D::Error::custom)?;
-        let mut scopes: [BreakerConfig; 3] = Default::default();
+        let mut scopes: [BreakerConfig; 4] = Default::default();
         for ((scope, table), slot) in BREAKER_SCOPES.iter().zip(scope_tables).zip(scopes.iter_mut()) {
             *slot = match table {
                 None => common.clone(),

@@ -6,7 +6,9 @@
 use super::duration::{human, human_opt};
 use super::raw;
 use crate::breaker::BreakerConfig;
+use crate::recovery::{start_level, FailureClass, Strategy};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -207,6 +209,26 @@ pub struct RecoveryConfig {
     pub max_level: u8,
     /// Matrix size used by "adjusted settings" (level 4).
     pub reduced_matrix_size: u32,
+    /// `[recovery.first_rung]`: per failure class, the strategy its recovery starts with
+    /// (`retry`, `new_session`, `restart_driver`, `adjusted_settings`, `other_worker`,
+    /// `other_browser`) before climbing: a class that a retry never fixes can start higher.
+    /// Classes left out keep their default (a transient error retries, a crash opens a new
+    /// session, …), and the effective config writes every class out; `stressctl tune` suggests
+    /// the strategy that recovered a class most often.
+    pub first_rung: BTreeMap<String, String>,
+}
+
+impl RecoveryConfig {
+    /// The built-in first rung of each class that is recovered at all.
+    pub fn default_first_rungs() -> BTreeMap<String, String> {
+        FailureClass::ALL.into_iter().filter_map(|c| start_level(c).map(|s| (c.as_str().to_string(), s.as_str().to_string()))).collect()
+    }
+
+    /// Where a recovery from `class` starts (None: the class is not recovered).
+    pub fn first_rung(&self, class: FailureClass) -> Option<Strategy> {
+        let default = start_level(class)?;
+        Some(self.first_rung.get(class.as_str()).and_then(|s| Strategy::parse(s)).unwrap_or(default))
+    }
 }
 
 impl Default for RecoveryConfig {
@@ -216,6 +238,7 @@ impl Default for RecoveryConfig {
             backoff_cap: Duration::from_secs(5),
             max_level: 6,
             reduced_matrix_size: 32,
+            first_rung: RecoveryConfig::default_first_rungs(),
         }
     }
 }
@@ -265,7 +288,7 @@ impl Default for LoggingConfig {
 
 /// Breaker configs per scope. Each of the nine settings, its default and its range is defined
 /// once, by [`BreakerConfig`]; `raw::BreakerDef` only spells it in TOML. Serialized as the
-/// `[breaker.worker]`, `[breaker.browser]` and `[breaker.task]` tables, every key explicit.
+/// `[breaker.worker]`, `[breaker.browser]`, `[breaker.task]` and `[breaker.hardware]` tables, every key explicit.
 #[derive(Clone, Debug, PartialEq, Default, Serialize)]
 pub struct BreakersConfig {
     /// `worker:<id>`.
@@ -277,6 +300,9 @@ pub struct BreakersConfig {
     /// `task:<kind>`.
     #[serde(with = "raw::BreakerDef")]
     pub task: BreakerConfig,
+    /// `hardware:<class>`: the GPU adapter class a worker's sessions reported.
+    #[serde(with = "raw::BreakerDef")]
+    pub hardware: BreakerConfig,
 }
 
 /// Campaign-level settings: the `[campaign]` table as written (absent keys take

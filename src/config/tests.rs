@@ -400,3 +400,79 @@ fn a_fault_warning_follows_the_campaign_clock_across_phases() {
     // longer than the whole campaign
     assert_eq!(warns("every = \"40s\"").len(), 1);
 }
+
+#[test]
+fn notify_entries_round_trip_and_bad_ones_name_the_key() {
+    let text = format!(
+        "{MIN}\n[[notify]]\nurl = \"http://127.0.0.1:9000/hook\"\non = [\"verdict\", \"breaker_open\"]\ntoken_env = \"HOOK_TOKEN\"\ntimeout = \"2s\"\nretries = 1\n\n[[notify]]\nurl = \"https://hooks.example.com/x\"\n"
+    );
+    let c = Config::parse(&text, "n.toml").unwrap();
+    assert_eq!(c.notify.len(), 2);
+    assert_eq!(c.notify[0].on, [NotifyOn::Verdict, NotifyOn::BreakerOpen]);
+    assert_eq!((c.notify[0].timeout, c.notify[0].retries), (Duration::from_secs(2), 1));
+    assert_eq!(c.notify[1].on, NotifyOn::ALL, "all events by default");
+    assert_eq!(c.notify[0].target(), "http://127.0.0.1:9000", "no path: it may be a secret");
+    let back = Config::parse(&c.to_toml().unwrap(), "printed.toml").unwrap();
+    assert_eq!(back.notify, c.notify);
+    assert!(!Config::parse(MIN, "t.toml").unwrap().to_toml().unwrap().contains("notify"), "no [[notify]] written without any");
+    for (bad, key) in [
+        ("url = \"ftp://x:21/\"", "notify[0].url"),
+        ("url = \"not a url\"", "notify[0].url"),
+        ("url = \"http://127.0.0.1:9/\"\non = []", "notify[0].on"),
+        ("url = \"http://127.0.0.1:9/\"\ntimeout = \"10ms\"", "notify[0].timeout"),
+        ("url = \"http://127.0.0.1:9/\"\nretries = 11", "notify[0].retries"),
+        ("url = \"http://127.0.0.1:9/\"\ntoken_env = \"A-B\"", "notify[0].token_env"),
+    ] {
+        let e = err(&format!("{MIN}\n[[notify]]\n{bad}\n"));
+        assert!(e.contains(key), "{bad}: {e}");
+    }
+    assert!(err(&format!("{MIN}\n[[notify]]\nurl = \"http://h:1/\"\non = [\"sometimes\"]\n")).contains("sometimes"));
+}
+
+#[test]
+fn breaker_hardware_overrides_the_common_keys_for_its_scope() {
+    let c = Config::parse(&format!("{MIN}\n[breaker]\nfailure_threshold = 4\n\n[breaker.hardware]\nfailure_threshold = 1\n"), "h.toml")
+        .unwrap();
+    assert_eq!((c.breakers.task.failure_threshold, c.breakers.hardware.failure_threshold), (4, 1));
+    let text = c.to_toml().unwrap();
+    assert!(text.contains("[breaker.hardware]"), "{text}");
+    assert_eq!(Config::parse(&text, "printed.toml").unwrap().breakers, c.breakers);
+    let e = err(&format!("{MIN}\n[breaker.hardware]\nfailure_threshold = 0\n"));
+    assert!(e.contains("breaker.hardware"), "{e}");
+}
+
+#[test]
+fn a_tuned_overlay_over_a_profile_and_a_file_wins_and_errors_name_their_own_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("extra.toml");
+    std::fs::write(&f, "[browser]\nop_timeout = \"20s\"\n[safety]\ncpu_percent = 90\n").unwrap();
+    let over = Some(("<tuned from a b>", "[browser]\nop_timeout = \"3s\"\n[breaker]\nfailure_rate_threshold = 12.0\n"));
+    let c = Config::load_with_overlay(Some(&f), Some("quick"), over).unwrap();
+    assert_eq!(c.browser.op_timeout, std::time::Duration::from_secs(3), "the overlay's key wins over the file's");
+    assert_eq!(c.safety.cpu_percent, 90.0, "the file's other keys stay");
+    assert_eq!((c.breakers.worker.failure_rate_threshold, c.breakers.hardware.failure_rate_threshold), (12.0, 12.0));
+    // a bad key in the overlay names the overlay; one in the file (under it) still names the file
+    let bad = Some(("<tuned from a b>", "[browser]\nop_timeout = \"1ms\"\n"));
+    let e = Config::load_with_overlay(Some(&f), Some("quick"), bad).unwrap_err().to_string();
+    assert!(e.contains("<tuned from a b>") && e.contains("browser.op_timeout"), "{e}");
+    std::fs::write(&f, "[safety]\nmemory_percent = 150\n").unwrap();
+    let e = Config::load_with_overlay(Some(&f), Some("quick"), over).unwrap_err().to_string();
+    assert!(e.contains("extra.toml") && e.contains("safety.memory_percent") && !e.contains("<tuned"), "{e}");
+}
+
+#[test]
+fn recovery_first_rungs_default_per_class_override_and_bad_ones_name_the_key() {
+    use crate::recovery::{FailureClass, Strategy};
+    let c = Config::parse(MIN, "m.toml").unwrap();
+    assert_eq!(c.recovery.first_rung(FailureClass::Crash), Some(Strategy::NewSession));
+    assert_eq!(c.recovery.first_rung(FailureClass::ApiUnsupported), None, "never recovered");
+    assert!(c.to_toml().unwrap().contains("[recovery.first_rung]"), "every class written out");
+    let c = Config::parse(&format!("{MIN}\n[recovery.first_rung]\ngpu_error = \"new_session\"\n"), "m.toml").unwrap();
+    assert_eq!(c.recovery.first_rung(FailureClass::GpuError), Some(Strategy::NewSession));
+    assert_eq!(c.recovery.first_rung(FailureClass::Timeout), Some(Strategy::Retry), "the classes left out keep their default");
+    assert_eq!(Config::parse(&c.to_toml().unwrap(), "printed.toml").unwrap().recovery, c.recovery);
+    let e = err(&format!("{MIN}\n[recovery.first_rung]\ngpu_error = \"pray\"\n"));
+    assert!(e.contains("recovery.first_rung.gpu_error") && e.contains("new_session"), "{e}");
+    let e = err(&format!("{MIN}\n[recovery.first_rung]\napi_unsupported = \"retry\"\n"));
+    assert!(e.contains("recovery.first_rung.api_unsupported"), "{e}");
+}

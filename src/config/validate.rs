@@ -38,6 +38,8 @@ impl Validator<'_> {
         let mut phases = self.phases(raw.phases.unwrap_or_default(), &default_task, &workers)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
+        let notify = raw.notify.unwrap_or_default();
+        super::notify::validate(self, &notify)?;
         Ok(Config {
             source: String::new(),
             profile: String::new(),
@@ -45,13 +47,14 @@ impl Validator<'_> {
             browser: raw.browser,
             safety: raw.safety,
             breakers,
-            recovery: raw.recovery,
+            recovery: Self::first_rungs(raw.recovery),
             browser_preference: raw.browser_preference,
             dashboard: raw.dashboard,
             logging: raw.logging,
             workers,
             phases,
             faults,
+            notify,
             text: String::new(),
         })
     }
@@ -156,7 +159,26 @@ impl Validator<'_> {
         self.dur("recovery.backoff_cap", r.backoff_cap, MS, 10 * MINUTE)?;
         self.int("recovery.max_level", r.max_level, 1, 6)?;
         self.int("recovery.reduced_matrix_size", r.reduced_matrix_size, 4, 4096)?;
+        let defaults = RecoveryConfig::default_first_rungs();
+        let strategies = "one of retry, new_session, restart_driver, adjusted_settings, other_worker, other_browser";
+        for (class, strategy) in &r.first_rung {
+            let key = format!("recovery.first_rung.{class}");
+            if !defaults.contains_key(class) {
+                let classes: Vec<&str> = defaults.keys().map(String::as_str).collect();
+                return Err(self.err(key, class, format!("a failure class that is recovered: {}", classes.join(", "))));
+            }
+            if crate::recovery::Strategy::parse(strategy).is_none() {
+                return Err(self.err(key, format!("{strategy:?}"), strategies));
+            }
+        }
         Ok(())
+    }
+
+    /// Every recovered class's first rung: the config's, else the built-in one.
+    fn first_rungs(r: RecoveryConfig) -> RecoveryConfig {
+        let mut first_rung = RecoveryConfig::default_first_rungs();
+        first_rung.extend(r.first_rung);
+        RecoveryConfig { first_rung, ..r }
     }
 
     fn breakers(&self, b: &BreakerTables) -> Result<BreakersConfig, ConfigError> {
@@ -165,8 +187,8 @@ impl Validator<'_> {
         for (scope, c) in BREAKER_SCOPES.iter().zip(&b.scopes) {
             check(&format!("breaker.{scope}"), c)?;
         }
-        let [worker, browser, task] = b.scopes.clone();
-        Ok(BreakersConfig { worker, browser, task })
+        let [worker, browser, task, hardware] = b.scopes.clone();
+        Ok(BreakersConfig { worker, browser, task, hardware })
     }
 
     fn workers(&self, raw: Vec<RawWorker>) -> Result<Vec<WorkerConfig>, ConfigError> {

@@ -6,6 +6,7 @@
 //! closed, results flushed, reports written); a forced request kills the recorded process groups
 //! at once.
 
+pub mod breakers;
 pub mod daemon;
 pub mod lock;
 pub mod signals;

@@ -1,6 +1,8 @@
 //! The local control channel: a Unix socket (mode 0600) in the state dir. One JSON request line,
-//! one JSON answer line. Requests: `{"cmd":"status"}` and
-//! `{"cmd":"stop","force":false,"reason":"..."}`.
+//! one JSON answer line. Requests: `{"cmd":"status"}`,
+//! `{"cmd":"stop","force":false,"reason":"..."}`, `{"cmd":"breakers"}` (every breaker, as
+//! [`BreakerRow`]s) and `{"cmd":"breaker","action":"open","scopes":["worker:w1"],"reason":"..."}`
+//! ([`BreakerRequest`]; who asked is the peer's uid from `SO_PEERCRED`, never the request's word).
 //!
 //! Whoever can connect must never be able to take the campaign down, so the server spends a
 //! bounded number of descriptors and no CPU on connections that do nothing:
@@ -21,6 +23,7 @@
 //! [`raise_nofile_limit`] raises the process's soft descriptor limit to its hard limit, so that the
 //! store, logs and sockets have room on systems whose soft default is small (1024).
 
+use super::breakers::{BreakerDone, BreakerRefusal, BreakerRequest, BreakerRow};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -39,6 +42,10 @@ pub trait Controlled: Send + Sync + 'static {
     fn status(&self) -> Value;
     /// Stop the campaign (graceful, or at once with `force`).
     fn stop(&self, force: bool, reason: String);
+    /// Every breaker of the campaign now.
+    fn breakers(&self) -> Vec<BreakerRow>;
+    /// Applies an operator's breaker command (all of it, or nothing when a scope is unknown).
+    fn breaker_command(&self, req: BreakerRequest) -> Result<BreakerDone, BreakerRefusal>;
 }
 
 /// Control connections open at once. The CLI opens one per command and closes it within
@@ -228,6 +235,7 @@ async fn serve_connection(stream: UnixStream, conn: Arc<Conn>, target: Arc<dyn C
         }
     }
     let _done = Done(conn.clone());
+    let uid = stream.peer_cred().ok().map(|c| c.uid());
     let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
     let (r, mut w) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(r.take(MAX_REQUEST as u64));
@@ -239,7 +247,7 @@ async fn serve_connection(stream: UnixStream, conn: Arc<Conn>, target: Arc<dyn C
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(_)) => {
                 conn.busy.store(true, Ordering::Release);
-                handle(target.as_ref(), &line)
+                handle(target.as_ref(), &line, uid)
             }
             Err(_) => json!({"ok": false, "error": format!("no request within {REQUEST_TIMEOUT:?}")}),
         },
@@ -358,7 +366,7 @@ impl Trouble {
     }
 }
 
-fn handle(target: &dyn Controlled, line: &str) -> Value {
+fn handle(target: &dyn Controlled, line: &str, uid: Option<u32>) -> Value {
     let req: Value = match serde_json::from_str(line.trim()) {
         Ok(v) => v,
         Err(e) => return json!({"ok": false, "error": format!("bad request: {e}")}),
@@ -371,6 +379,17 @@ fn handle(target: &dyn Controlled, line: &str) -> Value {
             target.stop(force, reason);
             json!({"ok": true})
         }
+        Some("breakers") => json!({"ok": true, "breakers": target.breakers()}),
+        Some("breaker") => match serde_json::from_value::<BreakerRequest>(req.clone()) {
+            Ok(mut r) => {
+                r.uid = uid;
+                match target.breaker_command(r) {
+                    Ok(done) => json!({"ok": true, "done": done}),
+                    Err(refusal) => json!({"ok": false, "error": refusal.to_string(), "refusal": refusal}),
+                }
+            }
+            Err(e) => json!({"ok": false, "error": format!("bad breaker request: {e}")}),
+        },
         other => json!({"ok": false, "error": format!("unknown command {other:?}")}),
     }
 }
@@ -476,6 +495,53 @@ mod tests {
         fn stop(&self, force: bool, reason: String) {
             *self.0.lock().unwrap() = Some((force, reason));
         }
+        fn breakers(&self) -> Vec<BreakerRow> {
+            Vec::new()
+        }
+        /// Echoes the uid it was given as the one key, so the test sees what the server read.
+        fn breaker_command(&self, req: BreakerRequest) -> Result<BreakerDone, BreakerRefusal> {
+            if req.scopes.iter().any(|s| s == "worker:nope") {
+                return Err(BreakerRefusal::UnknownScopes { unknown: vec!["worker:nope".into()], known: vec!["worker:w1".into()] });
+            }
+            Ok(BreakerDone { keys: vec![format!("uid {:?} {}", req.uid, req.action)], transitions: Vec::new() })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn breaker_commands_carry_the_peer_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sock");
+        let stop = CancellationToken::new();
+        serve(&path, Arc::new(Fake(Mutex::new(None))), stop.clone(), &TaskTracker::new()).await.unwrap();
+        let p = path.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let req = json!({"cmd": "breaker", "action": "open", "scopes": ["worker:w1"], "reason": "r", "uid": 0});
+            request(&p, &req, Duration::from_secs(2))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        // SAFETY: getuid has no preconditions.
+        let me = unsafe { libc::getuid() };
+        assert_eq!(ok["done"]["keys"][0], format!("uid Some({me}) open"), "{ok}");
+        let p = path.clone();
+        let refused = tokio::task::spawn_blocking(move || {
+            request(&p, &json!({"cmd": "breaker", "action": "close", "scopes": ["worker:nope"]}), Duration::from_secs(2))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(refused["ok"], false);
+        assert_eq!(refused["refusal"]["refusal"], "unknown_scopes", "{refused}");
+        let p = path.clone();
+        let bad = tokio::task::spawn_blocking(move || {
+            request(&p, &json!({"cmd": "breaker", "action": "explode", "scopes": ["worker:w1"]}), Duration::from_secs(2))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(bad["ok"], false);
+        stop.cancel();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -258,7 +258,10 @@ mod tests {
             "workers": {"w1": {"state": "open", "calls": 10, "successes": 4, "failures": 6, "rejected": 3, "opens": 1, "recoveries": 0,
                 "total_open_time_ms": 1500, "mean_open_time_ms": 1500, "health_percent": 40.0, "window_calls": 10,
                 "open_timeout_ms": 10000, "consecutive_opens": 1, "history": [], "history_dropped": 0}},
-            "browsers": {}, "tasks": {}
+            "browsers": {}, "tasks": {},
+            "hardware_classes": {"swiftshader": {"state": "closed", "calls": 5, "successes": 5, "failures": 0, "rejected": 0, "opens": 0,
+                "recoveries": 0, "total_open_time_ms": 0, "mean_open_time_ms": 0, "health_percent": 100.0, "window_calls": 5,
+                "open_timeout_ms": 10000, "consecutive_opens": 0, "history": [], "history_dropped": 0}}
         }))
         .unwrap();
         let feed: BreakerFeed = Arc::new(move || Some(snap.clone()));
@@ -268,6 +271,7 @@ mod tests {
             |name: &str, labels: &[(&str, &str)]| parsed.value(name, labels).unwrap_or_else(|| panic!("no {name}{labels:?} in\n{text}"));
         assert_eq!(get("stressctl_circuitbreaker_state", &[("name", "worker:w1"), ("state", "open")]), 1.0);
         assert_eq!(get("stressctl_circuitbreaker_state", &[("name", "worker:w1"), ("state", "closed")]), 0.0);
+        assert_eq!(get("stressctl_circuitbreaker_state", &[("name", "hardware:swiftshader"), ("state", "closed")]), 1.0);
         assert_eq!(get("stressctl_circuitbreaker_calls_total", &[("name", "worker:w1"), ("kind", "successful")]), 4.0);
         assert_eq!(get("stressctl_circuitbreaker_calls_total", &[("name", "worker:w1"), ("kind", "failed")]), 6.0);
         assert_eq!(get("stressctl_circuitbreaker_not_permitted_calls_total", &[("name", "worker:w1")]), 3.0);

@@ -110,12 +110,30 @@ fn state_name(s: &str) -> &'static str {
 /// A breaker's states over time.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Lane {
-    /// `worker:<id>`, `browser:<name>`, `task:<kind>`.
+    /// `worker:<id>`, `browser:<name>`, `task:<kind>`, `hardware:<class>`.
     pub key: String,
     /// Consecutive spans, oldest first.
     pub spans: Vec<Span>,
     /// Transitions seen.
     pub transitions: u64,
+    /// Operators' commands on this breaker (`stressctl breaker ...`), the newest
+    /// [`MAX_MARKS`], oldest first: drawn on the lane with who asked and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
+}
+
+/// Commands a lane keeps at most (an operator's commands are few; a script's are capped).
+pub const MAX_MARKS: usize = 64;
+
+/// An operator's command on a breaker, on its lane.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Mark {
+    /// When, seconds since the epoch.
+    pub at_s: f64,
+    /// `open`, `close`, `reset`, `disable`.
+    pub action: String,
+    /// Who asked (uid), and why: the event's one line.
+    pub text: String,
 }
 
 /// How bad a state is for a timeline slot that saw several.
@@ -165,7 +183,7 @@ impl Lane {
                 last.to_s = None;
             }
         }
-        Lane { key: self.key.clone(), spans, transitions: self.transitions }
+        Lane { key: self.key.clone(), spans, transitions: self.transitions, marks: self.marks.clone() }
     }
 }
 
@@ -418,12 +436,30 @@ impl Model {
                 p.passed = Some(*passed);
                 p.ended_s = Some(secs(at));
             }
+            Event::BreakerCommand { action, keys, .. } => {
+                let t = secs(at);
+                let text = rec.event.describe();
+                for key in keys {
+                    let started = self.meta.started_s;
+                    let lane = self.lanes.entry(key.clone()).or_insert_with(|| Lane {
+                        key: key.clone(),
+                        spans: vec![Span { from_s: started.min(t), to_s: None, state: "closed" }],
+                        transitions: 0,
+                        marks: Vec::new(),
+                    });
+                    if lane.marks.len() == MAX_MARKS {
+                        lane.marks.remove(0);
+                    }
+                    lane.marks.push(Mark { at_s: t, action: action.clone(), text: text.clone() });
+                }
+            }
             Event::BreakerTransition { key, from, to, .. } => {
                 let t = secs(at);
                 let lane = self.lanes.entry(key.clone()).or_insert_with(|| Lane {
                     key: key.clone(),
                     spans: vec![Span { from_s: self.meta.started_s.min(t), to_s: None, state: state_name(from) }],
                     transitions: 0,
+                    marks: Vec::new(),
                 });
                 if let Some(last) = lane.spans.last_mut() {
                     last.to_s = Some(t);

@@ -43,6 +43,10 @@ impl Strategy {
             _ => Strategy::OtherBrowser,
         }
     }
+    /// The strategy named `name` (as [`as_str`](Self::as_str) writes it).
+    pub fn parse(name: &str) -> Option<Strategy> {
+        (1..=6).map(Strategy::at).find(|s| s.as_str() == name)
+    }
     /// The level number.
     pub fn level(self) -> u8 {
         self as u8
@@ -124,8 +128,20 @@ impl Ladder {
     }
 
     /// An op failed. Returns the outcome of the attempt it ends (if one was pending) and the next
-    /// step (None when the class is not recovered).
+    /// step (None when the class is not recovered). A new recovery starts at [`start_level`].
     pub fn on_failure(&mut self, class: FailureClass, now: Instant, max_level: u8) -> (Option<AttemptOutcome>, Option<Step>) {
+        self.on_failure_from(class, start_level(class), now, max_level)
+    }
+
+    /// [`on_failure`](Self::on_failure), a new recovery starting at `first` (the config's first
+    /// rung for the class; None: the class is not recovered).
+    pub fn on_failure_from(
+        &mut self,
+        class: FailureClass,
+        first: Option<Strategy>,
+        now: Instant,
+        max_level: u8,
+    ) -> (Option<AttemptOutcome>, Option<Step>) {
         let max_level = max_level.clamp(1, Strategy::OtherBrowser.level());
         match self.pending {
             Some(p) => {
@@ -136,7 +152,7 @@ impl Ladder {
                 (Some(ended), Some(Step { strategy: next.strategy, class: next.class, attempt: next.attempt }))
             }
             None => {
-                let Some(start) = start_level(class) else { return (None, None) };
+                let Some(start) = first else { return (None, None) };
                 let strategy = Strategy::at(start.level().min(max_level));
                 self.pending = Some(Pending { class, strategy, attempt: 0, since: now });
                 (None, Some(Step { strategy, class, attempt: 0 }))

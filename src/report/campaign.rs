@@ -94,6 +94,12 @@ pub struct CampaignReport {
     /// (`launch --no-baseline`, or a store from before baselines).
     #[serde(default)]
     pub baseline: Option<super::baseline::BaselineReport>,
+    /// Notifications sent to `[[notify]]` receivers (all zero without any).
+    #[serde(default)]
+    pub notifications: super::notifications::Notifications,
+    /// The settings `launch --tuned-from` changed (absent when the campaign ran untuned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<super::tuned::TunedReport>,
     /// grid hook: per Selenium Grid node (empty without a Grid worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grid_nodes: Vec<grid::GridNodeReport>,
@@ -163,6 +169,8 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         faults_planned: plan.faults,
         confinement: confinement(r)?,
         baseline,
+        notifications: super::notifications::notifications(r)?,
+        tuned: super::tuned::tuned(r)?,
         source_store: SourceStore(Some(r.path().to_path_buf())),
     })
 }

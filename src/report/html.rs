@@ -28,8 +28,9 @@ pub const HTML_FILE: &str = "report.html";
 pub const MAX_EVENTS: usize = 1000;
 /// Event kinds the report lists (breaker transitions and recoveries have their own views, and
 /// op failures are counted in the phase table and listed in `events.jsonl`).
-const LISTED: [&str; 17] = [
+const LISTED: [&str; 19] = [
     "campaign_started",
+    "config_tuned",
     "campaign_interrupted",
     "campaign_resumed",
     "phase_started",
@@ -39,6 +40,7 @@ const LISTED: [&str; 17] = [
     "browser_rss_exceeded",
     "browser_recycled",
     "driver_restarted",
+    "breaker_command",
     "fault_injected",
     "auto_recovery_started",
     "auto_recovery_resumed",

@@ -12,14 +12,16 @@
 //! ```text
 //! write                       the reports directory: phase files, campaign_report.json, summary.txt,
 //!                             report.html, events.jsonl
-//! html, summary, compare      the campaign report shown: HTML page, text summary, two campaigns side by side
+//! html, summary, compare,     the campaign report shown: HTML page, text summary, two campaigns side by
+//!   tune                      side; the overlay `stressctl tune` suggests from finished campaigns
 //! latency, table              the summary's latency section; its fixed-width tables
 //! campaign                    the campaign report put together: totals, interruptions, confinement
 //! verdict                     the campaign verdict (also alone, for the runner: `campaign_verdict`)
 //! phase                       one phase's report: figures from its windows and task info, criteria judged
 //! phase_events, guardian,     what a phase's events say; host and guardian figures; breakers; recoveries;
-//!   breakers, recoveries,     per-browser and per-node sections; the model task's figures
-//!   browsers, grid, model
+//!   breakers, recoveries,     per-browser and per-node sections; the model task's figures; the
+//!   browsers, grid, model,    notifications sent; the settings `launch --tuned-from` changed
+//!   notifications, tuned
 //! criteria, typed_events,     a phase's criteria; the store's events decoded; numbers as reports print
 //!   numbers, atomic           them; replacing a file atomically
 //! ```
@@ -36,6 +38,7 @@ mod guardian;
 pub mod html;
 mod latency;
 mod model;
+mod notifications;
 mod numbers;
 mod phase;
 mod phase_events;
@@ -44,20 +47,24 @@ mod summary;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod tune;
+mod tuned;
 mod typed_events;
 mod verdict;
 mod write;
 
 pub use baseline::{BaselineComparison, BaselineReport};
-pub use breakers::{BreakerTransition, Breakers};
+pub use breakers::{BreakerCommandRecord, BreakerTransition, Breakers};
 pub use campaign::{campaign_report, CampaignReport, Interruption, SourceStore, Totals, OUTCOME_INTERRUPTED};
 pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
 pub use criteria::PhaseCriteria;
 pub use guardian::{EmergencyStop, GuardianSummary};
+pub use notifications::{NotificationFailure, Notifications};
 pub use phase::{phase_report, PhaseReport, TaskReport};
 pub use phase_events::{ConsoleReport, ConsoleTop, TopError, Unsupported, ViolationRecord, MAX_MESSAGE_CHARS, TOP_ERRORS};
 pub use recoveries::{Recoveries, RecoveryStats};
 pub use summary::render_summary;
+pub use tuned::TunedReport;
 pub use verdict::{campaign_verdict, verdict, Verdict};
 pub use write::{
     phase_file_name, write_campaign_reports, write_events_jsonl, write_phase_report, RebuildError, CAMPAIGN_REPORT_FILE, EVENTS_FILE,

@@ -110,6 +110,7 @@ fn recovery_table(title: &str, m: &BTreeMap<String, RecoveryStats>) -> Vec<Strin
 pub fn render_summary(c: &CampaignReport) -> String {
     let mut out: Vec<String> = Vec::new();
     header(&mut out, c);
+    tuned_section(&mut out, c);
     phases_section(&mut out, c);
     failures_section(&mut out, c);
     console_section(&mut out, c);
@@ -121,6 +122,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
         out.extend(baseline);
     }
     breakers_section(&mut out, c);
+    notifications_section(&mut out, c);
     out.extend(super::grid::summary_lines(&c.grid_nodes)); // grid hook
     faults_section(&mut out, c);
     recoveries_section(&mut out, c);
@@ -405,6 +407,32 @@ fn resources_section(out: &mut Vec<String>, c: &CampaignReport) {
     }
 }
 
+/// Notifications: counts, and each one not delivered (nothing without `[[notify]]`).
+fn notifications_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let n = &c.notifications;
+    if n.sent + n.failed + n.dropped == 0 {
+        return;
+    }
+    out.push(String::new());
+    out.push("Notifications".into());
+    out.push(format!("  {} delivered, {} failed, {} dropped (queue full)", n.sent, n.failed, n.dropped));
+    for f in &n.failures {
+        out.push(format!("    - {} {} to {}: {} ({} attempt(s))", f.at, f.event, f.target, f.error, f.attempts));
+    }
+}
+
+/// The settings `launch --tuned-from` changed: each one old -> new, with its measurement.
+fn tuned_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let Some(t) = &c.tuned else { return };
+    out.push(String::new());
+    out.push(format!("Tuned from {} (launch --tuned-from)", t.from.join(", ")));
+    for s in &t.settings {
+        let kept = if s.old == s.new { " (unchanged: the config's own value or the same)" } else { "" };
+        out.push(format!("  {}: {} -> {}{kept}", s.key, s.old, s.new));
+        out.push(format!("      from {}", s.source));
+    }
+}
+
 /// Times each breaker key went to `open`, most first.
 fn opens_by_key(c: &CampaignReport) -> Vec<(String, usize)> {
     let mut m: BTreeMap<&str, usize> = BTreeMap::new();
@@ -421,7 +449,7 @@ const MAX_TRANSITIONS_SHOWN: usize = 10;
 
 fn breakers_section(out: &mut Vec<String>, c: &CampaignReport) {
     let b = &c.breakers;
-    if b.transitions.is_empty() && b.final_snapshot.is_none() {
+    if b.transitions.is_empty() && b.final_snapshot.is_none() && b.commands.is_empty() {
         return;
     }
     out.push(String::new());
@@ -438,6 +466,11 @@ fn breakers_section(out: &mut Vec<String>, c: &CampaignReport) {
     }
     if b.transitions.len() > MAX_TRANSITIONS_SHOWN {
         out.push(format!("    … and {} more (campaign_report.json has them all)", b.transitions.len() - MAX_TRANSITIONS_SHOWN));
+    }
+    for cmd in &b.commands {
+        let who = cmd.uid.map_or_else(|| "an operator".to_string(), |u| format!("uid {u}"));
+        let why = if cmd.reason.is_empty() { String::new() } else { format!(": {}", cmd.reason) };
+        out.push(format!("    * {} operator command: {} by {who} on {}{why}", cmd.at, cmd.action, cmd.keys.join(", ")));
     }
     if let Some(snap) = &b.final_snapshot {
         let rows: Vec<Vec<String>> = snap

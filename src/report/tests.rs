@@ -781,11 +781,11 @@ fn empty_campaign_still_reports() {
     // default thresholds, said so
     assert_eq!((c.verdict.required_phase_ratio, c.verdict.required_success_rate), (0.70, 0.90));
     assert!(c.verdict.reasons.iter().any(|r| r.contains("default thresholds were applied")), "{:?}", c.verdict.reasons);
-    assert_eq!(c.breakers, Breakers { final_snapshot: None, transitions: vec![] });
+    assert_eq!(c.breakers, Breakers { final_snapshot: None, transitions: vec![], commands: vec![] });
     assert_eq!(c.recoveries, Recoveries::default());
     assert!(c.interruptions.is_empty() && c.unsupported.is_empty());
     let v = serde_json::to_value(&c).unwrap();
-    assert_eq!(v["breakers"], json!({"final": null, "transitions": []}));
+    assert_eq!(v["breakers"], json!({"final": null, "transitions": [], "commands": []}));
     assert_eq!(v["recoveries"], json!({"attempts": 0, "succeeded": 0, "by_class": {}, "by_strategy": {}, "by_level": {}}));
     let s = render_summary(&c);
     assert!(s.contains("Outcome:    HALTED") && s.contains("no phase was started"), "{s}");

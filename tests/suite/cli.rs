@@ -19,7 +19,7 @@ fn stressctl(args: &[&str]) -> Output {
 fn top_level_help_lists_every_command_and_exits_0() {
     let out = stressctl(&["--help"]);
     out.expect_code(0);
-    for cmd in ["launch", "check", "emergency-stop", "status", "report", "--check-only"] {
+    for cmd in ["launch", "check", "emergency-stop", "status", "breaker", "report", "tune", "--check-only"] {
         assert!(out.stdout.contains(cmd), "--help does not mention `{cmd}`\n{}", out.describe());
     }
     // the operator reads the exit codes here
@@ -38,7 +38,9 @@ fn each_command_help_says_what_it_does() {
         ("check", &["chromium", "chromedriver", "writable"]),
         ("emergency-stop", &["stop", "--force"]),
         ("status", &["running campaign", "--json"]),
+        ("breaker", &["list", "open", "close", "reset", "disable", "worker:grid/*"]),
         ("report", &["reports", "--compare", "--list"]),
+        ("tune", &["overlay", "op_timeout", "--tuned-from"]),
     ];
     for (cmd, words) in expect {
         let out = stressctl(&[cmd, "--help"]);

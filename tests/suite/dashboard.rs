@@ -101,7 +101,7 @@ fn live_dashboard_serves_status_breakers_events_and_metrics_of_a_running_campaig
     assert_eq!(kinds.iter().filter(|k| *k == "phase_started").count(), 2, "{kinds:?}");
 
     let b = breakers_seen.expect("a breaker moved");
-    for k in ["aggregate", "workers", "browsers", "tasks"] {
+    for k in ["aggregate", "workers", "browsers", "tasks", "hardware_classes"] {
         assert!(b[k].is_object(), "{k} in {b}");
     }
     assert!(b["aggregate"]["total"].as_u64().unwrap_or(0) >= 1, "{b}");
