@@ -66,9 +66,11 @@ pub(super) struct Workload {
     synthetic: Option<Synthetic>,
     /// The in-page batch runner of the phase's task (None: one op per call, model and synthetic).
     batch_script: Option<String>,
-    /// The session whose driver script timeout was raised for batches (its label): raised once
-    /// per session, not per call.
+    /// The session whose driver script timeout was set for this phase (its label): set once per
+    /// session and phase, not per call (a session kept from another phase had that phase's).
     timeouts_for: Option<String>,
+    /// The time limit of one op in this phase ([`crate::config::PhaseConfig::op_timeout_or`]).
+    op_timeout: Duration,
     /// The `webgpu` matrix size, as the ladder's adjusted-settings step left it.
     matrix_size: u32,
     /// The `model` task as the ladder's adjusted-settings step left it (None: as configured);
@@ -90,7 +92,8 @@ impl Workload {
             TaskSpec::Webgpu { matrix_size } => matrix_size,
             _ => 0,
         };
-        Workload { ctx, synthetic, batch_script, timeouts_for: None, matrix_size, adjusted: None, seed: 1, rng }
+        let op_timeout = ctx.phase.op_timeout_or(ctx.run.cfg.browser.op_timeout);
+        Workload { ctx, synthetic, batch_script, timeouts_for: None, op_timeout, matrix_size, adjusted: None, seed: 1, rng }
     }
 
     /// Whether the ops are synthetic (no browser).
@@ -127,9 +130,13 @@ impl Workload {
     /// are counted under (model task info names it).
     pub async fn browser_op(&mut self, s: &Session, label: &str, seq: u64, fault: Option<PageFault>, call: &mut Call) -> Attempt {
         let seed = self.next_seed(seq);
+        if let Err(e) = self.script_timeout(s, self.op_timeout).await {
+            call.started = Instant::now();
+            return call.done_one(Err(e), None);
+        }
         let ctx = &self.ctx;
         call.started = Instant::now();
-        let limit = ctx.run.cfg.browser.op_timeout + DRIVER_SLACK;
+        let limit = self.op_timeout + DRIVER_SLACK;
         let info = crate::tasks::model::store_sink(&ctx.run.store, ctx.idx, label, &s.label);
         let task = self.adjusted.as_ref().unwrap_or(&ctx.phase.task);
         let op = tokio::time::timeout(
@@ -147,22 +154,30 @@ impl Workload {
         call.done_one(r, None)
     }
 
+    /// Sets the driver's script timeout of `s` to `limit`, once per session in this phase: the
+    /// session may come from a phase with another `op_timeout`.
+    async fn script_timeout(&mut self, s: &Session, limit: Duration) -> Result<(), OpError> {
+        if self.timeouts_for.as_deref() == Some(s.label.as_str()) {
+            return Ok(());
+        }
+        let session_timeout = self.ctx.run.cfg.browser.session_timeout;
+        let t = fantoccini::wd::TimeoutConfiguration::new(Some(limit), Some(session_timeout), Some(Duration::ZERO));
+        s.client.update_timeouts(t).await.map_err(classify_cmd_error)?;
+        self.timeouts_for = Some(s.label.clone());
+        Ok(())
+    }
+
     /// Runs `n` ops of a page task in `s`, in one call of the in-page batch runner; `fault` goes
     /// to the first.
     pub async fn batch(&mut self, s: &Session, seq: u64, n: usize, fault: Option<PageFault>, call: &mut Call) -> Attempt {
-        let browser = &self.ctx.run.cfg.browser;
-        let op_timeout = browser.op_timeout;
+        let op_timeout = self.op_timeout;
         // the last op of a batch may start batch_budget after the call: the driver's script
         // timeout must leave it its whole op_timeout (the page times each op out itself)
-        let budget = browser.batch_budget;
+        let budget = self.ctx.run.cfg.browser.batch_budget;
         let script_timeout = op_timeout + budget + SCRIPT_TIMEOUT_SLACK;
-        if self.timeouts_for.as_deref() != Some(s.label.as_str()) {
-            let t = fantoccini::wd::TimeoutConfiguration::new(Some(script_timeout), Some(browser.session_timeout), Some(Duration::ZERO));
-            if let Err(e) = s.client.update_timeouts(t).await {
-                call.started = Instant::now();
-                return call.done_one(Err(classify_cmd_error(e)), None);
-            }
-            self.timeouts_for = Some(s.label.clone());
+        if let Err(e) = self.script_timeout(s, script_timeout).await {
+            call.started = Instant::now();
+            return call.done_one(Err(e), None);
         }
         let ctx = self.ctx.clone();
         let mut specs = Vec::with_capacity(n);
@@ -207,7 +222,7 @@ impl Workload {
                 call.ran.push(Ran { result, in_page: None, latency: call.started.elapsed() });
                 return Attempt::Done;
             }
-            Some(PageFault::Hang) => ctx.run.cfg.browser.op_timeout,
+            Some(PageFault::Hang) => self.op_timeout,
             _ => syn.draw_latency(),
         };
         if !wait.is_zero() {

@@ -225,6 +225,21 @@ pub struct PhaseConfig {
     /// workers as ranked by health and `[browser_preference]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub browsers: Vec<BrowserKind>,
+    /// The time limit of one op in this phase, over `[browser] op_timeout`: the phase's own
+    /// `op_timeout`, else its task's (`[phases.task]`, or the `[task]` it inherits). Tasks differ
+    /// by orders of magnitude (a model's inference against a small matmul), so one global limit
+    /// is either too tight for one or too lax to catch a hang of the other. Written back as the
+    /// phase's `op_timeout`.
+    #[serde(with = "human_opt", skip_serializing_if = "Option::is_none")]
+    pub op_timeout: Option<Duration>,
+}
+
+impl PhaseConfig {
+    /// The time limit of one op of this phase: its own [`PhaseConfig::op_timeout`], else
+    /// `global` (`[browser] op_timeout`).
+    pub fn op_timeout_or(&self, global: Duration) -> Duration {
+        self.op_timeout.unwrap_or(global)
+    }
 }
 
 /// A WebDriver endpoint. Serialized as its `[[workers]]` entry (`raw.rs`).

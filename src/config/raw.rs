@@ -62,6 +62,8 @@ pub(super) struct RawTask {
     pub inputs: Option<std::collections::BTreeMap<String, super::model::InputSpec>>,
     pub tolerance: Option<super::model::Tolerance>,
     pub ort_dir: Option<std::path::PathBuf>,
+    /// This task's `op_timeout`, over `[browser] op_timeout` (resolved into the phase's).
+    pub op_timeout: Option<HumanDuration>,
 }
 
 /// The breaker scopes that may override the top-level `[breaker]` keys.
@@ -170,6 +172,7 @@ pub(super) struct RawPhase {
     pub task: Option<RawTask>,
     pub safety: Option<SafetyOverrides>,
     pub browsers: Option<Vec<BrowserKind>>,
+    pub op_timeout: Option<HumanDuration>,
 }
 
 #[derive(Deserialize, Serialize)]

@@ -400,3 +400,30 @@ fn a_fault_warning_follows_the_campaign_clock_across_phases() {
     // longer than the whole campaign
     assert_eq!(warns("every = \"40s\"").len(), 1);
 }
+
+#[test]
+fn op_timeout_per_phase_and_per_task_over_the_global_one() {
+    let text = format!(
+        "[browser]\nop_timeout = \"30s\"\n[task]\nkind = \"webgpu\"\nop_timeout = \"4s\"\n\
+         {MIN}\
+         [[phases]]\nname = \"own\"\nduration = \"5s\"\nsessions = 1\nop_timeout = \"2s\"\n\
+         [[phases]]\nname = \"task\"\nduration = \"5s\"\nsessions = 1\n[phases.task]\nkind = \"webnn\"\nop_timeout = \"9s\"\n\
+         [[phases]]\nname = \"plain\"\nduration = \"5s\"\nsessions = 1\n[phases.task]\nkind = \"webnn\"\n"
+    );
+    let c = Config::parse(&text, "t.toml").unwrap();
+    let global = c.browser.op_timeout;
+    let got: Vec<Duration> = c.phases.iter().map(|p| p.op_timeout_or(global)).collect();
+    // inherits [task]'s; its own over [task]'s; its own task's; a task of its own without one: the global
+    assert_eq!(got, [4, 2, 9, 30].map(Duration::from_secs));
+    // the effective config writes each phase's limit and reads back the same
+    let back = Config::parse(&c.to_toml().unwrap(), "back").unwrap();
+    assert_same_values(&c, &back);
+    assert_eq!(back.phases.iter().map(|p| p.op_timeout_or(global)).collect::<Vec<_>>(), got);
+
+    let e = err(&MIN.replace("sessions = 1", "sessions = 1\nop_timeout = \"50ms\""));
+    assert!(e.contains("phases[0].op_timeout") && e.contains("from 100ms to 1h"), "{e}");
+    let e = err(&format!("[task]\nop_timeout = \"2h\"\n{MIN}"));
+    assert!(e.contains("`task.op_timeout`") && e.contains("from 100ms to 1h"), "{e}");
+    let e = err(&MIN.replace("sessions = 1", "sessions = 1\nop_timeout = \"5s\"\n[phases.task]\nkind = \"webnn\"\nop_timeout = \"6s\""));
+    assert!(e.contains("phases[0].op_timeout") && e.contains("give it once") && e.contains("phases[0].task.op_timeout"), "{e}");
+}
