@@ -285,7 +285,14 @@ pub struct FaultConfig {
     pub phases: Vec<String>,
     /// For `kill_driver`: the driver cannot be restarted.
     pub permanent: bool,
+    /// For `exhaust_memory`: how much more memory (MiB) the session's renderers may take before
+    /// their allocations fail ([`DEFAULT_EXHAUST_LIMIT_MB`] when not given).
+    pub limit_mb: u32,
 }
+
+/// The `limit_mb` of an `exhaust_memory` fault when the entry gives none: enough to be a real
+/// exhaustion for the test page, small enough for any host that runs a browser.
+pub const DEFAULT_EXHAUST_LIMIT_MB: u32 = 256;
 
 /// Fault kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,6 +308,8 @@ pub enum FaultKind {
     Throw,
     /// Destroy the GPU device mid-task.
     GpuDeviceLost,
+    /// Make the page allocate until the renderer's memory runs out (bounded by `limit_mb`).
+    ExhaustMemory,
 }
 
 impl FaultKind {
@@ -312,6 +321,7 @@ impl FaultKind {
             FaultKind::Hang => "hang",
             FaultKind::Throw => "throw",
             FaultKind::GpuDeviceLost => "gpu_device_lost",
+            FaultKind::ExhaustMemory => "exhaust_memory",
         }
     }
 }

@@ -189,6 +189,8 @@ pub(super) struct RawFault {
     pub phases: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permanent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_mb: Option<u32>,
 }
 
 impl From<&FaultConfig> for RawFault {
@@ -204,6 +206,7 @@ impl From<&FaultConfig> for RawFault {
             worker: f.worker.clone(),
             phases: (!f.phases.is_empty()).then(|| f.phases.clone()),
             permanent: Some(f.permanent),
+            limit_mb: (f.kind == FaultKind::ExhaustMemory).then_some(f.limit_mb),
         }
     }
 }

@@ -188,6 +188,10 @@ pub struct RecoveryConfig {
     pub max_level: u8,
     /// Matrix size used by "adjusted settings" (level 4).
     pub reduced_matrix_size: u32,
+    /// Whether work the adjusted-settings rung shrank (a reduced `webgpu` matrix, a lighter model
+    /// setting) counts towards a phase's criteria and the campaign verdict. It is reported as
+    /// degraded either way; by default it does not count, since it is not the work configured.
+    pub degraded_counts_as_pass: bool,
 }
 
 impl Default for RecoveryConfig {
@@ -197,6 +201,7 @@ impl Default for RecoveryConfig {
             backoff_cap: Duration::from_secs(5),
             max_level: 6,
             reduced_matrix_size: 32,
+            degraded_counts_as_pass: false,
         }
     }
 }

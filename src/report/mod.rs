@@ -19,7 +19,8 @@
 //! phase                       one phase's report: figures from its windows and task info, criteria judged
 //! phase_events, guardian,     what a phase's events say; host and guardian figures; breakers; recoveries;
 //!   breakers, recoveries,     per-browser and per-node sections; the model task's figures
-//!   browsers, grid, model
+//!   browsers, grid, model,
+//!   degraded                  (work the recovery ladder shrank, counted apart)
 //! criteria, typed_events,     a phase's criteria; the store's events decoded; numbers as reports print
 //!   numbers, atomic           them; replacing a file atomically
 //! ```
@@ -30,6 +31,7 @@ pub mod browsers;
 mod campaign;
 mod compare;
 mod criteria;
+mod degraded;
 pub mod grid; // grid hook
 mod guardian;
 pub mod html;
