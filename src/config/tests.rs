@@ -335,7 +335,7 @@ const SYNTHETIC: &str = "[task]\nkind = \"synthetic\"\n";
 
 #[test]
 fn browser_faults_on_synthetic_phases_only_are_rejected_naming_the_key() {
-    for kind in ["kill_browser", "kill_driver", "gpu_device_lost"] {
+    for kind in ["kill_browser", "kill_driver", "gpu_device_lost", "exhaust_memory"] {
         let e = err(&format!(
             "{SYNTHETIC}{MIN}[[faults]]\nkind = \"hang\"\nprobability = 0.1\n[[faults]]\nkind = \"{kind}\"\nevery = \"1s\"\n"
         ));
@@ -426,4 +426,24 @@ fn op_timeout_per_phase_and_per_task_over_the_global_one() {
     assert!(e.contains("`task.op_timeout`") && e.contains("from 100ms to 1h"), "{e}");
     let e = err(&MIN.replace("sessions = 1", "sessions = 1\nop_timeout = \"5s\"\n[phases.task]\nkind = \"webnn\"\nop_timeout = \"6s\""));
     assert!(e.contains("phases[0].op_timeout") && e.contains("give it once") && e.contains("phases[0].task.op_timeout"), "{e}");
+}
+
+#[test]
+fn exhaust_memory_takes_a_bounded_limit_and_no_other_fault_does() {
+    let fault = |extra: &str| format!("{MIN}[[faults]]\nkind = \"exhaust_memory\"\nevery = \"1s\"\n{extra}");
+    let c = Config::parse(&fault(""), "t.toml").unwrap();
+    assert_eq!(c.faults[0].limit_mb, DEFAULT_EXHAUST_LIMIT_MB);
+    let c = Config::parse(&fault("limit_mb = 512\n"), "t.toml").unwrap();
+    assert_eq!(c.faults[0].limit_mb, 512);
+    // written back with its limit, read back the same
+    let back = Config::parse(&c.to_toml().unwrap(), "back").unwrap();
+    assert_same_values(&c, &back);
+    assert!(c.to_toml().unwrap().contains("limit_mb = 512"));
+    let e = err(&fault("limit_mb = 8\n"));
+    assert!(e.contains("faults[0].limit_mb") && e.contains("from 16 to 4096"), "{e}");
+    let e = err(&format!("{MIN}[[faults]]\nkind = \"throw\"\nevery = \"1s\"\nlimit_mb = 64\n"));
+    assert!(e.contains("faults[0].limit_mb") && e.contains("only applies to kind = \"exhaust_memory\""), "{e}");
+    // other kinds write no limit
+    let c = Config::parse(&format!("{MIN}[[faults]]\nkind = \"throw\"\nevery = \"1s\"\n"), "t.toml").unwrap();
+    assert!(!c.to_toml().unwrap().contains("limit_mb"));
 }

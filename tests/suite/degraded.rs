@@ -24,21 +24,24 @@ fn exhausted_memory_is_recovered_by_adjusted_settings_and_reduced_work_is_degrad
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("exhaust");
     let page = sb.write("page.html", "<!doctype html><title>exhaust test</title><p>exhaust test</p>");
-    // phase 2's 30th op never answers: it must time out at the phase's own op_timeout (1 s), not
-    // at [browser] op_timeout (10 s)
-    let page_task = format!(
-        "[phases.task]\nkind = \"page\"\nurl = \"file://{}\"\nscript = '''const done = arguments[arguments.length - 1]; \
-         const n = window.__n = (window.__n || 0) + 1; if (n === 30) return; done({{ok: true, verified: true}});'''\n",
-        page.display()
-    );
+    // the page phases' every 50th op never answers: in phase 3 it must time out at the phase's own
+    // op_timeout (1 s), not at [browser] op_timeout (10 s). Phase 2 takes its exhaust fault
+    // alone: a fault during the recovery of a timeout climbs that recovery's ladder instead.
+    let page_task = |hang: &str| {
+        format!(
+            "[phases.task]\nkind = \"page\"\nurl = \"file://{}\"\nscript = '''const done = arguments[arguments.length - 1]; \
+             const n = window.__n = (window.__n || 0) + 1; if ({hang}) return; done({{ok: true, verified: true}});'''\n",
+            page.display()
+        )
+    };
     let cfg = format!(
         "{}{}\n[recovery]\nreduced_matrix_size = 32\n\n\
-         [[faults]]\nkind = \"exhaust_memory\"\nevery = \"3s\"\nlimit_mb = 128\nphases = [\"webgpu\"]\n\n\
-         [[faults]]\nkind = \"exhaust_memory\"\nevery = \"2s\"\nlimit_mb = 64\nphases = [\"page\"]\n{}{}",
+         [[faults]]\nkind = \"exhaust_memory\"\nevery = \"3s\"\nlimit_mb = 128\nphases = [\"webgpu\", \"page\"]\n{}{}{}",
         header("exhaust", ""),
         webgpu_task(64),
         phase("webgpu", "9s", 1, "stress_level = \"extreme\""),
-        phase("page", "5s", 1, &format!("stress_level = \"extreme\"\nop_timeout = \"1s\"\n{page_task}")),
+        phase("page", "5s", 1, &format!("stress_level = \"extreme\"\n{}", page_task("false"))),
+        phase("timeout", "5s", 1, &format!("stress_level = \"extreme\"\nop_timeout = \"1s\"\n{}", page_task("n % 50 === 0"))),
     );
     let cfg = sb.write("e.toml", &cfg);
     let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(150));
@@ -94,8 +97,9 @@ fn exhausted_memory_is_recovered_by_adjusted_settings_and_reduced_work_is_degrad
     let log = log_text(&sb, "campaign_");
     assert!(log.contains("adjusted settings: a new session with a 32x32 webgpu matrix instead of the configured 64x64"), "{log}");
     assert!(log.contains("adjusted settings: a new session only; a page task has no smaller setting"), "{log}");
+    assert!(log.contains(&format!("({ok} of them degraded, not counted)")), "the phase's result line must say so: {log}");
 
-    // the page phase's ops ran under its own op_timeout of 1 s
+    // the timeout phase's ops ran under its own op_timeout of 1 s
     let p2 = &r["phases"][1];
     assert!(p2["tasks"]["page"]["degraded"].is_null(), "a page task has nothing to degrade: {}", p2["tasks"]["page"]);
     let timed_out = failed.iter().any(|e| {
