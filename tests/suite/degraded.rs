@@ -111,3 +111,32 @@ fn exhausted_memory_is_recovered_by_adjusted_settings_and_reduced_work_is_degrad
         failed.iter().map(|e| &e["data"]["message"]).collect::<Vec<_>>()
     );
 }
+
+/// With `[recovery] degraded_counts_as_pass = true` the reduced work is still reported as
+/// degraded, but counts towards the phase's criteria and the verdict.
+#[test]
+fn degraded_work_counts_towards_a_pass_only_when_configured_to() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("degraded-pass");
+    let cfg = format!(
+        "{}{}\n[recovery]\nreduced_matrix_size = 32\ndegraded_counts_as_pass = true\n\n\
+         [[faults]]\nkind = \"exhaust_memory\"\nevery = \"2s\"\nlimit_mb = 64\n{}",
+        header("degraded-pass", ""),
+        webgpu_task(64),
+        phase("webgpu", "6s", 1, "stress_level = \"extreme\"\n[phases.criteria]\nmax_p95 = \"30s\""),
+    );
+    let cfg = sb.write("d.toml", &cfg);
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(120));
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let p = &r["phases"][0];
+    let d = &p["tasks"]["webgpu"]["degraded"];
+    assert!(count(&d["succeeded"], "degraded.succeeded") > 0, "{d}");
+    assert_eq!(d["counts_as_pass"], true, "{d}");
+    assert!(p["ops_succeeded_degraded"].is_null(), "nothing is left out: {p}");
+    // the few exhausted ops fail; everything else, degraded or not, counts
+    assert_eq!(p["criteria"]["passed"], true, "{}", p["criteria"]);
+    out.expect_code(0);
+    assert_eq!(r["verdict"]["passed"], true, "{}", r["verdict"]);
+    let summary = std::fs::read_to_string(sb.campaign_dir().join("summary.txt")).expect("summary");
+    assert!(summary.contains("counted as successes ([recovery] degraded_counts_as_pass)"), "{summary}");
+}
