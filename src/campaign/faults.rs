@@ -136,15 +136,21 @@ pub fn describe(c: &FaultConfig) -> String {
     };
     let on = c.worker.as_deref().map(|w| format!(" on worker {w}")).unwrap_or_default();
     let phases = if c.phases.is_empty() { "all phases".to_string() } else { format!("phases {}", c.phases.join(", ")) };
-    format!("{} {when}{on}{}, {phases}", c.kind.as_str(), if c.permanent { " (permanent)" } else { "" })
+    let extra = match c.kind {
+        FaultKind::KillDriver if c.permanent => " (permanent)".to_string(),
+        FaultKind::ExhaustMemory => format!(" (limit {} MiB)", c.limit_mb),
+        _ => String::new(),
+    };
+    format!("{} {when}{on}{extra}, {phases}", c.kind.as_str())
 }
 
-/// The page-side fault for a fault kind (None for process faults).
-pub fn page_fault(kind: FaultKind) -> Option<PageFault> {
-    match kind {
+/// The page-side fault of a fault (None for process faults).
+pub fn page_fault(c: &FaultConfig) -> Option<PageFault> {
+    match c.kind {
         FaultKind::Hang => Some(PageFault::Hang),
         FaultKind::Throw => Some(PageFault::Throw),
         FaultKind::GpuDeviceLost => Some(PageFault::GpuDeviceLost),
+        FaultKind::ExhaustMemory => Some(PageFault::ExhaustMemory { limit_mb: c.limit_mb }),
         FaultKind::KillBrowser | FaultKind::KillDriver => None,
     }
 }
@@ -160,6 +166,7 @@ mod tests {
             worker: worker.map(str::to_string),
             phases: phases.iter().map(|s| s.to_string()).collect(),
             permanent: false,
+            limit_mb: crate::config::DEFAULT_EXHAUST_LIMIT_MB,
         }
     }
 

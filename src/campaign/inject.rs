@@ -1,10 +1,12 @@
 //! Carrying out a fault the [`FaultPlan`](super::FaultPlan) says is due, for real: SIGKILL the
 //! slot's own browser or its worker's driver (recorded processes only), or hand the page fault
-//! (hang, throw, device loss) to the op that carries it. Every fault injected is an event.
+//! (hang, throw, device loss, memory exhaustion) to the op that carries it; for a memory
+//! exhaustion the session's renderers get their real limit first. Every fault injected is an event.
 
 use super::ctx::PhaseCtx;
 use super::faults::page_fault;
 use crate::browser::pool::Pool;
+use crate::browser::process::limit_renderers_data;
 use crate::browser::session::Session;
 use crate::config::{FaultConfig, FaultKind};
 use crate::events::Event;
@@ -37,6 +39,24 @@ pub(super) async fn inject(ctx: &PhaseCtx, f: &FaultConfig, pool: Option<&Pool>,
             let driver = w.browser.driver_name();
             format!("SIGKILL {driver} pid {pid} of worker {}{}", w.id, if f.permanent { " (permanent)" } else { "" })
         }
+        FaultKind::ExhaustMemory => {
+            let limited =
+                t.session.map(|s| limit_renderers_data(&s.user_data_dir, s.browser, u64::from(f.limit_mb) << 20)).unwrap_or_default();
+            let ceiling = crate::tasks::exhaust::ceiling_mb(f.limit_mb);
+            if limited.is_empty() {
+                format!(
+                    "page fault exhaust_memory: no renderer of this session runs here to limit; the page allocates up to its ceiling of {ceiling} MiB"
+                )
+            } else {
+                let pids: Vec<String> = limited.iter().map(|r| format!("{} ({} MiB)", r.pid, r.limit_bytes >> 20)).collect();
+                format!(
+                    "page fault exhaust_memory: data limit of the session's renderers lowered to what each holds + {} MiB: pid {}; \
+                     the page allocates until the renderer runs out (ceiling {ceiling} MiB)",
+                    f.limit_mb,
+                    pids.join(", ")
+                )
+            }
+        }
         _ => format!("page fault {}", f.kind.as_str()),
     };
     tracing::warn!(target: "stressctl::tasks", corr = %t.corr, "fault injected: {what}");
@@ -45,5 +65,5 @@ pub(super) async fn inject(ctx: &PhaseCtx, f: &FaultConfig, pool: Option<&Pool>,
         Some(ctx.idx),
         Event::FaultInjected { fault: f.kind, worker: t.label.to_string(), permanent: f.permanent, detail: what },
     );
-    page_fault(f.kind)
+    page_fault(f)
 }

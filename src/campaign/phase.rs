@@ -239,12 +239,14 @@ pub(crate) fn result_line(p: &report::PhaseReport, status: &str, idx: u32, total
     let c = &p.criteria;
     let lat = p.in_page_latency_ms.as_ref().unwrap_or(&p.latency_ms);
     let mut line = format!(
-        "phase {}/{total} {} {status}: {} — {} ops, success {:.1}% (min {:.1}%), {} p95 {:.1} ms (max {} ms), {:.1} ops/s, {} sessions",
+        "phase {}/{total} {} {status}: {} — {} ops, success {:.1}%{} (min {:.1}%), {} p95 {:.1} ms (max {} ms), {:.1} ops/s, {} sessions",
         idx + 1,
         p.name,
         c.verdict().to_uppercase(),
         p.ops_attempted,
         p.success_rate * 100.0,
+        // degraded successes are in success_rate but not in what the criteria judge
+        if p.ops_succeeded_degraded > 0 { format!(" ({} of them degraded, not counted)", p.ops_succeeded_degraded) } else { String::new() },
         c.min_success_rate * 100.0,
         c.p95_basis,
         lat.p95,

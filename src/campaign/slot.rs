@@ -16,7 +16,7 @@ use super::ctx::PhaseCtx;
 use super::event_cap::{EventCap, FailEvents};
 use super::inject::{inject, Target};
 use super::seat::Seat;
-use super::window::OpWindow;
+use super::window::{DegradedOps, OpWindow};
 use super::workload::{Attempt, Call, Ran, Workload};
 use crate::breaker::{BreakerState, GateRejected, OpGate, OpPermit, Outcome};
 use crate::browser::session::Session;
@@ -58,6 +58,8 @@ pub(super) struct Slot {
     work: Workload,
     /// The ops recorded since they last went to the store.
     window: OpWindow,
+    /// The ops run at a reduced `webgpu` matrix, counted apart as degraded.
+    degraded: DegradedOps,
     /// The sequence number of the current op (correlation ids; limits `ops_per_session`).
     seq: u64,
     /// Draws fault tokens and backoff waits.
@@ -93,6 +95,7 @@ impl Slot {
             ctx,
             slot,
             window: OpWindow::new(),
+            degraded: DegradedOps::default(),
             seq: 0,
             rng: fastrand::Rng::new(),
             ladder: Ladder::default(),
@@ -360,6 +363,9 @@ impl Slot {
             None => None,
         };
         let Some(s) = self.seat.session() else { return Attempt::Aborted };
+        if let Some(crate::tasks::PageFault::ExhaustMemory { limit_mb }) = fault {
+            return self.work.exhaust(s, limit_mb, &mut self.call).await;
+        }
         if self.work.batches() {
             // a fault hits exactly one op: the one this call runs
             let n = if fault.is_some() { 1 } else { n };
@@ -382,6 +388,9 @@ impl Slot {
             Err(e) => std::mem::take(&mut e.console),
         };
         self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class), console.count);
+        if let Some((size, configured)) = self.work.reduced_matrix() {
+            self.degraded.record(self.seat.label(), size, configured, result.is_ok());
+        }
         self.ctx.live.record(result.is_ok());
         match result {
             Ok(ok) => {
@@ -531,9 +540,8 @@ impl Slot {
             }
             Action::AdjustSettings => {
                 self.seat.drop_session().await;
-                if let Some(what) = self.work.adjust() {
-                    tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{what}");
-                }
+                let what = self.work.adjust();
+                tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{what}");
             }
             Action::OtherBrowser { worker } => {
                 let from = self.seat.browser().map(|b| b.as_str()).unwrap_or("none");
@@ -584,5 +592,6 @@ impl Slot {
     /// Hands the window to the store under `label` (the one its ops were counted under).
     fn flush_as(&mut self, label: &str) {
         self.window.flush(&self.ctx, label, self.slot);
+        self.degraded.flush(&self.ctx, self.slot);
     }
 }

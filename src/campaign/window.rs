@@ -1,11 +1,13 @@
 //! A slot's window of op results: every op counted as it finishes, handed to the store (and to
 //! the phase's live counters) about once every [`WINDOW`], and whenever the label its ops are
-//! counted under changes (the ops so far belong to the worker or node that ran them).
+//! counted under changes (the ops so far belong to the worker or node that ran them). Beside it,
+//! the slot's degraded ops ([`DegradedOps`]).
 
 use super::ctx::PhaseCtx;
 use crate::metrics::{encode_histogram, Window};
 use crate::recovery::FailureClass;
 use crate::store::{unix_ms, WindowRow};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often a slot hands its window to the store.
@@ -66,5 +68,59 @@ impl OpWindow {
         }
         self.start = now;
         self.last_flush = Instant::now();
+    }
+}
+
+/// The ops a slot ran at the reduced `webgpu` matrix of the recovery ladder's adjusted-settings
+/// rung: counted apart per label and written, whole, as task info `degraded/<label>/s<slot>` with
+/// each window, so the report counts them as degraded and not towards a pass (unless `[recovery]
+/// degraded_counts_as_pass`, which each record carries).
+#[derive(Default)]
+pub(super) struct DegradedOps {
+    /// Label -> what ran under it.
+    by_label: BTreeMap<String, Degraded>,
+    /// Something was recorded since the last flush.
+    dirty: bool,
+}
+
+/// Degraded ops under one label.
+struct Degraded {
+    /// The matrix size they ran at.
+    size: u32,
+    /// The configured size.
+    configured: u32,
+    /// Ops run.
+    ops: u64,
+    /// Ops that succeeded.
+    succeeded: u64,
+}
+
+impl DegradedOps {
+    /// Counts one op run at `size` instead of `configured` under `label`.
+    pub fn record(&mut self, label: &str, size: u32, configured: u32, ok: bool) {
+        if !self.by_label.contains_key(label) {
+            self.by_label.insert(label.to_string(), Degraded { size, configured, ops: 0, succeeded: 0 });
+        }
+        if let Some(d) = self.by_label.get_mut(label) {
+            d.size = size;
+            d.ops += 1;
+            d.succeeded += u64::from(ok);
+        }
+        self.dirty = true;
+    }
+
+    /// Writes the counts so far (whole, not increments) as slot `slot`'s task info.
+    pub fn flush(&mut self, ctx: &PhaseCtx, slot: u32) {
+        if !std::mem::take(&mut self.dirty) {
+            return;
+        }
+        let counts_as_pass = ctx.run.cfg.recovery.degraded_counts_as_pass;
+        for (label, d) in &self.by_label {
+            let value = serde_json::json!({
+                "worker": label, "slot": slot, "size": d.size, "configured_size": d.configured,
+                "ops": d.ops, "succeeded": d.succeeded, "counts_as_pass": counts_as_pass,
+            });
+            ctx.run.store.task_info(ctx.idx, "webgpu", format!("degraded/{label}/s{slot}"), value);
+        }
     }
 }

@@ -66,9 +66,12 @@ pub(super) struct Workload {
     synthetic: Option<Synthetic>,
     /// The in-page batch runner of the phase's task (None: one op per call, model and synthetic).
     batch_script: Option<String>,
-    /// The session whose driver script timeout was raised for batches (its label): raised once
-    /// per session, not per call.
-    timeouts_for: Option<String>,
+    /// The session whose driver script timeout was set for this phase (its label) and to what:
+    /// set once per session and phase, not per call (a session kept from another phase had that
+    /// phase's).
+    timeouts_for: Option<(String, Duration)>,
+    /// The time limit of one op in this phase ([`crate::config::PhaseConfig::op_timeout_or`]).
+    op_timeout: Duration,
     /// The `webgpu` matrix size, as the ladder's adjusted-settings step left it.
     matrix_size: u32,
     /// The `model` task as the ladder's adjusted-settings step left it (None: as configured);
@@ -90,7 +93,8 @@ impl Workload {
             TaskSpec::Webgpu { matrix_size } => matrix_size,
             _ => 0,
         };
-        Workload { ctx, synthetic, batch_script, timeouts_for: None, matrix_size, adjusted: None, seed: 1, rng }
+        let op_timeout = ctx.phase.op_timeout_or(ctx.run.cfg.browser.op_timeout);
+        Workload { ctx, synthetic, batch_script, timeouts_for: None, op_timeout, matrix_size, adjusted: None, seed: 1, rng }
     }
 
     /// Whether the ops are synthetic (no browser).
@@ -103,15 +107,49 @@ impl Workload {
         self.batch_script.is_some()
     }
 
-    /// The ladder's adjusted-settings step: a smaller `webgpu` matrix, the next adjustment of a
-    /// `model` task. Returns what changed, for the log.
-    pub fn adjust(&mut self) -> Option<String> {
-        if let TaskSpec::Webgpu { .. } = self.ctx.phase.task {
-            self.matrix_size = self.matrix_size.min(self.ctx.run.cfg.recovery.reduced_matrix_size);
+    /// The ladder's adjusted-settings step, what it does to each task kind (the slot has already
+    /// dropped the session, so it always runs in a new one): a `webgpu` matrix shrunk to
+    /// `[recovery] reduced_matrix_size`, the next lighter setting of a `model` task (both reported
+    /// as degraded from then on), and nothing more for `webnn` and `page` tasks, which have no
+    /// smaller setting. Returns the line that says which, for the log.
+    pub fn adjust(&mut self) -> String {
+        let recovery = &self.ctx.run.cfg.recovery;
+        let counts = recovery.degraded_counts_as_pass;
+        let counted = if counts { "and count towards a pass (degraded_counts_as_pass)" } else { "not counted towards a pass" };
+        match &self.ctx.phase.task {
+            TaskSpec::Webgpu { matrix_size } => {
+                let reduced = self.matrix_size.min(recovery.reduced_matrix_size);
+                if reduced == self.matrix_size {
+                    return format!(
+                        "adjusted settings: a new session only; the webgpu matrix is already {n}x{n} (reduced_matrix_size {})",
+                        recovery.reduced_matrix_size,
+                        n = self.matrix_size
+                    );
+                }
+                self.matrix_size = reduced;
+                format!(
+                    "adjusted settings: a new session with a {reduced}x{reduced} webgpu matrix instead of the configured \
+                     {matrix_size}x{matrix_size}; its ops are reported as degraded, {counted}"
+                )
+            }
+            TaskSpec::Model(_) => match crate::tasks::adjust::next_adjusted(&self.ctx.phase.task, self.adjusted.as_ref(), counts) {
+                Some((task, what)) => {
+                    self.adjusted = Some(task);
+                    what
+                }
+                None => "adjusted settings: a new session only; the model already runs on its last resort".to_string(),
+            },
+            other => format!("adjusted settings: a new session only; a {} task has no smaller setting", other.kind()),
         }
-        let (task, what) = crate::tasks::adjust::next_adjusted(&self.ctx.phase.task, self.adjusted.as_ref())?;
-        self.adjusted = Some(task);
-        Some(what)
+    }
+
+    /// The `webgpu` matrix size the ops run at now and the configured one, while the ladder has
+    /// it reduced (its ops are degraded); None otherwise.
+    pub fn reduced_matrix(&self) -> Option<(u32, u32)> {
+        match self.ctx.phase.task {
+            TaskSpec::Webgpu { matrix_size } if self.matrix_size < matrix_size => Some((self.matrix_size, matrix_size)),
+            _ => None,
+        }
     }
 
     /// The seed of op `seq`: a new input seed every 64 ops. Each op is still computed on the GPU
@@ -127,9 +165,13 @@ impl Workload {
     /// are counted under (model task info names it).
     pub async fn browser_op(&mut self, s: &Session, label: &str, seq: u64, fault: Option<PageFault>, call: &mut Call) -> Attempt {
         let seed = self.next_seed(seq);
+        if let Err(e) = self.script_timeout(s, self.op_timeout).await {
+            call.started = Instant::now();
+            return call.done_one(Err(e), None);
+        }
         let ctx = &self.ctx;
         call.started = Instant::now();
-        let limit = ctx.run.cfg.browser.op_timeout + DRIVER_SLACK;
+        let limit = self.op_timeout + DRIVER_SLACK;
         let info = crate::tasks::model::store_sink(&ctx.run.store, ctx.idx, label, &s.label);
         let task = self.adjusted.as_ref().unwrap_or(&ctx.phase.task);
         let op = tokio::time::timeout(
@@ -147,22 +189,48 @@ impl Workload {
         call.done_one(r, None)
     }
 
+    /// The op of an `exhaust_memory` fault in `s`: the page allocates until the renderer's memory
+    /// runs out ([`crate::tasks::exhaust`]), in place of the op's work; one failed op of class
+    /// `resource_exhaustion`.
+    pub async fn exhaust(&mut self, s: &Session, limit_mb: u32, call: &mut Call) -> Attempt {
+        let limit = self.op_timeout + DRIVER_SLACK;
+        if let Err(e) = self.script_timeout(s, self.op_timeout).await {
+            call.started = Instant::now();
+            return call.done_one(Err(e), None);
+        }
+        call.started = Instant::now();
+        let op = tokio::time::timeout(limit, crate::tasks::exhaust::run(&s.client, limit_mb));
+        let r = tokio::select! {
+            r = op => r.unwrap_or_else(|_| Err(OpError::new(FailureClass::Timeout, format!("no answer from the driver within {limit:?}")))),
+            _ = self.ctx.hard.cancelled() => return Attempt::Abandoned,
+        };
+        call.done_one(r, None)
+    }
+
+    /// Sets the driver's script timeout of `s` to `limit`, once per session in this phase: the
+    /// session may come from a phase with another `op_timeout`.
+    async fn script_timeout(&mut self, s: &Session, limit: Duration) -> Result<(), OpError> {
+        if self.timeouts_for.as_ref().is_some_and(|(label, set)| *label == s.label && *set == limit) {
+            return Ok(());
+        }
+        let session_timeout = self.ctx.run.cfg.browser.session_timeout;
+        let t = fantoccini::wd::TimeoutConfiguration::new(Some(limit), Some(session_timeout), Some(Duration::ZERO));
+        s.client.update_timeouts(t).await.map_err(classify_cmd_error)?;
+        self.timeouts_for = Some((s.label.clone(), limit));
+        Ok(())
+    }
+
     /// Runs `n` ops of a page task in `s`, in one call of the in-page batch runner; `fault` goes
     /// to the first.
     pub async fn batch(&mut self, s: &Session, seq: u64, n: usize, fault: Option<PageFault>, call: &mut Call) -> Attempt {
-        let browser = &self.ctx.run.cfg.browser;
-        let op_timeout = browser.op_timeout;
+        let op_timeout = self.op_timeout;
         // the last op of a batch may start batch_budget after the call: the driver's script
         // timeout must leave it its whole op_timeout (the page times each op out itself)
-        let budget = browser.batch_budget;
+        let budget = self.ctx.run.cfg.browser.batch_budget;
         let script_timeout = op_timeout + budget + SCRIPT_TIMEOUT_SLACK;
-        if self.timeouts_for.as_deref() != Some(s.label.as_str()) {
-            let t = fantoccini::wd::TimeoutConfiguration::new(Some(script_timeout), Some(browser.session_timeout), Some(Duration::ZERO));
-            if let Err(e) = s.client.update_timeouts(t).await {
-                call.started = Instant::now();
-                return call.done_one(Err(classify_cmd_error(e)), None);
-            }
-            self.timeouts_for = Some(s.label.clone());
+        if let Err(e) = self.script_timeout(s, script_timeout).await {
+            call.started = Instant::now();
+            return call.done_one(Err(e), None);
         }
         let ctx = self.ctx.clone();
         let mut specs = Vec::with_capacity(n);
@@ -207,7 +275,7 @@ impl Workload {
                 call.ran.push(Ran { result, in_page: None, latency: call.started.elapsed() });
                 return Attempt::Done;
             }
-            Some(PageFault::Hang) => ctx.run.cfg.browser.op_timeout,
+            Some(PageFault::Hang) => self.op_timeout,
             _ => syn.draw_latency(),
         };
         if !wait.is_zero() {

@@ -52,9 +52,17 @@ pub(super) fn validate(
         if permanent && f.kind != FaultKind::KillDriver {
             return Err(v.err(format!("{key}.permanent"), "true", "only applies to kind = \"kill_driver\""));
         }
-        let fault = FaultConfig { kind: f.kind, schedule, worker: f.worker, phases: names, permanent };
+        if f.limit_mb.is_some() && f.kind != FaultKind::ExhaustMemory {
+            return Err(v.err(format!("{key}.limit_mb"), f.limit_mb.unwrap_or_default(), "only applies to kind = \"exhaust_memory\""));
+        }
+        let limit_mb = v.int(&format!("{key}.limit_mb"), f.limit_mb.unwrap_or(super::DEFAULT_EXHAUST_LIMIT_MB), 16, 4096)?;
+        let fault = FaultConfig { kind: f.kind, schedule, worker: f.worker, phases: names, permanent, limit_mb };
         if needs_a_browser(fault.kind) && applies_to(&fault, phases).all(|p| !p.task.needs_browser()) {
-            let what = if fault.kind == FaultKind::GpuDeviceLost { "GPU device" } else { "browser or driver" };
+            let what = match fault.kind {
+                FaultKind::GpuDeviceLost => "GPU device",
+                FaultKind::ExhaustMemory => "browser renderer",
+                _ => "browser or driver",
+            };
             return Err(v.err(
                 format!("{key}.kind"),
                 format!("\"{}\"", fault.kind.as_str()),
@@ -72,7 +80,7 @@ pub(super) fn validate(
 /// Whether the fault kind acts on a browser, its driver or its GPU device (not on the page's
 /// script, which a synthetic task imitates).
 fn needs_a_browser(kind: FaultKind) -> bool {
-    matches!(kind, FaultKind::KillBrowser | FaultKind::KillDriver | FaultKind::GpuDeviceLost)
+    matches!(kind, FaultKind::KillBrowser | FaultKind::KillDriver | FaultKind::GpuDeviceLost | FaultKind::ExhaustMemory)
 }
 
 /// The phases `f` applies to (all when it names none).

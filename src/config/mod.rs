@@ -227,6 +227,21 @@ pub struct PhaseConfig {
     /// workers as ranked by health and `[browser_preference]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub browsers: Vec<BrowserKind>,
+    /// The time limit of one op in this phase, over `[browser] op_timeout`: the phase's own
+    /// `op_timeout`, else its task's (`[phases.task]`, or the `[task]` it inherits). Tasks differ
+    /// by orders of magnitude (a model's inference against a small matmul), so one global limit
+    /// is either too tight for one or too lax to catch a hang of the other. Written back as the
+    /// phase's `op_timeout`.
+    #[serde(with = "human_opt", skip_serializing_if = "Option::is_none")]
+    pub op_timeout: Option<Duration>,
+}
+
+impl PhaseConfig {
+    /// The time limit of one op of this phase: its own [`PhaseConfig::op_timeout`], else
+    /// `global` (`[browser] op_timeout`).
+    pub fn op_timeout_or(&self, global: Duration) -> Duration {
+        self.op_timeout.unwrap_or(global)
+    }
 }
 
 /// A WebDriver endpoint. Serialized as its `[[workers]]` entry (`raw.rs`).
@@ -272,7 +287,14 @@ pub struct FaultConfig {
     pub phases: Vec<String>,
     /// For `kill_driver`: the driver cannot be restarted.
     pub permanent: bool,
+    /// For `exhaust_memory`: how much more memory (MiB) the session's renderers may take before
+    /// their allocations fail ([`DEFAULT_EXHAUST_LIMIT_MB`] when not given).
+    pub limit_mb: u32,
 }
+
+/// The `limit_mb` of an `exhaust_memory` fault when the entry gives none: enough to be a real
+/// exhaustion for the test page, small enough for any host that runs a browser.
+pub const DEFAULT_EXHAUST_LIMIT_MB: u32 = 256;
 
 /// Fault kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,6 +310,8 @@ pub enum FaultKind {
     Throw,
     /// Destroy the GPU device mid-task.
     GpuDeviceLost,
+    /// Make the page allocate until the renderer's memory runs out (bounded by `limit_mb`).
+    ExhaustMemory,
 }
 
 impl FaultKind {
@@ -299,6 +323,7 @@ impl FaultKind {
             FaultKind::Hang => "hang",
             FaultKind::Throw => "throw",
             FaultKind::GpuDeviceLost => "gpu_device_lost",
+            FaultKind::ExhaustMemory => "exhaust_memory",
         }
     }
 }

@@ -295,4 +295,7 @@ pub struct Degraded {
     pub configured_provider: Provider,
     /// The input shapes the inferences run on now.
     pub inputs: BTreeMap<String, Vec<u64>>,
+    /// `[recovery] degraded_counts_as_pass`: whether these inferences count towards a pass
+    /// anyway (they are reported as degraded either way).
+    pub counts_as_pass: bool,
 }

@@ -63,6 +63,8 @@ pub(super) struct RawTask {
     pub inputs: Option<std::collections::BTreeMap<String, super::model::InputSpec>>,
     pub tolerance: Option<super::model::Tolerance>,
     pub ort_dir: Option<std::path::PathBuf>,
+    /// This task's `op_timeout`, over `[browser] op_timeout` (resolved into the phase's).
+    pub op_timeout: Option<HumanDuration>,
 }
 
 /// The breaker scopes that may override the top-level `[breaker]` keys.
@@ -171,6 +173,7 @@ pub(super) struct RawPhase {
     pub task: Option<RawTask>,
     pub safety: Option<SafetyOverrides>,
     pub browsers: Option<Vec<BrowserKind>>,
+    pub op_timeout: Option<HumanDuration>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -187,6 +190,8 @@ pub(super) struct RawFault {
     pub phases: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permanent: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_mb: Option<u32>,
 }
 
 impl From<&FaultConfig> for RawFault {
@@ -202,6 +207,7 @@ impl From<&FaultConfig> for RawFault {
             worker: f.worker.clone(),
             phases: (!f.phases.is_empty()).then(|| f.phases.clone()),
             permanent: Some(f.permanent),
+            limit_mb: (f.kind == FaultKind::ExhaustMemory).then_some(f.limit_mb),
         }
     }
 }

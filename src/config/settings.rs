@@ -216,6 +216,10 @@ pub struct RecoveryConfig {
     /// session, …), and the effective config writes every class out; `stressctl tune` suggests
     /// the strategy that recovered a class most often.
     pub first_rung: BTreeMap<String, String>,
+    /// Whether work the adjusted-settings rung shrank (a reduced `webgpu` matrix, a lighter model
+    /// setting) counts towards a phase's criteria and the campaign verdict. It is reported as
+    /// degraded either way; by default it does not count, since it is not the work configured.
+    pub degraded_counts_as_pass: bool,
 }
 
 impl RecoveryConfig {
@@ -239,6 +243,7 @@ impl Default for RecoveryConfig {
             max_level: 6,
             reduced_matrix_size: 32,
             first_rung: RecoveryConfig::default_first_rungs(),
+            degraded_counts_as_pass: false,
         }
     }
 }

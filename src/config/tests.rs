@@ -335,7 +335,7 @@ const SYNTHETIC: &str = "[task]\nkind = \"synthetic\"\n";
 
 #[test]
 fn browser_faults_on_synthetic_phases_only_are_rejected_naming_the_key() {
-    for kind in ["kill_browser", "kill_driver", "gpu_device_lost"] {
+    for kind in ["kill_browser", "kill_driver", "gpu_device_lost", "exhaust_memory"] {
         let e = err(&format!(
             "{SYNTHETIC}{MIN}[[faults]]\nkind = \"hang\"\nprobability = 0.1\n[[faults]]\nkind = \"{kind}\"\nevery = \"1s\"\n"
         ));
@@ -475,4 +475,51 @@ fn recovery_first_rungs_default_per_class_override_and_bad_ones_name_the_key() {
     assert!(e.contains("recovery.first_rung.gpu_error") && e.contains("new_session"), "{e}");
     let e = err(&format!("{MIN}\n[recovery.first_rung]\napi_unsupported = \"retry\"\n"));
     assert!(e.contains("recovery.first_rung.api_unsupported"), "{e}");
+}
+
+#[test]
+fn op_timeout_per_phase_and_per_task_over_the_global_one() {
+    let text = format!(
+        "[browser]\nop_timeout = \"30s\"\n[task]\nkind = \"webgpu\"\nop_timeout = \"4s\"\n\
+         {MIN}\
+         [[phases]]\nname = \"own\"\nduration = \"5s\"\nsessions = 1\nop_timeout = \"2s\"\n\
+         [[phases]]\nname = \"task\"\nduration = \"5s\"\nsessions = 1\n[phases.task]\nkind = \"webnn\"\nop_timeout = \"9s\"\n\
+         [[phases]]\nname = \"plain\"\nduration = \"5s\"\nsessions = 1\n[phases.task]\nkind = \"webnn\"\n"
+    );
+    let c = Config::parse(&text, "t.toml").unwrap();
+    let global = c.browser.op_timeout;
+    let got: Vec<Duration> = c.phases.iter().map(|p| p.op_timeout_or(global)).collect();
+    // inherits [task]'s; its own over [task]'s; its own task's; a task of its own without one: the global
+    assert_eq!(got, [4, 2, 9, 30].map(Duration::from_secs));
+    // the effective config writes each phase's limit and reads back the same
+    let back = Config::parse(&c.to_toml().unwrap(), "back").unwrap();
+    assert_same_values(&c, &back);
+    assert_eq!(back.phases.iter().map(|p| p.op_timeout_or(global)).collect::<Vec<_>>(), got);
+
+    let e = err(&MIN.replace("sessions = 1", "sessions = 1\nop_timeout = \"50ms\""));
+    assert!(e.contains("phases[0].op_timeout") && e.contains("from 100ms to 1h"), "{e}");
+    let e = err(&format!("[task]\nop_timeout = \"2h\"\n{MIN}"));
+    assert!(e.contains("`task.op_timeout`") && e.contains("from 100ms to 1h"), "{e}");
+    let e = err(&MIN.replace("sessions = 1", "sessions = 1\nop_timeout = \"5s\"\n[phases.task]\nkind = \"webnn\"\nop_timeout = \"6s\""));
+    assert!(e.contains("phases[0].op_timeout") && e.contains("give it once") && e.contains("phases[0].task.op_timeout"), "{e}");
+}
+
+#[test]
+fn exhaust_memory_takes_a_bounded_limit_and_no_other_fault_does() {
+    let fault = |extra: &str| format!("{MIN}[[faults]]\nkind = \"exhaust_memory\"\nevery = \"1s\"\n{extra}");
+    let c = Config::parse(&fault(""), "t.toml").unwrap();
+    assert_eq!(c.faults[0].limit_mb, DEFAULT_EXHAUST_LIMIT_MB);
+    let c = Config::parse(&fault("limit_mb = 512\n"), "t.toml").unwrap();
+    assert_eq!(c.faults[0].limit_mb, 512);
+    // written back with its limit, read back the same
+    let back = Config::parse(&c.to_toml().unwrap(), "back").unwrap();
+    assert_same_values(&c, &back);
+    assert!(c.to_toml().unwrap().contains("limit_mb = 512"));
+    let e = err(&fault("limit_mb = 8\n"));
+    assert!(e.contains("faults[0].limit_mb") && e.contains("from 16 to 4096"), "{e}");
+    let e = err(&format!("{MIN}[[faults]]\nkind = \"throw\"\nevery = \"1s\"\nlimit_mb = 64\n"));
+    assert!(e.contains("faults[0].limit_mb") && e.contains("only applies to kind = \"exhaust_memory\""), "{e}");
+    // other kinds write no limit
+    let c = Config::parse(&format!("{MIN}[[faults]]\nkind = \"throw\"\nevery = \"1s\"\n"), "t.toml").unwrap();
+    assert!(!c.to_toml().unwrap().contains("limit_mb"));
 }

@@ -22,6 +22,10 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// The largest free-space floor, MiB (1 PiB): beyond any disk or memory stressctl will meet.
 const MAX_FREE_MB: u64 = 1 << 30;
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The range of every `op_timeout` (`[browser]`, `[task]`, `[[phases]]`, `[phases.task]`).
+const OP_TIMEOUT_MIN: Duration = Duration::from_millis(100);
+/// See [`OP_TIMEOUT_MIN`].
+const OP_TIMEOUT_MAX: Duration = HOUR;
 
 impl Validator<'_> {
     pub fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -34,8 +38,9 @@ impl Validator<'_> {
         self.dur("logging.progress_interval", raw.logging.progress_interval, SEC, HOUR)?;
         let workers = self.workers(raw.workers.unwrap_or_default())?;
         let default_task = self.task("task", raw.task.as_ref())?;
+        let default_timeout = self.op_timeout("task.op_timeout", raw.task.as_ref().and_then(|t| t.op_timeout))?;
         self.preference(&raw.browser_preference)?;
-        let mut phases = self.phases(raw.phases.unwrap_or_default(), &default_task, &workers)?;
+        let mut phases = self.phases(raw.phases.unwrap_or_default(), (&default_task, default_timeout), &workers)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
         let notify = raw.notify.unwrap_or_default();
@@ -82,7 +87,7 @@ impl Validator<'_> {
 
     fn browser(&self, b: &BrowserConfig) -> Result<(), ConfigError> {
         self.int("browser.max_ops_per_session", b.max_ops_per_session, 1, u64::MAX)?;
-        self.dur("browser.op_timeout", b.op_timeout, 100 * MS, HOUR)?;
+        self.dur("browser.op_timeout", b.op_timeout, OP_TIMEOUT_MIN, OP_TIMEOUT_MAX)?;
         self.dur("browser.session_timeout", b.session_timeout, SEC, HOUR)?;
         self.dur("browser.batch_budget", b.batch_budget, Duration::ZERO, 5 * SEC)?;
         self.int("browser.batch_max_ops", b.batch_max_ops, 1, 256)?;
@@ -354,7 +359,37 @@ impl Validator<'_> {
         Ok(list)
     }
 
-    fn phases(&self, raw: Vec<RawPhase>, default_task: &TaskSpec, workers: &[WorkerConfig]) -> Result<Vec<PhaseConfig>, ConfigError> {
+    /// An `op_timeout` written at `key` (a task's or a phase's), checked against the range of
+    /// `[browser] op_timeout`.
+    fn op_timeout(&self, key: &str, d: Option<super::HumanDuration>) -> Result<Option<Duration>, ConfigError> {
+        d.map(|d| self.dur(key, d.0, OP_TIMEOUT_MIN, OP_TIMEOUT_MAX)).transpose()
+    }
+
+    /// The `op_timeout` of phase `key`: its own, else its task's (`[phases.task]`, or the
+    /// `[task]` it inherits when it has none); None leaves `[browser] op_timeout`. Giving it both
+    /// on the phase and in the phase's own task is an error: one of them would be ignored.
+    fn phase_op_timeout(&self, key: &str, p: &RawPhase, inherited: Option<Duration>) -> Result<Option<Duration>, ConfigError> {
+        let own = self.op_timeout(&format!("{key}.op_timeout"), p.op_timeout)?;
+        let of_task = match &p.task {
+            Some(t) => self.op_timeout(&format!("{key}.task.op_timeout"), t.op_timeout)?,
+            None => inherited,
+        };
+        if let (Some(d), Some(_)) = (own, p.task.as_ref().and_then(|t| t.op_timeout)) {
+            return Err(self.err(
+                format!("{key}.op_timeout"),
+                format!("\"{}\"", fmt_duration(d)),
+                format!("the phase's [phases.task] sets op_timeout too: give it once, on the phase or in its task ({key}.task.op_timeout)"),
+            ));
+        }
+        Ok(own.or(of_task))
+    }
+
+    fn phases(
+        &self,
+        raw: Vec<RawPhase>,
+        (default_task, default_timeout): (&TaskSpec, Option<Duration>),
+        workers: &[WorkerConfig],
+    ) -> Result<Vec<PhaseConfig>, ConfigError> {
         if raw.is_empty() {
             return Err(self.err("phases", "[]", "at least one [[phases]] entry is required"));
         }
@@ -381,6 +416,7 @@ impl Validator<'_> {
                 Some(t) => self.task(&format!("{key}.task"), Some(t))?,
                 None => default_task.clone(),
             };
+            let op_timeout = self.phase_op_timeout(&key, &p, default_timeout)?;
             let safety = p.safety.unwrap_or_default();
             self.overrides(&format!("{key}.safety"), &safety)?;
             phases.push(PhaseConfig {
@@ -397,6 +433,7 @@ impl Validator<'_> {
                 task,
                 safety,
                 browsers: self.phase_browsers(&format!("{key}.browsers"), p.browsers.unwrap_or_default(), workers)?,
+                op_timeout,
             });
         }
         Ok(phases)

@@ -20,8 +20,9 @@
 //! phase                       one phase's report: figures from its windows and task info, criteria judged
 //! phase_events, guardian,     what a phase's events say; host and guardian figures; breakers; recoveries;
 //!   breakers, recoveries,     per-browser and per-node sections; the model task's figures; the
-//!   browsers, grid, model,    notifications sent; the settings `launch --tuned-from` changed
-//!   notifications, tuned
+//!   browsers, grid, model,    notifications sent; the settings `launch --tuned-from` changed;
+//!   notifications, tuned,     work the recovery ladder shrank, counted apart
+//!   degraded
 //! criteria, typed_events,     a phase's criteria; the store's events decoded; numbers as reports print
 //!   numbers, atomic           them; replacing a file atomically
 //! ```
@@ -33,6 +34,7 @@ pub mod browsers;
 mod campaign;
 mod compare;
 mod criteria;
+mod degraded;
 pub mod grid; // grid hook
 mod guardian;
 pub mod html;

@@ -11,7 +11,8 @@
 //! Sessions the recovery ladder ran under adjusted settings (smaller inputs, or the wasm provider
 //! as the last resort: [`crate::tasks::adjust`]) carry a `degraded` marker; their inferences are
 //! counted apart (`degraded`) and are not successes of the configured settings, neither in
-//! `success_rate` here nor in the phase's criteria ([`degraded_successes`]).
+//! `success_rate` here nor in the phase's criteria ([`super::degraded`]), unless `[recovery]
+//! degraded_counts_as_pass`.
 
 use crate::metrics::Window;
 use crate::recovery::FailureClass;
@@ -64,7 +65,7 @@ pub(super) fn fold(raw: &BTreeMap<String, Value>, w: Option<&Window>, browsers: 
     out.insert("wrong_result".into(), json!(wrong));
     out.extend(session_figures(&sessions));
     // a degraded inference is not a success of the configured settings (not a pass on WebGPU)
-    let configured_ok = succeeded.saturating_sub(degraded_successes(&out));
+    let configured_ok = succeeded.saturating_sub(super::degraded::not_counted("model", &out));
     let rate = if attempted == 0 { 0.0 } else { configured_ok as f64 / attempted as f64 };
     out.insert("success_rate".into(), json!((rate * 1000.0).round() / 1000.0));
     let mut per_browser: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -120,13 +121,10 @@ fn degraded_figures(sessions: &[Value]) -> Value {
         })
         .collect();
     let sum = |k: &str| settings.iter().filter_map(|s| s[k].as_u64()).sum::<u64>();
-    json!({"inferences": sum("inferences"), "succeeded": sum("succeeded"), "sessions": sum("sessions"), "settings": settings})
-}
-
-/// Successful inferences of a folded model task that ran under adjusted settings: the phase's
-/// criteria do not count them as successes.
-pub(super) fn degraded_successes(info: &BTreeMap<String, Value>) -> u64 {
-    info.get("degraded").and_then(|d| d["succeeded"].as_u64()).unwrap_or(0)
+    // `[recovery] degraded_counts_as_pass`, as each adjusted session was told
+    let counts_as_pass = !settings.is_empty() && settings.iter().all(|s| s["counts_as_pass"].as_bool() == Some(true));
+    json!({"inferences": sum("inferences"), "succeeded": sum("succeeded"), "sessions": sum("sessions"), "settings": settings,
+           "counts_as_pass": counts_as_pass})
 }
 
 /// One session's browser memory: the tree RSS after set-up (`start`, 0 inferences), at 1,000
@@ -244,11 +242,16 @@ pub(super) fn summary_lines(phase: &str, info: &BTreeMap<String, Value>, latency
             .map(|x| format!("{} on {} ({} inferences)", s(x.get("setting")), s(x.get("provider")), s(x.get("inferences"))))
             .collect();
         lines.push(format!(
-            "    DEGRADED (recovery ladder, adjusted settings): {} inferences ({} succeeded) in {} session(s): {}; not counted as successes",
+            "    DEGRADED (recovery ladder, adjusted settings): {} inferences ({} succeeded) in {} session(s): {}; {}",
             s(d.get("inferences")),
             s(d.get("succeeded")),
             s(d.get("sessions")),
-            on.join(", ")
+            on.join(", "),
+            if d["counts_as_pass"].as_bool() == Some(true) {
+                "counted as successes ([recovery] degraded_counts_as_pass)"
+            } else {
+                "not counted as successes"
+            }
         ));
     }
     let per_browser = info.get("browsers").and_then(Value::as_object);

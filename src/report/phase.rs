@@ -3,6 +3,7 @@
 
 use super::browsers::{self, BrowserReport};
 use super::criteria::{criteria_latency, evaluate_criteria, PhaseCriteria};
+use super::degraded;
 use super::guardian::phase_resources;
 use super::model;
 use super::numbers::{per_second, ratio, round3};
@@ -83,6 +84,12 @@ pub struct PhaseReport {
     pub in_page_latency_ms: Option<LatencySummary>,
     /// Criteria and result.
     pub criteria: PhaseCriteria,
+    /// Of `ops_succeeded`, those that succeeded only under the recovery ladder's adjusted settings
+    /// (a reduced `webgpu` matrix, a lighter model setting) and therefore do not count towards a
+    /// pass: not in the criteria's success rate nor in the verdict's (0 with `[recovery]
+    /// degraded_counts_as_pass = true`). `tasks.<kind>.degraded` says what they ran.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ops_succeeded_degraded: u64,
     /// Failed ops per failure class.
     pub errors_by_class: BTreeMap<String, u64>,
     /// Per task kind.
@@ -111,6 +118,10 @@ pub struct PhaseReport {
     pub browser_console: Option<ConsoleReport>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Field names of [`TaskReport`]; task info keys equal to one of them are prefixed with `info_`.
 const TASK_FIELDS: [&str; 7] =
     ["ops_attempted", "ops_succeeded", "ops_failed", "verified", "latency_ms", "in_page_latency_ms", "synthetic"];
@@ -133,6 +144,8 @@ fn task_report(kind: &str, w: Option<&Window>, info: Option<&BTreeMap<String, Va
     };
     if kind == "model" {
         out_info = model::fold(&out_info, w, browsers);
+    } else if kind == "webgpu" {
+        out_info = degraded::fold_webgpu(out_info);
     }
     TaskReport {
         ops_attempted: attempted,
@@ -164,6 +177,9 @@ pub(super) struct PhaseFigures {
     pub(super) task_info: BTreeMap<String, BTreeMap<String, Value>>,
     /// Worker id -> browser, kept for the per-browser section and the unsupported APIs.
     pub(super) worker_browsers: BTreeMap<String, String>,
+    /// Successes under the ladder's adjusted settings that do not count towards a pass
+    /// ([`PhaseReport::ops_succeeded_degraded`]).
+    pub(super) degraded: u64,
 }
 
 /// Reads phase `p`'s op windows and task info (and the workers' browsers) and judges its criteria.
@@ -185,8 +201,10 @@ pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo) -> Result<PhaseFigur
     let unsupported_ops = all.errors.get(&FailureClass::ApiUnsupported).copied().unwrap_or(0);
     let in_page = in_page_of(&all);
     let (judged, basis) = criteria_latency(&latency, in_page.as_ref());
-    // inferences under the ladder's adjusted settings are not successes of the configured task
-    let degraded = tasks.get("model").map_or(0, |t| model::degraded_successes(&t.info));
+    // work under the ladder's adjusted settings is not a success of the configured task
+    let left_out: Vec<(&str, u64)> =
+        tasks.iter().map(|(k, t)| (k.as_str(), degraded::not_counted(k, &t.info))).filter(|(_, n)| *n > 0).collect();
+    let degraded: u64 = left_out.iter().map(|(_, n)| n).sum();
     let mut criteria = evaluate_criteria(
         all.attempted,
         all.succeeded.saturating_sub(degraded),
@@ -196,16 +214,14 @@ pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo) -> Result<PhaseFigur
         p.max_p95_ms,
     );
     if degraded > 0 && !criteria.passed && !criteria.unsupported {
-        criteria.failures.push(format!(
-            "{degraded} inference(s) succeeded only under the recovery ladder's adjusted settings (degraded): not counted as successes"
-        ));
+        criteria.failures.extend(left_out.iter().map(|(kind, n)| degraded::criteria_line(kind, *n)));
     }
-    Ok(PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers })
+    Ok(PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded })
 }
 
 /// Builds one phase's report; api_unsupported failures are added to `unsupported`.
 pub(super) fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupported>) -> Result<PhaseReport, StoreError> {
-    let PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers } = phase_figures(r, p)?;
+    let PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded } = phase_figures(r, p)?;
     let per_browser = browsers::breakdown(&r.phase_worker_windows(p.idx)?, &worker_browsers, &task_info);
     let errors_by_class: BTreeMap<String, u64> = all.errors.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect();
     let events = phase_events(r, p, &worker_browsers, unsupported)?;
@@ -237,6 +253,7 @@ pub(super) fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTre
         ops_succeeded: all.succeeded,
         ops_failed: all.failed,
         success_rate: round3(ratio(all.succeeded, all.attempted)),
+        ops_succeeded_degraded: degraded,
         throughput_ops_per_s: per_second(all.attempted, duration_s),
         latency_ms: latency,
         in_page_latency_ms: in_page,

@@ -252,6 +252,11 @@ fn phases_section(out: &mut Vec<String>, c: &CampaignReport) {
     for p in c.phases.iter().filter(|p| !p.notes.is_empty()) {
         out.push(format!("  note, {}: {}", phase_label(p), p.notes.join("; ")));
     }
+    for p in &c.phases {
+        if let Some(line) = p.tasks.get("webgpu").and_then(|t| super::degraded::webgpu_line(&t.info)) {
+            out.push(format!("  {}: {line}", phase_label(p)));
+        }
+    }
     let per_browser: Vec<(&PhaseReport, Vec<String>)> =
         c.phases.iter().map(|p| (p, super::browsers::text_lines(&p.browsers))).filter(|(_, l)| !l.is_empty()).collect();
     if !per_browser.is_empty() {

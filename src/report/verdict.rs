@@ -69,7 +69,8 @@ impl PhaseTally {
             name: p.name.clone(),
             completed: p.status == "completed",
             ops_attempted: p.ops_attempted,
-            ops_succeeded: p.ops_succeeded,
+            // degraded successes do not count towards a pass
+            ops_succeeded: p.ops_succeeded.saturating_sub(p.ops_succeeded_degraded),
             passed: p.criteria.passed,
             unsupported: p.criteria.unsupported,
         }
@@ -82,7 +83,7 @@ impl PhaseTally {
             name: p.name.clone(),
             completed: p.status == "completed",
             ops_attempted: f.all.attempted,
-            ops_succeeded: f.all.succeeded,
+            ops_succeeded: f.all.succeeded.saturating_sub(f.degraded),
             passed: f.criteria.passed,
             unsupported: f.criteria.unsupported,
         }

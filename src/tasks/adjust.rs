@@ -53,19 +53,24 @@ pub fn next_model(base: &ModelTask, current: Option<&ModelTask>) -> Option<Model
         provider: next.execution_provider,
         configured_provider: base.execution_provider,
         inputs: next.inputs.iter().map(|(k, v)| (k.clone(), v.shape.clone())).collect(),
+        counts_as_pass: false,
     });
     Some(next)
 }
 
 /// [`next_model`] for a phase's task: the adjusted task and a line saying what changed, or None
-/// for tasks other than `model` and when no rung is left.
-pub fn next_adjusted(base: &TaskSpec, current: Option<&TaskSpec>) -> Option<(TaskSpec, String)> {
+/// for tasks other than `model` and when no rung is left. `counts_as_pass`: `[recovery]
+/// degraded_counts_as_pass`, carried by the marker to the report.
+pub fn next_adjusted(base: &TaskSpec, current: Option<&TaskSpec>, counts_as_pass: bool) -> Option<(TaskSpec, String)> {
     let TaskSpec::Model(base) = base else { return None };
     let current = match current {
         Some(TaskSpec::Model(m)) => Some(m),
         _ => None,
     };
-    let next = next_model(base, current)?;
+    let mut next = next_model(base, current)?;
+    if let Some(d) = next.degraded.as_mut() {
+        d.counts_as_pass = counts_as_pass;
+    }
     let d = next.degraded.as_ref()?;
     let what = match d.setting {
         Setting::SmallerInputs => format!("inputs {:?} (dynamic dimensions halved)", d.inputs),
@@ -73,8 +78,9 @@ pub fn next_adjusted(base: &TaskSpec, current: Option<&TaskSpec>) -> Option<(Tas
     };
     let line = format!(
         "adjusted settings: the model now runs on {what} instead of its configuration on {}; \
-         these inferences are reported as degraded, not as successes",
-        d.configured_provider.as_str()
+         these inferences are reported as degraded, {}",
+        d.configured_provider.as_str(),
+        if counts_as_pass { "and count as successes (degraded_counts_as_pass)" } else { "not as successes" }
     );
     Some((TaskSpec::Model(next), line))
 }
@@ -133,11 +139,11 @@ mod tests {
 
     #[test]
     fn other_tasks_have_no_model_adjustment() {
-        assert!(next_adjusted(&TaskSpec::Webgpu { matrix_size: 64 }, None).is_none());
+        assert!(next_adjusted(&TaskSpec::Webgpu { matrix_size: 64 }, None, false).is_none());
         let base = TaskSpec::Model(task(fixture(), vec![1, 32, 64], Provider::Webgpu));
-        let (t, line) = next_adjusted(&base, None).unwrap();
+        let (t, line) = next_adjusted(&base, None, false).unwrap();
         assert!(line.contains("dynamic dimensions halved") && line.contains("degraded"), "{line}");
-        let (_, line) = next_adjusted(&base, Some(&t)).unwrap();
+        let (_, line) = next_adjusted(&base, Some(&t), false).unwrap();
         assert!(line.contains("wasm execution provider"), "{line}");
     }
 }

@@ -9,6 +9,7 @@
 pub mod adjust;
 pub mod batch;
 pub mod console;
+pub mod exhaust;
 pub mod model;
 pub mod server;
 
@@ -45,6 +46,12 @@ pub enum PageFault {
     Throw,
     /// Destroy the GPU device mid-task.
     GpuDeviceLost,
+    /// Allocate until the renderer's memory runs out ([`exhaust`]): the op that takes it runs
+    /// the allocation instead of its work.
+    ExhaustMemory {
+        /// The fault's `limit_mb`.
+        limit_mb: u32,
+    },
 }
 
 impl PageFault {
@@ -53,6 +60,7 @@ impl PageFault {
             PageFault::Hang => "hang",
             PageFault::Throw => "throw",
             PageFault::GpuDeviceLost => "gpu_device_lost",
+            PageFault::ExhaustMemory { .. } => "exhaust_memory",
         }
     }
 }

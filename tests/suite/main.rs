@@ -14,6 +14,7 @@ mod common;
 mod control;
 mod dashboard;
 mod dashboard_browser;
+mod degraded;
 mod firefox;
 mod grid;
 mod hardware;
