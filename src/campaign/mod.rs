@@ -11,6 +11,7 @@
 //!   parts: `seat` (where ops run: session, worker, Grid node, label, breakers), `workload` (what
 //!   they run, one call at a time), `departure` (work that left a Grid node, until it lands on
 //!   another), `event_cap`, `adapter` and `inject` (a due fault, carried out);
+//! - `unsupported`: browsers given up for a task after refusing it 3 times in a row;
 //! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; [`resume`]:
 //!   resuming a dead run.
 
@@ -30,6 +31,7 @@ mod seat;
 pub mod shared;
 mod slot;
 pub mod status;
+mod unsupported;
 mod workload;
 
 pub use faults::FaultPlan;
