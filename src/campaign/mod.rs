@@ -9,8 +9,9 @@
 //! - `ctx`: what the slots of one phase share;
 //! - `slot`: one session slot issuing ops, recording them, carrying out recovery actions; its
 //!   parts: `seat` (where ops run: session, worker, Grid node, label, breakers), `workload` (what
-//!   they run, one call at a time), `departure` (work that left a Grid node, until it lands on
-//!   another), `event_cap`, `adapter` and `inject` (a due fault, carried out);
+//!   they run, one call at a time), `window` (its op results on the way to the store),
+//!   `departure` (work that left a Grid node, until it lands on another), `event_cap`, `adapter`
+//!   and `inject` (a due fault, carried out);
 //! - `unsupported`: browsers given up for a task after refusing it 3 times in a row;
 //! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; [`resume`]:
 //!   resuming a dead run.
@@ -32,6 +33,7 @@ pub mod shared;
 mod slot;
 pub mod status;
 mod unsupported;
+mod window;
 mod workload;
 
 pub use faults::FaultPlan;

@@ -56,11 +56,13 @@ pub(super) struct Arrival {
     pub moved: Option<Event>,
 }
 
-/// The label a seat had before a new session changed it.
+/// The label and breakers a seat had before a new session changed them.
 pub(super) struct Before {
     /// The label ops were counted under until now: the slot flushes its window under it, and the
     /// arrival's events are correlated with it.
     pub label: String,
+    /// Its breakers: the current call's permits go back to the gate that gave them.
+    pub gate: OpGate,
 }
 
 impl Seat {
@@ -158,6 +160,21 @@ impl Seat {
         }
     }
 
+    /// A node's breaker refused the op: the work leaves the node (its session, if it still has
+    /// one, is dropped) and the seat goes back to the worker's own label and breakers, so the next
+    /// op opens a session through the hub, which places it elsewhere. Staying labelled by the
+    /// node would leave the seat gated by that open breaker with no session to drop: refused on
+    /// every op, the work would never move (and the slot would spin on the refusal).
+    pub async fn leave_node(&mut self) {
+        self.drop_session().await;
+        let Some(p) = self.node.take() else { return };
+        if self.departure.is_none() {
+            self.departure =
+                Some(Departure { worker: self.base_id().to_string(), node: p.node, class: self.last_failure, since: Instant::now() });
+        }
+        (self.label, self.gate) = Self::place(&self.ctx, self.worker_ix, None);
+    }
+
     /// An op failed with `class`. A failure with no session while the label names a node (a
     /// replacement session the hub put on a node that is dying) leaves that node too.
     pub fn note_failure(&mut self, class: FailureClass) {
@@ -203,8 +220,7 @@ impl Seat {
             time_to_recover_ms: Some((d.since.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
         });
         self.node = Some(place);
-        self.gate = gate;
-        let before = Before { label: std::mem::replace(&mut self.label, label) };
+        let before = Before { label: std::mem::replace(&mut self.label, label), gate: std::mem::replace(&mut self.gate, gate) };
         Some(Arrival { opened, before: Some(before), moved })
     }
 }

@@ -16,21 +16,17 @@ use super::ctx::PhaseCtx;
 use super::event_cap::{EventCap, FailEvents};
 use super::inject::{inject, Target};
 use super::seat::Seat;
+use super::window::OpWindow;
 use super::workload::{Attempt, Call, Ran, Workload};
-use crate::breaker::{BreakerState, GateRejected, OpPermit, Outcome};
+use crate::breaker::{BreakerState, GateRejected, OpGate, OpPermit, Outcome};
 use crate::browser::session::Session;
 use crate::config::BrowserKind;
 use crate::events::Event;
-use crate::metrics::{encode_histogram, Window};
 use crate::recovery::{self, backoff, Action, AttemptOutcome, Facts, FailureClass, Ladder, OpError, PageConsole};
-use crate::store::{unix_ms, WindowRow};
 use crate::tasks::OpOk;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-/// How often a slot hands its window to the store.
-pub const WINDOW: Duration = Duration::from_secs(1);
+use std::time::{Duration, Instant};
 
 /// What an abandoned op is told: it was still running when its phase ended and the grace
 /// period ran out. It is a failed op of class `timeout`, never one counted nowhere.
@@ -58,12 +54,8 @@ pub(super) struct Slot {
     seat: Seat,
     /// What its ops run.
     work: Workload,
-    /// The ops recorded since the last flush (to the store and the phase's live counters).
-    window: Window,
-    /// When the current window began.
-    window_start: SystemTime,
-    /// When the window was last flushed: about once every [`WINDOW`].
-    last_flush: Instant,
+    /// The ops recorded since they last went to the store.
+    window: OpWindow,
     /// The sequence number of the current op (correlation ids; limits `ops_per_session`).
     seq: u64,
     /// Draws fault tokens and backoff waits.
@@ -82,6 +74,9 @@ pub(super) struct Slot {
     call: Call,
     /// The breaker permits of the current call, one per op it may run (reused).
     permits: Vec<OpPermit>,
+    /// The gate `permits` came from, when the call's new session moved the seat to another node
+    /// before they went back (a permit is returned to the gate that gave it).
+    call_gate: Option<OpGate>,
 }
 
 impl Slot {
@@ -92,9 +87,7 @@ impl Slot {
             work: Workload::new(ctx.clone()),
             ctx,
             slot,
-            window: Window::default(),
-            window_start: SystemTime::now(),
-            last_flush: Instant::now(),
+            window: OpWindow::new(),
             seq: 0,
             rng: fastrand::Rng::new(),
             ladder: Ladder::default(),
@@ -104,6 +97,7 @@ impl Slot {
             unsupported_on: BTreeSet::new(),
             call: Call::new(),
             permits: Vec::with_capacity(1),
+            call_gate: None,
         }
     }
 
@@ -135,7 +129,8 @@ impl Slot {
 
     /// Records where a new Grid session runs ([`Seat::settle`]): the session, the window so far
     /// under the label it was counted under, and the move when the work left another node.
-    fn settle(&mut self) {
+    /// `mid_call`: the current call's permits came from the gate before.
+    fn settle(&mut self, mid_call: bool) {
         let Some(a) = self.seat.settle() else { return };
         let corr = match &a.before {
             Some(b) => self.corr_as(&b.label),
@@ -144,6 +139,9 @@ impl Slot {
         self.ctx.run.event(corr.clone(), Some(self.ctx.idx), a.opened);
         if let Some(b) = a.before {
             self.flush_as(&b.label);
+            if mid_call {
+                self.call_gate = Some(b.gate);
+            }
         }
         if let Some(moved) = a.moved {
             if let Event::RecoveryAttempted { worker, .. } = &moved {
@@ -213,7 +211,7 @@ impl Slot {
                 self.record(r.latency, r.in_page, r.result).await;
             }
             self.call.ran = ran;
-            if self.last_flush.elapsed() >= WINDOW {
+            if self.window.due() {
                 self.flush();
             }
             let think = self.ctx.phase.think_time;
@@ -236,7 +234,7 @@ impl Slot {
     /// outcome, in order, against the scopes it belongs to. Permits of ops that did not run (the
     /// batch stopped at a failure, or ran short of its budget) go back as `Ignored`.
     async fn gated_attempt(&mut self, want: usize) -> Attempt {
-        self.settle();
+        self.settle(false);
         let now = Instant::now();
         match self.seat.gate().try_acquire(now) {
             Ok(p) => self.permits.push(p),
@@ -260,6 +258,7 @@ impl Slot {
         self.call.ran.clear();
         let r = self.attempt(self.permits.len()).await;
         let mut permits = std::mem::take(&mut self.permits);
+        let call_gate = self.call_gate.take();
         let done = matches!(r, Attempt::Done);
         let first = self.seq;
         for (i, permit) in permits.drain(..).enumerate() {
@@ -269,7 +268,8 @@ impl Slot {
                 // did not run, or the phase ended under it: nothing to hold against anyone
                 _ => [Outcome::Ignored; 3],
             };
-            let ts = self.seat.gate().record_each(permit, outcomes, Instant::now());
+            let gate = call_gate.as_ref().unwrap_or(self.seat.gate());
+            let ts = gate.record_each(permit, outcomes, Instant::now());
             if !ts.is_empty() {
                 self.seq = first + i as u64;
                 self.ctx.run.transition_events(&self.corr(), Some(self.ctx.idx), ts);
@@ -290,7 +290,8 @@ impl Slot {
         if key.starts_with("worker:") && key.contains('/') {
             // a Grid node's breaker is open: a new session through the hub, elsewhere
             tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "breaker {key} is {state}: moving this session off the node");
-            self.seat.drop_session().await;
+            self.flush(); // the ops so far were the node's
+            self.seat.leave_node().await;
             return;
         }
         if key.starts_with("worker:") || key.starts_with("browser:") {
@@ -342,6 +343,9 @@ impl Slot {
                 },
                 _ = self.ctx.hard.cancelled() => return Attempt::Aborted,
             }
+            // the ops of this call run on the new session's node: counted there, and the move
+            // recorded now, not at the next op (the phase may end first)
+            self.settle(true);
         }
         let worker = self.seat.base_id().to_string();
         let fault = match self.ctx.faults.take(&self.ctx.phase.name, &worker, &mut self.rng) {
@@ -366,12 +370,11 @@ impl Slot {
     }
 
     async fn record(&mut self, latency: Duration, in_page: Option<Duration>, mut result: Result<OpOk, OpError>) {
-        self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class));
         let console = match result.as_mut() {
             Ok(ok) => std::mem::take(&mut ok.console),
             Err(e) => std::mem::take(&mut e.console),
         };
-        self.window.console += console.count;
+        self.window.record(latency, in_page, result.as_ref().map(|ok| ok.verified).map_err(|e| e.class), console.count);
         self.ctx.live.record(result.is_ok());
         match result {
             Ok(ok) => {
@@ -611,29 +614,6 @@ impl Slot {
 
     /// Hands the window to the store under `label` (the one its ops were counted under).
     fn flush_as(&mut self, label: &str) {
-        let now = SystemTime::now();
-        if !self.window.is_empty() {
-            let errors: std::collections::BTreeMap<&str, u64> = self.window.errors.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            self.ctx.live.merge(&self.window);
-            self.ctx.run.store.window(WindowRow {
-                phase_idx: self.ctx.idx,
-                worker: label.to_string(),
-                slot: self.slot,
-                task_kind: self.ctx.phase.task.kind(),
-                start_ms: unix_ms(self.window_start),
-                end_ms: unix_ms(now),
-                attempted: self.window.attempted,
-                succeeded: self.window.succeeded,
-                failed: self.window.failed,
-                verified: self.window.verified,
-                errors: serde_json::to_string(&errors).unwrap_or_else(|_| "{}".into()),
-                hist: encode_histogram(&self.window.hist),
-                hist_in_page: encode_histogram(&self.window.in_page),
-                console: self.window.console,
-            });
-            self.window.reset();
-        }
-        self.window_start = now;
-        self.last_flush = Instant::now();
+        self.window.flush(&self.ctx, label, self.slot);
     }
 }
