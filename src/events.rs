@@ -426,9 +426,9 @@ impl Event {
                 "the clock jumped {:.1}s ahead ({observer}): the process was suspended or starved; that time is not load",
                 *gap_ms as f64 / 1000.0
             ),
-            Event::TaskUnsupported { task, browser, message, answers, remembered: false } => format!(
-                "{browser} answered unsupported to the {task} task {answers} times in a row: not asked again this run ({message})"
-            ),
+            Event::TaskUnsupported { task, browser, message, answers, remembered: false } => {
+                format!("{browser} answered unsupported to the {task} task {answers} times in a row: not asked again this run ({message})")
+            }
             Event::TaskUnsupported { task, browser, message, remembered: true, .. } => {
                 format!("{browser} not asked for the {task} task: unsupported earlier in this run ({message})")
             }

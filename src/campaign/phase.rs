@@ -56,14 +56,12 @@ pub(crate) async fn run_phase(
     report_dir: &Path,
 ) -> Result<PhaseOutcome, RunError> {
     let PhasePlan { sessions, mut notes, offset } = plan;
-    // every browser it could run on refused its task earlier in this run: no session at all
+    // every browser it could run on refused its task earlier in this run: no session at all (its
+    // `task_unsupported` events say why; the report judges it UNSUPPORTED from them)
     let nowhere = run.nowhere_to_run(phase);
     // spread the sessions over the workers whose breakers are closed (all of them if none is),
     // following the phase's `browsers` and the task's browser preference
     let placement = if nowhere.is_some() { Vec::new() } else { run.placement(phase, sessions) };
-    for g in nowhere.iter().flatten() {
-        notes.push(format!("not run on {}: it answered unsupported to the {} task earlier in this run ({})", g.browser, g.task, g.message));
-    }
     // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
     let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
     let (placement, grid_note) = crate::browser::grid_pool::bound_placement(pool, &placement, sessions).await;
@@ -85,7 +83,8 @@ pub(crate) async fn run_phase(
     });
     let corr = format!("{}/{}", run.id, phase.name);
     for g in nowhere.into_iter().flatten() {
-        let event = Event::TaskUnsupported { task: g.task, browser: g.browser.to_string(), message: g.message, answers: 0, remembered: true };
+        let event =
+            Event::TaskUnsupported { task: g.task, browser: g.browser.to_string(), message: g.message, answers: 0, remembered: true };
         run.event(corr.clone(), Some(idx), event);
     }
     tracing::info!(target: "stressctl::campaign", phase = %phase.name, "phase {}/{total} started: {sessions} sessions for {}", idx + 1, crate::fmt::fmt_duration(phase.duration));

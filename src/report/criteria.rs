@@ -47,6 +47,13 @@ pub(crate) fn criteria_latency<'a>(
 }
 
 impl PhaseCriteria {
+    /// The criteria of a phase that sent no op because every browser it could run on had
+    /// refused its task earlier in the run: UNSUPPORTED (left out of the verdict), with `reasons`
+    /// (one per browser, in the browser's words) as its failures.
+    pub(crate) fn not_run_unsupported(self, reasons: Vec<String>) -> PhaseCriteria {
+        PhaseCriteria { passed: false, unsupported: true, failures: reasons, ..self }
+    }
+
     /// `passed`, `failed` or `unsupported`, for people.
     pub fn verdict(&self) -> &'static str {
         if self.unsupported {

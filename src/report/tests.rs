@@ -954,3 +954,59 @@ fn campaign_verdict_is_the_reports_verdict() {
     assert!(v.passed, "{v:?}");
     assert!(v.reasons.iter().any(|r| r == "unsupported (left out of the verdict): p1"), "{v:?}");
 }
+
+/// A phase that sent no op because its browser had refused the task earlier in the run (a
+/// remembered `task_unsupported` event) is UNSUPPORTED with the browser's words, in the report and
+/// the runner's verdict alike; a phase with no op and no such event still fails.
+#[test]
+fn a_phase_not_run_for_a_given_up_browser_is_unsupported_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let store =
+        Store::create(&path, &CampaignRecord::quick_for_test("c-g", at(0), &dir.path().join("out")), &dir.path().join("events.jsonl"))
+            .unwrap();
+    let said = "NotSupportedError: WebNN is not supported on this platform";
+    let given_up = |remembered: bool| json!({"task": "webnn", "browser": "chromium", "message": said, "answers": if remembered { 0 } else { 3 }, "remembered": remembered});
+    for (idx, kind, ops) in [(0u32, "webgpu", 100u64), (1, "webnn", 3), (2, "webnn", 0), (3, "webnn", 0)] {
+        store.phase_started(PhaseStart {
+            idx,
+            name: format!("p{idx}"),
+            stress_level: "low",
+            task_kind: kind,
+            sessions_planned: 1,
+            sessions: u32::from(ops > 0),
+            duration_planned: Duration::from_secs(10),
+            min_success_rate: 0.9,
+            max_p95_ms: 2000,
+            notes: vec![],
+            started_at: at(u64::from(idx) * 20),
+        });
+        match idx {
+            0 => store.window(window(0, kind, ops, ops, ops, json!({}), vec![10; 100])),
+            1 => {
+                store.window(window(1, kind, ops, 0, 0, json!({"api_unsupported": ops}), vec![10; 3]));
+                store.event(event(21, "task_unsupported", Some(1), "given up", given_up(false)));
+            }
+            2 => store.event(event(41, "task_unsupported", Some(2), "not asked", given_up(true))),
+            _ => {}
+        }
+        store.phase_ended(idx, "completed", Duration::from_secs(if ops > 0 { 10 } else { 0 }));
+    }
+    store.close().unwrap();
+    let r = StoreReader::open(&path).unwrap();
+    let c = campaign_report(&r).unwrap();
+    assert_eq!(campaign_verdict(&r).unwrap(), c.verdict);
+    let verdicts: Vec<&str> = c.phases.iter().map(|p| p.criteria.verdict()).collect();
+    assert_eq!(verdicts, ["passed", "unsupported", "unsupported", "failed"]);
+    assert_eq!(
+        c.phases[2].criteria.failures,
+        [format!("not run: chromium answered unsupported to the webnn task earlier in this run ({said})")]
+    );
+    assert_eq!(c.phases[3].criteria.failures, ["no ops were attempted"]);
+    assert!(
+        c.unsupported.iter().any(|u| u.phase == "p2" && u.browser.as_deref() == Some("chromium") && u.message == said),
+        "{:?}",
+        c.unsupported
+    );
+    assert!(c.verdict.reasons.iter().any(|r| r == "unsupported (left out of the verdict): p1, p2"), "{:?}", c.verdict);
+}

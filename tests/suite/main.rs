@@ -26,3 +26,4 @@ mod resilience;
 mod store_integrity;
 mod synthetic;
 mod transport;
+mod unsupported;
