@@ -73,5 +73,6 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
         report::RebuildError::Write { .. } => CliError::failed(e.to_string()),
     })?;
     say(&format!("stressctl: reports of {id} rebuilt from its store in {}/", dir.display()));
+    super::ci::write_ci_outputs(&dir, &a.ci, a.ci.summary_md.is_some())?;
     Ok(EXIT_OK)
 }

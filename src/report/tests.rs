@@ -500,7 +500,18 @@ fn rebuilding_gives_byte_identical_files() {
     write_campaign_reports(&f.out, &c).unwrap();
     let first = files(&f.out);
     let names: Vec<&str> = first.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["campaign_report.json", "phase_01_warmup.json", "phase_02_stress.json", "report.html", "summary.txt"]);
+    assert_eq!(
+        names,
+        vec![
+            "campaign_report.json",
+            "junit.xml",
+            "phase_01_warmup.json",
+            "phase_02_stress.json",
+            "report.html",
+            "summary.md",
+            "summary.txt"
+        ]
+    );
     assert_eq!(after_phases["phase_02_stress.json"], first["phase_02_stress.json"]);
     for (name, bytes) in &first {
         assert_eq!(bytes.last(), Some(&b'\n'), "{name} ends with a newline");
@@ -804,8 +815,9 @@ fn rebuild_reports_rewrites_every_file_including_events_jsonl() {
     }
     write_campaign_reports(&f.out, &campaign_report(&f.reader()).unwrap()).unwrap();
     let written = files(&f.out);
-    assert_eq!(written.len(), 6, "{:?}", written.keys()); // 2 phase files, campaign_report.json, summary.txt, report.html, events.jsonl
-                                                          // rebuilt in place and from scratch elsewhere: the same bytes
+    // 2 phase files, campaign_report.json, summary.txt, report.html, junit.xml, summary.md, events.jsonl
+    assert_eq!(written.len(), 8, "{:?}", written.keys());
+    // rebuilt in place and from scratch elsewhere: the same bytes
     rebuild_reports(&f.reader(), &f.out).unwrap();
     assert_eq!(files(&f.out), written);
     let fresh = f._dir.path().join("fresh");
@@ -1009,4 +1021,34 @@ fn a_phase_not_run_for_a_given_up_browser_is_unsupported_not_failed() {
         c.unsupported
     );
     assert!(c.verdict.reasons.iter().any(|r| r == "unsupported (left out of the verdict): p1, p2"), "{:?}", c.verdict);
+}
+
+/// The JUnit report judges as the report does: a phase's testcases fail exactly when its criteria
+/// do (each with the report's own sentence), the campaign's exactly when the verdict fails, and an
+/// unsupported phase is skipped; the counts on `<testsuites>` agree.
+#[test]
+fn junit_testcases_agree_with_the_criteria_and_the_verdict() {
+    for outcome in [None, Some("failed"), Some("halted"), Some("passed")] {
+        let f = build_store(outcome);
+        let c = campaign_report(&f.reader()).unwrap();
+        let xml = render_junit(&c).unwrap();
+        for p in &c.phases {
+            let class = format!("classname=\"quick.phase_{:02}_{}\"", p.index + 1, p.name);
+            let cases: Vec<&str> = xml.split("<testcase ").filter(|t| t.contains(&class)).collect();
+            assert_eq!(cases.len(), 2, "{xml}");
+            let failed = cases.iter().filter(|t| t.contains("<failure ")).count();
+            assert_eq!(failed == 0, p.criteria.passed, "{}: {xml}", p.name);
+            for f in &p.criteria.failures {
+                assert!(xml.contains(&format!("message=\"{}\"", f.replace('>', "&gt;").replace('<', "&lt;"))), "{f}\n{xml}");
+            }
+        }
+        let campaign_failures = xml.matches("type=\"campaign_criterion\"").count();
+        assert_eq!(campaign_failures == 0, c.verdict.passed, "{outcome:?}: {xml}");
+        if outcome == Some("halted") {
+            assert!(xml.contains("message=\"the plan did not complete"), "{xml}");
+        }
+        let failures = xml.matches("<failure ").count();
+        assert!(xml.contains(&format!("tests=\"{}\" skipped=\"0\" failures=\"{failures}\"", c.phases.len() * 2 + 3)), "{xml}");
+        assert_eq!(render_junit(&c).unwrap(), xml, "the same report renders the same bytes");
+    }
 }

@@ -9,6 +9,7 @@
 mod breaker_vectors;
 mod browser;
 mod check;
+mod ci_outputs;
 mod cli;
 mod common;
 mod control;
