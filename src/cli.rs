@@ -201,7 +201,8 @@ pub struct ReportArgs {
     /// Campaign id (default: the latest one in the state dir).
     pub id: Option<String>,
     /// Compare with this campaign (the baseline is ID, the new run is OTHER); exit 1 on a
-    /// regression beyond the tolerances.
+    /// regression beyond the tolerances: a change whose 95% bootstrap interval over the phases'
+    /// windows lies wholly beyond the tolerance (one that is merely noisy is listed apart).
     #[arg(long, value_name = "OTHER", conflicts_with_all = ["junit", "summary_md"])]
     pub compare: Option<String>,
     /// Allowed drop in success rate, in percentage points.

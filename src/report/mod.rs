@@ -14,6 +14,7 @@
 //!                             report.html, junit.xml, summary.md, events.jsonl
 //! html, summary, compare,     the campaign report shown: HTML page, text summary, two campaigns side by
 //!   junit, markdown           side, JUnit XML and Markdown for CI
+//! noise                       the comparison's bootstrap intervals over the phases' windows
 //! latency, table              the summary's latency section; its fixed-width tables
 //! campaign                    the campaign report put together: totals, interruptions, confinement
 //! verdict                     the campaign verdict (also alone, for the runner: `campaign_verdict`)
@@ -38,6 +39,7 @@ mod junit;
 mod latency;
 mod markdown;
 mod model;
+mod noise;
 mod numbers;
 mod phase;
 mod phase_events;
@@ -52,7 +54,7 @@ mod write;
 
 pub use breakers::{BreakerTransition, Breakers};
 pub use campaign::{campaign_report, CampaignReport, Interruption, SourceStore, Totals, OUTCOME_INTERRUPTED};
-pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
+pub use compare::{compare, compare_stores, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
 pub use criteria::PhaseCriteria;
 pub use guardian::{EmergencyStop, GuardianSummary};
 pub use junit::{render_junit, JUNIT_FILE};

@@ -1,5 +1,6 @@
 //! Report tests against real stores written with [`Store`].
 
+use super::compare::compare_with;
 use super::criteria::evaluate_criteria;
 use super::numbers::{fmt_ms, pct_counts, pct_frac};
 use super::*;
@@ -1051,4 +1052,50 @@ fn junit_testcases_agree_with_the_criteria_and_the_verdict() {
         assert!(xml.contains(&format!("tests=\"{}\" skipped=\"0\" failures=\"{failures}\"", c.phases.len() * 2 + 3)), "{xml}");
         assert_eq!(render_junit(&c).unwrap(), xml, "the same report renders the same bytes");
     }
+}
+
+/// A change beyond the tolerance is a regression only when its bootstrap interval over the
+/// windows lies beyond the tolerance too: the same drop in success rate is a regression when every
+/// window dropped, and "within noise" when a few windows swung; without enough windows the fixed
+/// tolerance decides alone.
+#[test]
+fn compare_tells_a_regression_from_noise_with_the_windows() {
+    use crate::store::WindowPoint;
+    let f = build_store(Some("failed"));
+    let c = campaign_report(&f.reader()).unwrap();
+    let tol = Tolerance::default();
+    let mut worse = c.clone();
+    worse.phases[0].ops_succeeded = 90; // 99 % -> 90 %: -9 points, beyond the 2 tolerated
+    let w = |ok: &[u64]| -> Vec<WindowPoint> {
+        ok.iter()
+            .enumerate()
+            .map(|(i, &s)| WindowPoint {
+                start_ms: i as u64 * 1000,
+                end_ms: i as u64 * 1000 + 1000,
+                attempted: 10,
+                succeeded: s,
+                latency: None,
+            })
+            .collect()
+    };
+    let side = |v: Vec<WindowPoint>| -> BTreeMap<u32, Vec<WindowPoint>> { [(0, v.clone()), (1, v)].into() };
+    let base = side(w(&[10; 10]));
+    // every window one op worse: a regression, with its interval
+    let steady = side(w(&[9; 10]));
+    let cmp = compare_with(&c, &worse, &tol, Some((&base, &steady)));
+    assert_eq!(cmp.regressions.len(), 1, "{cmp:?}");
+    assert!(cmp.regressions[0].contains("95% interval -10.0..-10.0"), "{:?}", cmp.regressions);
+    assert_eq!(cmp.phases[0].success_rate_interval_points, Some([-10.0, -10.0]));
+    // one window in ten lost every op: the same mean, but the interval reaches the tolerance
+    let swung = side(w(&[10, 10, 10, 10, 10, 10, 10, 10, 10, 0]));
+    let cmp = compare_with(&c, &worse, &tol, Some((&base, &swung)));
+    assert!(!cmp.has_regressions(), "{:?}", cmp.regressions);
+    assert_eq!(cmp.within_noise.len(), 1, "{cmp:?}");
+    assert!(cmp.within_noise[0].starts_with("warmup: success rate") && cmp.within_noise[0].ends_with("within noise"), "{cmp:?}");
+    assert!(render_comparison(&cmp).contains("Beyond the tolerance but within noise (1;"), "{}", render_comparison(&cmp));
+    // too few windows: no interval, the tolerance alone
+    let few = side(w(&[9; 3]));
+    let cmp = compare_with(&c, &worse, &tol, Some((&base, &few)));
+    assert_eq!(cmp.regressions.len(), 1, "{cmp:?}");
+    assert_eq!(cmp.phases[0].success_rate_interval_points, None);
 }

@@ -317,3 +317,31 @@ fn junit_and_markdown_say_every_criterion_with_its_figures_and_report_rebuilds_t
     let out = run(sb.cmd(["report", "--list", "--junit", "x.xml"]), Duration::from_secs(30));
     out.expect_code(2);
 }
+
+/// `report A --compare B` on real stores: a slowed task is a regression with its bootstrap
+/// interval over the windows; a campaign compared with itself is not.
+#[test]
+fn compare_flags_a_slowed_task_with_its_interval_over_the_windows() {
+    let sb = Sandbox::new("ci-compare");
+    let run_with = |name: &str, latency: &str| {
+        let body = format!("{}{}{}", header(name, ""), synthetic_task(latency, 0.0), phase("steady", "4s", 2, ""));
+        let out = run(sb.launch(&sb.write(&format!("{name}.toml"), &body)), Duration::from_secs(90));
+        out.expect_code(0);
+        out.campaign_id()
+    };
+    let (base, slow) = (run_with("base", "2ms"), run_with("slow", "6ms"));
+    let same = run(sb.cmd(["report", base.as_str(), "--compare", base.as_str()]), Duration::from_secs(30));
+    same.expect_code(0);
+    assert!(same.stdout.contains("No regressions") && !same.stdout.contains("within noise"), "{}", same.describe());
+    let worse = run(sb.cmd(["report", base.as_str(), "--compare", slow.as_str()]), Duration::from_secs(30));
+    worse.expect_code(1);
+    let p50 = worse.stdout.lines().find(|l| l.contains("steady: p50 ")).unwrap_or_else(|| panic!("{}", worse.describe()));
+    // 2 ms -> 6 ms in every window: the whole interval lies far beyond the 10 % tolerated
+    let lo: f64 = p50
+        .split("95% interval ")
+        .nth(1)
+        .and_then(|s| s.split("%..").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no interval in {p50:?}"));
+    assert!(lo > 10.0, "{p50}");
+}
