@@ -55,12 +55,24 @@ pub struct CommonArgs {
     pub state_dir: PathBuf,
 }
 
+/// `launch --help`'s exit codes: what a CI job's step sees.
+const LAUNCH_EXIT_CODES: &str = "Exit codes: 0 the campaign passed (its verdict; phases whose task was unsupported are left \
+out of it); 1 it failed, halted, was stopped (emergency-stop, guardian, SIGTERM, SIGHUP) or did not complete its plan, \
+or a report file (--junit, --summary-md) could not be written; 2 bad usage or config, nothing started; 130 \
+interrupted by Ctrl-C (the reports are still written).";
+
+/// `report --help`'s exit codes.
+const REPORT_EXIT_CODES: &str = "Exit codes: 0 the reports were rebuilt (whatever the campaign's verdict; read it in \
+campaign_report.json or junit.xml), or --compare found no regression; 1 --compare found a regression, the store is \
+damaged, or a file could not be written; 2 bad usage, or no campaign with that id.";
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a campaign: phases of concurrent browser sessions, reports after each phase and at
     /// the end. Ctrl-C stops gracefully (reports are still written); a second Ctrl-C kills the
     /// browsers at once.
+    #[command(after_help = LAUNCH_EXIT_CODES)]
     Launch(LaunchArgs),
     /// Pre-flight check: config valid, chromium and chromedriver present (with versions),
     /// directories writable, remote workers answering. Prints a checklist; exit 0 when everything
@@ -77,6 +89,7 @@ pub enum Command {
     #[command(subcommand)]
     Breaker(BreakerCommand),
     /// Rebuild a campaign's reports from its store, or compare two campaigns.
+    #[command(after_help = REPORT_EXIT_CODES)]
     Report(ReportArgs),
     /// Print a config overlay (TOML) tuned from finished campaigns' stores: op_timeout from the
     /// in-page p99.9, the breakers' recovery_timeout from measured recovery times and their
@@ -133,6 +146,26 @@ pub struct LaunchArgs {
     /// Bearer token every dashboard request must carry; required to bind a non-loopback address.
     #[command(flatten)]
     pub dashboard_token: TokenArg,
+    /// Report files for CI.
+    #[command(flatten)]
+    pub ci: CiArgs,
+}
+
+/// Report files for CI (shared by `launch` and `report`): copies of the reports directory's
+/// `junit.xml` and `summary.md`, where the CI job looks for them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CiArgs {
+    /// Also write the JUnit XML report to FILE (as `junit.xml` in the reports directory): one
+    /// testsuite for the campaign, one testcase per phase criterion (success rate, p95) and per
+    /// campaign criterion (phase ratio, overall success rate, plan completed); a failed criterion
+    /// is a <failure> with its figures, an unsupported phase <skipped>.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write the Markdown summary (verdict, phases, what failed, breakers; as `summary.md` in
+    /// the reports directory) to FILE. With $GITHUB_STEP_SUMMARY set, `launch` appends it there
+    /// (with or without this option), `report` only with this option.
+    #[arg(long = "summary-md", value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// The dashboard's bearer token (shared by `launch --dashboard` and `dashboard`).
@@ -232,8 +265,9 @@ pub struct ReportArgs {
     /// Campaign id (default: the latest one in the state dir).
     pub id: Option<String>,
     /// Compare with this campaign (the baseline is ID, the new run is OTHER); exit 1 on a
-    /// regression beyond the tolerances.
-    #[arg(long, value_name = "OTHER")]
+    /// regression beyond the tolerances: a change whose 95% bootstrap interval over the phases'
+    /// windows lies wholly beyond the tolerance (one that is merely noisy is listed apart).
+    #[arg(long, value_name = "OTHER", conflicts_with_all = ["junit", "summary_md"])]
     pub compare: Option<String>,
     /// Allowed drop in success rate, in percentage points.
     #[arg(long, default_value_t = 2.0, value_name = "POINTS")]
@@ -245,6 +279,9 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 10.0, value_name = "PCT")]
     pub tolerance_latency: f64,
     /// List the campaigns in the state dir instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["junit", "summary_md"])]
     pub list: bool,
+    /// Report files for CI.
+    #[command(flatten)]
+    pub ci: CiArgs,
 }

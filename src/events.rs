@@ -344,6 +344,22 @@ pub enum Event {
         /// What noticed it (`guardian`, `phase`).
         observer: String,
     },
+    /// A browser answered "unsupported" to a task often enough in a row that it is not asked
+    /// again for it this run; or a phase was not run on it because of that (`remembered`).
+    TaskUnsupported {
+        /// The task (`webnn`, `model/webnn`, ...).
+        task: String,
+        /// The browser.
+        browser: String,
+        /// What it answered, in its own words.
+        message: String,
+        /// Unsupported answers in a row that decided it (0 when `remembered`).
+        #[serde(default)]
+        answers: u32,
+        /// Said in an earlier phase: this phase sent it no op.
+        #[serde(default)]
+        remembered: bool,
+    },
     /// Too many phases failed in a row.
     CampaignHalted {
         /// The failing phases' names.
@@ -394,6 +410,7 @@ impl Event {
             Event::Baseline(_) => "baseline",
             Event::Confinement { .. } => "confinement",
             Event::ClockGap { .. } => "clock_gap",
+            Event::TaskUnsupported { .. } => "task_unsupported",
             Event::CampaignHalted { .. } => "campaign_halted",
             Event::EmergencyStop { .. } => "emergency_stop",
             Event::CampaignEnded { .. } => "campaign_ended",
@@ -469,6 +486,12 @@ impl Event {
                 "the clock jumped {:.1}s ahead ({observer}): the process was suspended or starved; that time is not load",
                 *gap_ms as f64 / 1000.0
             ),
+            Event::TaskUnsupported { task, browser, message, answers, remembered: false } => {
+                format!("{browser} answered unsupported to the {task} task {answers} times in a row: not asked again this run ({message})")
+            }
+            Event::TaskUnsupported { task, browser, message, remembered: true, .. } => {
+                format!("{browser} not asked for the {task} task: unsupported earlier in this run ({message})")
+            }
             Event::CampaignHalted { phases } => format!("{} phases failed in a row ({})", phases.len(), phases.join(", ")),
             Event::EmergencyStop { reason, .. } => reason.clone(),
             Event::CampaignEnded { outcome, stop_reason } => match stop_reason {
@@ -790,6 +813,13 @@ mod tests {
                 memory_cap_bytes: Some(1 << 30),
                 mechanism: "cgroup v2 cpu.max".into(),
                 pid_namespaces: true,
+            },
+            Event::TaskUnsupported {
+                task: "webnn".into(),
+                browser: "chromium".into(),
+                message: "NotSupportedError: WebNN is not supported on this platform".into(),
+                answers: 3,
+                remembered: false,
             },
             Event::CampaignHalted { phases: vec!["a".into(), "b".into()] },
             Event::EmergencyStop { cause: "guardian".into(), reason: "memory 91%".into() },

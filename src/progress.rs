@@ -29,6 +29,13 @@ pub fn phase_line(e: &Event) -> Option<String> {
     else {
         return None;
     };
+    if *unsupported && *attempted == 0 {
+        // every browser it could run on had refused its task earlier: nothing was measured
+        return Some(format!(
+            "{name:<12}   0 sessions       0 ops  not run: its task is unsupported on every browser it may use  UNSUPPORTED{tail}",
+            tail = if status == "stopped" { " (stopped)" } else { "" }
+        ));
+    }
     let rate = if *attempted > 0 { *succeeded as f64 / *attempted as f64 * 100.0 } else { 0.0 };
     let tail = match status.as_str() {
         "stopped" => " (stopped)",
@@ -56,9 +63,11 @@ fn line_for(rec: &EventRecord, phase_no: &mut u32) -> Option<String> {
         }
         e @ Event::PhaseEnded { total, .. } => phase_line(e).map(|l| format!("[{}/{total}] {l}", *phase_no)),
         Event::PhaseAdjusted { note, .. } => Some(format!("stressctl: {note}")),
-        Event::AutoRecoveryStarted { .. } | Event::ClockGap { .. } | Event::CampaignHalted { .. } => {
-            Some(format!("stressctl: {}", rec.event.describe()))
-        }
+        // a browser given up for the task: said once, in its own words
+        Event::AutoRecoveryStarted { .. }
+        | Event::ClockGap { .. }
+        | Event::CampaignHalted { .. }
+        | Event::TaskUnsupported { remembered: false, .. } => Some(format!("stressctl: {}", rec.event.describe())),
         _ => None,
     }
 }
@@ -158,6 +167,34 @@ mod tests {
         assert!(line.contains("  2 sessions"), "{line}");
         assert!(line.contains("99.90% ok") && line.contains("PASS"), "{line}");
         assert!(phase_line(&ended("paused", 2)).unwrap().ends_with("PASS (paused by the guardian)"));
+    }
+
+    #[test]
+    fn a_phase_not_run_says_so_and_a_given_up_browser_is_said_once_in_its_words() {
+        let mut not_run = ended("completed", 0);
+        if let Event::PhaseEnded { attempted, succeeded, failed, passed, unsupported, .. } = &mut not_run {
+            (*attempted, *succeeded, *failed, *passed, *unsupported) = (0, 0, 0, false, true);
+        }
+        let line = phase_line(&not_run).unwrap();
+        assert!(line.contains("not run") && line.ends_with("UNSUPPORTED") && !line.contains("% ok"), "{line}");
+        let rec = |remembered| EventRecord {
+            at: std::time::SystemTime::now(),
+            corr: String::new(),
+            phase: Some(0),
+            event: Event::TaskUnsupported {
+                task: "webnn".into(),
+                browser: "chromium".into(),
+                message: "WebNN is not supported on this platform".into(),
+                answers: if remembered { 0 } else { 3 },
+                remembered,
+            },
+        };
+        let line = line_for(&rec(false), &mut 0).unwrap();
+        assert!(
+            line.starts_with("stressctl: chromium answered unsupported") && line.contains("(WebNN is not supported on this platform)"),
+            "{line}"
+        );
+        assert_eq!(line_for(&rec(true), &mut 0), None, "the phase line says it for later phases");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the one place that prints an error and maps it to the exit code.
 
 mod check;
+mod ci;
 mod dashboard_cmd;
 mod error;
 mod remote;
@@ -202,6 +203,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
             let reason = r.stop_reason.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
             say(&format!("stressctl: campaign {} {}{reason}", r.id, r.outcome.as_str().to_uppercase()));
             say(&format!("stressctl: reports in {}/ (summary.txt, campaign_report.json)", r.report_dir.display()));
+            ci::write_ci_outputs(&r.report_dir, &args.ci, true)?;
             Ok(match (r.outcome, r.stop_cause) {
                 (CampaignOutcome::Passed, _) => EXIT_OK,
                 (_, Some(StopCause::Interrupted)) => EXIT_INTERRUPTED,

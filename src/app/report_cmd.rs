@@ -46,14 +46,14 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
     }
     let id = latest_or(&common.state_dir, a.id.as_deref())?;
     if let Some(other) = &a.compare {
-        let (_, base) = load_report(&common.state_dir, &id)?;
-        let (_, new) = load_report(&common.state_dir, other)?;
+        let (rb, base) = load_report(&common.state_dir, &id)?;
+        let (rn, new) = load_report(&common.state_dir, other)?;
         let tol = report::Tolerance {
             success_rate_points: a.tolerance_success,
             throughput_pct: a.tolerance_throughput,
             latency_pct: a.tolerance_latency,
         };
-        let c = report::compare(&base, &new, &tol);
+        let c = report::compare_stores(&rb, &base, &rn, &new, &tol).map_err(|e| store_error(&e))?;
         print!("{}", report::render_comparison(&c));
         return Ok(if c.has_regressions() { EXIT_FAILED } else { EXIT_OK });
     }
@@ -73,5 +73,6 @@ pub(super) fn report(common: &CommonArgs, a: &ReportArgs) -> Result<u8, CliError
         report::RebuildError::Write { .. } => CliError::failed(e.to_string()),
     })?;
     say(&format!("stressctl: reports of {id} rebuilt from its store in {}/", dir.display()));
+    super::ci::write_ci_outputs(&dir, &a.ci, a.ci.summary_md.is_some())?;
     Ok(EXIT_OK)
 }

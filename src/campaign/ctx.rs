@@ -17,6 +17,8 @@ pub(crate) struct PhaseCtx {
     pub idx: u32,
     /// Its config.
     pub phase: PhaseConfig,
+    /// Its task as the run's unsupported memo knows it ([`super::unsupported::task_key`]).
+    pub task_key: String,
     /// Stop issuing ops (phase deadline, stop request or guardian pause).
     pub stop_ops: CancellationToken,
     /// Abandon in-flight ops (grace over, or forced stop).

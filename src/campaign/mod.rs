@@ -14,6 +14,7 @@
 //!   `departure` (work that left a Grid node, until it lands on another), `event_cap`, `adapter`
 //!   and `inject` (a due fault, carried out);
 //! - `notices`: what the campaign tells `[[notify]]` receivers, and when;
+//! - `unsupported`: browsers given up for a task after refusing it 3 times in a row;
 //! - `faults`: fault injection on the campaign clock; `guard`: the guardian task; `progress_log`:
 //!   the campaign log's periodic progress line; [`resume`]:
 //!   resuming a dead run.
@@ -38,6 +39,7 @@ mod seat;
 pub mod shared;
 mod slot;
 pub mod status;
+mod unsupported;
 mod window;
 mod workload;
 

@@ -56,9 +56,12 @@ pub(crate) async fn run_phase(
     report_dir: &Path,
 ) -> Result<PhaseOutcome, RunError> {
     let PhasePlan { sessions, mut notes, offset } = plan;
+    // every browser it could run on refused its task earlier in this run: no session at all (its
+    // `task_unsupported` events say why; the report judges it UNSUPPORTED from them)
+    let nowhere = run.nowhere_to_run(phase);
     // spread the sessions over the workers whose breakers are closed (all of them if none is),
     // following the phase's `browsers` and the task's browser preference
-    let placement = run.placement(phase, sessions);
+    let placement = if nowhere.is_some() { Vec::new() } else { run.placement(phase, sessions) };
     // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
     let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
     let (placement, grid_note) = crate::browser::grid_pool::bound_placement(pool, &placement, sessions).await;
@@ -79,6 +82,11 @@ pub(crate) async fn run_phase(
         started_at: SystemTime::now(),
     });
     let corr = format!("{}/{}", run.id, phase.name);
+    for g in nowhere.into_iter().flatten() {
+        let event =
+            Event::TaskUnsupported { task: g.task, browser: g.browser.to_string(), message: g.message, answers: 0, remembered: true };
+        run.event(corr.clone(), Some(idx), event);
+    }
 
     let stop_ops = run.stop.graceful().child_token();
     let hard = run.stop.forced().child_token();
@@ -88,6 +96,7 @@ pub(crate) async fn run_phase(
         run: run.clone(),
         idx,
         phase: phase.clone(),
+        task_key: super::unsupported::task_key(&phase.task),
         stop_ops: stop_ops.clone(),
         hard: hard.clone(),
         live: live.clone(),

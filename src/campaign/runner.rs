@@ -330,7 +330,12 @@ impl Campaign {
                         (s.sessions != phase.sessions || previous.as_ref().is_some_and(|p| p.sessions < p.planned)).then_some(s.reason);
                 }
             }
-            let (sessions, mut notes) = escalation::gate_phase(run, disk, i, phase, planned, last_success).await;
+            // a phase with nowhere to run opens no session: no health to wait for
+            let (sessions, mut notes) = if run.nowhere_to_run(phase).is_some() {
+                (phase.sessions, Vec::new())
+            } else {
+                escalation::gate_phase(run, disk, i, phase, planned, last_success).await
+            };
             notes.extend(scale_note);
             notes.append(&mut carry_notes);
             if self.stop.is_stopping() {
@@ -341,7 +346,8 @@ impl Campaign {
                 _ => Duration::ZERO,
             };
             let out = run_phase(run, plan, i as u32, phase, PhasePlan { sessions, notes, offset }, report_dir).await?;
-            last_success = out.success_rate;
+            // an API the browser lacks says nothing about the host's health
+            last_success = if out.unsupported { None } else { out.success_rate };
             previous =
                 Some(escalation::Previous { name: phase.name.clone(), sessions, planned: phase.sessions, strain: run.phase_strain() });
             let next = escalation::decide(Situation {

@@ -165,6 +165,8 @@ pub(crate) struct RunShared {
     pub started_wall: SystemTime,
     /// Breakers per worker, browser and task.
     pub breakers: BreakerRegistry,
+    /// Browsers given up for a task after refusing it ("unsupported") in a row.
+    pub unsupported: super::unsupported::UnsupportedMemo,
     /// The running phase, if any.
     current: Mutex<Option<CurrentPhase>>,
     /// The latest guardian sample.
@@ -212,6 +214,7 @@ impl RunShared {
             started: Instant::now(),
             started_wall: SystemTime::now(),
             breakers,
+            unsupported: Default::default(),
             current: Mutex::new(None),
             latest: Mutex::new(Latest::default()),
             done: Mutex::new(OpCounts::default()),
@@ -392,10 +395,13 @@ impl RunShared {
     /// The worker of each of a phase's `sessions` sessions ([`super::placement::place`]).
     pub fn placement(&self, phase: &crate::config::PhaseConfig, sessions: u32) -> Vec<usize> {
         let Some(pool) = &self.pool else { return vec![0; sessions as usize] };
+        let task = super::unsupported::task_key(&phase.task);
+        // a browser given up for this task gets none of its sessions
         let ranked: Vec<super::placement::Candidate> = self
             .ranked_workers()
             .into_iter()
             .filter_map(|(ix, healthy)| pool.workers.get(ix).map(|w| super::placement::Candidate { ix, browser: w.browser, healthy }))
+            .filter(|c| self.unsupported.given_up(&task, c.browser).is_none())
             .collect();
         let now = Instant::now();
         let browser_ok = |b: crate::config::BrowserKind| {
@@ -408,6 +414,24 @@ impl RunShared {
             return (0..sessions as usize).map(|s| s % pool.workers.len().max(1)).collect();
         }
         placed
+    }
+
+    /// The browsers `phase` could run on, each given up for its task earlier in this run (with
+    /// what it answered); `None` when at least one of them is still asked (or the task needs no
+    /// browser). Such a phase is UNSUPPORTED at once: no session is opened.
+    pub fn nowhere_to_run(&self, phase: &crate::config::PhaseConfig) -> Option<Vec<super::unsupported::GivenUp>> {
+        let pool = self.pool.as_ref().filter(|_| phase.task.needs_browser())?;
+        let task = super::unsupported::task_key(&phase.task);
+        let mut browsers: Vec<crate::config::BrowserKind> =
+            pool.workers.iter().map(|w| w.browser).filter(|b| phase.browsers.is_empty() || phase.browsers.contains(b)).collect();
+        browsers.sort();
+        browsers.dedup();
+        let mut given_up = Vec::with_capacity(browsers.len());
+        for b in browsers {
+            let message = self.unsupported.given_up(&task, b)?;
+            given_up.push(super::unsupported::GivenUp { task: task.clone(), browser: b, message });
+        }
+        (!given_up.is_empty()).then_some(given_up)
     }
 
     /// Writes breaker transitions as events.

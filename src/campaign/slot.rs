@@ -190,6 +190,9 @@ impl Slot {
         let limit = self.ctx.phase.ops_per_session;
         let mut aborted = false;
         while !self.ctx.stop_ops.is_cancelled() && limit.is_none_or(|m| self.seq < m) {
+            if !self.still_asked().await {
+                break;
+            }
             let want = self.batch_want(limit);
             self.seq += 1;
             self.call.started = Instant::now();
@@ -397,6 +400,9 @@ impl Slot {
                 if console.count > 0 {
                     self.console_event(console);
                 }
+                if let Some(b) = self.seat.browser() {
+                    self.ctx.run.unsupported.succeeded(&self.ctx.task_key, b);
+                }
                 self.adapters.note(&self.ctx, self.seat.worker().map(|w| w.as_ref()), ok.adapter, ok.adapter_retries);
                 if let Some(done) = self.ladder.on_success(Instant::now()) {
                     self.recovery_event(done);
@@ -459,7 +465,7 @@ impl Slot {
                     );
                     (healthy && browser_ok && w.browser != mine && self.ctx.phase_allows(w.browser)).then_some(ix)
                 })
-                .filter(|&ix| !untried || pool.workers.get(ix).is_some_and(|w| !self.unsupported_on.contains(&w.browser)))
+                .filter(|&ix| !untried || pool.workers.get(ix).is_some_and(|w| self.untried(w.browser)))
         };
         let allowed = |ix: usize| pool.workers.get(ix).is_some_and(|w| self.ctx.phase_allows(w.browser));
         Facts {
@@ -468,6 +474,35 @@ impl Slot {
             untried_browser: other_browser(true),
             other_worker: ranked.iter().find(|&&(ix, _)| ix != current && allowed(ix)).map(|&(ix, _)| ix),
         }
+    }
+
+    /// Whether an unsupported API may still be tried on `browser`: this slot has not seen it
+    /// refused there, and the run has not given that browser up for the task.
+    fn untried(&self, browser: BrowserKind) -> bool {
+        !self.unsupported_on.contains(&browser) && self.ctx.run.unsupported.given_up(&self.ctx.task_key, browser).is_none()
+    }
+
+    /// Before an op: if the run has given this slot's browser up for the task, move to a worker
+    /// of a browser the phase allows that has not been given up (best-ranked first). `false`
+    /// when there is none: the slot has nowhere to run and ends.
+    async fn still_asked(&mut self) -> bool {
+        let Some(mine) = self.seat.browser() else { return true };
+        if self.work.is_synthetic() || self.ctx.run.unsupported.given_up(&self.ctx.task_key, mine).is_none() {
+            return true;
+        }
+        let Some(pool) = self.ctx.run.pool.clone() else { return false };
+        let target = self.ctx.run.ranked_workers().into_iter().map(|(ix, _)| ix).find(|&ix| {
+            pool.workers.get(ix).is_some_and(|w| {
+                w.browser != mine
+                    && self.ctx.phase_allows(w.browser)
+                    && self.ctx.run.unsupported.given_up(&self.ctx.task_key, w.browser).is_none()
+            })
+        });
+        let Some(ix) = target else { return false };
+        self.seat.drop_session().await;
+        self.move_to_worker(ix);
+        tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "{mine} does not support the {} task: moving this session to worker {}", self.ctx.task_key, self.seat.label());
+        true
     }
 
     /// `console`: what the browser's console said during the failed op.
@@ -497,6 +532,17 @@ impl Slot {
             // never retried where it failed; tried once on each other browser configured
             if let Some(b) = self.seat.browser() {
                 self.unsupported_on.insert(b);
+                if let Some(g) = self.ctx.run.unsupported.refused(&self.ctx.task_key, b, &e.message) {
+                    let event = Event::TaskUnsupported {
+                        task: g.task,
+                        browser: b.to_string(),
+                        message: g.message,
+                        answers: super::unsupported::GIVE_UP_AFTER,
+                        remembered: false,
+                    };
+                    tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{}", event.describe());
+                    self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
+                }
             }
             None
         } else {

@@ -47,6 +47,13 @@ pub(crate) fn criteria_latency<'a>(
 }
 
 impl PhaseCriteria {
+    /// The criteria of a phase that sent no op because every browser it could run on had
+    /// refused its task earlier in the run: UNSUPPORTED (left out of the verdict), with `reasons`
+    /// (one per browser, in the browser's words) as its failures.
+    pub(crate) fn not_run_unsupported(self, reasons: Vec<String>) -> PhaseCriteria {
+        PhaseCriteria { passed: false, unsupported: true, failures: reasons, ..self }
+    }
+
     /// `passed`, `failed` or `unsupported`, for people.
     pub fn verdict(&self) -> &'static str {
         if self.unsupported {
@@ -57,6 +64,28 @@ impl PhaseCriteria {
             "failed"
         }
     }
+}
+
+/// Why the success-rate criterion failed, on exact counts (`attempted > 0`); None when it held.
+/// [`evaluate_criteria`] and the JUnit report's testcase of that criterion both say it.
+pub(super) fn success_shortfall(attempted: u64, succeeded: u64, min_success_rate: f64) -> Option<String> {
+    (ratio(succeeded, attempted) + EPS < min_success_rate).then(|| {
+        format!(
+            "success rate {}% below {}% ({} of {} ops failed)",
+            pct_counts(succeeded, attempted),
+            pct_frac(min_success_rate),
+            attempted - succeeded.min(attempted),
+            attempted
+        )
+    })
+}
+
+/// Why the p95 criterion failed (`basis`: `in_page` or `round_trip`); None when it held.
+pub(super) fn p95_excess(p95_ms: f64, basis: &str, max_p95_ms: u64) -> Option<String> {
+    (p95_ms >= max_p95_ms as f64).then(|| {
+        let which = if basis == "in_page" { "in-page p95" } else { "p95" };
+        format!("{which} {} not below the {} limit", fmt_ms(p95_ms), fmt_ms(max_p95_ms as f64))
+    })
 }
 
 /// Evaluates a phase's criteria on exact counts; `unsupported` ops are those that failed as
@@ -78,19 +107,8 @@ pub(crate) fn evaluate_criteria(
     if attempted == 0 {
         failures.push("no ops were attempted".to_string());
     } else {
-        if ratio(succeeded, attempted) + EPS < min_success_rate {
-            failures.push(format!(
-                "success rate {}% below {}% ({} of {} ops failed)",
-                pct_counts(succeeded, attempted),
-                pct_frac(min_success_rate),
-                attempted - succeeded.min(attempted),
-                attempted
-            ));
-        }
-        if p95_ms >= max_p95_ms as f64 {
-            let which = if p95_basis == "in_page" { "in-page p95" } else { "p95" };
-            failures.push(format!("{which} {} not below the {} limit", fmt_ms(p95_ms), fmt_ms(max_p95_ms as f64)));
-        }
+        failures.extend(success_shortfall(attempted, succeeded, min_success_rate));
+        failures.extend(p95_excess(p95_ms, &p95_basis, max_p95_ms));
     }
     PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: failures.is_empty(), unsupported: false, failures }
 }

@@ -1,6 +1,6 @@
 //! Reports built from the store: one JSON file per phase (`phase_NN_name.json`),
-//! `campaign_report.json`, `summary.txt`, `report.html`, `events.jsonl` (rebuilt from the stored
-//! events), and the comparison of two campaigns.
+//! `campaign_report.json`, `summary.txt`, `report.html`, `junit.xml` and `summary.md` (for CI),
+//! `events.jsonl` (rebuilt from the stored events), and the comparison of two campaigns.
 //!
 //! Everything here is a pure function of the store, so `stressctl report ID` rebuilds files that are
 //! byte-identical to the ones the run wrote: no "now" timestamps, maps are `BTreeMap`s (sorted keys),
@@ -11,9 +11,11 @@
 //!
 //! ```text
 //! write                       the reports directory: phase files, campaign_report.json, summary.txt,
-//!                             report.html, events.jsonl
+//!                             report.html, junit.xml, summary.md, events.jsonl
 //! html, summary, compare,     the campaign report shown: HTML page, text summary, two campaigns side by
-//!   tune                      side; the overlay `stressctl tune` suggests from finished campaigns
+//!   junit, markdown, tune     side, JUnit XML and Markdown for CI; the overlay `stressctl tune`
+//!                             suggests from finished campaigns
+//! noise                       the comparison's bootstrap intervals over the phases' windows
 //! latency, table              the summary's latency section; its fixed-width tables
 //! campaign                    the campaign report put together: totals, interruptions, confinement
 //! verdict                     the campaign verdict (also alone, for the runner: `campaign_verdict`)
@@ -38,8 +40,11 @@ mod degraded;
 pub mod grid; // grid hook
 mod guardian;
 pub mod html;
+mod junit;
 mod latency;
+mod markdown;
 mod model;
+mod noise;
 mod notifications;
 mod numbers;
 mod phase;
@@ -58,9 +63,11 @@ mod write;
 pub use baseline::{BaselineComparison, BaselineReport};
 pub use breakers::{BreakerCommandRecord, BreakerTransition, Breakers};
 pub use campaign::{campaign_report, CampaignReport, Interruption, SourceStore, Totals, OUTCOME_INTERRUPTED};
-pub use compare::{compare, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
+pub use compare::{compare, compare_stores, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
 pub use criteria::PhaseCriteria;
 pub use guardian::{EmergencyStop, GuardianSummary};
+pub use junit::{render_junit, JUNIT_FILE};
+pub use markdown::{render_summary_md, SUMMARY_MD_FILE};
 pub use notifications::{NotificationFailure, Notifications};
 pub use phase::{phase_report, PhaseReport, TaskReport};
 pub use phase_events::{ConsoleReport, ConsoleTop, TopError, Unsupported, ViolationRecord, MAX_MESSAGE_CHARS, TOP_ERRORS};
@@ -81,7 +88,8 @@ use crate::store::StoreReader;
 use std::path::Path;
 
 /// `stressctl report ID`: rebuilds every file of the campaign's reports directory from its store —
-/// the phase files, `campaign_report.json`, `summary.txt` and `events.jsonl` — byte-identical to
+/// the phase files, `campaign_report.json`, `summary.txt`, `report.html`, `junit.xml`, `summary.md`
+/// and `events.jsonl` — byte-identical to
 /// the ones the run wrote. Everything is read (and verified) before the first file is replaced, so
 /// a damaged store leaves the directory as it was.
 pub fn rebuild_reports(r: &StoreReader, dir: &Path) -> Result<CampaignReport, RebuildError> {

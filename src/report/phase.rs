@@ -7,7 +7,7 @@ use super::degraded;
 use super::guardian::phase_resources;
 use super::model;
 use super::numbers::{per_second, ratio, round3};
-use super::phase_events::{phase_events, ConsoleReport, TopError, Unsupported, ViolationRecord};
+use super::phase_events::{not_run_unsupported, phase_events, ConsoleReport, TopError, Unsupported, ViolationRecord};
 use crate::metrics::{LatencySummary, Window};
 use crate::recovery::FailureClass;
 use crate::store::{PhaseInfo, ResourceAgg, StoreError, StoreReader};
@@ -213,6 +213,13 @@ pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo) -> Result<PhaseFigur
         p.min_success_rate,
         p.max_p95_ms,
     );
+    if all.attempted == 0 {
+        // no op because every browser had refused the task earlier in the run: unsupported
+        let reasons = not_run_unsupported(r, p.idx)?;
+        if !reasons.is_empty() {
+            criteria = criteria.not_run_unsupported(reasons);
+        }
+    }
     if degraded > 0 && !criteria.passed && !criteria.unsupported {
         criteria.failures.extend(left_out.iter().map(|(kind, n)| degraded::criteria_line(kind, *n)));
     }

@@ -117,8 +117,18 @@ pub(super) fn phase_events(
     for_each_typed(
         r,
         Some(p.idx),
-        &["op_failed", "page_console", "guardian_violation", "fault_injected", "clock_gap"],
+        &["op_failed", "page_console", "guardian_violation", "fault_injected", "clock_gap", "task_unsupported"],
         |e, ev| match ev {
+            // a phase not run on a browser given up for its task earlier: listed like its ops would be
+            Event::TaskUnsupported { browser, message, remembered: true, .. } => {
+                unsupported.insert(Unsupported {
+                    phase: p.name.clone(),
+                    phase_index: p.idx,
+                    task_kind: p.task_kind.clone(),
+                    browser: Some(browser),
+                    message: cut(&message, MAX_MESSAGE_CHARS),
+                });
+            }
             Event::GuardianViolation { metric, value, threshold } => {
                 violations.push(ViolationRecord { at: e.at, metric, value: finite(value), threshold: finite(threshold) })
             }
@@ -154,4 +164,20 @@ pub(super) fn phase_events(
     console_top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.text.cmp(&b.text)));
     console_top.truncate(TOP_ERRORS);
     Ok(PhaseEvents { violations, top_errors: top, faults_injected, suspended_ms, console_top })
+}
+
+/// The browsers phase `idx` was not run on because each had answered "unsupported" to its task
+/// earlier in the run (`task_unsupported` events with `remembered`), one sentence each: a phase
+/// with no op and these reasons is UNSUPPORTED, not failed.
+pub(super) fn not_run_unsupported(r: &StoreReader, idx: u32) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for_each_typed(r, Some(idx), &["task_unsupported"], |_, ev| {
+        if let Event::TaskUnsupported { task, browser, message, remembered: true, .. } = ev {
+            out.push(format!(
+                "not run: {browser} answered unsupported to the {task} task earlier in this run ({})",
+                cut(&message, MAX_MESSAGE_CHARS)
+            ));
+        }
+    })?;
+    Ok(out)
 }

@@ -272,8 +272,11 @@ fn failures_section(out: &mut Vec<String>, c: &CampaignReport) {
     out.push(String::new());
     out.push("What failed and why".into());
     let failing: Vec<&PhaseReport> = c.phases.iter().filter(|p| !p.criteria.passed && !p.criteria.unsupported).collect();
-    if failing.is_empty() {
+    let unsupported = c.phases.iter().filter(|p| p.criteria.unsupported).count();
+    if failing.is_empty() && unsupported == 0 {
         out.push("  nothing: every phase met its criteria".into());
+    } else if failing.is_empty() {
+        out.push(format!("  no phase failed its criteria; {unsupported} unsupported (see Unsupported APIs)"));
     }
     for p in &failing {
         out.push(format!(

@@ -1,5 +1,6 @@
 //! Report tests against real stores written with [`Store`].
 
+use super::compare::compare_with;
 use super::criteria::evaluate_criteria;
 use super::numbers::{fmt_ms, pct_counts, pct_frac};
 use super::*;
@@ -500,7 +501,18 @@ fn rebuilding_gives_byte_identical_files() {
     write_campaign_reports(&f.out, &c).unwrap();
     let first = files(&f.out);
     let names: Vec<&str> = first.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["campaign_report.json", "phase_01_warmup.json", "phase_02_stress.json", "report.html", "summary.txt"]);
+    assert_eq!(
+        names,
+        vec![
+            "campaign_report.json",
+            "junit.xml",
+            "phase_01_warmup.json",
+            "phase_02_stress.json",
+            "report.html",
+            "summary.md",
+            "summary.txt"
+        ]
+    );
     assert_eq!(after_phases["phase_02_stress.json"], first["phase_02_stress.json"]);
     for (name, bytes) in &first {
         assert_eq!(bytes.last(), Some(&b'\n'), "{name} ends with a newline");
@@ -804,8 +816,9 @@ fn rebuild_reports_rewrites_every_file_including_events_jsonl() {
     }
     write_campaign_reports(&f.out, &campaign_report(&f.reader()).unwrap()).unwrap();
     let written = files(&f.out);
-    assert_eq!(written.len(), 6, "{:?}", written.keys()); // 2 phase files, campaign_report.json, summary.txt, report.html, events.jsonl
-                                                          // rebuilt in place and from scratch elsewhere: the same bytes
+    // 2 phase files, campaign_report.json, summary.txt, report.html, junit.xml, summary.md, events.jsonl
+    assert_eq!(written.len(), 8, "{:?}", written.keys());
+    // rebuilt in place and from scratch elsewhere: the same bytes
     rebuild_reports(&f.reader(), &f.out).unwrap();
     assert_eq!(files(&f.out), written);
     let fresh = f._dir.path().join("fresh");
@@ -953,4 +966,136 @@ fn campaign_verdict_is_the_reports_verdict() {
     let v = check(&path);
     assert!(v.passed, "{v:?}");
     assert!(v.reasons.iter().any(|r| r == "unsupported (left out of the verdict): p1"), "{v:?}");
+}
+
+/// A phase that sent no op because its browser had refused the task earlier in the run (a
+/// remembered `task_unsupported` event) is UNSUPPORTED with the browser's words, in the report and
+/// the runner's verdict alike; a phase with no op and no such event still fails.
+#[test]
+fn a_phase_not_run_for_a_given_up_browser_is_unsupported_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let store =
+        Store::create(&path, &CampaignRecord::quick_for_test("c-g", at(0), &dir.path().join("out")), &dir.path().join("events.jsonl"))
+            .unwrap();
+    let said = "NotSupportedError: WebNN is not supported on this platform";
+    let given_up = |remembered: bool| json!({"task": "webnn", "browser": "chromium", "message": said, "answers": if remembered { 0 } else { 3 }, "remembered": remembered});
+    for (idx, kind, ops) in [(0u32, "webgpu", 100u64), (1, "webnn", 3), (2, "webnn", 0), (3, "webnn", 0)] {
+        store.phase_started(PhaseStart {
+            idx,
+            name: format!("p{idx}"),
+            stress_level: "low",
+            task_kind: kind,
+            sessions_planned: 1,
+            sessions: u32::from(ops > 0),
+            duration_planned: Duration::from_secs(10),
+            min_success_rate: 0.9,
+            max_p95_ms: 2000,
+            notes: vec![],
+            started_at: at(u64::from(idx) * 20),
+        });
+        match idx {
+            0 => store.window(window(0, kind, ops, ops, ops, json!({}), vec![10; 100])),
+            1 => {
+                store.window(window(1, kind, ops, 0, 0, json!({"api_unsupported": ops}), vec![10; 3]));
+                store.event(event(21, "task_unsupported", Some(1), "given up", given_up(false)));
+            }
+            2 => store.event(event(41, "task_unsupported", Some(2), "not asked", given_up(true))),
+            _ => {}
+        }
+        store.phase_ended(idx, "completed", Duration::from_secs(if ops > 0 { 10 } else { 0 }));
+    }
+    store.close().unwrap();
+    let r = StoreReader::open(&path).unwrap();
+    let c = campaign_report(&r).unwrap();
+    assert_eq!(campaign_verdict(&r).unwrap(), c.verdict);
+    let verdicts: Vec<&str> = c.phases.iter().map(|p| p.criteria.verdict()).collect();
+    assert_eq!(verdicts, ["passed", "unsupported", "unsupported", "failed"]);
+    assert_eq!(
+        c.phases[2].criteria.failures,
+        [format!("not run: chromium answered unsupported to the webnn task earlier in this run ({said})")]
+    );
+    assert_eq!(c.phases[3].criteria.failures, ["no ops were attempted"]);
+    assert!(
+        c.unsupported.iter().any(|u| u.phase == "p2" && u.browser.as_deref() == Some("chromium") && u.message == said),
+        "{:?}",
+        c.unsupported
+    );
+    assert!(c.verdict.reasons.iter().any(|r| r == "unsupported (left out of the verdict): p1, p2"), "{:?}", c.verdict);
+}
+
+/// The JUnit report judges as the report does: a phase's testcases fail exactly when its criteria
+/// do (each with the report's own sentence), the campaign's exactly when the verdict fails, and an
+/// unsupported phase is skipped; the counts on `<testsuites>` agree.
+#[test]
+fn junit_testcases_agree_with_the_criteria_and_the_verdict() {
+    for outcome in [None, Some("failed"), Some("halted"), Some("passed")] {
+        let f = build_store(outcome);
+        let c = campaign_report(&f.reader()).unwrap();
+        let xml = render_junit(&c).unwrap();
+        for p in &c.phases {
+            let class = format!("classname=\"quick.phase_{:02}_{}\"", p.index + 1, p.name);
+            let cases: Vec<&str> = xml.split("<testcase ").filter(|t| t.contains(&class)).collect();
+            assert_eq!(cases.len(), 2, "{xml}");
+            let failed = cases.iter().filter(|t| t.contains("<failure ")).count();
+            assert_eq!(failed == 0, p.criteria.passed, "{}: {xml}", p.name);
+            for f in &p.criteria.failures {
+                assert!(xml.contains(&format!("message=\"{}\"", f.replace('>', "&gt;").replace('<', "&lt;"))), "{f}\n{xml}");
+            }
+        }
+        let campaign_failures = xml.matches("type=\"campaign_criterion\"").count();
+        assert_eq!(campaign_failures == 0, c.verdict.passed, "{outcome:?}: {xml}");
+        if outcome == Some("halted") {
+            assert!(xml.contains("message=\"the plan did not complete"), "{xml}");
+        }
+        let failures = xml.matches("<failure ").count();
+        assert!(xml.contains(&format!("tests=\"{}\" skipped=\"0\" failures=\"{failures}\"", c.phases.len() * 2 + 3)), "{xml}");
+        assert_eq!(render_junit(&c).unwrap(), xml, "the same report renders the same bytes");
+    }
+}
+
+/// A change beyond the tolerance is a regression only when its bootstrap interval over the
+/// windows lies beyond the tolerance too: the same drop in success rate is a regression when every
+/// window dropped, and "within noise" when a few windows swung; without enough windows the fixed
+/// tolerance decides alone.
+#[test]
+fn compare_tells_a_regression_from_noise_with_the_windows() {
+    use crate::store::WindowPoint;
+    let f = build_store(Some("failed"));
+    let c = campaign_report(&f.reader()).unwrap();
+    let tol = Tolerance::default();
+    let mut worse = c.clone();
+    worse.phases[0].ops_succeeded = 90; // 99 % -> 90 %: -9 points, beyond the 2 tolerated
+    let w = |ok: &[u64]| -> Vec<WindowPoint> {
+        ok.iter()
+            .enumerate()
+            .map(|(i, &s)| WindowPoint {
+                start_ms: i as u64 * 1000,
+                end_ms: i as u64 * 1000 + 1000,
+                attempted: 10,
+                succeeded: s,
+                latency: None,
+            })
+            .collect()
+    };
+    let side = |v: Vec<WindowPoint>| -> BTreeMap<u32, Vec<WindowPoint>> { [(0, v.clone()), (1, v)].into() };
+    let base = side(w(&[10; 10]));
+    // every window one op worse: a regression, with its interval
+    let steady = side(w(&[9; 10]));
+    let cmp = compare_with(&c, &worse, &tol, Some((&base, &steady)));
+    assert_eq!(cmp.regressions.len(), 1, "{cmp:?}");
+    assert!(cmp.regressions[0].contains("95% interval -10.0..-10.0"), "{:?}", cmp.regressions);
+    assert_eq!(cmp.phases[0].success_rate_interval_points, Some([-10.0, -10.0]));
+    // one window in ten lost every op: the same mean, but the interval reaches the tolerance
+    let swung = side(w(&[10, 10, 10, 10, 10, 10, 10, 10, 10, 0]));
+    let cmp = compare_with(&c, &worse, &tol, Some((&base, &swung)));
+    assert!(!cmp.has_regressions(), "{:?}", cmp.regressions);
+    assert_eq!(cmp.within_noise.len(), 1, "{cmp:?}");
+    assert!(cmp.within_noise[0].starts_with("warmup: success rate") && cmp.within_noise[0].ends_with("within noise"), "{cmp:?}");
+    assert!(render_comparison(&cmp).contains("Beyond the tolerance but within noise (1;"), "{}", render_comparison(&cmp));
+    // too few windows: no interval, the tolerance alone
+    let few = side(w(&[9; 3]));
+    let cmp = compare_with(&c, &worse, &tol, Some((&base, &few)));
+    assert_eq!(cmp.regressions.len(), 1, "{cmp:?}");
+    assert_eq!(cmp.phases[0].success_rate_interval_points, None);
 }

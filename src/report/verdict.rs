@@ -98,6 +98,17 @@ pub fn verdict(all_phases: &[PhaseReport], pass_phase_ratio: f64, pass_success_r
     judge_phases(&tallies, pass_phase_ratio, pass_success_rate)
 }
 
+/// The phase-ratio condition: at least `pass_phase_ratio` of the `total` judged phases passed
+/// (never met without a phase). The JUnit report's campaign testcases judge with it too.
+pub(super) fn phases_ok(passed: u32, total: u32, pass_phase_ratio: f64) -> bool {
+    total > 0 && passed as f64 + EPS >= pass_phase_ratio * total as f64
+}
+
+/// The overall success-rate condition, on exact counts (never met without an op).
+pub(super) fn rate_ok(succeeded: u64, attempted: u64, pass_success_rate: f64) -> bool {
+    attempted > 0 && ratio(succeeded, attempted) + EPS >= pass_success_rate
+}
+
 /// [`verdict`] over the phases' tallies.
 fn judge_phases(all_phases: &[PhaseTally], pass_phase_ratio: f64, pass_success_rate: f64) -> Verdict {
     // a phase whose every op was unsupported neither passes nor fails: it is left out
@@ -108,8 +119,8 @@ fn judge_phases(all_phases: &[PhaseTally], pass_phase_ratio: f64, pass_success_r
     let attempted: u64 = phases.iter().map(|p| p.ops_attempted).sum();
     let succeeded: u64 = phases.iter().map(|p| p.ops_succeeded).sum();
     let overall = ratio(succeeded, attempted);
-    let phases_ok = total > 0 && passed_n as f64 + EPS >= pass_phase_ratio * total as f64;
-    let rate_ok = attempted > 0 && overall + EPS >= pass_success_rate;
+    let phases_ok = phases_ok(passed_n, total, pass_phase_ratio);
+    let rate_ok = rate_ok(succeeded, attempted, pass_success_rate);
 
     let mut reasons = Vec::new();
     if !unsupported.is_empty() {

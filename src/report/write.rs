@@ -1,9 +1,11 @@
 //! Writing the reports directory: the phase files, `campaign_report.json`, `summary.txt`,
-//! `report.html`, and `events.jsonl` rebuilt from the store.
+//! `report.html`, `junit.xml`, `summary.md`, and `events.jsonl` rebuilt from the store.
 
 use super::atomic::write_atomic;
 use super::campaign::CampaignReport;
 use super::html;
+use super::junit::{render_junit, JUNIT_FILE};
+use super::markdown::{render_summary_md, SUMMARY_MD_FILE};
 use super::phase::PhaseReport;
 use super::summary::render_summary;
 use crate::store::{StoreError, StoreReader};
@@ -41,14 +43,16 @@ pub fn write_phase_report(dir: &Path, p: &PhaseReport) -> std::io::Result<PathBu
     write_atomic(dir, &phase_file_name(p.index, &p.name), &pretty(p)?)
 }
 
-/// Writes `campaign_report.json`, `summary.txt`, `report.html` and every phase file from `c.phases` (so a rebuild
-/// reproduces them), each atomically.
+/// Writes `campaign_report.json`, `summary.txt`, `report.html`, `junit.xml`, `summary.md` and every
+/// phase file from `c.phases` (so a rebuild reproduces them), each atomically.
 pub fn write_campaign_reports(dir: &Path, c: &CampaignReport) -> std::io::Result<()> {
     for p in &c.phases {
         write_phase_report(dir, p)?;
     }
     write_atomic(dir, CAMPAIGN_REPORT_FILE, &pretty(c)?)?;
     write_atomic(dir, SUMMARY_FILE, render_summary(c).as_bytes())?;
+    write_atomic(dir, JUNIT_FILE, render_junit(c)?.as_bytes())?;
+    write_atomic(dir, SUMMARY_MD_FILE, render_summary_md(c).as_bytes())?;
     html::write(dir, c)?;
     Ok(())
 }

@@ -26,7 +26,7 @@ pub use campaigns::{list_campaigns, CampaignInfo};
 pub use events::EventInfo;
 pub use follow::{StoredSample, StoredWindow};
 pub use open::open_checked;
-pub use phases::PhaseInfo;
+pub use phases::{PhaseInfo, WindowPoint};
 pub use processes::ProcessRecord;
 pub use reader::StoreReader;
 pub use samples::{HostAgg, ResourceAgg};

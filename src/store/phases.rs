@@ -4,7 +4,7 @@
 use super::reader::bad_value;
 use super::schema::{PHASES, TASK_INFO};
 use super::{StoreError, StoreReader};
-use crate::metrics::{decode_histogram, Window};
+use crate::metrics::{decode_histogram, LatencySummary, Window};
 use crate::recovery::FailureClass;
 use rusqlite::types::Type;
 use serde_json::Value;
@@ -41,6 +41,21 @@ pub struct PhaseInfo {
     pub max_p95_ms: u64,
     /// Notes.
     pub notes: Vec<String>,
+}
+
+/// One op window of one slot (about a second of its ops).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowPoint {
+    /// Start, Unix ms.
+    pub start_ms: u64,
+    /// End, Unix ms.
+    pub end_ms: u64,
+    /// Ops attempted.
+    pub attempted: u64,
+    /// Ops that succeeded.
+    pub succeeded: u64,
+    /// Its round-trip latencies (None when it timed no op).
+    pub latency: Option<LatencySummary>,
 }
 
 impl StoreReader {
@@ -121,6 +136,29 @@ impl StoreReader {
             if with_console {
                 total.console += r.get::<_, i64>(15)?.max(0) as u64;
             }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Phase `idx`'s op windows one by one (every slot's, in the order written): what the
+    /// comparison's bootstrap resamples to tell a change from noise.
+    pub fn phase_window_points(&self, idx: u32) -> Result<Vec<WindowPoint>, StoreError> {
+        let mut out = Vec::new();
+        let phase = i64::from(idx);
+        let pred = |p: i64, _: &str| p == phase;
+        let windows = self.windows_table();
+        self.scan_complete(windows, "WHERE phase_idx = ?1 ORDER BY id", &[&phase], &pred, &format!("windows of phase {idx}"), |r| {
+            let h = r.get_ref(13)?.as_blob().map_err(|e| bad_value(13, Type::Blob, e.to_string()))?;
+            let h = decode_histogram(h).map_err(|e| bad_value(13, Type::Blob, e))?;
+            let latency = (!h.is_empty()).then(|| LatencySummary::of(&h));
+            out.push(WindowPoint {
+                start_ms: r.get::<_, i64>(6)?.max(0) as u64,
+                end_ms: r.get::<_, i64>(7)?.max(0) as u64,
+                attempted: r.get::<_, i64>(8)?.max(0) as u64,
+                succeeded: r.get::<_, i64>(9)?.max(0) as u64,
+                latency,
+            });
             Ok(())
         })?;
         Ok(out)

@@ -9,6 +9,7 @@
 mod breaker_vectors;
 mod browser;
 mod check;
+mod ci_outputs;
 mod cli;
 mod common;
 mod control;
@@ -34,3 +35,4 @@ mod store_integrity;
 mod synthetic;
 mod transport;
 mod tune;
+mod unsupported;

@@ -158,7 +158,9 @@ impl Sandbox {
             .args(self.dir_args())
             .current_dir(&self.root)
             .env("NO_COLOR", "1")
-            .env("XDG_CONFIG_HOME", self.root.join("xdg"));
+            .env("XDG_CONFIG_HOME", self.root.join("xdg"))
+            // a test's campaign is not the CI job's: never appended to the job's step summary
+            .env_remove("GITHUB_STEP_SUMMARY");
         c
     }
 
