@@ -196,6 +196,16 @@ impl Grid {
             .max_by_key(|(free, _)| *free)
             .map(|(_, n)| n.name.clone())
     }
+
+    /// Whether a node the hub may still place sessions on is one stressctl avoids: its breaker
+    /// is open (its sessions failed) though the hub's last status may not say it is down yet.
+    /// Then a new session names a healthy node from its first try: left to the hub, the request
+    /// can go to the dead node, fail, and count against the hub (the whole worker) instead.
+    pub(super) fn avoids_a_node(&self, breakers: &BreakerRegistry) -> bool {
+        let last = lock(&self.last);
+        let now = Instant::now();
+        last.as_ref().is_some_and(|st| st.nodes.iter().any(|n| !node_usable(breakers, &self.worker, &n.name, now)))
+    }
 }
 
 /// Whether the breaker of `node` lets ops through (closed, half-open, disabled, or not made yet).
@@ -369,5 +379,16 @@ mod tests {
         assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
         reg.force_open("worker:grid/n2", Instant::now());
         assert_eq!(g.healthy_target("chrome", &reg), None, "n3 is DOWN");
+    }
+
+    #[test]
+    fn a_node_with_an_open_breaker_is_avoided_from_the_first_try() {
+        let reg = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
+        let g = grid();
+        *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP")]));
+        assert!(!g.avoids_a_node(&reg), "every breaker closed: the hub places sessions");
+        reg.force_open("worker:grid/n1", Instant::now());
+        assert!(g.avoids_a_node(&reg), "n1 is still UP for the hub, but its breaker is open");
+        assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
     }
 }

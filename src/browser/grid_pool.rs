@@ -59,9 +59,10 @@ impl Pool {
 }
 
 /// A session for a slot on worker `w`: for a Grid, an idle one or a new one through the hub on a
-/// node whose breaker is not open — if the hub places it on such a node (it has not noticed the
-/// node is bad), it is discarded and the next one targets a healthy node by its `stressctl:node`
-/// stereotype. For any other worker, the pool's [`Pool::session_for`].
+/// node whose breaker is not open — targeted at a healthy node by its `stressctl:node` stereotype
+/// from the first try while some node's breaker is open, and otherwise left to the hub; if the hub
+/// places it on a node whose breaker is open (it has not noticed the node is bad), it is
+/// discarded and the next one is targeted. For any other worker, the pool's [`Pool::session_for`].
 pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
     let Some(g) = pool.grids.get(&w.id) else { return pool.session_for(w, page_url, task).await };
     let usable = |s: &Session| s.grid.as_ref().is_none_or(|p| node_usable(breakers, &w.id, &p.node, Instant::now()));
@@ -71,7 +72,8 @@ pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, pa
         }
         pool.discard(s).await;
     }
-    let mut target = None;
+    let browser = stereotype_browser(w.browser.as_str());
+    let mut target = if g.avoids_a_node(breakers) { g.healthy_target(browser, breakers) } else { None };
     let mut placed_on = Vec::new();
     for _ in 0..PLACEMENT_TRIES {
         let s = pool.open_on_grid(w, &g, page_url, task, target.as_deref()).await?;
@@ -80,7 +82,7 @@ pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, pa
         }
         placed_on.push(s.grid.as_ref().map(|p| p.node.clone()).unwrap_or_default());
         pool.discard(s).await;
-        target = g.healthy_target(stereotype_browser(w.browser.as_str()), breakers);
+        target = g.healthy_target(browser, breakers);
     }
     Err(OpError::new(
         FailureClass::LaunchFailure,

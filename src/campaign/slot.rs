@@ -60,6 +60,10 @@ pub(super) struct Slot {
     window: OpWindow,
     /// The ops run at a reduced `webgpu` matrix, counted apart as degraded.
     degraded: DegradedOps,
+    /// The work moved to another worker or node: the next call runs the configured workload
+    /// ([`Workload::restore`]), not one the ladder shrank where the work was. Applied between
+    /// calls, so that every op of a call is counted at the size it ran.
+    restore: bool,
     /// The sequence number of the current op (correlation ids; limits `ops_per_session`).
     seq: u64,
     /// Draws fault tokens and backoff waits.
@@ -96,6 +100,7 @@ impl Slot {
             slot,
             window: OpWindow::new(),
             degraded: DegradedOps::default(),
+            restore: false,
             seq: 0,
             rng: fastrand::Rng::new(),
             ladder: Ladder::default(),
@@ -153,6 +158,7 @@ impl Slot {
             }
         }
         if let Some(moved) = a.moved {
+            self.restore = true;
             if let Event::RecoveryAttempted { worker, .. } = &moved {
                 let node = worker.split_once('/').map_or(worker.as_str(), |(_, n)| n);
                 tracing::info!(target: "stressctl::campaign", corr = %corr, "work moved from grid node {node} to {}", self.seat.label());
@@ -164,6 +170,7 @@ impl Slot {
     /// Moves to worker `ix`; the ops so far belong to the worker that ran them.
     fn move_to_worker(&mut self, ix: usize) {
         self.flush();
+        self.restore |= ix != self.seat.worker_ix();
         self.seat.move_to_worker(ix);
     }
 
@@ -244,6 +251,11 @@ impl Slot {
     /// batch stopped at a failure, or ran short of its budget) go back as `Ignored`.
     async fn gated_attempt(&mut self, want: usize) -> Attempt {
         self.settle(false);
+        if std::mem::take(&mut self.restore) {
+            if let Some(undone) = self.work.restore() {
+                tracing::info!(target: "stressctl::campaign", corr = %self.corr(), "the work moved to {}: back to {undone}", self.seat.label());
+            }
+        }
         // the worker's adapter class may have become known (from any of its slots) since the
         // last call: its ops pass `hardware:<class>` from now on
         self.seat.refresh_hardware();

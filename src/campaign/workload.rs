@@ -143,6 +143,20 @@ impl Workload {
         }
     }
 
+    /// Back to the phase's task as configured, after the work moved to another worker or Grid
+    /// node: the ladder's adjusted settings answered failures where the work was, and a healthy
+    /// place gets the configured workload (a node killed mid-phase must not leave the rest of the
+    /// phase degraded on the node that took its work). Returns what was undone, if anything.
+    pub fn restore(&mut self) -> Option<String> {
+        let reduced =
+            self.reduced_matrix().map(|(size, configured)| format!("the {configured}x{configured} webgpu matrix (was {size}x{size})"));
+        if let TaskSpec::Webgpu { matrix_size } = self.ctx.phase.task {
+            self.matrix_size = matrix_size;
+        }
+        let model = self.adjusted.take().map(|_| "the model as configured".to_string());
+        reduced.or(model)
+    }
+
     /// The `webgpu` matrix size the ops run at now and the configured one, while the ladder has
     /// it reduced (its ops are degraded); None otherwise.
     pub fn reduced_matrix(&self) -> Option<(u32, u32)> {
