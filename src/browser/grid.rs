@@ -197,6 +197,23 @@ impl Grid {
             .map(|(_, n)| n.name.clone())
     }
 
+    /// While some node is avoided ([`Grid::avoids_a_node`]): the healthy target, or else an UP,
+    /// targetable node whose breaker lets ops through even if the last status showed no free slot
+    /// for `browser` (it is up to a second old: a session just closed there frees one, and the
+    /// hub queues the request until one is free). Never the hub's own choice, which may be the
+    /// node that is down.
+    pub(super) fn target_avoiding(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
+        self.healthy_target(browser, breakers).or_else(|| {
+            let last = lock(&self.last);
+            let now = Instant::now();
+            last.as_ref()?
+                .nodes
+                .iter()
+                .find(|n| n.availability == Availability::Up && n.targetable && node_usable(breakers, &self.worker, &n.name, now))
+                .map(|n| n.name.clone())
+        })
+    }
+
     /// Whether a node the hub may still place sessions on is one stressctl avoids: its breaker
     /// is open (its sessions failed) though the hub's last status may not say it is down yet.
     /// Then a new session names a healthy node from its first try: left to the hub, the request
@@ -390,5 +407,12 @@ mod tests {
         reg.force_open("worker:grid/n1", Instant::now());
         assert!(g.avoids_a_node(&reg), "n1 is still UP for the hub, but its breaker is open");
         assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
+        // the last status saw no free slot on n2: still n2, never the hub's choice
+        *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP")]));
+        for n in lock(&g.last).as_mut().map(|st| st.nodes.iter_mut()).into_iter().flatten() {
+            n.slots.iter_mut().for_each(|s| s.session = Some("another".into()));
+        }
+        assert_eq!(g.healthy_target("chrome", &reg), None);
+        assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
     }
 }

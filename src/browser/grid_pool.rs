@@ -73,7 +73,7 @@ pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, pa
         pool.discard(s).await;
     }
     let browser = stereotype_browser(w.browser.as_str());
-    let mut target = if g.avoids_a_node(breakers) { g.healthy_target(browser, breakers) } else { None };
+    let mut target = if g.avoids_a_node(breakers) { g.target_avoiding(browser, breakers) } else { None };
     let mut placed_on = Vec::new();
     for _ in 0..PLACEMENT_TRIES {
         let s = pool.open_on_grid(w, &g, page_url, task, target.as_deref()).await?;
@@ -82,7 +82,7 @@ pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, pa
         }
         placed_on.push(s.grid.as_ref().map(|p| p.node.clone()).unwrap_or_default());
         pool.discard(s).await;
-        target = g.healthy_target(browser, breakers);
+        target = g.target_avoiding(browser, breakers);
     }
     Err(OpError::new(
         FailureClass::LaunchFailure,
