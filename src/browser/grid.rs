@@ -198,8 +198,8 @@ impl Grid {
     }
 
     /// While some node is avoided ([`Grid::avoids_a_node`]): the healthy target, or else an UP,
-    /// targetable node whose breaker lets ops through even if the last status showed no free slot
-    /// for `browser` (it is up to a second old: a session just closed there frees one, and the
+    /// targetable node with slots for `browser` whose breaker lets ops through, even if the last
+    /// status showed none of them free (it is up to a second old: a session just closed there frees one, and the
     /// hub queues the request until one is free). Never the hub's own choice, which may be the
     /// node that is down.
     pub(super) fn target_avoiding(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
@@ -209,7 +209,9 @@ impl Grid {
             last.as_ref()?
                 .nodes
                 .iter()
-                .find(|n| n.availability == Availability::Up && n.targetable && node_usable(breakers, &self.worker, &n.name, now))
+                .filter(|n| n.availability == Availability::Up && n.targetable && node_usable(breakers, &self.worker, &n.name, now))
+                .filter(|n| n.slots.iter().any(|s| s.browser == browser))
+                .max_by_key(|n| n.free_for(browser))
                 .map(|n| n.name.clone())
         })
     }

@@ -28,7 +28,8 @@ impl AdapterNotes {
         }
         if !self.reported {
             if let Some(a) = adapter {
-                if let Some(w) = worker {
+                // a WebNN backend (it has an `api` key) names no GPU adapter: no hardware class
+                if let Some(w) = worker.filter(|_| a.get("api").is_none()) {
                     let class = crate::browser::adapter::hardware_class(w.browser, &a);
                     if w.set_hardware_class(class) {
                         tracing::info!(target: "stressctl::campaign", worker = %w.id, "worker {}'s adapter class is {class}: its ops pass breaker hardware:{class}", w.id);

@@ -99,6 +99,13 @@ async fn measure(run: &RunShared, disk_path: &Path) -> BaselineInfo {
     info
 }
 
+/// The first phase's op time limit (its own or its task's, else `[browser] op_timeout`): the
+/// baseline runs that phase's task as the phase will.
+fn first_op_timeout(run: &RunShared) -> Duration {
+    let global = run.cfg.browser.op_timeout;
+    run.cfg.phases.first().map_or(global, |p| p.op_timeout_or(global))
+}
+
 /// Opens one session on the first worker the breakers rank best, runs the ops, discards it.
 async fn browser_ops(run: &RunShared, task: &TaskSpec) -> Result<(Vec<Result<Duration, String>>, Duration), String> {
     let pool = run.pool.as_ref().ok_or("no browser pool")?;
@@ -110,7 +117,7 @@ async fn browser_ops(run: &RunShared, task: &TaskSpec) -> Result<(Vec<Result<Dur
         .map_err(|e| format!("single-session ops skipped: the session did not open: {e}"))?;
     let t = match batch_script(task) {
         Some(script) => batched(run, &s, task, &script).await,
-        None => crate::preflight::timed_ops(&s, task, &run.page_url, run.cfg.browser.op_timeout, OPS, OPS_BUDGET).await,
+        None => crate::preflight::timed_ops(&s, task, &run.page_url, first_op_timeout(run), OPS, OPS_BUDGET).await,
     };
     pool.discard(s).await;
     Ok((t.results, t.elapsed))
@@ -120,7 +127,8 @@ async fn browser_ops(run: &RunShared, task: &TaskSpec) -> Result<(Vec<Result<Dur
 /// `batch_budget`): each op's round trip is its in-page time plus its share of the call.
 async fn batched(run: &RunShared, s: &Session, task: &TaskSpec, script: &str) -> TimedOps {
     let b = &run.cfg.browser;
-    let script_timeout = b.op_timeout + b.batch_budget + SCRIPT_TIMEOUT_SLACK;
+    let op_timeout = first_op_timeout(run);
+    let script_timeout = op_timeout + b.batch_budget + SCRIPT_TIMEOUT_SLACK;
     let timeouts = fantoccini::wd::TimeoutConfiguration::new(Some(script_timeout), Some(b.session_timeout), Some(Duration::ZERO));
     let mut out = TimedOps::default();
     if let Err(e) = s.client.update_timeouts(timeouts).await {
@@ -139,7 +147,7 @@ async fn batched(run: &RunShared, s: &Session, task: &TaskSpec, script: &str) ->
         let specs = (0..n).map(|_| op_spec(task, size, seed, None, s.adapter)).collect();
         let t0 = Instant::now();
         let answer =
-            tokio::time::timeout(script_timeout + SCRIPT_TIMEOUT_SLACK, run_batch(&s.client, script, specs, b.batch_budget, b.op_timeout))
+            tokio::time::timeout(script_timeout + SCRIPT_TIMEOUT_SLACK, run_batch(&s.client, script, specs, b.batch_budget, op_timeout))
                 .await;
         match answer {
             Ok(Ok(ops)) => {

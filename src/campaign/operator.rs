@@ -59,7 +59,6 @@ pub(crate) fn command(run: &RunShared, req: BreakerRequest) -> Result<BreakerDon
     };
     let corr = format!("{}/operator", run.id);
     let phase = run.current_phase_idx();
-    tracing::warn!(target: "stressctl::campaign", corr = %corr, "breaker command: {why} on {}", keys.join(", "));
     run.event(
         corr.clone(),
         phase,

@@ -312,7 +312,9 @@ impl Campaign {
             let phase = &self.cfg.phases[i];
             let mut planned = phase.sessions;
             let mut scale_note = None;
-            if self.cfg.campaign.progressive_escalation {
+            // a phase with nowhere to run opens no session: nothing to scale, no health to wait for
+            let nowhere = run.nowhere_to_run(phase).is_some();
+            if self.cfg.campaign.progressive_escalation && !nowhere {
                 if let Some(s) = escalation::scale(phase.sessions, previous.as_ref(), self.cfg.campaign.baseline_health_requirement) {
                     run.event(
                         format!("{}/{}", run.id, phase.name),
@@ -330,8 +332,7 @@ impl Campaign {
                         (s.sessions != phase.sessions || previous.as_ref().is_some_and(|p| p.sessions < p.planned)).then_some(s.reason);
                 }
             }
-            // a phase with nowhere to run opens no session: no health to wait for
-            let (sessions, mut notes) = if run.nowhere_to_run(phase).is_some() {
+            let (sessions, mut notes) = if nowhere {
                 (phase.sessions, Vec::new())
             } else {
                 escalation::gate_phase(run, disk, i, phase, planned, last_success).await

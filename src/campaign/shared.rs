@@ -470,6 +470,8 @@ pub(crate) fn log_event(corr: &str, event: &Event) {
         | Event::BrowserRssExceeded { .. }
         | Event::AutoRecoveryStarted { .. }
         | Event::CampaignHalted { .. }
+        | Event::TaskUnsupported { .. }
+        | Event::BreakerCommand { .. }
         | Event::EmergencyStop { .. } => true,
         Event::RecoveryAttempted { outcome, .. } => outcome != "succeeded",
         Event::CampaignEnded { outcome, .. } => outcome != "passed",

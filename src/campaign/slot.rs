@@ -552,7 +552,6 @@ impl Slot {
                         answers: super::unsupported::GIVE_UP_AFTER,
                         remembered: false,
                     };
-                    tracing::warn!(target: "stressctl::campaign", corr = %self.corr(), "{}", event.describe());
                     self.ctx.run.event(self.corr(), Some(self.ctx.idx), event);
                 }
             }

@@ -58,7 +58,8 @@ pub(super) fn baseline(r: &StoreReader, phases: &[PhaseReport]) -> Result<Option
         }
     })?;
     let Some((taken_at, measured)) = found else { return Ok(None) };
-    let last_phase = phases.iter().rev().find(|p| p.ops_attempted > 0).and_then(|p| compare(&measured, p));
+    // the last phase that ran the task the baseline measured: another task's figures compare nothing
+    let last_phase = phases.iter().rev().find(|p| p.ops_attempted > 0 && p.task_kind == measured.task).and_then(|p| compare(&measured, p));
     Ok(Some(BaselineReport { taken_at, measured, last_phase }))
 }
 

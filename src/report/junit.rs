@@ -131,7 +131,8 @@ fn campaign_cases(c: &CampaignReport) -> [TestCase; 3] {
     });
 
     let attempted: u64 = judged_phases.iter().map(|p| p.ops_attempted).sum();
-    let succeeded: u64 = judged_phases.iter().map(|p| p.ops_succeeded).sum();
+    // as the verdict counts them: not the successes under the ladder's adjusted settings
+    let succeeded: u64 = judged_phases.iter().map(|p| p.ops_succeeded.saturating_sub(p.ops_succeeded_degraded)).sum();
     let rate_figures = format!(
         "overall success rate {}% ({succeeded} of {attempted} ops; required {}%)",
         pct_counts(succeeded, attempted),
