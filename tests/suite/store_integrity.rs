@@ -358,7 +358,11 @@ fn events_jsonl_is_rebuilt_byte_for_byte() {
     // the whole directory, as `stressctl report` rebuilds it
     let c = stressctl::report::rebuild_reports(&r, &rebuilt).unwrap();
     let names: Vec<String> = std::fs::read_dir(&rebuilt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(names.len(), c.phases.len() + 4, "{names:?}"); // + campaign_report.json, summary.txt, report.html, events.jsonl
+    // + campaign_report.json, summary.txt, report.html, events.jsonl and the CI outputs
+    assert_eq!(names.len(), c.phases.len() + 6, "{names:?}");
+    for f in [stressctl::report::JUNIT_FILE, stressctl::report::SUMMARY_MD_FILE] {
+        assert!(names.iter().any(|n| n == f), "{f} missing: {names:?}");
+    }
 }
 
 #[test]
