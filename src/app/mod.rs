@@ -129,7 +129,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     let listen = dashboard_cmd::live_listen(&cfg, args)?;
     crate::notify::check_tokens(&cfg.notify).map_err(|e| CliError::usage(e.to_string()))?;
     if args.detach {
-        return detach(common, &id);
+        return detach(common, &id, resume.is_some());
     }
     let socket_path = common.state_dir.join("control.sock");
     let (run_lock, note) = RunLock::acquire(&common.state_dir, &id, &socket_path).map_err(|e| CliError::failed(e.to_string()))?;
@@ -217,7 +217,8 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
 }
 
 /// `launch --detach`: re-runs this launch in the background and returns once it holds the lock.
-fn detach(common: &CommonArgs, id: &str) -> Result<u8, CliError> {
+/// `resumed`: the background run resumes `id`, so its logs are stamped with its own pid.
+fn detach(common: &CommonArgs, id: &str, resumed: bool) -> Result<u8, CliError> {
     match daemon::detach(&common.log_dir, &common.state_dir, id).map_err(|e| CliError::failed(e.to_string()))? {
         Detached::Running { pid, log } => {
             say(id);
@@ -225,7 +226,9 @@ fn detach(common: &CommonArgs, id: &str) -> Result<u8, CliError> {
                 "stressctl: campaign {id} running in the background (pid {pid}); `stressctl status` to follow it, `stressctl emergency-stop` to stop it; output in {}",
                 log.display()
             ));
-            crate::fmt::warn(&format!("stressctl: tail -f {}", common.log_dir.join(format!("campaign_{id}.log")).display()));
+            // the same stamp as the background run's logging::init
+            let stamp = if resumed { format!("{id}-resumed-{pid}") } else { id.to_string() };
+            crate::fmt::warn(&format!("stressctl: tail -f {}", common.log_dir.join(format!("campaign_{stamp}.log")).display()));
             Ok(EXIT_OK)
         }
         Detached::Exited { code, output } => {
