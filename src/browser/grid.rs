@@ -199,9 +199,9 @@ impl Grid {
 
     /// While some node is avoided ([`Grid::avoids_a_node`]): the healthy target, or else an UP,
     /// targetable node with slots for `browser` whose breaker lets ops through, even if the last
-    /// status showed none of them free (it is up to a second old: a session just closed there frees one, and the
-    /// hub queues the request until one is free). Never the hub's own choice, which may be the
-    /// node that is down.
+    /// status showed none of them free (it is up to a second old: a session just closed there
+    /// frees one, and the hub queues the request until one is free). Never the hub's own choice,
+    /// which may be the node that is down.
     pub(super) fn target_avoiding(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
         self.healthy_target(browser, breakers).or_else(|| {
             let last = lock(&self.last);
