@@ -68,6 +68,11 @@ pub fn action(step: Option<Step>, failed: FailureClass, facts: Facts) -> Action 
         Strategy::NewSession => Action::NewSession,
         Strategy::RestartDriver if facts.managed_driver => Action::RestartDriver,
         Strategy::RestartDriver => Action::NewSession,
+        // a browser that did not start or a driver out of reach is not helped by a smaller
+        // workload: the rung opens a new session, and no op is degraded for nothing
+        Strategy::AdjustedSettings if matches!(step.class, FailureClass::LaunchFailure | FailureClass::ConnectionFailure) => {
+            Action::NewSession
+        }
         Strategy::AdjustedSettings => Action::AdjustSettings,
         Strategy::OtherBrowser => match facts.other_browser {
             Some(worker) if browser_failure(step.class) => Action::OtherBrowser { worker },
@@ -96,6 +101,17 @@ mod tests {
         assert_eq!(action(step(Strategy::OtherWorker, Crash), Crash, f), Action::OtherWorker { worker: Some(1) });
         assert_eq!(action(step(Strategy::OtherBrowser, Crash), Crash, f), Action::OtherBrowser { worker: 3 });
         assert_eq!(action(None, Timeout, f), Action::Stay, "no step: nothing to do");
+    }
+
+    #[test]
+    fn a_failure_the_workload_did_not_cause_is_not_answered_with_a_smaller_one() {
+        let f = Facts::default();
+        for class in [LaunchFailure, ConnectionFailure] {
+            assert_eq!(action(step(Strategy::AdjustedSettings, class), class, f), Action::NewSession, "{class:?}");
+        }
+        for class in [Timeout, GpuError, Crash, WrongResult, ScriptError] {
+            assert_eq!(action(step(Strategy::AdjustedSettings, class), class, f), Action::AdjustSettings, "{class:?}");
+        }
     }
 
     #[test]

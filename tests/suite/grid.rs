@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use stressctl::browser::grid_status::NODE_CAP;
 
 /// The tests' hub port (not the 4444 a developer's own Grid uses); nodes on 4655, 4656, ….
 const HUB_PORT: u16 = 4644;
@@ -110,6 +111,20 @@ fn hub_sessions() -> Vec<String> {
     ids
 }
 
+/// The nodes (their `stressctl:node` names) holding a session now, from the hub's `/status`.
+fn nodes_with_sessions() -> Vec<String> {
+    let st = hub_status();
+    let mut names = Vec::new();
+    for n in st["value"]["nodes"].as_array().into_iter().flatten().filter(|n| n["availability"] == "UP") {
+        for s in n["slots"].as_array().into_iter().flatten().filter(|s| s["session"]["sessionId"].is_string()) {
+            if let Some(name) = s["stereotype"][NODE_CAP].as_str() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
 fn grid_config(phases: &str) -> String {
     format!(
         "{}{}\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\n{phases}",
@@ -173,17 +188,25 @@ fn a_node_killed_mid_campaign_opens_its_breaker_and_its_work_moves_to_the_other_
     let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
     assert!(wait_until(Duration::from_secs(90), || child.stdout_so_far().contains("[2/3]")), "{}", child.stdout_so_far());
     std::thread::sleep(Duration::from_secs(3));
-    let (pid, start) = grid.node("node-1");
-    assert!(read_proc(pid).is_some_and(|p| p.start == start), "node-1 is not the process grid.sh started");
+    // the node to kill is one that holds work now: both sessions may be on the same node
+    let mut busy = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        busy = nodes_with_sessions();
+        !busy.is_empty()
+    }));
+    let dead_name = busy[0].clone();
+    let alive_name = if dead_name == "node-1" { "node-2" } else { "node-1" };
+    let (pid, start) = grid.node(&dead_name);
+    assert!(read_proc(pid).is_some_and(|p| p.start == start), "{dead_name} is not the process grid.sh started");
     // SAFETY: kill(2) on the node's java process, verified above by pid + start time.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(child.wait_timeout(Duration::from_secs(120)).and_then(|s| s.code()), Some(0), "{}", child.stdout_so_far());
     let report = read_json(&sb.campaign_dir().join("campaign_report.json"));
-    let dead = node(&report, "node-1");
+    let dead = node(&report, &dead_name);
     let transitions = dead["breaker_transitions"].to_string();
     assert!(transitions.contains("forced_open") || transitions.contains("-> open"), "{dead}");
     assert!(dead["moved_away"].as_u64().unwrap_or(0) >= 1, "the report shows the work moved: {dead}");
-    let alive = node(&report, "node-2");
+    let alive = node(&report, alive_name);
     assert!(alive["ops_attempted"].as_u64().unwrap_or(0) > dead["ops_attempted"].as_u64().unwrap_or(0), "{alive} vs {dead}");
     assert_eq!(report["phases"][2]["criteria"]["passed"], true, "{}", report["phases"][2]);
     drop(grid);
