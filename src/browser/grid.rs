@@ -182,38 +182,29 @@ impl Grid {
         out
     }
 
-    /// A node to place the next session on: UP, targetable (has `stressctl:node`), with a free slot
-    /// for `browser`, and a breaker that is not open; the one with the most free slots.
-    pub(super) fn healthy_target(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
+    /// The nodes a session for `browser` may be placed on, with their free slots for it (as the
+    /// last status saw them): UP, targetable (has `stressctl:node`), with slots for `browser`, and
+    /// a breaker that is not open.
+    fn placeable(&self, browser: &str, breakers: &BreakerRegistry) -> Vec<(u32, String)> {
         let last = lock(&self.last);
-        let st = last.as_ref()?;
         let now = Instant::now();
-        st.nodes
+        let nodes = last.as_ref().map(|st| st.nodes.as_slice()).unwrap_or_default();
+        nodes
             .iter()
             .filter(|n| n.availability == Availability::Up && n.targetable && node_usable(breakers, &self.worker, &n.name, now))
-            .map(|n| (n.free_for(browser), n))
-            .filter(|(free, _)| *free > 0)
-            .max_by_key(|(free, _)| *free)
-            .map(|(_, n)| n.name.clone())
+            .filter(|n| n.slots.iter().any(|s| s.browser == browser))
+            .map(|n| (n.free_for(browser), n.name.clone()))
+            .collect()
     }
 
-    /// While some node is avoided ([`Grid::avoids_a_node`]): the healthy target, or else an UP,
-    /// targetable node with slots for `browser` whose breaker lets ops through, even if the last
-    /// status showed none of them free (it is up to a second old: a session just closed there
-    /// frees one, and the hub queues the request until one is free). Never the hub's own choice,
-    /// which may be the node that is down.
+    /// A node to place the next session on, while some node is avoided
+    /// ([`Grid::avoids_a_node`]) or the hub placed one on a node whose breaker is open: the
+    /// [placeable](Grid::placeable) one with the most free slots for `browser`, or one even if
+    /// the last status showed none of its slots free (it is up to a
+    /// second old: a session just closed there frees one, and the hub queues the request until
+    /// one is free). Never the hub's own choice, which may be the node that is down.
     pub(super) fn target_avoiding(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
-        self.healthy_target(browser, breakers).or_else(|| {
-            let last = lock(&self.last);
-            let now = Instant::now();
-            last.as_ref()?
-                .nodes
-                .iter()
-                .filter(|n| n.availability == Availability::Up && n.targetable && node_usable(breakers, &self.worker, &n.name, now))
-                .filter(|n| n.slots.iter().any(|s| s.browser == browser))
-                .max_by_key(|n| n.free_for(browser))
-                .map(|n| n.name.clone())
-        })
+        self.placeable(browser, breakers).into_iter().max_by_key(|(free, _)| *free).map(|(_, n)| n)
     }
 
     /// Whether a node the hub may still place sessions on is one stressctl avoids: its breaker
@@ -395,9 +386,9 @@ mod tests {
         let g = grid();
         *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP"), ("n3", "DOWN")]));
         reg.force_open("worker:grid/n1", Instant::now());
-        assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
+        assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
         reg.force_open("worker:grid/n2", Instant::now());
-        assert_eq!(g.healthy_target("chrome", &reg), None, "n3 is DOWN");
+        assert_eq!(g.target_avoiding("chrome", &reg), None, "n3 is DOWN");
     }
 
     #[test]
@@ -408,13 +399,24 @@ mod tests {
         assert!(!g.avoids_a_node(&reg), "every breaker closed: the hub places sessions");
         reg.force_open("worker:grid/n1", Instant::now());
         assert!(g.avoids_a_node(&reg), "n1 is still UP for the hub, but its breaker is open");
-        assert_eq!(g.healthy_target("chrome", &reg).as_deref(), Some("n2"));
+        assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
+        assert_eq!(g.target_avoiding("firefox", &reg), None, "no node has a firefox slot");
         // the last status saw no free slot on n2: still n2, never the hub's choice
-        *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP")]));
+        *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP"), ("n3", "UP")]));
         for n in lock(&g.last).as_mut().map(|st| st.nodes.iter_mut()).into_iter().flatten() {
             n.slots.iter_mut().for_each(|s| s.session = Some("another".into()));
         }
-        assert_eq!(g.healthy_target("chrome", &reg), None);
+        reg.force_open("worker:grid/n3", Instant::now());
         assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
+        // with every breaker closed, a node with a free slot wins over a full one, whatever the order
+        let closed = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
+        for full in ["n1", "n2"] {
+            *lock(&g.last) = Some(status(&[("n1", "UP"), ("n2", "UP")]));
+            if let Some(n) = lock(&g.last).as_mut().and_then(|st| st.nodes.iter_mut().find(|n| n.name == full)) {
+                n.slots.iter_mut().for_each(|s| s.session = Some("another".into()));
+            }
+            let free = if full == "n1" { "n2" } else { "n1" };
+            assert_eq!(g.target_avoiding("chrome", &closed).as_deref(), Some(free));
+        }
     }
 }

@@ -97,32 +97,29 @@ fn hub_status() -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// Session ids the hub lists in its UP nodes' slots.
-fn hub_sessions() -> Vec<String> {
+/// The sessions the hub lists in its UP nodes' slots: (the node's `stressctl:node` name, if its
+/// stereotype has one; the session id).
+fn hub_slot_sessions() -> Vec<(Option<String>, String)> {
     let st = hub_status();
-    let mut ids = Vec::new();
+    let mut out = Vec::new();
     for n in st["value"]["nodes"].as_array().into_iter().flatten().filter(|n| n["availability"] == "UP") {
         for s in n["slots"].as_array().into_iter().flatten() {
             if let Some(id) = s["session"]["sessionId"].as_str() {
-                ids.push(id.to_string());
+                out.push((s["stereotype"][NODE_CAP].as_str().map(str::to_string), id.to_string()));
             }
         }
     }
-    ids
+    out
+}
+
+/// Session ids the hub lists in its UP nodes' slots.
+fn hub_sessions() -> Vec<String> {
+    hub_slot_sessions().into_iter().map(|(_, id)| id).collect()
 }
 
 /// The nodes (their `stressctl:node` names) holding a session now, from the hub's `/status`.
 fn nodes_with_sessions() -> Vec<String> {
-    let st = hub_status();
-    let mut names = Vec::new();
-    for n in st["value"]["nodes"].as_array().into_iter().flatten().filter(|n| n["availability"] == "UP") {
-        for s in n["slots"].as_array().into_iter().flatten().filter(|s| s["session"]["sessionId"].is_string()) {
-            if let Some(name) = s["stereotype"][NODE_CAP].as_str() {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names
+    hub_slot_sessions().into_iter().filter_map(|(node, _)| node).collect()
 }
 
 fn grid_config(phases: &str) -> String {
