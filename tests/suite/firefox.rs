@@ -116,21 +116,8 @@ phases = ["one"]
 fn hardware_adapter_without_a_gpu_fails_check_and_every_op_as_gpu_error() {
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("ff-hw");
-    let workers = r#"
-[browser]
-webgpu_adapter = "hardware"
-op_timeout = "10s"
-session_timeout = "30s"
-
-[[workers]]
-id = "c1"
-managed = true
-
-[[workers]]
-id = "ff"
-managed = true
-browser = "firefox"
-"#;
+    let workers =
+        format!("\n[browser]\nwebgpu_adapter = \"hardware\"\nop_timeout = \"10s\"\nsession_timeout = \"30s\"\n{}", two_browsers(""));
     let task = "\n[task]\nkind = \"webgpu\"\nmatrix_size = 32\n";
     let phases = phase("hw", "5s", 3, "browsers = [\"chromium\", \"firefox\"]\nstress_level = \"low\"");
     let cfg = sb.write("hw.toml", &format!("{}{}{}{}", header("hw", ""), task, workers, phases));
