@@ -37,8 +37,10 @@ pub struct CommonArgs {
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Embedded profile: `quick` (a few minutes, the default without --config) or `overnight`
-    /// (eight phases, about 8 h). With --config, the base the file is layered over.
+    /// Embedded profile: `quick` (a few minutes, the default without --config), `overnight`
+    /// (eight phases, about 8 h) or `capacity` (a warm-up, then a search for the most WebGPU
+    /// sessions this machine holds: a few minutes). With --config, the base the file is layered
+    /// over.
     #[arg(long, short = 'p', global = true, value_name = "NAME")]
     pub profile: Option<String>,
 

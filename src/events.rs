@@ -360,6 +360,49 @@ pub enum Event {
         #[serde(default)]
         remembered: bool,
     },
+    /// A capacity search began, for one browser (`browser`) or over the phase's placement
+    /// (None); several when the phase spans several browsers, one after another.
+    CapacitySearch {
+        /// The browser searched, when the phase spans several.
+        #[serde(default)]
+        browser: Option<String>,
+        /// The lowest count tried (the phase's `sessions`).
+        min: u32,
+        /// The highest count tried.
+        max: u32,
+        /// Sessions added per rising step (0 doubles).
+        step: u32,
+        /// Time of one step, ms.
+        step_ms: u64,
+        /// Unmeasured start of each step, ms.
+        warmup_ms: u64,
+    },
+    /// One step of a capacity search, measured after its warm-up and judged by the phase's
+    /// criteria. The report's capacity section is built from these alone.
+    CapacityStep {
+        /// The browser searched (see [`Event::CapacitySearch`]).
+        #[serde(default)]
+        browser: Option<String>,
+        /// Sessions the step ran.
+        sessions: u32,
+        /// Ops attempted in the measured part.
+        attempted: u64,
+        /// Ops that succeeded in it.
+        succeeded: u64,
+        /// The p95 its criteria judged, ms.
+        p95_ms: f64,
+        /// `in_page` or `round_trip`.
+        p95_basis: String,
+        /// Ops per second in the measured part.
+        ops_per_s: f64,
+        /// Length of the measured part, ms.
+        measured_ms: u64,
+        /// It met the phase's criteria.
+        passed: bool,
+        /// Why not, one sentence each.
+        #[serde(default)]
+        failures: Vec<String>,
+    },
     /// Too many phases failed in a row.
     CampaignHalted {
         /// The failing phases' names.
@@ -411,6 +454,8 @@ impl Event {
             Event::Confinement { .. } => "confinement",
             Event::ClockGap { .. } => "clock_gap",
             Event::TaskUnsupported { .. } => "task_unsupported",
+            Event::CapacitySearch { .. } => "capacity_search",
+            Event::CapacityStep { .. } => "capacity_step",
             Event::CampaignHalted { .. } => "campaign_halted",
             Event::EmergencyStop { .. } => "emergency_stop",
             Event::CampaignEnded { .. } => "campaign_ended",
@@ -491,6 +536,20 @@ impl Event {
             }
             Event::TaskUnsupported { task, browser, message, remembered: true, .. } => {
                 format!("{browser} not asked for the {task} task: unsupported earlier in this run ({message})")
+            }
+            Event::CapacitySearch { browser, min, max, step, step_ms, warmup_ms } => format!(
+                "capacity search{}: {min}..{max} sessions, {}, steps of {} ({} warm-up)",
+                browser.as_ref().map(|b| format!(" on {b}")).unwrap_or_default(),
+                if *step == 0 { "doubling".to_string() } else { format!("+{step} per step") },
+                secs(*step_ms),
+                secs(*warmup_ms)
+            ),
+            Event::CapacityStep { browser, sessions, attempted, succeeded, p95_ms, p95_basis, ops_per_s, passed, failures, .. } => {
+                let on = browser.as_ref().map(|b| format!(" on {b}")).unwrap_or_default();
+                let which = if p95_basis == "in_page" { "in-page p95" } else { "p95" };
+                let rate = if *attempted > 0 { *succeeded as f64 * 100.0 / *attempted as f64 } else { 0.0 };
+                let verdict = if *passed { "holds".to_string() } else { format!("fails ({})", failures.join("; ")) };
+                format!("capacity step{on}: {sessions} sessions {verdict}: {attempted} ops, success {rate:.1}%, {which} {p95_ms:.1} ms, {ops_per_s:.1} ops/s")
             }
             Event::CampaignHalted { phases } => format!("{} phases failed in a row ({})", phases.len(), phases.join(", ")),
             Event::EmergencyStop { reason, .. } => reason.clone(),
@@ -820,6 +879,19 @@ mod tests {
                 message: "NotSupportedError: WebNN is not supported on this platform".into(),
                 answers: 3,
                 remembered: false,
+            },
+            Event::CapacitySearch { browser: Some("chromium".into()), min: 1, max: 8, step: 0, step_ms: 20_000, warmup_ms: 5_000 },
+            Event::CapacityStep {
+                browser: None,
+                sessions: 4,
+                attempted: 120,
+                succeeded: 119,
+                p95_ms: 41.5,
+                p95_basis: "in_page".into(),
+                ops_per_s: 8.0,
+                measured_ms: 15_000,
+                passed: false,
+                failures: vec!["success rate 99.2% below 99.5%".into()],
             },
             Event::CampaignHalted { phases: vec!["a".into(), "b".into()] },
             Event::EmergencyStop { cause: "guardian".into(), reason: "memory 91%".into() },

@@ -67,7 +67,9 @@ fn line_for(rec: &EventRecord, phase_no: &mut u32) -> Option<String> {
         Event::AutoRecoveryStarted { .. }
         | Event::ClockGap { .. }
         | Event::CampaignHalted { .. }
-        | Event::TaskUnsupported { remembered: false, .. } => Some(format!("stressctl: {}", rec.event.describe())),
+        | Event::TaskUnsupported { remembered: false, .. }
+        | Event::CapacitySearch { .. }
+        | Event::CapacityStep { .. } => Some(format!("stressctl: {}", rec.event.describe())),
         _ => None,
     }
 }

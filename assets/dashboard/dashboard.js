@@ -240,8 +240,26 @@
         "</td><td>" + clock(p.started_s) + "</td><td>" + dur(time) + "</td><td>" + (p.passed == null ? "–" : p.attempted) + "</td><td>" +
         (p.passed == null || !p.attempted ? "–" : num(p.succeeded / p.attempted * 100, 2)) + "</td><td>" + (p.passed == null ? "–" : num(p.throughput_ops_per_s, 1)) +
         "</td><td>" + (p.passed == null ? "–" : num(p.p95_ms, 1)) + '</td><td class="l ' + (p.passed == null ? "" : p.passed ? "pass" : "fail") + '">' + esc(res) + "</td></tr>";
+      if (p.capacity && p.capacity.length) h += '<tr class="capacity"><td></td><td class="l wrap" colspan="10">' + capacityText(p.capacity) + "</td></tr>";
     }
     el.innerHTML = h + "</table>";
+  }
+
+  // A capacity phase's steps so far, per browser: the most sessions that held below every
+  // failing count (the answer once the search ends), then each step in the order measured.
+  function capacityText(steps) {
+    const groups = {};
+    for (const s of steps) (groups[s.browser || ""] = groups[s.browser || ""] || []).push(s);
+    return Object.keys(groups).map((b) => {
+      const g = groups[b];
+      const fails = g.filter((s) => !s.passed).map((s) => s.sessions);
+      const low = fails.length ? Math.min.apply(null, fails) : Infinity;
+      const held = g.filter((s) => s.passed && s.sessions < low).map((s) => s.sessions);
+      const best = held.length ? Math.max.apply(null, held) : null;
+      const head = "capacity" + (b ? " on " + esc(b) : "") + ": " + (best == null ? "no count has held yet" : "max sustainable so far " + best + " sessions");
+      const list = g.map((s) => s.sessions + (s.passed ? " ✓ " : " ✗ ") + num(s.ops_per_s, 1) + " ops/s, p95 " + num(s.p95_ms, 1) + " ms" + (s.passed ? "" : " (" + esc(s.why) + ")"));
+      return head + " — " + list.join(" · ");
+    }).join("<br>");
   }
 
   /* ---------- breakers ---------- */

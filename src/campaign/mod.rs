@@ -2,7 +2,8 @@
 //! they happen, a phase report after each phase and the campaign report at the end.
 //!
 //! - [`runner`]: the campaign loop, the run's services and its stop tree;
-//! - [`phase`]: one phase (sessions, clock, grace, checkpoints);
+//! - [`phase`]: one phase (sessions, clock, grace, checkpoints); `capacity`: a capacity phase,
+//!   a search of steps each driven like a phase;
 //! - [`escalation`]: the between-phase policy (a pure function) and health-gated waits;
 //! - [`shared`]: state shared by the slots of a run (counters, pause state, event bus);
 //! - [`status`]: the live status document behind `stressctl status`; `operator`: the breaker
@@ -21,6 +22,7 @@
 
 mod adapter;
 mod baseline;
+mod capacity;
 mod ctx;
 mod departure;
 mod escalation;

@@ -4,7 +4,7 @@
 
 use super::ctx::PhaseCtx;
 use super::faults::FaultPlan;
-use super::shared::{CurrentPhase, Live, RunShared};
+use super::shared::{CurrentPhase, Live, LiveSnapshot, RunShared};
 use super::{io_err, slot, RunError};
 use crate::config::PhaseConfig;
 use crate::events::Event;
@@ -59,21 +59,41 @@ pub(crate) async fn run_phase(
     // every browser it could run on refused its task earlier in this run: no session at all (its
     // `task_unsupported` events say why; the report judges it UNSUPPORTED from them)
     let nowhere = run.nowhere_to_run(phase);
-    // spread the sessions over the workers whose breakers are closed (all of them if none is),
-    // following the phase's `browsers` and the task's browser preference
-    let placement = if nowhere.is_some() { Vec::new() } else { run.placement(phase, sessions) };
-    // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
-    let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
-    let (placement, grid_note) = crate::browser::grid_pool::bound_placement(pool, &placement, sessions).await;
+    let (placement, grid_note) = place(run, phase, sessions, nowhere.is_some()).await;
     notes.extend(grid_note);
     let sessions = placement.len() as u32;
-    let total = run.cfg.phases.len() as u32;
+    begin(run, idx, phase, (phase.sessions, sessions), notes, nowhere);
+    let d = drive(run, faults, idx, phase, &placement, Clock { duration: phase.duration, offset, mark: None }, true).await;
+    finish(run, idx, phase, sessions, (d.elapsed, d.stopped, d.paused), report_dir)
+}
+
+/// Where `sessions` sessions of `phase` run: spread over the workers whose breakers are closed
+/// (all of them if none is), following the phase's `browsers` and the task's browser
+/// preference, and bounded by a Selenium Grid worker's free slots (with a note saying so).
+/// Nowhere at all when every browser refused the task earlier in the run (`nowhere`).
+pub(crate) async fn place(run: &Arc<RunShared>, phase: &PhaseConfig, sessions: u32, nowhere: bool) -> (Vec<usize>, Option<String>) {
+    let placement = if nowhere { Vec::new() } else { run.placement(phase, sessions) };
+    // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
+    let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
+    crate::browser::grid_pool::bound_placement(pool, &placement, sessions).await
+}
+
+/// Records the start of phase `idx` (`(planned, sessions)`: the sessions it planned and runs),
+/// and the `task_unsupported` events of the browsers it will not ask (`nowhere`).
+pub(crate) fn begin(
+    run: &Arc<RunShared>,
+    idx: u32,
+    phase: &PhaseConfig,
+    (planned, sessions): (u32, u32),
+    notes: Vec<String>,
+    nowhere: Option<Vec<super::unsupported::GivenUp>>,
+) {
     run.store.phase_started(PhaseStart {
         idx,
         name: phase.name.clone(),
         stress_level: phase.stress_level.as_str(),
         task_kind: phase.task.kind(),
-        sessions_planned: phase.sessions,
+        sessions_planned: planned,
         sessions,
         duration_planned: phase.duration,
         min_success_rate: phase.criteria.min_success_rate,
@@ -87,7 +107,55 @@ pub(crate) async fn run_phase(
             Event::TaskUnsupported { task: g.task, browser: g.browser.to_string(), message: g.message, answers: 0, remembered: true };
         run.event(corr.clone(), Some(idx), event);
     }
+}
 
+/// The clock of one [`drive`]: how long it issues ops, how much of that already ran before an
+/// interruption, and an optional mark (time after the clock's start) at which the counters are
+/// read, so a capacity step can leave its warm-up out.
+pub(crate) struct Clock {
+    /// Time to issue ops (the phase's, or one capacity step's).
+    pub duration: Duration,
+    /// Time already run before an interruption.
+    pub offset: Duration,
+    /// When to read the counters (see [`Driven::at_mark`]).
+    pub mark: Option<Duration>,
+}
+
+/// How one [`drive`] ended.
+pub(crate) struct Driven {
+    /// Time run, the offset included.
+    pub elapsed: Duration,
+    /// A stop request ended it.
+    pub stopped: bool,
+    /// The guardian paused the run.
+    pub paused: bool,
+    /// Its counters, every slot's windows flushed.
+    pub live: Arc<Live>,
+    /// The counters as they were at the clock's mark, and when they were read (None without a
+    /// mark, or when the drive ended before it).
+    pub at_mark: Option<(Instant, LiveSnapshot)>,
+    /// When the last slot returned.
+    pub ended: Instant,
+}
+
+/// Opens the sessions of `placement` (before the clock starts: a browser launch takes seconds,
+/// which are not load), then lets the slots issue ops until the clock's deadline, a stop or a
+/// guardian pause, gives in-flight ops the grace period, and checkpoints progress into the store
+/// every second. With `announce`, emits the phase's `phase_started` event once its sessions are
+/// open. The sessions fit for reuse go back to the pool.
+pub(crate) async fn drive(
+    run: &Arc<RunShared>,
+    faults: &Arc<FaultPlan>,
+    idx: u32,
+    phase: &PhaseConfig,
+    placement: &[usize],
+    clock: Clock,
+    announce: bool,
+) -> Driven {
+    let Clock { duration, offset, mark } = clock;
+    let sessions = placement.len() as u32;
+    let total = run.cfg.phases.len() as u32;
+    let corr = format!("{}/{}", run.id, phase.name);
     let stop_ops = run.stop.graceful().child_token();
     let hard = run.stop.forced().child_token();
     let pause = CancellationToken::new();
@@ -105,12 +173,11 @@ pub(crate) async fn run_phase(
         adapter_retries: Default::default(),
     });
 
-    // Open the sessions before the phase clock starts: a browser launch takes seconds, which are
-    // not load and must not eat into the phase. A slot that fails here retries (and records the
-    // failure) on its first op.
+    // A slot that fails to open its session here retries (and records the failure) on its
+    // first op.
     let mut preparing = tokio::task::JoinSet::new();
-    for s in 0..sessions {
-        let slot = slot::Slot::new(ctx.clone(), s, placement[s as usize]);
+    for (s, worker) in placement.iter().enumerate() {
+        let slot = slot::Slot::new(ctx.clone(), s as u32, *worker);
         preparing.spawn(slot.prepare().in_current_span());
     }
     let mut slots = Vec::with_capacity(sessions as usize);
@@ -119,31 +186,35 @@ pub(crate) async fn run_phase(
             slots.push(slot);
         }
     }
-    run.event(
-        corr.clone(),
-        Some(idx),
-        Event::PhaseStarted {
-            name: phase.name.clone(),
-            total,
-            sessions,
-            sessions_planned: phase.sessions,
-            duration_ms: phase.duration.as_millis() as u64,
-            task: phase.task.kind().to_string(),
-        },
-    );
+    if announce {
+        run.event(
+            corr.clone(),
+            Some(idx),
+            Event::PhaseStarted {
+                name: phase.name.clone(),
+                total,
+                sessions,
+                sessions_planned: phase.sessions,
+                duration_ms: phase.duration.as_millis() as u64,
+                task: phase.task.kind().to_string(),
+            },
+        );
+    }
     let start = Instant::now();
     run.phase_began(CurrentPhase {
         idx,
         name: phase.name.clone(),
         sessions,
-        duration: phase.duration,
+        duration,
         offset,
         started: start,
         live: live.clone(),
         pause: pause.clone(),
     });
     faults.clock_started();
-    let deadline = tokio::time::Instant::now() + phase.duration.saturating_sub(offset);
+    let deadline = tokio::time::Instant::now() + duration.saturating_sub(offset);
+    let mark_at = mark.map(|m| tokio::time::Instant::now() + m);
+    let mut at_mark = None;
     let mut set = tokio::task::JoinSet::new();
     for slot in slots {
         set.spawn(slot.run().in_current_span());
@@ -168,6 +239,9 @@ pub(crate) async fn run_phase(
             _ = tokio::time::sleep_until(deadline), if stopped_at.is_none() => {
                 stop_ops.cancel();
                 stopped_at = Some(tokio::time::Instant::now());
+            }
+            _ = async { if let Some(m) = mark_at { tokio::time::sleep_until(m).await } }, if mark_at.is_some() && at_mark.is_none() && stopped_at.is_none() => {
+                at_mark = Some((Instant::now(), live.snapshot()));
             }
             _ = run.stop.graceful().cancelled(), if stopped_at.is_none() => {
                 stopped_at = Some(tokio::time::Instant::now());
@@ -199,8 +273,23 @@ pub(crate) async fn run_phase(
         }
     }
     let elapsed = offset + start.elapsed();
-    let stopped = run.stop.is_stopping();
     run.phase_finished(live.counts());
+    Driven { elapsed, stopped: run.stop.is_stopping(), paused, live, at_mark, ended: Instant::now() }
+}
+
+/// Records the end of phase `idx` (`sessions`: the most it ran; `(elapsed, stopped, paused)`:
+/// its time, the offset included, and whether a stop or a guardian pause ended it), writes its
+/// report, emits `phase_ended` and logs its result line.
+pub(crate) fn finish(
+    run: &Arc<RunShared>,
+    idx: u32,
+    phase: &PhaseConfig,
+    sessions: u32,
+    (elapsed, stopped, paused): (Duration, bool, bool),
+    report_dir: &Path,
+) -> Result<PhaseOutcome, RunError> {
+    let total = run.cfg.phases.len() as u32;
+    let corr = format!("{}/{}", run.id, phase.name);
     let status = if stopped {
         "stopped"
     } else if paused {

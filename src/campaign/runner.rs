@@ -346,7 +346,11 @@ impl Campaign {
                 Some((p, e)) if p == i => e,
                 _ => Duration::ZERO,
             };
-            let out = run_phase(run, plan, i as u32, phase, PhasePlan { sessions, notes, offset }, report_dir).await?;
+            let phase_plan = PhasePlan { sessions, notes, offset };
+            let out = match &phase.capacity {
+                Some(spec) => super::capacity::run_capacity_phase(run, plan, i as u32, phase, spec, phase_plan, report_dir).await?,
+                None => run_phase(run, plan, i as u32, phase, phase_plan, report_dir).await?,
+            };
             // an API the browser lacks says nothing about the host's health
             last_success = if out.unsupported { None } else { out.success_rate };
             previous =

@@ -89,6 +89,49 @@ impl Live {
         let h = lock(&self.in_page);
         (!h.is_empty()).then(|| LatencySummary::of(&h))
     }
+    /// The counters and histograms now (windows already flushed): two snapshots subtracted give
+    /// what happened between them ([`LiveSnapshot::since`]), e.g. a capacity step without its
+    /// warm-up.
+    pub fn snapshot(&self) -> LiveSnapshot {
+        LiveSnapshot { counts: self.counts(), hist: lock(&self.hist).clone(), in_page: lock(&self.in_page).clone() }
+    }
+}
+
+/// [`Live`]'s counters at one instant.
+#[derive(Clone)]
+pub struct LiveSnapshot {
+    /// Ops so far.
+    pub counts: OpCounts,
+    /// Round-trip latency so far.
+    pub hist: Histogram<u64>,
+    /// In-page latency so far (empty when the task does not measure it).
+    pub in_page: Histogram<u64>,
+}
+
+impl LiveSnapshot {
+    /// What happened after `earlier` (a snapshot of the same counters).
+    pub fn since(&self, earlier: &LiveSnapshot) -> LiveSnapshot {
+        let c = &self.counts;
+        let e = &earlier.counts;
+        let minus = |a: &Histogram<u64>, b: &Histogram<u64>| {
+            let mut h = a.clone();
+            // both come from the same histogram, later minus earlier: no count can go negative;
+            // on a mismatch the later one is kept whole rather than a wrong difference
+            if h.subtract(b).is_err() {
+                return a.clone();
+            }
+            h
+        };
+        LiveSnapshot {
+            counts: OpCounts {
+                attempted: c.attempted.saturating_sub(e.attempted),
+                succeeded: c.succeeded.saturating_sub(e.succeeded),
+                failed: c.failed.saturating_sub(e.failed),
+            },
+            hist: minus(&self.hist, &earlier.hist),
+            in_page: minus(&self.in_page, &earlier.in_page),
+        }
+    }
 }
 
 /// The phase running now (for the guardian, the progress line and `status`).

@@ -43,6 +43,9 @@ use std::time::Duration;
 pub const QUICK_PROFILE: &str = include_str!("../../config/quick.toml");
 /// The embedded `overnight` profile: the eight seed phases, 8–14 h (documented in `config/campaign.toml`).
 pub const OVERNIGHT_PROFILE: &str = include_str!("../../config/campaign.toml");
+/// The embedded `capacity` profile: a warm-up, then a capacity search of the WebGPU workload
+/// (`config/capacity.toml`): how many sessions it holds on this machine.
+pub const CAPACITY_PROFILE: &str = include_str!("../../config/capacity.toml");
 
 /// A configuration error: where, which key, what is allowed. Exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,7 @@ pub enum ConfigError {
         allowed: String,
     },
     /// Unknown profile name.
-    #[error("unknown profile {0:?}: choose `quick` (a few minutes) or `overnight` (8–14 h)")]
+    #[error("unknown profile {0:?}: choose `quick` (a few minutes), `overnight` (8–14 h) or `capacity` (a capacity search, a few minutes)")]
     UnknownProfile(String),
     /// The validated config could not be written back as TOML (a bug: every value read from TOML
     /// can be written as TOML).
@@ -234,6 +237,53 @@ pub struct PhaseConfig {
     /// phase's `op_timeout`.
     #[serde(with = "human_opt", skip_serializing_if = "Option::is_none")]
     pub op_timeout: Option<Duration>,
+    /// `load` (the default: run `sessions` for `duration`) or `capacity` (search for the most
+    /// sessions the phase's criteria hold at; see [`CapacitySpec`]). Written only for a
+    /// capacity phase.
+    #[serde(skip_serializing_if = "PhaseKind::is_load")]
+    pub kind: PhaseKind,
+    /// The search's shape, for a `capacity` phase (`[phases.capacity]`); None otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacitySpec>,
+}
+
+/// What a phase does with its sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// A fixed load: `sessions` for `duration`.
+    #[default]
+    Load,
+    /// A capacity search: the question "how many sessions does this workload hold here?"
+    /// answered by measurement instead of by reading a table of fixed phases.
+    Capacity,
+}
+
+impl PhaseKind {
+    /// For serde's `skip_serializing_if`: a load phase writes no `kind`.
+    pub fn is_load(&self) -> bool {
+        *self == PhaseKind::Load
+    }
+}
+
+/// A capacity search (`kind = "capacity"`): from the phase's `sessions` up to `max_sessions`,
+/// each step runs a count of sessions for `step_duration`, judged by the phase's criteria on what
+/// it measured after its own `warmup`. Counts rise (by `step`, or doubling) until a step fails,
+/// then the search bisects between the last passing and the first failing count. The phase's
+/// `duration` is the whole search's budget.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CapacitySpec {
+    /// The highest count tried.
+    pub max_sessions: u32,
+    /// Sessions added per rising step; 0 doubles the count (fewer steps to a far limit).
+    pub step: u32,
+    /// Time of one step, its warm-up included.
+    #[serde(with = "human")]
+    pub step_duration: Duration,
+    /// Time at the start of each step that is not measured: sessions just opened and pages just
+    /// loaded are not the workload's steady state.
+    #[serde(with = "human")]
+    pub warmup: Duration,
 }
 
 impl PhaseConfig {
@@ -453,6 +503,7 @@ impl Config {
                 let text = match name {
                     "quick" => QUICK_PROFILE,
                     "overnight" => OVERNIGHT_PROFILE,
+                    "capacity" => CAPACITY_PROFILE,
                     other => return Err(ConfigError::UnknownProfile(other.to_string())),
                 };
                 Some((name, text))

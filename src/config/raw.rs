@@ -174,6 +174,17 @@ pub(super) struct RawPhase {
     pub safety: Option<SafetyOverrides>,
     pub browsers: Option<Vec<BrowserKind>>,
     pub op_timeout: Option<HumanDuration>,
+    pub kind: Option<super::PhaseKind>,
+    pub capacity: Option<RawCapacity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCapacity {
+    pub max_sessions: u32,
+    pub step: Option<u32>,
+    pub step_duration: Option<HumanDuration>,
+    pub warmup: Option<HumanDuration>,
 }
 
 #[derive(Deserialize, Serialize)]

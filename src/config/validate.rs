@@ -8,7 +8,7 @@
 use super::raw::{BreakerTables, RawConfig, RawPhase, RawTask, RawWorker, BREAKER_SCOPES};
 use super::validator::Validator;
 use super::{
-    BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, Config, ConfigError, PhaseConfig, RecoveryConfig,
+    BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, CapacitySpec, Config, ConfigError, PhaseConfig, PhaseKind, RecoveryConfig,
     SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
 };
 use crate::breaker::BreakerConfig;
@@ -417,12 +417,15 @@ impl Validator<'_> {
                 None => default_task.clone(),
             };
             let op_timeout = self.phase_op_timeout(&key, &p, default_timeout)?;
+            let duration = self.dur(&format!("{key}.duration"), p.duration.0, SEC, 2 * DAY)?;
+            let sessions = self.int(&format!("{key}.sessions"), p.sessions, 1, 64)?;
+            let (kind, capacity) = self.capacity(&key, &p, duration, sessions)?;
             let safety = p.safety.unwrap_or_default();
             self.overrides(&format!("{key}.safety"), &safety)?;
             phases.push(PhaseConfig {
                 name: p.name,
-                duration: self.dur(&format!("{key}.duration"), p.duration.0, SEC, 2 * DAY)?,
-                sessions: self.int(&format!("{key}.sessions"), p.sessions, 1, 64)?,
+                duration,
+                sessions,
                 ops_per_session: match p.ops_per_session {
                     Some(n) => Some(self.int(&format!("{key}.ops_per_session"), n, 1, u64::MAX)?),
                     None => None,
@@ -434,9 +437,57 @@ impl Validator<'_> {
                 safety,
                 browsers: self.phase_browsers(&format!("{key}.browsers"), p.browsers.unwrap_or_default(), workers)?,
                 op_timeout,
+                kind,
+                capacity,
             });
         }
         Ok(phases)
+    }
+
+    /// The kind of phase `key` and, for a capacity phase, its search (`[phases.capacity]`): the
+    /// table and `kind = "capacity"` come together, the counts rise above `sessions`, each step
+    /// measures something after its warm-up, and the budget holds at least one step.
+    fn capacity(&self, key: &str, p: &RawPhase, duration: Duration, sessions: u32) -> Result<(PhaseKind, Option<CapacitySpec>), ConfigError> {
+        let kind = p.kind.unwrap_or_default();
+        let raw = match (kind, &p.capacity) {
+            (PhaseKind::Load, None) => return Ok((kind, None)),
+            (PhaseKind::Load, Some(_)) => {
+                return Err(self.err(format!("{key}.capacity"), "{ … }", "is only read for a phase of kind = \"capacity\": add it, or remove the table"))
+            }
+            (PhaseKind::Capacity, None) => {
+                return Err(self.err(
+                    format!("{key}.capacity"),
+                    "(missing)",
+                    "a phase of kind = \"capacity\" needs a [phases.capacity] table with at least max_sessions",
+                ))
+            }
+            (PhaseKind::Capacity, Some(c)) => c,
+        };
+        if let Some(n) = p.ops_per_session {
+            return Err(self.err(format!("{key}.ops_per_session"), n, "a capacity phase measures each step for its step_duration: remove ops_per_session"));
+        }
+        let max_sessions = self.int(&format!("{key}.capacity.max_sessions"), raw.max_sessions, sessions.saturating_add(1).min(64), 64)?;
+        if max_sessions <= sessions {
+            return Err(self.err(format!("{key}.capacity.max_sessions"), max_sessions, format!("must be above the phase's sessions ({sessions}), the search's lowest count")));
+        }
+        let step = self.int(&format!("{key}.capacity.step"), raw.step.unwrap_or(0), 0, 64)?;
+        let step_duration = self.dur(&format!("{key}.capacity.step_duration"), raw.step_duration.map_or(Duration::from_secs(20), |d| d.0), 2 * SEC, HOUR)?;
+        let warmup = raw.warmup.map_or(step_duration / 4, |d| d.0);
+        if warmup >= step_duration {
+            return Err(self.err(
+                format!("{key}.capacity.warmup"),
+                format!("\"{}\"", fmt_duration(warmup)),
+                format!("must be shorter than step_duration ({}): a step must measure something", fmt_duration(step_duration)),
+            ));
+        }
+        if duration < step_duration {
+            return Err(self.err(
+                format!("{key}.duration"),
+                format!("\"{}\"", fmt_duration(duration)),
+                format!("is the search's budget and must hold at least one step ({})", fmt_duration(step_duration)),
+            ));
+        }
+        Ok((kind, Some(CapacitySpec { max_sessions, step, step_duration, warmup })))
     }
 
     /// Fits the phases into `campaign.total_duration` (proportions kept, at least 1 s each) and

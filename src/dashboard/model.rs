@@ -87,6 +87,26 @@ pub struct PhaseView {
     pub p95_ms: f64,
     /// Whether it met its criteria (None while it runs).
     pub passed: Option<bool>,
+    /// A capacity phase's steps so far, in the order measured (empty for a load phase).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<CapacityStepView>,
+}
+
+/// One measured step of a capacity search, from its `capacity_step` event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CapacityStepView {
+    /// The browser searched, when the phase spans several.
+    pub browser: Option<String>,
+    /// Sessions it ran.
+    pub sessions: u32,
+    /// Ops per second after its warm-up.
+    pub ops_per_s: f64,
+    /// The p95 its criteria judged, ms.
+    pub p95_ms: f64,
+    /// It met the phase's criteria.
+    pub passed: bool,
+    /// Why not.
+    pub why: String,
 }
 
 /// One state of a breaker over a time span.
@@ -435,6 +455,18 @@ impl Model {
                 p.p95_ms = *p95_ms;
                 p.passed = Some(*passed);
                 p.ended_s = Some(secs(at));
+            }
+            Event::CapacityStep { browser, sessions, ops_per_s, p95_ms, passed, failures, .. } => {
+                let idx = rec.phase.unwrap_or(0);
+                let p = self.phases.entry(idx).or_insert_with(|| PhaseView { index: idx, started_s: secs(at), ..PhaseView::default() });
+                p.capacity.push(CapacityStepView {
+                    browser: browser.clone(),
+                    sessions: *sessions,
+                    ops_per_s: *ops_per_s,
+                    p95_ms: *p95_ms,
+                    passed: *passed,
+                    why: failures.join("; "),
+                });
             }
             Event::BreakerCommand { action, keys, .. } => {
                 let t = secs(at);

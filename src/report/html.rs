@@ -140,6 +140,7 @@ pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::V
     verdict(&mut h, c);
     h.push_str("<section class=\"cards\" id=\"cards\"></section>\n<h2>Phases</h2>\n");
     phase_table(&mut h, c);
+    capacity_section(&mut h, c);
     console_list(&mut h, c);
     h.push_str(CHARTS);
     task_table(&mut h, c);
@@ -251,6 +252,82 @@ fn phase_table(h: &mut String, c: &CampaignReport) {
         );
     }
     h.push_str("</table></div>\n");
+}
+
+/// A capacity phase's answers, each with its steps and the curve of throughput (solid) and p95
+/// (dashed) against sessions, drawn here as SVG: the report stays one self-contained file.
+fn capacity_section(h: &mut String, c: &CampaignReport) {
+    let searches: Vec<_> = c.phases.iter().flat_map(|p| p.capacity.iter().map(move |cap| (p, cap))).collect();
+    if searches.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Capacity</h2>\n<div id=\"capacity\">\n");
+    for (p, cap) in searches {
+        let _ = writeln!(h, "<p class=\"capacity-answer\"><b>phase {} {}</b>: {}</p>", p.index + 1, esc(&p.name), esc(&cap.answer));
+        h.push_str("<table class=\"capacity-steps\"><tr><th>sessions</th><th>ops</th><th>success %</th><th>ops/s</th><th>p95 ms</th><th class=\"l\">result</th><th>step</th></tr>\n");
+        for st in &cap.steps {
+            let result = if st.passed { "holds".to_string() } else { format!("fails: {}", st.failures.join("; ")) };
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td class=\"l wrap {}\">{}</td><td>{}</td></tr>",
+                st.sessions,
+                st.attempted,
+                esc(&st.success_pct),
+                st.ops_per_s,
+                st.p95_ms,
+                if st.passed { "pass" } else { "fail" },
+                esc(&result),
+                st.order
+            );
+        }
+        h.push_str("</table>\n");
+        h.push_str(&capacity_svg(cap));
+    }
+    h.push_str("</div>\n");
+}
+
+/// The curve of one search: x sessions, throughput on the left scale, p95 on the right; a
+/// filled dot for a count that held, a hollow one for a count that failed.
+fn capacity_svg(cap: &super::capacity::CapacityReport) -> String {
+    let (w, ht, pad) = (560.0_f64, 220.0_f64, 40.0_f64);
+    let max_n = cap.steps.iter().map(|s| s.sessions).max().unwrap_or(1).max(1) as f64;
+    let max_ops = cap.steps.iter().map(|s| s.ops_per_s).fold(0.0_f64, f64::max).max(1e-9);
+    let max_p95 = cap.steps.iter().map(|s| s.p95_ms).fold(0.0_f64, f64::max).max(1e-9);
+    let x = |n: u32| pad + (n as f64 / max_n) * (w - 2.0 * pad);
+    let y = |v: f64, max: f64| ht - pad + -(v / max) * (ht - 2.0 * pad);
+    let line = |f: &dyn Fn(&super::capacity::CapacityStep) -> f64, max: f64| {
+        cap.steps.iter().map(|s| format!("{:.1},{:.1}", x(s.sessions), y(f(s), max))).collect::<Vec<_>>().join(" ")
+    };
+    let mut svg = format!(
+        "<svg class=\"capacity-curve\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"throughput and p95 against sessions\">\n<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#999\"/>\n<text x=\"{pad}\" y=\"{t}\" font-size=\"11\">ops/s (max {max_ops:.1})</text><text x=\"{r}\" y=\"{t}\" font-size=\"11\" text-anchor=\"end\">p95 ms, dashed (max {max_p95:.1})</text>\n<text x=\"{mid}\" y=\"{bl}\" font-size=\"11\" text-anchor=\"middle\">sessions</text>\n",
+        b = ht - pad,
+        r = w - pad,
+        t = pad - 12.0,
+        mid = w / 2.0,
+        bl = ht - 8.0,
+    );
+    svg.push_str(&format!("<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n", line(&|s| s.ops_per_s, max_ops)));
+    svg.push_str(&format!(
+        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"5,4\" points=\"{}\"/>\n",
+        line(&|s| s.p95_ms, max_p95)
+    ));
+    for s in &cap.steps {
+        let fill = if s.passed { "#1f77b4" } else { "#fff" };
+        svg.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{fill}\" stroke=\"#1f77b4\"><title>{} sessions: {:.1} ops/s, p95 {:.1} ms, {}</title></circle>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\n",
+            x(s.sessions),
+            y(s.ops_per_s, max_ops),
+            s.sessions,
+            s.ops_per_s,
+            s.p95_ms,
+            if s.passed { "holds" } else { "fails" },
+            x(s.sessions),
+            ht - pad + 14.0,
+            s.sessions
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 /// The browsers' console entries per phase (left out when no page logged any).

@@ -98,6 +98,29 @@ fn phase_cases(c: &CampaignReport, p: &PhaseReport) -> [TestCase; 2] {
     ]
 }
 
+/// A capacity phase's searches as testcases, judged as its criteria are: each holds when its
+/// lowest count held; the answer (the count, its figures, why the next count fails) is the
+/// system-out or the failure message.
+fn capacity_cases(c: &CampaignReport, p: &PhaseReport) -> Vec<TestCase> {
+    let classname = format!("{}.phase_{:02}_{}", c.profile, u64::from(p.index) + 1, p.name);
+    let time = secs(Some(p.duration_s));
+    p.capacity
+        .iter()
+        .map(|cap| {
+            let on = cap.browser.as_deref().map(|b| format!(" on {b}")).unwrap_or_default();
+            let name = format!("phase {} {}: capacity{on} (at least {} sessions hold)", p.index + 1, p.name, cap.min_sessions);
+            let curve: Vec<String> = cap
+                .steps
+                .iter()
+                .map(|s| format!("{} sessions: {} ops/s, p95 {}, success {}%, {}", s.sessions, s.ops_per_s, fmt_ms(s.p95_ms), s.success_pct, if s.passed { "holds" } else { "fails" }))
+                .collect();
+            let figures = format!("{}\n{}", cap.answer, curve.join("\n"));
+            let why = cap.max_sustainable.is_none().then(|| cap.answer.clone());
+            judged(name, &classname, time, why, figures, "capacity")
+        })
+        .collect()
+}
+
 /// The campaign verdict's three conditions as testcases, judged as the verdict judges them.
 fn campaign_cases(c: &CampaignReport) -> [TestCase; 3] {
     let v = &c.verdict;
@@ -190,7 +213,11 @@ pub fn render_junit(c: &CampaignReport) -> std::io::Result<String> {
     suite.add_property(("outcome", c.outcome.as_str()));
     suite.add_property(("verdict", if c.verdict.passed { "passed" } else { "failed" }));
     for p in &c.phases {
-        suite.add_test_cases(phase_cases(c, p));
+        if p.capacity.is_empty() {
+            suite.add_test_cases(phase_cases(c, p));
+        } else {
+            suite.add_test_cases(capacity_cases(c, p));
+        }
     }
     suite.add_test_cases(campaign_cases(c));
     let mut report = Report::new("stressctl");

@@ -81,8 +81,11 @@ pub fn render_summary_md(c: &CampaignReport) -> String {
             "passed" => "✅ PASS",
             _ => "❌ FAIL",
         };
-        let sessions =
-            if p.sessions == p.sessions_planned { p.sessions.to_string() } else { format!("{}/{}", p.sessions, p.sessions_planned) };
+        let sessions = match p.capacity.first() {
+            Some(cap) => format!("{}..{}", cap.min_sessions, cap.max_sessions),
+            None if p.sessions == p.sessions_planned => p.sessions.to_string(),
+            None => format!("{}/{}", p.sessions, p.sessions_planned),
+        };
         let rate = if p.ops_attempted > 0 { f1(p.success_rate * 100.0) } else { "-".into() };
         let which = if cr.p95_basis == "in_page" { "in-page p95" } else { "p95" };
         let p95 = match (&p.in_page_latency_ms, cr.p95_basis.as_str()) {
@@ -101,6 +104,23 @@ pub fn render_summary_md(c: &CampaignReport) -> String {
             pct_frac(cr.min_success_rate),
             fmt_ms(cr.max_p95_ms as f64)
         ));
+    }
+
+    let capacity: Vec<_> = c.phases.iter().flat_map(|p| p.capacity.iter().map(move |cap| (p, cap))).collect();
+    if !capacity.is_empty() {
+        out.push(String::new());
+        out.push("### Capacity".into());
+        for (p, cap) in capacity {
+            out.push(String::new());
+            out.push(format!("**phase {} {}**: {}", p.index + 1, text(&p.name), text(&cap.answer)));
+            out.push(String::new());
+            out.push("| sessions | ops | success % | ops/s | p95 ms | result |".into());
+            out.push("|--:|--:|--:|--:|--:|---|".into());
+            for s in &cap.steps {
+                let result = if s.passed { "✅ holds" } else { "❌ fails" };
+                out.push(format!("| {} | {} | {} | {} | {} | {result} |", s.sessions, s.attempted, s.success_pct, f1(s.ops_per_s), f1(s.p95_ms)));
+            }
+        }
     }
 
     let failing: Vec<_> = c.phases.iter().filter(|p| !p.criteria.passed && !p.criteria.unsupported).collect();

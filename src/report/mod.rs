@@ -20,6 +20,7 @@
 //! campaign                    the campaign report put together: totals, interruptions, confinement
 //! verdict                     the campaign verdict (also alone, for the runner: `campaign_verdict`)
 //! phase                       one phase's report: figures from its windows and task info, criteria judged
+//! capacity                    a capacity phase's search: the next count to measure, the answer its steps give
 //! phase_events, guardian,     what a phase's events say; host and guardian figures; breakers; recoveries;
 //!   breakers, recoveries,     per-browser and per-node sections; the model task's figures; the
 //!   browsers, grid, model,    notifications sent; the settings `launch --tuned-from` changed;
@@ -34,6 +35,7 @@ mod baseline;
 mod breakers;
 pub mod browsers;
 mod campaign;
+pub mod capacity;
 mod compare;
 mod criteria;
 mod degraded;
@@ -65,6 +67,7 @@ pub use breakers::{BreakerCommandRecord, BreakerTransition, Breakers};
 pub use campaign::{campaign_report, CampaignReport, Interruption, SourceStore, Totals, OUTCOME_INTERRUPTED};
 pub use compare::{compare, compare_stores, render_comparison, Comparison, LatencyDelta, PhaseDelta, Tolerance};
 pub use criteria::PhaseCriteria;
+pub(crate) use criteria::{criteria_latency, evaluate_criteria};
 pub use guardian::{EmergencyStop, GuardianSummary};
 pub use junit::{render_junit, JUNIT_FILE};
 pub use markdown::{render_summary_md, SUMMARY_MD_FILE};

@@ -2,6 +2,7 @@
 //! them, and the sections built from its events and samples.
 
 use super::browsers::{self, BrowserReport};
+use super::capacity::{self, CapacityReport};
 use super::criteria::{criteria_latency, evaluate_criteria, PhaseCriteria};
 use super::degraded;
 use super::guardian::phase_resources;
@@ -116,6 +117,11 @@ pub struct PhaseReport {
     /// losses): a warning sign even where every op passed. Absent when nothing was logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser_console: Option<ConsoleReport>,
+    /// A capacity phase's answer: one search per browser it spans (or one over its placement),
+    /// each with its steps (the curve of throughput and p95 against sessions). Its criteria are
+    /// judged on it: the phase passes when the lowest count held. Empty for a load phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity: Vec<CapacityReport>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -180,6 +186,8 @@ pub(super) struct PhaseFigures {
     /// Successes under the ladder's adjusted settings that do not count towards a pass
     /// ([`PhaseReport::ops_succeeded_degraded`]).
     pub(super) degraded: u64,
+    /// A capacity phase's searches (empty for a load phase).
+    pub(super) capacity: Vec<CapacityReport>,
 }
 
 /// Reads phase `p`'s op windows and task info (and the workers' browsers) and judges its criteria.
@@ -223,12 +231,19 @@ pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo) -> Result<PhaseFigur
     if degraded > 0 && !criteria.passed && !criteria.unsupported {
         criteria.failures.extend(left_out.iter().map(|(kind, n)| degraded::criteria_line(kind, *n)));
     }
-    Ok(PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded })
+    // a capacity phase is judged on its answer: each step met the criteria or not, and the phase
+    // passes when the lowest count held (for every browser searched)
+    let capacity = capacity::capacity_of(r, p.idx)?;
+    if !capacity.is_empty() && !criteria.unsupported {
+        criteria.failures = capacity.iter().filter(|c| c.max_sustainable.is_none()).map(|c| c.answer.clone()).collect();
+        criteria.passed = criteria.failures.is_empty();
+    }
+    Ok(PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded, capacity })
 }
 
 /// Builds one phase's report; api_unsupported failures are added to `unsupported`.
 pub(super) fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupported>) -> Result<PhaseReport, StoreError> {
-    let PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded } = phase_figures(r, p)?;
+    let PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded, capacity } = phase_figures(r, p)?;
     let per_browser = browsers::breakdown(&r.phase_worker_windows(p.idx)?, &worker_browsers, &task_info);
     let errors_by_class: BTreeMap<String, u64> = all.errors.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect();
     let events = phase_events(r, p, &worker_browsers, unsupported)?;
@@ -275,6 +290,7 @@ pub(super) fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTre
         faults_injected: events.faults_injected,
         suspended_ms: events.suspended_ms,
         browser_console,
+        capacity,
     })
 }
 

@@ -112,6 +112,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     header(&mut out, c);
     tuned_section(&mut out, c);
     phases_section(&mut out, c);
+    out.extend(super::capacity::text_lines(&c.phases));
     failures_section(&mut out, c);
     console_section(&mut out, c);
     resources_section(&mut out, c);
@@ -193,6 +194,11 @@ fn header(out: &mut Vec<String>, c: &CampaignReport) {
     for r in &v.reasons {
         out.push(format!("  - {r}"));
     }
+    for p in &c.phases {
+        for cap in &p.capacity {
+            out.push(format!("Capacity, phase {}: {}", p.index + 1, cap.answer));
+        }
+    }
 }
 
 fn phases_section(out: &mut Vec<String>, c: &CampaignReport) {
@@ -206,8 +212,12 @@ fn phases_section(out: &mut Vec<String>, c: &CampaignReport) {
         .phases
         .iter()
         .map(|p| {
-            let sessions =
-                if p.sessions == p.sessions_planned { p.sessions.to_string() } else { format!("{}/{}", p.sessions, p.sessions_planned) };
+            let sessions = match p.capacity.first() {
+                // a capacity phase: the range it searched (its answer is in the Capacity section)
+                Some(cap) => format!("{}..{}", cap.min_sessions, cap.max_sessions),
+                None if p.sessions == p.sessions_planned => p.sessions.to_string(),
+                None => format!("{}/{}", p.sessions, p.sessions_planned),
+            };
             vec![
                 (p.index + 1).to_string(),
                 short_name(&p.name),
@@ -242,7 +252,7 @@ fn phases_section(out: &mut Vec<String>, c: &CampaignReport) {
         ],
         &rows,
     ));
-    if c.phases.iter().any(|p| p.sessions != p.sessions_planned) {
+    if c.phases.iter().any(|p| p.sessions != p.sessions_planned && p.capacity.is_empty()) {
         out.push("  sessions shown as run/planned where the phase was scaled down".into());
     }
     out.extend(super::latency::lines(c));

@@ -1,0 +1,198 @@
+//! A capacity phase (`kind = "capacity"`): instead of one fixed load, a search for the most
+//! sessions the phase's criteria hold at. Each step runs a count of sessions for
+//! `step_duration` through the same [`drive`] as any phase (the guardian, breakers, recovery
+//! ladder, faults, stop and pause act inside it as anywhere), is measured after its own warm-up
+//! and judged by the phase's criteria; [`report::capacity::next_count`] picks the next count from
+//! the steps measured so far. Each step is a `capacity_step` event, so the report rebuilds the
+//! answer from the store, and a resumed or re-run phase continues the search where it stood.
+
+use super::faults::FaultPlan;
+use super::phase::{begin, drive, finish, place, Clock, PhaseOutcome, PhasePlan};
+use super::shared::{LiveSnapshot, RunShared};
+use super::RunError;
+use crate::config::{BrowserKind, CapacitySpec, PhaseConfig};
+use crate::events::Event;
+use crate::metrics::LatencySummary;
+use crate::report::capacity::{capacity_of, next_count, SearchShape};
+use crate::store::StoreReader;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the search left the phase: time run, stopped, paused by the guardian, most sessions run.
+#[derive(Default)]
+struct Progress {
+    elapsed: Duration,
+    stopped: bool,
+    paused: bool,
+    most_sessions: u32,
+}
+
+/// Runs capacity phase `idx` (its `[phases.capacity]` is `spec`) and writes its report.
+/// `plan.sessions` (escalation's scaling) is not used: the search decides the counts.
+pub(crate) async fn run_capacity_phase(
+    run: &Arc<RunShared>,
+    faults: &Arc<FaultPlan>,
+    idx: u32,
+    phase: &PhaseConfig,
+    spec: &CapacitySpec,
+    plan: PhasePlan,
+    report_dir: &Path,
+) -> Result<PhaseOutcome, RunError> {
+    let PhasePlan { sessions: _, mut notes, offset } = plan;
+    let nowhere = run.nowhere_to_run(phase);
+    let unsupported = nowhere.is_some();
+    let shape = SearchShape { min: phase.sessions, max: spec.max_sessions, step: spec.step };
+    // the steps measured before an interruption or a guardian pause are kept
+    run.store.flush()?;
+    let recorded = capacity_of(&StoreReader::open(run.store.path())?, idx)?;
+    if !recorded.is_empty() {
+        let steps: usize = recorded.iter().map(|c| c.steps.len()).sum();
+        notes.push(format!("the capacity search continues from the {steps} step(s) measured before"));
+    }
+    begin(run, idx, phase, (spec.max_sessions, phase.sessions), notes, nowhere);
+    let mut progress = Progress { elapsed: offset, ..Progress::default() };
+    if unsupported {
+        let d = drive(run, faults, idx, phase, &[], Clock { duration: Duration::ZERO, offset, mark: None }, true).await;
+        progress.stopped = d.stopped;
+    } else {
+        // one search per browser when the phase spans several, one over its placement otherwise
+        let groups: Vec<Option<BrowserKind>> =
+            if phase.browsers.len() > 1 { phase.browsers.iter().copied().map(Some).collect() } else { vec![None] };
+        for (g, browser) in groups.into_iter().enumerate() {
+            let label = browser.map(|b| b.to_string());
+            let done = recorded.iter().find(|c| c.browser == label).map(|c| c.done()).unwrap_or_default();
+            let mut on = phase.clone();
+            if let Some(b) = browser {
+                on.browsers = vec![b];
+            }
+            let go_on = search(run, faults, idx, (&on, spec, shape), (label, done), g == 0, &mut progress).await?;
+            if !go_on {
+                break;
+            }
+        }
+    }
+    let d = (progress.elapsed, progress.stopped, progress.paused);
+    finish(run, idx, phase, progress.most_sessions, d, report_dir)
+}
+
+/// One search (over `on`, the phase narrowed to one browser when it spans several), continuing
+/// from `done`. `announce`: this is the phase's first, which emits `phase_started`. Returns false
+/// when the phase must end here (stopped, paused, out of budget).
+async fn search(
+    run: &Arc<RunShared>,
+    faults: &Arc<FaultPlan>,
+    idx: u32,
+    (on, spec, shape): (&PhaseConfig, &CapacitySpec, SearchShape),
+    (label, mut done): (Option<String>, Vec<(u32, bool)>),
+    mut announce: bool,
+    progress: &mut Progress,
+) -> Result<bool, RunError> {
+    let corr = format!("{}/{}", run.id, on.name);
+    let where_ = label.as_ref().map(|b| format!(" on {b}")).unwrap_or_default();
+    run.event(
+        corr.clone(),
+        Some(idx),
+        Event::CapacitySearch {
+            browser: label.clone(),
+            min: shape.min,
+            max: shape.max,
+            step: shape.step,
+            step_ms: spec.step_duration.as_millis() as u64,
+            warmup_ms: spec.warmup.as_millis() as u64,
+        },
+    );
+    while let Some(n) = next_count(shape, &done) {
+        if run.stop.is_stopping() {
+            progress.stopped = true;
+            return Ok(false);
+        }
+        if progress.elapsed + spec.step_duration > on.duration {
+            tracing::warn!(target: "stressctl::campaign", corr = %corr, "capacity search{where_}: the phase's duration ({}) holds no further step of {}: the search ends here", crate::fmt::fmt_duration(on.duration), crate::fmt::fmt_duration(spec.step_duration));
+            return Ok(false);
+        }
+        if run.nowhere_to_run(on).is_some() {
+            // the browser refused the task: its `task_unsupported` event says so
+            break;
+        }
+        let (placement, grid_note) = place(run, on, n, false).await;
+        if let Some(note) = grid_note {
+            tracing::warn!(target: "stressctl::campaign", corr = %corr, "capacity search{where_}: {note}");
+        }
+        if (placement.len() as u32) < n {
+            tracing::warn!(target: "stressctl::campaign", corr = %corr, "capacity search{where_}: only {} of {n} sessions can be placed: the search ends below its answer", placement.len());
+            break;
+        }
+        let mut step = on.clone();
+        step.sessions = n;
+        let clock = Clock { duration: progress.elapsed + spec.step_duration, offset: progress.elapsed, mark: Some(spec.warmup) };
+        let d = drive(run, faults, idx, &step, &placement, clock, announce).await;
+        announce = false;
+        progress.elapsed = d.elapsed;
+        progress.most_sessions = progress.most_sessions.max(n);
+        if d.stopped || d.paused {
+            // a step cut short measured nothing that can be judged
+            progress.stopped |= d.stopped;
+            progress.paused |= d.paused;
+            return Ok(false);
+        }
+        let (measured, delta) = match &d.at_mark {
+            Some((t0, before)) => (d.ended.saturating_duration_since(*t0), d.live.snapshot().since(before)),
+            // every slot ended before the warm-up did: nothing was measured
+            None => {
+                let now = d.live.snapshot();
+                (Duration::ZERO, now.since(&now))
+            }
+        };
+        let passed = judge_step(run, idx, on, label.clone(), n, measured, &delta);
+        done.push((n, passed));
+    }
+    run.store.flush()?;
+    let reader = StoreReader::open(run.store.path())?;
+    if let Some(c) = capacity_of(&reader, idx)?.into_iter().find(|c| c.browser == label) {
+        tracing::info!(target: "stressctl::campaign", corr = %corr, "capacity: {}", c.answer);
+    }
+    Ok(true)
+}
+
+/// Judges one step of `n` sessions on what it measured after its warm-up (`delta` over
+/// `measured`) against the phase's criteria, records it as a `capacity_step` event and returns
+/// whether it held.
+fn judge_step(
+    run: &Arc<RunShared>,
+    idx: u32,
+    on: &PhaseConfig,
+    browser: Option<String>,
+    n: u32,
+    measured: Duration,
+    delta: &LiveSnapshot,
+) -> bool {
+    let c = delta.counts;
+    let round_trip = LatencySummary::of(&delta.hist);
+    let in_page = (!delta.in_page.is_empty()).then(|| LatencySummary::of(&delta.in_page));
+    let (judged, basis) = crate::report::criteria_latency(&round_trip, in_page.as_ref());
+    let criteria = crate::report::evaluate_criteria(
+        c.attempted,
+        c.succeeded,
+        0,
+        (judged.p95, basis),
+        on.criteria.min_success_rate,
+        on.criteria.max_p95.as_millis() as u64,
+    );
+    let secs = measured.as_secs_f64();
+    let ops_per_s = if secs > 0.0 { c.attempted as f64 / secs } else { 0.0 };
+    let event = Event::CapacityStep {
+        browser,
+        sessions: n,
+        attempted: c.attempted,
+        succeeded: c.succeeded,
+        p95_ms: judged.p95,
+        p95_basis: basis.to_string(),
+        ops_per_s,
+        measured_ms: measured.as_millis() as u64,
+        passed: criteria.passed,
+        failures: criteria.failures,
+    };
+    run.event(format!("{}/{}", run.id, on.name), Some(idx), event);
+    criteria.passed
+}
