@@ -37,8 +37,9 @@
 # CAP_NET_ADMIN/CAP_SYS_ADMIN or no `ip`): nothing was done.
 set -euo pipefail
 
+caller_dir=$(pwd)
 state_dir=${STRESSCTL_LAB_DIR:-/run/stressctl-lab}
-case $state_dir in /*) ;; *) state_dir="$(pwd)/$state_dir" ;; esac
+case $state_dir in /*) ;; *) state_dir="$caller_dir/$state_dir" ;; esac
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 state="$state_dir/state"
@@ -418,6 +419,7 @@ cmd_exec() {
   need_admin
   load
   [ -n "$(ns_inode "$orch_ns")" ] || die "the orchestrator namespace $orch_ns is gone (scripts/netlab.sh down, then up)"
+  cd "$caller_dir"
   exec ip netns exec "$orch_ns" "$@"
 }
 
