@@ -438,7 +438,7 @@ cmd_status() {
     ifname=${name#"$prefix"}; ifname=${ifname/node-/n}
     link=$(ip -n "$br_ns" -br link show "$ifname" 2>/dev/null | awk '{print $2}')
     [ "$link" = DOWN ] && link="DOWN (partitioned)"
-    qd=$(tc -n "$name" qdisc show dev eth0 2>/dev/null | grep -o 'netem.*' || true)
+    qd=$(tc -n "$name" qdisc show dev eth0 2>/dev/null | awk '$2 == "netem" { for (i = 3; i < NF; i++) if ($i == "delay") print "latency +" $(i + 1) " (netem)" }')
     echo "  $name $addr link ${link:-missing}${qd:+, $qd}"
   done <"$state"
   echo "processes:"
