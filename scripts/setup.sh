@@ -2,8 +2,9 @@
 # Installs what a fresh Debian machine lacks to build and run stressctl, then builds the
 # release binary. Idempotent: re-running it only does what is missing.
 #
-#   scripts/setup.sh            # install Chromium + ChromeDriver, Firefox ESR + Mesa's Vulkan drivers
-#                               # (apt), geckodriver (cargo install) and build target/release/stressctl
+#   scripts/setup.sh            # install Chromium + ChromeDriver, Firefox ESR + Mesa's Vulkan drivers,
+#                               # prometheus-node-exporter, iproute2 (apt), geckodriver (cargo install)
+#                               # and build target/release/stressctl
 #   SKIP_BUILD=1 scripts/setup.sh   # packages only
 #   scripts/setup.sh --vendor-check # fetch uPlot again from the npm registry (npm pack), check its
 #                                   # sha512 and that the committed files are exactly its files
@@ -45,6 +46,12 @@ ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need_pkgs+=(mesa-vu
 # node runs the test page's logic in the unit tests; npm fetches onnxruntime-web (setup-ort.sh)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+# Prometheus node_exporter: what each machine of a multi-machine campaign runs so its load can be
+# watched; scripts/netlab.sh starts one per lab node (on the node's own address), from this binary.
+# On a machine run by systemd the package also enables its own service on :9100.
+command -v prometheus-node-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-node-exporter)
+# iproute2 (ip netns, veth, bridge, tc) for the network-namespace lab, scripts/netlab.sh
+command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -59,6 +66,7 @@ fi
 echo "setup: $(chromium --version 2>/dev/null | head -1)"
 echo "setup: $(chromedriver --version 2>/dev/null | head -1)"
 echo "setup: $(firefox-esr --version 2>/dev/null | head -1)"
+echo "setup: $(prometheus-node-exporter --version 2>&1 | head -1)"
 
 mkdir -p monitoring_logs results_summary
 

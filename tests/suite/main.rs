@@ -23,6 +23,7 @@ mod layers;
 mod lifecycle;
 mod logs;
 mod model;
+mod netlab;
 mod night;
 mod notify;
 mod operator;

@@ -1,0 +1,277 @@
+//! The network-namespace lab (scripts/netlab.sh, issue 23), for real: a Selenium Grid hub, nodes
+//! each with its own Chromium and Prometheus node_exporter, and an orchestrator, each in a network
+//! namespace of its own on a bridge that lives in one too. Partition and heal a node, add one
+//! while the lab runs, open a real WebDriver session through the hub, and check that `down`
+//! leaves no namespace and no process of the lab.
+//!
+//! Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN), iproute2, and what scripts/setup.sh and
+//! scripts/setup-grid.sh install; without root or `ip` the test prints that it was skipped and
+//! why. It starts Java and a browser, so it holds the [`BrowserLock`]. Its namespaces have their
+//! own prefix (`sclab-t<pid>-`) and its state its own directory, so a developer's lab (the default
+//! `sclab-`) is never touched.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The lab's /24 (the script's default, written out so the addresses below follow from it).
+const NET: &str = "10.213.7";
+
+fn hub() -> String {
+    format!("http://{NET}.2:4444")
+}
+
+fn node_ip(i: u32) -> String {
+    format!("{NET}.{}", 10 + i)
+}
+
+fn metrics_url(i: u32) -> String {
+    format!("http://{}:9100/metrics", node_ip(i))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A lab brought up by netlab.sh with its state in `dir`; dropping it runs `down`.
+struct Lab {
+    dir: PathBuf,
+    prefix: String,
+    /// nsfs inode of every namespace the state file recorded.
+    namespaces: HashSet<u64>,
+    /// (pid, start time) of every process the state file recorded: each leads its own group.
+    processes: HashSet<(i32, u64)>,
+}
+
+impl Lab {
+    fn new(dir: &Path) -> Lab {
+        Lab {
+            dir: dir.to_path_buf(),
+            prefix: format!("sclab-t{}-", std::process::id()),
+            namespaces: HashSet::new(),
+            processes: HashSet::new(),
+        }
+    }
+
+    fn netlab(&self, args: &[&str], timeout: Duration) -> Output {
+        let mut c = Command::new(repo().join("scripts/netlab.sh"));
+        c.args(args)
+            .env("STRESSCTL_LAB_DIR", &self.dir)
+            .env("STRESSCTL_LAB_PREFIX", &self.prefix)
+            .env("STRESSCTL_LAB_NET", format!("{NET}.0/24"))
+            .env("STRESSCTL_LAB_TIMEOUT", "60");
+        run(c, timeout)
+    }
+
+    /// `curl` in the orchestrator's namespace (through `netlab.sh exec`), at most `secs` seconds.
+    fn curl(&self, secs: u32, args: &[&str]) -> Output {
+        let secs = secs.to_string();
+        let mut all = vec!["exec", "--", "curl", "-sS", "--max-time", &secs];
+        all.extend_from_slice(args);
+        self.netlab(&all, Duration::from_secs(30))
+    }
+
+    /// Whether node `i`'s node_exporter answers /metrics from the orchestrator within 2 s.
+    fn exporter_answers(&self, i: u32) -> bool {
+        let out = self.curl(2, &["-f", &metrics_url(i)]);
+        out.code() == Some(0) && out.stdout.contains("node_memory_MemAvailable_bytes")
+    }
+
+    fn hub_status(&self) -> Value {
+        let out = self.curl(5, &["-f", &format!("{}/status", hub())]);
+        serde_json::from_str(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// (`stressctl:node` name, URI) of the nodes the hub lists as UP.
+    fn up_nodes(&self) -> Vec<(String, String)> {
+        let st = self.hub_status();
+        let mut v: Vec<(String, String)> = st["value"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["availability"] == "UP")
+            .map(|n| {
+                let name = n["slots"][0]["stereotype"]["stressctl:node"].as_str().unwrap_or("?").to_string();
+                (name, n["uri"].as_str().unwrap_or("?").to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Adds what the state file records now to what this test remembers (it goes at `down`).
+    fn remember(&mut self) {
+        let state = std::fs::read_to_string(self.dir.join("state")).unwrap_or_default();
+        for l in state.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.first() {
+                Some(&"netns") => self.namespaces.extend(f.get(2).and_then(|s| s.parse::<u64>().ok())),
+                Some(&"proc") => {
+                    if let (Some(pid), Some(st)) = (f.get(2).and_then(|s| s.parse().ok()), f.get(3).and_then(|s| s.parse().ok())) {
+                        self.processes.insert((pid, st));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Live processes that belong to the lab: in a recorded process group (started no earlier than
+    /// its leader), or running in a recorded namespace.
+    fn lab_processes(&self) -> Vec<Proc> {
+        let pids: Vec<i32> = std::fs::read_dir("/proc")
+            .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        pids.into_iter()
+            .filter_map(read_proc)
+            .filter(|p| p.state != 'Z')
+            .filter(|p| {
+                let in_group = self.processes.iter().any(|&(g, st)| p.pgid == g && p.start >= st);
+                let in_ns = std::fs::read_link(format!("/proc/{}/ns/net", p.pid))
+                    .ok()
+                    .and_then(|l| l.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse::<u64>().ok())
+                    .is_some_and(|ino| self.namespaces.contains(&ino));
+                in_group || in_ns
+            })
+            .collect()
+    }
+
+    /// The namespaces named with this lab's prefix.
+    fn named_namespaces(&self) -> Vec<String> {
+        let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&self.prefix))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let out = self.netlab(&["down"], Duration::from_secs(60));
+            eprintln!("netlab.sh down after the failure:\n{}", out.describe());
+        }
+    }
+}
+
+fn have_ip() -> bool {
+    Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+/// A JSON POST through the hub from the orchestrator; the response's `value`.
+fn post(lab: &Lab, path: &str, body: &str, secs: u32) -> Value {
+    let url = format!("{}{path}", hub());
+    let out = lab.curl(secs, &["-H", "Content-Type: application/json; charset=utf-8", "-d", body, &url]);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    assert!(v.get("value").is_some(), "POST {path} answered no WebDriver value:\n{}", out.describe());
+    v["value"].clone()
+}
+
+#[test]
+fn a_lab_of_namespaces_runs_grid_nodes_that_can_be_partitioned_healed_and_added_and_down_leaves_nothing() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: scripts/netlab.sh needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for network namespaces");
+        return;
+    }
+    if !have_ip() {
+        eprintln!("skipped: scripts/netlab.sh needs iproute2's `ip`, which is not installed");
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("netlab");
+    let mut lab = Lab::new(&sb.root.join("lab"));
+
+    // up: two nodes registered, each node_exporter on its own lab address
+    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
+    lab.remember();
+    if up.code() == Some(3) {
+        eprintln!("skipped: {}", up.stderr.trim());
+        return;
+    }
+    up.expect_code(0);
+    assert_eq!(lab.namespaces.len(), 5, "bridge, hub, orchestrator and 2 nodes recorded:\n{}", up.describe());
+    assert_eq!(lab.processes.len(), 5, "hub, 2 Grid nodes and 2 node_exporters recorded:\n{}", up.describe());
+    let want =
+        |n: u32| -> Vec<(String, String)> { (1..=n).map(|i| (format!("node-{i}"), format!("http://{}:5555", node_ip(i)))).collect() };
+    assert_eq!(lab.up_nodes(), want(2), "the hub lists both nodes UP at their lab addresses");
+    for i in 1..=2 {
+        assert!(lab.exporter_answers(i), "node-{i}'s node_exporter answers at {}", metrics_url(i));
+    }
+    // the orchestrator's loopback is its own: no node_exporter there
+    let lo = lab.curl(2, &["-f", "http://127.0.0.1:9100/metrics"]);
+    assert_ne!(lo.code(), Some(0), "127.0.0.1:9100 in the orchestrator must not reach a node:\n{}", lo.describe());
+    // nothing of the lab in the root namespace
+    let root_addrs = Command::new("ip").args(["-4", "-o", "addr", "show"]).output().expect("ip addr");
+    let root_addrs = String::from_utf8_lossy(&root_addrs.stdout);
+    assert!(!root_addrs.contains(&format!(" {NET}.")), "a lab address in the root namespace:\n{root_addrs}");
+
+    // a real Chromium on node-1, driven through the hub from the orchestrator, loads node-1's page
+    let caps = r#"{"capabilities": {"alwaysMatch": {"browserName": "chrome", "stressctl:node": "node-1"}}}"#;
+    let session = post(&lab, "/session", caps, 60);
+    let id = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_string();
+    post(&lab, &format!("/session/{id}/url"), &format!(r#"{{"url": "http://{}:9100/"}}"#, node_ip(1)), 20);
+    let got = post(
+        &lab,
+        &format!("/session/{id}/execute/sync"),
+        r#"{"script": "return [navigator.userAgent, location.href, document.title]", "args": []}"#,
+        20,
+    );
+    let deleted = lab.curl(20, &["-f", "-X", "DELETE", &format!("{}/session/{id}", hub())]);
+    assert!(got[0].as_str().is_some_and(|ua| ua.contains("HeadlessChrome")), "not Chromium: {got}");
+    assert_eq!(got[1], format!("http://{}:9100/", node_ip(1)), "the page's URL: {got}");
+    assert_eq!(got[2], "Node Exporter", "the page loaded: {got}");
+    deleted.expect_code(0);
+
+    // partition node-2: unreachable from the orchestrator while node-1 still answers; heal it
+    lab.netlab(&["partition", "node-2"], Duration::from_secs(20)).expect_code(0);
+    assert!(!lab.exporter_answers(2), "node-2 answers while partitioned");
+    assert!(lab.exporter_answers(1), "node-1 stops answering when node-2 is partitioned");
+    let st = lab.netlab(&["status"], Duration::from_secs(30));
+    assert!(st.stdout.contains(&format!("{}node-2 {} link DOWN (partitioned)", lab.prefix, node_ip(2))), "status:\n{}", st.describe());
+    lab.netlab(&["heal", "2"], Duration::from_secs(20)).expect_code(0);
+    assert!(wait_until(Duration::from_secs(10), || lab.exporter_answers(2)), "node-2 does not answer 10 s after heal");
+
+    // latency: netem where the kernel has it, else one clear line and a non-zero exit
+    let lat = lab.netlab(&["latency", "node-1", "100ms"], Duration::from_secs(20));
+    if lat.code() == Some(0) {
+        let t = lab.curl(5, &["-f", "-o", "/dev/null", "-w", "%{time_total}", &metrics_url(1)]);
+        let secs: f64 = t.stdout.trim().parse().unwrap_or(0.0);
+        assert!(secs >= 0.1, "a scrape of node-1 with 100 ms latency took {secs} s:\n{}", t.describe());
+        lab.netlab(&["latency", "node-1", "off"], Duration::from_secs(20)).expect_code(0);
+    } else {
+        assert_eq!(lat.code(), Some(1), "latency without netem:\n{}", lat.describe());
+        assert!(lat.stderr.contains("netem") && lat.stderr.trim().lines().count() == 1, "one line naming netem:\n{}", lat.describe());
+        eprintln!("latency part skipped: {}", lat.stderr.trim());
+    }
+
+    // add: a third node registers while the lab runs
+    let add = lab.netlab(&["add"], Duration::from_secs(90));
+    lab.remember();
+    add.expect_code(0);
+    assert!(add.stdout.contains(&format!("node-3 up at {}", node_ip(3))), "{}", add.describe());
+    assert_eq!(lab.up_nodes(), want(3), "the hub lists the added node UP");
+    assert!(lab.exporter_answers(3), "node-3's node_exporter answers");
+    assert_eq!(lab.processes.len(), 7, "the added node's Grid node and exporter recorded");
+
+    // down: no namespace, no process of the lab; a second down is a no-op
+    let down = lab.netlab(&["down"], Duration::from_secs(60));
+    down.expect_code(0);
+    assert!(lab.named_namespaces().is_empty(), "namespaces left: {:?}", lab.named_namespaces());
+    let mut left = Vec::new();
+    let gone = wait_until(ORPHAN_GRACE, || {
+        left = lab.lab_processes();
+        left.is_empty()
+    });
+    let list: Vec<String> = left.iter().map(|p| format!("  pid {}: {:.200}", p.pid, p.cmdline)).collect();
+    assert!(gone, "processes of the lab (node_exporter, java, chromedriver, Chromium) left after down:\n{}", list.join("\n"));
+    let again = lab.netlab(&["down"], Duration::from_secs(30));
+    again.expect_code(0);
+    assert!(again.stdout.contains("nothing to do"), "{}", again.describe());
+}
