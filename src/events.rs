@@ -402,6 +402,10 @@ pub enum Event {
         /// Why not, one sentence each.
         #[serde(default)]
         failures: Vec<String>,
+        /// Its failure was settled before its end (more ops failed or ran over the p95 limit
+        /// than the whole step could absorb), so it was ended early.
+        #[serde(default)]
+        settled_early: bool,
     },
     /// Too many phases failed in a row.
     CampaignHalted {
@@ -544,12 +548,26 @@ impl Event {
                 secs(*step_ms),
                 secs(*warmup_ms)
             ),
-            Event::CapacityStep { browser, sessions, attempted, succeeded, p95_ms, p95_basis, ops_per_s, passed, failures, .. } => {
+            Event::CapacityStep {
+                browser,
+                sessions,
+                attempted,
+                succeeded,
+                p95_ms,
+                p95_basis,
+                ops_per_s,
+                passed,
+                failures,
+                settled_early,
+                ..
+            } => {
                 let on = browser.as_ref().map(|b| format!(" on {b}")).unwrap_or_default();
                 let which = if p95_basis == "in_page" { "in-page p95" } else { "p95" };
                 let rate = if *attempted > 0 { *succeeded as f64 * 100.0 / *attempted as f64 } else { 0.0 };
-                let verdict = if *passed { "holds".to_string() } else { format!("fails ({})", failures.join("; ")) };
-                format!("capacity step{on}: {sessions} sessions {verdict}: {attempted} ops, success {rate:.1}%, {which} {p95_ms:.1} ms, {ops_per_s:.1} ops/s")
+                let verdict = if *passed { "hold".to_string() } else { format!("fail ({})", failures.join("; ")) };
+                let early = if *settled_early { ", ended early: the failure was settled" } else { "" };
+                let plural = if *sessions == 1 { "session" } else { "sessions" };
+                format!("capacity step{on}: {sessions} {plural} {verdict}: {attempted} ops, success {rate:.1}%, {which} {p95_ms:.1} ms, {ops_per_s:.1} ops/s{early}")
             }
             Event::CampaignHalted { phases } => format!("{} phases failed in a row ({})", phases.len(), phases.join(", ")),
             Event::EmergencyStop { reason, .. } => reason.clone(),
@@ -892,6 +910,7 @@ mod tests {
                 measured_ms: 15_000,
                 passed: false,
                 failures: vec!["success rate 99.2% below 99.5%".into()],
+                settled_early: true,
             },
             Event::CampaignHalted { phases: vec!["a".into(), "b".into()] },
             Event::EmergencyStop { cause: "guardian".into(), reason: "memory 91%".into() },

@@ -53,7 +53,7 @@ pub(crate) async fn run_capacity_phase(
     begin(run, idx, phase, (spec.max_sessions, phase.sessions), notes, nowhere);
     let mut progress = Progress { elapsed: offset, ..Progress::default() };
     if unsupported {
-        let d = drive(run, faults, idx, phase, &[], Clock { duration: Duration::ZERO, offset, mark: None }, true).await;
+        let d = drive(run, faults, idx, phase, &[], Clock { duration: Duration::ZERO, offset, mark: None, settled: None }, true).await;
         progress.stopped = d.stopped;
     } else {
         // one search per browser when the phase spans several, one over its placement otherwise
@@ -125,7 +125,15 @@ async fn search(
         }
         let mut step = on.clone();
         step.sessions = n;
-        let clock = Clock { duration: progress.elapsed + spec.step_duration, offset: progress.elapsed, mark: Some(spec.warmup) };
+        let measure = spec.step_duration.saturating_sub(spec.warmup);
+        let limits = (step.criteria.min_success_rate, step.criteria.max_p95);
+        let settled = move |d: &LiveSnapshot, since: Duration| failure_settled(d, since, measure, limits);
+        let clock = Clock {
+            duration: progress.elapsed + spec.step_duration,
+            offset: progress.elapsed,
+            mark: Some(spec.warmup),
+            settled: Some(&settled),
+        };
         let d = drive(run, faults, idx, &step, &placement, clock, announce).await;
         announce = false;
         progress.elapsed = d.elapsed;
@@ -144,7 +152,7 @@ async fn search(
                 (Duration::ZERO, now.since(&now))
             }
         };
-        let passed = judge_step(run, idx, on, label.clone(), n, measured, &delta);
+        let passed = judge_step(run, idx, on, (label.clone(), n), (measured, d.settled_early), &delta);
         done.push((n, passed));
     }
     run.store.flush()?;
@@ -155,16 +163,37 @@ async fn search(
     Ok(true)
 }
 
+/// Whether a step's failure is already settled after `since` of its measured part (`measure`
+/// long), from what it measured so far (`d`) and the criteria (`(min_success_rate, max_p95)`):
+/// more ops have failed, or run at or over the p95 limit, than the whole step could absorb at
+/// one and a half times the rate seen so far. Such a step is ended early and judged on what it
+/// measured, which fails the same criteria: a search spends its time on the counts still in
+/// doubt. Never before 2 s of measurement or 20 ops.
+fn failure_settled(d: &LiveSnapshot, since: Duration, measure: Duration, (min_rate, max_p95): (f64, Duration)) -> bool {
+    let a = d.counts.attempted;
+    if since < Duration::from_secs(2) || a < 20 || since >= measure {
+        return false;
+    }
+    let projected = a as f64 * measure.as_secs_f64() / since.as_secs_f64().max(1e-3) * 1.5;
+    let failed = d.counts.attempted.saturating_sub(d.counts.succeeded) as f64;
+    if failed > (1.0 - min_rate) * projected {
+        return true;
+    }
+    let h = if d.in_page.is_empty() { &d.hist } else { &d.in_page };
+    let limit_us = max_p95.as_micros().min(u64::MAX as u128) as u64;
+    let over = h.count_between(limit_us, h.max().max(limit_us)) as f64;
+    over > 0.05 * projected
+}
+
 /// Judges one step of `n` sessions on what it measured after its warm-up (`delta` over
-/// `measured`) against the phase's criteria, records it as a `capacity_step` event and returns
+/// `measured`; `settled_early`: it was ended when its failure was settled) against the phase's criteria, records it as a `capacity_step` event and returns
 /// whether it held.
 fn judge_step(
     run: &Arc<RunShared>,
     idx: u32,
     on: &PhaseConfig,
-    browser: Option<String>,
-    n: u32,
-    measured: Duration,
+    (browser, n): (Option<String>, u32),
+    (measured, settled_early): (Duration, bool),
     delta: &LiveSnapshot,
 ) -> bool {
     let c = delta.counts;
@@ -192,6 +221,7 @@ fn judge_step(
         measured_ms: measured.as_millis() as u64,
         passed: criteria.passed,
         failures: criteria.failures,
+        settled_early,
     };
     run.event(format!("{}/{}", run.id, on.name), Some(idx), event);
     criteria.passed

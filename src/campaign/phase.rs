@@ -63,7 +63,7 @@ pub(crate) async fn run_phase(
     notes.extend(grid_note);
     let sessions = placement.len() as u32;
     begin(run, idx, phase, (phase.sessions, sessions), notes, nowhere);
-    let d = drive(run, faults, idx, phase, &placement, Clock { duration: phase.duration, offset, mark: None }, true).await;
+    let d = drive(run, faults, idx, phase, &placement, Clock { duration: phase.duration, offset, mark: None, settled: None }, true).await;
     finish(run, idx, phase, sessions, (d.elapsed, d.stopped, d.paused), report_dir)
 }
 
@@ -112,14 +112,20 @@ pub(crate) fn begin(
 /// The clock of one [`drive`]: how long it issues ops, how much of that already ran before an
 /// interruption, and an optional mark (time after the clock's start) at which the counters are
 /// read, so a capacity step can leave its warm-up out.
-pub(crate) struct Clock {
+pub(crate) struct Clock<'a> {
     /// Time to issue ops (the phase's, or one capacity step's).
     pub duration: Duration,
     /// Time already run before an interruption.
     pub offset: Duration,
     /// When to read the counters (see [`Driven::at_mark`]).
     pub mark: Option<Duration>,
+    /// Asked once a second after the mark with what happened since it and how long ago it was:
+    /// true ends the drive early (a capacity step whose failure is already settled).
+    pub settled: Option<&'a Settled>,
 }
+
+/// See [`Clock::settled`].
+pub(crate) type Settled = dyn Fn(&LiveSnapshot, Duration) -> bool + Sync;
 
 /// How one [`drive`] ended.
 pub(crate) struct Driven {
@@ -129,6 +135,8 @@ pub(crate) struct Driven {
     pub stopped: bool,
     /// The guardian paused the run.
     pub paused: bool,
+    /// [`Clock::settled`] ended it before its deadline.
+    pub settled_early: bool,
     /// Its counters, every slot's windows flushed.
     pub live: Arc<Live>,
     /// The counters as they were at the clock's mark, and when they were read (None without a
@@ -149,10 +157,10 @@ pub(crate) async fn drive(
     idx: u32,
     phase: &PhaseConfig,
     placement: &[usize],
-    clock: Clock,
+    clock: Clock<'_>,
     announce: bool,
 ) -> Driven {
-    let Clock { duration, offset, mark } = clock;
+    let Clock { duration, offset, mark, settled } = clock;
     let sessions = placement.len() as u32;
     let total = run.cfg.phases.len() as u32;
     let corr = format!("{}/{}", run.id, phase.name);
@@ -224,6 +232,7 @@ pub(crate) async fn drive(
     let mut last_tick = (Instant::now(), SystemTime::now());
     let mut stopped_at: Option<tokio::time::Instant> = None;
     let mut paused = false;
+    let mut settled_early = false;
     let grace = run.cfg.campaign.grace_period;
     let mut last_checkpoint = Instant::now();
     loop {
@@ -268,13 +277,20 @@ pub(crate) async fn drive(
                 if last_checkpoint.elapsed() >= Duration::from_secs(1) {
                     run.store.phase_progress(idx, offset + start.elapsed());
                     last_checkpoint = Instant::now();
+                    if let (Some(f), Some((t0, before)), None) = (settled, &at_mark, stopped_at) {
+                        if f(&live.snapshot().since(before), t0.elapsed()) {
+                            stop_ops.cancel();
+                            stopped_at = Some(tokio::time::Instant::now());
+                            settled_early = true;
+                        }
+                    }
                 }
             }
         }
     }
     let elapsed = offset + start.elapsed();
     run.phase_finished(live.counts());
-    Driven { elapsed, stopped: run.stop.is_stopping(), paused, live, at_mark, ended: Instant::now() }
+    Driven { elapsed, stopped: run.stop.is_stopping(), paused, settled_early, live, at_mark, ended: Instant::now() }
 }
 
 /// Records the end of phase `idx` (`sessions`: the most it ran; `(elapsed, stopped, paused)`:

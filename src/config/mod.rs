@@ -79,7 +79,9 @@ pub enum ConfigError {
         allowed: String,
     },
     /// Unknown profile name.
-    #[error("unknown profile {0:?}: choose `quick` (a few minutes), `overnight` (8–14 h) or `capacity` (a capacity search, a few minutes)")]
+    #[error(
+        "unknown profile {0:?}: choose `quick` (a few minutes), `overnight` (8–14 h) or `capacity` (a capacity search, a few minutes)"
+    )]
     UnknownProfile(String),
     /// The validated config could not be written back as TOML (a bug: every value read from TOML
     /// can be written as TOML).

@@ -285,7 +285,8 @@ fn the_effective_toml_is_complete_and_parses_back_to_the_same_config() {
     let rich = Config::parse(RICH, "rich.toml").unwrap();
     assert_eq!(rich.planned_duration(), Duration::from_secs(3600 + 7 * 60 + 3), "scaled to total_duration exactly");
     let layered = layered("overnight", TWO_WORKERS_AND_A_FAULT).unwrap();
-    for c in [Config::load(None, Some("quick")).unwrap(), Config::load(None, Some("overnight")).unwrap(), rich, layered] {
+    let capacity = Config::load(None, Some("capacity")).unwrap();
+    for c in [Config::load(None, Some("quick")).unwrap(), Config::load(None, Some("overnight")).unwrap(), capacity, rich, layered] {
         let text = c.to_toml().unwrap();
         let back = Config::parse(&text, "printed.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_same_values(&c, &back);
@@ -522,4 +523,36 @@ fn exhaust_memory_takes_a_bounded_limit_and_no_other_fault_does() {
     // other kinds write no limit
     let c = Config::parse(&format!("{MIN}[[faults]]\nkind = \"throw\"\nevery = \"1s\"\n"), "t.toml").unwrap();
     assert!(!c.to_toml().unwrap().contains("limit_mb"));
+}
+
+const CAPACITY: &str = "[[phases]]\nname = \"cap\"\nduration = \"2m\"\nsessions = 1\nkind = \"capacity\"\n";
+
+#[test]
+fn capacity_phases_parse_with_defaults_and_bad_ones_name_the_key() {
+    let c = Config::parse(&format!("{CAPACITY}[phases.capacity]\nmax_sessions = 8\n"), "t").unwrap();
+    let spec = c.phases[0].capacity.as_ref().expect("a capacity phase");
+    assert_eq!(c.phases[0].kind, PhaseKind::Capacity);
+    assert_eq!((spec.max_sessions, spec.step, spec.step_duration, spec.warmup), (8, 0, Duration::from_secs(20), Duration::from_secs(5)));
+    // written back with its kind and table, parsed back the same
+    let text = c.to_toml().unwrap();
+    assert!(text.contains("kind = \"capacity\"") && text.contains("[phases.capacity]"), "{text}");
+    assert_eq!(Config::parse(&text, "back").unwrap().phases, c.phases);
+    // a load phase writes no kind
+    assert!(!Config::parse(MIN, "t").unwrap().to_toml().unwrap().contains("kind = \"load\""));
+    let e = err(CAPACITY);
+    assert!(e.contains("`phases[0].capacity`") && e.contains("max_sessions"), "{e}");
+    let e = err(&format!("{MIN}[phases.capacity]\nmax_sessions = 8\n"));
+    assert!(e.contains("`phases[0].capacity`") && e.contains("kind = \"capacity\""), "{e}");
+    let e = err(&format!("{CAPACITY}[phases.capacity]\nmax_sessions = 1\n"));
+    assert!(e.contains("`phases[0].capacity.max_sessions` = 1"), "{e}");
+    let e = err(&format!("{CAPACITY}[phases.capacity]\nmax_sessions = 4\nstep_duration = \"10s\"\nwarmup = \"10s\"\n"));
+    assert!(e.contains("`phases[0].capacity.warmup`") && e.contains("shorter than step_duration"), "{e}");
+    let e = err(&format!("{CAPACITY}ops_per_session = 5\n[phases.capacity]\nmax_sessions = 4\n"));
+    assert!(e.contains("`phases[0].ops_per_session`"), "{e}");
+    let e = err(&format!("{CAPACITY}[phases.capacity]\nmax_sessions = 4\nstep_duration = \"5m\"\n"));
+    assert!(e.contains("`phases[0].duration`") && e.contains("at least one step"), "{e}");
+    let e = err(&format!("{CAPACITY}[phases.capacity]\nmax_sessions = 4\nsteps = 2\n"));
+    assert!(e.contains("steps"), "{e}");
+    let e = err("[[phases]]\nname = \"cap\"\nduration = \"2m\"\nsessions = 1\nkind = \"sweep\"\n");
+    assert!(e.contains("sweep"), "{e}");
 }

@@ -8,8 +8,8 @@
 use super::raw::{BreakerTables, RawConfig, RawPhase, RawTask, RawWorker, BREAKER_SCOPES};
 use super::validator::Validator;
 use super::{
-    BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, CapacitySpec, Config, ConfigError, PhaseConfig, PhaseKind, RecoveryConfig,
-    SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
+    BreakersConfig, BrowserConfig, BrowserKind, BrowserPreference, CampaignSettings, CapacitySpec, Config, ConfigError, PhaseConfig,
+    PhaseKind, RecoveryConfig, SafetyConfig, SafetyOverrides, StressLevel, TaskSpec, WorkerConfig, WorkerEndpoint, PREFERENCE_KEYS,
 };
 use crate::breaker::BreakerConfig;
 use crate::fmt::fmt_duration;
@@ -447,12 +447,22 @@ impl Validator<'_> {
     /// The kind of phase `key` and, for a capacity phase, its search (`[phases.capacity]`): the
     /// table and `kind = "capacity"` come together, the counts rise above `sessions`, each step
     /// measures something after its warm-up, and the budget holds at least one step.
-    fn capacity(&self, key: &str, p: &RawPhase, duration: Duration, sessions: u32) -> Result<(PhaseKind, Option<CapacitySpec>), ConfigError> {
+    fn capacity(
+        &self,
+        key: &str,
+        p: &RawPhase,
+        duration: Duration,
+        sessions: u32,
+    ) -> Result<(PhaseKind, Option<CapacitySpec>), ConfigError> {
         let kind = p.kind.unwrap_or_default();
         let raw = match (kind, &p.capacity) {
             (PhaseKind::Load, None) => return Ok((kind, None)),
             (PhaseKind::Load, Some(_)) => {
-                return Err(self.err(format!("{key}.capacity"), "{ … }", "is only read for a phase of kind = \"capacity\": add it, or remove the table"))
+                return Err(self.err(
+                    format!("{key}.capacity"),
+                    "{ … }",
+                    "is only read for a phase of kind = \"capacity\": add it, or remove the table",
+                ))
             }
             (PhaseKind::Capacity, None) => {
                 return Err(self.err(
@@ -464,14 +474,23 @@ impl Validator<'_> {
             (PhaseKind::Capacity, Some(c)) => c,
         };
         if let Some(n) = p.ops_per_session {
-            return Err(self.err(format!("{key}.ops_per_session"), n, "a capacity phase measures each step for its step_duration: remove ops_per_session"));
+            return Err(self.err(
+                format!("{key}.ops_per_session"),
+                n,
+                "a capacity phase measures each step for its step_duration: remove ops_per_session",
+            ));
         }
         let max_sessions = self.int(&format!("{key}.capacity.max_sessions"), raw.max_sessions, sessions.saturating_add(1).min(64), 64)?;
         if max_sessions <= sessions {
-            return Err(self.err(format!("{key}.capacity.max_sessions"), max_sessions, format!("must be above the phase's sessions ({sessions}), the search's lowest count")));
+            return Err(self.err(
+                format!("{key}.capacity.max_sessions"),
+                max_sessions,
+                format!("must be above the phase's sessions ({sessions}), the search's lowest count"),
+            ));
         }
         let step = self.int(&format!("{key}.capacity.step"), raw.step.unwrap_or(0), 0, 64)?;
-        let step_duration = self.dur(&format!("{key}.capacity.step_duration"), raw.step_duration.map_or(Duration::from_secs(20), |d| d.0), 2 * SEC, HOUR)?;
+        let step_duration =
+            self.dur(&format!("{key}.capacity.step_duration"), raw.step_duration.map_or(Duration::from_secs(20), |d| d.0), 2 * SEC, HOUR)?;
         let warmup = raw.warmup.map_or(step_duration / 4, |d| d.0);
         if warmup >= step_duration {
             return Err(self.err(

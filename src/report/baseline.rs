@@ -16,7 +16,7 @@ pub struct BaselineReport {
     pub taken_at: String,
     /// What was measured.
     pub measured: BaselineInfo,
-    /// The last phase that ran ops, against the baseline (null when none ran or the baseline
+    /// The last load phase that ran ops, against the baseline (null when none ran or the baseline
     /// has no successful op).
     pub last_phase: Option<BaselineComparison>,
 }
@@ -59,7 +59,12 @@ pub(super) fn baseline(r: &StoreReader, phases: &[PhaseReport]) -> Result<Option
     })?;
     let Some((taken_at, measured)) = found else { return Ok(None) };
     // the last phase that ran the task the baseline measured: another task's figures compare nothing
-    let last_phase = phases.iter().rev().find(|p| p.ops_attempted > 0 && p.task_kind == measured.task).and_then(|p| compare(&measured, p));
+    // (a capacity phase ran many counts of sessions: no one per-session figure to compare)
+    let last_phase = phases
+        .iter()
+        .rev()
+        .find(|p| p.ops_attempted > 0 && p.task_kind == measured.task && p.capacity.is_empty())
+        .and_then(|p| compare(&measured, p));
     Ok(Some(BaselineReport { taken_at, measured, last_phase }))
 }
 

@@ -82,6 +82,9 @@ pub struct CapacityStep {
     /// Why not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// It was ended before its time because its failure was already settled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended_early: bool,
 }
 
 /// One capacity search (one browser, or the phase's placement): its shape, every step (sorted by
@@ -144,11 +147,12 @@ impl CapacityReport {
         self.complete = next_count(self.shape(), &done).is_none();
         let figures = |s: &CapacityStep| {
             let which = if s.p95_basis == "in_page" { "in-page p95" } else { "p95" };
-            format!("{which} {}, success {}%, {} ops/s", fmt_ms(s.p95_ms), s.success_pct, round3(s.ops_per_s))
+            format!("{which} {}, success {}%, {:.1} ops/s", fmt_ms(s.p95_ms), s.success_pct, s.ops_per_s)
         };
         let why = |n: u32| self.step_at(n).map(|s| s.failures.join("; ")).unwrap_or_default();
         let answer = match (best, fail) {
             (None, None) => "no step was measured (the search was cut short)".to_string(),
+            (None, Some(1)) => format!("no sustainable count: 1 session already fails: {}", why(1)),
             (None, Some(f)) => format!("no sustainable count: {f} sessions already fail: {}", why(f)),
             (Some(b), f) => {
                 let at = self.step_at(b).map(figures).unwrap_or_default();
@@ -208,7 +212,19 @@ pub fn capacity_of(r: &StoreReader, idx: u32) -> Result<Vec<CapacityReport>, Sto
                 }
             }
         }
-        Event::CapacityStep { browser, sessions, attempted, succeeded, p95_ms, p95_basis, ops_per_s, measured_ms, passed, failures } => {
+        Event::CapacityStep {
+            browser,
+            sessions,
+            attempted,
+            succeeded,
+            p95_ms,
+            p95_basis,
+            ops_per_s,
+            measured_ms,
+            passed,
+            failures,
+            settled_early,
+        } => {
             if let Some(c) = out.iter_mut().find(|c| c.browser == browser) {
                 // a step measured again after an interruption replaces the earlier one
                 c.steps.retain(|s| s.sessions != sessions);
@@ -225,6 +241,7 @@ pub fn capacity_of(r: &StoreReader, idx: u32) -> Result<Vec<CapacityReport>, Sto
                     measured_s: round3(measured_ms as f64 / 1000.0),
                     passed,
                     failures,
+                    ended_early: settled_early,
                 });
             }
         }
@@ -254,7 +271,11 @@ pub(super) fn text_lines(phases: &[super::phase::PhaseReport]) -> Vec<String> {
                         s.success_pct.clone(),
                         f1(s.ops_per_s),
                         f1(s.p95_ms),
-                        if s.passed { "holds".into() } else { "fails".into() },
+                        match (s.passed, s.ended_early) {
+                            (true, _) => "holds".into(),
+                            (false, false) => "fails".into(),
+                            (false, true) => "fails (settled early)".into(),
+                        },
                         s.order.to_string(),
                     ]
                 })
@@ -361,6 +382,7 @@ mod tests {
             measured_s: 15.0,
             passed,
             failures: if passed { vec![] } else { vec![why.into()] },
+            ended_early: false,
         }
     }
 
@@ -394,7 +416,7 @@ mod tests {
         assert!(c.complete);
         assert_eq!(
             c.answer,
-            "chromium: max sustainable sessions: 2 (in-page p95 12.5 ms, success 100.0%, 20 ops/s); 3 fails: in-page p95 900 ms not below the 500 ms limit"
+            "chromium: max sustainable sessions: 2 (in-page p95 12.5 ms, success 100.0%, 20.0 ops/s); 3 fails: in-page p95 900 ms not below the 500 ms limit"
         );
         assert_eq!(c.steps.iter().map(|s| s.sessions).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     }
@@ -406,7 +428,7 @@ mod tests {
         assert!(c.answer.contains("at least 4") && c.answer.contains("5..7 not measured"), "{}", c.answer);
         let c = report(vec![step(1, 1, false, "no ops were attempted")]);
         assert_eq!(c.max_sustainable, None);
-        assert!(c.answer.contains("no sustainable count: 1 sessions already fail: no ops were attempted"), "{}", c.answer);
+        assert!(c.answer.contains("no sustainable count: 1 session already fails: no ops were attempted"), "{}", c.answer);
         let c = report(vec![step(1, 1, true, ""), step(2, 2, true, ""), step(3, 4, true, ""), step(4, 8, true, "")]);
         assert!(c.complete && c.answer.contains("upper bound"), "{}", c.answer);
     }

@@ -266,7 +266,8 @@ fn capacity_section(h: &mut String, c: &CampaignReport) {
         let _ = writeln!(h, "<p class=\"capacity-answer\"><b>phase {} {}</b>: {}</p>", p.index + 1, esc(&p.name), esc(&cap.answer));
         h.push_str("<table class=\"capacity-steps\"><tr><th>sessions</th><th>ops</th><th>success %</th><th>ops/s</th><th>p95 ms</th><th class=\"l\">result</th><th>step</th></tr>\n");
         for st in &cap.steps {
-            let result = if st.passed { "holds".to_string() } else { format!("fails: {}", st.failures.join("; ")) };
+            let early = if st.ended_early { " (ended early: settled)" } else { "" };
+            let result = if st.passed { "holds".to_string() } else { format!("fails{early}: {}", st.failures.join("; ")) };
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td class=\"l wrap {}\">{}</td><td>{}</td></tr>",
@@ -306,7 +307,10 @@ fn capacity_svg(cap: &super::capacity::CapacityReport) -> String {
         mid = w / 2.0,
         bl = ht - 8.0,
     );
-    svg.push_str(&format!("<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n", line(&|s| s.ops_per_s, max_ops)));
+    svg.push_str(&format!(
+        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n",
+        line(&|s| s.ops_per_s, max_ops)
+    ));
     svg.push_str(&format!(
         "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"5,4\" points=\"{}\"/>\n",
         line(&|s| s.p95_ms, max_p95)

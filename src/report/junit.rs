@@ -108,11 +108,20 @@ fn capacity_cases(c: &CampaignReport, p: &PhaseReport) -> Vec<TestCase> {
         .iter()
         .map(|cap| {
             let on = cap.browser.as_deref().map(|b| format!(" on {b}")).unwrap_or_default();
-            let name = format!("phase {} {}: capacity{on} (at least {} sessions hold)", p.index + 1, p.name, cap.min_sessions);
+            let name = format!("phase {} {}: capacity{on}, the lowest count ({}) holds", p.index + 1, p.name, cap.min_sessions);
             let curve: Vec<String> = cap
                 .steps
                 .iter()
-                .map(|s| format!("{} sessions: {} ops/s, p95 {}, success {}%, {}", s.sessions, s.ops_per_s, fmt_ms(s.p95_ms), s.success_pct, if s.passed { "holds" } else { "fails" }))
+                .map(|s| {
+                    format!(
+                        "{} sessions: {} ops/s, p95 {}, success {}%, {}",
+                        s.sessions,
+                        s.ops_per_s,
+                        fmt_ms(s.p95_ms),
+                        s.success_pct,
+                        if s.passed { "holds" } else { "fails" }
+                    )
+                })
                 .collect();
             let figures = format!("{}\n{}", cap.answer, curve.join("\n"));
             let why = cap.max_sustainable.is_none().then(|| cap.answer.clone());

@@ -118,7 +118,14 @@ pub fn render_summary_md(c: &CampaignReport) -> String {
             out.push("|--:|--:|--:|--:|--:|---|".into());
             for s in &cap.steps {
                 let result = if s.passed { "✅ holds" } else { "❌ fails" };
-                out.push(format!("| {} | {} | {} | {} | {} | {result} |", s.sessions, s.attempted, s.success_pct, f1(s.ops_per_s), f1(s.p95_ms)));
+                out.push(format!(
+                    "| {} | {} | {} | {} | {} | {result} |",
+                    s.sessions,
+                    s.attempted,
+                    s.success_pct,
+                    f1(s.ops_per_s),
+                    f1(s.p95_ms)
+                ));
             }
         }
     }

@@ -809,7 +809,9 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
                 "INSERT INTO phases (idx, name, stress_level, task_kind, sessions_planned, sessions, duration_planned_ms, started_at, elapsed_ms, status, min_success_rate, max_p95_ms, notes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 'running', ?9, ?10, ?11)
                  ON CONFLICT(idx) DO UPDATE SET status='running', sessions=excluded.sessions,
-                   notes=json_insert(phases.notes, '$[#]', json_extract(excluded.notes, '$[0]'))",
+                   notes=(SELECT json_group_array(value) FROM (
+                     SELECT 0 AS src, key, value FROM json_each(phases.notes)
+                     UNION ALL SELECT 1, key, value FROM json_each(excluded.notes) ORDER BY src, key))",
                 params![
                     p.idx, p.name, p.stress_level, p.task_kind, p.sessions_planned, p.sessions, p.duration_planned.as_millis() as i64,
                     rfc3339(p.started_at), p.min_success_rate, p.max_p95_ms as i64, serde_json::to_string(&p.notes).unwrap_or_else(|_| "[]".into())

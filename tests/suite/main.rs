@@ -8,6 +8,7 @@
 
 mod breaker_vectors;
 mod browser;
+mod capacity;
 mod check;
 mod ci_outputs;
 mod cli;
