@@ -253,63 +253,6 @@ pub fn capacity_of(r: &StoreReader, idx: u32) -> Result<Vec<CapacityReport>, Sto
     Ok(out)
 }
 
-/// `summary.txt`'s capacity section: each search's answer, then its curve (throughput and p95
-/// against sessions, in the order of the counts). Empty without a capacity phase.
-pub(super) fn text_lines(phases: &[super::phase::PhaseReport]) -> Vec<String> {
-    use super::table::{f1, table, Align};
-    let mut out = Vec::new();
-    for p in phases.iter().filter(|p| !p.capacity.is_empty()) {
-        for c in &p.capacity {
-            out.push(format!("  phase {} {}: {}", p.index + 1, p.name, c.answer));
-            let rows: Vec<Vec<String>> = c
-                .steps
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.sessions.to_string(),
-                        s.attempted.to_string(),
-                        s.success_pct.clone(),
-                        f1(s.ops_per_s),
-                        f1(s.p95_ms),
-                        match (s.passed, s.ended_early) {
-                            (true, _) => "holds".into(),
-                            (false, false) => "fails".into(),
-                            (false, true) => "fails (settled early)".into(),
-                        },
-                        s.order.to_string(),
-                    ]
-                })
-                .collect();
-            out.extend(table(
-                "    ",
-                &[
-                    ("sessions", Align::Right),
-                    ("ops", Align::Right),
-                    ("success %", Align::Right),
-                    ("ops/s", Align::Right),
-                    (if c.steps.iter().all(|s| s.p95_basis == "in_page") { "in-page p95 ms" } else { "p95 ms" }, Align::Right),
-                    ("result", Align::Left),
-                    ("step", Align::Right),
-                ],
-                &rows,
-            ));
-            out.push(format!(
-                "    each step {}s, the first {}s not measured; counts {}..{} {}",
-                c.step_s,
-                c.warmup_s,
-                c.min_sessions,
-                c.max_sessions,
-                if c.step == 0 { "doubling, then bisecting".to_string() } else { format!("+{} per step, then bisecting", c.step) }
-            ));
-        }
-    }
-    if !out.is_empty() {
-        out.insert(0, "Capacity (the most sessions the phase's criteria held at, measured step by step)".into());
-        out.insert(0, String::new());
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,7 +112,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     header(&mut out, c);
     tuned_section(&mut out, c);
     phases_section(&mut out, c);
-    out.extend(super::capacity::text_lines(&c.phases));
+    out.extend(capacity_lines(&c.phases));
     failures_section(&mut out, c);
     console_section(&mut out, c);
     resources_section(&mut out, c);
@@ -276,6 +276,62 @@ fn phases_section(out: &mut Vec<String>, c: &CampaignReport) {
             out.extend(lines);
         }
     }
+}
+
+/// `summary.txt`'s capacity section: each search's answer, then its curve (throughput and p95
+/// against sessions, in the order of the counts). Empty without a capacity phase.
+fn capacity_lines(phases: &[PhaseReport]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in phases.iter().filter(|p| !p.capacity.is_empty()) {
+        for c in &p.capacity {
+            out.push(format!("  phase {} {}: {}", p.index + 1, p.name, c.answer));
+            let rows: Vec<Vec<String>> = c
+                .steps
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.sessions.to_string(),
+                        s.attempted.to_string(),
+                        s.success_pct.clone(),
+                        f1(s.ops_per_s),
+                        f1(s.p95_ms),
+                        match (s.passed, s.ended_early) {
+                            (true, _) => "holds".into(),
+                            (false, false) => "fails".into(),
+                            (false, true) => "fails (settled early)".into(),
+                        },
+                        s.order.to_string(),
+                    ]
+                })
+                .collect();
+            out.extend(table(
+                "    ",
+                &[
+                    ("sessions", Align::Right),
+                    ("ops", Align::Right),
+                    ("success %", Align::Right),
+                    ("ops/s", Align::Right),
+                    (if c.steps.iter().all(|s| s.p95_basis == "in_page") { "in-page p95 ms" } else { "p95 ms" }, Align::Right),
+                    ("result", Align::Left),
+                    ("step", Align::Right),
+                ],
+                &rows,
+            ));
+            out.push(format!(
+                "    each step {}s, the first {}s not measured; counts {}..{} {}",
+                c.step_s,
+                c.warmup_s,
+                c.min_sessions,
+                c.max_sessions,
+                if c.step == 0 { "doubling, then bisecting".to_string() } else { format!("+{} per step, then bisecting", c.step) }
+            ));
+        }
+    }
+    if !out.is_empty() {
+        out.insert(0, "Capacity (the most sessions the phase's criteria held at, measured step by step)".into());
+        out.insert(0, String::new());
+    }
+    out
 }
 
 fn failures_section(out: &mut Vec<String>, c: &CampaignReport) {
