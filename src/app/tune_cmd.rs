@@ -10,7 +10,7 @@ use crate::report::tune::{tune as suggest, History, TuneError, Tuning};
 use crate::report::TunedReport;
 
 /// What the stores of `ids` suggest; an unknown or unfinished id is bad input (exit 2) naming it.
-fn tuning(common: &CommonArgs, ids: &[String]) -> Result<Tuning, CliError> {
+fn tuning(common: &CommonArgs, ids: &[String], target: &Config) -> Result<Tuning, CliError> {
     let mut histories = Vec::with_capacity(ids.len());
     for id in ids {
         let (r, c) = load_report(&common.state_dir, id)?;
@@ -20,20 +20,22 @@ fn tuning(common: &CommonArgs, ids: &[String]) -> Result<Tuning, CliError> {
         })?;
         histories.push(h);
     }
-    Ok(suggest(&histories))
+    Ok(suggest(&histories, target))
 }
 
 /// `stressctl tune`.
 pub(super) fn tune(common: &CommonArgs, a: &TuneArgs) -> Result<u8, CliError> {
-    print!("{}", tuning(common, &a.ids)?.render());
+    // the config the overlay is for (--profile/--config): its phases get session counts
+    let target = load_config(common)?;
+    print!("{}", tuning(common, &a.ids, &target)?.render());
     Ok(EXIT_OK)
 }
 
 /// The config with the overlay of `ids` layered on top, and every tuned setting as the effective
 /// config has it without and with it (printed, and recorded for the reports).
 pub(super) fn tuned_config(common: &CommonArgs, ids: &[String]) -> Result<(Config, TunedReport), CliError> {
-    let t = tuning(common, ids)?;
     let old = load_config(common)?;
+    let t = tuning(common, ids, &old)?;
     let name = format!("<tuned from {}>", ids.join(" "));
     let new = Config::load_with_overlay(common.config.as_deref(), common.profile.as_deref(), Some((&name, &t.render())))?;
     let table = |c: &Config| -> Result<toml::Table, CliError> {

@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     pub logging: LoggingConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
+    pub phase_sessions: Option<std::collections::BTreeMap<String, u32>>,
     pub faults: Option<Vec<RawFault>>,
     pub notify: Option<Vec<super::NotifyConfig>>,
 }

@@ -41,6 +41,7 @@ impl Validator<'_> {
         let default_timeout = self.op_timeout("task.op_timeout", raw.task.as_ref().and_then(|t| t.op_timeout))?;
         self.preference(&raw.browser_preference)?;
         let mut phases = self.phases(raw.phases.unwrap_or_default(), (&default_task, default_timeout), &workers)?;
+        self.phase_sessions(raw.phase_sessions.unwrap_or_default(), &mut phases)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
         let notify = raw.notify.unwrap_or_default();
@@ -507,6 +508,28 @@ impl Validator<'_> {
             ));
         }
         Ok((kind, Some(CapacitySpec { max_sessions, step, step_duration, warmup })))
+    }
+
+    /// `[phase_sessions]`: the sessions of named load phases, over their `[[phases]]` entries
+    /// (what `stressctl tune` writes from a capacity result, without replacing the phase list).
+    /// A name that is no phase, or a capacity phase, is an error naming the key.
+    fn phase_sessions(&self, overrides: std::collections::BTreeMap<String, u32>, phases: &mut [PhaseConfig]) -> Result<(), ConfigError> {
+        for (name, n) in overrides {
+            let key = format!("phase_sessions.{name}");
+            let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+            let Some(i) = phases.iter().position(|p| p.name == name) else {
+                return Err(self.err(key, n, format!("names no phase (the phases are {})", names.join(", "))));
+            };
+            if phases[i].capacity.is_some() {
+                return Err(self.err(
+                    key,
+                    n,
+                    "names a capacity phase, whose sessions is its search's lowest count: set it in its [[phases]] entry",
+                ));
+            }
+            phases[i].sessions = self.int(&key, n, 1, 64)?;
+        }
+        Ok(())
     }
 
     /// Fits the phases into `campaign.total_duration` (proportions kept, at least 1 s each) and

@@ -17,8 +17,11 @@
 //! - `recovery.first_rung.<class>`: the strategy that recovered the class most often (a tie goes
 //!   to the lower rung), so a class a retry never fixes starts where it does get fixed.
 //!
-//! Looked at and only reported: per-phase session counts (no campaign records a capacity result
-//! to take them from).
+//! - `phase_sessions.<phase>`: from a capacity result (a `kind = "capacity"` phase's answer,
+//!   the lowest when several campaigns or browsers give one), each load phase of the config being
+//!   tuned gets a share of it by its stress level — low a quarter, moderate half, high three
+//!   quarters, extreme all of it: the escalation then climbs to what this machine was measured
+//!   to hold instead of to a number written for another one.
 
 use super::typed_events::for_each_typed;
 use super::CampaignReport;
@@ -45,6 +48,8 @@ pub struct History {
     recover_ms: Vec<f64>,
     /// Per failure class, successes per strategy.
     recovered_by: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Capacity answers: (phase, browser, max sustainable sessions, the answer).
+    capacity: Vec<(String, Option<String>, u32, String)>,
 }
 
 /// Why a campaign cannot be tuned from.
@@ -86,7 +91,16 @@ impl History {
                 }
             }
         })?;
-        Ok(History { id: c.campaign_id.clone(), in_page, passing_rates, recover_ms, recovered_by })
+        let capacity = c
+            .phases
+            .iter()
+            .flat_map(|p| {
+                p.capacity
+                    .iter()
+                    .filter_map(move |cap| Some((p.name.clone(), cap.browser.clone(), cap.max_sustainable?, cap.answer.clone())))
+            })
+            .collect();
+        Ok(History { id: c.campaign_id.clone(), in_page, passing_rates, recover_ms, recovered_by, capacity })
     }
 }
 
@@ -131,8 +145,20 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[rank - 1]
 }
 
-/// The overlay the histories suggest.
-pub fn tune(histories: &[History]) -> Tuning {
+/// The share of a measured capacity a load phase of `level` runs.
+fn capacity_share(level: crate::config::StressLevel) -> f64 {
+    use crate::config::StressLevel;
+    match level {
+        StressLevel::Low => 0.25,
+        StressLevel::Moderate => 0.5,
+        StressLevel::High => 0.75,
+        StressLevel::Extreme => 1.0,
+    }
+}
+
+/// The overlay the histories suggest for `target` (the config the overlay will be layered over:
+/// its load phases get session counts from a capacity result).
+pub fn tune(histories: &[History], target: &crate::config::Config) -> Tuning {
     let from: Vec<String> = histories.iter().map(|h| h.id.clone()).collect();
     let mut settings = Vec::new();
     let mut notes = Vec::new();
@@ -208,7 +234,27 @@ pub fn tune(histories: &[History]) -> Tuning {
             });
         }
     }
-    notes.push("phase sessions: these campaigns recorded no capacity result to take session counts from".into());
+    let found = histories.iter().flat_map(|h| h.capacity.iter().map(move |c| (h, c))).min_by_key(|(_, c)| c.2);
+    match found {
+        None => notes.push("phase sessions: these campaigns recorded no capacity result to take session counts from".into()),
+        Some((h, (phase, browser, n, _))) => {
+            let on = browser.as_deref().map(|b| format!(" on {b}")).unwrap_or_default();
+            for p in target.phases.iter().filter(|p| p.capacity.is_none()) {
+                let share = capacity_share(p.stress_level);
+                let sessions = ((*n as f64 * share).round() as i64).clamp(1, 64);
+                settings.push(Suggestion {
+                    key: format!("phase_sessions.{}", p.name),
+                    value: Value::Integer(sessions),
+                    source: format!(
+                        "capacity of {} phase {phase}{on}: {n} sessions held; stress level {} runs {:.0}% of it",
+                        h.id,
+                        p.stress_level.as_str(),
+                        share * 100.0
+                    ),
+                });
+            }
+        }
+    }
     Tuning { from, settings, notes }
 }
 
@@ -217,7 +263,9 @@ impl Tuning {
     pub fn overlay(&self) -> Table {
         let mut root = Table::new();
         for s in &self.settings {
-            let parts: Vec<&str> = s.key.split('.').collect();
+            let (table, name) = split_key(&s.key);
+            let mut parts: Vec<&str> = table.split('.').filter(|p| !p.is_empty()).collect();
+            parts.push(name);
             insert(&mut root, &parts, s.value.clone());
         }
         root
@@ -235,7 +283,7 @@ impl Tuning {
         }
         let mut tables: Vec<&str> = Vec::new();
         for s in &self.settings {
-            let table = s.key.rsplit_once('.').map_or("", |(t, _)| t);
+            let table = split_key(&s.key).0;
             if !tables.contains(&table) {
                 tables.push(table);
             }
@@ -245,10 +293,10 @@ impl Tuning {
             if !table.is_empty() {
                 out.push(format!("[{table}]"));
             }
-            for s in self.settings.iter().filter(|s| s.key.rsplit_once('.').map_or("", |(t, _)| t) == table) {
-                let name = s.key.rsplit_once('.').map_or(s.key.as_str(), |(_, k)| k);
+            for s in self.settings.iter().filter(|s| split_key(&s.key).0 == table) {
+                let name = split_key(&s.key).1;
                 out.push(format!("# {}", s.source));
-                out.push(format!("{name} = {}", s.value));
+                out.push(format!("{} = {}", toml_key(name), s.value));
             }
         }
         out.push(String::new());
@@ -269,11 +317,40 @@ impl Tuning {
                 _ => vec![s.key.clone()],
             };
             for key in keys {
-                let show = |t: &Table| lookup(t, &key).map_or_else(|| "(unset)".to_string(), |v| v.to_string());
+                let show = |t: &Table| {
+                    let v = match key.strip_prefix("phase_sessions.") {
+                        // applied to the phase of that name: its sessions in the effective config
+                        Some(phase) => t
+                            .get("phases")
+                            .and_then(Value::as_array)
+                            .and_then(|ps| ps.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(phase)))
+                            .and_then(|p| p.get("sessions")),
+                        None => lookup(t, &key),
+                    };
+                    v.map_or_else(|| "(unset)".to_string(), |v| v.to_string())
+                };
                 out.push(TunedSetting { old: show(old), new: show(new), key, source: s.source.clone() });
             }
         }
         out
+    }
+}
+
+/// A suggestion's key as (table, key in it): the last dotted part in its table, except under
+/// `phase_sessions`, whose keys are phase names (which may hold dots).
+fn split_key(key: &str) -> (&str, &str) {
+    match key.strip_prefix("phase_sessions.") {
+        Some(name) => ("phase_sessions", name),
+        None => key.rsplit_once('.').unwrap_or(("", key)),
+    }
+}
+
+/// `name` as a TOML key: bare when it can be, quoted otherwise.
+fn toml_key(name: &str) -> String {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        name.to_string()
+    } else {
+        Value::String(name.to_string()).to_string()
     }
 }
 
@@ -321,6 +398,7 @@ mod tests {
                 FailureClass::Crash.to_string(),
                 BTreeMap::from([("new_session".to_string(), 3), ("retry".to_string(), 1)]),
             )]),
+            capacity: Vec::new(),
         }
     }
 
@@ -332,7 +410,7 @@ mod tests {
         // a tie: the lower rung
         b.recovered_by
             .insert(FailureClass::GpuError.to_string(), BTreeMap::from([("new_session".to_string(), 2), ("retry".to_string(), 2)]));
-        let t = tune(&[a, b]);
+        let t = tune(&[a, b], &quick());
         let get = |k: &str| t.settings.iter().find(|s| s.key == k).map(|s| s.value.clone());
         // p99.9 of 999 ops (nearest rank 999): the one 2049 ms op; 4 x that, rounded up to 100 ms
         assert_eq!(get("browser.op_timeout"), Some(Value::String("8s 200ms".into())), "{t:?}");
@@ -354,11 +432,49 @@ mod tests {
         assert!(c.iter().any(|c| c.key == "breaker.task.recovery_timeout" && c.old == c.new));
     }
 
+    fn quick() -> crate::config::Config {
+        crate::config::Config::load(None, Some("quick")).unwrap()
+    }
+
+    #[test]
+    fn load_phases_get_a_share_of_the_lowest_capacity_measured() {
+        let mut a = history("a", &[], &[], &[]);
+        a.capacity = vec![("capacity".into(), Some("chromium".into()), 6, "max sustainable sessions: 6".into())];
+        let mut b = history("b", &[], &[], &[]);
+        b.capacity = vec![("capacity".into(), None, 9, "max sustainable sessions: 9".into())];
+        let target = crate::config::Config::parse(
+            "[[phases]]\nname = \"warm.up\"\nduration = \"5s\"\nsessions = 1\nstress_level = \"low\"\n\
+             [[phases]]\nname = \"high-1\"\nduration = \"5s\"\nsessions = 2\nstress_level = \"high\"\n\
+             [[phases]]\nname = \"stress\"\nduration = \"5s\"\nsessions = 2\nstress_level = \"extreme\"\n",
+            "t",
+        )
+        .unwrap();
+        let t = tune(&[a, b], &target);
+        let get = |k: &str| t.settings.iter().find(|s| s.key == k).map(|s| (s.value.clone(), s.source.clone()));
+        let (v, source) = get("phase_sessions.high-1").unwrap();
+        // the lower of 6 and 9; high: three quarters, rounded
+        assert_eq!(v, Value::Integer(5));
+        assert!(source.contains("capacity of a phase capacity on chromium: 6 sessions held") && source.contains("75%"), "{source}");
+        assert_eq!(get("phase_sessions.stress").unwrap().0, Value::Integer(6));
+        // a quarter of 6 rounds to 2; a name with a dot is quoted
+        assert_eq!(get("phase_sessions.warm.up").unwrap().0, Value::Integer(2));
+        let text = t.render();
+        assert!(text.contains("[phase_sessions]") && text.contains("\"warm.up\" = 2"), "{text}");
+        let parsed: Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed, t.overlay());
+        // the overlay over the target: the phases run those counts
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("target.toml");
+        std::fs::write(&file, target.to_toml().unwrap()).unwrap();
+        let tuned = crate::config::Config::load_with_overlay(Some(&file), None, Some(("tuned", &text))).unwrap();
+        assert_eq!(tuned.phases.iter().map(|p| p.sessions).collect::<Vec<_>>(), [2, 5, 6]);
+    }
+
     #[test]
     fn nothing_measured_nothing_tuned_and_said_why() {
         let mut h = history("a", &[], &[(5, 0)], &[]);
         h.recovered_by.clear();
-        let t = tune(&[h]);
+        let t = tune(&[h], &quick());
         assert!(t.settings.is_empty(), "{t:?}");
         assert_eq!(t.notes.iter().filter(|n| n.starts_with("breaker.") || n.starts_with("browser.")).count(), 3, "{:?}", t.notes);
         assert!(t.render().parse::<Table>().unwrap().is_empty());

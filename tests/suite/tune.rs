@@ -80,3 +80,46 @@ fn tune_prints_an_overlay_from_two_campaigns_and_a_campaign_tuned_from_them_list
     assert!(summary.contains(&format!("Tuned from {}", ids.join(", "))), "{summary}");
     assert!(summary.contains(&format!("browser.op_timeout: \"10s\" -> \"{op_timeout}\"")), "{summary}");
 }
+
+#[test]
+fn a_capacity_result_tunes_the_session_counts_of_the_load_phases() {
+    let sb = Sandbox::new("tune-capacity");
+    // synthetic ops hold at every count: the search's answer is its bound, 4
+    let search = phase(
+        "cap",
+        "30s",
+        1,
+        "kind = \"capacity\"\n[phases.criteria]\nmax_p95 = \"1s\"\n[phases.capacity]\nmax_sessions = 4\nstep_duration = \"2s\"\nwarmup = \"500ms\"\n",
+    );
+    let cap = sb.write("cap.toml", &format!("{}{}{search}", header("cap", ""), synthetic_task("2ms", 0.0)));
+    run(sb.launch(&cap), Duration::from_secs(60)).expect_code(0);
+    let id = ids(&sb).pop().expect("the capacity campaign");
+
+    let phases = [phase("light", "2s", 1, "stress_level = \"low\""), phase("stress", "2s", 1, "stress_level = \"extreme\"")].concat();
+    let load = sb.write("load.toml", &format!("{}{}{phases}", header("load", ""), synthetic_task("2ms", 0.0)));
+    let out = run(sb.cmd(["tune", id.as_str(), "--config", &load.display().to_string()]), Duration::from_secs(30));
+    out.expect_code(0);
+    let overlay: toml::Table = out.stdout.parse().unwrap_or_else(|e| panic!("{e}\n{}", out.stdout));
+    // a quarter of 4 for the low phase, all of it for the extreme one
+    assert_eq!(overlay["phase_sessions"]["light"].as_integer(), Some(1), "{}", out.stdout);
+    assert_eq!(overlay["phase_sessions"]["stress"].as_integer(), Some(4), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("# capacity of {id} phase cap: 4 sessions held; stress level extreme runs 100% of it")),
+        "{}",
+        out.stdout
+    );
+
+    let tuned = run(sb.cmd(["launch", "--config", &load.display().to_string(), "--tuned-from", id.as_str()]), Duration::from_secs(60));
+    tuned.expect_code(0);
+    assert!(tuned.stdout.contains("stressctl: tuned phase_sessions.stress: 1 -> 4"), "{}", tuned.describe());
+    let dir = sb.campaign_dirs().into_iter().find(|d| !d.ends_with(&id)).expect("the tuned campaign");
+    let r = read_json(&dir.join("campaign_report.json"));
+    assert_eq!(r["phases"][1]["sessions"], 4, "{}", r["phases"][1]);
+    let listed = r["tuned"].to_string();
+    assert!(listed.contains("phase_sessions.stress"), "{listed}");
+    // bad input: a phase that does not exist, named
+    let bad = sb.write("bad.toml", &format!("{}{}{phases}\n[phase_sessions]\nnope = 2\n", header("bad", ""), synthetic_task("2ms", 0.0)));
+    let out = run(sb.cmd(["check", "--config", &bad.display().to_string()]), Duration::from_secs(30));
+    out.expect_code(2);
+    assert!(out.stderr.contains("phase_sessions.nope"), "{}", out.describe());
+}
