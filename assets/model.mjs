@@ -1,8 +1,8 @@
 // stressctl `model` task: one onnxruntime-web inference per op, checked against the wasm provider.
 //
-// Loaded by the test page on the first model op (import('/model/model.mjs')); everything it
-// fetches comes from the same loopback server: onnxruntime-web from /ort/<id>/, the model from
-// /models/<id>.onnx. Browser-neutral: only ES modules, fetch, performance and navigator.gpu/ml.
+// Loaded by the test page on the first model op (import(spec.module)); everything it
+// fetches comes from the same page server, under content-hashed paths: onnxruntime-web from
+// a/<hash>/, the model from a/<hash>/model.onnx. Browser-neutral: only ES modules, fetch, performance and navigator.gpu/ml.
 //
 // One inference session per browser session (a page lives as long as its session). `prepare`
 // loads onnxruntime-web, creates the session (load_ms) and runs the first inference (first_inference_ms,

@@ -123,16 +123,16 @@ impl Grid {
     }
 
     /// Deletes through the hub every session stressctl opened and did not discard, and every
-    /// session with its Chromium profile under `profiles_dir` (one whose new-session request was
-    /// given up: after waiting, bounded, for the hub to finish creating it); returns how many the
-    /// hub deleted. Bounded by [`HUB_TIMEOUT`] per request.
-    pub async fn delete_leftovers(&self, profiles_dir: &str) -> usize {
+    /// session marked as run `run`'s (`stressctl:run`: one whose new-session request was given
+    /// up, after waiting, bounded, for the hub to finish creating it); returns how many the hub
+    /// deleted. Bounded by [`HUB_TIMEOUT`] per request.
+    pub async fn delete_leftovers(&self, run: &str) -> usize {
         let mut ours: HashSet<String> = lock(&self.ours).drain().collect();
         let abandoned = self.abandoned.swap(0, std::sync::atomic::Ordering::Relaxed) > 0;
         let deadline = Instant::now() + ABANDONED_WAIT;
         loop {
             let Ok(st) = self.status().await else { break };
-            let (marked, reserved) = st.sessions_under(profiles_dir);
+            let (marked, reserved) = st.sessions_of_run(run);
             ours.extend(marked);
             if !abandoned || !reserved || Instant::now() >= deadline {
                 break;
@@ -251,7 +251,7 @@ impl GridSet {
     /// Deletes what is left of stressctl's sessions on every Grid (see [`Grid::delete_leftovers`]).
     pub async fn delete_leftovers(&self, profiles_dir: &std::path::Path) {
         for g in self.all() {
-            let n = g.delete_leftovers(&profiles_dir.display().to_string()).await;
+            let n = g.delete_leftovers(&super::session::run_tag(profiles_dir)).await;
             if n > 0 {
                 tracing::info!(target: "stressctl::browser", worker = %g.worker, "{n} grid session(s) left open were deleted through the hub");
             }

@@ -2,6 +2,7 @@
 //! availability, slots per browser, the sessions in them), and the two bounded HTTP requests the
 //! Grid client makes (`GET` JSON, `DELETE`). Parsing is pure, so it is tested on literal answers.
 
+use super::session::RUN_CAP;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -28,9 +29,10 @@ pub struct GridSlot {
     pub browser: String,
     /// The session in it, if any (`reserved` while the hub is still creating one).
     pub session: Option<String>,
-    /// The session's Chromium profile (`capabilities.chrome.userDataDir`): stressctl's sessions
-    /// have theirs under the run's profiles directory, which identifies one it never got the id of.
-    pub user_data_dir: Option<String>,
+    /// The run that opened the session (its `stressctl:run` capability, which the node keeps
+    /// in the session's capabilities): identifies one of stressctl's sessions it never got the
+    /// id of.
+    pub run: Option<String>,
 }
 
 /// One node.
@@ -76,15 +78,12 @@ impl GridStatus {
         self.nodes.iter().find(|n| n.slots.iter().any(|s| s.session.as_deref() == Some(session_id)))
     }
 
-    /// Sessions whose Chromium profile is under `profiles_dir`, and whether any slot is still
+    /// Sessions marked as run `run`'s (`stressctl:run`), and whether any slot is still
     /// `reserved` (a session being created).
-    pub fn sessions_under(&self, profiles_dir: &str) -> (Vec<String>, bool) {
+    pub fn sessions_of_run(&self, run: &str) -> (Vec<String>, bool) {
         let slots = self.nodes.iter().flat_map(|n| &n.slots);
         let reserved = slots.clone().any(|s| s.session.as_deref() == Some("reserved"));
-        let ids = slots
-            .filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(profiles_dir)))
-            .filter_map(|s| s.session.clone())
-            .collect();
+        let ids = slots.filter(|s| s.run.as_deref() == Some(run)).filter_map(|s| s.session.clone()).collect();
         (ids, reserved)
     }
 
@@ -134,9 +133,13 @@ fn parse_node(n: &Value) -> Result<GridNode, String> {
             named = st.get(NODE_CAP).and_then(Value::as_str).map(str::to_string);
         }
         let session = slot.get("session").and_then(|s| s.get("sessionId")).and_then(Value::as_str).map(str::to_string);
-        let user_data_dir =
-            slot.get("session").and_then(|s| s.pointer("/capabilities/chrome/userDataDir")).and_then(Value::as_str).map(str::to_string);
-        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, user_data_dir });
+        let run = slot
+            .get("session")
+            .and_then(|s| s.get("capabilities"))
+            .and_then(|c| c.get(RUN_CAP))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, run });
     }
     let authority =
         url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
@@ -220,6 +223,20 @@ mod tests {
         assert_eq!(st.free_slots("chrome", &HashSet::from(["abc".to_string()])), 2, "our own session's slot counts");
         assert_eq!(st.slots_per_browser(), "chrome 2, firefox 1");
         assert_eq!(st.nodes[0].free_for("firefox"), 1);
+        assert_eq!(st.sessions_of_run("stressctl-r1"), (vec![], false));
+    }
+
+    #[test]
+    fn a_session_is_known_as_the_runs_by_its_run_capability() {
+        let mut ours = slot("chrome", Some("node-1"), Some("s-ours"));
+        ours["session"]["capabilities"] = json!({"browserName": "chrome", RUN_CAP: "stressctl-r1"});
+        let mut other = slot("chrome", Some("node-1"), Some("s-other"));
+        other["session"]["capabilities"] = json!({"browserName": "chrome", RUN_CAP: "stressctl-r2"});
+        let v = json!({"value": {"ready": true, "message": "", "nodes": [
+            {"id": "u1", "uri": "http://127.0.0.1:5555", "availability": "UP", "version": "4.20.0",
+             "slots": [ours, other, slot("chrome", Some("node-1"), Some("reserved"))]}]}});
+        let st = parse_status(&v).unwrap();
+        assert_eq!(st.sessions_of_run("stressctl-r1"), (vec!["s-ours".to_string()], true));
     }
 
     #[test]

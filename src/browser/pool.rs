@@ -369,14 +369,14 @@ impl Pool {
                 return Err(OpError::new(e.class, format!("loading the test page: {}", e.message)));
             }
         }
-        if let (Some(store), Some(b), Some(pgid)) = (&self.store, s.browser, ep.pgid) {
+        if let (Some(store), Some(b), Some(pgid), Some(dir)) = (&self.store, s.browser, ep.pgid, &s.user_data_dir) {
             store.process(ProcessRow {
                 pid: b.pid,
                 start_time: b.start_time,
                 kind: "browser",
                 worker: w.id.clone(),
                 pgid,
-                marker: s.user_data_dir.display().to_string(),
+                marker: dir.display().to_string(),
             });
         }
         if let Some(b) = s.browser {

@@ -101,45 +101,86 @@ pub const FIREFOX_PREFS: &[(&str, bool)] = &[
     ("browser.startup.homepage_override.mstone", false),
 ];
 
-/// The Chromium command-line arguments for a session using `user_data_dir`.
-pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: &Path) -> Vec<String> {
+/// Where a session's browser runs, as far as what it is sent goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Placement<'a> {
+    /// On this machine, under a driver stressctl runs: its own profile directory here, the
+    /// configured browser binary, `--no-sandbox` when stressctl runs as root.
+    Local {
+        /// The session's fresh profile directory.
+        profile_dir: &'a Path,
+    },
+    /// On a WebDriver stressctl does not run (a remote `url`, a Selenium Grid node): nothing of
+    /// this machine is sent — no profile directory, no binary, no environment; the node's own
+    /// browser runs with a profile of its driver's making. Only the flags and preferences that
+    /// make the test work travel, in `goog:chromeOptions.args` and `moz:firefoxOptions.prefs`.
+    /// `run` marks the session (`stressctl:run`) so that one whose id stressctl never learnt can
+    /// still be found through a Grid hub ([`RUN_CAP`]).
+    Remote {
+        /// The run's tag.
+        run: &'a str,
+    },
+}
+
+/// The capability that marks a remote session as this run's (`stressctl:run`). A Grid node keeps
+/// the request's capabilities in the session it lists in `/status`, so the hub shows it.
+pub const RUN_CAP: &str = "stressctl:run";
+
+/// The Chromium command-line arguments for a session of `adapter`: with `user_data_dir` (a
+/// local session) also that profile and `--no-sandbox` when stressctl runs as root; without, only
+/// what any machine's Chromium needs for the test (a node sets its own sandbox and profile).
+pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: Option<&Path>) -> Vec<String> {
     let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
     args.extend(adapter.chromium_flags().iter().map(|s| s.to_string()));
     if cfg.headless {
         args.push("--headless=new".into());
     }
-    if running_as_root() {
-        args.push("--no-sandbox".into());
+    if let Some(dir) = user_data_dir {
+        if running_as_root() {
+            args.push("--no-sandbox".into());
+        }
+        args.push(format!("--user-data-dir={}", dir.display()));
     }
-    args.push(format!("--user-data-dir={}", user_data_dir.display()));
     args.extend(cfg.extra_args.iter().cloned());
     args
 }
 
-/// The capabilities that open a session of `launch` with its profile in `profile_dir`.
-pub fn capabilities(launch: &Launch<'_>, profile_dir: &Path) -> Capabilities {
+/// The capabilities that open a session of `launch` placed as `place`.
+pub fn capabilities(launch: &Launch<'_>, place: Placement<'_>) -> Capabilities {
     let mut caps = Capabilities::new();
     caps.insert("pageLoadStrategy".into(), json!("normal"));
+    let local = match place {
+        Placement::Local { profile_dir } => Some(profile_dir),
+        Placement::Remote { run } => {
+            caps.insert(RUN_CAP.into(), json!(run));
+            None
+        }
+    };
     match launch.kind {
         BrowserKind::Chromium => {
             caps.insert("browserName".into(), json!("chrome"));
-            caps.insert(
-                "goog:chromeOptions".into(),
-                json!({"binary": launch.cfg.chromium.display().to_string(), "args": chromium_args(launch.cfg, launch.adapter, profile_dir)}),
-            );
+            let mut opts = json!({"args": chromium_args(launch.cfg, launch.adapter, local)});
+            if local.is_some() {
+                opts["binary"] = json!(launch.cfg.chromium.display().to_string());
+            }
+            caps.insert("goog:chromeOptions".into(), opts);
         }
         BrowserKind::Firefox => {
             caps.insert("browserName".into(), json!("firefox"));
-            let mut args = vec![json!("-profile"), json!(profile_dir.display().to_string())];
+            let mut args = Vec::new();
             if launch.cfg.headless {
-                args.insert(0, json!("-headless"));
+                args.push(json!("-headless"));
+            }
+            if let Some(dir) = local {
+                args.extend([json!("-profile"), json!(dir.display().to_string())]);
             }
             args.extend(launch.cfg.extra_args.iter().map(|a| json!(a)));
             let prefs: serde_json::Map<String, serde_json::Value> = FIREFOX_PREFS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-            caps.insert(
-                "moz:firefoxOptions".into(),
-                json!({"binary": launch.cfg.firefox.display().to_string(), "args": args, "prefs": prefs}),
-            );
+            let mut opts = json!({"args": args, "prefs": prefs});
+            if local.is_some() {
+                opts["binary"] = json!(launch.cfg.firefox.display().to_string());
+            }
+            caps.insert("moz:firefoxOptions".into(), opts);
         }
     }
     caps
@@ -153,8 +194,9 @@ pub struct Session {
     pub worker: String,
     /// Driver generation of the worker when opened (a restarted driver invalidates it).
     pub driver_generation: u64,
-    /// Its profile directory (removed when the session is discarded).
-    pub user_data_dir: PathBuf,
+    /// Its profile directory here (removed when the session is discarded); None for a remote
+    /// session, whose node keeps its own.
+    pub user_data_dir: Option<PathBuf>,
     /// The browser's main process, when it runs on this machine (managed workers).
     pub browser: Option<ProcId>,
     /// Ops run in this session.
@@ -198,10 +240,20 @@ pub async fn open_with_caps(
     let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
     let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
     let label = format!("s{n}");
-    let user_data_dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
-    std::fs::create_dir_all(&user_data_dir)
-        .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", user_data_dir.display())))?;
-    let mut caps = capabilities(launch, &user_data_dir);
+    // a profile here only for a browser that runs here (a driver of ours)
+    let user_data_dir = match local_driver_pgid {
+        Some(_) => {
+            let dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", dir.display())))?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let mut caps = match &user_data_dir {
+        Some(dir) => capabilities(launch, Placement::Local { profile_dir: dir }),
+        None => capabilities(launch, Placement::Remote { run: &run_tag(profiles_dir) }),
+    };
     caps.extend(extra);
     let connect = async {
         if webdriver_url.starts_with("https://") {
@@ -219,24 +271,24 @@ pub async fn open_with_caps(
     let client = match tokio::time::timeout(cfg.session_timeout, connect).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            remove_profile(&user_data_dir);
+            remove_profile(user_data_dir.as_deref());
             return Err(e);
         }
         Err(_) => {
             // A browser may have been started; reap it by its profile marker in our driver's group.
-            if let Some(pgid) = local_driver_pgid {
-                if let Some(b) = find_browser(pgid, &user_data_dir) {
+            if let (Some(pgid), Some(dir)) = (local_driver_pgid, &user_data_dir) {
+                if let Some(b) = find_browser(pgid, dir) {
                     b.signal(libc::SIGKILL);
                 }
             }
-            remove_profile(&user_data_dir);
+            remove_profile(user_data_dir.as_deref());
             return Err(OpError::new(
                 FailureClass::LaunchFailure,
                 format!("no session from {webdriver_url} within {:?}", cfg.session_timeout),
             ));
         }
     };
-    let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));
+    let browser = local_driver_pgid.zip(user_data_dir.as_deref()).and_then(|(pgid, dir)| find_browser(pgid, dir));
     let s = Session {
         client,
         worker: worker.to_string(),
@@ -277,7 +329,15 @@ fn classify_new_session_error(url: &str, e: fantoccini::error::NewSessionError) 
     OpError::new(class, format!("opening a session on {url}: {e}"))
 }
 
-fn remove_profile(dir: &Path) {
+/// The tag of the run whose profiles live in `profiles_dir` (`<state>/runs/<id>/profiles`): its
+/// id, which names the run without naming anything on this machine.
+pub fn run_tag(profiles_dir: &Path) -> String {
+    let id = profiles_dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    format!("stressctl-{}", id.unwrap_or_else(|| std::process::id().to_string()))
+}
+
+fn remove_profile(dir: Option<&Path>) {
+    let Some(dir) = dir else { return };
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::debug!(target: "stressctl::browser", dir = %dir.display(), "cannot remove profile: {e}");
@@ -309,7 +369,7 @@ impl Session {
         if let Some(mut d) = own_driver {
             d.kill().await;
         }
-        remove_profile(&user_data_dir);
+        remove_profile(user_data_dir.as_deref());
     }
 }
 
@@ -363,5 +423,56 @@ pub async fn probe_adapter(client: &fantoccini::Client, mode: AdapterMode) -> Re
             v.get("message").and_then(serde_json::Value::as_str).unwrap_or("the page answered without `ok`"),
             500,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(kind: BrowserKind, cfg: &BrowserConfig) -> Launch<'_> {
+        Launch { kind, adapter: AdapterMode::Hardware, cfg }
+    }
+
+    #[test]
+    fn a_local_session_gets_its_profile_and_binary_a_remote_one_nothing_of_this_machine() {
+        let cfg = BrowserConfig { extra_args: vec!["--lang=en".into()], ..BrowserConfig::default() };
+        let dir = Path::new("/var/lib/stressctl/runs/r1/profiles/local-s1-42");
+        let local =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Local { profile_dir: dir })).unwrap();
+        let o = &local["goog:chromeOptions"];
+        assert_eq!(o["binary"], json!(cfg.chromium.display().to_string()));
+        assert!(o["args"].as_array().unwrap().contains(&json!(format!("--user-data-dir={}", dir.display()))), "{o}");
+        assert!(local.get(RUN_CAP).is_none());
+
+        let remote =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { run: "stressctl-r1" })).unwrap();
+        let text = remote.to_string();
+        assert!(!text.contains("/var/lib") && !text.contains(&cfg.chromium.display().to_string()), "no local path: {text}");
+        assert!(remote["goog:chromeOptions"].get("binary").is_none(), "the node's own browser: {text}");
+        let args: Vec<&str> = remote["goog:chromeOptions"]["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        for flag in ["--enable-unsafe-webgpu", "--use-webgpu-adapter=default", "--lang=en"] {
+            assert!(args.contains(&flag), "{flag} in {args:?}");
+        }
+        assert!(!args.iter().any(|a| a.starts_with("--user-data-dir") || *a == "--no-sandbox"), "{args:?}");
+        assert_eq!(remote[RUN_CAP], "stressctl-r1");
+
+        let ff_local =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Local { profile_dir: dir })).unwrap();
+        assert!(ff_local["moz:firefoxOptions"]["args"].as_array().unwrap().contains(&json!(dir.display().to_string())));
+        assert_eq!(ff_local["moz:firefoxOptions"]["binary"], json!(cfg.firefox.display().to_string()));
+        let ff =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Remote { run: "stressctl-r1" })).unwrap();
+        let o = &ff["moz:firefoxOptions"];
+        assert!(o.get("binary").is_none(), "{ff}");
+        assert!(!o["args"].as_array().unwrap().contains(&json!("-profile")), "{ff}");
+        assert_eq!(o["prefs"]["dom.webgpu.enabled"], true);
+        assert_eq!(o["prefs"]["gfx.webgpu.ignore-blocklist"], true);
+        assert!(!ff.to_string().contains("/var/lib"), "{ff}");
+    }
+
+    #[test]
+    fn the_run_tag_names_the_run_not_a_path() {
+        assert_eq!(run_tag(Path::new("/state/runs/20261205T211000Z-ab12/profiles")), "stressctl-20261205T211000Z-ab12");
     }
 }

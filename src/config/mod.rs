@@ -30,6 +30,7 @@ pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DE
 pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{
     BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides,
+    ServerConfig,
 };
 
 use duration::{human, human_opt};
@@ -362,6 +363,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// The log files.
     pub logging: LoggingConfig,
+    /// The test page server (`[server]`).
+    pub server: ServerConfig,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -377,7 +380,7 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 11)?;
+        let mut m = s.serialize_struct("Config", 12)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
@@ -393,6 +396,11 @@ impl Serialize for Config {
             m.skip_field("logging")?;
         } else {
             m.serialize_field("logging", &self.logging)?;
+        }
+        if self.server == ServerConfig::default() {
+            m.skip_field("server")?;
+        } else {
+            m.serialize_field("server", &self.server)?;
         }
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;
