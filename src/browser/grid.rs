@@ -251,7 +251,7 @@ impl GridSet {
     /// Deletes what is left of stressctl's sessions on every Grid (see [`Grid::delete_leftovers`]).
     pub async fn delete_leftovers(&self, profiles_dir: &std::path::Path) {
         for g in self.all() {
-            let n = g.delete_leftovers(&super::session::run_tag(profiles_dir)).await;
+            let n = g.delete_leftovers(&super::grid_status::run_tag(profiles_dir)).await;
             if n > 0 {
                 tracing::info!(target: "stressctl::browser", worker = %g.worker, "{n} grid session(s) left open were deleted through the hub");
             }
@@ -292,6 +292,17 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The nodes of the Grid at `url` that run on another machine (their URI's host is not
+/// loopback), as `name (uri)`: their browsers cannot load a page served on this machine's
+/// loopback. Empty when `url` is not a Grid (or does not answer) or every node is local.
+pub async fn remote_nodes(url: &str) -> Vec<String> {
+    let Ok(v) = super::grid_status::get_json(&format!("{}/status", url.trim_end_matches('/')), HUB_TIMEOUT).await else {
+        return Vec::new();
+    };
+    let Ok(st) = parse_status(&v) else { return Vec::new() };
+    st.nodes.iter().filter(|n| crate::config::addr::remote_host(&n.uri).is_some()).map(|n| format!("{} ({})", n.name, n.uri)).collect()
+}
+
 /// `stressctl check` on a Grid worker: None when `url` is not a Grid (the plain WebDriver probe
 /// stands); else Ok with its nodes, slots per browser and versions, or Err when no UP node has a
 /// slot for `browser`.
@@ -303,6 +314,13 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
     versions.sort_unstable();
     versions.dedup();
     let want = stereotype_browser(browser);
+    // name the UP nodes that cannot run the browser: a session would never land there
+    let lacking: Vec<&str> = st
+        .nodes
+        .iter()
+        .filter(|n| n.availability == Availability::Up && !n.slots.iter().any(|s| s.browser == want))
+        .map(|n| n.name.as_str())
+        .collect();
     let slots = st
         .nodes
         .iter()
@@ -315,8 +333,13 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
         if st.slots_per_browser().is_empty() { "none".to_string() } else { st.slots_per_browser() },
         if versions.is_empty() { "?".to_string() } else { versions.join(", ") }
     );
+    let detail =
+        if lacking.is_empty() || slots == 0 { detail } else { format!("{detail}; node(s) without {want}: {}", lacking.join(", ")) };
     Some(if slots == 0 {
-        Err(format!("{detail}: no UP node has a slot for {want} (start nodes with it, e.g. scripts/grid.sh up)"))
+        Err(format!(
+            "{detail}: no UP node has a slot for {want}{} (start nodes with it, e.g. scripts/grid.sh up)",
+            if lacking.is_empty() { String::new() } else { format!(" ({} lack it)", lacking.join(", ")) }
+        ))
     } else if !st.ready {
         Err(format!("{detail}: not ready ({})", st.message))
     } else {

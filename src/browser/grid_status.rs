@@ -2,7 +2,6 @@
 //! availability, slots per browser, the sessions in them), and the two bounded HTTP requests the
 //! Grid client makes (`GET` JSON, `DELETE`). Parsing is pure, so it is tested on literal answers.
 
-use super::session::RUN_CAP;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,6 +9,17 @@ use std::time::Duration;
 /// The stereotype capability that names a node stably and lets a session target it (matched by
 /// the Grid's default slot matcher like any extension capability).
 pub const NODE_CAP: &str = "stressctl:node";
+
+/// The capability that marks a remote session as this run's (`stressctl:run`). A Grid node keeps
+/// the request's capabilities in the session it lists in `/status`, so the hub shows it.
+pub const RUN_CAP: &str = "stressctl:run";
+
+/// The tag of the run whose profiles live in `profiles_dir` (`<state>/runs/<id>/profiles`): its
+/// id, which names the run without naming anything on this machine.
+pub fn run_tag(profiles_dir: &std::path::Path) -> String {
+    let id = profiles_dir.parent().and_then(std::path::Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    format!("stressctl-{}", id.unwrap_or_else(|| std::process::id().to_string()))
+}
 
 /// A node's `availability`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

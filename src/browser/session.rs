@@ -3,6 +3,7 @@
 
 use super::adapter::AdapterMode;
 use super::driver::DriverProcess;
+pub use super::grid_status::{run_tag, RUN_CAP};
 use super::process::{find_browser, ProcId};
 use crate::config::{BrowserConfig, BrowserKind, TaskSpec};
 use crate::recovery::classify_cmd_error;
@@ -121,10 +122,6 @@ pub enum Placement<'a> {
         run: &'a str,
     },
 }
-
-/// The capability that marks a remote session as this run's (`stressctl:run`). A Grid node keeps
-/// the request's capabilities in the session it lists in `/status`, so the hub shows it.
-pub const RUN_CAP: &str = "stressctl:run";
 
 /// The Chromium command-line arguments for a session of `adapter`: with `user_data_dir` (a
 /// local session) also that profile and `--no-sandbox` when stressctl runs as root; without, only
@@ -327,13 +324,6 @@ fn classify_new_session_error(url: &str, e: fantoccini::error::NewSessionError) 
         _ => FailureClass::LaunchFailure,
     };
     OpError::new(class, format!("opening a session on {url}: {e}"))
-}
-
-/// The tag of the run whose profiles live in `profiles_dir` (`<state>/runs/<id>/profiles`): its
-/// id, which names the run without naming anything on this machine.
-pub fn run_tag(profiles_dir: &Path) -> String {
-    let id = profiles_dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
-    format!("stressctl-{}", id.unwrap_or_else(|| std::process::id().to_string()))
 }
 
 fn remove_profile(dir: Option<&Path>) {

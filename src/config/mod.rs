@@ -192,6 +192,12 @@ impl TaskSpec {
         }
     }
 
+    /// Whether its browsers load stressctl's own test page (from the page server): every browser
+    /// task but `page`, which opens the user's URL.
+    pub fn needs_page_server(&self) -> bool {
+        !matches!(self, TaskSpec::Synthetic { .. } | TaskSpec::Page { .. })
+    }
+
     /// Whether this task needs a browser.
     pub fn needs_browser(&self) -> bool {
         !matches!(self, TaskSpec::Synthetic { .. })
@@ -562,6 +568,11 @@ impl Config {
     /// Sum of the phase durations.
     pub fn planned_duration(&self) -> Duration {
         self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// Whether any phase's browsers load stressctl's test page (see [`TaskSpec::needs_page_server`]).
+    pub fn needs_page_server(&self) -> bool {
+        self.phases.iter().any(|p| p.task.needs_page_server())
     }
 
     /// Whether any phase needs a browser.

@@ -37,12 +37,12 @@ impl Validator<'_> {
         self.dashboard(&raw.dashboard)?;
         self.dur("logging.progress_interval", raw.logging.progress_interval, SEC, HOUR)?;
         let workers = self.workers(raw.workers.unwrap_or_default())?;
-        self.server(&raw.server, &workers)?;
         let default_task = self.task("task", raw.task.as_ref())?;
         let default_timeout = self.op_timeout("task.op_timeout", raw.task.as_ref().and_then(|t| t.op_timeout))?;
         self.preference(&raw.browser_preference)?;
         let mut phases = self.phases(raw.phases.unwrap_or_default(), (&default_task, default_timeout), &workers)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
+        self.server(&raw.server, &workers, phases.iter().any(|p| p.task.needs_page_server()))?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
         let notify = raw.notify.unwrap_or_default();
         super::notify::validate(self, &notify)?;
@@ -139,7 +139,9 @@ impl Validator<'_> {
     /// `[server]`: both addresses parse, and when a worker is on another machine (its URL's host is
     /// not loopback) the server is not loopback-only: that worker's browser could not load the
     /// page. A Grid's nodes are known only from its hub, so that half is checked at run time.
-    fn server(&self, s: &super::ServerConfig, workers: &[WorkerConfig]) -> Result<(), ConfigError> {
+    /// Unless a phase loads stressctl's test page (`page` tasks open the user's URL, synthetic
+    /// ones no browser), no worker needs to reach the server.
+    fn server(&self, s: &super::ServerConfig, workers: &[WorkerConfig], browsers: bool) -> Result<(), ConfigError> {
         use crate::config::addr;
         let listen_text = s.listen.as_deref().unwrap_or(addr::DEFAULT_SERVER_LISTEN);
         let listen = addr::parse_server_listen(listen_text).map_err(|why| self.err("server.listen", format!("{listen_text:?}"), why))?;
@@ -151,7 +153,7 @@ impl Validator<'_> {
             WorkerEndpoint::Remote(u) => addr::remote_host(u).map(|_| (w.id.as_str(), u.as_str())),
             WorkerEndpoint::Managed => None,
         });
-        if let Some((id, url)) = remote {
+        if let Some((id, url)) = remote.filter(|_| browsers) {
             if listen.ip().is_loopback() {
                 return Err(self.err(
                     "server.listen",
