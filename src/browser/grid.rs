@@ -300,7 +300,18 @@ pub async fn remote_nodes(url: &str) -> Vec<String> {
         return Vec::new();
     };
     let Ok(st) = parse_status(&v) else { return Vec::new() };
-    st.nodes.iter().filter(|n| crate::config::addr::remote_host(&n.uri).is_some()).map(|n| format!("{} ({})", n.name, n.uri)).collect()
+    st.nodes
+        .iter()
+        .filter(|n| crate::config::addr::remote_host(&n.uri).is_some_and(|h| !own_address(&h)))
+        .map(|n| format!("{} ({})", n.name, n.uri))
+        .collect()
+}
+
+/// Whether `host` is an IP address of this machine (a node on this machine that advertises its
+/// LAN address): only an own address can be bound.
+fn own_address(host: &str) -> bool {
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| std::net::UdpSocket::bind((ip, 0)).is_ok())
 }
 
 /// `stressctl check` on a Grid worker: None when `url` is not a Grid (the plain WebDriver probe
@@ -353,6 +364,13 @@ mod tests {
     use crate::breaker::BreakerConfig;
     use serde_json::json;
     use serde_json::Value;
+
+    #[test]
+    fn only_this_machines_addresses_are_its_own() {
+        assert!(own_address("127.0.0.1"));
+        assert!(!own_address("192.0.2.99"), "TEST-NET-1 is nobody's here");
+        assert!(!own_address("node-1"), "a name is not resolved");
+    }
 
     #[test]
     fn a_label_names_its_node_and_only_its_workers() {
