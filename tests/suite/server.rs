@@ -235,3 +235,77 @@ fn a_model_campaign_is_served_under_a_secret_prefix_with_hashed_assets_and_nothi
         }
     }
 }
+
+/// A chromedriver this test runs (not stressctl): stressctl sees it as a remote worker. Its
+/// process group (its own) is killed when dropped.
+struct OwnDriver {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnDriver {
+    fn start() -> OwnDriver {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver (scripts/setup.sh)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while status_of(port, "GET", "/status") != Some(200) {
+            assert!(Instant::now() < deadline, "chromedriver did not answer on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnDriver { child, port }
+    }
+}
+
+impl Drop for OwnDriver {
+    fn drop(&mut self) {
+        // SAFETY: killpg on the process group of our own child (it leads it).
+        unsafe { libc::killpg(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_remote_worker_runs_its_own_browser_with_no_path_of_this_machine() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("server-remote");
+    let driver = OwnDriver::start();
+    // a node running as root needs --no-sandbox from its operator: stressctl sends no local fact
+    let root = unsafe { libc::geteuid() } == 0;
+    let cfg = format!(
+        "{}{}extra_args = [{}]\n[[workers]]\nid = \"node\"\nurl = \"http://127.0.0.1:{}\"\n{}",
+        header("remote", ""),
+        webgpu_task(64),
+        if root { "\"--no-sandbox\"" } else { "" },
+        driver.port,
+        phase("p", "6s", 1, "")
+    );
+    let cfg = sb.write("remote.toml", &cfg);
+    let run = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    // the browser the node's driver started: what it was given
+    let pgid = driver.child.id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = None;
+    while seen.is_none() && Instant::now() < deadline {
+        seen = browser_processes().into_iter().find(|p| p.pgid == pgid && p.cmdline.contains("--enable-unsafe-webgpu"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.finish(Duration::from_secs(120));
+    out.expect_code(0);
+    let browser = seen.unwrap_or_else(|| panic!("no browser under the node's chromedriver\n{}", out.describe()));
+    let root_dir = sb.root.display().to_string();
+    assert!(!browser.cmdline.contains(&root_dir), "a path of the run reached the node: {}", browser.cmdline);
+    assert!(browser.cmdline.contains("--user-data-dir="), "the node's driver made its profile: {}", browser.cmdline);
+    assert!(browser.cmdline.contains("--use-webgpu-adapter="), "the flags travel: {}", browser.cmdline);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let t = &r["phases"][0]["tasks"]["webgpu"];
+    let ok = count(&t["ops_succeeded"], "ops_succeeded");
+    assert!(ok > 0 && t["ops_failed"] == 0, "{t}");
+    assert_eq!(count(&t["verified"], "verified"), ok, "every result verified");
+}
