@@ -58,6 +58,18 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Opens a session on node `node` of Grid worker `w` (by its `stressctl:node` capability),
+    /// for `check`'s probe of each node. Err when `w` is not a Grid.
+    pub async fn open_on_node(&self, w: &Worker, page_url: &str, task: &TaskSpec, node: &str) -> Result<Session, OpError> {
+        let g = self
+            .grids
+            .get(&w.id)
+            .ok_or_else(|| OpError::new(FailureClass::ConnectionFailure, format!("worker {} is not a Selenium Grid", w.id)))?;
+        self.open_on_grid(w, &g, page_url, task, Some(node)).await
+    }
+}
+
 /// A session for a slot on worker `w`: for a Grid, an idle one or a new one through the hub on a
 /// node whose breaker is not open — targeted at a healthy node by its `stressctl:node` stereotype
 /// from the first try while some node's breaker is open, and otherwise left to the hub; if the hub

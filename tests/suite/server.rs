@@ -287,6 +287,11 @@ fn a_remote_worker_runs_its_own_browser_with_no_path_of_this_machine() {
         phase("p", "6s", 1, "")
     );
     let cfg = sb.write("remote.toml", &cfg);
+    // check tries the node's browser for real and says what WebGPU it has
+    let check = run_marked(sb.cmd(["check".into(), "--config".into(), cfg.clone().into_os_string()]), &sb.root, Duration::from_secs(120));
+    let line = check.stdout.lines().find(|l| l.contains("worker node browser")).unwrap_or_else(|| panic!("{}", check.describe()));
+    assert!(line.starts_with('✓') && line.contains("chromium: webgpu"), "{line}\n{}", check.describe());
+    eprintln!("{line}");
     let run = Running::spawn(sb.launch(&cfg), Some(&sb.root));
     // the browser the node's driver started: what it was given
     let pgid = driver.child.id() as i32;
@@ -303,7 +308,7 @@ fn a_remote_worker_runs_its_own_browser_with_no_path_of_this_machine() {
     assert!(!browser.cmdline.contains(&root_dir), "a path of the run reached the node: {}", browser.cmdline);
     assert!(browser.cmdline.contains("--user-data-dir="), "the node's driver made its profile: {}", browser.cmdline);
     assert!(browser.cmdline.contains("--use-webgpu-adapter="), "the flags travel: {}", browser.cmdline);
-    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let r = read_json(&sb.out.join(out.campaign_id()).join("campaign_report.json"));
     let t = &r["phases"][0]["tasks"]["webgpu"];
     let ok = count(&t["ops_succeeded"], "ops_succeeded");
     assert!(ok > 0 && t["ops_failed"] == 0, "{t}");
