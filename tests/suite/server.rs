@@ -219,6 +219,9 @@ fn a_model_campaign_is_served_under_a_secret_prefix_with_hashed_assets_and_nothi
     let bytes = count(&served["bytes"], "bytes");
     assert!(bytes > 10 << 20, "onnxruntime-web's wasm is tens of MB: {served}");
     eprintln!("served: {} bytes in {} requests over {sessions} session(s): {served}", bytes, served["requests"]);
+    let summary = std::fs::read_to_string(sb.campaign_dir().join("summary.txt")).expect("summary");
+    let line = summary.lines().find(|l| l.trim_start().starts_with("served ")).unwrap_or_else(|| panic!("{summary}"));
+    assert!(line.contains(&format!("{:.1} MB", bytes as f64 / 1e6)), "{line}");
     // the prefix is the run's secret: no file the run wrote names a path under it
     let mut all = Vec::new();
     for d in [&sb.out, &sb.state, &sb.logs] {
