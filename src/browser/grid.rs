@@ -123,9 +123,9 @@ impl Grid {
     }
 
     /// Deletes through the hub every session stressctl opened and did not discard, and every
-    /// session marked as run `run`'s (`stressctl:run`: one whose new-session request was given
-    /// up, after waiting, bounded, for the hub to finish creating it); returns how many the hub
-    /// deleted. Bounded by [`HUB_TIMEOUT`] per request.
+    /// session whose Chromium profile on its node is run `run`'s ([`super::grid_status::node_profile_dir`]: one whose
+    /// new-session request was given up, after waiting, bounded, for the hub to finish creating
+    /// it); returns how many the hub deleted. Bounded by [`HUB_TIMEOUT`] per request.
     pub async fn delete_leftovers(&self, run: &str) -> usize {
         let mut ours: HashSet<String> = lock(&self.ours).drain().collect();
         let abandoned = self.abandoned.swap(0, std::sync::atomic::Ordering::Relaxed) > 0;

@@ -40,7 +40,7 @@ impl Pool {
         // counted as abandoned unless the request finishes (the future may be dropped by a stop)
         let pending = Abandoned(&g.abandoned);
         let launch = session::Launch { kind: w.browser, adapter: w.adapter_mode(), cfg: &self.cfg };
-        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra).await;
+        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra, true).await;
         std::mem::forget(pending);
         let mut s = opened?;
         let id = match s.client.session_id().await {

@@ -10,9 +10,14 @@ use std::time::Duration;
 /// the Grid's default slot matcher like any extension capability).
 pub const NODE_CAP: &str = "stressctl:node";
 
-/// The capability that marks a remote session as this run's (`stressctl:run`). A Grid node keeps
-/// the request's capabilities in the session it lists in `/status`, so the hub shows it.
-pub const RUN_CAP: &str = "stressctl:run";
+/// Where a Grid node's Chromium keeps the profile of run `run`'s session `label`: a path on the
+/// node (its `/tmp`), named after the run and nothing of this machine. A Grid lists each session
+/// with the capabilities its driver answered — not the ones asked for — and the only one of those
+/// a session can be recognised by is Chromium's `chrome.userDataDir`: so a session whose id
+/// stressctl never learnt (its request was given up) is found in `/status` by this path.
+pub fn node_profile_dir(run: &str, label: &str) -> String {
+    format!("/tmp/{run}/{label}")
+}
 
 /// The tag of the run whose profiles live in `profiles_dir` (`<state>/runs/<id>/profiles`): its
 /// id, which names the run without naming anything on this machine.
@@ -39,10 +44,10 @@ pub struct GridSlot {
     pub browser: String,
     /// The session in it, if any (`reserved` while the hub is still creating one).
     pub session: Option<String>,
-    /// The run that opened the session (its `stressctl:run` capability, which the node keeps
-    /// in the session's capabilities): identifies one of stressctl's sessions it never got the
-    /// id of.
-    pub run: Option<String>,
+    /// The session's Chromium profile on its node (`capabilities.chrome.userDataDir`): a session
+    /// of stressctl's has it under [`node_profile_dir`], which identifies one it never got the id
+    /// of.
+    pub user_data_dir: Option<String>,
 }
 
 /// One node.
@@ -88,12 +93,14 @@ impl GridStatus {
         self.nodes.iter().find(|n| n.slots.iter().any(|s| s.session.as_deref() == Some(session_id)))
     }
 
-    /// Sessions marked as run `run`'s (`stressctl:run`), and whether any slot is still
-    /// `reserved` (a session being created).
+    /// Sessions whose Chromium profile is run `run`'s ([`node_profile_dir`]), and whether any
+    /// slot is still `reserved` (a session being created).
     pub fn sessions_of_run(&self, run: &str) -> (Vec<String>, bool) {
         let slots = self.nodes.iter().flat_map(|n| &n.slots);
         let reserved = slots.clone().any(|s| s.session.as_deref() == Some("reserved"));
-        let ids = slots.filter(|s| s.run.as_deref() == Some(run)).filter_map(|s| s.session.clone()).collect();
+        let under = node_profile_dir(run, "");
+        let ids =
+            slots.filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(&under))).filter_map(|s| s.session.clone()).collect();
         (ids, reserved)
     }
 
@@ -143,13 +150,9 @@ fn parse_node(n: &Value) -> Result<GridNode, String> {
             named = st.get(NODE_CAP).and_then(Value::as_str).map(str::to_string);
         }
         let session = slot.get("session").and_then(|s| s.get("sessionId")).and_then(Value::as_str).map(str::to_string);
-        let run = slot
-            .get("session")
-            .and_then(|s| s.get("capabilities"))
-            .and_then(|c| c.get(RUN_CAP))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, run });
+        let user_data_dir =
+            slot.get("session").and_then(|s| s.pointer("/capabilities/chrome/userDataDir")).and_then(Value::as_str).map(str::to_string);
+        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, user_data_dir });
     }
     let authority =
         url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
@@ -237,11 +240,13 @@ mod tests {
     }
 
     #[test]
-    fn a_session_is_known_as_the_runs_by_its_run_capability() {
+    fn a_session_is_known_as_the_runs_by_its_profile_on_the_node() {
         let mut ours = slot("chrome", Some("node-1"), Some("s-ours"));
-        ours["session"]["capabilities"] = json!({"browserName": "chrome", RUN_CAP: "stressctl-r1"});
+        ours["session"]["capabilities"] =
+            json!({"browserName": "chrome", "chrome": {"userDataDir": node_profile_dir("stressctl-r1", "s3")}});
         let mut other = slot("chrome", Some("node-1"), Some("s-other"));
-        other["session"]["capabilities"] = json!({"browserName": "chrome", RUN_CAP: "stressctl-r2"});
+        other["session"]["capabilities"] =
+            json!({"browserName": "chrome", "chrome": {"userDataDir": node_profile_dir("stressctl-r10", "s3")}});
         let v = json!({"value": {"ready": true, "message": "", "nodes": [
             {"id": "u1", "uri": "http://127.0.0.1:5555", "availability": "UP", "version": "4.20.0",
              "slots": [ours, other, slot("chrome", Some("node-1"), Some("reserved"))]}]}});

@@ -3,7 +3,7 @@
 
 use super::adapter::AdapterMode;
 use super::driver::DriverProcess;
-pub use super::grid_status::{run_tag, RUN_CAP};
+pub use super::grid_status::{node_profile_dir, run_tag};
 use super::process::{find_browser, ProcId};
 use crate::config::{BrowserConfig, BrowserKind, TaskSpec};
 use crate::recovery::classify_cmd_error;
@@ -112,14 +112,15 @@ pub enum Placement<'a> {
         profile_dir: &'a Path,
     },
     /// On a WebDriver stressctl does not run (a remote `url`, a Selenium Grid node): nothing of
-    /// this machine is sent — no profile directory, no binary, no environment; the node's own
-    /// browser runs with a profile of its driver's making. Only the flags and preferences that
-    /// make the test work travel, in `goog:chromeOptions.args` and `moz:firefoxOptions.prefs`.
-    /// `run` marks the session (`stressctl:run`) so that one whose id stressctl never learnt can
-    /// still be found through a Grid hub ([`RUN_CAP`]).
+    /// this machine is sent — no profile directory here, no binary, no environment; the node's
+    /// own browser runs. Only the flags and preferences that make the test work travel, in
+    /// `goog:chromeOptions.args` and `moz:firefoxOptions.prefs`. `node_profile` (Chromium on a
+    /// Grid: [`node_profile_dir`], a path on the node naming the run) is the profile the node's
+    /// Chromium is told to use, so that a session whose id stressctl never learnt can be found
+    /// in the hub's `/status`; without it the node's driver makes a profile of its own.
     Remote {
-        /// The run's tag.
-        run: &'a str,
+        /// The profile directory on the node, if any.
+        node_profile: Option<&'a str>,
     },
 }
 
@@ -127,16 +128,22 @@ pub enum Placement<'a> {
 /// local session) also that profile and `--no-sandbox` when stressctl runs as root; without, only
 /// what any machine's Chromium needs for the test (a node sets its own sandbox and profile).
 pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: Option<&Path>) -> Vec<String> {
+    chromium_args_for(cfg, adapter, user_data_dir.map(|d| (d.display().to_string(), true)))
+}
+
+/// [`chromium_args`] with the profile as text, and whether the browser runs here (`--no-sandbox`
+/// as root is a fact of this machine).
+fn chromium_args_for(cfg: &BrowserConfig, adapter: AdapterMode, profile: Option<(String, bool)>) -> Vec<String> {
     let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
     args.extend(adapter.chromium_flags().iter().map(|s| s.to_string()));
     if cfg.headless {
         args.push("--headless=new".into());
     }
-    if let Some(dir) = user_data_dir {
-        if running_as_root() {
+    if let Some((dir, here)) = profile {
+        if here && running_as_root() {
             args.push("--no-sandbox".into());
         }
-        args.push(format!("--user-data-dir={}", dir.display()));
+        args.push(format!("--user-data-dir={dir}"));
     }
     args.extend(cfg.extra_args.iter().cloned());
     args
@@ -146,17 +153,19 @@ pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: O
 pub fn capabilities(launch: &Launch<'_>, place: Placement<'_>) -> Capabilities {
     let mut caps = Capabilities::new();
     caps.insert("pageLoadStrategy".into(), json!("normal"));
-    let local = match place {
-        Placement::Local { profile_dir } => Some(profile_dir),
-        Placement::Remote { run } => {
-            caps.insert(RUN_CAP.into(), json!(run));
-            None
-        }
+    let (local, node_profile) = match place {
+        Placement::Local { profile_dir } => (Some(profile_dir), None),
+        Placement::Remote { node_profile } => (None, node_profile),
     };
     match launch.kind {
         BrowserKind::Chromium => {
             caps.insert("browserName".into(), json!("chrome"));
-            let mut opts = json!({"args": chromium_args(launch.cfg, launch.adapter, local)});
+            let profile = match (local, node_profile) {
+                (Some(d), _) => Some((d.display().to_string(), true)),
+                (None, Some(p)) => Some((p.to_string(), false)),
+                (None, None) => None,
+            };
+            let mut opts = json!({"args": chromium_args_for(launch.cfg, launch.adapter, profile)});
             if local.is_some() {
                 opts["binary"] = json!(launch.cfg.chromium.display().to_string());
             }
@@ -220,10 +229,13 @@ pub async fn open(
     page_url: &str,
     task: &TaskSpec,
 ) -> Result<Session, OpError> {
-    open_with_caps(ep, worker, launch, profiles_dir, page_url, task, serde_json::Map::new()).await
+    open_with_caps(ep, worker, launch, profiles_dir, page_url, task, serde_json::Map::new(), false).await
 }
 
-/// [`open`] with `extra` capabilities in the new-session request (a Grid node target).
+/// [`open`] with `extra` capabilities in the new-session request (a Grid node target); `grid`:
+/// the endpoint is a Selenium Grid hub (a Chromium there gets its profile at
+/// [`node_profile_dir`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn open_with_caps(
     ep: &Endpoint,
     worker: &str,
@@ -232,6 +244,7 @@ pub async fn open_with_caps(
     page_url: &str,
     task: &TaskSpec,
     extra: serde_json::Map<String, serde_json::Value>,
+    grid: bool,
 ) -> Result<Session, OpError> {
     let cfg = launch.cfg;
     let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
@@ -249,7 +262,10 @@ pub async fn open_with_caps(
     };
     let mut caps = match &user_data_dir {
         Some(dir) => capabilities(launch, Placement::Local { profile_dir: dir }),
-        None => capabilities(launch, Placement::Remote { run: &run_tag(profiles_dir) }),
+        None => {
+            let node_profile = grid.then(|| node_profile_dir(&run_tag(profiles_dir), &format!("{worker}-{label}")));
+            capabilities(launch, Placement::Remote { node_profile: node_profile.as_deref() })
+        }
     };
     caps.extend(extra);
     let connect = async {
@@ -433,10 +449,9 @@ mod tests {
         let o = &local["goog:chromeOptions"];
         assert_eq!(o["binary"], json!(cfg.chromium.display().to_string()));
         assert!(o["args"].as_array().unwrap().contains(&json!(format!("--user-data-dir={}", dir.display()))), "{o}");
-        assert!(local.get(RUN_CAP).is_none());
 
         let remote =
-            serde_json::to_value(capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { run: "stressctl-r1" })).unwrap();
+            serde_json::to_value(capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { node_profile: None })).unwrap();
         let text = remote.to_string();
         assert!(!text.contains("/var/lib") && !text.contains(&cfg.chromium.display().to_string()), "no local path: {text}");
         assert!(remote["goog:chromeOptions"].get("binary").is_none(), "the node's own browser: {text}");
@@ -445,14 +460,19 @@ mod tests {
             assert!(args.contains(&flag), "{flag} in {args:?}");
         }
         assert!(!args.iter().any(|a| a.starts_with("--user-data-dir") || *a == "--no-sandbox"), "{args:?}");
-        assert_eq!(remote[RUN_CAP], "stressctl-r1");
+        // on a Grid: a profile on the node that names the run, still nothing of this machine
+        let node = node_profile_dir("stressctl-r1", "grid-s3");
+        let grid = capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { node_profile: Some(&node) });
+        let grid = serde_json::to_value(grid).unwrap();
+        let args = grid["goog:chromeOptions"]["args"].as_array().unwrap();
+        assert!(args.contains(&json!("--user-data-dir=/tmp/stressctl-r1/grid-s3")), "{grid}");
+        assert!(!args.contains(&json!("--no-sandbox")) && grid["goog:chromeOptions"].get("binary").is_none(), "{grid}");
 
         let ff_local =
             serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Local { profile_dir: dir })).unwrap();
         assert!(ff_local["moz:firefoxOptions"]["args"].as_array().unwrap().contains(&json!(dir.display().to_string())));
         assert_eq!(ff_local["moz:firefoxOptions"]["binary"], json!(cfg.firefox.display().to_string()));
-        let ff =
-            serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Remote { run: "stressctl-r1" })).unwrap();
+        let ff = serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Remote { node_profile: None })).unwrap();
         let o = &ff["moz:firefoxOptions"];
         assert!(o.get("binary").is_none(), "{ff}");
         assert!(!o["args"].as_array().unwrap().contains(&json!("-profile")), "{ff}");
