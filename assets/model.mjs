@@ -1,8 +1,8 @@
 // stressctl `model` task: one onnxruntime-web inference per op, checked against the wasm provider.
 //
-// Loaded by the test page on the first model op (import('/model/model.mjs')); everything it
-// fetches comes from the same loopback server: onnxruntime-web from /ort/<id>/, the model from
-// /models/<id>.onnx. Browser-neutral: only ES modules, fetch, performance and navigator.gpu/ml.
+// Loaded by the test page on the first model op (import(spec.module)); everything it
+// fetches comes from the same page server, under content-hashed paths: onnxruntime-web from
+// a/<hash>/, the model from a/<hash>/model.onnx. Browser-neutral: only ES modules, fetch, performance and navigator.gpu/ml.
 //
 // One inference session per browser session (a page lives as long as its session). `prepare`
 // loads onnxruntime-web, creates the session (load_ms) and runs the first inference (first_inference_ms,
@@ -198,12 +198,13 @@ function compare(out, ref, tol) {
   return {maxAbs, maxRel, bad, first};
 }
 
-// Every resource the page has loaded, by origin: all must be the loopback page server's.
+// Every resource the page has loaded: all must come from stressctl's page server (the page's own
+// origin, on loopback or at `[server] advertise`), none from anywhere else.
 function resources(s) {
   const names = performance.getEntriesByType('resource').map((e) => e.name);
   s.resources_loaded = names.length;
-  s.non_loopback_resources = names.filter((n) => {
-    try { return !['127.0.0.1', '[::1]', 'localhost'].includes(new URL(n).hostname); } catch (e) { return true; }
+  s.other_origin_resources = names.filter((n) => {
+    try { return new URL(n).origin !== location.origin; } catch (e) { return true; }
   }).slice(0, 10);
   return s;
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use stressctl::browser::adapter::AdapterMode;
 use stressctl::browser::driver::{resolve_binary, DriverProcess, DriverSpec};
 use stressctl::browser::session::CALL_SCRIPT;
-use stressctl::browser::session::{capabilities, Launch};
+use stressctl::browser::session::{capabilities, Launch, Placement};
 use stressctl::config::{BrowserConfig, BrowserKind};
 use stressctl::tasks::server::PageServer;
 
@@ -223,7 +223,8 @@ async fn open_session(args: &Args, webdriver_url: &str, page_url: &str, profile:
     std::fs::create_dir_all(&profile).map_err(|e| format!("{}: {e}", profile.display()))?;
     let cfg = browser_config(args);
     // Same capabilities as stressctl's `browser::session::open`.
-    let caps: Capabilities = capabilities(&Launch { kind: args.browser, adapter: AdapterMode::Software, cfg: &cfg }, &profile);
+    let caps: Capabilities =
+        capabilities(&Launch { kind: args.browser, adapter: AdapterMode::Software, cfg: &cfg }, Placement::Local { profile_dir: &profile });
     let mut b = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
     b.capabilities(caps);
     let client = tokio::time::timeout(cfg.session_timeout, b.connect(webdriver_url))

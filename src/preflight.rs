@@ -121,6 +121,16 @@ pub async fn probe(cfg: &Config, output_dir: &Path, profiles_dir: &Path, log_dir
         }
     }
 
+    if cfg.needs_page_server() {
+        let reachable: Vec<&str> = cfg
+            .workers
+            .iter()
+            .filter(|w| p.items.iter().any(|i| i.passed && i.what == format!("worker {}", w.id)))
+            .map(|w| w.id.as_str())
+            .collect();
+        p.items.extend(remote_probe(cfg, &reachable, profiles_dir, log_dir, stamp).await);
+    }
+
     let mut latency = new_histogram();
     let mut ops_ok = 0u32;
     let mut ops = 0u32;
@@ -459,6 +469,84 @@ async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp:
     pool.shutdown().await;
     server.stop();
     out
+}
+
+/// The browsers of the remote workers in `ids` (their `/status` answered), tried for real: a
+/// session on each plain remote worker and, on a Grid, on each UP node with a slot for the
+/// worker's browser (placed there by its `stressctl:node` capability), loads the test page from
+/// the configured `[server]` and says whether it has a WebGPU adapter. A node or worker without
+/// one is named (a failure when a phase runs `webgpu` or the adapter is `hardware`), and so is one
+/// where the browser did not start. Every session is closed (and deleted through the hub).
+async fn remote_probe(cfg: &Config, ids: &[&str], profiles_dir: &Path, log_dir: &Path, stamp: &str) -> Vec<CheckItem> {
+    let mut items = Vec::new();
+    let workers: Vec<WorkerConfig> = cfg.workers.iter().filter(|w| ids.contains(&w.id.as_str())).cloned().collect();
+    if workers.is_empty() {
+        return items;
+    }
+    let opts = crate::tasks::server::ServeOptions::for_config(cfg);
+    let tracker = tokio_util::task::TaskTracker::new();
+    let server = match PageServer::start_with(tokio_util::sync::CancellationToken::new(), &tracker, Default::default(), &opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            item(&mut items, false, "page server", format!("cannot listen on {}: {e}", opts.listen));
+            return items;
+        }
+    };
+    let needs_webgpu = cfg.phases.iter().any(|ph| matches!(ph.task, TaskSpec::Webgpu { .. }));
+    let pool = Pool::new(cfg.browser.clone(), &workers, profiles_dir.to_path_buf(), log_dir.to_path_buf(), stamp.to_string(), None);
+    pool.detect_grids().await;
+    let task = TaskSpec::Webgpu { matrix_size: 128 };
+    for w in &pool.workers {
+        // (label, node to place the session on)
+        let mut places: Vec<(String, Option<String>)> = Vec::new();
+        match pool.grids.get(&w.id) {
+            Some(g) => {
+                let browser = crate::browser::grid::stereotype_browser(w.browser.as_str());
+                for n in g.status().await.map(|st| st.nodes).unwrap_or_default() {
+                    let label = format!("node {}/{}", w.id, n.name);
+                    if n.availability != crate::browser::grid_status::Availability::Up || !n.slots.iter().any(|s| s.browser == browser) {
+                        continue; // named by the Grid line above
+                    }
+                    if !n.targetable {
+                        item(&mut items, true, &label, "not probed: its stereotypes carry no `stressctl:node` to place a session there");
+                        continue;
+                    }
+                    places.push((label, Some(n.name.clone())));
+                }
+            }
+            None => places.push((format!("worker {} browser", w.id), None)),
+        }
+        for (label, node) in places {
+            let opened = match &node {
+                Some(n) => pool.open_on_node(w, &server.url(), &task, n).await,
+                None => pool.open_session(w, &server.url(), &task).await,
+            };
+            let s = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    item(&mut items, false, &label, format!("{} did not start there: {}", w.browser, e.message));
+                    continue;
+                }
+            };
+            let caps = s
+                .client
+                .execute_async(CALL_SCRIPT, vec![json!("capabilities"), json!({"adapter": s.adapter.as_str()})])
+                .await
+                .unwrap_or(Value::Null);
+            pool.discard(s).await;
+            let gpu = &caps["webgpu"];
+            if gpu["supported"].as_bool() == Some(true) {
+                item(&mut items, true, &label, format!("{}: webgpu {}", w.browser, describe_adapter(&gpu["adapter"])));
+            } else {
+                let required = needs_webgpu || w.adapter_choice == AdapterChoice::Hardware;
+                let why = gpu["error"].as_str().unwrap_or("the page answered no capabilities");
+                item(&mut items, !required, &label, format!("{}: no WebGPU adapter: {why}", w.browser));
+            }
+        }
+    }
+    pool.shutdown().await;
+    server.stop();
+    items
 }
 
 #[cfg(test)]

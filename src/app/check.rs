@@ -34,6 +34,10 @@ pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliEr
         print!("{}", cfg.text);
         return Ok(EXIT_OK);
     }
+    if let Err(e) = super::server_reaches_workers(&cfg) {
+        crate::fmt::warn(&format!("✗ server.listen: {}{}", e.message, e.hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default()));
+        return Ok(EXIT_USAGE);
+    }
     let mut ok = true;
     let mut line = |passed: bool, what: &str, detail: String| {
         ok &= passed;

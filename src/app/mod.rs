@@ -128,6 +128,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     crate::store::validate_campaign_id(&id).map_err(|why| CliError::usage(format!("invalid campaign id {id:?}: {why}")))?;
     let listen = dashboard_cmd::live_listen(&cfg, args)?;
     crate::notify::check_tokens(&cfg.notify).map_err(|e| CliError::usage(e.to_string()))?;
+    server_reaches_workers(&cfg)?;
     if args.detach {
         return detach(common, &id, resume.is_some());
     }
@@ -214,6 +215,41 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
             "everything committed before that is in the store; once the cause is fixed (e.g. disk space), `stressctl report {id}` rebuilds the reports"
         ))),
     }
+}
+
+/// Refuses (exit 2, naming `server.listen`) a loopback-only page server when a worker is a
+/// Selenium Grid with nodes on other machines: their browsers could not load the page. A worker
+/// URL on another machine is refused when the config is read; a Grid's nodes are known only from
+/// its hub's `/status`, asked here (bounded) before anything starts.
+pub(super) fn server_reaches_workers(cfg: &Config) -> Result<(), CliError> {
+    use crate::config::{addr, WorkerEndpoint};
+    let listen = cfg.server.listen.as_deref().unwrap_or(addr::DEFAULT_SERVER_LISTEN);
+    let loopback = addr::parse_server_listen(listen).is_ok_and(|a| a.ip().is_loopback());
+    let remote: Vec<(&str, &str)> = cfg
+        .workers
+        .iter()
+        .filter_map(|w| match &w.endpoint {
+            WorkerEndpoint::Remote(u) => Some((w.id.as_str(), u.as_str())),
+            WorkerEndpoint::Managed => None,
+        })
+        .collect();
+    if !cfg.needs_page_server() || !loopback || remote.is_empty() {
+        return Ok(());
+    }
+    let rt = runtime()?;
+    for (id, url) in remote {
+        let nodes = rt.block_on(crate::browser::grid::remote_nodes(url));
+        if !nodes.is_empty() {
+            return Err(CliError::usage(format!(
+                "config error in {}: `server.listen` = {listen:?}: the Selenium Grid of worker {id} ({url}) has node(s) on other machines ({}), \
+                 whose browsers cannot load pages from this machine's loopback",
+                cfg.source,
+                nodes.join(", ")
+            ))
+            .hint("listen on an address the nodes can reach, e.g. [server] listen = \"0.0.0.0:8099\" (and advertise = \"http://THIS-HOST:8099\")"));
+        }
+    }
+    Ok(())
 }
 
 /// `launch --detach`: re-runs this launch in the background and returns once it holds the lock.

@@ -123,16 +123,16 @@ impl Grid {
     }
 
     /// Deletes through the hub every session stressctl opened and did not discard, and every
-    /// session with its Chromium profile under `profiles_dir` (one whose new-session request was
-    /// given up: after waiting, bounded, for the hub to finish creating it); returns how many the
-    /// hub deleted. Bounded by [`HUB_TIMEOUT`] per request.
-    pub async fn delete_leftovers(&self, profiles_dir: &str) -> usize {
+    /// session whose Chromium profile on its node is run `run`'s ([`super::grid_status::node_profile_dir`]: one whose
+    /// new-session request was given up, after waiting, bounded, for the hub to finish creating
+    /// it); returns how many the hub deleted. Bounded by [`HUB_TIMEOUT`] per request.
+    pub async fn delete_leftovers(&self, run: &str) -> usize {
         let mut ours: HashSet<String> = lock(&self.ours).drain().collect();
         let abandoned = self.abandoned.swap(0, std::sync::atomic::Ordering::Relaxed) > 0;
         let deadline = Instant::now() + ABANDONED_WAIT;
         loop {
             let Ok(st) = self.status().await else { break };
-            let (marked, reserved) = st.sessions_under(profiles_dir);
+            let (marked, reserved) = st.sessions_of_run(run);
             ours.extend(marked);
             if !abandoned || !reserved || Instant::now() >= deadline {
                 break;
@@ -251,7 +251,7 @@ impl GridSet {
     /// Deletes what is left of stressctl's sessions on every Grid (see [`Grid::delete_leftovers`]).
     pub async fn delete_leftovers(&self, profiles_dir: &std::path::Path) {
         for g in self.all() {
-            let n = g.delete_leftovers(&profiles_dir.display().to_string()).await;
+            let n = g.delete_leftovers(&super::grid_status::run_tag(profiles_dir)).await;
             if n > 0 {
                 tracing::info!(target: "stressctl::browser", worker = %g.worker, "{n} grid session(s) left open were deleted through the hub");
             }
@@ -292,6 +292,28 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The nodes of the Grid at `url` that run on another machine (their URI's host is not
+/// loopback), as `name (uri)`: their browsers cannot load a page served on this machine's
+/// loopback. Empty when `url` is not a Grid (or does not answer) or every node is local.
+pub async fn remote_nodes(url: &str) -> Vec<String> {
+    let Ok(v) = super::grid_status::get_json(&format!("{}/status", url.trim_end_matches('/')), HUB_TIMEOUT).await else {
+        return Vec::new();
+    };
+    let Ok(st) = parse_status(&v) else { return Vec::new() };
+    st.nodes
+        .iter()
+        .filter(|n| crate::config::addr::remote_host(&n.uri).is_some_and(|h| !own_address(&h)))
+        .map(|n| format!("{} ({})", n.name, n.uri))
+        .collect()
+}
+
+/// Whether `host` is an IP address of this machine (a node on this machine that advertises its
+/// LAN address): only an own address can be bound.
+fn own_address(host: &str) -> bool {
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| std::net::UdpSocket::bind((ip, 0)).is_ok())
+}
+
 /// `stressctl check` on a Grid worker: None when `url` is not a Grid (the plain WebDriver probe
 /// stands); else Ok with its nodes, slots per browser and versions, or Err when no UP node has a
 /// slot for `browser`.
@@ -303,6 +325,13 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
     versions.sort_unstable();
     versions.dedup();
     let want = stereotype_browser(browser);
+    // name the UP nodes that cannot run the browser: a session would never land there
+    let lacking: Vec<&str> = st
+        .nodes
+        .iter()
+        .filter(|n| n.availability == Availability::Up && !n.slots.iter().any(|s| s.browser == want))
+        .map(|n| n.name.as_str())
+        .collect();
     let slots = st
         .nodes
         .iter()
@@ -315,8 +344,13 @@ pub async fn check(url: &str, browser: &str) -> Option<Result<String, String>> {
         if st.slots_per_browser().is_empty() { "none".to_string() } else { st.slots_per_browser() },
         if versions.is_empty() { "?".to_string() } else { versions.join(", ") }
     );
+    let detail =
+        if lacking.is_empty() || slots == 0 { detail } else { format!("{detail}; node(s) without {want}: {}", lacking.join(", ")) };
     Some(if slots == 0 {
-        Err(format!("{detail}: no UP node has a slot for {want} (start nodes with it, e.g. scripts/grid.sh up)"))
+        Err(format!(
+            "{detail}: no UP node has a slot for {want}{} (start nodes with it, e.g. scripts/grid.sh up)",
+            if lacking.is_empty() { String::new() } else { format!(" ({} lack it)", lacking.join(", ")) }
+        ))
     } else if !st.ready {
         Err(format!("{detail}: not ready ({})", st.message))
     } else {
@@ -330,6 +364,13 @@ mod tests {
     use crate::breaker::BreakerConfig;
     use serde_json::json;
     use serde_json::Value;
+
+    #[test]
+    fn only_this_machines_addresses_are_its_own() {
+        assert!(own_address("127.0.0.1"));
+        assert!(!own_address("192.0.2.99"), "TEST-NET-1 is nobody's here");
+        assert!(!own_address("node-1"), "a name is not resolved");
+    }
 
     #[test]
     fn a_label_names_its_node_and_only_its_workers() {

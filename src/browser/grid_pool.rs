@@ -40,7 +40,7 @@ impl Pool {
         // counted as abandoned unless the request finishes (the future may be dropped by a stop)
         let pending = Abandoned(&g.abandoned);
         let launch = session::Launch { kind: w.browser, adapter: w.adapter_mode(), cfg: &self.cfg };
-        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra).await;
+        let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra, true).await;
         std::mem::forget(pending);
         let mut s = opened?;
         let id = match s.client.session_id().await {
@@ -55,6 +55,18 @@ impl Pool {
         tracing::debug!(target: "stressctl::browser", worker = %w.id, node = %node, session = %id, "grid session opened");
         s.grid = Some(GridPlace { session_id: id, node });
         Ok(s)
+    }
+}
+
+impl Pool {
+    /// Opens a session on node `node` of Grid worker `w` (by its `stressctl:node` capability),
+    /// for `check`'s probe of each node. Err when `w` is not a Grid.
+    pub async fn open_on_node(&self, w: &Worker, page_url: &str, task: &TaskSpec, node: &str) -> Result<Session, OpError> {
+        let g = self
+            .grids
+            .get(&w.id)
+            .ok_or_else(|| OpError::new(FailureClass::ConnectionFailure, format!("worker {} is not a Selenium Grid", w.id)))?;
+        self.open_on_grid(w, &g, page_url, task, Some(node)).await
     }
 }
 

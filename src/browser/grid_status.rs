@@ -10,6 +10,22 @@ use std::time::Duration;
 /// the Grid's default slot matcher like any extension capability).
 pub const NODE_CAP: &str = "stressctl:node";
 
+/// Where a Grid node's Chromium keeps the profile of run `run`'s session `label`: a path on the
+/// node (its `/tmp`), named after the run and nothing of this machine. A Grid lists each session
+/// with the capabilities its driver answered — not the ones asked for — and the only one of those
+/// a session can be recognised by is Chromium's `chrome.userDataDir`: so a session whose id
+/// stressctl never learnt (its request was given up) is found in `/status` by this path.
+pub fn node_profile_dir(run: &str, label: &str) -> String {
+    format!("/tmp/{run}/{label}")
+}
+
+/// The tag of the run whose profiles live in `profiles_dir` (`<state>/runs/<id>/profiles`): its
+/// id, which names the run without naming anything on this machine.
+pub fn run_tag(profiles_dir: &std::path::Path) -> String {
+    let id = profiles_dir.parent().and_then(std::path::Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    format!("stressctl-{}", id.unwrap_or_else(|| std::process::id().to_string()))
+}
+
 /// A node's `availability`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Availability {
@@ -28,8 +44,9 @@ pub struct GridSlot {
     pub browser: String,
     /// The session in it, if any (`reserved` while the hub is still creating one).
     pub session: Option<String>,
-    /// The session's Chromium profile (`capabilities.chrome.userDataDir`): stressctl's sessions
-    /// have theirs under the run's profiles directory, which identifies one it never got the id of.
+    /// The session's Chromium profile on its node (`capabilities.chrome.userDataDir`): a session
+    /// of stressctl's has it under [`node_profile_dir`], which identifies one it never got the id
+    /// of.
     pub user_data_dir: Option<String>,
 }
 
@@ -76,15 +93,14 @@ impl GridStatus {
         self.nodes.iter().find(|n| n.slots.iter().any(|s| s.session.as_deref() == Some(session_id)))
     }
 
-    /// Sessions whose Chromium profile is under `profiles_dir`, and whether any slot is still
-    /// `reserved` (a session being created).
-    pub fn sessions_under(&self, profiles_dir: &str) -> (Vec<String>, bool) {
+    /// Sessions whose Chromium profile is run `run`'s ([`node_profile_dir`]), and whether any
+    /// slot is still `reserved` (a session being created).
+    pub fn sessions_of_run(&self, run: &str) -> (Vec<String>, bool) {
         let slots = self.nodes.iter().flat_map(|n| &n.slots);
         let reserved = slots.clone().any(|s| s.session.as_deref() == Some("reserved"));
-        let ids = slots
-            .filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(profiles_dir)))
-            .filter_map(|s| s.session.clone())
-            .collect();
+        let under = node_profile_dir(run, "");
+        let ids =
+            slots.filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(&under))).filter_map(|s| s.session.clone()).collect();
         (ids, reserved)
     }
 
@@ -220,6 +236,22 @@ mod tests {
         assert_eq!(st.free_slots("chrome", &HashSet::from(["abc".to_string()])), 2, "our own session's slot counts");
         assert_eq!(st.slots_per_browser(), "chrome 2, firefox 1");
         assert_eq!(st.nodes[0].free_for("firefox"), 1);
+        assert_eq!(st.sessions_of_run("stressctl-r1"), (vec![], false));
+    }
+
+    #[test]
+    fn a_session_is_known_as_the_runs_by_its_profile_on_the_node() {
+        let mut ours = slot("chrome", Some("node-1"), Some("s-ours"));
+        ours["session"]["capabilities"] =
+            json!({"browserName": "chrome", "chrome": {"userDataDir": node_profile_dir("stressctl-r1", "s3")}});
+        let mut other = slot("chrome", Some("node-1"), Some("s-other"));
+        other["session"]["capabilities"] =
+            json!({"browserName": "chrome", "chrome": {"userDataDir": node_profile_dir("stressctl-r10", "s3")}});
+        let v = json!({"value": {"ready": true, "message": "", "nodes": [
+            {"id": "u1", "uri": "http://127.0.0.1:5555", "availability": "UP", "version": "4.20.0",
+             "slots": [ours, other, slot("chrome", Some("node-1"), Some("reserved"))]}]}});
+        let st = parse_status(&v).unwrap();
+        assert_eq!(st.sessions_of_run("stressctl-r1"), (vec!["s-ours".to_string()], true));
     }
 
     #[test]

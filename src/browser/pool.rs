@@ -369,14 +369,14 @@ impl Pool {
                 return Err(OpError::new(e.class, format!("loading the test page: {}", e.message)));
             }
         }
-        if let (Some(store), Some(b), Some(pgid)) = (&self.store, s.browser, ep.pgid) {
+        if let (Some(store), Some(b), Some(pgid), Some(dir)) = (&self.store, s.browser, ep.pgid, &s.user_data_dir) {
             store.process(ProcessRow {
                 pid: b.pid,
                 start_time: b.start_time,
                 kind: "browser",
                 worker: w.id.clone(),
                 pgid,
-                marker: s.user_data_dir.display().to_string(),
+                marker: dir.display().to_string(),
             });
         }
         if let Some(b) = s.browser {
@@ -467,6 +467,16 @@ impl Pool {
         }
         while closing.join_next().await.is_some() {}
         self.grids.delete_leftovers(&self.profiles_dir).await; // grid hook: no session of ours is left on a Grid
+        if !self.grids.all().is_empty() {
+            // a Grid node on this machine kept this run's Chromium profiles here (named by the run
+            // id: nothing else is there); on other machines the node's own /tmp cleanup does it
+            let dir = super::grid_status::node_profile_dir(&super::grid_status::run_tag(&self.profiles_dir), "");
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::debug!(target: "stressctl::browser", dir, "cannot remove the Grid sessions' profiles: {e}");
+                }
+            }
+        }
         for w in &self.workers {
             let mut slot = w.inner.lock().await;
             if let Some(mut d) = slot.driver.take() {

@@ -3,6 +3,7 @@
 
 use super::adapter::AdapterMode;
 use super::driver::DriverProcess;
+pub use super::grid_status::{node_profile_dir, run_tag};
 use super::process::{find_browser, ProcId};
 use crate::config::{BrowserConfig, BrowserKind, TaskSpec};
 use crate::recovery::classify_cmd_error;
@@ -101,45 +102,91 @@ pub const FIREFOX_PREFS: &[(&str, bool)] = &[
     ("browser.startup.homepage_override.mstone", false),
 ];
 
-/// The Chromium command-line arguments for a session using `user_data_dir`.
-pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: &Path) -> Vec<String> {
+/// Where a session's browser runs, as far as what it is sent goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Placement<'a> {
+    /// On this machine, under a driver stressctl runs: its own profile directory here, the
+    /// configured browser binary, `--no-sandbox` when stressctl runs as root.
+    Local {
+        /// The session's fresh profile directory.
+        profile_dir: &'a Path,
+    },
+    /// On a WebDriver stressctl does not run (a remote `url`, a Selenium Grid node): nothing of
+    /// this machine is sent — no profile directory here, no binary, no environment; the node's
+    /// own browser runs. Only the flags and preferences that make the test work travel, in
+    /// `goog:chromeOptions.args` and `moz:firefoxOptions.prefs`. `node_profile` (Chromium on a
+    /// Grid: [`node_profile_dir`], a path on the node naming the run) is the profile the node's
+    /// Chromium is told to use, so that a session whose id stressctl never learnt can be found
+    /// in the hub's `/status`; without it the node's driver makes a profile of its own.
+    Remote {
+        /// The profile directory on the node, if any.
+        node_profile: Option<&'a str>,
+    },
+}
+
+/// The Chromium command-line arguments for a session of `adapter`: with `user_data_dir` (a
+/// local session) also that profile and `--no-sandbox` when stressctl runs as root; without, only
+/// what any machine's Chromium needs for the test (a node sets its own sandbox and profile).
+pub fn chromium_args(cfg: &BrowserConfig, adapter: AdapterMode, user_data_dir: Option<&Path>) -> Vec<String> {
+    chromium_args_for(cfg, adapter, user_data_dir.map(|d| (d.display().to_string(), true)))
+}
+
+/// [`chromium_args`] with the profile as text, and whether the browser runs here (`--no-sandbox`
+/// as root is a fact of this machine).
+fn chromium_args_for(cfg: &BrowserConfig, adapter: AdapterMode, profile: Option<(String, bool)>) -> Vec<String> {
     let mut args: Vec<String> = MANDATORY_ARGS.iter().map(|s| s.to_string()).collect();
     args.extend(adapter.chromium_flags().iter().map(|s| s.to_string()));
     if cfg.headless {
         args.push("--headless=new".into());
     }
-    if running_as_root() {
-        args.push("--no-sandbox".into());
+    if let Some((dir, here)) = profile {
+        if here && running_as_root() {
+            args.push("--no-sandbox".into());
+        }
+        args.push(format!("--user-data-dir={dir}"));
     }
-    args.push(format!("--user-data-dir={}", user_data_dir.display()));
     args.extend(cfg.extra_args.iter().cloned());
     args
 }
 
-/// The capabilities that open a session of `launch` with its profile in `profile_dir`.
-pub fn capabilities(launch: &Launch<'_>, profile_dir: &Path) -> Capabilities {
+/// The capabilities that open a session of `launch` placed as `place`.
+pub fn capabilities(launch: &Launch<'_>, place: Placement<'_>) -> Capabilities {
     let mut caps = Capabilities::new();
     caps.insert("pageLoadStrategy".into(), json!("normal"));
+    let (local, node_profile) = match place {
+        Placement::Local { profile_dir } => (Some(profile_dir), None),
+        Placement::Remote { node_profile } => (None, node_profile),
+    };
     match launch.kind {
         BrowserKind::Chromium => {
             caps.insert("browserName".into(), json!("chrome"));
-            caps.insert(
-                "goog:chromeOptions".into(),
-                json!({"binary": launch.cfg.chromium.display().to_string(), "args": chromium_args(launch.cfg, launch.adapter, profile_dir)}),
-            );
+            let profile = match (local, node_profile) {
+                (Some(d), _) => Some((d.display().to_string(), true)),
+                (None, Some(p)) => Some((p.to_string(), false)),
+                (None, None) => None,
+            };
+            let mut opts = json!({"args": chromium_args_for(launch.cfg, launch.adapter, profile)});
+            if local.is_some() {
+                opts["binary"] = json!(launch.cfg.chromium.display().to_string());
+            }
+            caps.insert("goog:chromeOptions".into(), opts);
         }
         BrowserKind::Firefox => {
             caps.insert("browserName".into(), json!("firefox"));
-            let mut args = vec![json!("-profile"), json!(profile_dir.display().to_string())];
+            let mut args = Vec::new();
             if launch.cfg.headless {
-                args.insert(0, json!("-headless"));
+                args.push(json!("-headless"));
+            }
+            if let Some(dir) = local {
+                args.extend([json!("-profile"), json!(dir.display().to_string())]);
             }
             args.extend(launch.cfg.extra_args.iter().map(|a| json!(a)));
             let prefs: serde_json::Map<String, serde_json::Value> = FIREFOX_PREFS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-            caps.insert(
-                "moz:firefoxOptions".into(),
-                json!({"binary": launch.cfg.firefox.display().to_string(), "args": args, "prefs": prefs}),
-            );
+            let mut opts = json!({"args": args, "prefs": prefs});
+            if local.is_some() {
+                opts["binary"] = json!(launch.cfg.firefox.display().to_string());
+            }
+            caps.insert("moz:firefoxOptions".into(), opts);
         }
     }
     caps
@@ -153,8 +200,9 @@ pub struct Session {
     pub worker: String,
     /// Driver generation of the worker when opened (a restarted driver invalidates it).
     pub driver_generation: u64,
-    /// Its profile directory (removed when the session is discarded).
-    pub user_data_dir: PathBuf,
+    /// Its profile directory here (removed when the session is discarded); None for a remote
+    /// session, whose node keeps its own.
+    pub user_data_dir: Option<PathBuf>,
     /// The browser's main process, when it runs on this machine (managed workers).
     pub browser: Option<ProcId>,
     /// Ops run in this session.
@@ -181,10 +229,13 @@ pub async fn open(
     page_url: &str,
     task: &TaskSpec,
 ) -> Result<Session, OpError> {
-    open_with_caps(ep, worker, launch, profiles_dir, page_url, task, serde_json::Map::new()).await
+    open_with_caps(ep, worker, launch, profiles_dir, page_url, task, serde_json::Map::new(), false).await
 }
 
-/// [`open`] with `extra` capabilities in the new-session request (a Grid node target).
+/// [`open`] with `extra` capabilities in the new-session request (a Grid node target); `grid`:
+/// the endpoint is a Selenium Grid hub (a Chromium there gets its profile at
+/// [`node_profile_dir`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn open_with_caps(
     ep: &Endpoint,
     worker: &str,
@@ -193,15 +244,29 @@ pub async fn open_with_caps(
     page_url: &str,
     task: &TaskSpec,
     extra: serde_json::Map<String, serde_json::Value>,
+    grid: bool,
 ) -> Result<Session, OpError> {
     let cfg = launch.cfg;
     let (webdriver_url, driver_generation, local_driver_pgid) = (ep.url.as_str(), ep.generation, ep.pgid);
     let n = SESSION_SEQ.fetch_add(1, Ordering::Relaxed);
     let label = format!("s{n}");
-    let user_data_dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
-    std::fs::create_dir_all(&user_data_dir)
-        .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", user_data_dir.display())))?;
-    let mut caps = capabilities(launch, &user_data_dir);
+    // a profile here only for a browser that runs here (a driver of ours)
+    let user_data_dir = match local_driver_pgid {
+        Some(_) => {
+            let dir = profiles_dir.join(format!("{worker}-{label}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| OpError::new(FailureClass::LaunchFailure, format!("cannot create {}: {e}", dir.display())))?;
+            Some(dir)
+        }
+        None => None,
+    };
+    let mut caps = match &user_data_dir {
+        Some(dir) => capabilities(launch, Placement::Local { profile_dir: dir }),
+        None => {
+            let node_profile = grid.then(|| node_profile_dir(&run_tag(profiles_dir), &format!("{worker}-{label}")));
+            capabilities(launch, Placement::Remote { node_profile: node_profile.as_deref() })
+        }
+    };
     caps.extend(extra);
     let connect = async {
         if webdriver_url.starts_with("https://") {
@@ -219,24 +284,24 @@ pub async fn open_with_caps(
     let client = match tokio::time::timeout(cfg.session_timeout, connect).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            remove_profile(&user_data_dir);
+            remove_profile(user_data_dir.as_deref());
             return Err(e);
         }
         Err(_) => {
             // A browser may have been started; reap it by its profile marker in our driver's group.
-            if let Some(pgid) = local_driver_pgid {
-                if let Some(b) = find_browser(pgid, &user_data_dir) {
+            if let (Some(pgid), Some(dir)) = (local_driver_pgid, &user_data_dir) {
+                if let Some(b) = find_browser(pgid, dir) {
                     b.signal(libc::SIGKILL);
                 }
             }
-            remove_profile(&user_data_dir);
+            remove_profile(user_data_dir.as_deref());
             return Err(OpError::new(
                 FailureClass::LaunchFailure,
                 format!("no session from {webdriver_url} within {:?}", cfg.session_timeout),
             ));
         }
     };
-    let browser = local_driver_pgid.and_then(|pgid| find_browser(pgid, &user_data_dir));
+    let browser = local_driver_pgid.zip(user_data_dir.as_deref()).and_then(|(pgid, dir)| find_browser(pgid, dir));
     let s = Session {
         client,
         worker: worker.to_string(),
@@ -277,7 +342,8 @@ fn classify_new_session_error(url: &str, e: fantoccini::error::NewSessionError) 
     OpError::new(class, format!("opening a session on {url}: {e}"))
 }
 
-fn remove_profile(dir: &Path) {
+fn remove_profile(dir: Option<&Path>) {
+    let Some(dir) = dir else { return };
     if let Err(e) = std::fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::debug!(target: "stressctl::browser", dir = %dir.display(), "cannot remove profile: {e}");
@@ -309,7 +375,7 @@ impl Session {
         if let Some(mut d) = own_driver {
             d.kill().await;
         }
-        remove_profile(&user_data_dir);
+        remove_profile(user_data_dir.as_deref());
     }
 }
 
@@ -363,5 +429,60 @@ pub async fn probe_adapter(client: &fantoccini::Client, mode: AdapterMode) -> Re
             v.get("message").and_then(serde_json::Value::as_str).unwrap_or("the page answered without `ok`"),
             500,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(kind: BrowserKind, cfg: &BrowserConfig) -> Launch<'_> {
+        Launch { kind, adapter: AdapterMode::Hardware, cfg }
+    }
+
+    #[test]
+    fn a_local_session_gets_its_profile_and_binary_a_remote_one_nothing_of_this_machine() {
+        let cfg = BrowserConfig { extra_args: vec!["--lang=en".into()], ..BrowserConfig::default() };
+        let dir = Path::new("/var/lib/stressctl/runs/r1/profiles/local-s1-42");
+        let local =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Local { profile_dir: dir })).unwrap();
+        let o = &local["goog:chromeOptions"];
+        assert_eq!(o["binary"], json!(cfg.chromium.display().to_string()));
+        assert!(o["args"].as_array().unwrap().contains(&json!(format!("--user-data-dir={}", dir.display()))), "{o}");
+
+        let remote =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { node_profile: None })).unwrap();
+        let text = remote.to_string();
+        assert!(!text.contains("/var/lib") && !text.contains(&cfg.chromium.display().to_string()), "no local path: {text}");
+        assert!(remote["goog:chromeOptions"].get("binary").is_none(), "the node's own browser: {text}");
+        let args: Vec<&str> = remote["goog:chromeOptions"]["args"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        for flag in ["--enable-unsafe-webgpu", "--use-webgpu-adapter=default", "--lang=en"] {
+            assert!(args.contains(&flag), "{flag} in {args:?}");
+        }
+        assert!(!args.iter().any(|a| a.starts_with("--user-data-dir") || *a == "--no-sandbox"), "{args:?}");
+        // on a Grid: a profile on the node that names the run, still nothing of this machine
+        let node = node_profile_dir("stressctl-r1", "grid-s3");
+        let grid = capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { node_profile: Some(&node) });
+        let grid = serde_json::to_value(grid).unwrap();
+        let args = grid["goog:chromeOptions"]["args"].as_array().unwrap();
+        assert!(args.contains(&json!("--user-data-dir=/tmp/stressctl-r1/grid-s3")), "{grid}");
+        assert!(!args.contains(&json!("--no-sandbox")) && grid["goog:chromeOptions"].get("binary").is_none(), "{grid}");
+
+        let ff_local =
+            serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Local { profile_dir: dir })).unwrap();
+        assert!(ff_local["moz:firefoxOptions"]["args"].as_array().unwrap().contains(&json!(dir.display().to_string())));
+        assert_eq!(ff_local["moz:firefoxOptions"]["binary"], json!(cfg.firefox.display().to_string()));
+        let ff = serde_json::to_value(capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Remote { node_profile: None })).unwrap();
+        let o = &ff["moz:firefoxOptions"];
+        assert!(o.get("binary").is_none(), "{ff}");
+        assert!(!o["args"].as_array().unwrap().contains(&json!("-profile")), "{ff}");
+        assert_eq!(o["prefs"]["dom.webgpu.enabled"], true);
+        assert_eq!(o["prefs"]["gfx.webgpu.ignore-blocklist"], true);
+        assert!(!ff.to_string().contains("/var/lib"), "{ff}");
+    }
+
+    #[test]
+    fn the_run_tag_names_the_run_not_a_path() {
+        assert_eq!(run_tag(Path::new("/state/runs/20261205T211000Z-ab12/profiles")), "stressctl-20261205T211000Z-ab12");
     }
 }

@@ -40,8 +40,10 @@ pub(super) async fn inject(ctx: &PhaseCtx, f: &FaultConfig, pool: Option<&Pool>,
             format!("SIGKILL {driver} pid {pid} of worker {}{}", w.id, if f.permanent { " (permanent)" } else { "" })
         }
         FaultKind::ExhaustMemory => {
-            let limited =
-                t.session.map(|s| limit_renderers_data(&s.user_data_dir, s.browser, u64::from(f.limit_mb) << 20)).unwrap_or_default();
+            let limited = t
+                .session
+                .and_then(|s| s.user_data_dir.as_deref().map(|d| limit_renderers_data(d, s.browser, u64::from(f.limit_mb) << 20)))
+                .unwrap_or_default();
             let ceiling = crate::tasks::exhaust::ceiling_mb(f.limit_mb);
             if limited.is_empty() {
                 format!(

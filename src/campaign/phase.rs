@@ -313,6 +313,10 @@ pub(crate) fn finish(
     } else {
         "completed"
     };
+    if let Some(served) = run.served.as_ref().and_then(|s| s.take()) {
+        // bytes and requests per file the browsers pulled in this phase (fresh sessions pull them)
+        run.store.task_info(idx, phase.task.kind(), "served", served);
+    }
     run.store.phase_ended(idx, if stopped || paused { "stopped" } else { "completed" }, elapsed);
     run.store.flush()?;
     let reader = StoreReader::open(run.store.path())?;

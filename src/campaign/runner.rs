@@ -125,9 +125,17 @@ impl Campaign {
         let scope = RunScope::new();
         let server = if self.cfg.needs_browser() {
             Some(
-                PageServer::start_serving(scope.child(), &scope.tracker, crate::tasks::model::ServedFiles::for_config(&self.cfg))
-                    .await
-                    .map_err(|source| RunError::Io { path: PathBuf::from("127.0.0.1:0"), source })?,
+                PageServer::start_with(
+                    scope.child(),
+                    &scope.tracker,
+                    crate::tasks::model::ServedFiles::for_config(&self.cfg),
+                    &crate::tasks::server::ServeOptions::for_config(&self.cfg),
+                )
+                .await
+                .map_err(|source| RunError::Io {
+                    path: PathBuf::from(self.cfg.server.listen.as_deref().unwrap_or(crate::config::addr::DEFAULT_SERVER_LISTEN)),
+                    source,
+                })?,
             )
         } else {
             None
@@ -145,7 +153,9 @@ impl Campaign {
             ))
         });
         let page_url = server.as_ref().map(|s| s.url()).unwrap_or_default();
-        let run = Arc::new(RunShared::new(id.clone(), self.cfg.clone(), store.clone(), pool.clone(), page_url, self.stop.clone()));
+        let mut shared = RunShared::new(id.clone(), self.cfg.clone(), store.clone(), pool.clone(), page_url, self.stop.clone());
+        shared.served = server.as_ref().map(|s| s.stats());
+        let run = Arc::new(shared);
         if let Err(e) = super::notices::start(&run, &report_dir) {
             tracing::warn!(target: "stressctl::campaign", "{e}: this campaign sends no notifications");
         }

@@ -198,8 +198,11 @@ pub(crate) struct RunShared {
     pub bus: EventBus,
     /// Browser workers (None for synthetic campaigns).
     pub pool: Option<Arc<Pool>>,
-    /// The page server's URL (empty without browsers).
+    /// The page server's URL (empty without browsers). It holds the run's secret path prefix:
+    /// for browsers only, never for a log, an event or the store.
     pub page_url: String,
+    /// What the page server served: recorded per phase as its task's `served` info.
+    pub served: Option<Arc<crate::tasks::server::ServeStats>>,
     /// Stop requests.
     pub stop: Arc<StopSignal>,
     /// Monotonic start of the run.
@@ -253,6 +256,7 @@ impl RunShared {
             store,
             pool,
             page_url,
+            served: None,
             stop,
             started: Instant::now(),
             started_wall: SystemTime::now(),

@@ -30,6 +30,7 @@ pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DE
 pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{
     BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides,
+    ServerConfig,
 };
 
 use duration::{human, human_opt};
@@ -194,6 +195,12 @@ impl TaskSpec {
             },
             _ => vec![self.kind()],
         }
+    }
+
+    /// Whether its browsers load stressctl's own test page (from the page server): every browser
+    /// task but `page`, which opens the user's URL.
+    pub fn needs_page_server(&self) -> bool {
+        !matches!(self, TaskSpec::Synthetic { .. } | TaskSpec::Page { .. })
     }
 
     /// Whether this task needs a browser.
@@ -414,6 +421,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// The log files.
     pub logging: LoggingConfig,
+    /// The test page server (`[server]`).
+    pub server: ServerConfig,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -429,7 +438,7 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 11)?;
+        let mut m = s.serialize_struct("Config", 12)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
@@ -445,6 +454,11 @@ impl Serialize for Config {
             m.skip_field("logging")?;
         } else {
             m.serialize_field("logging", &self.logging)?;
+        }
+        if self.server == ServerConfig::default() {
+            m.skip_field("server")?;
+        } else {
+            m.serialize_field("server", &self.server)?;
         }
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;
@@ -607,6 +621,11 @@ impl Config {
     /// Sum of the phase durations.
     pub fn planned_duration(&self) -> Duration {
         self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// Whether any phase's browsers load stressctl's test page (see [`TaskSpec::needs_page_server`]).
+    pub fn needs_page_server(&self) -> bool {
+        self.phases.iter().any(|p| p.task.needs_page_server())
     }
 
     /// Whether any phase needs a browser.

@@ -35,6 +35,8 @@ pub(super) struct RawConfig {
     pub dashboard: DashboardConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub server: super::ServerConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub phase_sessions: Option<std::collections::BTreeMap<String, u32>>,

@@ -274,6 +274,24 @@ impl Default for DashboardConfig {
     }
 }
 
+/// The test page server: the `[server]` table as written (absent keys take
+/// [`ServerConfig::default`]). Checked in `validate.rs`: both addresses parse, and a worker on
+/// another machine is refused a server that only this machine can reach.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `IP:PORT` the server binds (`localhost:PORT` allowed; port 0 picks a free one). Absent:
+    /// `127.0.0.1:0`, only this machine's browsers can load the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The base URL browsers are given (`http://HOST[:PORT][/PATH]`), for a server behind a
+    /// name or a forwarded port. Absent: derived from `listen` (its IP and bound port; for an
+    /// unspecified IP such as `0.0.0.0`, this machine's address on the route to the first
+    /// remote worker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+}
+
 /// What the log files say: the `[logging]` table as written (absent keys take
 /// [`LoggingConfig::default`]). Ranges in `validate.rs`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

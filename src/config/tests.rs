@@ -239,6 +239,9 @@ managed = true
 [[workers]]
 id = "grid"
 url = "https://grid.example.com:4444/wd/hub"
+[server]
+listen = "0.0.0.0:8099"
+advertise = "https://stress.example.com/runs"
 [[phases]]
 name = "a"
 duration = "7s"
@@ -327,7 +330,8 @@ fn worker_urls_need_a_scheme_a_host_and_a_port_in_range() {
     let e = err(&format!("[[workers]]\nid = \"r\"\nurl = \"http://example:99999\"\n{MIN}"));
     assert!(e.contains("1 to 65535"), "{e}");
     for good in ["http://127.0.0.1:9515", "https://grid.example.com/wd/hub", "http://[::1]:4444", "http://localhost"] {
-        let c = Config::parse(&format!("[[workers]]\nid = \"r\"\nurl = {good:?}\n{MIN}"), "t").unwrap_or_else(|e| panic!("{good}: {e}"));
+        let c = Config::parse(&format!("[server]\nlisten = \"0.0.0.0:0\"\n[[workers]]\nid = \"r\"\nurl = {good:?}\n{MIN}"), "t")
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
         assert_eq!(c.workers[0].endpoint, WorkerEndpoint::Remote(good.into()));
     }
 }

@@ -43,6 +43,7 @@ impl Validator<'_> {
         let mut phases = self.phases(raw.phases.unwrap_or_default(), (&default_task, default_timeout), &workers)?;
         self.phase_sessions(raw.phase_sessions.unwrap_or_default(), &mut phases)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
+        self.server(&raw.server, &workers, phases.iter().any(|p| p.task.needs_page_server()))?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
         let notify = raw.notify.unwrap_or_default();
         super::notify::validate(self, &notify)?;
@@ -57,6 +58,7 @@ impl Validator<'_> {
             browser_preference: raw.browser_preference,
             dashboard: raw.dashboard,
             logging: raw.logging,
+            server: raw.server,
             workers,
             phases,
             faults,
@@ -130,6 +132,47 @@ impl Validator<'_> {
         for (name, v) in [("min_free_memory_mb", o.min_free_memory_mb), ("min_free_disk_mb", o.min_free_disk_mb)] {
             if let Some(v) = v {
                 self.int(&format!("{key}.{name}"), v, 0, MAX_FREE_MB)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[server]`: both addresses parse, and when a worker is on another machine (its URL's host is
+    /// not loopback) the server is not loopback-only: that worker's browser could not load the
+    /// page. A Grid's nodes are known only from its hub, so that half is checked at run time.
+    /// Unless a phase loads stressctl's test page (`page` tasks open the user's URL, synthetic
+    /// ones no browser), no worker needs to reach the server.
+    fn server(&self, s: &super::ServerConfig, workers: &[WorkerConfig], browsers: bool) -> Result<(), ConfigError> {
+        use crate::config::addr;
+        let listen_text = s.listen.as_deref().unwrap_or(addr::DEFAULT_SERVER_LISTEN);
+        let listen = addr::parse_server_listen(listen_text).map_err(|why| self.err("server.listen", format!("{listen_text:?}"), why))?;
+        let advertise = match &s.advertise {
+            Some(a) => Some(addr::parse_server_advertise(a).map_err(|why| self.err("server.advertise", format!("{a:?}"), why))?),
+            None => None,
+        };
+        let remote = workers.iter().find_map(|w| match &w.endpoint {
+            WorkerEndpoint::Remote(u) => addr::remote_host(u).map(|_| (w.id.as_str(), u.as_str())),
+            WorkerEndpoint::Managed => None,
+        });
+        if let Some((id, url)) = remote.filter(|_| browsers) {
+            if listen.ip().is_loopback() {
+                return Err(self.err(
+                    "server.listen",
+                    format!("{listen_text:?}"),
+                    format!(
+                        "worker {id} ({url}) is on another machine and cannot load pages from this machine's loopback: \
+                         listen on an address it can reach, e.g. [server] listen = \"0.0.0.0:8099\" (and advertise = \"http://THIS-HOST:8099\")"
+                    ),
+                ));
+            }
+            if let Some(a) = &advertise {
+                if a.host().is_some_and(|h| addr::host_is_loopback(&h)) {
+                    return Err(self.err(
+                        "server.advertise",
+                        format!("{:?}", a.as_str()),
+                        format!("worker {id} ({url}) is on another machine: give a URL with a host it can reach"),
+                    ));
+                }
             }
         }
         Ok(())

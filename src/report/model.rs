@@ -233,6 +233,16 @@ pub(super) fn summary_lines(phase: &str, info: &BTreeMap<String, Value>, latency
         format!("    first inference {}", fig("first_inference_ms")),
     ];
     lines.push(format!("    browser memory (tree RSS) per session: {}", rss_line(info.get("rss_mb"))));
+    if let Some(sv) = info.get("served") {
+        // what the page server sent this phase's browsers: a fresh session pulls every file once
+        let n = info.get("sessions").and_then(Value::as_array).map_or(0, Vec::len);
+        lines.push(format!(
+            "    served {:.1} MB in {} requests over {n} session(s) (page server; {} refused)",
+            sv["bytes"].as_u64().unwrap_or(0) as f64 / 1e6,
+            s(sv.get("requests")),
+            s(sv.get("rejected"))
+        ));
+    }
     let degraded = info.get("degraded").filter(|d| d["inferences"].as_u64().is_some_and(|n| n > 0));
     if let Some(d) = degraded {
         let on: Vec<String> = d["settings"]

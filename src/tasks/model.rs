@@ -2,9 +2,12 @@
 //! checked element-wise against the wasm provider, and the files the page server serves for it.
 //!
 //! The page server serves only what the config names: the onnxruntime-web files of each
-//! `ort_dir` (a fixed list of six names) and each configured model, under URLs derived from the
-//! config values alone (a hash), so a task spec finds its URLs without a lookup table. Nothing else
-//! on disk can be reached: no listing, no path taken from the request.
+//! `ort_dir` (a fixed list of six names), the model module and each configured model, under
+//! content-hashed paths ([`asset_paths`]: `a/<hash>/<name>`, relative to the run's page URL), so
+//! a browser may cache them for good (`immutable`) and a changed file gets a new URL. The six
+//! onnxruntime-web files share one hash over all their bytes: onnxruntime-web finds its wasm
+//! files by name under one base (`env.wasm.wasmPaths`). Nothing else on disk can be reached: no
+//! listing, no path taken from the request.
 //!
 //! Session set-up (loading onnxruntime-web, creating the inference session, the first inference,
 //! the reference session) is one separate call, timed here and returned as [`OpOk::setup`] so the
@@ -46,7 +49,7 @@ const done = (r) => ((r.ok === false || (!spec.prepare && !r.needs_prepare)) ? c
   .then(() => answer(r), () => answer(r));
 const fail = (m) => done({ok: false, class: 'script_error', message: String(m)});
 try {
-  if (!window.__stressctlModel) window.__stressctlModel = import('/model/model.mjs');
+  if (!window.__stressctlModel) window.__stressctlModel = import(spec.module);
   window.__stressctlModel.then((m) => m[fn](spec)).then(
     (r) => (r && typeof r === 'object') ? done(r) : fail('bad result: ' + String(r)),
     (e) => { fail((e && e.stack) || e); });
@@ -79,18 +82,14 @@ impl ServedFiles {
         s
     }
 
-    /// Adds the routes of one model task.
+    /// Adds the routes of one model task (paths relative to the page URL, see [`asset_paths`]).
     pub fn add(&mut self, m: &ModelTask) {
-        self.routes.insert("/model/model.mjs".into(), (Source::Static(MODEL_MJS.as_bytes()), "text/javascript"));
-        let model_src = match m.model.strip_prefix("builtin:").and_then(builtin_model) {
-            Some(bytes) => Source::Static(bytes),
-            None => Source::File(PathBuf::from(&m.model)),
-        };
-        self.routes.insert(model_path(m), (model_src, "application/octet-stream"));
-        let base = ort_base(m);
+        let paths = asset_paths(m);
+        self.routes.insert(paths.module.clone(), (Source::Static(MODEL_MJS.as_bytes()), "text/javascript"));
+        self.routes.insert(paths.model.clone(), (model_source(m), "application/octet-stream"));
         for f in ORT_FILES {
             let ctype = if f.ends_with(".wasm") { "application/wasm" } else { "text/javascript" };
-            self.routes.insert(format!("{base}{f}"), (Source::File(m.ort_dir.join(f)), ctype));
+            self.routes.insert(format!("{}{f}", paths.ort_base), (Source::File(m.ort_dir.join(f)), ctype));
         }
     }
 
@@ -138,18 +137,61 @@ pub fn check_assets(cfg: &Config) -> Vec<(bool, String)> {
         .collect()
 }
 
-fn short_hash(s: &str) -> String {
-    format!("{:08x}", crc32fast::hash(s.as_bytes()))
+fn model_source(m: &ModelTask) -> Source {
+    match m.model.strip_prefix("builtin:").and_then(builtin_model) {
+        Some(bytes) => Source::Static(bytes),
+        None => Source::File(PathBuf::from(&m.model)),
+    }
 }
 
-/// URL path of a task's model.
-pub fn model_path(m: &ModelTask) -> String {
-    format!("/models/{}.onnx", short_hash(&m.model))
+/// A model task's URL paths, relative to the run's page URL (which ends with `/`): each names
+/// the content it serves by a hash of its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssetPaths {
+    /// The page's model module (`a/<hash>/model.mjs`).
+    pub module: String,
+    /// The model (`a/<hash>/model.onnx`).
+    pub model: String,
+    /// The onnxruntime-web directory (`a/<hash>/`, ends with `/`): one hash over its six files.
+    pub ort_base: String,
 }
 
-/// URL path prefix of a task's onnxruntime-web files (ends with `/`).
-pub fn ort_base(m: &ModelTask) -> String {
-    format!("/ort/{}/", short_hash(&m.ort_dir.display().to_string()))
+/// Content hash of an asset: CRC-32 of the bytes and their length, hex. It names a version of
+/// the content so that a browser may keep it for good; it is not a secret and needs no collision
+/// resistance against an attacker (the run's random prefix is the secret).
+pub fn content_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    for p in parts {
+        h.update(p);
+        len += p.len() as u64;
+    }
+    format!("{:08x}{len:x}", h.finalize())
+}
+
+/// The content-hashed paths of `m`'s files. Hashing reads them (onnxruntime-web is ~40 MB), so
+/// the answer is kept per (model, ort_dir) for the life of the process: the page server and every
+/// op ask for it. A file that cannot be read hashes as empty; the server then answers its
+/// request with the reason.
+pub fn asset_paths(m: &ModelTask) -> AssetPaths {
+    type Memo = std::sync::Mutex<HashMap<(String, PathBuf), AssetPaths>>;
+    static MEMO: std::sync::LazyLock<Memo> = std::sync::LazyLock::new(Default::default);
+    let key = (m.model.clone(), m.ort_dir.clone());
+    if let Some(p) = MEMO.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return p.clone();
+    }
+    let model = match model_source(m) {
+        Source::Static(b) => content_hash([b]),
+        Source::File(p) => content_hash([std::fs::read(p).unwrap_or_default().as_slice()]),
+    };
+    let ort: Vec<Vec<u8>> = ORT_FILES.iter().map(|f| std::fs::read(m.ort_dir.join(f)).unwrap_or_default()).collect();
+    let paths = AssetPaths {
+        module: format!("a/{}/model.mjs", content_hash([MODEL_MJS.as_bytes()])),
+        model: format!("a/{model}/model.onnx"),
+        ort_base: format!("a/{}/", content_hash(ort.iter().map(Vec::as_slice))),
+    };
+    MEMO.lock().unwrap_or_else(|e| e.into_inner()).insert(key, paths.clone());
+    paths
 }
 
 /// Where a model task's per-session figures go: `(key, value)` to record as the phase's task info.
@@ -222,10 +264,12 @@ pub async fn run_model_op(
     fault: Option<PageFault>,
     info: InfoSink<'_>,
 ) -> Result<OpOk, OpError> {
-    let origin = page_url.trim_end_matches('/');
+    let paths = asset_paths(m);
+    let base = if page_url.ends_with('/') { page_url.to_string() } else { format!("{page_url}/") };
     let mut spec = json!({
-        "model_url": format!("{origin}{}", model_path(m)),
-        "ort_base": format!("{origin}{}", ort_base(m)),
+        "module": format!("{base}{}", paths.module),
+        "model_url": format!("{base}{}", paths.model),
+        "ort_base": format!("{base}{}", paths.ort_base),
         "provider": m.execution_provider.as_str(),
         "inputs": m.inputs,
         "tolerance": m.tolerance,

@@ -33,6 +33,7 @@ mod overnight;
 mod page_js;
 mod reservation;
 mod resilience;
+mod server;
 mod store_integrity;
 mod synthetic;
 mod transport;
