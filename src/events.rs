@@ -402,8 +402,8 @@ pub enum Event {
         /// Why not, one sentence each.
         #[serde(default)]
         failures: Vec<String>,
-        /// Its failure was settled before its end (more ops failed or ran over the p95 limit
-        /// than the whole step could absorb), so it was ended early.
+        /// Its verdict was settled before its end (a failure beyond what the whole step could
+        /// absorb, or a pass with most of its allowance unused half-way), so it was ended early.
         #[serde(default)]
         settled_early: bool,
     },
@@ -565,7 +565,7 @@ impl Event {
                 let which = if p95_basis == "in_page" { "in-page p95" } else { "p95" };
                 let rate = if *attempted > 0 { *succeeded as f64 * 100.0 / *attempted as f64 } else { 0.0 };
                 let verdict = if *passed { "hold".to_string() } else { format!("fail ({})", failures.join("; ")) };
-                let early = if *settled_early { ", ended early: the failure was settled" } else { "" };
+                let early = if *settled_early { ", ended early: its verdict was settled" } else { "" };
                 let plural = if *sessions == 1 { "session" } else { "sessions" };
                 format!("capacity step{on}: {sessions} {plural} {verdict}: {attempted} ops, success {rate:.1}%, {which} {p95_ms:.1} ms, {ops_per_s:.1} ops/s{early}")
             }

@@ -127,7 +127,7 @@ async fn search(
         step.sessions = n;
         let measure = spec.step_duration.saturating_sub(spec.warmup);
         let limits = (step.criteria.min_success_rate, step.criteria.max_p95);
-        let settled = move |d: &LiveSnapshot, since: Duration| failure_settled(d, since, measure, limits);
+        let settled = move |d: &LiveSnapshot, since: Duration| settled(d, since, measure, limits).is_some();
         let clock = Clock {
             duration: progress.elapsed + spec.step_duration,
             offset: progress.elapsed,
@@ -163,30 +163,36 @@ async fn search(
     Ok(true)
 }
 
-/// Whether a step's failure is already settled after `since` of its measured part (`measure`
+/// Whether a step's verdict is already settled after `since` of its measured part (`measure`
 /// long), from what it measured so far (`d`) and the criteria (`(min_success_rate, max_p95)`):
-/// more ops have failed, or run at or over the p95 limit, than the whole step could absorb at
-/// one and a half times the rate seen so far. Such a step is ended early and judged on what it
-/// measured, which fails the same criteria: a search spends its time on the counts still in
-/// doubt. Never before 2 s of measurement or 20 ops.
-fn failure_settled(d: &LiveSnapshot, since: Duration, measure: Duration, (min_rate, max_p95): (f64, Duration)) -> bool {
+/// `Some(false)` when more ops have failed, or run at or over the p95 limit, than the whole step
+/// could absorb at one and a half times the rate seen so far (from 2 s and 20 ops on);
+/// `Some(true)` when, half-way through, a quarter of what the step may have is not even used:
+/// at most a quarter of the failures its success rate allows, and at most 1.25 % of its ops at or
+/// over the p95 limit (from 50 ops on). Such a step ends early and is judged on what it
+/// measured: a search spends its time on the counts still in doubt.
+fn settled(d: &LiveSnapshot, since: Duration, measure: Duration, (min_rate, max_p95): (f64, Duration)) -> Option<bool> {
     let a = d.counts.attempted;
     if since < Duration::from_secs(2) || a < 20 || since >= measure {
-        return false;
+        return None;
     }
-    let projected = a as f64 * measure.as_secs_f64() / since.as_secs_f64().max(1e-3) * 1.5;
     let failed = d.counts.attempted.saturating_sub(d.counts.succeeded) as f64;
-    if failed > (1.0 - min_rate) * projected {
-        return true;
-    }
     let h = if d.in_page.is_empty() { &d.hist } else { &d.in_page };
     let limit_us = max_p95.as_micros().min(u64::MAX as u128) as u64;
     let over = h.count_between(limit_us, h.max().max(limit_us)) as f64;
-    over > 0.05 * projected
+    let projected = a as f64 * measure.as_secs_f64() / since.as_secs_f64().max(1e-3) * 1.5;
+    if failed > (1.0 - min_rate) * projected || over > 0.05 * projected {
+        return Some(false);
+    }
+    let a = a as f64;
+    if since * 2 >= measure && a >= 50.0 && failed <= (1.0 - min_rate) * a / 4.0 && over <= 0.05 * a / 4.0 {
+        return Some(true);
+    }
+    None
 }
 
 /// Judges one step of `n` sessions on what it measured after its warm-up (`delta` over
-/// `measured`; `settled_early`: it was ended when its failure was settled) against the phase's criteria, records it as a `capacity_step` event and returns
+/// `measured`; `settled_early`: it was ended when its verdict was settled) against the phase's criteria, records it as a `capacity_step` event and returns
 /// whether it held.
 fn judge_step(
     run: &Arc<RunShared>,
@@ -225,4 +231,42 @@ fn judge_step(
     };
     run.event(format!("{}/{}", run.id, on.name), Some(idx), event);
     criteria.passed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::shared::OpCounts;
+    use crate::metrics::new_histogram;
+
+    fn snap(attempted: u64, failed: u64, over: u64) -> LiveSnapshot {
+        let mut in_page = new_histogram();
+        for i in 0..attempted {
+            // `over` ops at 80 ms, the rest at 10 ms
+            in_page.record(if i < over { 80_000 } else { 10_000 }).unwrap();
+        }
+        LiveSnapshot { counts: OpCounts { attempted, succeeded: attempted - failed, failed }, hist: in_page.clone(), in_page }
+    }
+
+    const LIMITS: (f64, Duration) = (0.99, Duration::from_millis(50));
+    const MEASURE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_step_settles_only_with_a_margin() {
+        let s = |d: &LiveSnapshot, secs: u64| settled(d, Duration::from_secs(secs), MEASURE, LIMITS);
+        // too early or too few ops: never
+        assert_eq!(s(&snap(1000, 500, 0), 1), None);
+        assert_eq!(s(&snap(10, 10, 0), 3), None);
+        // 3 s of 10 s, 300 ops: the step will have about 1000, at most 1500; 1 % of that is 15
+        assert_eq!(s(&snap(300, 16, 0), 3), Some(false));
+        assert_eq!(s(&snap(300, 10, 0), 3), None);
+        // over the p95 limit: more than 5 % of 1500
+        assert_eq!(s(&snap(300, 0, 76), 3), Some(false));
+        assert_eq!(s(&snap(300, 0, 40), 3), None);
+        // half-way with room to spare: held
+        assert_eq!(s(&snap(500, 1, 6), 5), Some(true));
+        assert_eq!(s(&snap(500, 0, 7), 5), None, "1.4 % over the limit: still in doubt");
+        assert_eq!(s(&snap(500, 2, 0), 5), None, "2 failures of the 5 allowed so far: still in doubt");
+        assert_eq!(s(&snap(500, 0, 0), 4), None, "not yet half-way");
+    }
 }

@@ -82,7 +82,7 @@ pub struct CapacityStep {
     /// Why not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
-    /// It was ended before its time because its failure was already settled.
+    /// It was ended before its time because its verdict was already settled.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ended_early: bool,
 }

@@ -267,7 +267,7 @@ fn capacity_section(h: &mut String, c: &CampaignReport) {
         h.push_str("<table class=\"capacity-steps\"><tr><th>sessions</th><th>ops</th><th>success %</th><th>ops/s</th><th>p95 ms</th><th class=\"l\">result</th><th>step</th></tr>\n");
         for st in &cap.steps {
             let early = if st.ended_early { " (ended early: settled)" } else { "" };
-            let result = if st.passed { "holds".to_string() } else { format!("fails{early}: {}", st.failures.join("; ")) };
+            let result = if st.passed { format!("holds{early}") } else { format!("fails{early}: {}", st.failures.join("; ")) };
             let _ = writeln!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td class=\"l wrap {}\">{}</td><td>{}</td></tr>",

@@ -296,7 +296,8 @@ fn capacity_lines(phases: &[PhaseReport]) -> Vec<String> {
                         f1(s.ops_per_s),
                         f1(s.p95_ms),
                         match (s.passed, s.ended_early) {
-                            (true, _) => "holds".into(),
+                            (true, false) => "holds".into(),
+                            (true, true) => "holds (settled early)".into(),
                             (false, false) => "fails".into(),
                             (false, true) => "fails (settled early)".into(),
                         },
