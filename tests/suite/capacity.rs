@@ -130,3 +130,33 @@ fn a_capacity_search_killed_mid_step_resumes_where_it_stood() {
     assert!(kept && before >= 2, "{before} steps before the kill; notes {notes}");
     assert_eq!(r["resumes"], 1);
 }
+
+#[test]
+fn a_capacity_phase_over_two_browsers_searches_each_on_its_own() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("capacity-browsers");
+    let workers = "\n[[workers]]\nid = \"c1\"\nmanaged = true\n\n[[workers]]\nid = \"ff\"\nmanaged = true\nbrowser = \"firefox\"\n";
+    let lenient = "browsers = [\"chromium\", \"firefox\"]\n[phases.criteria]\nmin_success_rate = 0.9\nmax_p95 = \"30s\"";
+    let search = capacity_phase("both", "60s", (1, 2), ("4s", "1s"), lenient);
+    let cfg = sb.write("cap.toml", &format!("{}{}{workers}{search}", header("capacity-browsers", ""), webgpu_task(64)));
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(180));
+    out.expect_code(0);
+    let dir = sb.campaign_dir();
+    let r = read_json(&dir.join("campaign_report.json"));
+    let searches = r["phases"][0]["capacity"].as_array().expect("capacity");
+    let browsers: Vec<&str> = searches.iter().filter_map(|c| c["browser"].as_str()).collect();
+    assert_eq!(browsers, ["chromium", "firefox"], "{searches:?}");
+    for c in searches {
+        assert_eq!(steps_of(c), [(1, true), (2, true)], "{c}");
+        let answer = c["answer"].as_str().unwrap_or_default();
+        assert!(answer.starts_with(&format!("{}: max sustainable sessions: 2 (", c["browser"].as_str().unwrap_or_default())), "{answer}");
+    }
+    // each search's ops ran on its own browser only
+    let per_browser = &r["phases"][0]["browsers"];
+    for b in ["chromium", "firefox"] {
+        assert!(count(&per_browser[b]["ops_succeeded"], "ops") > 0, "{per_browser}");
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).expect("summary");
+    assert!(summary.contains("Capacity, phase 1: chromium: max sustainable sessions: 2"), "{summary}");
+    assert!(summary.contains("Capacity, phase 1: firefox: max sustainable sessions: 2"), "{summary}");
+}
