@@ -3,7 +3,7 @@
 #
 #   scripts/bench-capacity.sh [--runs N] [--keep]
 #
-# Runs the embedded `capacity` profile (a warm-up, then a capacity search of the WebGPU 128²
+# Runs the embedded `capacity` profile (a capacity search of the WebGPU 128²
 # matmul on Chromium: 1..max_sessions, doubling, then bisecting) N times (default 3) and, in the
 # middle of them, a linear sweep of the same workload: one load phase per count 1..max_sessions,
 # each as long as one search step, judged by the same criteria, all run (no halt). It prints each
@@ -40,7 +40,7 @@ TMP_ROOT=$(mktemp -d /tmp/bench-capacity.XXXXXX)
 cleanup() { if [ "$KEEP" = 1 ]; then echo "kept $TMP_ROOT"; else rm -rf "$TMP_ROOT"; fi; }
 trap cleanup EXIT
 
-# the sweep: the capacity profile's warm-up and, instead of its search, one load phase per count
+# the sweep: the capacity profile with, instead of its search, one load phase per count
 # with the search's step duration and criteria (read from the effective profile)
 "$BIN" check --print-config -p capacity > "$TMP_ROOT/capacity.toml"
 python3 - "$TMP_ROOT/capacity.toml" "$TMP_ROOT/sweep.toml" <<'PY'
@@ -49,8 +49,10 @@ cfg = tomllib.load(open(sys.argv[1], "rb"))
 cap = next(p for p in cfg["phases"] if p.get("kind") == "capacity")
 spec, crit = cap["capacity"], cap["criteria"]
 out = ["[campaign]", "max_consecutive_failed_phases = 100", ""]
-warm = next(p for p in cfg["phases"] if p.get("kind") != "capacity")
-out += ["[[phases]]", f'name = "{warm["name"]}"', f'duration = "{warm["duration"]}"', f'sessions = {warm["sessions"]}', f'stress_level = "{warm["stress_level"]}"', ""]
+# the profile's other phases, if any, run in both
+for p in cfg["phases"]:
+    if p.get("kind") != "capacity":
+        out += ["[[phases]]", f'name = "{p["name"]}"', f'duration = "{p["duration"]}"', f'sessions = {p["sessions"]}', f'stress_level = "{p["stress_level"]}"', ""]
 for n in range(cap["sessions"], spec["max_sessions"] + 1):
     out += ["[[phases]]", f'name = "sweep-{n:02}"', f'duration = "{spec["step_duration"]}"', f"sessions = {n}",
             f'stress_level = "{cap["stress_level"]}"', "[phases.criteria]",

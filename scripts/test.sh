@@ -8,8 +8,9 @@
 #   4. cargo test --all-targets (unit tests, and the integration tests against real browsers: one
 #      binary, tests/suite, whose browser tests take turns on a shared lock while the others run
 #      beside them; STRESSCTL_TEST_TIMES=FILE records how long each held the lock)
-#   5. no chromium/chromedriver/firefox/geckodriver process (nor a Selenium Grid java) started
-#      during the run may be left
+#   5. no chromium/chromedriver/firefox/geckodriver process (nor a Selenium Grid java, nor a
+#      prometheus-node-exporter) started during the run may be left, nor a network namespace of
+#      the lab (sclab-*)
 #
 # Idempotent. Exits non-zero as soon as a step fails (after step 4 it still runs step 5).
 #
@@ -33,6 +34,7 @@ browser_procs() {
       chromium | chromedriver | */chromium | */chromedriver | /usr/lib/chromium/*) ;;
       geckodriver | */geckodriver | */firefox-esr | */firefox | /usr/lib/firefox-esr/*) ;;
       java | */java) tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -q selenium || continue ;;
+      prometheus-node-exporter | */prometheus-node-exporter) ;;
       *) continue ;;
     esac
     stat=$(cat 2>/dev/null "$d/stat") || continue
@@ -49,7 +51,11 @@ step() {
   SECONDS=0
 }
 
+# the network namespaces of the lab (scripts/netlab.sh names them sclab-*)
+lab_netns() { { ip netns list 2>/dev/null || true; } | awk '{print $1}' | grep '^sclab-' | sort || true; }
+
 before=$(browser_procs)
+netns_before=$(lab_netns)
 
 step "setup (packages only)"
 SKIP_BUILD=1 scripts/setup.sh
@@ -79,7 +85,7 @@ not_ours() {
   [[ "$cmd" == *--user-data-dir=* || "$cmd" == *--log-path=* || "$cmd" == *--database=* || "$cmd" == *" -profile "* ]]
 }
 
-step "no browser, driver or Grid process left behind"
+step "no browser, driver, Grid or node_exporter process, nor lab namespace, left behind"
 left=""
 for _ in $(seq 1 50); do # up to 10 s for the last ones to exit
   left=""
@@ -95,6 +101,11 @@ if [ -n "$left" ]; then
     pid=${pp%%:*}
     echo "  pid $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-200)" >&2
   done
+  exit 1
+fi
+netns_left=$(comm -13 <(echo "$netns_before") <(lab_netns) | tr '\n' ' ')
+if [ -n "${netns_left// /}" ]; then
+  echo "FAIL: network namespaces made during the test run are still there: $netns_left" >&2
   exit 1
 fi
 rm -rf "$test_tmp"

@@ -19,13 +19,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How the search left the phase: time run, stopped, paused by the guardian, most sessions run.
+/// How the search left the phase: time run, stopped, paused by the guardian, most sessions run,
+/// and whether its `phase_started` was emitted (by its first step, whichever search runs it).
 #[derive(Default)]
 struct Progress {
     elapsed: Duration,
     stopped: bool,
     paused: bool,
     most_sessions: u32,
+    announced: bool,
 }
 
 /// Runs capacity phase `idx` (its `[phases.capacity]` is `spec`) and writes its report.
@@ -52,40 +54,40 @@ pub(crate) async fn run_capacity_phase(
     }
     begin(run, idx, phase, (spec.max_sessions, phase.sessions), notes, nowhere);
     let mut progress = Progress { elapsed: offset, ..Progress::default() };
-    if unsupported {
-        let d = drive(run, faults, idx, phase, &[], Clock { duration: Duration::ZERO, offset, mark: None, settled: None }, true).await;
-        progress.stopped = d.stopped;
-    } else {
+    if !unsupported {
         // one search per browser when the phase spans several, one over its placement otherwise
         let groups: Vec<Option<BrowserKind>> =
             if phase.browsers.len() > 1 { phase.browsers.iter().copied().map(Some).collect() } else { vec![None] };
-        for (g, browser) in groups.into_iter().enumerate() {
+        for browser in groups {
             let label = browser.map(|b| b.to_string());
             let done = recorded.iter().find(|c| c.browser == label).map(|c| c.done()).unwrap_or_default();
             let mut on = phase.clone();
             if let Some(b) = browser {
                 on.browsers = vec![b];
             }
-            let go_on = search(run, faults, idx, (&on, spec, shape), (label, done), g == 0, &mut progress).await?;
+            let go_on = search(run, faults, idx, (&on, spec, shape), (label, done), &mut progress).await?;
             if !go_on {
                 break;
             }
         }
+    }
+    if !progress.announced {
+        // nowhere to run, or nothing left to measure: the phase still starts and ends
+        let d = drive(run, faults, idx, phase, &[], Clock { duration: Duration::ZERO, offset, mark: None, settled: None }, true).await;
+        progress.stopped |= d.stopped;
     }
     let d = (progress.elapsed, progress.stopped, progress.paused);
     finish(run, idx, phase, progress.most_sessions, d, report_dir)
 }
 
 /// One search (over `on`, the phase narrowed to one browser when it spans several), continuing
-/// from `done`. `announce`: this is the phase's first, which emits `phase_started`. Returns false
-/// when the phase must end here (stopped, paused, out of budget).
+/// from `done`. Returns false when the phase must end here (stopped, paused, out of budget).
 async fn search(
     run: &Arc<RunShared>,
     faults: &Arc<FaultPlan>,
     idx: u32,
     (on, spec, shape): (&PhaseConfig, &CapacitySpec, SearchShape),
     (label, mut done): (Option<String>, Vec<(u32, bool)>),
-    mut announce: bool,
     progress: &mut Progress,
 ) -> Result<bool, RunError> {
     let corr = format!("{}/{}", run.id, on.name);
@@ -134,8 +136,8 @@ async fn search(
             mark: Some(spec.warmup),
             settled: Some(&settled),
         };
-        let d = drive(run, faults, idx, &step, &placement, clock, announce).await;
-        announce = false;
+        let d = drive(run, faults, idx, &step, &placement, clock, !progress.announced).await;
+        progress.announced = true;
         progress.elapsed = d.elapsed;
         progress.most_sessions = progress.most_sessions.max(n);
         if d.stopped || d.paused {
@@ -167,7 +169,8 @@ async fn search(
 /// long), from what it measured so far (`d`) and the criteria (`(min_success_rate, max_p95)`):
 /// `Some(false)` when more ops have failed, or run at or over the p95 limit, than the whole step
 /// could absorb at one and a half times the rate seen so far (from 2 s and 20 ops on);
-/// `Some(true)` when, half-way through, a quarter of what the step may have is not even used:
+/// `Some(true)` when, a third of the way through, three quarters of what the step may have is
+/// still unused:
 /// at most a quarter of the failures its success rate allows, and at most 1.25 % of its ops at or
 /// over the p95 limit (from 50 ops on). Such a step ends early and is judged on what it
 /// measured: a search spends its time on the counts still in doubt.
@@ -185,7 +188,7 @@ fn settled(d: &LiveSnapshot, since: Duration, measure: Duration, (min_rate, max_
         return Some(false);
     }
     let a = a as f64;
-    if since * 2 >= measure && a >= 50.0 && failed <= (1.0 - min_rate) * a / 4.0 && over <= 0.05 * a / 4.0 {
+    if since * 3 >= measure && a >= 50.0 && failed <= (1.0 - min_rate) * a / 4.0 && over <= 0.05 * a / 4.0 {
         return Some(true);
     }
     None
@@ -263,10 +266,10 @@ mod tests {
         // over the p95 limit: more than 5 % of 1500
         assert_eq!(s(&snap(300, 0, 76), 3), Some(false));
         assert_eq!(s(&snap(300, 0, 40), 3), None);
-        // half-way with room to spare: held
-        assert_eq!(s(&snap(500, 1, 6), 5), Some(true));
-        assert_eq!(s(&snap(500, 0, 7), 5), None, "1.4 % over the limit: still in doubt");
-        assert_eq!(s(&snap(500, 2, 0), 5), None, "2 failures of the 5 allowed so far: still in doubt");
-        assert_eq!(s(&snap(500, 0, 0), 4), None, "not yet half-way");
+        // a third of the way with room to spare: held
+        assert_eq!(s(&snap(500, 1, 6), 4), Some(true));
+        assert_eq!(s(&snap(500, 0, 7), 4), None, "1.4 % over the limit: still in doubt");
+        assert_eq!(s(&snap(500, 2, 0), 4), None, "2 failures of the 5 allowed so far: still in doubt");
+        assert_eq!(s(&snap(500, 0, 0), 3), None, "not yet a third of the way");
     }
 }
