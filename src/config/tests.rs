@@ -65,7 +65,10 @@ fn defaults_criteria_workers_and_faults() {
     let c = Config::parse(MIN, "t").unwrap();
     assert_eq!(c.workers, vec![WorkerConfig::managed("local")]);
     assert_eq!(c.phases[0].criteria, StressLevel::Moderate.default_criteria());
-    assert_eq!(StressLevel::Extreme.default_criteria(), Criteria { min_success_rate: 0.80, max_p95: Duration::from_secs(8) });
+    assert_eq!(
+        StressLevel::Extreme.default_criteria(),
+        Criteria { min_success_rate: 0.80, max_p95: Duration::from_secs(8), max_rss_growth_mb_per_h: None, max_p95_drift_pct_per_h: None }
+    );
     assert_eq!(c.safety, SafetyConfig::default());
     assert_eq!(c.breakers.worker, crate::breaker::BreakerConfig::default());
     let text = format!(

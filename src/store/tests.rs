@@ -60,7 +60,7 @@ fn downgrade(path: &Path, sealed: &schema::Table, cols: &[&str], version: i64) {
 /// A store as schema 2 wrote it (samples without the host figures, checksummed over their own
 /// columns), made from a current one.
 fn downgrade_to_v2(path: &Path) {
-    let host = ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io"];
+    let host = ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io", "browsers"];
     downgrade(path, &schema::SAMPLES_V2, &host, 2);
 }
 
@@ -83,6 +83,7 @@ fn a_schema_2_store_is_read_and_verified_without_host_figures_but_not_resumed() 
             health: 99.0,
             violations: "[]".into(),
             host: HostFigures { campaign_cpu: 20.0, host_cpu: 10.0, ..Default::default() },
+            browsers: Vec::new(),
         });
     }
     store.close().unwrap();
