@@ -152,7 +152,10 @@ fn bucket_ms(span_ms: u64) -> u64 {
 pub(super) fn analyse(r: &StoreReader, phase: Option<u32>, span_ms: u64) -> Result<DriftReport, StoreError> {
     let bucket = bucket_ms(span_ms);
     let buckets = r.window_buckets(phase, bucket)?;
-    let t0 = buckets.first().map_or(0, |b| b.start_ms);
+    let rss = r.browser_rss(phase)?;
+    // hours from the first bucket that holds a window or a sample
+    let first_sample = rss.values().filter_map(|s| s.first()).map(|(at, _)| at / bucket * bucket).min();
+    let t0 = buckets.first().map(|b| b.start_ms).into_iter().chain(first_sample).min().unwrap_or(0);
     let x = |ms: u64| (ms.saturating_sub(t0) as f64 + bucket as f64 / 2.0) / HOUR_MS;
     let minutes = bucket as f64 / 60_000.0;
 
@@ -168,7 +171,6 @@ pub(super) fn analyse(r: &StoreReader, phase: Option<u32>, span_ms: u64) -> Resu
     let fail: Vec<Point> = with_ops.iter().map(|b| Point { x: x(b.start_ms), y: 100.0 * b.failed as f64 / b.attempted as f64 }).collect();
 
     // memory: each browser's samples, one median per bucket, a segment per browser
-    let rss = r.browser_rss(phase)?;
     let segments: Vec<Vec<Point>> = rss
         .values()
         .map(|samples| {
@@ -182,7 +184,7 @@ pub(super) fn analyse(r: &StoreReader, phase: Option<u32>, span_ms: u64) -> Resu
                     i += 1;
                 }
                 if let Some(y) = median(&ys) {
-                    seg.push(Point { x: (start.saturating_sub(t0.min(start)) as f64 + bucket as f64 / 2.0) / HOUR_MS, y });
+                    seg.push(Point { x: x(start), y });
                 }
             }
             seg
