@@ -1,11 +1,12 @@
 //! The time series the report's drift analysis reads: op windows gathered into fixed time buckets
 //! (counts, GPU errors, the in-page p95 of the bucket's ops) and each local browser's RSS over the
-//! guardian's samples. Read in one verified scan each, holding one bucket's histogram at a time,
-//! so an 8-hour store costs what its rows cost to read.
+//! guardian's samples. Read in one verified scan each, holding one bucket's in-page values at a
+//! time (read from the windows' bytes, never decoded into histograms), so an 8-hour store costs
+//! about what its rows cost to read.
 
 use super::reader::bad_value;
 use super::{BrowserRss, StoreError, StoreReader};
-use crate::metrics::{decode_histogram, new_histogram};
+use crate::metrics::{quantile_of_sorted, recorded_values};
 use rusqlite::types::Type;
 use std::collections::BTreeMap;
 
@@ -35,17 +36,19 @@ impl StoreReader {
         let windows = self.windows_table();
         let with_in_page = windows.has("hist_in_page");
         let mut out: Vec<WindowBucket> = Vec::new();
-        let mut hist = new_histogram();
-        let finish = |out: &mut Vec<WindowBucket>, hist: &mut hdrhistogram::Histogram<u64>| {
+        // the bucket's in-page values, read from each window's bytes (no 180 KB histogram each)
+        let mut values: Vec<(u64, u64)> = Vec::new();
+        let finish = |out: &mut Vec<WindowBucket>, values: &mut Vec<(u64, u64)>| {
             if let Some(last) = out.last_mut() {
-                last.in_page_p95_us = (!hist.is_empty()).then(|| hist.value_at_quantile(0.95));
+                values.sort_unstable();
+                last.in_page_p95_us = quantile_of_sorted(values, 0.95);
             }
-            hist.reset();
+            values.clear();
         };
         let mut row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
             let start = (r.get::<_, i64>(6)?.max(0) as u64 / bucket_ms) * bucket_ms;
             if out.last().is_none_or(|b| b.start_ms != start) {
-                finish(&mut out, &mut hist);
+                finish(&mut out, &mut values);
                 out.push(WindowBucket { start_ms: start, attempted: 0, failed: 0, gpu_errors: 0, in_page_p95_us: None });
             }
             let errors: String = r.get(12)?;
@@ -59,11 +62,7 @@ impl StoreReader {
             }
             if with_in_page {
                 let blob = r.get_ref(14)?.as_blob().map_err(|e| bad_value(14, Type::Blob, e.to_string()))?;
-                let h = decode_histogram(blob).map_err(|e| bad_value(14, Type::Blob, e))?;
-                if !h.is_empty() {
-                    // same bounds as every recorded histogram
-                    let _ = hist.add(&h);
-                }
+                recorded_values(blob, &mut values).map_err(|e| bad_value(14, Type::Blob, e))?;
             }
             Ok(())
         };
@@ -75,7 +74,7 @@ impl StoreReader {
             }
             None => self.scan_complete(windows, "ORDER BY start_ms, id", &[], &|_, _| true, "windows", &mut row)?,
         }
-        finish(&mut out, &mut hist);
+        finish(&mut out, &mut values);
         Ok(out)
     }
 

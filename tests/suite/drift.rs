@@ -76,7 +76,12 @@ fn a_page_that_keeps_memory_is_flagged_and_steady_phases_are_not() {
     let summary = std::fs::read_to_string(dir.join("summary.txt")).expect("summary");
     assert!(summary.contains("Drift and leaks") && summary.contains("browser memory +"), "{summary}");
     let junit = std::fs::read_to_string(dir.join("junit.xml")).expect("junit");
-    assert!(junit.contains(&format!("phase 4 leak: browser memory growth &lt;= {LIMIT} MiB/h")), "{junit}");
+    let cases = crate::ci_outputs::validate(&junit).expect("junit.xml passes the schema checks").cases;
+    let growth: Vec<&(String, Option<String>, bool)> = cases.iter().filter(|c| c.0.contains(": browser memory growth <= ")).collect();
+    assert_eq!(growth.len(), 4, "a testcase per phase that sets the criterion: {cases:?}");
+    assert_eq!(growth[3].0, format!("phase 4 leak: browser memory growth <= {LIMIT} MiB/h"));
+    assert!(growth[3].1.as_deref().is_some_and(|m| m.starts_with("browser memory grew +")), "{:?}", growth[3]);
+    assert!(growth[..3].iter().all(|c| c.1.is_none() && !c.2), "steady phases held: {growth:?}");
     let files = ["campaign_report.json", "summary.txt", "report.html", "junit.xml", "summary.md"];
     let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(dir.join(f)).expect(f)).collect();
     run(sb.cmd(["report", out.campaign_id().as_str()]), Duration::from_secs(60)).expect_code(0);
