@@ -8,12 +8,18 @@
 //! drift analysis.
 //!
 //! `cargo run --release --example drift_store -- STATE_DIR ID [--no-drift]`
+//!
+//! `--time STATE_DIR ID` times, in this process, the store reads the drift analysis adds (every
+//! phase's and the campaign's time buckets of the windows and browser RSS series) against the
+//! whole campaign report, three times each, and prints the fastest and slowest of each: the
+//! analysis' share, less disturbed by the other work of a shared machine than two reports' wall
+//! times.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use stressctl::config::{Config, OVERNIGHT_PROFILE};
 use stressctl::metrics::{encode_histogram, new_histogram, record_latency};
-use stressctl::store::{store_path, BrowserRss, CampaignRecord, HostFigures, PhaseStart, SampleRow, Store, WindowRow};
+use stressctl::store::{store_path, BrowserRss, CampaignRecord, HostFigures, PhaseStart, SampleRow, Store, StoreReader, WindowRow};
 
 /// Ops per second over all sessions (SwiftShader on this machine's 2 cores).
 const OPS_PER_S: u64 = 100;
@@ -30,6 +36,9 @@ impl Lcg {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--time") {
+        return time_scans(args.get(1).ok_or("usage: drift_store --time STATE_DIR ID")?, args.get(2).ok_or("no ID")?);
+    }
     let (Some(state), Some(id)) = (args.first(), args.get(1)) else {
         return Err("usage: drift_store STATE_DIR ID [--no-drift]".into());
     };
@@ -147,5 +156,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.campaign_ended("passed", None);
     store.close()?;
     println!("{} windows, {} samples over {} h: {}", windows, samples, start as f64 / 3600.0, path.display());
+    Ok(())
+}
+
+/// The bucket length the report's drift analysis uses for a series spanning `span_ms` (about 120
+/// buckets of whole seconds).
+fn bucket_ms(span_ms: u64) -> u64 {
+    (span_ms / 120).div_ceil(1000).max(1) * 1000
+}
+
+/// `--time`: the drift analysis' store reads against the whole report, in this process.
+fn time_scans(state: &str, id: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let r = StoreReader::open_campaign(std::path::Path::new(state), id)?;
+    let phases = r.phases()?;
+    let span: u64 = phases.iter().map(|p| p.elapsed_ms).sum();
+    let (mut scans, mut reports) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        for p in &phases {
+            std::hint::black_box(r.window_buckets(Some(p.idx), bucket_ms(p.elapsed_ms))?);
+            std::hint::black_box(r.browser_rss(Some(p.idx))?);
+        }
+        std::hint::black_box(r.window_buckets(None, bucket_ms(span))?);
+        std::hint::black_box(r.browser_rss(None)?);
+        scans.push(t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        std::hint::black_box(stressctl::report::campaign_report(&r)?);
+        reports.push(t.elapsed().as_secs_f64());
+    }
+    let range = |v: &[f64]| (v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(0.0, f64::max));
+    let ((s0, s1), (r0, r1)) = (range(&scans), range(&reports));
+    println!("drift analysis store reads: {s0:.3}..{s1:.3} s; whole campaign report (drift included): {r0:.3}..{r1:.3} s");
     Ok(())
 }
