@@ -6,8 +6,8 @@
 
 use super::shared::RunShared;
 use crate::events::Event;
-use crate::guardian::{health_score, sampler::tree_rss, ResourceSample, Sampler, ViolationTracker};
-use crate::store::{HostFigures, SampleRow};
+use crate::guardian::{health_score, sampler::tree_rss_from, ResourceSample, Sampler, ViolationTracker};
+use crate::store::{BrowserRss, HostFigures, SampleRow};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -52,6 +52,7 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         let thresholds = run.cfg.phase_safety(phase.map(|p| p as usize).unwrap_or(usize::MAX)).thresholds();
         let (violations, trip) = tracker.observe(&sample, &thresholds);
         let health = health_score(&sample, &thresholds, run.recent_success_rate());
+        let browsers = browser_rss(&run);
         run.observe_strain(health, crate::guardian::strain::strained_metric(&sample, &thresholds));
         run.store.sample(SampleRow {
             at: SystemTime::now(),
@@ -65,6 +66,7 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
             health,
             violations: serde_json::to_string(&violations).unwrap_or_else(|_| "[]".into()),
             host: HostFigures::of(&sample),
+            browsers: browsers.iter().map(|(_, b)| *b).collect(),
         });
         for v in &violations {
             let corr = format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default());
@@ -75,17 +77,14 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
         // the guardian log (`guardian_<stamp>.log`, see `crate::logging::GUARDIAN_TARGET`)
         tracing::info!(target: "stressctl::guardian", "{}", sample_line(run.current_phase_name().as_deref(), &sample, health, &violations));
         run.set_latest(sample, health, violations.len() as u64);
-        if let Some(cap) = run.cfg.safety.max_browser_rss_bytes {
-            if let Some(pool) = &run.pool {
-                for b in pool.live_browsers() {
-                    let rss = tree_rss(b.pid);
-                    if rss > cap && pool.request_recycle(b) {
-                        run.event(
-                            format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default()),
-                            phase,
-                            Event::BrowserRssExceeded { pid: b.pid, rss_mb: rss >> 20, cap_mb: cap >> 20 },
-                        );
-                    }
+        if let (Some(cap), Some(pool)) = (run.cfg.safety.max_browser_rss_bytes, &run.pool) {
+            for (b, BrowserRss { rss_bytes: rss, .. }) in browsers {
+                if rss > cap && pool.request_recycle(b) {
+                    run.event(
+                        format!("{}/{}/guardian", run.id, run.current_phase_name().unwrap_or_default()),
+                        phase,
+                        Event::BrowserRssExceeded { pid: b.pid, rss_mb: rss >> 20, cap_mb: cap >> 20 },
+                    );
                 }
             }
         }
@@ -93,6 +92,24 @@ pub(crate) async fn run(run: Arc<RunShared>, disk_path: PathBuf, stop: Cancellat
             run.on_trip(t);
         }
     }
+}
+
+/// The RSS of every live local browser's process tree, from one scan of `/proc`: stored with the
+/// sample (the drift analysis follows each browser's memory between recycles) and judged against
+/// `max_browser_rss`.
+fn browser_rss(run: &RunShared) -> Vec<(crate::browser::process::ProcId, BrowserRss)> {
+    let Some(pool) = &run.pool else { return Vec::new() };
+    let live = pool.live_browsers();
+    if live.is_empty() {
+        return Vec::new();
+    }
+    let procs = crate::procfs::all_processes();
+    let mut out: Vec<_> = live
+        .into_iter()
+        .map(|b| (b, BrowserRss { pid: b.pid, start_time: b.start_time, rss_bytes: tree_rss_from(&procs, b.pid) }))
+        .collect();
+    out.sort_by_key(|(_, r)| *r);
+    out
 }
 
 /// One sample as a compact line: `phase=warm cpu=12.3 mem=45.6 disk=30.1 rss=512M procs=23

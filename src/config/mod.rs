@@ -30,7 +30,7 @@ pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DE
 pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{
     BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides,
-    ServerConfig,
+    ServerConfig, DRIFT_MIN_PHASE,
 };
 
 use duration::{human, human_opt};
@@ -118,7 +118,12 @@ impl StressLevel {
             StressLevel::High => (0.85, 5_000),
             StressLevel::Extreme => (0.80, 8_000),
         };
-        Criteria { min_success_rate: rate, max_p95: Duration::from_millis(p95) }
+        Criteria {
+            min_success_rate: rate,
+            max_p95: Duration::from_millis(p95),
+            max_rss_growth_mb_per_h: None,
+            max_p95_drift_pct_per_h: None,
+        }
     }
     /// snake_case name.
     pub fn as_str(self) -> &'static str {
@@ -139,6 +144,15 @@ pub struct Criteria {
     /// p95 latency must be below this.
     #[serde(with = "human")]
     pub max_p95: Duration,
+    /// Browser memory growth per session, MiB per hour: the phase fails when the whole 95 %
+    /// interval of the trend lies above it (None: not judged). Only phases of at least
+    /// `[campaign] drift_min_phase` are analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rss_growth_mb_per_h: Option<f64>,
+    /// In-page p95 drift, percent of the phase's median p95 per hour: judged like
+    /// `max_rss_growth_mb_per_h` (None: not judged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_p95_drift_pct_per_h: Option<f64>,
 }
 
 /// Which task a phase runs. Serialized as the `[task]` table it is written as (`kind = "…"`).

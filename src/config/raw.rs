@@ -161,6 +161,8 @@ impl From<&WorkerConfig> for RawWorker {
 pub(super) struct RawCriteria {
     pub min_success_rate: Option<f64>,
     pub max_p95: Option<HumanDuration>,
+    pub max_rss_growth_mb_per_h: Option<f64>,
+    pub max_p95_drift_pct_per_h: Option<f64>,
 }
 
 #[derive(Deserialize)]

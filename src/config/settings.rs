@@ -361,6 +361,21 @@ pub struct CampaignSettings {
     /// In-flight grace on a graceful stop.
     #[serde(with = "human")]
     pub grace_period: Duration,
+    /// The shortest phase the report analyses for drift (trends of browser memory, in-page p95,
+    /// GPU errors and failure rate); None: [`DRIFT_MIN_PHASE`]. Shorter phases have too few
+    /// points for a trend worth a verdict.
+    #[serde(with = "human_opt", skip_serializing_if = "Option::is_none")]
+    pub drift_min_phase: Option<Duration>,
+}
+
+/// The default of `[campaign] drift_min_phase`: 5 minutes.
+pub const DRIFT_MIN_PHASE: Duration = Duration::from_secs(300);
+
+impl CampaignSettings {
+    /// The shortest phase the drift analysis looks at.
+    pub fn drift_min_phase(&self) -> Duration {
+        self.drift_min_phase.unwrap_or(DRIFT_MIN_PHASE)
+    }
 }
 
 impl Default for CampaignSettings {
@@ -378,6 +393,7 @@ impl Default for CampaignSettings {
             cooldown: Duration::from_secs(30 * 60),
             max_auto_recoveries: 2,
             grace_period: Duration::from_secs(5),
+            drift_min_phase: None,
         }
     }
 }

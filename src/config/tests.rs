@@ -65,7 +65,10 @@ fn defaults_criteria_workers_and_faults() {
     let c = Config::parse(MIN, "t").unwrap();
     assert_eq!(c.workers, vec![WorkerConfig::managed("local")]);
     assert_eq!(c.phases[0].criteria, StressLevel::Moderate.default_criteria());
-    assert_eq!(StressLevel::Extreme.default_criteria(), Criteria { min_success_rate: 0.80, max_p95: Duration::from_secs(8) });
+    assert_eq!(
+        StressLevel::Extreme.default_criteria(),
+        Criteria { min_success_rate: 0.80, max_p95: Duration::from_secs(8), max_rss_growth_mb_per_h: None, max_p95_drift_pct_per_h: None }
+    );
     assert_eq!(c.safety, SafetyConfig::default());
     assert_eq!(c.breakers.worker, crate::breaker::BreakerConfig::default());
     let text = format!(
@@ -559,4 +562,32 @@ fn capacity_phases_parse_with_defaults_and_bad_ones_name_the_key() {
     assert!(e.contains("steps"), "{e}");
     let e = err("[[phases]]\nname = \"cap\"\nduration = \"2m\"\nsessions = 1\nkind = \"sweep\"\n");
     assert!(e.contains("sweep"), "{e}");
+}
+
+#[test]
+fn drift_criteria_and_the_drift_minimum_are_read_validated_and_written_back() {
+    let text = format!(
+        "[campaign]\ndrift_min_phase = \"20s\"\n{MIN}[phases.criteria]\nmax_rss_growth_mb_per_h = 50\nmax_p95_drift_pct_per_h = 12.5\n"
+    );
+    let c = Config::parse(&text, "t.toml").unwrap();
+    assert_eq!(c.campaign.drift_min_phase(), Duration::from_secs(20));
+    assert_eq!((c.phases[0].criteria.max_rss_growth_mb_per_h, c.phases[0].criteria.max_p95_drift_pct_per_h), (Some(50.0), Some(12.5)));
+    // unset: not judged, and the default minimum
+    let plain = Config::parse(MIN, "t.toml").unwrap();
+    assert_eq!(plain.phases[0].criteria.max_rss_growth_mb_per_h, None);
+    assert_eq!(plain.campaign.drift_min_phase(), DRIFT_MIN_PHASE);
+    // the effective config keeps them
+    let back = Config::parse(&c.to_toml().unwrap(), "back.toml").unwrap();
+    assert_eq!((back.phases[0].criteria, back.campaign.drift_min_phase), (c.phases[0].criteria, c.campaign.drift_min_phase));
+    for (key, value) in [
+        ("max_rss_growth_mb_per_h", "-1"),
+        ("max_rss_growth_mb_per_h", "nan"),
+        ("max_p95_drift_pct_per_h", "-0.5"),
+        ("max_p95_drift_pct_per_h", "inf"),
+    ] {
+        let e = err(&format!("{MIN}[phases.criteria]\n{key} = {value}\n"));
+        assert!(e.contains(&format!("phases[0].criteria.{key}")) && e.contains("at least 0"), "{e}");
+    }
+    let e = err(&format!("[campaign]\ndrift_min_phase = \"0s\"\n{MIN}"));
+    assert!(e.contains("campaign.drift_min_phase") && e.contains("from 1s"), "{e}");
 }

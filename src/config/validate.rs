@@ -85,6 +85,9 @@ impl Validator<'_> {
         self.dur("campaign.cooldown", c.cooldown, Duration::ZERO, DAY)?;
         self.int("campaign.max_auto_recoveries", c.max_auto_recoveries, 0, 100)?;
         self.dur("campaign.grace_period", c.grace_period, Duration::ZERO, 10 * MINUTE)?;
+        if let Some(d) = c.drift_min_phase {
+            self.dur("campaign.drift_min_phase", d, SEC, 2 * DAY)?;
+        }
         Ok(())
     }
 
@@ -454,6 +457,12 @@ impl Validator<'_> {
                 }
                 if let Some(d) = c.max_p95 {
                     criteria.max_p95 = self.dur(&format!("{key}.criteria.max_p95"), d.0, MS, HOUR)?;
+                }
+                if let Some(v) = c.max_rss_growth_mb_per_h {
+                    criteria.max_rss_growth_mb_per_h = Some(self.non_negative(&format!("{key}.criteria.max_rss_growth_mb_per_h"), v)?);
+                }
+                if let Some(v) = c.max_p95_drift_pct_per_h {
+                    criteria.max_p95_drift_pct_per_h = Some(self.non_negative(&format!("{key}.criteria.max_p95_drift_pct_per_h"), v)?);
                 }
             }
             let task = match &p.task {

@@ -53,6 +53,14 @@ impl<'a> Validator<'a> {
         Ok(v)
     }
 
+    /// A finite number of at least 0 (a growth limit: negative or NaN makes no sense).
+    pub fn non_negative(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
+        if !v.is_finite() || v < 0.0 {
+            return Err(self.err(key, v, "must be a number of at least 0"));
+        }
+        Ok(v)
+    }
+
     pub fn dur(&self, key: &str, d: Duration, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
         if d < min || d > max {
             return Err(self.err(

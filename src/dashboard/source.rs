@@ -193,6 +193,7 @@ mod tests {
                 health: 90.0,
                 violations: "[]".into(),
                 host: HostFigures { cpu_cap: Some(80.0), campaign_cpu: 30.0, host_cpu: 10.0, host_wait: Some(2.0), ..Default::default() },
+                browsers: Vec::new(),
             });
         }
         store.close().unwrap();

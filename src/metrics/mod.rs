@@ -4,6 +4,10 @@
 //! handed to the store about once a second and then reset, so memory stays flat however long the
 //! campaign runs.
 
+mod counts;
+
+pub use counts::{quantile_of_sorted, recorded_values};
+
 use crate::recovery::FailureClass;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;

@@ -8,6 +8,7 @@ use super::numbers::{per_second, ratio, round3};
 use super::phase::{build_phase, PhaseReport};
 use super::phase_events::Unsupported;
 use super::recoveries::{recoveries, Recoveries};
+use super::trend::{analyse, DriftReport, DriftSettings};
 use super::typed_events::last_typed;
 use super::verdict::{judge, plan, PhaseTally, Verdict};
 use crate::events::Event;
@@ -100,6 +101,10 @@ pub struct CampaignReport {
     /// The settings `launch --tuned-from` changed (absent when the campaign ran untuned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuned: Option<super::tuned::TunedReport>,
+    /// Trends over the whole campaign (browser memory per session, in-page p95, GPU errors,
+    /// failure rate); absent when its phases ran less than `drift_min_phase` together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
     /// grid hook: per Selenium Grid node (empty without a Grid worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grid_nodes: Vec<grid::GridNodeReport>,
@@ -115,8 +120,10 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
     let c = r.campaign()?;
     let mut unsupported = BTreeSet::new();
     let mut phases = Vec::new();
-    for p in r.phases()? {
-        let mut pr = build_phase(r, &p, &mut unsupported)?;
+    let settings = DriftSettings::of(r)?;
+    let infos = r.phases()?;
+    for p in &infos {
+        let mut pr = build_phase(r, p, &settings, &mut unsupported)?;
         if pr.status == "running" {
             pr.status = "interrupted".into();
         }
@@ -144,6 +151,9 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         interruptions.push(Interruption { at: e.at, kind: e.kind, message: e.message })
     })?;
 
+    // the campaign as a whole, when its phases ran at least `drift_min_phase` together
+    let span_ms: u64 = infos.iter().map(|p| p.elapsed_ms).sum();
+    let drift = if !infos.is_empty() && span_ms >= settings.min_phase.as_millis() as u64 { Some(analyse(r, None, span_ms)?) } else { None };
     let breakers = breakers(r)?;
     let baseline = super::baseline::baseline(r, &phases)?;
     let grid_nodes = grid::grid_nodes(r, phases.len() as u32, &breakers)?; // grid hook
@@ -171,6 +181,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
         baseline,
         notifications: super::notifications::notifications(r)?,
         tuned: super::tuned::tuned(r)?,
+        drift,
         source_store: SourceStore(Some(r.path().to_path_buf())),
     })
 }

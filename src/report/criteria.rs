@@ -27,6 +27,17 @@ pub struct PhaseCriteria {
     pub unsupported: bool,
     /// Why it did not pass, one sentence each (empty when passed).
     pub failures: Vec<String>,
+    /// Browser memory growth limit, MiB/h (`[phases.criteria] max_rss_growth_mb_per_h`): the
+    /// phase failed when the whole 95 % interval of its trend lay above it. Absent: not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rss_growth_mb_per_h: Option<f64>,
+    /// In-page p95 drift limit, %/h (`max_p95_drift_pct_per_h`), judged the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p95_drift_pct_per_h: Option<f64>,
+    /// Drift criteria that were set but could not be judged (the phase was shorter than
+    /// `drift_min_phase`, or its series had too few points), one sentence each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_judged: Vec<String>,
 }
 
 /// The `p95_basis` of reports written before it was recorded.
@@ -102,7 +113,7 @@ pub(crate) fn evaluate_criteria(
     let mut failures = Vec::new();
     if attempted > 0 && unsupported == attempted {
         failures.push(format!("all {attempted} ops found the API unsupported: the phase is reported as unsupported, not passed or failed"));
-        return PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: false, unsupported: true, failures };
+        return PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: false, unsupported: true, failures, ..no_drift() };
     }
     if attempted == 0 {
         failures.push("no ops were attempted".to_string());
@@ -110,5 +121,42 @@ pub(crate) fn evaluate_criteria(
         failures.extend(success_shortfall(attempted, succeeded, min_success_rate));
         failures.extend(p95_excess(p95_ms, &p95_basis, max_p95_ms));
     }
-    PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: failures.is_empty(), unsupported: false, failures }
+    PhaseCriteria { min_success_rate, max_p95_ms, p95_basis, passed: failures.is_empty(), unsupported: false, failures, ..no_drift() }
+}
+
+/// The drift fields of criteria judged before drift is (see [`PhaseCriteria::with_drift`]).
+fn no_drift() -> PhaseCriteria {
+    PhaseCriteria {
+        min_success_rate: 0.0,
+        max_p95_ms: 0,
+        p95_basis: String::new(),
+        passed: false,
+        unsupported: false,
+        failures: Vec::new(),
+        max_rss_growth_mb_per_h: None,
+        max_p95_drift_pct_per_h: None,
+        not_judged: Vec::new(),
+    }
+}
+
+impl PhaseCriteria {
+    /// These criteria with the drift criteria's limits, failures and the ones not judged added
+    /// (an unsupported phase stays unsupported: it is not judged at all).
+    pub(super) fn with_drift(
+        mut self,
+        limits: (Option<f64>, Option<f64>),
+        failures: Vec<String>,
+        not_judged: Vec<String>,
+    ) -> PhaseCriteria {
+        (self.max_rss_growth_mb_per_h, self.max_p95_drift_pct_per_h) = limits;
+        if self.unsupported {
+            return self;
+        }
+        self.not_judged = not_judged;
+        if !failures.is_empty() {
+            self.passed = false;
+            self.failures.extend(failures);
+        }
+        self
+    }
 }

@@ -144,6 +144,7 @@ pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::V
     console_list(&mut h, c);
     h.push_str(CHARTS);
     task_table(&mut h, c);
+    drift_list(&mut h, c);
     baseline_list(&mut h, c);
     if let Some(m) = model {
         worker_table(&mut h, m);
@@ -345,6 +346,24 @@ fn console_list(h: &mut String, c: &CampaignReport) {
         let _ = write!(h, "<li>{} {}: {} entries<ul>", p.index + 1, esc(&p.name), b.entries);
         for t in &b.top {
             let _ = write!(h, "<li class=\"wrap\">{}x ({} on failed ops): <code>{}</code></li>", t.count, t.on_failed_ops, esc(&t.text));
+        }
+        h.push_str("</ul></li>\n");
+    }
+    h.push_str("</ul>\n");
+}
+
+/// The drift and leak trends of the campaign and its long phases, the lines of `summary.txt`
+/// (left out when no phase was long enough).
+fn drift_list(h: &mut String, c: &CampaignReport) {
+    let groups = super::summary::drift_lines(c);
+    if groups.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Drift and leaks (Theil–Sen trend per hour, 95 % CI; no drift when the CI contains 0)</h2>\n<ul id=\"drift\">\n");
+    for (title, lines) in groups {
+        let _ = write!(h, "<li class=\"wrap\"><b>{}</b><ul>", esc(&title));
+        for l in lines {
+            let _ = write!(h, "<li>{}</li>", esc(&l));
         }
         h.push_str("</ul></li>\n");
     }

@@ -1,6 +1,6 @@
 //! The campaign as JUnit XML (`junit.xml`), the format CI servers (Jenkins, GitLab, GitHub test
 //! reporters) read: one `<testsuite>` per campaign, one `<testcase>` per phase criterion (success
-//! rate, p95) and per campaign criterion (phase ratio, overall success rate, plan completed). A
+//! rate, p95, and the drift criteria where set) and per campaign criterion (phase ratio, overall success rate, plan completed). A
 //! criterion that failed is a `<failure>` whose message carries the figures; a phase whose task was
 //! unsupported is `<skipped>` with the browser's words. Written with `quick-junit`.
 //!
@@ -130,6 +130,55 @@ fn capacity_cases(c: &CampaignReport, p: &PhaseReport) -> Vec<TestCase> {
         .collect()
 }
 
+/// A phase's drift criteria that were set, as testcases: a failure when the whole interval lay
+/// above the limit (the criteria's own sentence), skipped when the phase could not be judged.
+fn drift_cases(c: &CampaignReport, p: &PhaseReport) -> Vec<TestCase> {
+    let classname = format!("{}.phase_{:02}_{}", c.profile, u64::from(p.index) + 1, p.name);
+    let label = format!("phase {} {}", p.index + 1, p.name);
+    let cr = &p.criteria;
+    let time = secs(Some(p.duration_s));
+    let checks = [
+        (
+            "max_rss_growth_mb_per_h",
+            "browser memory growth",
+            "MiB/h",
+            "browser memory grew",
+            cr.max_rss_growth_mb_per_h,
+            p.drift.as_ref().and_then(|d| d.browser_rss.as_ref()),
+        ),
+        (
+            "max_p95_drift_pct_per_h",
+            "in-page p95 drift",
+            "%/h",
+            "in-page p95 drifted",
+            cr.max_p95_drift_pct_per_h,
+            p.drift.as_ref().and_then(|d| d.in_page_p95.as_ref()),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (key, what, unit, failure_prefix, limit, trend) in checks {
+        let Some(limit) = limit else { continue };
+        let name = format!("{label}: {what} <= {limit} {unit}");
+        let skipped = cr
+            .unsupported
+            .then(|| format!("unsupported: {}", cr.failures.join("; ")))
+            .or_else(|| cr.not_judged.iter().find(|n| n.starts_with(key)).cloned());
+        if let Some(why) = skipped {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(why).set_type(if cr.unsupported { "unsupported" } else { "not_judged" });
+            let mut t = TestCase::new(name, s);
+            t.set_classname(classname.as_str()).set_time(time);
+            out.push(t);
+            continue;
+        }
+        let why = cr.failures.iter().find(|f| f.starts_with(failure_prefix)).cloned();
+        let figures = trend
+            .map_or_else(|| "no trend".to_string(), |t| format!("{what} {} over {} points (limit {limit} {unit})", t.describe(), t.points));
+        out.push(judged(name, &classname, time, why, figures, "phase_criterion"));
+    }
+    out
+}
+
 /// The campaign verdict's three conditions as testcases, judged as the verdict judges them.
 fn campaign_cases(c: &CampaignReport) -> [TestCase; 3] {
     let v = &c.verdict;
@@ -227,6 +276,7 @@ pub fn render_junit(c: &CampaignReport) -> std::io::Result<String> {
         } else {
             suite.add_test_cases(capacity_cases(c, p));
         }
+        suite.add_test_cases(drift_cases(c, p));
     }
     suite.add_test_cases(campaign_cases(c));
     let mut report = Report::new("stressctl");

@@ -1,6 +1,6 @@
 //! The campaign in GitHub-flavoured Markdown (`summary.md`), sized for a CI job's step summary
 //! (`$GITHUB_STEP_SUMMARY`): the verdict and why, one table row per phase, what failed, the
-//! circuit breakers that opened, and the unsupported APIs. The text summary (`summary.txt`) stays
+//! drift and leak trends, the circuit breakers that opened, and the unsupported APIs. The text summary (`summary.txt`) stays
 //! the full account; this is what a reviewer sees on the run's page.
 //!
 //! A pure function of the campaign report, so `stressctl report ID` rebuilds it byte for byte.
@@ -140,6 +140,18 @@ pub fn render_summary_md(c: &CampaignReport) -> String {
             for e in &p.top_errors {
                 out.push(format!("  - {}× `{}` {}", e.count, e.class, text(&e.message)));
             }
+        }
+    }
+
+    let drift = super::summary::drift_lines(c);
+    if !drift.is_empty() {
+        out.push(String::new());
+        out.push("### Drift and leaks".into());
+        out.push(String::new());
+        out.push("Theil–Sen trend per hour with its 95 % CI; *no drift* when the CI contains 0.".into());
+        out.push(String::new());
+        for (title, lines) in drift {
+            out.push(format!("- **{}**: {}", text(&title), text(&lines.join("; "))));
         }
     }
 

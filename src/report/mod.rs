@@ -21,6 +21,8 @@
 //! verdict                     the campaign verdict (also alone, for the runner: `campaign_verdict`)
 //! phase                       one phase's report: figures from its windows and task info, criteria judged
 //! capacity                    a capacity phase's search: the next count to measure, the answer its steps give
+//! trend, drift                drift and leak verdicts: a phase's and the campaign's trends (Theil–Sen
+//!                             with Sen's interval, per browser session for memory), drift criteria
 //! phase_events, guardian,     what a phase's events say; host and guardian figures; breakers; recoveries;
 //!   breakers, recoveries,     per-browser and per-node sections; the model task's figures; the
 //!   browsers, grid, model,    notifications sent; the settings `launch --tuned-from` changed;
@@ -39,6 +41,7 @@ pub mod capacity;
 mod compare;
 mod criteria;
 mod degraded;
+mod drift;
 pub mod grid; // grid hook
 mod guardian;
 pub mod html;
@@ -56,6 +59,9 @@ mod summary;
 mod table;
 #[cfg(test)]
 mod tests;
+mod trend;
+#[cfg(test)]
+mod trend_tests;
 pub mod tune;
 mod tuned;
 mod typed_events;
@@ -76,6 +82,7 @@ pub use phase::{phase_report, PhaseReport, TaskReport};
 pub use phase_events::{ConsoleReport, ConsoleTop, TopError, Unsupported, ViolationRecord, MAX_MESSAGE_CHARS, TOP_ERRORS};
 pub use recoveries::{Recoveries, RecoveryStats};
 pub use summary::render_summary;
+pub use trend::{DriftReport, Trend};
 pub use tuned::TunedReport;
 pub use verdict::{campaign_verdict, verdict, Verdict};
 pub use write::{

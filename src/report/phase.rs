@@ -9,6 +9,7 @@ use super::guardian::phase_resources;
 use super::model;
 use super::numbers::{per_second, ratio, round3};
 use super::phase_events::{not_run_unsupported, phase_events, ConsoleReport, TopError, Unsupported, ViolationRecord};
+use super::trend::{phase_drift, DriftReport, DriftSettings};
 use crate::metrics::{LatencySummary, Window};
 use crate::recovery::FailureClass;
 use crate::store::{PhaseInfo, ResourceAgg, StoreError, StoreReader};
@@ -113,6 +114,10 @@ pub struct PhaseReport {
     /// was not load.
     #[serde(default)]
     pub suspended_ms: u64,
+    /// Trends of browser memory, in-page p95, GPU errors and failure rate; absent for a phase
+    /// shorter than `[campaign] drift_min_phase`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
     /// What the browsers' consoles said (errors, uncaught exceptions, WebGPU errors and device
     /// losses): a warning sign even where every op passed. Absent when nothing was logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,10 +193,12 @@ pub(super) struct PhaseFigures {
     pub(super) degraded: u64,
     /// A capacity phase's searches (empty for a load phase).
     pub(super) capacity: Vec<CapacityReport>,
+    /// The phase's trends (None: shorter than `drift_min_phase`), which the drift criteria judge.
+    pub(super) drift: Option<DriftReport>,
 }
 
 /// Reads phase `p`'s op windows and task info (and the workers' browsers) and judges its criteria.
-pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo) -> Result<PhaseFigures, StoreError> {
+pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo, settings: &DriftSettings) -> Result<PhaseFigures, StoreError> {
     let windows = r.phase_windows(p.idx)?;
     let task_info = r.task_info(p.idx)?;
     let mut all = Window::default();
@@ -232,18 +239,29 @@ pub(super) fn phase_figures(r: &StoreReader, p: &PhaseInfo) -> Result<PhaseFigur
         criteria.failures.extend(left_out.iter().map(|(kind, n)| degraded::criteria_line(kind, *n)));
     }
     // a capacity phase is judged on its answer: each step met the criteria or not, and the phase
-    // passes when the lowest count held (for every browser searched)
+    // passes when the lowest count held (for every browser searched); its load rose step by step,
+    // so it has no trend to judge
     let capacity = capacity::capacity_of(r, p.idx)?;
     if !capacity.is_empty() && !criteria.unsupported {
         criteria.failures = capacity.iter().filter(|c| c.max_sustainable.is_none()).map(|c| c.answer.clone()).collect();
         criteria.passed = criteria.failures.is_empty();
     }
-    Ok(PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded, capacity })
+    let drift = if capacity.is_empty() { phase_drift(r, p, settings)? } else { None };
+    let limits = settings.limits_of(p.idx);
+    let (failures, not_judged) = super::trend::judge(limits, drift.as_ref(), p.elapsed_ms, settings);
+    let criteria = criteria.with_drift(limits, failures, not_judged);
+    Ok(PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded, drift, capacity })
 }
 
 /// Builds one phase's report; api_unsupported failures are added to `unsupported`.
-pub(super) fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTreeSet<Unsupported>) -> Result<PhaseReport, StoreError> {
-    let PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded, capacity } = phase_figures(r, p)?;
+pub(super) fn build_phase(
+    r: &StoreReader,
+    p: &PhaseInfo,
+    settings: &DriftSettings,
+    unsupported: &mut BTreeSet<Unsupported>,
+) -> Result<PhaseReport, StoreError> {
+    let PhaseFigures { all, tasks, latency, in_page, criteria, task_info, worker_browsers, degraded, drift, capacity } =
+        phase_figures(r, p, settings)?;
     let per_browser = browsers::breakdown(&r.phase_worker_windows(p.idx)?, &worker_browsers, &task_info);
     let errors_by_class: BTreeMap<String, u64> = all.errors.iter().map(|(c, n)| (c.as_str().to_string(), *n)).collect();
     let events = phase_events(r, p, &worker_browsers, unsupported)?;
@@ -289,6 +307,7 @@ pub(super) fn build_phase(r: &StoreReader, p: &PhaseInfo, unsupported: &mut BTre
         top_errors: events.top_errors,
         faults_injected: events.faults_injected,
         suspended_ms: events.suspended_ms,
+        drift,
         browser_console,
         capacity,
     })
@@ -302,5 +321,5 @@ pub fn phase_report(r: &StoreReader, idx: u32) -> Result<PhaseReport, StoreError
         detail: format!("no phase with index {idx} in the store"),
         reports: None,
     })?;
-    build_phase(r, p, &mut BTreeSet::new())
+    build_phase(r, p, &DriftSettings::of(r)?, &mut BTreeSet::new())
 }

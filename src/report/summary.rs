@@ -114,6 +114,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     phases_section(&mut out, c);
     out.extend(capacity_lines(&c.phases));
     failures_section(&mut out, c);
+    drift_section(&mut out, c);
     console_section(&mut out, c);
     resources_section(&mut out, c);
     let baseline = super::baseline::summary_lines(&c.baseline);
@@ -333,6 +334,37 @@ fn capacity_lines(phases: &[PhaseReport]) -> Vec<String> {
         out.insert(0, String::new());
     }
     out
+}
+
+/// The trends of the campaign and of each phase long enough to have them, in words, and the
+/// drift criteria that could not be judged. Nothing when no phase was analysed.
+pub(super) fn drift_lines(c: &CampaignReport) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    if let Some(d) = &c.drift {
+        out.push((format!("campaign (buckets of {} s)", d.bucket_s), d.lines()));
+    }
+    for p in &c.phases {
+        let mut lines = p.drift.as_ref().map(|d| d.lines()).unwrap_or_default();
+        lines.extend(p.criteria.not_judged.iter().cloned());
+        if !lines.is_empty() {
+            let bucket = p.drift.as_ref().map(|d| format!(" (buckets of {} s)", d.bucket_s)).unwrap_or_default();
+            out.push((format!("{}{bucket}", phase_label(p)), lines));
+        }
+    }
+    out
+}
+
+fn drift_section(out: &mut Vec<String>, c: &CampaignReport) {
+    let groups = drift_lines(c);
+    if groups.is_empty() {
+        return;
+    }
+    out.push(String::new());
+    out.push("Drift and leaks (Theil–Sen trend per hour, 95 % CI; \"no drift\" when the CI contains 0)".into());
+    for (title, lines) in groups {
+        out.push(format!("  {title}:"));
+        out.extend(lines.into_iter().map(|l| format!("    - {l}")));
+    }
 }
 
 fn failures_section(out: &mut Vec<String>, c: &CampaignReport) {

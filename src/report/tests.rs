@@ -94,6 +94,7 @@ fn sample(s: u64, phase: u32, cpu: f64, violations: &str) -> SampleRow {
             psi_memory: Some(1.0),
             psi_io: Some(2.0),
         },
+        browsers: Vec::new(),
     }
 }
 

@@ -243,8 +243,9 @@ pub(super) fn judge(plan: &Plan, phases: &[PhaseTally], outcome: Option<&str>, s
 pub fn campaign_verdict(r: &StoreReader) -> Result<Verdict, StoreError> {
     let c = r.campaign()?;
     let mut phases = Vec::new();
+    let settings = super::trend::DriftSettings::of(r)?;
     for p in r.phases()? {
-        let figures = phase_figures(r, &p)?;
+        let figures = phase_figures(r, &p, &settings)?;
         phases.push(PhaseTally::of_figures(&p, &figures));
     }
     let plan = plan(r)?;

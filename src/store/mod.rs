@@ -19,6 +19,7 @@ mod processes;
 mod reader;
 mod samples;
 mod schema;
+mod series;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub use processes::ProcessRecord;
 pub use reader::StoreReader;
 pub use samples::{HostAgg, ResourceAgg};
 pub use schema::{READABLE_SCHEMA_VERSION, SCHEMA_VERSION};
+pub use series::{BrowserKey, WindowBucket};
 
 use integrity::{insert_sealed, reseal, Ledger};
 use rusqlite::types::Value as SqlValue;
@@ -261,6 +263,35 @@ pub struct SampleRow {
     pub violations: String,
     /// What was left for the host (schema 3; absent from older stores).
     pub host: HostFigures,
+    /// The RSS of each live local browser (schema 6; empty in older stores and for remote
+    /// workers): the drift analysis follows each browser's memory between recycles.
+    pub browsers: Vec<BrowserRss>,
+}
+
+/// One browser's RSS in a guardian sample: the browser process (pid and start time, so a reused
+/// pid is another browser) and the RSS of its whole process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BrowserRss {
+    /// The browser's pid.
+    pub pid: u32,
+    /// Its start time (`/proc/<pid>/stat`).
+    pub start_time: u64,
+    /// RSS of its process tree, bytes.
+    pub rss_bytes: u64,
+}
+
+impl BrowserRss {
+    /// The stored form: a compact JSON array of `[pid, start_time, rss_bytes]`.
+    pub fn encode(all: &[BrowserRss]) -> String {
+        let rows: Vec<(u32, u64, u64)> = all.iter().map(|b| (b.pid, b.start_time, b.rss_bytes)).collect();
+        serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// The stored form read back.
+    pub fn decode(s: &str) -> Result<Vec<BrowserRss>, serde_json::Error> {
+        let rows: Vec<(u32, u64, u64)> = serde_json::from_str(s)?;
+        Ok(rows.into_iter().map(|(pid, start_time, rss_bytes)| BrowserRss { pid, start_time, rss_bytes }).collect())
+    }
 }
 
 /// The host's side of a guardian sample: the reservation's CPU cap, what the campaign and the rest
@@ -756,8 +787,8 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
             insert_sealed(
                 tx,
                 "INSERT INTO samples (id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations,
-                   cpu_cap, campaign_cpu, host_cpu, host_wait, psi_cpu, psi_memory, psi_io, crc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                   cpu_cap, campaign_cpu, host_cpu, host_wait, psi_cpu, psi_memory, psi_io, browsers, crc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
                 &SAMPLES,
                 [
                     SqlValue::Integer(id),
@@ -779,6 +810,7 @@ fn apply(tx: &rusqlite::Transaction, ledger: &mut Ledger, m: Msg, lines: &mut St
                     opt_real(s.host.psi_cpu),
                     opt_real(s.host.psi_memory),
                     opt_real(s.host.psi_io),
+                    SqlValue::Text(BrowserRss::encode(&s.browsers)),
                 ],
             )?;
         }

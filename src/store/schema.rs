@@ -11,8 +11,9 @@ use rusqlite::Connection;
 /// The schema version this build writes and reads. Version 2 added the `crc` column of every table
 /// and the `row_groups` table; version 3 the host's figures in `samples` (the columns after
 /// `violations`); version 4 the in-page latency histogram of `windows` (`hist_in_page`); version 5
-/// the browser console entries of `windows` (`console`).
-pub const SCHEMA_VERSION: i64 = 5;
+/// the browser console entries of `windows` (`console`); version 6 the RSS of each live browser in
+/// `samples` (`browsers`), which the drift analysis reads per session.
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The oldest schema version this build reads (not writes): a version 2 store's samples are read
 /// and verified over its own columns ([`SAMPLES_V2`]) and have no host figures; a version 2 or 3
@@ -92,6 +93,14 @@ pub(crate) fn windows_of(version: i64) -> &'static Table {
 pub(crate) const SAMPLES: Table = Table {
     name: "samples",
     cols: "id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations, \
+           cpu_cap, campaign_cpu, host_cpu, host_wait, psi_cpu, psi_memory, psi_io, browsers",
+    phase_col: Some(3),
+    kind_col: None,
+};
+/// `samples` as schema versions 3 to 5 wrote it (no per-browser RSS): how its rows are verified.
+pub(crate) const SAMPLES_V5: Table = Table {
+    name: "samples",
+    cols: "id, at, at_ms, phase_idx, cpu, memory, disk, tree_rss, tree_cpu, tree_processes, health, violations, \
            cpu_cap, campaign_cpu, host_cpu, host_wait, psi_cpu, psi_memory, psi_io",
     phase_col: Some(3),
     kind_col: None,
@@ -106,8 +115,10 @@ pub(crate) const SAMPLES_V2: Table = Table {
 
 /// The `samples` table of a store of schema `version`.
 pub(crate) fn samples_of(version: i64) -> &'static Table {
-    if version >= 3 {
+    if version >= 6 {
         &SAMPLES
+    } else if version >= 3 {
+        &SAMPLES_V5
     } else {
         &SAMPLES_V2
     }
@@ -155,7 +166,8 @@ pub(crate) fn init(conn: &Connection) -> rusqlite::Result<()> {
             id INTEGER PRIMARY KEY, at TEXT NOT NULL, at_ms INTEGER NOT NULL, phase_idx INTEGER, cpu REAL NOT NULL,
             memory REAL NOT NULL, disk REAL NOT NULL, tree_rss INTEGER NOT NULL, tree_cpu REAL NOT NULL,
             tree_processes INTEGER NOT NULL, health REAL NOT NULL, violations TEXT NOT NULL, cpu_cap REAL,
-            campaign_cpu REAL, host_cpu REAL, host_wait REAL, psi_cpu REAL, psi_memory REAL, psi_io REAL, crc INTEGER NOT NULL);
+            campaign_cpu REAL, host_cpu REAL, host_wait REAL, psi_cpu REAL, psi_memory REAL, psi_io REAL, browsers TEXT NOT NULL,
+            crc INTEGER NOT NULL);
         CREATE INDEX samples_phase ON samples(phase_idx);
         CREATE TABLE events (
             id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, corr TEXT NOT NULL, phase_idx INTEGER,

@@ -60,7 +60,7 @@ fn downgrade(path: &Path, sealed: &schema::Table, cols: &[&str], version: i64) {
 /// A store as schema 2 wrote it (samples without the host figures, checksummed over their own
 /// columns), made from a current one.
 fn downgrade_to_v2(path: &Path) {
-    let host = ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io"];
+    let host = ["cpu_cap", "campaign_cpu", "host_cpu", "host_wait", "psi_cpu", "psi_memory", "psi_io", "browsers"];
     downgrade(path, &schema::SAMPLES_V2, &host, 2);
 }
 
@@ -83,6 +83,7 @@ fn a_schema_2_store_is_read_and_verified_without_host_figures_but_not_resumed() 
             health: 99.0,
             violations: "[]".into(),
             host: HostFigures { campaign_cpu: 20.0, host_cpu: 10.0, ..Default::default() },
+            browsers: Vec::new(),
         });
     }
     store.close().unwrap();
@@ -158,4 +159,40 @@ fn a_table_version_says_which_columns_it_has() {
     assert!(!schema::WINDOWS_V4.has("console") && schema::WINDOWS_V4.has("hist_in_page"));
     assert!(!schema::WINDOWS_V3.has("hist_in_page") && schema::WINDOWS_V3.has("hist"), "a whole name, not a prefix");
     assert!(schema::SAMPLES.has("cpu_cap") && !schema::SAMPLES_V2.has("cpu_cap"));
+}
+
+/// Schema 6 stores each live browser's RSS with a sample; a schema 5 store has none and its
+/// samples verify over their own columns.
+#[test]
+fn browser_rss_is_stored_per_sample_and_a_schema_5_store_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let rec = CampaignRecord::quick_for_test("c-v5", std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000), dir.path());
+    let store = Store::create(&path, &rec, &dir.path().join("events.jsonl")).unwrap();
+    for (i, rss) in [100u64, 110, 120].into_iter().enumerate() {
+        store.sample(SampleRow {
+            at: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + i as u64),
+            phase_idx: Some(0),
+            cpu: 1.0,
+            memory: 1.0,
+            disk: 1.0,
+            tree_rss_bytes: 1,
+            tree_cpu: 1.0,
+            tree_processes: 1,
+            health: 99.0,
+            violations: "[]".into(),
+            host: HostFigures::default(),
+            browsers: vec![BrowserRss { pid: 7, start_time: 70, rss_bytes: rss }, BrowserRss { pid: 8, start_time: 80, rss_bytes: 5 }],
+        });
+    }
+    store.close().unwrap();
+    let rss = StoreReader::open(&path).unwrap().browser_rss(Some(0)).unwrap();
+    assert_eq!(rss[&(7, 70)].iter().map(|(_, r)| *r).collect::<Vec<_>>(), [100, 110, 120]);
+    assert_eq!(rss[&(8, 80)].len(), 3);
+    assert!(StoreReader::open(&path).unwrap().browser_rss(Some(1)).unwrap().is_empty());
+
+    downgrade(&path, &schema::SAMPLES_V5, &["browsers"], 5);
+    let r = StoreReader::open(&path).unwrap();
+    assert!(r.browser_rss(None).unwrap().is_empty());
+    assert_eq!(r.phase_resources(0).unwrap().samples, 3);
 }

@@ -114,14 +114,14 @@ fn children_ok(n: &Node, order: &[(&str, bool)]) -> Result<(), String> {
 
 /// What the file holds, once it passed the schema checks.
 #[derive(Debug)]
-struct Junit {
+pub(crate) struct Junit {
     /// Per testcase: name, and its failure message (None when it passed, Some("") skipped).
-    cases: Vec<(String, Option<String>, bool)>,
+    pub(crate) cases: Vec<(String, Option<String>, bool)>,
 }
 
 /// The checks of the JUnit schema (Jenkins' junit-4.xsd / junit-10.xsd, which GitLab and GitHub
 /// test reporters also accept).
-fn validate(xml: &str) -> Result<Junit, String> {
+pub(crate) fn validate(xml: &str) -> Result<Junit, String> {
     if !xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>") {
         return Err("no XML declaration".into());
     }

@@ -17,6 +17,7 @@ mod control;
 mod dashboard;
 mod dashboard_browser;
 mod degraded;
+mod drift;
 mod firefox;
 mod grid;
 mod hardware;

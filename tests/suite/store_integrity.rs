@@ -105,6 +105,7 @@ fn finished_store(dir: &Path) -> PathBuf {
                     psi_memory: Some(rng.f64()),
                     psi_io: Some(rng.f64() * 2.0),
                 },
+                browsers: Vec::new(),
             });
         }
         let ev = |ms: u64, kind: &'static str, message: String, data: serde_json::Value| EventRow {
