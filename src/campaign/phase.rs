@@ -1,6 +1,7 @@
 //! One phase: open its sessions, start its clock, let the slots issue ops until the deadline, a
 //! stop or a guardian pause, give in-flight ops the grace period, checkpoint progress into the
-//! store every second, and write the phase report.
+//! store every second, and write the phase report. Its parts ([`place`], [`begin`], [`drive`],
+//! [`finish`]) also run a capacity phase, whose every step is one [`drive`].
 
 use super::ctx::PhaseCtx;
 use super::faults::FaultPlan;
@@ -120,7 +121,7 @@ pub(crate) struct Clock<'a> {
     /// When to read the counters (see [`Driven::at_mark`]).
     pub mark: Option<Duration>,
     /// Asked once a second after the mark with what happened since it and how long ago it was:
-    /// true ends the drive early (a capacity step whose failure is already settled).
+    /// true ends the drive early (a capacity step whose verdict is already settled).
     pub settled: Option<&'a Settled>,
 }
 
