@@ -192,6 +192,34 @@ pub fn capabilities(launch: &Launch<'_>, place: Placement<'_>) -> Capabilities {
     caps
 }
 
+/// The origin (`http://host:port`) and host of `page_url` when browsers must be told to treat
+/// it as a secure context: plain HTTP on an address other than loopback. WebGPU and WebNN exist
+/// only in secure contexts, and an `http://` page is one only on loopback, so a node loading the
+/// page from this machine's LAN address would find no `navigator.gpu` without it.
+fn insecure_origin(page_url: &str) -> Option<(String, String)> {
+    let rest = page_url.strip_prefix("http://")?;
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?.to_string(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string(),
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| (format!("http://{authority}"), host))
+}
+
+/// Lets the browser treat the page's origin as secure when it is plain HTTP off loopback (see
+/// [`insecure_origin`]): Chromium by `--unsafely-treat-insecure-origin-as-secure`, Firefox by its
+/// `dom.securecontext.allowlist` pref. Only stressctl's own page origin is named.
+pub fn trust_page_origin(caps: &mut Capabilities, page_url: &str) {
+    let Some((origin, host)) = insecure_origin(page_url) else { return };
+    if let Some(args) = caps.get_mut("goog:chromeOptions").and_then(|o| o.get_mut("args")).and_then(|a| a.as_array_mut()) {
+        args.push(json!(format!("--unsafely-treat-insecure-origin-as-secure={origin}")));
+    }
+    if let Some(prefs) = caps.get_mut("moz:firefoxOptions").and_then(|o| o.get_mut("prefs")).and_then(|p| p.as_object_mut()) {
+        prefs.insert("dom.securecontext.allowlist".into(), json!(host));
+    }
+}
+
 /// A live session.
 pub struct Session {
     /// The WebDriver client.
@@ -268,6 +296,7 @@ pub async fn open_with_caps(
         }
     };
     caps.extend(extra);
+    trust_page_origin(&mut caps, page_url);
     let connect = async {
         if webdriver_url.starts_with("https://") {
             let mut b = fantoccini::ClientBuilder::rustls()

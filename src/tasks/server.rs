@@ -83,29 +83,35 @@ impl ServeOptions {
 #[derive(Default, Debug)]
 pub struct ServeStats {
     files: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Requests served per client address: where the browsers that loaded the page run (a node's
+    /// address, or loopback for this machine's).
+    clients: Mutex<BTreeMap<String, u64>>,
     rejected: AtomicU64,
 }
 
 impl ServeStats {
-    fn served(&self, path: &str, bytes: u64) {
+    fn served(&self, path: &str, bytes: u64, client: std::net::IpAddr) {
         let mut f = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let e = f.entry(path.to_string()).or_default();
         e.0 += bytes;
         e.1 += 1;
+        drop(f);
+        *self.clients.lock().unwrap_or_else(|e| e.into_inner()).entry(client.to_string()).or_default() += 1;
     }
 
     /// What was served since the last call, as the `served` record of a phase:
-    /// `{requests, bytes, rejected, files: {path: {requests, bytes}}}`; None when nothing was
-    /// asked for.
+    /// `{requests, bytes, rejected, files: {path: {requests, bytes}}, clients: {address:
+    /// requests}}`; None when nothing was asked for.
     pub fn take(&self) -> Option<Value> {
         let files = std::mem::take(&mut *self.files.lock().unwrap_or_else(|e| e.into_inner()));
+        let clients = std::mem::take(&mut *self.clients.lock().unwrap_or_else(|e| e.into_inner()));
         let rejected = self.rejected.swap(0, Ordering::Relaxed);
         if files.is_empty() && rejected == 0 {
             return None;
         }
         let (bytes, requests) = files.values().fold((0, 0), |(b, r), (fb, fr)| (b + fb, r + fr));
         let per: serde_json::Map<String, Value> = files.into_iter().map(|(k, (b, r))| (k, json!({"requests": r, "bytes": b}))).collect();
-        Some(json!({"requests": requests, "bytes": bytes, "rejected": rejected, "files": per}))
+        Some(json!({"requests": requests, "bytes": bytes, "rejected": rejected, "files": per, "clients": clients}))
     }
 }
 
@@ -204,10 +210,10 @@ impl PageServer {
                     _ = token.cancelled() => break,
                     a = listener.accept() => a,
                 };
-                let stream = match accepted {
-                    Ok((stream, _)) => {
+                let (stream, peer) = match accepted {
+                    Ok((stream, peer)) => {
                         backoff = Duration::ZERO;
-                        stream
+                        (stream, peer.ip())
                     }
                     Err(e) => {
                         // out of descriptors (or similar): wait instead of spinning on the error
@@ -224,7 +230,7 @@ impl PageServer {
                 conns.spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let site = site.clone();
-                        async move { serve(req, &site).await }
+                        async move { serve(req, &site, peer).await }
                     });
                     let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
                     tokio::select! {
@@ -279,7 +285,7 @@ fn not_found() -> Answer {
     (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found\n"), "no-store")
 }
 
-async fn serve(req: Request<hyper::body::Incoming>, site: &Site) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn serve(req: Request<hyper::body::Incoming>, site: &Site, peer: std::net::IpAddr) -> Result<Response<Full<Bytes>>, Infallible> {
     let head = req.method() == Method::HEAD;
     let path = if matches!(*req.method(), Method::GET | Method::HEAD) {
         req.uri().path().strip_prefix('/').and_then(|p| p.strip_prefix(site.prefix.as_str())).and_then(|p| p.strip_prefix('/'))
@@ -303,7 +309,7 @@ async fn serve(req: Request<hyper::body::Incoming>, site: &Site) -> Result<Respo
     match path {
         Some(p) if status.is_success() => {
             let label = if p.is_empty() { "index.html" } else { p };
-            site.stats.served(label, if head { 0 } else { body.len() as u64 });
+            site.stats.served(label, if head { 0 } else { body.len() as u64 }, peer);
         }
         _ => {
             site.stats.rejected.fetch_add(1, Ordering::Relaxed);
