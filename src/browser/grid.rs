@@ -150,6 +150,26 @@ impl Grid {
         n
     }
 
+    /// Deletes through the hub what a dead run `run` (its [`run_tag`](super::grid_status::run_tag))
+    /// left open: the sessions it recorded (`recorded`, its `grid_session_opened` ids) that the
+    /// last `/status` still lists, and every session whose Chromium profile on its node is the
+    /// run's (found even when the run died before recording the id). Nothing of the run listed:
+    /// nothing is asked, so a launch after a crash long ago costs one `/status`. Something listed:
+    /// a request the run had in flight when it died may still be being created under its profile,
+    /// so reserved slots are waited for as at shutdown, bounded. Returns how many were deleted.
+    pub async fn reap_run(&self, run: &str, recorded: &HashSet<String>) -> usize {
+        let Some(st) = lock(&self.last).clone() else { return 0 };
+        let (marked, _) = st.sessions_of_run(run);
+        let listed: HashSet<String> =
+            st.nodes.iter().flat_map(|n| &n.slots).filter_map(|s| s.session.clone()).filter(|id| recorded.contains(id)).collect();
+        if listed.is_empty() && marked.is_empty() {
+            return 0;
+        }
+        lock(&self.ours).extend(listed);
+        self.abandoned.store(1, std::sync::atomic::Ordering::Relaxed);
+        self.delete_leftovers(run).await
+    }
+
     /// Free slots for `browser` on UP nodes, counting the sessions stressctl holds as free (its
     /// slots reuse them). From a fresh `/status`; None if the hub does not answer.
     pub async fn capacity(&self, browser: &str) -> Option<u32> {

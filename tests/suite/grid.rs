@@ -231,3 +231,53 @@ fn no_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop(sb: &Sandbox) {
         assert!(left.is_empty(), "{how}: stressctl sessions left on the hub: {left:?}");
     }
 }
+
+/// `kill -9` of stressctl while its 2 sessions are open on a 1-node Grid, then `launch --resume`:
+/// the resumed run deletes the dead run's sessions through the hub before it opens its own (they
+/// are gone while it runs, not at the node's 120 s session timeout), passes, and leaves nothing.
+#[test]
+fn after_kill_9_resume_deletes_the_dead_runs_grid_sessions_through_the_hub() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-kill9");
+    let grid = GridUp::start(&sb.root.join("grid"), 1, 2);
+    let phases = [phase("one", "2s", 2, ""), phase("two", "20s", 2, "")].concat();
+    let cfg = sb.write("grid.toml", &grid_config(&phases));
+    let running = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    let second_started = || sb.campaign_dirs().first().is_some_and(|d| d.join("phase_01_one.json").exists());
+    assert!(wait_until(Duration::from_secs(90), second_started), "phase two never started\n{}", running.stdout_so_far());
+    assert!(
+        wait_until(Duration::from_secs(20), || hub_sessions().iter().filter(|s| *s != "reserved").count() == 2),
+        "sessions never opened: {}",
+        hub_status()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    running.signal(libc::SIGKILL);
+    assert_eq!(running.finish(Duration::from_secs(10)).code(), None, "killed by a signal");
+    // what is on the hub now is the dead run's: nobody else uses this Grid
+    let dead: Vec<String> = hub_sessions().into_iter().filter(|s| s != "reserved").collect();
+    assert!(!dead.is_empty(), "the dead run's sessions stay on the hub until someone deletes them: {}", hub_status());
+    std::thread::sleep(Duration::from_secs(3));
+    let left: Vec<String> = hub_sessions().into_iter().filter(|s| dead.contains(s)).collect();
+    assert_eq!(left, dead, "nothing deletes them on its own: {}", hub_status());
+
+    let mut resumed = Running::spawn(sb.cmd(["launch", "--resume"]), Some(&sb.root));
+    // while the resumed run holds its own sessions, none of the dead run's is on the hub
+    let mut now = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            now = hub_sessions();
+            now.iter().any(|s| s != "reserved" && !dead.contains(s))
+        }),
+        "the resumed run never opened a session: {}\n{}",
+        hub_status(),
+        resumed.stdout_so_far()
+    );
+    assert!(now.iter().all(|s| !dead.contains(s)), "the dead run's sessions {dead:?} are still on the hub: {now:?}");
+    assert_eq!(resumed.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code()), Some(0), "{}", resumed.stdout_so_far());
+    let out = resumed.stdout_so_far();
+    assert!(out.contains("Selenium Grid session(s) campaign") && out.contains("left on worker grid"), "{out}");
+    let report = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    assert_eq!(report["outcome"], "passed", "{}", report["phases"]);
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {}", hub_status());
+    drop(grid);
+}
