@@ -281,3 +281,42 @@ fn after_kill_9_resume_deletes_the_dead_runs_grid_sessions_through_the_hub() {
     assert!(hub_sessions().is_empty(), "sessions left on the hub: {}", hub_status());
     drop(grid);
 }
+
+/// A new-session request waits in the hub's queue no longer than `session_timeout`, and one
+/// stressctl gave up on is cancelled there: on a Grid of two 1-slot nodes where another client
+/// holds node-1's slot, `check`'s probe of node-1 gives up after 3 s; its request is gone from
+/// the hub's queue, and no browser is created for it when the slot frees (without the cancel the hub would keep it
+/// queued for its 60 s request timeout and start a browser nobody drives).
+#[test]
+fn a_session_request_given_up_is_cancelled_in_the_hubs_queue_so_no_browser_is_created_after() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-queue");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 1);
+    let hub = format!("http://127.0.0.1:{HUB_PORT}");
+    // another client takes node-1's only slot (node-2's stays free: a Grid with no free slot at
+    // all says it is not ready, and `check` stops there)
+    let caps = format!(r#"{{"capabilities":{{"alwaysMatch":{{"browserName":"chrome","{NODE_CAP}":"node-1"}}}}}}"#);
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "60", "-H", "Content-Type: application/json; charset=utf-8", "-d", &caps, &format!("{hub}/session")])
+        .output()
+        .expect("curl");
+    let blocker = serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["value"]["sessionId"].as_str().map(str::to_string));
+    let blocker = blocker.unwrap_or_else(|| panic!("the blocking session did not open: {}", String::from_utf8_lossy(&out.stderr)));
+    let cfg =
+        sb.write("grid.toml", &grid_config(&phase("p", "2s", 1, "")).replace("session_timeout = \"30s\"", "session_timeout = \"3s\""));
+    let check = run(sb.cmd([OsString::from("check"), "--config".into(), cfg.into()]), Duration::from_secs(120));
+    check.expect_code(1);
+    let line = |n: &str| check.stdout.lines().find(|l| l.contains(&format!("node grid/{n}"))).unwrap_or("").to_string();
+    assert!(line("node-1").starts_with('✗') && line("node-1").contains("within 3s"), "{}", check.describe());
+    assert!(line("node-2").starts_with('✓'), "{}", check.describe());
+    let queue = || {
+        let out = Command::new("curl").args(["-fsS", "--max-time", "5", &format!("{hub}/se/grid/newsessionqueue/queue")]).output();
+        out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()).unwrap_or(Value::Null)
+    };
+    assert_eq!(queue()["value"], serde_json::json!([]), "the given-up request is still queued");
+    let del = Command::new("curl").args(["-fsS", "--max-time", "10", "-X", "DELETE", &format!("{hub}/session/{blocker}")]).output();
+    assert!(del.is_ok_and(|o| o.status.success()), "cannot delete the blocking session");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(hub_sessions().is_empty(), "a browser was created after stressctl gave its request up: {}", hub_status());
+    drop(grid);
+}
