@@ -141,6 +141,7 @@ pub async fn bound_placement(
     };
     let mut notes = Vec::new();
     if !wait.is_zero() && short(&caps) {
+        tracing::info!(target: "stressctl::browser", "fewer free Grid slots than the phase asks for: waiting up to {} for more", crate::fmt::fmt_duration(wait));
         let mut stopped = false;
         loop {
             let left = wait.saturating_sub(started.elapsed());

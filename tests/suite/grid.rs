@@ -45,6 +45,20 @@ impl GridUp {
         g
     }
 
+    /// Adds one more node (`grid.sh add`), returning once the hub lists it UP; `down` (the drop)
+    /// takes it down with the rest.
+    fn add(&mut self) {
+        let out =
+            Command::new(repo().join("scripts/grid.sh")).arg("add").env("STRESSCTL_GRID_DIR", &self.dir).output().expect("grid.sh add");
+        self.recorded = recorded(&self.dir);
+        assert!(
+            out.status.success(),
+            "grid.sh add failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The pid and start time of a node's java process.
     fn node(&self, name: &str) -> (i32, u64) {
         let state = std::fs::read_to_string(self.dir.join("state")).expect("grid state file");
@@ -318,5 +332,37 @@ fn a_session_request_given_up_is_cancelled_in_the_hubs_queue_so_no_browser_is_cr
     assert!(del.is_ok_and(|o| o.status.success()), "cannot delete the blocking session");
     std::thread::sleep(Duration::from_secs(4));
     assert!(hub_sessions().is_empty(), "a browser was created after stressctl gave its request up: {}", hub_status());
+    drop(grid);
+}
+
+/// A Grid that grows mid-campaign: a second node registers while the first phase runs (as an
+/// autoscaler would add one); the second phase asks for more sessions than the first node has
+/// slots, waits (`[grid] capacity_wait`) until the new node's slots appear, runs all its
+/// sessions — some on the new node, with no restart — and its notes say how long it waited.
+#[test]
+fn a_node_registering_mid_campaign_gets_sessions_in_the_next_phase_after_a_capacity_wait() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-grow");
+    let mut grid = GridUp::start(&sb.root.join("grid"), 1, 2);
+    let phases = [phase("one", "3s", 2, ""), phase("two", "4s", 4, "")].concat();
+    let cfg = sb.write("grid.toml", &format!("{}\n[grid]\ncapacity_wait = \"90s\"\n", grid_config(&phases)));
+    let mut running = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    // phase two found too few free slots and waits for more (its browser log says so)
+    let waiting = || {
+        let logs = std::fs::read_dir(sb.root.join("logs")).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+        logs.iter().any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("waiting up to 1m 30s for more")))
+    };
+    assert!(wait_until(Duration::from_secs(90), waiting), "phase two never waited for slots\n{}", running.stdout_so_far());
+    grid.add();
+    assert_eq!(running.wait_timeout(Duration::from_secs(150)).and_then(|s| s.code()), Some(0), "{}", running.stdout_so_far());
+    let report = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let two = &report["phases"][1];
+    assert_eq!(two["sessions"], 4, "node-2's slots counted: {two}");
+    let notes = two["notes"].to_string();
+    assert!(notes.contains("waited") && notes.contains("capacity_wait 1m 30s") && notes.contains("enough slots became free"), "{two}");
+    println!("phase two notes: {notes}");
+    let n2 = node(&report, "node-2");
+    assert!(n2["ops_attempted"].as_u64().unwrap_or(0) > 0 && n2["sessions"].as_u64().unwrap_or(0) > 0, "{n2}");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {}", hub_status());
     drop(grid);
 }
