@@ -366,3 +366,22 @@ fn a_node_registering_mid_campaign_gets_sessions_in_the_next_phase_after_a_capac
     assert!(hub_sessions().is_empty(), "sessions left on the hub: {}", hub_status());
     drop(grid);
 }
+
+/// Bad `[grid]` keys are refused before anything starts: exit 2, naming the key.
+#[test]
+fn bad_grid_keys_exit_2_naming_the_key() {
+    let sb = Sandbox::new("grid-bad");
+    for (text, key) in [
+        ("capacity_wait = \"25h\"", "grid.capacity_wait"),
+        ("capacity_wait = \"soon\"", "capacity_wait"),
+        ("registration_secret_env = \"NOT A NAME\"", "grid.registration_secret_env"),
+        ("wait = \"1s\"", "wait"),
+    ] {
+        let cfg = sb.write("bad.toml", &format!("{}\n[grid]\n{text}\n", grid_config(&phase("p", "2s", 1, ""))));
+        for cmd in ["check", "launch"] {
+            let out = run(sb.cmd([OsString::from(cmd), "--config".into(), cfg.clone().into()]), Duration::from_secs(60));
+            out.expect_code(2);
+            assert!(out.stderr.contains(key), "{cmd} {text}: {}", out.describe());
+        }
+    }
+}
