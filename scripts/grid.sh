@@ -3,6 +3,7 @@
 # system Chromium/ChromeDriver and, where installed, Firefox/geckodriver.
 #
 #   scripts/grid.sh up [--nodes N] [--browsers chromium,firefox] [--slots K] [--hub-port P]
+#   scripts/grid.sh add             # one more node (the next number, as `up` made them), e.g. mid-campaign
 #   scripts/grid.sh status          # what /status says: nodes, availability, slots, sessions
 #   scripts/grid.sh down            # stops exactly what `up` started (and what those started)
 #
@@ -201,6 +202,7 @@ cmd_up() {
   browsers=$(IFS=,; echo "${want[*]}")
   mkdir -p "$state_dir"
   echo "hub_port $hub_port" > "$state"
+  echo "nodes_made $nodes $slots $browsers" >> "$state"
   # The JVMs' options (GRID_JAVA_OPTS overrides them): a small heap, the serial collector, and the
   # JIT capped at C1. On these 2 cores the C2 compiler's own CPU outweighed what its faster code
   # saved for minutes: with C2 the JVMs used 1.9–3.0 s of CPU per 1000 proxied ops, with C1 1.1–1.8 s.
@@ -236,9 +238,39 @@ cmd_up() {
   echo "grid: up at $(hub_url "$hub_port") with $nodes node(s), $slots slot(s) each for $browsers ($((SECONDS - t0)) s)"
 }
 
+# One more node, numbered after the ones made so far, with the slots and browsers `up` was given;
+# returns once the hub lists it UP (90 s at most, else it is stopped again with the rest by `down`).
+cmd_add() {
+  [ -f "$state" ] || die "no grid recorded in $state (start one with scripts/grid.sh up)"
+  local hub_port made slots browsers
+  hub_port=$(awk '$1=="hub_port"{print $2}' "$state")
+  read -r made slots browsers < <(awk '$1=="nodes_made"{print $2, $3, $4}' "$state")
+  [ -n "$made" ] || die "$state does not say how its nodes were made (brought up by an older grid.sh?)"
+  [ -n "$jar" ] || die "no Selenium server jar in vendor/selenium (run scripts/setup-grid.sh as root)"
+  firefox=$(command -v firefox-esr || command -v firefox || true)
+  geckodriver=$(command -v geckodriver || { [ -x "$HOME/.cargo/bin/geckodriver" ] && echo "$HOME/.cargo/bin/geckodriver"; } || true)
+  local i=$((made + 1)) up0 j up t0=$SECONDS
+  up0=$(status_json "$hub_port" | jq '[.value.nodes[] | select(.availability == "UP")] | length') || die "hub on port $hub_port does not answer /status"
+  sed -i "s/^nodes_made .*/nodes_made $i $slots $browsers/" "$state"
+  local java_opts
+  read -r -a java_opts <<<"${GRID_JAVA_OPTS:--Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
+  node_toml "$i" "$slots" "$browsers" "$hub_port" > "$state_dir/node-$i.toml"
+  spawn "node-$i" java "${java_opts[@]}" -jar "$jar" node --config "$state_dir/node-$i.toml"
+  while :; do
+    if j=$(status_json "$hub_port" 2>/dev/null); then
+      up=$(echo "$j" | jq '[.value.nodes[] | select(.availability == "UP")] | length')
+      [ "$up" -gt "$up0" ] && break
+    fi
+    [ $((SECONDS - t0)) -lt 90 ] || die "node-$i not UP after 90 s (see $state_dir/node-$i.log; scripts/grid.sh down stops it)"
+    sleep 0.5
+  done
+  echo "grid: node-$i up ($((SECONDS - t0)) s)"
+}
+
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
+  add) cmd_add ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) die "usage: scripts/grid.sh up [--nodes N] [--browsers chromium,firefox] [--slots K] [--hub-port P] | down | status" 2 ;;
+  *) die "usage: scripts/grid.sh up [--nodes N] [--browsers chromium,firefox] [--slots K] [--hub-port P] | add | down | status" 2 ;;
 esac

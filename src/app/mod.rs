@@ -99,6 +99,10 @@ fn reap_dead_runs(state_dir: &Path) {
             Ok(_) => {}
             Err(e) => crate::fmt::warn(&format!("stressctl: could not check campaign {dead} for leftover processes: {e}")),
         }
+        let Ok(rt) = runtime() else { continue };
+        for (worker, n) in rt.block_on(crate::campaign::resume::reap_grid_sessions(state_dir, &dead)) {
+            say(&format!("stressctl: deleted {n} Selenium Grid session(s) campaign {dead} left on worker {worker} through its hub"));
+        }
     }
 }
 

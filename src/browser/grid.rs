@@ -16,12 +16,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use super::grid_status::{parse_status, Availability, GridNode, GridSlot, GridStatus, NODE_CAP};
+pub use super::grid_status::{parse_status, Availability, GridNode, GridSlot, GridStatus, NODE_CAP, REQUEST_CAP};
 
 /// How long one request to a hub may take (`/status`, `DELETE /session`).
 pub const HUB_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the hub to finish sessions whose requests were given up.
 const ABANDONED_WAIT: Duration = Duration::from_secs(20);
+/// How long a given-up request whose session may still be created is watched for (longer than
+/// any hub's default `--session-request-timeout`, 300 s).
+const LATE_WATCH: Duration = Duration::from_secs(600);
 /// How many new sessions the hub may place on unhealthy nodes before stressctl gives up the op.
 pub(super) const PLACEMENT_TRIES: u32 = 4;
 
@@ -69,6 +72,13 @@ pub struct Grid {
     /// New-session requests given up while the hub was still creating them (a stop came): the
     /// hub may finish them later, under an id stressctl never learnt.
     pub(super) abandoned: std::sync::atomic::AtomicU32,
+    /// The hub's registration secret (its internal routes, such as cancelling a queued request,
+    /// ask for it; empty when it has none).
+    pub(super) secret: Mutex<String>,
+    /// Tokens ([`REQUEST_CAP`]) of requests given up that were no longer in the hub's queue (a
+    /// node may be creating the session right now), since when: a session made from one is
+    /// deleted as soon as a `/status` lists it.
+    pub(super) late: Mutex<Vec<(String, Instant)>>,
 }
 
 impl Grid {
@@ -82,6 +92,8 @@ impl Grid {
             forced: Mutex::default(),
             last: Mutex::default(),
             abandoned: Default::default(),
+            secret: Mutex::default(),
+            late: Mutex::default(),
         };
         g.status().await?;
         Ok(g)
@@ -93,7 +105,81 @@ impl Grid {
         let v = super::grid_status::get_json(&url, HUB_TIMEOUT).await?;
         let st = parse_status(&v).map_err(|e| format!("GET {url}: {e}"))?;
         *lock(&self.last) = Some(st.clone());
+        self.delete_late(&st).await;
         Ok(st)
+    }
+
+    /// Deletes the sessions `st` lists that were made from requests stressctl gave up on (see
+    /// [`Grid::late`]), and forgets tokens watched for longer than [`LATE_WATCH`].
+    async fn delete_late(&self, st: &GridStatus) {
+        let found: Vec<(String, String)> = {
+            let mut late = lock(&self.late);
+            late.retain(|(_, since)| since.elapsed() < LATE_WATCH);
+            late.iter()
+                .filter_map(|(t, _)| st.session_of_request(t).filter(|s| *s != "reserved").map(|s| (t.clone(), s.to_string())))
+                .collect()
+        };
+        for (token, id) in found {
+            lock(&self.late).retain(|(t, _)| *t != token);
+            let url = format!("{}/session/{id}", self.url);
+            match super::grid_status::delete(&url, HUB_TIMEOUT).await {
+                Ok(()) => {
+                    tracing::info!(target: "stressctl::browser", worker = %self.worker, session = %id, "a session created after stressctl gave its request up was deleted through the hub")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "stressctl::browser", worker = %self.worker, session = %id, "a session created after its request was given up could not be deleted: {e}")
+                }
+            }
+        }
+    }
+
+    /// Cancels the new-session request with token `token` that stressctl gave up on (its
+    /// timeout passed, or the request failed on stressctl's side), so no browser is created
+    /// after stressctl left: if the hub still queues it, it is completed as failed through the
+    /// hub's queue (`POST /se/grid/newsessionqueue/session/<request id>/failure`, with the
+    /// registration secret) — the hub then also stops a session a node was creating from it.
+    /// If it is not queued (a node may be creating it), the token is watched, and the session
+    /// it becomes is deleted as soon as `/status` lists it. Returns whether the queue had it.
+    pub async fn cancel_request(&self, token: &str, why: &str) -> bool {
+        let url = format!("{}/se/grid/newsessionqueue/queue", self.url);
+        let queued = match super::grid_status::get_json(&url, HUB_TIMEOUT).await {
+            Ok(v) => super::grid_status::queued_requests(&v),
+            Err(e) => {
+                tracing::debug!(target: "stressctl::browser", worker = %self.worker, "cannot read the hub's queue: {e}");
+                Vec::new()
+            }
+        };
+        let secret = lock(&self.secret).clone();
+        if let Some((_, id)) = queued.iter().find(|(t, _)| t == token) {
+            let url = format!("{}/se/grid/newsessionqueue/session/{id}/failure", self.url);
+            let msg = serde_json::Value::String(format!("stressctl gave the request up: {why}"));
+            match super::grid_status::post_with_secret(&url, &msg, &secret, HUB_TIMEOUT).await {
+                Ok(_) => {
+                    tracing::info!(target: "stressctl::browser", worker = %self.worker, request = %id, "a given-up session request was cancelled in the hub's queue");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "stressctl::browser", worker = %self.worker, request = %id, "cannot cancel a given-up session request (is [grid] registration_secret_env set to the hub's secret?): {e}")
+                }
+            }
+        }
+        lock(&self.late).push((token.to_string(), Instant::now()));
+        false
+    }
+
+    /// Cancels every request of run `run` still in the hub's queue (see [`Grid::cancel_request`]).
+    async fn cancel_queued_of_run(&self, run: &str) {
+        let url = format!("{}/se/grid/newsessionqueue/queue", self.url);
+        let Ok(v) = super::grid_status::get_json(&url, HUB_TIMEOUT).await else { return };
+        let prefix = format!("{run}/");
+        let secret = lock(&self.secret).clone();
+        for (_, id) in super::grid_status::queued_requests(&v).into_iter().filter(|(t, _)| t.starts_with(&prefix)) {
+            let url = format!("{}/se/grid/newsessionqueue/session/{id}/failure", self.url);
+            let msg = serde_json::Value::String("stressctl stopped".to_string());
+            if let Err(e) = super::grid_status::post_with_secret(&url, &msg, &secret, HUB_TIMEOUT).await {
+                tracing::warn!(target: "stressctl::browser", worker = %self.worker, request = %id, "cannot cancel a queued session request: {e}");
+            }
+        }
     }
 
     /// The node serving `session_id`, asking `/status` (twice at most: a hub lists a session in its
@@ -129,6 +215,10 @@ impl Grid {
     pub async fn delete_leftovers(&self, run: &str) -> usize {
         let mut ours: HashSet<String> = lock(&self.ours).drain().collect();
         let abandoned = self.abandoned.swap(0, std::sync::atomic::Ordering::Relaxed) > 0;
+        if abandoned {
+            // a request still queued would become a browser after stressctl left
+            self.cancel_queued_of_run(run).await;
+        }
         let deadline = Instant::now() + ABANDONED_WAIT;
         loop {
             let Ok(st) = self.status().await else { break };
@@ -148,6 +238,26 @@ impl Grid {
             }
         }
         n
+    }
+
+    /// Deletes through the hub what a dead run `run` (its [`run_tag`](super::grid_status::run_tag))
+    /// left open: the sessions it recorded (`recorded`, its `grid_session_opened` ids) that the
+    /// last `/status` still lists, and every session whose Chromium profile on its node is the
+    /// run's (found even when the run died before recording the id). Nothing of the run listed:
+    /// nothing is asked, so a launch after a crash long ago costs one `/status`. Something listed:
+    /// a request the run had in flight when it died may still be being created under its profile,
+    /// so reserved slots are waited for as at shutdown, bounded. Returns how many were deleted.
+    pub async fn reap_run(&self, run: &str, recorded: &HashSet<String>) -> usize {
+        let Some(st) = lock(&self.last).clone() else { return 0 };
+        let (marked, _) = st.sessions_of_run(run);
+        let listed: HashSet<String> =
+            st.nodes.iter().flat_map(|n| &n.slots).filter_map(|s| s.session.clone()).filter(|id| recorded.contains(id)).collect();
+        if listed.is_empty() && marked.is_empty() {
+            return 0;
+        }
+        lock(&self.ours).extend(listed);
+        self.abandoned.store(1, std::sync::atomic::Ordering::Relaxed);
+        self.delete_leftovers(run).await
     }
 
     /// Free slots for `browser` on UP nodes, counting the sessions stressctl holds as free (its
@@ -237,6 +347,13 @@ impl GridSet {
     /// Every Grid.
     pub fn all(&self) -> Vec<Arc<Grid>> {
         lock(&self.0).values().cloned().collect()
+    }
+
+    /// Gives every Grid the hubs' registration secret (`[grid] registration_secret_env`).
+    pub fn set_secret(&self, secret: &str) {
+        for g in self.all() {
+            *lock(&g.secret) = secret.to_string();
+        }
     }
 
     /// Forgets a discarded session of worker `worker` (see [`Grid::forget`]).
@@ -398,6 +515,8 @@ mod tests {
             forced: Mutex::default(),
             last: Mutex::default(),
             abandoned: Default::default(),
+            secret: Mutex::default(),
+            late: Mutex::default(),
         }
     }
 

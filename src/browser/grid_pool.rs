@@ -10,8 +10,13 @@ use crate::config::{TaskSpec, WorkerEndpoint};
 use crate::recovery::{FailureClass, OpError};
 use serde_json::{json, Map};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+
+/// Numbers the new-session requests of this process (their [`REQUEST_CAP`] tokens).
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 impl Pool {
     /// Asks every remote worker's `/status` whether it is a Selenium Grid, and remembers the
@@ -37,12 +42,23 @@ impl Pool {
         if let Some(t) = target {
             extra.insert(NODE_CAP.into(), json!(t));
         }
+        let token =
+            format!("{}/{}/q{}", super::grid_status::run_tag(&self.profiles_dir), w.id, REQUEST_SEQ.fetch_add(1, Ordering::Relaxed));
+        extra.insert(REQUEST_CAP.into(), json!(token));
         // counted as abandoned unless the request finishes (the future may be dropped by a stop)
         let pending = Abandoned(&g.abandoned);
         let launch = session::Launch { kind: w.browser, adapter: w.adapter_mode(), cfg: &self.cfg };
         let opened = session::open_with_caps(&ep, &w.id, &launch, &self.profiles_dir, page_url, task, extra, true).await;
         std::mem::forget(pending);
-        let mut s = opened?;
+        let mut s = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                // given up (its timeout) or failed: a request still queued must not become a
+                // browser after stressctl left it
+                g.cancel_request(&token, &e.message).await;
+                return Err(e);
+            }
+        };
         let id = match s.client.session_id().await {
             Ok(Some(id)) => id,
             _ => {
@@ -103,23 +119,64 @@ pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, pa
 }
 
 /// Slots for a phase of `sessions` sessions over `placement` (worker indices, round robin): slots on
-/// a Grid worker are capped at its free slots for the worker's browser. Returns the worker index of
-/// each slot kept, and a note when the phase asked for more sessions than a Grid had.
-pub async fn bound_placement(pool: Option<&Pool>, placement: &[usize], sessions: u32) -> (Vec<usize>, Option<String>) {
+/// a Grid worker are capped at its free slots for the worker's browser. When a Grid has fewer free
+/// slots than the phase asks of it and `wait` is not zero (`[grid] capacity_wait`), its `/status`
+/// is asked again every second for up to `wait` (until `stop`), so that nodes an autoscaler adds —
+/// or any node registering mid-campaign — are counted before the phase starts; then the phase runs
+/// with what there is. Returns the worker index of each slot kept, and a note when the phase
+/// waited (how long) or asked for more sessions than a Grid had.
+pub async fn bound_placement(
+    pool: Option<&Pool>,
+    placement: &[usize],
+    sessions: u32,
+    wait: Duration,
+    stop: &CancellationToken,
+) -> (Vec<usize>, Option<String>) {
     let wanted: Vec<usize> = (0..sessions as usize).filter_map(|s| placement.get(s % placement.len().max(1)).copied()).collect();
     let Some(pool) = pool else { return (wanted, None) };
-    let mut caps: HashMap<usize, Option<u32>> = HashMap::new();
-    for &ix in &wanted {
-        if let (std::collections::hash_map::Entry::Vacant(e), Some(w)) = (caps.entry(ix), pool.workers.get(ix)) {
-            e.insert(match pool.grids.get(&w.id) {
-                Some(g) => Some(g.capacity(w.browser.as_str()).await.unwrap_or(0)),
-                None => None,
-            });
+    let started = Instant::now();
+    let mut caps = grid_caps(pool, &wanted).await;
+    let short = |caps: &HashMap<usize, Option<u32>>| {
+        caps.iter().any(|(ix, cap)| cap.is_some_and(|c| placement_count(placement, sessions, *ix) > c))
+    };
+    let mut notes = Vec::new();
+    if !wait.is_zero() && short(&caps) {
+        tracing::info!(target: "stressctl::browser", "fewer free Grid slots than the phase asks for: waiting up to {} for more", crate::fmt::fmt_duration(wait));
+        let mut stopped = false;
+        loop {
+            let left = wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => stopped = true,
+                _ = tokio::time::sleep(left.min(Duration::from_secs(1))) => {}
+            }
+            if stopped {
+                break;
+            }
+            caps = grid_caps(pool, &wanted).await;
+            if !short(&caps) {
+                break;
+            }
         }
+        let waited = started.elapsed();
+        let outcome = if !short(&caps) {
+            "enough slots became free"
+        } else if stopped {
+            "a stop came"
+        } else {
+            "ran with the slots there were"
+        };
+        tracing::info!(target: "stressctl::browser", waited_ms = waited.as_millis() as u64, "waited for free Grid slots: {outcome}");
+        notes.push(format!(
+            "waited {:.1}s (of [grid] capacity_wait {}) for free Grid slots: {outcome}",
+            waited.as_secs_f64(),
+            crate::fmt::fmt_duration(wait)
+        ));
     }
     let mut used: HashMap<usize, u32> = HashMap::new();
     let mut kept = Vec::with_capacity(wanted.len());
-    let mut notes = Vec::new();
     for ix in wanted {
         let n = used.entry(ix).or_insert(0);
         match caps.get(&ix).copied().flatten() {
@@ -130,18 +187,35 @@ pub async fn bound_placement(pool: Option<&Pool>, placement: &[usize], sessions:
             }
         }
     }
+    let mut capped = Vec::new();
     for (ix, cap) in caps.iter().filter_map(|(ix, c)| c.map(|c| (*ix, c))) {
         let asked = placement_count(placement, sessions, ix);
         if asked > cap {
             let (id, browser) = pool.workers.get(ix).map(|w| (w.id.as_str(), w.browser.as_str())).unwrap_or(("?", "?"));
-            notes.push(format!(
+            capped.push(format!(
                 "asked for {asked} sessions on Grid worker {id}, which had {cap} free {browser} slot(s): ran {}",
                 used.get(&ix).copied().unwrap_or(0)
             ));
         }
     }
-    notes.sort();
+    capped.sort();
+    notes.extend(capped);
     (kept, (!notes.is_empty()).then(|| notes.join("; ")))
+}
+
+/// The free slots of each Grid worker among `wanted` for its browser (None for a worker that is
+/// not a Grid; 0 for a hub that does not answer).
+async fn grid_caps(pool: &Pool, wanted: &[usize]) -> HashMap<usize, Option<u32>> {
+    let mut caps: HashMap<usize, Option<u32>> = HashMap::new();
+    for &ix in wanted {
+        if let (std::collections::hash_map::Entry::Vacant(e), Some(w)) = (caps.entry(ix), pool.workers.get(ix)) {
+            e.insert(match pool.grids.get(&w.id) {
+                Some(g) => Some(g.capacity(w.browser.as_str()).await.unwrap_or(0)),
+                None => None,
+            });
+        }
+    }
+    caps
 }
 
 fn placement_count(placement: &[usize], sessions: u32, ix: usize) -> u32 {

@@ -10,6 +10,12 @@ use std::time::Duration;
 /// the Grid's default slot matcher like any extension capability).
 pub const NODE_CAP: &str = "stressctl:node";
 
+/// The capability every new-session request of stressctl's to a hub carries: a token unique to
+/// the request (`<run tag>/<worker>/q<n>`). A hub lists queued requests with the capabilities
+/// asked for, and a node's session with them too, so the token finds a request stressctl gave
+/// up on — in the queue, to cancel it, or as the session it became — in any browser.
+pub const REQUEST_CAP: &str = "stressctl:request";
+
 /// Where a Grid node's Chromium keeps the profile of run `run`'s session `label`: a path on the
 /// node (its `/tmp`), named after the run and nothing of this machine. A Grid lists each session
 /// with the capabilities its driver answered — not the ones asked for — and the only one of those
@@ -48,6 +54,8 @@ pub struct GridSlot {
     /// of stressctl's has it under [`node_profile_dir`], which identifies one it never got the id
     /// of.
     pub user_data_dir: Option<String>,
+    /// The session's [`REQUEST_CAP`] token, when stressctl asked for it.
+    pub request: Option<String>,
 }
 
 /// One node.
@@ -93,15 +101,28 @@ impl GridStatus {
         self.nodes.iter().find(|n| n.slots.iter().any(|s| s.session.as_deref() == Some(session_id)))
     }
 
-    /// Sessions whose Chromium profile is run `run`'s ([`node_profile_dir`]), and whether any
-    /// slot is still `reserved` (a session being created).
+    /// Sessions of run `run`: its Chromium profile ([`node_profile_dir`]) or its request token
+    /// ([`REQUEST_CAP`]) names the run; and whether any slot is still `reserved` (a session
+    /// being created).
     pub fn sessions_of_run(&self, run: &str) -> (Vec<String>, bool) {
         let slots = self.nodes.iter().flat_map(|n| &n.slots);
         let reserved = slots.clone().any(|s| s.session.as_deref() == Some("reserved"));
         let under = node_profile_dir(run, "");
-        let ids =
-            slots.filter(|s| s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(&under))).filter_map(|s| s.session.clone()).collect();
+        let token = format!("{run}/");
+        let ids = slots
+            .filter(|s| {
+                s.user_data_dir.as_deref().is_some_and(|d| d.starts_with(&under))
+                    || s.request.as_deref().is_some_and(|r| r.starts_with(&token))
+            })
+            .filter(|s| s.session.as_deref() != Some("reserved"))
+            .filter_map(|s| s.session.clone())
+            .collect();
         (ids, reserved)
+    }
+
+    /// The session made from the request with token `token`, if a node holds it.
+    pub fn session_of_request(&self, token: &str) -> Option<&str> {
+        self.nodes.iter().flat_map(|n| &n.slots).find(|s| s.request.as_deref() == Some(token)).and_then(|s| s.session.as_deref())
     }
 
     /// Slots for `browser` on UP nodes that are free or hold one of `ours`.
@@ -152,7 +173,13 @@ fn parse_node(n: &Value) -> Result<GridNode, String> {
         let session = slot.get("session").and_then(|s| s.get("sessionId")).and_then(Value::as_str).map(str::to_string);
         let user_data_dir =
             slot.get("session").and_then(|s| s.pointer("/capabilities/chrome/userDataDir")).and_then(Value::as_str).map(str::to_string);
-        slots.push(GridSlot { browser: st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string(), session, user_data_dir });
+        let request = slot
+            .get("session")
+            .and_then(|s| s.pointer(&format!("/capabilities/{REQUEST_CAP}")))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let browser = st.get("browserName").and_then(Value::as_str).unwrap_or("").to_string();
+        slots.push(GridSlot { browser, session, user_data_dir, request });
     }
     let authority =
         url::Url::parse(&uri).ok().map(|u| format!("{}:{}", u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)));
@@ -161,9 +188,33 @@ fn parse_node(n: &Value) -> Result<GridNode, String> {
     Ok(GridNode { name, id: s("id"), uri, availability, version: s("version"), targetable, slots })
 }
 
+/// The queued new-session requests of a hub's `GET /se/grid/newsessionqueue/queue` answer that
+/// carry a [`REQUEST_CAP`] token, as `(token, request id)`.
+pub fn queued_requests(v: &Value) -> Vec<(String, String)> {
+    let entries = v.get("value").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let id = e.get("requestId").and_then(Value::as_str)?;
+            let token = e.get("capabilities").and_then(Value::as_array)?.iter().find_map(|c| c.get(REQUEST_CAP).and_then(Value::as_str))?;
+            Some((token.to_string(), id.to_string()))
+        })
+        .collect()
+}
+
+/// `POST url` of the JSON `body` with the hub's registration secret (the header the hub's
+/// internal routes ask for; empty when it has none) and a timeout; Ok when it answered 2xx.
+pub async fn post_with_secret(url: &str, body: &Value, secret: &str, timeout: Duration) -> Result<Value, String> {
+    let (status, body) = request(hyper::Method::POST, url, timeout, Some((body.to_string(), secret))).await?;
+    if !status.is_success() {
+        return Err(format!("POST {url} answered HTTP {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|_| format!("POST {url} did not answer JSON"))
+}
+
 /// `GET url` with a timeout; the JSON body of a 2xx answer. Errors are one line.
 pub async fn get_json(url: &str, timeout: Duration) -> Result<Value, String> {
-    let (status, body) = request(hyper::Method::GET, url, timeout).await?;
+    let (status, body) = request(hyper::Method::GET, url, timeout, None).await?;
     if !status.is_success() {
         return Err(format!("GET {url} answered HTTP {status}: not a WebDriver endpoint?"));
     }
@@ -172,7 +223,7 @@ pub async fn get_json(url: &str, timeout: Duration) -> Result<Value, String> {
 
 /// `DELETE url` with a timeout; Ok when it answered 2xx.
 pub async fn delete(url: &str, timeout: Duration) -> Result<(), String> {
-    let (status, _) = request(hyper::Method::DELETE, url, timeout).await?;
+    let (status, _) = request(hyper::Method::DELETE, url, timeout, None).await?;
     if status.is_success() {
         Ok(())
     } else {
@@ -180,15 +231,26 @@ pub async fn delete(url: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
-async fn request(method: hyper::Method, url: &str, timeout: Duration) -> Result<(hyper::StatusCode, bytes::Bytes), String> {
+/// One bounded request; `json`: a JSON body and the registration secret to send with it.
+async fn request(
+    method: hyper::Method,
+    url: &str,
+    timeout: Duration,
+    json: Option<(String, &str)>,
+) -> Result<(hyper::StatusCode, bytes::Bytes), String> {
     let what = format!("{method} {url}");
     let fut = async {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(url)
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| format!("{what}: not a URL: {e}"))?;
-        let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        let mut b = hyper::Request::builder().method(method).uri(url);
+        let body = match json {
+            Some((body, secret)) => {
+                // the hub refuses JSON whose type does not say utf-8
+                b = b.header("Content-Type", "application/json; charset=utf-8").header("X-REGISTRATION-SECRET", secret);
+                bytes::Bytes::from(body)
+            }
+            None => bytes::Bytes::new(),
+        };
+        let req = b.body(http_body_util::Full::new(body)).map_err(|e| format!("{what}: not a URL: {e}"))?;
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let resp = client.request(req).await.map_err(|e| format!("{what}: {}", crate::fmt::error_chain(&e)))?;
         let status = resp.status();
@@ -252,6 +314,29 @@ mod tests {
              "slots": [ours, other, slot("chrome", Some("node-1"), Some("reserved"))]}]}});
         let st = parse_status(&v).unwrap();
         assert_eq!(st.sessions_of_run("stressctl-r1"), (vec!["s-ours".to_string()], true));
+    }
+
+    #[test]
+    fn a_request_is_found_by_its_token_in_the_queue_and_as_the_session_it_became() {
+        let q = json!({"value": [
+            {"requestId": "r-1", "capabilities": [{"browserName": "chrome", REQUEST_CAP: "stressctl-r1/grid/q7"}]},
+            {"requestId": "r-2", "capabilities": [{"browserName": "chrome"}]},
+        ]});
+        assert_eq!(
+            queued_requests(&q),
+            vec![("stressctl-r1/grid/q7".to_string(), "r-1".to_string())],
+            "another client's request is not ours"
+        );
+        assert!(queued_requests(&json!({"value": []})).is_empty());
+        let mut late = slot("firefox", Some("node-1"), Some("s-late"));
+        late["session"]["capabilities"] = json!({"browserName": "firefox", REQUEST_CAP: "stressctl-r1/grid/q7"});
+        let v = json!({"value": {"ready": true, "message": "", "nodes": [
+            {"id": "u1", "uri": "http://127.0.0.1:5555", "availability": "UP", "version": "4.20.0", "slots": [late]}]}});
+        let st = parse_status(&v).unwrap();
+        assert_eq!(st.session_of_request("stressctl-r1/grid/q7"), Some("s-late"));
+        assert_eq!(st.session_of_request("stressctl-r1/grid/q8"), None);
+        assert_eq!(st.sessions_of_run("stressctl-r1").0, vec!["s-late".to_string()], "a Firefox session is the run's by its token");
+        assert!(st.sessions_of_run("stressctl-r10").0.is_empty(), "another run's tag is no prefix match");
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub(crate) async fn place(run: &Arc<RunShared>, phase: &PhaseConfig, sessions: u
     let placement = if nowhere { Vec::new() } else { run.placement(phase, sessions) };
     // grid hook: sessions on a Selenium Grid worker are bounded by its free slots
     let pool = if phase.task.needs_browser() { run.pool.as_deref() } else { None };
-    crate::browser::grid_pool::bound_placement(pool, &placement, sessions).await
+    crate::browser::grid_pool::bound_placement(pool, &placement, sessions, run.cfg.grid.capacity_wait, run.stop.graceful()).await
 }
 
 /// Records the start of phase `idx` (`(planned, sessions)`: the sessions it planned and runs),

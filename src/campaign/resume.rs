@@ -63,6 +63,59 @@ pub fn reap(state_dir: &Path, id: &str) -> Result<Reaped, StoreError> {
     Ok(out)
 }
 
+/// Deletes through each Grid hub of dead campaign `id`'s config the sessions the campaign left
+/// there when it died (`kill -9`, power loss): the ids its `grid_session_opened` events recorded,
+/// and the sessions whose Chromium profile on the node names the run (see
+/// [`Grid::reap_run`](crate::browser::grid::Grid::reap_run)) — so nothing waits for the node's
+/// session timeout, and the slots are free for the next run. Returns `(worker, deleted)` for each
+/// Grid worker that had something deleted. A hub that does not answer, or a store that cannot be
+/// read, leaves nothing deleted (said in the log): the node's own timeout remains.
+pub async fn reap_grid_sessions(state_dir: &Path, id: &str) -> Vec<(String, usize)> {
+    let Ok(reader) = StoreReader::open_campaign(state_dir, id) else { return Vec::new() };
+    let Ok(cfg) = reader
+        .campaign()
+        .map_err(|e| e.to_string())
+        .and_then(|c| Config::parse(&c.config_text, &c.config_source).map_err(|e| e.to_string()))
+    else {
+        return Vec::new();
+    };
+    let remote: Vec<(&str, &str)> = cfg
+        .workers
+        .iter()
+        .filter_map(|w| match &w.endpoint {
+            crate::config::WorkerEndpoint::Remote(url) => Some((w.id.as_str(), url.as_str())),
+            crate::config::WorkerEndpoint::Managed => None,
+        })
+        .collect();
+    if remote.is_empty() {
+        return Vec::new();
+    }
+    let mut recorded = std::collections::HashSet::new();
+    let read = reader.for_each_event(None, &["grid_session_opened"], |e| {
+        if let Ok((_, crate::events::Event::GridSessionOpened { session, .. })) = crate::events::EventRecord::from_stored(&e) {
+            recorded.insert(session);
+        }
+    });
+    if let Err(e) = read {
+        tracing::warn!(target: "stressctl::campaign", campaign = %id, "cannot read the Grid sessions it recorded: {e}");
+    }
+    drop(reader);
+    let run = crate::browser::grid_status::run_tag(&state_dir.join("runs").join(id).join("profiles"));
+    let mut out = Vec::new();
+    for (worker, url) in remote {
+        match crate::browser::grid::Grid::detect(worker, url).await {
+            Ok(g) => {
+                let n = g.reap_run(&run, &recorded).await;
+                if n > 0 {
+                    out.push((worker.to_string(), n));
+                }
+            }
+            Err(e) => tracing::debug!(target: "stressctl::campaign", campaign = %id, worker, "no Grid sessions reaped: {e}"),
+        }
+    }
+    out
+}
+
 /// Campaigns in `state_dir` that never recorded an end (their process died), newest last.
 pub fn unfinished(state_dir: &Path) -> Vec<String> {
     store::list_campaigns(state_dir)

@@ -217,6 +217,7 @@ impl Campaign {
         // second) forces its node breakers open until the node is UP again (browser::grid).
         if let Some(p) = &pool {
             p.detect_grids().await;
+            p.grids.set_secret(&self.cfg.grid.registration_secret());
             for g in p.grids.all() {
                 let weak = Arc::downgrade(&run);
                 scope.tracker.spawn(crate::browser::grid::watch(g, Duration::from_secs(1), scope.child(), move |g, st| {

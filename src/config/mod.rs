@@ -29,8 +29,8 @@ pub use duration::HumanDuration;
 pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DEFAULT_ORT_DIR};
 pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{
-    BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, LoggingConfig, RecoveryConfig, SafetyConfig, SafetyOverrides,
-    ServerConfig, DRIFT_MIN_PHASE,
+    BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, GridConfig, LoggingConfig, RecoveryConfig, SafetyConfig,
+    SafetyOverrides, ServerConfig, DRIFT_MIN_PHASE,
 };
 
 use duration::{human, human_opt};
@@ -437,6 +437,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// The test page server (`[server]`).
     pub server: ServerConfig,
+    /// Selenium Grid workers (`[grid]`).
+    pub grid: GridConfig,
     /// Workers (at least one).
     pub workers: Vec<WorkerConfig>,
     /// Phases (at least one).
@@ -452,7 +454,7 @@ pub struct Config {
 
 impl Serialize for Config {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_struct("Config", 12)?;
+        let mut m = s.serialize_struct("Config", 13)?;
         m.serialize_field("campaign", &self.campaign)?;
         m.serialize_field("browser", &self.browser)?;
         m.serialize_field("safety", &self.safety)?;
@@ -473,6 +475,11 @@ impl Serialize for Config {
             m.skip_field("server")?;
         } else {
             m.serialize_field("server", &self.server)?;
+        }
+        if self.grid == GridConfig::default() {
+            m.skip_field("grid")?;
+        } else {
+            m.serialize_field("grid", &self.grid)?;
         }
         m.serialize_field("workers", &self.workers)?;
         m.serialize_field("phases", &self.phases)?;

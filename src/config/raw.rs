@@ -37,6 +37,8 @@ pub(super) struct RawConfig {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub server: super::ServerConfig,
+    #[serde(default)]
+    pub grid: super::GridConfig,
     pub workers: Option<Vec<RawWorker>>,
     pub phases: Option<Vec<RawPhase>>,
     pub phase_sessions: Option<std::collections::BTreeMap<String, u32>>,

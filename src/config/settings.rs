@@ -292,6 +292,37 @@ pub struct ServerConfig {
     pub advertise: Option<String>,
 }
 
+/// Selenium Grid workers: the `[grid]` table as written (absent keys take
+/// [`GridConfig::default`]). Ranges in `validate.rs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GridConfig {
+    /// How long a phase that asks for more sessions than its Grids have free slots waits for
+    /// slots to appear (an autoscaler adding nodes) before it runs with the slots there are.
+    /// 0 (the default): no wait, the phase is capped at the free slots at once.
+    #[serde(with = "human")]
+    pub capacity_wait: Duration,
+    /// The environment variable holding the hubs' registration secret (`--registration-secret`),
+    /// which a hub asks for before it cancels a queued new-session request. Absent: the hubs
+    /// have none. The secret itself is never written to the config, the store or a report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_secret_env: Option<String>,
+}
+
+impl Default for GridConfig {
+    fn default() -> Self {
+        GridConfig { capacity_wait: Duration::ZERO, registration_secret_env: None }
+    }
+}
+
+impl GridConfig {
+    /// The registration secret to send (empty when none is configured or the variable is unset:
+    /// a hub with no secret accepts an empty one).
+    pub fn registration_secret(&self) -> String {
+        self.registration_secret_env.as_deref().and_then(|v| std::env::var(v).ok()).unwrap_or_default()
+    }
+}
+
 /// What the log files say: the `[logging]` table as written (absent keys take
 /// [`LoggingConfig::default`]). Ranges in `validate.rs`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

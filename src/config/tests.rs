@@ -245,6 +245,9 @@ url = "https://grid.example.com:4444/wd/hub"
 [server]
 listen = "0.0.0.0:8099"
 advertise = "https://stress.example.com/runs"
+[grid]
+capacity_wait = "45s"
+registration_secret_env = "GRID_SECRET"
 [[phases]]
 name = "a"
 duration = "7s"
@@ -590,4 +593,22 @@ fn drift_criteria_and_the_drift_minimum_are_read_validated_and_written_back() {
     }
     let e = err(&format!("[campaign]\ndrift_min_phase = \"0s\"\n{MIN}"));
     assert!(e.contains("campaign.drift_min_phase") && e.contains("from 1s"), "{e}");
+}
+
+#[test]
+fn the_grid_table_takes_a_bounded_capacity_wait_and_a_variable_name_and_names_a_bad_key() {
+    let c = Config::parse(MIN, "t").unwrap();
+    assert_eq!(c.grid, GridConfig::default(), "absent: no wait, no secret");
+    assert_eq!(c.grid.capacity_wait, std::time::Duration::ZERO);
+    let c = Config::parse(&format!("[grid]\ncapacity_wait = \"2m\"\n{MIN}"), "t").unwrap();
+    assert_eq!(c.grid.capacity_wait, std::time::Duration::from_secs(120));
+    for (text, key) in [
+        ("capacity_wait = \"25h\"", "grid.capacity_wait"),
+        ("capacity_wait = \"soon\"", "capacity_wait"),
+        ("registration_secret_env = \"A-B\"", "grid.registration_secret_env"),
+        ("queue = 3", "queue"),
+    ] {
+        let e = err(&format!("[grid]\n{text}\n{MIN}"));
+        assert!(e.contains(key), "{text}: {e}");
+    }
 }

@@ -44,6 +44,7 @@ impl Validator<'_> {
         self.phase_sessions(raw.phase_sessions.unwrap_or_default(), &mut phases)?;
         self.fit(&mut phases, &raw.campaign, &raw.safety)?;
         self.server(&raw.server, &workers, phases.iter().any(|p| p.task.needs_page_server()))?;
+        self.grid(&raw.grid)?;
         let faults = super::faults::validate(self, raw.faults.unwrap_or_default(), &workers, &phases)?;
         let notify = raw.notify.unwrap_or_default();
         super::notify::validate(self, &notify)?;
@@ -59,12 +60,31 @@ impl Validator<'_> {
             dashboard: raw.dashboard,
             logging: raw.logging,
             server: raw.server,
+            grid: raw.grid,
             workers,
             phases,
             faults,
             notify,
             text: String::new(),
         })
+    }
+
+    /// `[grid]`: `capacity_wait` within a day (0 allowed: no wait); `registration_secret_env` an
+    /// environment variable name.
+    fn grid(&self, g: &super::GridConfig) -> Result<(), ConfigError> {
+        if g.capacity_wait > Duration::from_secs(24 * 3600) {
+            return Err(self.err("grid.capacity_wait", fmt_duration(g.capacity_wait), "must be 0s..24h"));
+        }
+        if let Some(name) = &g.registration_secret_env {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(self.err(
+                    "grid.registration_secret_env",
+                    format!("{name:?}"),
+                    "must be an environment variable name (letters, digits, _)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn campaign(&self, c: &CampaignSettings) -> Result<(), ConfigError> {

@@ -45,6 +45,20 @@ impl GridUp {
         g
     }
 
+    /// Adds one more node (`grid.sh add`), returning once the hub lists it UP; `down` (the drop)
+    /// takes it down with the rest.
+    fn add(&mut self) {
+        let out =
+            Command::new(repo().join("scripts/grid.sh")).arg("add").env("STRESSCTL_GRID_DIR", &self.dir).output().expect("grid.sh add");
+        self.recorded = recorded(&self.dir);
+        assert!(
+            out.status.success(),
+            "grid.sh add failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The pid and start time of a node's java process.
     fn node(&self, name: &str) -> (i32, u64) {
         let state = std::fs::read_to_string(self.dir.join("state")).expect("grid state file");
@@ -229,5 +243,145 @@ fn no_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop(sb: &Sandbox) {
         assert!(child.wait_timeout(Duration::from_secs(60)).is_some(), "{how}: stressctl did not exit");
         let left = hub_sessions();
         assert!(left.is_empty(), "{how}: stressctl sessions left on the hub: {left:?}");
+    }
+}
+
+/// `kill -9` of stressctl while its 2 sessions are open on a 1-node Grid, then `launch --resume`:
+/// the resumed run deletes the dead run's sessions through the hub before it opens its own (they
+/// are gone while it runs, not at the node's 120 s session timeout), passes, and leaves nothing.
+#[test]
+fn after_kill_9_resume_deletes_the_dead_runs_grid_sessions_through_the_hub() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-kill9");
+    let grid = GridUp::start(&sb.root.join("grid"), 1, 2);
+    let phases = [phase("one", "2s", 2, ""), phase("two", "20s", 2, "")].concat();
+    let cfg = sb.write("grid.toml", &grid_config(&phases));
+    let running = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    let second_started = || sb.campaign_dirs().first().is_some_and(|d| d.join("phase_01_one.json").exists());
+    assert!(wait_until(Duration::from_secs(90), second_started), "phase two never started\n{}", running.stdout_so_far());
+    assert!(
+        wait_until(Duration::from_secs(20), || hub_sessions().iter().filter(|s| *s != "reserved").count() == 2),
+        "sessions never opened: {}",
+        hub_status()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    running.signal(libc::SIGKILL);
+    assert_eq!(running.finish(Duration::from_secs(10)).code(), None, "killed by a signal");
+    // what is on the hub now is the dead run's: nobody else uses this Grid
+    let dead: Vec<String> = hub_sessions().into_iter().filter(|s| s != "reserved").collect();
+    assert!(!dead.is_empty(), "the dead run's sessions stay on the hub until someone deletes them: {}", hub_status());
+    std::thread::sleep(Duration::from_secs(3));
+    let left: Vec<String> = hub_sessions().into_iter().filter(|s| dead.contains(s)).collect();
+    assert_eq!(left, dead, "nothing deletes them on its own: {}", hub_status());
+
+    let mut resumed = Running::spawn(sb.cmd(["launch", "--resume"]), Some(&sb.root));
+    // while the resumed run holds its own sessions, none of the dead run's is on the hub
+    let mut now = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            now = hub_sessions();
+            now.iter().any(|s| s != "reserved" && !dead.contains(s))
+        }),
+        "the resumed run never opened a session: {}\n{}",
+        hub_status(),
+        resumed.stdout_so_far()
+    );
+    assert!(now.iter().all(|s| !dead.contains(s)), "the dead run's sessions {dead:?} are still on the hub: {now:?}");
+    assert_eq!(resumed.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code()), Some(0), "{}", resumed.stdout_so_far());
+    let out = resumed.stdout_so_far();
+    assert!(out.contains("Selenium Grid session(s) campaign") && out.contains("left on worker grid"), "{out}");
+    let report = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    assert_eq!(report["outcome"], "passed", "{}", report["phases"]);
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {}", hub_status());
+    drop(grid);
+}
+
+/// A new-session request waits in the hub's queue no longer than `session_timeout`, and one
+/// stressctl gave up on is cancelled there: on a Grid of two 1-slot nodes where another client
+/// holds node-1's slot, `check`'s probe of node-1 gives up after 3 s; its request is gone from
+/// the hub's queue, and no browser is created for it when the slot frees (without the cancel the hub would keep it
+/// queued for its 60 s request timeout and start a browser nobody drives).
+#[test]
+fn a_session_request_given_up_is_cancelled_in_the_hubs_queue_so_no_browser_is_created_after() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-queue");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 1);
+    let hub = format!("http://127.0.0.1:{HUB_PORT}");
+    // another client takes node-1's only slot (node-2's stays free: a Grid with no free slot at
+    // all says it is not ready, and `check` stops there)
+    let caps = format!(r#"{{"capabilities":{{"alwaysMatch":{{"browserName":"chrome","{NODE_CAP}":"node-1"}}}}}}"#);
+    let out = Command::new("curl")
+        .args(["-fsS", "--max-time", "60", "-H", "Content-Type: application/json; charset=utf-8", "-d", &caps, &format!("{hub}/session")])
+        .output()
+        .expect("curl");
+    let blocker = serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["value"]["sessionId"].as_str().map(str::to_string));
+    let blocker = blocker.unwrap_or_else(|| panic!("the blocking session did not open: {}", String::from_utf8_lossy(&out.stderr)));
+    let cfg =
+        sb.write("grid.toml", &grid_config(&phase("p", "2s", 1, "")).replace("session_timeout = \"30s\"", "session_timeout = \"3s\""));
+    let check = run(sb.cmd([OsString::from("check"), "--config".into(), cfg.into()]), Duration::from_secs(120));
+    check.expect_code(1);
+    let line = |n: &str| check.stdout.lines().find(|l| l.contains(&format!("node grid/{n}"))).unwrap_or("").to_string();
+    assert!(line("node-1").starts_with('✗') && line("node-1").contains("within 3s"), "{}", check.describe());
+    assert!(line("node-2").starts_with('✓'), "{}", check.describe());
+    let queue = || {
+        let out = Command::new("curl").args(["-fsS", "--max-time", "5", &format!("{hub}/se/grid/newsessionqueue/queue")]).output();
+        out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()).unwrap_or(Value::Null)
+    };
+    assert_eq!(queue()["value"], serde_json::json!([]), "the given-up request is still queued");
+    let del = Command::new("curl").args(["-fsS", "--max-time", "10", "-X", "DELETE", &format!("{hub}/session/{blocker}")]).output();
+    assert!(del.is_ok_and(|o| o.status.success()), "cannot delete the blocking session");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(hub_sessions().is_empty(), "a browser was created after stressctl gave its request up: {}", hub_status());
+    drop(grid);
+}
+
+/// A Grid that grows mid-campaign: a second node registers while the first phase runs (as an
+/// autoscaler would add one); the second phase asks for more sessions than the first node has
+/// slots, waits (`[grid] capacity_wait`) until the new node's slots appear, runs all its
+/// sessions — some on the new node, with no restart — and its notes say how long it waited.
+#[test]
+fn a_node_registering_mid_campaign_gets_sessions_in_the_next_phase_after_a_capacity_wait() {
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-grow");
+    let mut grid = GridUp::start(&sb.root.join("grid"), 1, 2);
+    let phases = [phase("one", "3s", 2, ""), phase("two", "4s", 4, "")].concat();
+    let cfg = sb.write("grid.toml", &format!("{}\n[grid]\ncapacity_wait = \"90s\"\n", grid_config(&phases)));
+    let mut running = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    // phase two found too few free slots and waits for more (its browser log says so)
+    let waiting = || {
+        let logs = std::fs::read_dir(sb.root.join("logs")).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+        logs.iter().any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("waiting up to 1m 30s for more")))
+    };
+    assert!(wait_until(Duration::from_secs(90), waiting), "phase two never waited for slots\n{}", running.stdout_so_far());
+    grid.add();
+    assert_eq!(running.wait_timeout(Duration::from_secs(150)).and_then(|s| s.code()), Some(0), "{}", running.stdout_so_far());
+    let report = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    let two = &report["phases"][1];
+    assert_eq!(two["sessions"], 4, "node-2's slots counted: {two}");
+    let notes = two["notes"].to_string();
+    assert!(notes.contains("waited") && notes.contains("capacity_wait 1m 30s") && notes.contains("enough slots became free"), "{two}");
+    println!("phase two notes: {notes}");
+    let n2 = node(&report, "node-2");
+    assert!(n2["ops_attempted"].as_u64().unwrap_or(0) > 0 && n2["sessions"].as_u64().unwrap_or(0) > 0, "{n2}");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {}", hub_status());
+    drop(grid);
+}
+
+/// Bad `[grid]` keys are refused before anything starts: exit 2, naming the key.
+#[test]
+fn bad_grid_keys_exit_2_naming_the_key() {
+    let sb = Sandbox::new("grid-bad");
+    for (text, key) in [
+        ("capacity_wait = \"25h\"", "grid.capacity_wait"),
+        ("capacity_wait = \"soon\"", "capacity_wait"),
+        ("registration_secret_env = \"NOT A NAME\"", "grid.registration_secret_env"),
+        ("wait = \"1s\"", "wait"),
+    ] {
+        let cfg = sb.write("bad.toml", &format!("{}\n[grid]\n{text}\n", grid_config(&phase("p", "2s", 1, ""))));
+        for cmd in ["check", "launch"] {
+            let out = run(sb.cmd([OsString::from(cmd), "--config".into(), cfg.clone().into()]), Duration::from_secs(60));
+            out.expect_code(2);
+            assert!(out.stderr.contains(key), "{cmd} {text}: {}", out.describe());
+        }
     }
 }
