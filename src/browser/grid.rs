@@ -96,6 +96,12 @@ impl Grid {
         Ok(st)
     }
 
+    /// The last `/status` seen (the hub is polled once a second while a campaign runs): the
+    /// nodes the guardian watches through their node_exporters, without asking the hub again.
+    pub fn last_status(&self) -> Option<GridStatus> {
+        lock(&self.last).clone()
+    }
+
     /// The node serving `session_id`, asking `/status` (twice at most: a hub lists a session in its
     /// slot as soon as it answers the new-session request, but a busy one may lag).
     pub(super) async fn node_of(&self, session_id: &str) -> String {
