@@ -47,6 +47,7 @@ mod latency;
 mod markdown;
 mod model;
 mod noise;
+pub mod nodes;
 mod notifications;
 mod numbers;
 mod phase;

@@ -231,3 +231,119 @@ fn no_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop(sb: &Sandbox) {
         assert!(left.is_empty(), "{how}: stressctl sessions left on the hub: {left:?}");
     }
 }
+
+/// A node_exporter started by a test on 127.0.0.1, killed (by its pid, checked against its start
+/// time) when dropped if it still runs.
+struct Exporter {
+    pid: i32,
+    start: u64,
+    port: u16,
+}
+
+impl Exporter {
+    const BIN: &'static str = "/usr/bin/prometheus-node-exporter";
+
+    fn start() -> Exporter {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+        let child = Command::new(Self::BIN)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus-node-exporter");
+        let pid = child.id() as i32;
+        let start = read_proc(pid).map(|p| p.start).expect("the exporter's /proc entry");
+        let e = Exporter { pid, start, port };
+        let url = e.url("127.0.0.1");
+        assert!(
+            wait_until(Duration::from_secs(10), || Command::new("curl").args(["-fsS", "--max-time", "2", "-o", "/dev/null", &url]).status().is_ok_and(|s| s.success())),
+            "node_exporter did not answer on {url}"
+        );
+        e
+    }
+
+    fn url(&self, host: &str) -> String {
+        format!("http://{host}:{}/metrics", self.port)
+    }
+
+    /// SIGKILL, if the pid is still the process this test started; reaps it.
+    fn kill(&self) {
+        if read_proc(self.pid).is_some_and(|p| p.start == self.start && p.state != 'Z') {
+            // SAFETY: kill(2) on the exporter this test started, verified by pid + start time.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        // SAFETY: waitpid(2) on our own child; WNOHANG after a short wait so a drop never blocks.
+        let _ = wait_until(Duration::from_secs(5), || unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) } != 0);
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Issue 23, "each node watched": a Grid worker whose nodes' node_exporter figures are over its
+/// own (very low) memory limit has both nodes drained — their breakers forced open with the
+/// reason — while a managed worker, watched with the campaign's limits, carries the load and the
+/// campaign passes. Every node_exporter here reports the whole machine (so the two Grid nodes,
+/// both on 127.0.0.1, read the same figures: the per-worker limit is what tells them apart). The
+/// exporter is then killed mid-run: every node is reported unwatched (`unwatched_node = "warn"`
+/// keeps the managed worker working).
+#[test]
+fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker_carries_the_load() {
+    if !Path::new(Exporter::BIN).exists() {
+        eprintln!("skipped: {} is not installed (apt-get install prometheus-node-exporter)", Exporter::BIN);
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-nodes");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    let exporter = Exporter::start();
+    let safety = "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\nunwatched_node = \"warn\"\n";
+    let text = format!(
+        "{}{}\n[breaker.worker]\nrecovery_timeout = \"60s\"\n\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\
+         [workers.safety]\nmemory_percent = 1\n\n[[workers]]\nid = \"local\"\nmanaged = true\nnode_metrics = \"{}\"\n{}{}",
+        header("grid-nodes", "grace_period = \"3s\"").replace("[safety]\n", safety),
+        webgpu_task(64),
+        exporter.url("{host}"),
+        exporter.url("127.0.0.1"),
+        phase("one", "8s", 2, ""),
+        phase("two", "8s", 2, ""),
+    );
+    let cfg = sb.write("nodes.toml", &text);
+    let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    assert!(wait_until(Duration::from_secs(90), || child.stdout_so_far().contains("[2/2]")), "{}", child.stdout_so_far());
+    exporter.kill();
+    let code = child.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code());
+    let dir = sb.campaign_dir();
+    assert_eq!(code, Some(0), "{}\n{}", child.stdout_so_far(), std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
+    let report = read_json(&dir.join("campaign_report.json"));
+    let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
+    let of = |w: &str, n: &str| nodes.iter().find(|x| x["worker"] == w && x["node"] == n).cloned().unwrap_or_else(|| panic!("no node {w}/{n}: {nodes:?}"));
+    for n in ["node-1", "node-2"] {
+        let r = of("grid", n);
+        let drain = &r["drains"][0];
+        let reason = drain["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("node_distress: memory ") && reason.ends_with(" % > 1 %"), "{r}");
+        assert!(r["samples"].as_u64().unwrap_or(0) >= 2 && r["memory_max"].as_f64().unwrap_or(0.0) > 1.0, "{r}");
+        assert!(!r["series"].as_array().unwrap().is_empty(), "{r}");
+        let transitions = node(&report, n)["breaker_transitions"].to_string();
+        assert!(transitions.contains("forced_open (node_distress: memory"), "the breaker names the reason: {transitions}");
+        assert!(r["unwatched"].as_array().is_some_and(|u| !u.is_empty()), "the killed exporter is reported: {r}");
+    }
+    let local = of("local", "local");
+    assert!(local["drains"].as_array().is_some_and(|d| d.is_empty()), "{local}");
+    assert!(local["unwatched"].to_string().contains("(warn)"), "{local}");
+    // the managed worker carried the load: the Grid nodes were drained within a second or two
+    assert_eq!(report["phases"][1]["criteria"]["passed"], true, "{}", report["phases"][1]);
+    let grid_ops: u64 = ["node-1", "node-2"].iter().map(|n| node(&report, n)["ops_attempted"].as_u64().unwrap_or(0)).sum();
+    let total = report["totals"]["ops_attempted"].as_u64().unwrap_or(0);
+    assert!(total > 2 * grid_ops, "the managed worker ran most ops: {total} in all, {grid_ops} on the Grid");
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("Watched nodes") && summary.contains("- drained ") && summary.contains("node_distress: memory"), "{summary}");
+    assert_eq!(events_of_kind(&dir, "node_drained").len(), 2, "one drain per Grid node");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());
+    drop(exporter);
+    drop(grid);
+}
