@@ -50,7 +50,8 @@ struct NodeState {
     unwatched: bool,
 }
 
-type Client = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Empty<Bytes>>;
+type Client =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Empty<Bytes>>;
 
 fn client() -> Option<Client> {
     let https = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots().ok()?.https_or_http().enable_http1().build();
@@ -120,7 +121,8 @@ pub(crate) async fn run(run: Arc<RunShared>, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let targets: Vec<(Target, &WorkerConfig)> = watched.iter().flat_map(|w| targets_of(&run, w).into_iter().map(move |t| (t, w))).collect();
+        let targets: Vec<(Target, &WorkerConfig)> =
+            watched.iter().flat_map(|w| targets_of(&run, w).into_iter().map(move |t| (t, w))).collect();
         let scrapes = futures_util::future::join_all(targets.iter().map(|(t, _)| fetch(&client, &t.url, timeout)));
         let results = tokio::select! {
             _ = stop.cancelled() => break,
@@ -170,7 +172,12 @@ pub(crate) async fn run(run: Arc<RunShared>, stop: CancellationToken) {
                         run.event(
                             &corr,
                             phase,
-                            Event::NodeUnwatched { worker: t.worker.clone(), node: t.node.clone(), error: error.clone(), action: action.into() },
+                            Event::NodeUnwatched {
+                                worker: t.worker.clone(),
+                                node: t.node.clone(),
+                                error: error.clone(),
+                                action: action.into(),
+                            },
                         );
                     }
                     match safety.unwatched_node {
@@ -196,7 +203,11 @@ pub(crate) async fn run(run: Arc<RunShared>, stop: CancellationToken) {
             && targets.iter().all(|(t, _)| states.get(&(t.worker.clone(), t.node.clone())).is_some_and(|s| s.judge.drained()));
         if every_worker_watched && all_drained && !stopped_for_nodes {
             stopped_for_nodes = true;
-            run.stop.request(StopCause::Guardian, format!("node_distress: no node is left: all {} watched node(s) are drained", targets.len()), false);
+            run.stop.request(
+                StopCause::Guardian,
+                format!("node_distress: no node is left: all {} watched node(s) are drained", targets.len()),
+                false,
+            );
         }
     }
 }

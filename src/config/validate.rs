@@ -285,7 +285,8 @@ impl Validator<'_> {
     /// URIs, so a managed worker (this host, never a Grid) may not have one; whether a remote
     /// worker is a Grid is known only from its `/status`, asked by `check` and `launch`.
     fn node_metrics(&self, key: &str, u: &str, endpoint: &WorkerEndpoint) -> Result<(), ConfigError> {
-        const HOW: &str = "write node_exporter's URL, e.g. \"http://{host}:9100/metrics\" on a Selenium Grid or \"http://HOST:9100/metrics\"";
+        const HOW: &str =
+            "write node_exporter's URL, e.g. \"http://{host}:9100/metrics\" on a Selenium Grid or \"http://HOST:9100/metrics\"";
         let filled = u.replace(super::NODE_HOST_PLACEHOLDER, "node.invalid");
         let ok = (filled.starts_with("http://") || filled.starts_with("https://"))
             && !filled.chars().any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')

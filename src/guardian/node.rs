@@ -145,8 +145,7 @@ impl NodeReading {
     /// before). A counter that went back (the node rebooted, the exporter restarted) gives no rate.
     pub fn between(prev: Option<&NodeScrape>, cur: &NodeScrape, elapsed: Duration) -> NodeReading {
         let memory_percent = 100.0 * (1.0 - cur.memory_available_bytes / cur.memory_total_bytes).clamp(0.0, 1.0);
-        let disk_percent =
-            (cur.root_size_bytes > 0.0).then(|| 100.0 * (1.0 - cur.root_avail_bytes / cur.root_size_bytes).clamp(0.0, 1.0));
+        let disk_percent = (cur.root_size_bytes > 0.0).then(|| 100.0 * (1.0 - cur.root_avail_bytes / cur.root_size_bytes).clamp(0.0, 1.0));
         let cpu_percent = prev.and_then(|p| {
             let total = cur.cpu_total_seconds - p.cpu_total_seconds;
             let idle = cur.cpu_idle_seconds - p.cpu_idle_seconds;
@@ -179,7 +178,9 @@ impl NodeReading {
             (Metric::Pressure, self.pressure_percent, PRESSURE_STALL_PERCENT),
         ]
         .into_iter()
-        .filter_map(|(metric, v, threshold)| v.filter(|v| metric.violates(*v, threshold)).map(|value| Violation { metric, value, threshold }))
+        .filter_map(|(metric, v, threshold)| {
+            v.filter(|v| metric.violates(*v, threshold)).map(|value| Violation { metric, value, threshold })
+        })
         .collect();
         out.sort_by(|a, b| (b.value - b.threshold).total_cmp(&(a.value - a.threshold)));
         out

@@ -192,7 +192,10 @@ mod tests {
             ..NodeReport::default()
         };
         let lines = summary_lines(&[n]);
-        assert!(lines[2].contains("grid/n1: 3 samples") && lines[2].contains("memory max 93.0%") && lines[2].contains("drained 1x"), "{lines:?}");
+        assert!(
+            lines[2].contains("grid/n1: 3 samples") && lines[2].contains("memory max 93.0%") && lines[2].contains("drained 1x"),
+            "{lines:?}"
+        );
         assert_eq!(lines[3], "    - drained t1: node_distress: memory 93 % > 90 %; reopened t2 (node_recovered: under the limits for 30s)");
         assert!(summary_lines(&[]).is_empty());
     }

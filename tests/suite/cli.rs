@@ -254,7 +254,10 @@ fn a_bad_worker_url_is_exit_2_naming_the_key() {
 fn a_bad_node_metrics_is_exit_2_naming_the_key() {
     let sb = Sandbox::new("bad-node-metrics");
     for m in ["127.0.0.1:9100/metrics", "ftp://h:9100/metrics", "http://{host:9100/metrics", "http://"] {
-        let body = format!("{}\n[[workers]]\nid = \"r\"\nurl = \"http://127.0.0.1:9\"\nnode_metrics = {m:?}\n", synthetic_ok(&phase("one", "1s", 1, "")));
+        let body = format!(
+            "{}\n[[workers]]\nid = \"r\"\nurl = \"http://127.0.0.1:9\"\nnode_metrics = {m:?}\n",
+            synthetic_ok(&phase("one", "1s", 1, ""))
+        );
         assert_rejected(&sb, "m.toml", &body, &["m.toml", "workers[0].node_metrics", m]);
     }
     let body = format!(
@@ -271,7 +274,11 @@ fn a_bad_node_metrics_is_exit_2_naming_the_key() {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
             let body = r#"{"value":{"ready":true,"message":"ChromeDriver ready for new sessions."}}"#;
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     let body = format!(

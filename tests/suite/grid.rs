@@ -5,6 +5,7 @@
 //! Every test brings its own Grid up on its own ports and state directory and takes it down on
 //! every path (a guard), then checks that nothing the Grid started is still alive.
 
+use crate::common::exporter::Exporter;
 use crate::common::*;
 use serde_json::Value;
 use std::ffi::OsString;
@@ -232,57 +233,6 @@ fn no_session_is_left_on_the_hub_after_ctrl_c_or_emergency_stop(sb: &Sandbox) {
     }
 }
 
-/// A node_exporter started by a test on 127.0.0.1, killed (by its pid, checked against its start
-/// time) when dropped if it still runs.
-struct Exporter {
-    pid: i32,
-    start: u64,
-    port: u16,
-}
-
-impl Exporter {
-    const BIN: &'static str = "/usr/bin/prometheus-node-exporter";
-
-    fn start() -> Exporter {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
-        let child = Command::new(Self::BIN)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start prometheus-node-exporter");
-        let pid = child.id() as i32;
-        let start = read_proc(pid).map(|p| p.start).expect("the exporter's /proc entry");
-        let e = Exporter { pid, start, port };
-        let url = e.url("127.0.0.1");
-        assert!(
-            wait_until(Duration::from_secs(10), || Command::new("curl").args(["-fsS", "--max-time", "2", "-o", "/dev/null", &url]).status().is_ok_and(|s| s.success())),
-            "node_exporter did not answer on {url}"
-        );
-        e
-    }
-
-    fn url(&self, host: &str) -> String {
-        format!("http://{host}:{}/metrics", self.port)
-    }
-
-    /// SIGKILL, if the pid is still the process this test started; reaps it.
-    fn kill(&self) {
-        if read_proc(self.pid).is_some_and(|p| p.start == self.start && p.state != 'Z') {
-            // SAFETY: kill(2) on the exporter this test started, verified by pid + start time.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-        // SAFETY: waitpid(2) on our own child; WNOHANG after a short wait so a drop never blocks.
-        let _ = wait_until(Duration::from_secs(5), || unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) } != 0);
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Issue 23, "each node watched": a Grid worker whose nodes' node_exporter figures are over its
 /// own (very low) memory limit has both nodes drained — their breakers forced open with the
 /// reason — while a managed worker, watched with the campaign's limits, carries the load and the
@@ -321,7 +271,9 @@ fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker
     assert_eq!(code, Some(0), "{}\n{}", child.stdout_so_far(), std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
     let report = read_json(&dir.join("campaign_report.json"));
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
-    let of = |w: &str, n: &str| nodes.iter().find(|x| x["worker"] == w && x["node"] == n).cloned().unwrap_or_else(|| panic!("no node {w}/{n}: {nodes:?}"));
+    let of = |w: &str, n: &str| {
+        nodes.iter().find(|x| x["worker"] == w && x["node"] == n).cloned().unwrap_or_else(|| panic!("no node {w}/{n}: {nodes:?}"))
+    };
     for n in ["node-1", "node-2"] {
         let r = of("grid", n);
         let drain = &r["drains"][0];
@@ -331,7 +283,8 @@ fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker
         assert!(!r["series"].as_array().unwrap().is_empty(), "{r}");
         let forced = report["breakers"]["transitions"].as_array().into_iter().flatten().find(|t| t["key"] == format!("worker:grid/{n}"));
         assert!(
-            forced.is_some_and(|t| t["to"] == "forced_open" && t["reason"].as_str().is_some_and(|r| r.starts_with("node_distress: memory"))),
+            forced
+                .is_some_and(|t| t["to"] == "forced_open" && t["reason"].as_str().is_some_and(|r| r.starts_with("node_distress: memory"))),
             "the node's breaker is forced open, naming the reason: {}",
             report["breakers"]["transitions"]
         );
