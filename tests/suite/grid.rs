@@ -249,7 +249,7 @@ fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker
     let _lock = BrowserLock::acquire();
     let sb = Sandbox::new("grid-nodes");
     let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
-    let exporter = Exporter::start();
+    let mut exporter = Exporter::start();
     let safety = "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\nunwatched_node = \"warn\"\n";
     let text = format!(
         "{}{}\n[breaker.worker]\nrecovery_timeout = \"60s\"\n\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\

@@ -1,15 +1,15 @@
 //! A Prometheus node_exporter for the tests of watched nodes (issue 23): started on a free
-//! loopback port, recorded by pid and start time, killed only as that process.
+//! loopback port as this test's own child, killed only as that child (never by name).
 
-use super::{read_proc, wait_until};
+use super::wait_until;
 use std::process::Command;
 use std::time::Duration;
 
 /// A node_exporter started by a test on 127.0.0.1, killed (by its pid, checked against its start
 /// time) when dropped if it still runs.
 pub struct Exporter {
-    pid: i32,
-    start: u64,
+    /// Our own child: unreaped until [`Exporter::kill`] waits for it, so its pid cannot be reused.
+    child: std::process::Child,
     port: u16,
 }
 
@@ -26,17 +26,11 @@ impl Exporter {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start prometheus-node-exporter");
-        let pid = child.id() as i32;
-        let start = read_proc(pid).map(|p| p.start).expect("the exporter's /proc entry");
-        let e = Exporter { pid, start, port };
+        let e = Exporter { child, port };
         let url = e.url("127.0.0.1");
-        assert!(
-            wait_until(Duration::from_secs(10), || Command::new("curl")
-                .args(["-fsS", "--max-time", "2", "-o", "/dev/null", &url])
-                .status()
-                .is_ok_and(|s| s.success())),
-            "node_exporter did not answer on {url}"
-        );
+        let answers =
+            || Command::new("curl").args(["-fsS", "--max-time", "2", "-o", "/dev/null", &url]).status().is_ok_and(|s| s.success());
+        assert!(wait_until(Duration::from_secs(10), answers), "node_exporter did not answer on {url}");
         e
     }
 
@@ -45,14 +39,12 @@ impl Exporter {
         format!("http://{host}:{}/metrics", self.port)
     }
 
-    /// SIGKILL, if the pid is still the process this test started; reaps it.
-    pub fn kill(&self) {
-        if read_proc(self.pid).is_some_and(|p| p.start == self.start && p.state != 'Z') {
-            // SAFETY: kill(2) on the exporter this test started, verified by pid + start time.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    /// SIGKILL (our own child, by its pid) and reap it; nothing when it already ended.
+    pub fn kill(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        // SAFETY: waitpid(2) on our own child; WNOHANG after a short wait so a drop never blocks.
-        let _ = wait_until(Duration::from_secs(5), || unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) } != 0);
     }
 }
 
