@@ -306,3 +306,75 @@ fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker
     drop(exporter);
     drop(grid);
 }
+
+/// Issue 23: the Grid's node_exporter stops answering mid-phase while its nodes hold sessions:
+/// with the default `unwatched_node = "drain"` both nodes are reported unwatched and drained
+/// (`node_unwatched: ...`), no session is opened on them after that, their work moves to the
+/// managed worker (whose own exporter still answers), and the campaign passes.
+#[test]
+fn grid_nodes_whose_exporter_stops_answering_are_drained_and_their_work_moves() {
+    if !Path::new(Exporter::BIN).exists() {
+        eprintln!("skipped: {} is not installed (apt-get install prometheus-node-exporter)", Exporter::BIN);
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-unwatched");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    let mut grid_exporter = Exporter::start();
+    let local_exporter = Exporter::start();
+    let text = format!(
+        "{}{}\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\n\
+         [[workers]]\nid = \"local\"\nmanaged = true\nnode_metrics = \"{}\"\n{}{}",
+        header("grid-unwatched", "grace_period = \"3s\"")
+            .replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\n"),
+        webgpu_task(64),
+        grid_exporter.url("{host}"),
+        local_exporter.url("127.0.0.1"),
+        phase("one", "12s", 3, ""),
+        phase("two", "5s", 3, ""),
+    );
+    let cfg = sb.write("unwatched.toml", &text);
+    let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    // phase one runs (the campaign log says so: the check before it opens sessions too) and a
+    // Grid node holds one of its sessions
+    let phase_one_runs = || {
+        std::fs::read_dir(&sb.logs).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("campaign_")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("phase one (") && t.contains(" started: "))
+        })
+    };
+    assert!(wait_until(Duration::from_secs(90), || phase_one_runs() && !nodes_with_sessions().is_empty()), "{}", child.stdout_so_far());
+    std::thread::sleep(Duration::from_secs(2));
+    grid_exporter.kill();
+    let code = child.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code());
+    let dir = sb.campaign_dir();
+    assert_eq!(code, Some(0), "{}\n{}", child.stdout_so_far(), std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
+    let unwatched = events_of_kind(&dir, "node_unwatched");
+    let drained = events_of_kind(&dir, "node_drained");
+    for n in ["node-1", "node-2"] {
+        assert!(unwatched.iter().any(|e| e["data"]["node"] == n && e["data"]["action"] == "drain"), "{unwatched:?}");
+        assert!(
+            drained
+                .iter()
+                .any(|e| e["data"]["node"] == n && e["data"]["reason"].as_str().is_some_and(|r| r.starts_with("node_unwatched: "))),
+            "{drained:?}"
+        );
+    }
+    assert!(!unwatched.iter().chain(&drained).any(|e| e["data"]["worker"] == "local"), "the managed worker's exporter answered");
+    let drained_at = drained.iter().filter_map(|e| e["at"].as_str()).max().unwrap_or_default().to_string();
+    let opened: Vec<String> =
+        events_of_kind(&dir, "grid_session_opened").iter().filter_map(|e| e["at"].as_str().map(str::to_string)).collect();
+    assert!(opened.iter().any(|at| *at < drained_at), "the Grid held sessions before the drain: {opened:?} vs {drained_at}");
+    assert!(opened.iter().all(|at| *at <= drained_at), "no session opened on a drained node: {opened:?} vs {drained_at}");
+    let report = read_json(&dir.join("campaign_report.json"));
+    assert_eq!(report["phases"][1]["criteria"]["passed"], true, "{}", report["phases"][1]);
+    let grid_ops: u64 = report["grid_nodes"].as_array().into_iter().flatten().map(|n| n["ops_attempted"].as_u64().unwrap_or(0)).sum();
+    let total = report["totals"]["ops_attempted"].as_u64().unwrap_or(0);
+    assert!(grid_ops > 0 && total > grid_ops, "the Grid ran ops before the drain, the managed worker after: {grid_ops} of {total}");
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("exporter not answering") && summary.contains("node_unwatched: "), "{summary}");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());
+    drop(local_exporter);
+    drop(grid_exporter);
+    drop(grid);
+}
