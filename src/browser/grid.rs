@@ -213,6 +213,15 @@ impl Grid {
         self.placeable(browser, breakers).into_iter().max_by_key(|(free, _)| *free).map(|(_, n)| n)
     }
 
+    /// Whether the hub's last status lists nodes and stressctl avoids every one of them (each
+    /// breaker open: failed, DOWN, or drained for its resources): a new session could only land
+    /// on a node that must get no more browsers, so none is asked for.
+    pub(super) fn avoids_every_node(&self, breakers: &BreakerRegistry) -> bool {
+        let last = lock(&self.last);
+        let now = Instant::now();
+        last.as_ref().is_some_and(|st| !st.nodes.is_empty() && st.nodes.iter().all(|n| !node_usable(breakers, &self.worker, &n.name, now)))
+    }
+
     /// Whether a node the hub may still place sessions on is one stressctl avoids: its breaker
     /// is open (its sessions failed) though the hub's last status may not say it is down yet.
     /// Then a new session names a healthy node from its first try: left to the hub, the request
@@ -446,6 +455,7 @@ mod tests {
         assert!(!g.avoids_a_node(&reg), "every breaker closed: the hub places sessions");
         reg.force_open("worker:grid/n1", Instant::now());
         assert!(g.avoids_a_node(&reg), "n1 is still UP for the hub, but its breaker is open");
+        assert!(!g.avoids_every_node(&reg), "n2 is usable");
         assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
         assert_eq!(g.target_avoiding("firefox", &reg), None, "no node has a firefox slot");
         // the last status saw no free slot on n2: still n2, never the hub's choice
@@ -455,6 +465,8 @@ mod tests {
         }
         reg.force_open("worker:grid/n3", Instant::now());
         assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
+        reg.force_open("worker:grid/n2", Instant::now());
+        assert!(g.avoids_every_node(&reg), "every node's breaker is open (a drained node's too)");
         // with every breaker closed, a node with a free slot wins over a full one, whatever the order
         let closed = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
         for full in ["n1", "n2"] {
