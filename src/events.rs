@@ -280,6 +280,61 @@ pub enum Event {
         /// WebDriver session id.
         session: String,
     },
+    /// One scrape of a watched node's node_exporter (`[[workers]] node_metrics`): the per-node
+    /// resource series of the reports. Stored, not logged (one per node per sample).
+    NodeSample {
+        /// Worker id.
+        worker: String,
+        /// The node's name (a Grid node's stable name; the worker id for a plain URL).
+        node: String,
+        /// CPU busy, percent (absent on a node's first scrape).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<f64>,
+        /// Memory in use, percent.
+        memory: f64,
+        /// Root filesystem used, percent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disk: Option<f64>,
+        /// Memory/io full stall, percent of the time (where the node has PSI).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pressure: Option<f64>,
+    },
+    /// A watched node was drained: its breaker forced open, its sessions moved elsewhere.
+    NodeDrained {
+        /// Worker id.
+        worker: String,
+        /// The node's name.
+        node: String,
+        /// Why: `node_distress: memory 93 % > 90 %`, or `node_unwatched: ...`.
+        reason: String,
+    },
+    /// A drained node was under its limits for the recovery time: its breaker is reset.
+    NodeReopened {
+        /// Worker id.
+        worker: String,
+        /// The node's name.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// A watched node's exporter stopped answering (`consecutive_violations` scrapes in a row).
+    NodeUnwatched {
+        /// Worker id.
+        worker: String,
+        /// The node's name.
+        node: String,
+        /// What the last scrape got.
+        error: String,
+        /// `drain` or `warn` (`[safety] unwatched_node`).
+        action: String,
+    },
+    /// A node's exporter that had stopped answering answers again.
+    NodeWatched {
+        /// Worker id.
+        worker: String,
+        /// The node's name.
+        node: String,
+    },
     /// A configured fault was carried out.
     FaultInjected {
         /// Which fault (stored as `kind` inside `data`, as before events were typed).
@@ -451,6 +506,11 @@ impl Event {
             Event::BrowserRecycled { .. } => "browser_recycled",
             Event::DriverRestarted { .. } => "driver_restarted",
             Event::GridSessionOpened { .. } => "grid_session_opened",
+            Event::NodeSample { .. } => "node_sample",
+            Event::NodeDrained { .. } => "node_drained",
+            Event::NodeReopened { .. } => "node_reopened",
+            Event::NodeUnwatched { .. } => "node_unwatched",
+            Event::NodeWatched { .. } => "node_watched",
             Event::FaultInjected { .. } => "fault_injected",
             Event::AutoRecoveryStarted { .. } => "auto_recovery_started",
             Event::AutoRecoveryResumed { .. } => "auto_recovery_resumed",
@@ -518,6 +578,16 @@ impl Event {
             Event::BrowserRecycled { session } => format!("session {session} recycled: browser over max_browser_rss"),
             Event::DriverRestarted { worker } => format!("driver of worker {worker} restarted"),
             Event::GridSessionOpened { worker, node, session } => format!("session {session} of Grid worker {worker} on node {node}"),
+            Event::NodeSample { worker, node, cpu, memory, disk, pressure } => {
+                let opt = |v: &Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+                format!("node {worker}/{node}: cpu {} mem {memory:.1} disk {} stall {}", opt(cpu), opt(disk), opt(pressure))
+            }
+            Event::NodeDrained { worker, node, reason } => format!("node {worker}/{node} drained: {reason}"),
+            Event::NodeReopened { worker, node, reason } => format!("node {worker}/{node} reopened: {reason}"),
+            Event::NodeUnwatched { worker, node, error, action } => {
+                format!("node {worker}/{node} unwatched: its node_exporter does not answer ({error}); unwatched_node = {action}")
+            }
+            Event::NodeWatched { worker, node } => format!("node {worker}/{node} watched again: its node_exporter answers"),
             Event::FaultInjected { fault, detail, .. } => {
                 if detail.is_empty() {
                     format!("fault {} injected", fault.as_str())
@@ -856,6 +926,11 @@ mod tests {
             Event::BrowserRecycled { session: "w1#3".into() },
             Event::DriverRestarted { worker: "w1".into() },
             Event::GridSessionOpened { worker: "grid".into(), node: "node-1".into(), session: "abc".into() },
+            Event::NodeSample { worker: "grid".into(), node: "n1".into(), cpu: Some(12.5), memory: 93.0, disk: None, pressure: Some(1.0) },
+            Event::NodeDrained { worker: "grid".into(), node: "n1".into(), reason: "node_distress: memory 93 % > 90 %".into() },
+            Event::NodeReopened { worker: "grid".into(), node: "n1".into(), reason: "node_recovered: under the limits for 30s".into() },
+            Event::NodeUnwatched { worker: "grid".into(), node: "n1".into(), error: "connection refused".into(), action: "drain".into() },
+            Event::NodeWatched { worker: "grid".into(), node: "n1".into() },
             Event::FaultInjected {
                 fault: FaultKind::KillDriver,
                 worker: "w1".into(),

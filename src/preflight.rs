@@ -438,6 +438,8 @@ async fn browser_probe(cfg: &Config, profiles_dir: &Path, log_dir: &Path, stamp:
                 endpoint: WorkerEndpoint::Managed,
                 browser: w.browser,
                 webgpu_adapter: w.webgpu_adapter,
+                node_metrics: None,
+                safety: Default::default(),
             });
         }
     }

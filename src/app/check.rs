@@ -38,6 +38,10 @@ pub(super) fn check(common: &CommonArgs, print_config: bool) -> Result<u8, CliEr
         crate::fmt::warn(&format!("✗ server.listen: {}{}", e.message, e.hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default()));
         return Ok(EXIT_USAGE);
     }
+    if let Err(e) = super::node_templates_on_grids(&cfg) {
+        crate::fmt::warn(&format!("✗ node_metrics: {}{}", e.message, e.hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default()));
+        return Ok(EXIT_USAGE);
+    }
     let mut ok = true;
     let mut line = |passed: bool, what: &str, detail: String| {
         ok &= passed;

@@ -133,6 +133,7 @@ fn launch(common: &CommonArgs, args: &LaunchArgs) -> Result<u8, CliError> {
     let listen = dashboard_cmd::live_listen(&cfg, args)?;
     crate::notify::check_tokens(&cfg.notify).map_err(|e| CliError::usage(e.to_string()))?;
     server_reaches_workers(&cfg)?;
+    node_templates_on_grids(&cfg)?;
     if args.detach {
         return detach(common, &id, resume.is_some());
     }
@@ -252,6 +253,45 @@ pub(super) fn server_reaches_workers(cfg: &Config) -> Result<(), CliError> {
             ))
             .hint("listen on an address the nodes can reach, e.g. [server] listen = \"0.0.0.0:8099\" (and advertise = \"http://THIS-HOST:8099\")"));
         }
+    }
+    Ok(())
+}
+
+/// Refuses (exit 2, naming `workers[i].node_metrics`) a `{host}` template on a remote worker
+/// that is not a Selenium Grid: the template is filled with each node's host from the hub's
+/// `/status`, and only a Grid has nodes. The config check refuses one on a managed worker; a
+/// remote worker is a Grid when its `/status` lists `value.nodes`, known only by asking it
+/// (bounded), so a worker that does not answer is refused too: nothing could be watched.
+pub(super) fn node_templates_on_grids(cfg: &Config) -> Result<(), CliError> {
+    use crate::config::WorkerEndpoint;
+    let templated: Vec<(usize, &str, &str, &str)> = cfg
+        .workers
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.node_metrics_template())
+        .filter_map(|(i, w)| match &w.endpoint {
+            WorkerEndpoint::Remote(u) => Some((i, w.id.as_str(), u.as_str(), w.node_metrics.as_deref().unwrap_or_default())),
+            WorkerEndpoint::Managed => None,
+        })
+        .collect();
+    if templated.is_empty() {
+        return Ok(());
+    }
+    let rt = runtime()?;
+    for (i, id, url, metrics) in templated {
+        let status = format!("{}/status", url.trim_end_matches('/'));
+        let why = match rt.block_on(crate::browser::grid_status::get_json(&status, crate::browser::grid::HUB_TIMEOUT)) {
+            Ok(v) => match crate::browser::grid::parse_status(&v) {
+                Ok(_) => continue,
+                Err(_) => format!("worker {id} ({url}) is not a Selenium Grid (its /status lists no nodes)"),
+            },
+            Err(e) => format!("worker {id} ({url}) did not answer, so it cannot be told to be a Selenium Grid ({e})"),
+        };
+        return Err(CliError::usage(format!(
+            "config error in {}: `workers[{i}].node_metrics` = {metrics:?}: a {{host}} template is filled with each Selenium Grid node's host, and {why}",
+            cfg.source
+        ))
+        .hint("give the machine's node_exporter as a plain URL, e.g. node_metrics = \"http://HOST:9100/metrics\""));
     }
     Ok(())
 }

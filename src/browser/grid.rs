@@ -182,6 +182,12 @@ impl Grid {
         }
     }
 
+    /// The last `/status` seen (the hub is polled once a second while a campaign runs): the
+    /// nodes the guardian watches through their node_exporters, without asking the hub again.
+    pub fn last_status(&self) -> Option<GridStatus> {
+        lock(&self.last).clone()
+    }
+
     /// The node serving `session_id`, asking `/status` (twice at most: a hub lists a session in its
     /// slot as soon as it answers the new-session request, but a busy one may lag).
     pub(super) async fn node_of(&self, session_id: &str) -> String {
@@ -315,6 +321,15 @@ impl Grid {
     /// one is free). Never the hub's own choice, which may be the node that is down.
     pub(super) fn target_avoiding(&self, browser: &str, breakers: &BreakerRegistry) -> Option<String> {
         self.placeable(browser, breakers).into_iter().max_by_key(|(free, _)| *free).map(|(_, n)| n)
+    }
+
+    /// Whether the hub's last status lists nodes and stressctl avoids every one of them (each
+    /// breaker open: failed, DOWN, or drained for its resources): a new session could only land
+    /// on a node that must get no more browsers, so none is asked for.
+    pub(super) fn avoids_every_node(&self, breakers: &BreakerRegistry) -> bool {
+        let last = lock(&self.last);
+        let now = Instant::now();
+        last.as_ref().is_some_and(|st| !st.nodes.is_empty() && st.nodes.iter().all(|n| !node_usable(breakers, &self.worker, &n.name, now)))
     }
 
     /// Whether a node the hub may still place sessions on is one stressctl avoids: its breaker
@@ -559,6 +574,7 @@ mod tests {
         assert!(!g.avoids_a_node(&reg), "every breaker closed: the hub places sessions");
         reg.force_open("worker:grid/n1", Instant::now());
         assert!(g.avoids_a_node(&reg), "n1 is still UP for the hub, but its breaker is open");
+        assert!(!g.avoids_every_node(&reg), "n2 is usable");
         assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
         assert_eq!(g.target_avoiding("firefox", &reg), None, "no node has a firefox slot");
         // the last status saw no free slot on n2: still n2, never the hub's choice
@@ -568,6 +584,8 @@ mod tests {
         }
         reg.force_open("worker:grid/n3", Instant::now());
         assert_eq!(g.target_avoiding("chrome", &reg).as_deref(), Some("n2"));
+        reg.force_open("worker:grid/n2", Instant::now());
+        assert!(g.avoids_every_node(&reg), "every node's breaker is open (a drained node's too)");
         // with every breaker closed, a node with a free slot wins over a full one, whatever the order
         let closed = BreakerRegistry::new(BreakerConfig::default(), BreakerConfig::default(), BreakerConfig::default());
         for full in ["n1", "n2"] {

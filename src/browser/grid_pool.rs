@@ -100,6 +100,13 @@ pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, pa
         }
         pool.discard(s).await;
     }
+    if g.avoids_every_node(breakers) {
+        // every node is failed, down or drained: asking the hub would start a browser on one
+        return Err(OpError::new(
+            FailureClass::LaunchFailure,
+            format!("every node of Grid worker {} has its breaker open (failed, down or drained): no session asked for", w.id),
+        ));
+    }
     let browser = stereotype_browser(w.browser.as_str());
     let mut target = if g.avoids_a_node(breakers) { g.target_avoiding(browser, breakers) } else { None };
     let mut placed_on = Vec::new();

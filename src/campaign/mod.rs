@@ -30,6 +30,7 @@ mod event_cap;
 mod faults;
 mod guard;
 mod inject;
+mod nodes;
 mod notices;
 mod operator;
 mod phase;

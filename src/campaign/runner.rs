@@ -228,6 +228,9 @@ impl Campaign {
                 }));
             }
         }
+        // each watched node's node_exporter ([[workers]] node_metrics): after the Grids are known,
+        // as a Grid's nodes come from its hub's /status
+        scope.tracker.spawn(super::nodes::run(run.clone(), scope.child()).in_current_span());
         let plan = Arc::new(FaultPlan::new(&self.cfg.faults));
         {
             // a weak handle: the timers must not keep the run alive

@@ -519,6 +519,8 @@ pub(crate) fn log_event(corr: &str, event: &Event) {
         | Event::CampaignHalted { .. }
         | Event::TaskUnsupported { .. }
         | Event::BreakerCommand { .. }
+        | Event::NodeDrained { .. }
+        | Event::NodeUnwatched { .. }
         | Event::EmergencyStop { .. } => true,
         Event::RecoveryAttempted { outcome, .. } => outcome != "succeeded",
         Event::CampaignEnded { outcome, .. } => outcome != "passed",

@@ -30,7 +30,7 @@ pub use model::{Degraded, InputSpec, ModelTask, Provider, Setting, Tolerance, DE
 pub use notify::{NotifyConfig, NotifyOn};
 pub use settings::{
     BreakersConfig, BrowserConfig, CampaignSettings, DashboardConfig, GridConfig, LoggingConfig, RecoveryConfig, SafetyConfig,
-    SafetyOverrides, ServerConfig, DRIFT_MIN_PHASE,
+    SafetyOverrides, ServerConfig, UnwatchedNode, DRIFT_MIN_PHASE,
 };
 
 use duration::{human, human_opt};
@@ -328,12 +328,36 @@ pub struct WorkerConfig {
     pub browser: BrowserKind,
     /// This worker's adapter choice, over `[browser] webgpu_adapter`.
     pub webgpu_adapter: Option<AdapterChoice>,
+    /// Where the guardian scrapes the Prometheus node_exporter of the machine(s) this worker's
+    /// browsers run on: a plain `http(s)` URL (the worker's one machine), or, on a Selenium Grid,
+    /// a template whose `{host}` is filled with each node's host from the hub's `/status`. None:
+    /// the worker's machines are not watched (a managed worker is this host, which the guardian
+    /// watches anyway).
+    pub node_metrics: Option<String>,
+    /// This worker's overrides of the `[safety]` thresholds its nodes are judged by
+    /// (`[workers.safety]`): a small node may need a lower memory limit than the orchestrator.
+    pub safety: SafetyOverrides,
 }
 
+/// The placeholder of a `node_metrics` template that is filled with each Grid node's host.
+pub const NODE_HOST_PLACEHOLDER: &str = "{host}";
+
 impl WorkerConfig {
+    /// Whether `node_metrics` is a per-node template (only a Selenium Grid has nodes to fill it).
+    pub fn node_metrics_template(&self) -> bool {
+        self.node_metrics.as_deref().is_some_and(|u| u.contains(NODE_HOST_PLACEHOLDER))
+    }
+
     /// A managed Chromium worker: what runs when no `[[workers]]` are given.
     pub fn managed(id: &str) -> WorkerConfig {
-        WorkerConfig { id: id.into(), endpoint: WorkerEndpoint::Managed, browser: BrowserKind::Chromium, webgpu_adapter: None }
+        WorkerConfig {
+            id: id.into(),
+            endpoint: WorkerEndpoint::Managed,
+            browser: BrowserKind::Chromium,
+            webgpu_adapter: None,
+            node_metrics: None,
+            safety: SafetyOverrides::default(),
+        }
     }
 }
 

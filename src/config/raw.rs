@@ -146,6 +146,10 @@ pub(super) struct RawWorker {
     pub browser: Option<BrowserKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webgpu_adapter: Option<AdapterChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_metrics: Option<String>,
+    #[serde(default, skip_serializing_if = "SafetyOverrides::is_empty")]
+    pub safety: SafetyOverrides,
 }
 
 impl From<&WorkerConfig> for RawWorker {
@@ -154,7 +158,15 @@ impl From<&WorkerConfig> for RawWorker {
             WorkerEndpoint::Managed => (Some(true), None),
             WorkerEndpoint::Remote(u) => (None, Some(u.clone())),
         };
-        RawWorker { id: w.id.clone(), managed, url, browser: Some(w.browser), webgpu_adapter: w.webgpu_adapter }
+        RawWorker {
+            id: w.id.clone(),
+            managed,
+            url,
+            browser: Some(w.browser),
+            webgpu_adapter: w.webgpu_adapter,
+            node_metrics: w.node_metrics.clone(),
+            safety: w.safety.clone(),
+        }
     }
 }
 

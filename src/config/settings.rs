@@ -45,6 +45,21 @@ pub struct SafetyConfig {
     /// and the reports need room whatever the percentage says. Checked by `check`, judged by the
     /// guardian.
     pub min_free_disk_mb: u64,
+    /// What a node whose node_exporter stops answering (`[[workers]] node_metrics`) gets: drained
+    /// like a node over a limit (the default: a node nobody watches may be the one running out),
+    /// or only a warning.
+    pub unwatched_node: UnwatchedNode,
+}
+
+/// `[safety] unwatched_node`: what happens to a node whose exporter does not answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnwatchedNode {
+    /// Drain it (its breaker forced open) until its exporter answers and it is under the limits.
+    #[default]
+    Drain,
+    /// Report it and keep giving it work.
+    Warn,
 }
 
 impl Default for SafetyConfig {
@@ -60,6 +75,7 @@ impl Default for SafetyConfig {
             reserve_percent: 20,
             min_free_memory_mb: 1024,
             min_free_disk_mb: 1024,
+            unwatched_node: UnwatchedNode::Drain,
         }
     }
 }

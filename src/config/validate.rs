@@ -287,9 +287,44 @@ impl Validator<'_> {
                     return Err(self.err(&key, "neither managed nor url", "give `managed = true` or `url = \"http://127.0.0.1:PORT\"`"))
                 }
             };
-            workers.push(WorkerConfig { id: w.id, endpoint, browser: w.browser.unwrap_or_default(), webgpu_adapter: w.webgpu_adapter });
+            if let Some(m) = &w.node_metrics {
+                self.node_metrics(&format!("{key}.node_metrics"), m, &endpoint)?;
+            }
+            self.overrides(&format!("{key}.safety"), &w.safety)?;
+            workers.push(WorkerConfig {
+                id: w.id,
+                endpoint,
+                browser: w.browser.unwrap_or_default(),
+                webgpu_adapter: w.webgpu_adapter,
+                node_metrics: w.node_metrics,
+                safety: w.safety,
+            });
         }
         Ok(workers)
+    }
+
+    /// A worker's `node_metrics`: an `http(s)` URL with a host (its `{host}`, if any, filled with
+    /// a stand-in to check the rest). A `{host}` template is filled from a Selenium Grid's node
+    /// URIs, so a managed worker (this host, never a Grid) may not have one; whether a remote
+    /// worker is a Grid is known only from its `/status`, asked by `check` and `launch`.
+    fn node_metrics(&self, key: &str, u: &str, endpoint: &WorkerEndpoint) -> Result<(), ConfigError> {
+        const HOW: &str =
+            "write node_exporter's URL, e.g. \"http://{host}:9100/metrics\" on a Selenium Grid or \"http://HOST:9100/metrics\"";
+        let filled = u.replace(super::NODE_HOST_PLACEHOLDER, "node.invalid");
+        let ok = (filled.starts_with("http://") || filled.starts_with("https://"))
+            && !filled.chars().any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}')
+            && url::Url::parse(&filled).is_ok_and(|url| url.host_str().is_some_and(|h| !h.is_empty()));
+        if !ok {
+            return Err(self.err(key, format!("{u:?}"), format!("must be an http:// or https:// URL: {HOW}")));
+        }
+        if u.contains(super::NODE_HOST_PLACEHOLDER) && *endpoint == WorkerEndpoint::Managed {
+            return Err(self.err(
+                key,
+                format!("{u:?}"),
+                "a {host} template is filled with each Selenium Grid node's host, and a managed worker is not a Grid: give a plain URL",
+            ));
+        }
+        Ok(())
     }
 
     /// A remote WebDriver URL: `http` or `https`, a host, a port in 1–65535 when given, no

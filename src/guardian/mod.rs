@@ -13,6 +13,7 @@
 //! as waiting, not as use. Pressure stall information adds [`Metric::Pressure`] where the kernel has it.
 //! Memory and disk are judged as always: they are the host's totals.
 
+pub mod node;
 pub mod pressure;
 pub mod sampler;
 pub mod strain;

@@ -108,6 +108,10 @@ pub struct CampaignReport {
     /// grid hook: per Selenium Grid node (empty without a Grid worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grid_nodes: Vec<grid::GridNodeReport>,
+    /// The nodes watched through their node_exporters (`[[workers]] node_metrics`): resource
+    /// series, peaks and drains (empty when none was watched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<super::nodes::NodeReport>,
     /// The store this report was built from (not written to the JSON): `report.html` reads its
     /// time series from it.
     #[serde(skip)]
@@ -159,6 +163,7 @@ pub fn campaign_report(r: &StoreReader) -> Result<CampaignReport, StoreError> {
     let grid_nodes = grid::grid_nodes(r, phases.len() as u32, &breakers)?; // grid hook
     Ok(CampaignReport {
         grid_nodes,
+        nodes: super::nodes::nodes(r)?,
         wall_time_s: wall_time_s(&c.started_at, c.ended_at.as_deref()),
         campaign_id: c.id,
         profile: c.profile,

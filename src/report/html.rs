@@ -146,6 +146,7 @@ pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::V
     task_table(&mut h, c);
     drift_list(&mut h, c);
     baseline_list(&mut h, c);
+    nodes_table(&mut h, c);
     if let Some(m) = model {
         worker_table(&mut h, m);
     }
@@ -384,6 +385,53 @@ fn baseline_list(h: &mut String, c: &CampaignReport) {
     h.push_str("</ul>\n");
 }
 
+/// The watched nodes (`[[workers]] node_metrics`): peaks, a memory and CPU sparkline of each
+/// node's series (0–100 %), and its drains with their reasons (left out when none was watched).
+fn nodes_table(h: &mut String, c: &CampaignReport) {
+    if c.nodes.is_empty() {
+        return;
+    }
+    h.push_str("<h2>Watched nodes (node_exporter)</h2>\n<table id=\"nodes-table\"><tr><th class=\"l\">node</th><th>samples</th><th>cpu max %</th><th>memory max %</th><th>disk max %</th><th>stall max %</th><th class=\"l\">memory (solid) and cpu (dashed), 0–100 %</th><th class=\"l\">drains</th></tr>\n");
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    for n in &c.nodes {
+        let line = |f: &dyn Fn(&super::nodes::NodePoint) -> Option<f64>| -> String {
+            let len = n.series.len().max(2) - 1;
+            n.series
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| f(p).map(|v| format!("{:.1},{:.1}", 200.0 * i as f64 / len as f64, 40.0 - 0.4 * v.clamp(0.0, 100.0))))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mem = line(&|p| Some(p.memory));
+        let cpu = line(&|p| p.cpu);
+        let mut drains: Vec<String> = n
+            .drains
+            .iter()
+            .map(|d| match &d.reopened_at {
+                Some(at) => format!("{}: {} (reopened {at})", d.at, d.reason),
+                None => format!("{}: {} (to the end)", d.at, d.reason),
+            })
+            .collect();
+        drains.extend(n.unwatched.iter().map(|u| format!("exporter not answering {u}")));
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\">{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"l\"><svg width=\"200\" height=\"40\" viewBox=\"0 0 200 40\"><polyline fill=\"none\" stroke=\"currentColor\" points=\"{mem}\"/>\
+             <polyline fill=\"none\" stroke=\"currentColor\" stroke-dasharray=\"3 2\" points=\"{cpu}\"/></svg></td><td class=\"l wrap\">{}</td></tr>",
+            esc(&n.worker),
+            esc(&n.node),
+            n.samples,
+            pct(n.cpu_max),
+            pct(n.memory_max),
+            pct(n.disk_max),
+            pct(n.pressure_max),
+            esc(&drains.join("; ")),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 /// Per phase and task kind, with what the task reported (adapter, model, …): the per-model view.
 fn task_table(h: &mut String, c: &CampaignReport) {
     h.push_str("<h2>Per phase and task kind</h2>\n<table id=\"task-table\"><tr><th class=\"l\">phase</th><th class=\"l\">task</th><th>ops</th><th>success %</th><th>verified</th><th>p50</th><th>p95</th><th>p99</th><th class=\"l\">reported by the task</th></tr>\n");
@@ -528,6 +576,31 @@ mod tests {
         let o = m.overview(None);
         assert!(o.ops.t.len() <= crate::dashboard::series::MAX_POINTS, "{}", o.ops.t.len());
         assert!(o.breakers[0].spans.len() <= crate::dashboard::model::MAX_SPANS);
+    }
+
+    #[test]
+    fn watched_nodes_get_a_table_with_their_series_and_drains() {
+        use crate::report::nodes::{NodeDrain, NodePoint, NodeReport};
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = small_report(dir.path());
+        assert!(!render(&c, None, &[]).contains("nodes-table"), "no node watched: no table");
+        c.nodes = vec![NodeReport {
+            worker: "grid".into(),
+            node: "node-1".into(),
+            samples: 2,
+            memory_max: Some(93.0),
+            series: vec![
+                NodePoint { at: "t0".into(), cpu: None, memory: 50.0, disk: Some(10.0), pressure: None },
+                NodePoint { at: "t1".into(), cpu: Some(100.0), memory: 93.0, disk: Some(10.0), pressure: None },
+            ],
+            drains: vec![NodeDrain { at: "t1".into(), reason: "node_distress: memory 93 % > 90 %".into(), ..NodeDrain::default() }],
+            ..NodeReport::default()
+        }];
+        let page = render(&c, None, &[]);
+        assert!(page.contains("<td class=\"l\">grid/node-1</td><td>2</td>"), "{page}");
+        assert!(page.contains("points=\"0.0,20.0 200.0,2.8\""), "the memory line: 50 % then 93 %");
+        assert!(page.contains("points=\"200.0,0.0\""), "the cpu line: no rate on the first scrape");
+        assert!(page.contains("t1: node_distress: memory 93 % &gt; 90 % (to the end)"));
     }
 
     #[test]

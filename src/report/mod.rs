@@ -49,6 +49,7 @@ mod junit;
 mod latency;
 mod markdown;
 mod model;
+pub mod nodes;
 mod noise;
 mod notifications;
 mod numbers;

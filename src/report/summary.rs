@@ -126,6 +126,7 @@ pub fn render_summary(c: &CampaignReport) -> String {
     breakers_section(&mut out, c);
     notifications_section(&mut out, c);
     out.extend(super::grid::summary_lines(&c.grid_nodes)); // grid hook
+    out.extend(super::nodes::summary_lines(&c.nodes));
     faults_section(&mut out, c);
     recoveries_section(&mut out, c);
     webgpu_section(&mut out, c);

@@ -247,6 +247,53 @@ fn a_bad_worker_url_is_exit_2_naming_the_key() {
     }
 }
 
+/// `node_metrics` (issue 23): not an http(s) URL, or a `{host}` template on a worker that is not
+/// a Selenium Grid (a managed worker: refused when the config is read; a remote WebDriver whose
+/// `/status` lists no nodes: refused by `launch` after asking it) — exit 2 naming the key.
+#[test]
+fn a_bad_node_metrics_is_exit_2_naming_the_key() {
+    let sb = Sandbox::new("bad-node-metrics");
+    for m in ["127.0.0.1:9100/metrics", "ftp://h:9100/metrics", "http://{host:9100/metrics", "http://"] {
+        let body = format!(
+            "{}\n[[workers]]\nid = \"r\"\nurl = \"http://127.0.0.1:9\"\nnode_metrics = {m:?}\n",
+            synthetic_ok(&phase("one", "1s", 1, ""))
+        );
+        assert_rejected(&sb, "m.toml", &body, &["m.toml", "workers[0].node_metrics", m]);
+    }
+    let body = format!(
+        "{}\n[[workers]]\nid = \"l\"\nmanaged = true\nnode_metrics = \"http://{{host}}:9100/metrics\"\n",
+        synthetic_ok(&phase("one", "1s", 1, ""))
+    );
+    assert_rejected(&sb, "m.toml", &body, &["m.toml", "workers[0].node_metrics", "not a Grid"]);
+    // a plain WebDriver endpoint (its /status has no value.nodes), served here on loopback
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = r#"{"value":{"ready":true,"message":"ChromeDriver ready for new sessions."}}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let body = format!(
+        "{}\n[[workers]]\nid = \"r\"\nurl = \"http://{addr}\"\nnode_metrics = \"http://{{host}}:9100/metrics\"\n",
+        synthetic_ok(&phase("one", "1s", 1, ""))
+    );
+    assert_rejected(&sb, "m.toml", &body, &["m.toml", "workers[0].node_metrics", "is not a Selenium Grid"]);
+    // a per-worker threshold out of range names its key too
+    let body = format!(
+        "{}\n[[workers]]\nid = \"r\"\nurl = \"http://127.0.0.1:9\"\n[workers.safety]\nmemory_percent = 150\n",
+        synthetic_ok(&phase("one", "1s", 1, ""))
+    );
+    assert_rejected(&sb, "m.toml", &body, &["m.toml", "workers[0].safety.memory_percent"]);
+}
+
 #[test]
 fn a_browser_fault_on_synthetic_phases_is_exit_2_naming_the_key() {
     let sb = Sandbox::new("synthetic-fault");

@@ -5,6 +5,7 @@
 //! Every test brings its own Grid up on its own ports and state directory and takes it down on
 //! every path (a guard), then checks that nothing the Grid started is still alive.
 
+use crate::common::exporter::Exporter;
 use crate::common::*;
 use serde_json::Value;
 use std::ffi::OsString;
@@ -384,4 +385,150 @@ fn bad_grid_keys_exit_2_naming_the_key() {
             assert!(out.stderr.contains(key), "{cmd} {text}: {}", out.describe());
         }
     }
+}
+
+/// Issue 23, "each node watched": a Grid worker whose nodes' node_exporter figures are over its
+/// own (very low) memory limit has both nodes drained — their breakers forced open with the
+/// reason — while a managed worker, watched with the campaign's limits, carries the load and the
+/// campaign passes. Every node_exporter here reports the whole machine (so the two Grid nodes,
+/// both on 127.0.0.1, read the same figures: the per-worker limit is what tells them apart). The
+/// exporter is then killed mid-run: every node is reported unwatched (`unwatched_node = "warn"`
+/// keeps the managed worker working).
+#[test]
+fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker_carries_the_load() {
+    if !Path::new(Exporter::BIN).exists() {
+        eprintln!("skipped: {} is not installed (apt-get install prometheus-node-exporter)", Exporter::BIN);
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-nodes");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    let mut exporter = Exporter::start();
+    let safety = "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\nunwatched_node = \"warn\"\n";
+    let text = format!(
+        "{}{}\n[breaker.worker]\nrecovery_timeout = \"60s\"\n\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\
+         [workers.safety]\nmemory_percent = 1\n\n[[workers]]\nid = \"local\"\nmanaged = true\nnode_metrics = \"{}\"\n{}{}",
+        header("grid-nodes", "grace_period = \"3s\"").replace("[safety]\n", safety),
+        webgpu_task(64),
+        exporter.url("{host}"),
+        exporter.url("127.0.0.1"),
+        phase("one", "8s", 2, ""),
+        phase("two", "8s", 2, ""),
+    );
+    let cfg = sb.write("nodes.toml", &text);
+    let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    // "[1/2]" is phase one's result line: the exporter dies during phase two
+    assert!(wait_until(Duration::from_secs(90), || child.stdout_so_far().contains("[1/2]")), "{}", child.stdout_so_far());
+    exporter.kill();
+    let code = child.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code());
+    let dir = sb.campaign_dir();
+    assert_eq!(code, Some(0), "{}\n{}", child.stdout_so_far(), std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
+    let report = read_json(&dir.join("campaign_report.json"));
+    let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
+    let of = |w: &str, n: &str| {
+        nodes.iter().find(|x| x["worker"] == w && x["node"] == n).cloned().unwrap_or_else(|| panic!("no node {w}/{n}: {nodes:?}"))
+    };
+    for n in ["node-1", "node-2"] {
+        let r = of("grid", n);
+        let drain = &r["drains"][0];
+        let reason = drain["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("node_distress: memory ") && reason.ends_with(" % > 1 %"), "{r}");
+        assert!(r["samples"].as_u64().unwrap_or(0) >= 2 && r["memory_max"].as_f64().unwrap_or(0.0) > 1.0, "{r}");
+        assert!(!r["series"].as_array().unwrap().is_empty(), "{r}");
+        let forced = report["breakers"]["transitions"].as_array().into_iter().flatten().find(|t| t["key"] == format!("worker:grid/{n}"));
+        assert!(
+            forced
+                .is_some_and(|t| t["to"] == "forced_open" && t["reason"].as_str().is_some_and(|r| r.starts_with("node_distress: memory"))),
+            "the node's breaker is forced open, naming the reason: {}",
+            report["breakers"]["transitions"]
+        );
+        assert!(r["unwatched"].as_array().is_some_and(|u| !u.is_empty()), "the killed exporter is reported: {r}");
+    }
+    let local = of("local", "local");
+    assert!(local["drains"].as_array().is_some_and(|d| d.is_empty()), "{local}");
+    assert!(local["unwatched"].to_string().contains("(warn)"), "{local}");
+    // the managed worker carried the load: the Grid nodes were drained within a second or two
+    assert_eq!(report["phases"][1]["criteria"]["passed"], true, "{}", report["phases"][1]);
+    // (a Grid node that never ran an op has no `grid_nodes` entry)
+    let grid_ops: u64 = report["grid_nodes"].as_array().into_iter().flatten().map(|n| n["ops_attempted"].as_u64().unwrap_or(0)).sum();
+    let total = report["totals"]["ops_attempted"].as_u64().unwrap_or(0);
+    assert!(total > 2 * grid_ops, "the managed worker ran most ops: {total} in all, {grid_ops} on the Grid");
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("Watched nodes") && summary.contains("- drained ") && summary.contains("node_distress: memory"), "{summary}");
+    assert_eq!(events_of_kind(&dir, "node_drained").len(), 2, "one drain per Grid node");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());
+    drop(exporter);
+    drop(grid);
+}
+
+/// Issue 23: the Grid's node_exporter stops answering mid-phase while its nodes hold sessions:
+/// with the default `unwatched_node = "drain"` both nodes are reported unwatched and drained
+/// (`node_unwatched: ...`), no session is opened on them after that, their work moves to the
+/// managed worker (whose own exporter still answers), and the campaign passes.
+#[test]
+fn grid_nodes_whose_exporter_stops_answering_are_drained_and_their_work_moves() {
+    if !Path::new(Exporter::BIN).exists() {
+        eprintln!("skipped: {} is not installed (apt-get install prometheus-node-exporter)", Exporter::BIN);
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("grid-unwatched");
+    let grid = GridUp::start(&sb.root.join("grid"), 2, 2);
+    let mut grid_exporter = Exporter::start();
+    let local_exporter = Exporter::start();
+    let text = format!(
+        "{}{}\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\n\
+         [[workers]]\nid = \"local\"\nmanaged = true\nnode_metrics = \"{}\"\n{}{}",
+        header("grid-unwatched", "grace_period = \"3s\"")
+            .replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\n"),
+        webgpu_task(64),
+        grid_exporter.url("{host}"),
+        local_exporter.url("127.0.0.1"),
+        phase("one", "12s", 3, ""),
+        phase("two", "5s", 3, ""),
+    );
+    let cfg = sb.write("unwatched.toml", &text);
+    let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    // phase one runs (the campaign log says so: the check before it opens sessions too) and a
+    // Grid node holds one of its sessions
+    let phase_one_runs = || {
+        std::fs::read_dir(&sb.logs).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("campaign_")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("phase one (") && t.contains(" started: "))
+        })
+    };
+    assert!(wait_until(Duration::from_secs(90), || phase_one_runs() && !nodes_with_sessions().is_empty()), "{}", child.stdout_so_far());
+    std::thread::sleep(Duration::from_secs(2));
+    grid_exporter.kill();
+    let code = child.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code());
+    let dir = sb.campaign_dir();
+    assert_eq!(code, Some(0), "{}\n{}", child.stdout_so_far(), std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
+    let unwatched = events_of_kind(&dir, "node_unwatched");
+    let drained = events_of_kind(&dir, "node_drained");
+    for n in ["node-1", "node-2"] {
+        assert!(unwatched.iter().any(|e| e["data"]["node"] == n && e["data"]["action"] == "drain"), "{unwatched:?}");
+        assert!(
+            drained
+                .iter()
+                .any(|e| e["data"]["node"] == n && e["data"]["reason"].as_str().is_some_and(|r| r.starts_with("node_unwatched: "))),
+            "{drained:?}"
+        );
+    }
+    assert!(!unwatched.iter().chain(&drained).any(|e| e["data"]["worker"] == "local"), "the managed worker's exporter answered");
+    let drained_at = drained.iter().filter_map(|e| e["at"].as_str()).max().unwrap_or_default().to_string();
+    let opened: Vec<String> =
+        events_of_kind(&dir, "grid_session_opened").iter().filter_map(|e| e["at"].as_str().map(str::to_string)).collect();
+    assert!(opened.iter().any(|at| *at < drained_at), "the Grid held sessions before the drain: {opened:?} vs {drained_at}");
+    assert!(opened.iter().all(|at| *at <= drained_at), "no session opened on a drained node: {opened:?} vs {drained_at}");
+    let report = read_json(&dir.join("campaign_report.json"));
+    assert_eq!(report["phases"][1]["criteria"]["passed"], true, "{}", report["phases"][1]);
+    let grid_ops: u64 = report["grid_nodes"].as_array().into_iter().flatten().map(|n| n["ops_attempted"].as_u64().unwrap_or(0)).sum();
+    let total = report["totals"]["ops_attempted"].as_u64().unwrap_or(0);
+    assert!(grid_ops > 0 && total > grid_ops, "the Grid ran ops before the drain, the managed worker after: {grid_ops} of {total}");
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("exporter not answering") && summary.contains("node_unwatched: "), "{summary}");
+    assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());
+    drop(local_exporter);
+    drop(grid_exporter);
+    drop(grid);
 }

@@ -27,6 +27,7 @@ mod logs;
 mod model;
 mod netlab;
 mod night;
+mod nodes;
 mod notify;
 mod operator;
 mod orphans;

@@ -7,6 +7,7 @@
 //! `<log-dir>`, both inside the sandbox. Nothing here ever signals a process by name.
 #![allow(dead_code)]
 
+pub mod exporter;
 pub mod http;
 pub mod promtext;
 
