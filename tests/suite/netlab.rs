@@ -48,9 +48,14 @@ struct Lab {
 
 impl Lab {
     fn new(dir: &Path) -> Lab {
+        Lab::named(dir, "t")
+    }
+
+    /// A lab whose namespaces are named `sclab-<tag><pid>-…`: each test has its own.
+    fn named(dir: &Path, tag: &str) -> Lab {
         Lab {
             dir: dir.to_path_buf(),
-            prefix: format!("sclab-t{}-", std::process::id()),
+            prefix: format!("sclab-{tag}{}-", std::process::id()),
             namespaces: HashSet::new(),
             processes: HashSet::new(),
         }
@@ -175,13 +180,7 @@ fn post(lab: &Lab, path: &str, body: &str, secs: u32) -> Value {
 
 #[test]
 fn a_lab_of_namespaces_runs_grid_nodes_that_can_be_partitioned_healed_and_added_and_down_leaves_nothing() {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: scripts/netlab.sh needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for network namespaces");
-        return;
-    }
-    if !have_ip() {
-        eprintln!("skipped: scripts/netlab.sh needs iproute2's `ip`, which is not installed");
+    if !lab_possible() {
         return;
     }
     let _lock = BrowserLock::acquire();
@@ -260,7 +259,11 @@ fn a_lab_of_namespaces_runs_grid_nodes_that_can_be_partitioned_healed_and_added_
     assert!(lab.exporter_answers(3), "node-3's node_exporter answers");
     assert_eq!(lab.processes.len(), 7, "the added node's Grid node and exporter recorded");
 
-    // down: no namespace, no process of the lab; a second down is a no-op
+    down_leaves_nothing(&lab);
+}
+
+/// `down`: no namespace, no process of the lab is left; a second `down` is a no-op.
+fn down_leaves_nothing(lab: &Lab) {
     let down = lab.netlab(&["down"], Duration::from_secs(60));
     down.expect_code(0);
     assert!(lab.named_namespaces().is_empty(), "namespaces left: {:?}", lab.named_namespaces());
@@ -274,4 +277,120 @@ fn a_lab_of_namespaces_runs_grid_nodes_that_can_be_partitioned_healed_and_added_
     let again = lab.netlab(&["down"], Duration::from_secs(30));
     again.expect_code(0);
     assert!(again.stdout.contains("nothing to do"), "{}", again.describe());
+}
+
+/// Whether this test can make a lab here (root and `ip`); says why not when it cannot.
+fn lab_possible() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: scripts/netlab.sh needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for network namespaces");
+        return false;
+    }
+    if !have_ip() {
+        eprintln!("skipped: scripts/netlab.sh needs iproute2's `ip`, which is not installed");
+        return false;
+    }
+    true
+}
+
+/// The lab's campaign: stressctl in the orchestrator's namespace serves its page on the
+/// orchestrator's lab address and drives every task through the hub on the nodes.
+fn lab_campaign() -> String {
+    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.9\nmax_p95 = \"30s\"";
+    let page = format!(
+        "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"\n[phases.task]\nkind = \"page\"\nurl = \"http://{}:9100/\"\n\
+         script = \"const done = arguments[arguments.length - 1]; let s = 0; for (let i = 0; i < 100000; i++) s += i; \
+         done(s === 4999950000 ? {{ok: true}} : {{ok: false, class: 'script_error', message: 'bad sum ' + s}});\"",
+        node_ip(1)
+    );
+    let model = format!("task = {{ kind = \"model\", model = \"builtin:text\" }}\n{lenient}");
+    let phases = [
+        phase("gpu", "8s", 2, lenient),
+        phase("model", "20s", 2, &model),
+        phase("page", "5s", 2, &page),
+        phase("cut", "40s", 2, lenient),
+        phase("healed", "15s", 2, lenient),
+    ]
+    .concat();
+    format!(
+        "{}\n[server]\nlisten = \"{NET}.3:0\"\n\n[browser]\nop_timeout = \"60s\"\nsession_timeout = \"60s\"\n\n\
+         [[workers]]\nid = \"grid\"\nurl = \"{}\"\n\n[task]\nkind = \"webgpu\"\nmatrix_size = 64\n{phases}",
+        header("lab", ""),
+        hub()
+    )
+}
+
+#[test]
+fn a_campaign_on_two_lab_nodes_runs_every_task_there_and_work_leaves_a_partitioned_node_and_comes_back() {
+    if !lab_possible() {
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("netlab-campaign");
+    let mut lab = Lab::named(&sb.root.join("lab"), "c");
+    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
+    lab.remember();
+    if up.code() == Some(3) {
+        eprintln!("skipped: {}", up.stderr.trim());
+        return;
+    }
+    up.expect_code(0);
+    let cfg = sb.write("lab.toml", &lab_campaign());
+
+    // stressctl runs in the orchestrator's namespace
+    let mut exec = Command::new(repo().join("scripts/netlab.sh"));
+    exec.arg("exec").arg("--").arg(BIN).arg("launch").arg("--config").arg(&cfg).args(sb.dir_args());
+    exec.env("STRESSCTL_LAB_DIR", &lab.dir).env("STRESSCTL_LAB_PREFIX", &lab.prefix).env("STRESSCTL_LAB_NET", format!("{NET}.0/24"));
+    let running = Running::spawn(exec, None);
+    // partition node-2 a few seconds into the "cut" phase, heal it 20 s later
+    let cut_started = || sb.campaign_dirs().first().is_some_and(|d| d.join("phase_03_page.json").exists());
+    assert!(wait_until(Duration::from_secs(150), cut_started), "phase cut never started\n{}", running.stdout_so_far());
+    std::thread::sleep(Duration::from_secs(6));
+    lab.netlab(&["partition", "node-2"], Duration::from_secs(20)).expect_code(0);
+    std::thread::sleep(Duration::from_secs(20));
+    lab.netlab(&["heal", "node-2"], Duration::from_secs(20)).expect_code(0);
+    let out = running.finish(Duration::from_secs(180));
+    out.expect_code(0);
+
+    let dir = sb.campaign_dir();
+    let r = read_json(&dir.join("campaign_report.json"));
+    let phases = r["phases"].as_array().expect("phases");
+    for p in phases {
+        assert_eq!(p["criteria"]["passed"], true, "phase {} did not pass: {}", p["name"], p["criteria"]);
+    }
+    // every op of the WebGPU phase verified against the CPU reference, in the nodes' browsers
+    let gpu = &phases[0]["tasks"]["webgpu"];
+    assert!(count(&gpu["ops_succeeded"], "ops") > 0 && gpu["verified"] == gpu["ops_succeeded"], "{gpu}");
+    assert!(count(&phases[1]["tasks"]["model"]["ops_succeeded"], "inferences") > 0, "{}", phases[1]["tasks"]["model"]);
+    // the page and its assets were fetched by the nodes, from their own addresses, never from
+    // the orchestrator's loopback
+    let nodes = [node_ip(1), node_ip(2)];
+    for (i, kind) in [(0, "webgpu"), (1, "model")] {
+        let clients = phases[i]["tasks"][kind]["served"]["clients"].as_object().cloned().unwrap_or_default();
+        assert!(!clients.is_empty(), "phase {i}: nothing served: {}", phases[i]["tasks"][kind]);
+        assert!(clients.keys().all(|c| nodes.contains(c)), "phase {i} served to {clients:?}, not only to the nodes {nodes:?}");
+    }
+    // node-2's breaker opened while it was cut off, work went to node-1, and node-2 got sessions again
+    let events = read_events(&dir.join("events.jsonl"));
+    let node2 = |e: &&Value| e["data"]["key"] == "worker:grid/node-2";
+    let opened = events.iter().position(|e| e["kind"] == "breaker_transition" && node2(&e) && e["data"]["to"] != "closed");
+    let opened = opened.unwrap_or_else(|| panic!("node-2's breaker never opened: {:?}", events_of_kind(&dir, "breaker_transition")));
+    assert_eq!(events[opened]["phase"], 3, "node-2's breaker opened in phase cut: {}", events[opened]);
+    let closed = events.iter().rposition(|e| e["kind"] == "breaker_transition" && node2(&e) && e["data"]["to"] == "closed");
+    let closed = closed.unwrap_or_else(|| panic!("node-2's breaker never closed again"));
+    assert!(
+        events[closed..].iter().any(|e| e["kind"] == "grid_session_opened" && e["data"]["node"] == "node-2"),
+        "no session on node-2 after it was healed"
+    );
+    // no session of stressctl is left on the hub
+    let st = lab.hub_status();
+    let busy: Vec<&Value> = st["value"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|n| n["slots"].as_array().into_iter().flatten())
+        .filter(|s| !s["session"].is_null())
+        .collect();
+    assert!(busy.is_empty(), "sessions left on the hub: {busy:?}");
+    down_leaves_nothing(&lab);
 }
