@@ -25,6 +25,14 @@
 #   STRESSCTL        the binary                 (default target/release/stressctl, else target/debug/stressctl)
 #   HUB_PORT         the Grid's hub port        (default 4844)
 #   PRIME=0          skip the unmeasured grid run that warms the hub's and node's JIT
+#
+# --lab: the same comparison across the network-namespace lab (scripts/netlab.sh, root only): the
+# hub and one node in namespaces of their own, stressctl in the orchestrator's (both sides run
+# there: the direct side's chromedriver is the orchestrator's own), its page server on the
+# orchestrator's lab address for the Grid side. LATENCY=50ms adds that delay on the node's link
+# (`netlab.sh latency`, netem) for a second set of rounds, goal >= 0.8; a kernel without netem
+# says so and that set is not run. The lab's namespaces are prefixed sclab-b<pid>- and removed on
+# every exit path.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -38,6 +46,12 @@ GOAL="0.9"
 SESSIONS=2 # benches/configs/throughput.toml runs 2 sessions; the Grid node gets 2 slots
 
 die() { echo "bench-grid: error: $*" >&2; exit 2; }
+LAB=0
+case "${1:-}" in
+  --lab) LAB=1 ;;
+  "") ;;
+  *) die "unknown argument $1 (the only one is --lab)" ;;
+esac
 for v in OPS_PER_SESSION WARMUP_OPS ROUNDS MATRIX_SIZE HUB_PORT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer"
 done
@@ -50,11 +64,17 @@ command -v jq >/dev/null 2>&1 || die "needs jq"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/bench-grid.XXXXXX")"
 export STRESSCTL_GRID_DIR="$TMP/grid"
+export STRESSCTL_LAB_DIR="$TMP/lab" STRESSCTL_LAB_PREFIX="sclab-b$$-" STRESSCTL_LAB_NET="10.213.9.0/24"
+LAB_NET=10.213.9
 CHILD=""
 cleanup() {
   local rc=$?
   [ -z "$CHILD" ] || { kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; }
-  scripts/grid.sh down >/dev/null 2>&1 || echo "bench-grid: grid.sh down failed (state in $STRESSCTL_GRID_DIR)" >&2
+  if [ "$LAB" = 1 ]; then
+    scripts/netlab.sh down >/dev/null 2>&1 || echo "bench-grid: netlab.sh down failed (state in $STRESSCTL_LAB_DIR)" >&2
+  else
+    scripts/grid.sh down >/dev/null 2>&1 || echo "bench-grid: grid.sh down failed (state in $STRESSCTL_GRID_DIR)" >&2
+  fi
   rm -rf "$TMP"
   exit "$rc"
 }
@@ -63,7 +83,20 @@ trap 'echo "bench-grid: interrupted" >&2; exit 130' INT TERM
 
 echo "== bench-grid: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $(nproc) cores, $STRESSCTL"
 echo "   $SESSIONS sessions × $OPS_PER_SESSION ops (after $WARMUP_OPS warm-up ops), webgpu matrix $MATRIX_SIZE, $ROUNDS round(s)"
-scripts/grid.sh up --nodes 1 --slots "$SESSIONS" --hub-port "$HUB_PORT" | sed 's/^/   /'
+if [ "$LAB" = 1 ]; then
+  scripts/netlab.sh up --nodes 1 --slots "$SESSIONS" | sed 's/^/   /'
+  HUB_URL="http://$LAB_NET.2:4444"
+  # both sides run in the orchestrator's namespace; the Grid side serves its page on the
+  # orchestrator's lab address, which the node reaches
+  RUN=(scripts/netlab.sh exec -- "$(cd "$(dirname "$STRESSCTL")" && pwd)/$(basename "$STRESSCTL")")
+  GRID_SERVER="[server]
+listen = \"$LAB_NET.3:0\""
+else
+  scripts/grid.sh up --nodes 1 --slots "$SESSIONS" --hub-port "$HUB_PORT" | sed 's/^/   /'
+  HUB_URL="http://127.0.0.1:$HUB_PORT"
+  RUN=("$STRESSCTL")
+  GRID_SERVER=""
+fi
 
 # run_side NAME WORKER_TOML: one campaign; prints its measured ops/s
 run_side() {
@@ -74,7 +107,7 @@ run_side() {
     -e "s/^(ops_per_session = )[0-9]+( # bench: OPS_PER_SESSION)$/\1$OPS_PER_SESSION\2/" \
     benches/configs/throughput.toml | awk '/^\[\[workers\]\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' > "$d/config.toml"
   printf '\n%s\n' "$3" >> "$d/config.toml"
-  "$STRESSCTL" launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs" \
+  "${RUN[@]}" launch --config "$d/config.toml" --output-dir "$d/out" --state-dir "$d/state" --log-dir "$d/logs" \
     >"$d/stdout.txt" 2>"$d/stderr.txt" &
   CHILD=$!
   wait "$CHILD" || rc=$?
@@ -92,9 +125,10 @@ run_side() {
   echo "$tput"
 }
 
-GRID_WORKER="[[workers]]
+GRID_WORKER="$GRID_SERVER
+[[workers]]
 id = \"grid\"
-url = \"http://127.0.0.1:$HUB_PORT\""
+url = \"$HUB_URL\""
 LOCAL_WORKER='[[workers]]
 id = "local"
 managed = true'
@@ -103,14 +137,28 @@ managed = true'
 if [ "${PRIME:-1}" = 1 ]; then
   run_side grid 0 "$GRID_WORKER" >/dev/null
 fi
-grid=() direct=()
-for r in $(seq 1 "$ROUNDS"); do
-  grid+=("$(run_side grid "$r" "$GRID_WORKER")")
-  direct+=("$(run_side direct "$r" "$LOCAL_WORKER")")
-done
 mean() { printf '%s\n' "$@" | awk '{ s += $1; n++ } END { printf "%.2f", s / n }'; }
-g=$(mean "${grid[@]}")
-d=$(mean "${direct[@]}")
-ratio=$(awk -v g="$g" -v d="$d" 'BEGIN { printf "%.3f", g / d }')
-verdict=$(awk -v r="$ratio" -v goal="$GOAL" 'BEGIN { print (r >= goal) ? "MET" : "MISSED" }')
-echo "grid (through the hub) $g ops/s, direct chromedriver $d ops/s: ratio $ratio (goal >= $GOAL: $verdict)"
+# rounds TAG GOAL [LABEL]: ROUNDS interleaved grid/direct pairs (run directories grid$TAG-N,
+# direct$TAG-N); prints the ratio line
+rounds() {
+  local grid=() direct=() r g d ratio verdict spread
+  for r in $(seq 1 "$ROUNDS"); do
+    grid+=("$(run_side "grid$1" "$r" "$GRID_WORKER")")
+    direct+=("$(run_side "direct$1" "$r" "$LOCAL_WORKER")")
+  done
+  g=$(mean "${grid[@]}")
+  d=$(mean "${direct[@]}")
+  ratio=$(awk -v g="$g" -v d="$d" 'BEGIN { printf "%.3f", g / d }')
+  spread=$(for r in $(seq 0 $((ROUNDS - 1))); do awk -v g="${grid[$r]}" -v d="${direct[$r]}" 'BEGIN { printf "%.3f\n", g / d }'; done | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }')
+  verdict=$(awk -v r="$ratio" -v goal="$2" 'BEGIN { print (r >= goal) ? "MET" : "MISSED" }')
+  echo "grid${3:-} (through the hub) $g ops/s, direct chromedriver $d ops/s: ratio $ratio (rounds $spread; goal >= $2: $verdict)"
+}
+rounds "" "$GOAL"
+if [ "$LAB" = 1 ] && [ -n "${LATENCY:-}" ]; then
+  if why=$(scripts/netlab.sh latency node-1 "$LATENCY" 2>&1); then
+    rounds "-latency" 0.8 " with $LATENCY on the node's link"
+    scripts/netlab.sh latency node-1 off >/dev/null
+  else
+    echo "grid +$LATENCY: not run: $why"
+  fi
+fi

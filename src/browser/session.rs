@@ -511,6 +511,30 @@ mod tests {
     }
 
     #[test]
+    fn only_a_plain_http_page_off_loopback_is_named_a_secure_origin() {
+        assert_eq!(insecure_origin("http://10.213.7.3:40123/abc/"), Some(("http://10.213.7.3:40123".into(), "10.213.7.3".into())));
+        assert_eq!(insecure_origin("http://[fd00::3]:8099/p/"), Some(("http://[fd00::3]:8099".into(), "fd00::3".into())));
+        for secure in ["http://127.0.0.1:4000/p/", "http://localhost:4000/p/", "http://[::1]:4000/p/", "https://lab.example/p/", ""] {
+            assert_eq!(insecure_origin(secure), None, "{secure}");
+        }
+        let cfg = BrowserConfig::default();
+        let page = "http://10.213.7.3:40123/0123abcd/";
+        let mut chromium = capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { node_profile: None });
+        trust_page_origin(&mut chromium, page);
+        let args = serde_json::to_value(&chromium).unwrap()["goog:chromeOptions"]["args"].clone();
+        // the origin only: never the run's secret path prefix
+        assert!(args.as_array().unwrap().contains(&json!("--unsafely-treat-insecure-origin-as-secure=http://10.213.7.3:40123")), "{args}");
+        assert!(!args.to_string().contains("0123abcd"), "{args}");
+        let mut firefox = capabilities(&launch(BrowserKind::Firefox, &cfg), Placement::Remote { node_profile: None });
+        trust_page_origin(&mut firefox, page);
+        assert_eq!(serde_json::to_value(&firefox).unwrap()["moz:firefoxOptions"]["prefs"]["dom.securecontext.allowlist"], "10.213.7.3");
+        let mut local = capabilities(&launch(BrowserKind::Chromium, &cfg), Placement::Remote { node_profile: None });
+        let before = serde_json::to_value(&local).unwrap();
+        trust_page_origin(&mut local, "http://127.0.0.1:40123/p/");
+        assert_eq!(serde_json::to_value(&local).unwrap(), before, "loopback is secure already");
+    }
+
+    #[test]
     fn the_run_tag_names_the_run_not_a_path() {
         assert_eq!(run_tag(Path::new("/state/runs/20261205T211000Z-ab12/profiles")), "stressctl-20261205T211000Z-ab12");
     }
