@@ -268,7 +268,10 @@ fn after_kill_9_resume_deletes_the_dead_runs_grid_sessions_through_the_hub() {
     std::thread::sleep(Duration::from_secs(1));
     running.signal(libc::SIGKILL);
     assert_eq!(running.finish(Duration::from_secs(10)).code(), None, "killed by a signal");
-    // what is on the hub now is the dead run's: nobody else uses this Grid
+    // what is on the hub 3 s after the kill is the dead run's (nobody else uses this Grid), and
+    // it stays: nothing deletes it on its own. (A DELETE the run had in flight when it was killed,
+    // a session it was replacing, may still complete in those 3 s: such a session is not counted.)
+    std::thread::sleep(Duration::from_secs(3));
     let dead: Vec<String> = hub_sessions().into_iter().filter(|s| s != "reserved").collect();
     assert!(!dead.is_empty(), "the dead run's sessions stay on the hub until someone deletes them: {}", hub_status());
     std::thread::sleep(Duration::from_secs(3));
