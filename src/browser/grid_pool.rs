@@ -94,8 +94,9 @@ impl Pool {
 pub async fn session_for(pool: &Pool, w: &Worker, breakers: &BreakerRegistry, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
     let Some(g) = pool.grids.get(&w.id) else { return pool.session_for(w, page_url, task).await };
     let usable = |s: &Session| s.grid.as_ref().is_none_or(|p| node_usable(breakers, &w.id, &p.node, Instant::now()));
-    if let Some(s) = pool.checkout(w).await {
-        if usable(&s) {
+    if let Some(mut s) = pool.checkout(w).await {
+        // on a node still usable, moved to the page its next task runs in
+        if usable(&s) && s.show(page_url, task).await.is_ok() {
             return Ok(s);
         }
         pool.discard(s).await;

@@ -388,9 +388,23 @@ impl Pool {
 
     /// An idle session of `w` for reuse, or a new one.
     pub async fn session_for(&self, w: &Worker, page_url: &str, task: &TaskSpec) -> Result<Session, OpError> {
-        match self.checkout(w).await {
-            Some(s) => Ok(s),
-            None => self.open_session(w, page_url, task).await,
+        if let Some(s) = self.checkout_showing(w, page_url, task).await {
+            return Ok(s);
+        }
+        self.open_session(w, page_url, task).await
+    }
+
+    /// An idle session of `w` moved to the page `task` runs in ([`Session::show`]); one that
+    /// cannot be moved is discarded (None: open a new one).
+    pub async fn checkout_showing(&self, w: &Worker, page_url: &str, task: &TaskSpec) -> Option<Session> {
+        let mut s = self.checkout(w).await?;
+        match s.show(page_url, task).await {
+            Ok(()) => Some(s),
+            Err(e) => {
+                tracing::debug!(target: "stressctl::browser", worker = %w.id, session = %s.label, "a kept session could not load its next task's page ({}): opening a new one", e.message);
+                self.discard(s).await;
+                None
+            }
         }
     }
 

@@ -246,6 +246,18 @@ pub struct Session {
     pub own_driver: Option<DriverProcess>,
     /// Where it runs on a Selenium Grid worker (session id, node); None elsewhere.
     pub grid: Option<super::grid::GridPlace>,
+    /// The URL it shows: the page its task runs in (stressctl's page, or a `page` task's own
+    /// URL). A session kept for a later phase of another task is moved to that task's page
+    /// ([`Session::show`]).
+    pub page: String,
+}
+
+/// The page `task` runs in: a `page` task's own URL, else stressctl's page (`page_url`).
+fn page_of<'a>(task: &'a TaskSpec, page_url: &'a str) -> &'a str {
+    match task {
+        TaskSpec::Page { url, .. } => url.as_str(),
+        _ => page_url,
+    }
 }
 
 /// Opens a session on `ep` and loads the page the task runs in.
@@ -343,17 +355,14 @@ pub async fn open_with_caps(
         adapter: launch.adapter,
         own_driver: None,
         grid: None,
+        page: page_of(task, page_url).to_string(),
     };
     let setup = async {
         s.client
             .update_timeouts(TimeoutConfiguration::new(Some(cfg.op_timeout), Some(cfg.session_timeout), Some(Duration::ZERO)))
             .await
             .map_err(classify_cmd_error)?;
-        let url = match task {
-            TaskSpec::Page { url, .. } => url.as_str(),
-            _ => page_url,
-        };
-        s.client.goto(url).await.map_err(classify_cmd_error)
+        s.client.goto(&s.page).await.map_err(classify_cmd_error)
     };
     if let Err(e) = setup.await {
         s.discard().await;
@@ -381,6 +390,22 @@ fn remove_profile(dir: Option<&Path>) {
 }
 
 impl Session {
+    /// Moves a session kept from an earlier phase to the page `task` runs in, when it shows
+    /// another (a `page` task's URL before a `webgpu` phase, or the reverse): an op would
+    /// otherwise run in the wrong page and fail as "test page not loaded".
+    pub async fn show(&mut self, page_url: &str, task: &TaskSpec) -> Result<(), OpError> {
+        let url = page_of(task, page_url);
+        if self.page == url {
+            return Ok(());
+        }
+        self.client.goto(url).await.map_err(|e| {
+            let e = classify_cmd_error(e);
+            OpError::new(e.class, format!("loading the test page: {}", e.message))
+        })?;
+        self.page = url.to_string();
+        Ok(())
+    }
+
     /// Ends the session: asks the driver to quit the browser (bounded wait), kills the browser
     /// process if it is still there, and removes the profile directory.
     pub async fn discard(self) {

@@ -158,3 +158,30 @@ fn sigint_while_browsers_start_leaves_nothing() {
     let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
     assert_eq!(r["outcome"], "emergency_stopped");
 }
+
+/// A session kept from a `page` phase runs the next `webgpu` phase in stressctl's page, and back:
+/// a kept session is moved to the page its next task runs in (the ops of a task in the other's
+/// page would fail as "test page not loaded", or run in the wrong page).
+#[test]
+fn a_session_kept_across_phases_of_other_tasks_runs_each_in_its_own_page() {
+    let _serial = BrowserLock::acquire();
+    let sb = Sandbox::new("reuse-page");
+    let page = sb.write("page.html", "<!doctype html><title>reuse test</title><p>reuse test</p>");
+    let page_task = format!(
+        "stress_level = \"low\"\n[phases.task]\nkind = \"page\"\nurl = \"file://{}\"\nscript = '''const done = arguments[arguments.length - 1]; \
+         done(document.title === 'reuse test' ? {{ok: true, verified: true}} : {{ok: false, class: 'script_error', message: 'in ' + location.href}});'''\n",
+        page.display()
+    );
+    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"";
+    let phases = [phase("page-1", "3s", 1, &page_task), phase("gpu", "3s", 1, lenient), phase("page-2", "3s", 1, &page_task)].concat();
+    let cfg = sb.write("reuse.toml", &format!("{}{}{phases}", header("reuse-page", ""), webgpu_task(64)));
+    let out = launch_leaving_nothing(&sb, &cfg, Duration::from_secs(90));
+    out.expect_code(0);
+    let r = read_json(&sb.campaign_dir().join("campaign_report.json"));
+    for p in r["phases"].as_array().expect("phases") {
+        assert_eq!(p["criteria"]["passed"], true, "{}: {}", p["name"], p["criteria"]);
+        assert!(count(&p["ops_succeeded"], "ops") > 0 && p["ops_failed"] == 0, "{}: {}", p["name"], p["errors_by_class"]);
+    }
+    // and no op failed anywhere (a webgpu op in the page task's page would: "test page not loaded")
+    assert_eq!(events_of_kind(&sb.campaign_dir(), "op_failed").len(), 0);
+}
