@@ -197,14 +197,16 @@ pub fn capabilities(launch: &Launch<'_>, place: Placement<'_>) -> Capabilities {
 /// only in secure contexts, and an `http://` page is one only on loopback, so a node loading the
 /// page from this machine's LAN address would find no `navigator.gpu` without it.
 fn insecure_origin(page_url: &str) -> Option<(String, String)> {
-    let rest = page_url.strip_prefix("http://")?;
-    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?.to_string(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string(),
+    let u = url::Url::parse(page_url).ok().filter(|u| u.scheme() == "http")?;
+    let host = u.host()?;
+    if crate::config::addr::host_is_loopback(&host) {
+        return None;
+    }
+    let name = match host {
+        url::Host::Ipv6(ip) => ip.to_string(),
+        other => other.to_string(),
     };
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    (!loopback).then(|| (format!("http://{authority}"), host))
+    Some((u.origin().ascii_serialization(), name))
 }
 
 /// Lets the browser treat the page's origin as secure when it is plain HTTP off loopback (see
