@@ -262,6 +262,55 @@
     }).join("<br>");
   }
 
+  /* ---------- watched nodes ---------- */
+
+  // The nodes watched through their node_exporters ([[workers]] node_metrics): where each stands
+  // (watched, drained and why, unwatched), its latest and peak figures, its drains, and a
+  // sparkline of memory (solid) and CPU (dashed) over the campaign with its drains shaded.
+  // Hidden when no node is watched.
+  function drawNodes(o) {
+    const box = $("nodes-box");
+    if (!box) return;
+    const nodes = o.nodes || [];
+    if (!nodes.length) { box.classList.add("hidden"); return; }
+    box.classList.remove("hidden");
+    const t0 = o.campaign.started_s, t1 = Math.max(o.campaign.ended_s || o.now_s, t0 + 1);
+    const W = 200, H = 36;
+    const x = (t) => (Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0) * W;
+    const y = (v) => H - 1 - Math.min(100, Math.max(0, v)) / 100 * (H - 2);
+    const path = (s, col) => {
+      let d = "", pen = false;
+      for (let i = 0; i < s.t.length; i++) {
+        const v = col[i];
+        if (v == null) { pen = false; continue; }
+        d += (pen ? "L" : "M") + x(s.t[i]).toFixed(1) + " " + y(v).toFixed(1);
+        pen = true;
+      }
+      return d;
+    };
+    let h = '<table id="nodes"><tr><th class="l">node</th><th class="l">state</th><th>cpu %</th><th>memory %</th><th>disk %</th><th>stall %</th>' +
+      '<th>cpu max</th><th>mem max</th><th>scrapes</th><th>drains</th><th class="l">memory ─ cpu ┄ drained ▒ (0–100 %)</th>' +
+      '<th class="l">last drain</th></tr>';
+    for (const n of nodes) {
+      let svg = '<svg class="spark" width="' + W + '" height="' + H + '" viewBox="0 0 ' + W + " " + H + '">';
+      for (const d of n.drains) {
+        const a = x(d.at_s), b = x(d.reopened_s == null ? t1 : d.reopened_s);
+        svg += '<rect x="' + a.toFixed(1) + '" y="0" width="' + Math.max(1, b - a).toFixed(1) + '" height="' + H + '" fill="rgba(123,31,162,0.18)"><title>' +
+          esc(clock(d.at_s) + " drained: " + d.reason + (d.reopened_s == null ? "" : "; reopened " + clock(d.reopened_s))) + "</title></rect>";
+      }
+      svg += '<path d="' + path(n.series, n.series.memory) + '" stroke="#7b1fa2" fill="none" stroke-width="1.2"/>';
+      svg += '<path d="' + path(n.series, n.series.cpu) + '" stroke="#1f5fbf" fill="none" stroke-width="1" stroke-dasharray="3 2"/></svg>';
+      const last = n.drains.length ? n.drains[n.drains.length - 1] : null;
+      const lastText = last ? clock(last.at_s) + " " + last.reason + (last.reopened_s == null ? " (still drained)" : ", reopened " + clock(last.reopened_s)) : "–";
+      h += '<tr data-node="' + esc(n.worker + "/" + n.node) + '" data-state="' + esc(n.state) + '"><td class="l">' + esc(n.worker + "/" + n.node) +
+        '</td><td class="l wrap node-' + esc(n.state) + '">' + esc(n.state + (n.why ? ": " + n.why : "")) + "</td><td>" + num(n.cpu) + "</td><td>" + num(n.memory) +
+        "</td><td>" + num(n.disk) + "</td><td>" + num(n.pressure) + "</td><td>" + num(n.cpu_max) + "</td><td>" + num(n.memory_max) + "</td><td>" + n.samples +
+        "</td><td>" + n.drains_total + '</td><td class="l">' + svg + '</td><td class="l wrap">' + esc(lastText) + "</td></tr>";
+    }
+    const el = $("nodes-list");
+    if (el) el.innerHTML = h + "</table>";
+  }
+
   /* ---------- breakers ---------- */
 
   function drawTimeline(o) {
@@ -356,6 +405,7 @@
     drawCards(o);
     drawCharts(o);
     drawPhases(o);
+    drawNodes(o);
     drawTimeline(o);
     drawRecoveries(o);
     document.body.dataset.ended = o.campaign.ended ? "yes" : "no";

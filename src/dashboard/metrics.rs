@@ -150,6 +150,8 @@ impl Collector for CampaignCollector {
         family(&mut enc, "stressctl_guardian_violating_samples", "Guardian samples over a threshold.", MetricType::Counter)?
             .counter(&vec![], g.violating)?;
 
+        encode_nodes(&mut enc, m.nodes())?;
+
         let mut f = family(
             &mut enc,
             "stressctl_recoveries",
@@ -166,6 +168,38 @@ impl Collector for CampaignCollector {
         }
         Ok(())
     }
+}
+
+/// The watched nodes: their latest node_exporter figures, whether each is drained, and its drains
+/// so far (none of these families when no node is watched).
+fn encode_nodes(enc: &mut DescriptorEncoder<'_>, nodes: &super::nodes::Nodes) -> Result<(), std::fmt::Error> {
+    if nodes.iter().next().is_none() {
+        return Ok(());
+    }
+    type Get = fn(&super::nodes::NodeView) -> Option<f64>;
+    let gauges: [(&str, &str, Get); 4] = [
+        ("stressctl_node_cpu_percent", "A watched node's CPU busy in its latest scrape, percent.", |n| n.cpu),
+        ("stressctl_node_memory_percent", "A watched node's memory in use in its latest scrape, percent.", |n| n.memory),
+        ("stressctl_node_disk_percent", "A watched node's root filesystem used in its latest scrape, percent.", |n| n.disk),
+        ("stressctl_node_pressure_percent", "A watched node's memory/io full stall in its latest scrape, percent.", |n| n.pressure),
+    ];
+    for (name, help, get) in gauges {
+        let mut f = family(enc, name, help, MetricType::Gauge)?;
+        for n in nodes.iter() {
+            if let Some(v) = get(n) {
+                f.gauge(&vec![("worker", n.worker.as_str()), ("node", n.node.as_str())], v)?;
+            }
+        }
+    }
+    let mut f = family(enc, "stressctl_node_drained", "1 while a watched node is drained (gets no work), else 0.", MetricType::Gauge)?;
+    for n in nodes.iter() {
+        f.gauge(&vec![("worker", n.worker.as_str()), ("node", n.node.as_str())], if n.state == "drained" { 1.0 } else { 0.0 })?;
+    }
+    let mut f = family(enc, "stressctl_node_drains", "Times a watched node was drained.", MetricType::Counter)?;
+    for n in nodes.iter() {
+        f.counter(&vec![("worker", n.worker.as_str()), ("node", n.node.as_str())], n.drains_total)?;
+    }
+    Ok(())
 }
 
 fn encode_breakers(enc: &mut DescriptorEncoder<'_>, s: &RegistrySnapshot) -> Result<(), std::fmt::Error> {
@@ -348,5 +382,55 @@ mod tests {
             |browser| parsed.value("stressctl_op_latency_seconds_count", &[("phase", "0"), ("task", "webgpu"), ("browser", browser)]);
         assert_eq!(count("chromium"), Some(2.0), "cr and old, one window each: {text}");
         assert_eq!(count("firefox"), Some(2.0), "{text}");
+    }
+
+    #[test]
+    fn watched_nodes_are_gauges_and_their_samples_stay_out_of_the_event_stream() {
+        let mut m = Model::new("c3", "grid", 0, 1000, Limits::default(), "store");
+        let rec = |s: u64, event| EventRecord { at: UNIX_EPOCH + Duration::from_secs(s), corr: String::new(), phase: Some(0), event };
+        for s in 1..=5 {
+            let ev = Event::NodeSample {
+                worker: "grid".into(),
+                node: "n1".into(),
+                cpu: Some(20.0),
+                memory: 50.0 + s as f64,
+                disk: None,
+                pressure: None,
+            };
+            m.on_event(&rec(s, ev));
+        }
+        m.on_event(&rec(
+            6,
+            Event::NodeSample { worker: "grid".into(), node: "n2".into(), cpu: None, memory: 95.0, disk: Some(3.0), pressure: Some(1.5) },
+        ));
+        m.on_event(&rec(
+            7,
+            Event::NodeDrained { worker: "grid".into(), node: "n2".into(), reason: "node_distress: memory 95 % > 90 %".into() },
+        ));
+        let (kept, _rx) = m.subscribe(0);
+        assert_eq!(kept.len(), 1, "only the drain is news: {:?}", kept.iter().map(|i| &i.json).collect::<Vec<_>>());
+        assert!(kept[0].json.contains("node_drained"));
+        let o = m.overview(None);
+        assert_eq!(o.nodes.len(), 2);
+        assert_eq!((o.nodes[0].samples, o.nodes[0].memory, o.nodes[0].series.t.len()), (5, Some(55.0), 5));
+        assert_eq!(o.nodes[1].state, "drained");
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(json["nodes"][1]["why"], "node_distress: memory 95 % > 90 %");
+        let text = encode(&registry(Arc::new(Mutex::new(m)), None)).unwrap();
+        let parsed = promtext::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let n = |node| [("worker", "grid"), ("node", node)];
+        assert_eq!(parsed.value("stressctl_node_memory_percent", &n("n1")), Some(55.0), "{text}");
+        assert_eq!(parsed.value("stressctl_node_cpu_percent", &n("n2")), None, "no CPU figure on a first scrape: {text}");
+        assert_eq!(parsed.value("stressctl_node_pressure_percent", &n("n2")), Some(1.5), "{text}");
+        assert_eq!(parsed.value("stressctl_node_drained", &n("n2")), Some(1.0), "{text}");
+        assert_eq!(parsed.value("stressctl_node_drained", &n("n1")), Some(0.0), "{text}");
+        assert_eq!(parsed.value("stressctl_node_drains_total", &n("n2")), Some(1.0), "{text}");
+        assert_eq!(parsed.value("stressctl_events_total", &[("kind", "node_sample")]), Some(6.0), "still counted: {text}");
+    }
+
+    #[test]
+    fn no_watched_node_no_node_families() {
+        let text = encode(&registry(model(), None)).unwrap();
+        assert!(!text.contains("stressctl_node_"), "{text}");
     }
 }

@@ -20,6 +20,7 @@ pub mod assets;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod nodes;
 pub mod series;
 pub mod source;
 

@@ -255,6 +255,10 @@ pub struct Overview {
     pub breakers: Vec<Lane>,
     /// Recovery results per class and strategy.
     pub recoveries: Vec<RecoveryRow>,
+    /// The nodes watched through their node_exporters (`[[workers]] node_metrics`): state,
+    /// figures, drains and series; absent when none is watched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<super::nodes::NodeView>,
     /// The latest time the data reaches, seconds since the epoch (open spans end here).
     pub now_s: f64,
 }
@@ -371,6 +375,7 @@ pub struct Model {
     worker_browsers: BTreeMap<String, String>,
     event_counts: BTreeMap<&'static str, u64>,
     guardian: Guardian,
+    nodes: super::nodes::Nodes,
     final_snapshot: Option<RegistrySnapshot>,
     latest_ms: i64,
     ring: VecDeque<Arc<SseItem>>,
@@ -405,6 +410,7 @@ impl Model {
             worker_browsers: BTreeMap::new(),
             event_counts: BTreeMap::new(),
             guardian: Guardian::default(),
+            nodes: super::nodes::Nodes::default(),
             final_snapshot: None,
             latest_ms: started_ms,
             ring: VecDeque::new(),
@@ -504,6 +510,15 @@ impl Model {
                 }
             }
             Event::BreakerSnapshot(s) => self.final_snapshot = Some(s.clone()),
+            Event::NodeSample { .. } => {
+                // a node's samples are its chart's data, not news: every node every sampling
+                // interval would push the other events out of the ring (and the page's list)
+                self.nodes.on_event(secs(at), &rec.event);
+                return;
+            }
+            Event::NodeDrained { .. } | Event::NodeReopened { .. } | Event::NodeUnwatched { .. } | Event::NodeWatched { .. } => {
+                self.nodes.on_event(secs(at), &rec.event)
+            }
             Event::RecoveryAttempted { class, strategy, outcome, .. } => {
                 let key = (class.as_str().to_string(), strategy.clone());
                 let row = self.recoveries.entry(key.clone()).or_insert_with(|| RecoveryRow {
@@ -624,6 +639,7 @@ impl Model {
             resources: self.resources.columns(),
             breakers: self.lanes.values().map(|l| l.bounded(self.meta.started_s, end)).collect(),
             recoveries: self.recoveries.values().cloned().collect(),
+            nodes: self.nodes.views(),
             now_s,
         }
     }
@@ -651,6 +667,11 @@ impl Model {
     /// Events per kind.
     pub fn event_counts(&self) -> &BTreeMap<&'static str, u64> {
         &self.event_counts
+    }
+
+    /// The watched nodes.
+    pub fn nodes(&self) -> &super::nodes::Nodes {
+        &self.nodes
     }
 
     /// Guardian totals and the latest sample.

@@ -8,6 +8,7 @@
 //! A campaign on Chromium and Firefox side by side gets its per-browser charts, live and in the
 //! report. Screenshots go to `<target>/tmp/dashboard-screenshots/`.
 
+use crate::common::exporter::Exporter;
 use crate::common::http;
 
 use crate::common::*;
@@ -100,6 +101,8 @@ return {
   canvases: cs.length, painted: painted, hash: hash,
   rects: document.querySelectorAll('#timeline svg rect').length,
   breakerRows: document.querySelectorAll('#breakers tr[data-key]').length,
+  nodeRows: Array.from(document.querySelectorAll('#nodes tr[data-node]')).map(r => r.dataset.node + ' ' + r.dataset.state),
+  nodeLines: Array.from(document.querySelectorAll('#nodes svg.spark path')).filter(p => (p.getAttribute('d') || '').includes('L')).length,
   ended: document.body.dataset.ended || null,
   state: (document.getElementById('state-badge') || {}).textContent || null,
   resources: performance.getEntriesByType('resource').map(e => e.name).concat([location.href]),
@@ -174,10 +177,17 @@ fn all_local(p: &Value, prefix: &str) {
 fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
     let _serial = BrowserLock::acquire();
     let sb = Sandbox::new("dash-browser");
+    // a worker watched through a real node_exporter: the overview's node view has its row and
+    // sparkline (synthetic ops run on no worker, so nothing here drains it)
+    let exporter = std::path::Path::new(Exporter::BIN).exists().then(Exporter::start);
+    let watched = exporter
+        .as_ref()
+        .map(|e| format!("\n[[workers]]\nid = \"local\"\nmanaged = true\nnode_metrics = \"{}\"\n", e.url("127.0.0.1")))
+        .unwrap_or_default();
     let cfg = sb.write(
         "dash.toml",
         &format!(
-            "{}{}\n[breaker]\nrecovery_timeout = \"300ms\"\nmax_recovery_timeout = \"1s\"\n{}{}",
+            "{}{}\n[breaker]\nrecovery_timeout = \"300ms\"\nmax_recovery_timeout = \"1s\"\n{watched}{}{}",
             header("dash", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\n"),
             synthetic_task("5ms", 0.3),
             phase("one", "10s", 2, ""),
@@ -204,6 +214,13 @@ fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
         save(&c, "overview-live.png").await;
         let later = wait_probe(&c, "overview charts change", |p| p["hash"] != first["hash"]).await;
         all_local(&later, &base);
+        if exporter.is_some() {
+            let n = wait_probe(&c, "the watched node's row and sparkline", |p| p["nodeLines"].as_u64() >= Some(2)).await;
+            assert_eq!(n["nodeRows"], json!(["local/local watched"]), "{n}");
+            save(&c, "overview-nodes.png").await;
+        } else {
+            eprintln!("node view not checked: {} is not installed (apt-get install prometheus-node-exporter)", Exporter::BIN);
+        }
         assert_requests_local(&c, &base).await;
 
         // the breakers page: table rows and a timeline
@@ -248,6 +265,7 @@ fn dashboard_and_report_render_in_chromium_without_leaving_loopback() {
         driver.kill().await;
     });
 
+    drop(exporter);
     assert_no_orphans(&before, &sb.root);
     let sunk = proxied.lock().unwrap().len();
     eprintln!("Chromium's own background requests caught by the sink proxy: {sunk}");

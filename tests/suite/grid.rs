@@ -7,6 +7,7 @@
 
 use crate::common::exporter::Exporter;
 use crate::common::*;
+use crate::common::{http, promtext};
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -419,7 +420,30 @@ fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker
         phase("two", "8s", 2, ""),
     );
     let cfg = sb.write("nodes.toml", &text);
-    let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
+    let mut cmd = sb.launch(&cfg);
+    cmd.args(["--dashboard", "127.0.0.1:0"]);
+    let mut child = Running::spawn(cmd, Some(&sb.root));
+    // the live dashboard shows each Grid node drained, with the reason and its series, while
+    // the managed worker stays watched; /metrics says the same
+    let addr = dashboard_addr(&child);
+    let mut overview = Value::Null;
+    let drained_live = wait_until(Duration::from_secs(90), || {
+        overview = http::get(addr, "/api/overview").json();
+        let nodes = overview["nodes"].as_array().cloned().unwrap_or_default();
+        let state = |n: &str| nodes.iter().find(|x| x["node"] == n).map(|x| x["state"].clone()).unwrap_or(Value::Null);
+        state("node-1") == "drained" && state("node-2") == "drained" && state("local") == "watched"
+    });
+    assert!(drained_live, "the dashboard's nodes: {}", overview["nodes"]);
+    for n in overview["nodes"].as_array().into_iter().flatten().filter(|n| n["worker"] == "grid") {
+        assert!(n["why"].as_str().is_some_and(|w| w.starts_with("node_distress: memory ")), "{n}");
+        assert!(n["drains_total"] == 1 && n["drains"][0]["reopened_s"].is_null(), "{n}");
+        assert!(!n["series"]["memory"].as_array().unwrap().is_empty(), "{n}");
+    }
+    let m = http::get(addr, "/metrics").body;
+    let parsed = promtext::parse(&m).unwrap_or_else(|e| panic!("{e}\n{m}"));
+    assert_eq!(parsed.value("stressctl_node_drained", &[("worker", "grid"), ("node", "node-1")]), Some(1.0), "{m}");
+    assert_eq!(parsed.value("stressctl_node_drained", &[("worker", "local"), ("node", "local")]), Some(0.0), "{m}");
+    assert!(parsed.value("stressctl_node_memory_percent", &[("worker", "local"), ("node", "local")]).is_some_and(|v| v > 1.0), "{m}");
     // "[1/2]" is phase one's result line: the exporter dies during phase two
     assert!(wait_until(Duration::from_secs(90), || child.stdout_so_far().contains("[1/2]")), "{}", child.stdout_so_far());
     exporter.kill();
