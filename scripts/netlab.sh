@@ -259,12 +259,17 @@ start_node() {
   spawn "exporter-$i" "$ns" prometheus-node-exporter --web.listen-address="$ip:$EXPORTER_PORT"
 }
 
-# Fails (after saying which and where its log is) when a recorded process has exited.
+# Fails (after saying which and where its log is) when one of the recorded processes named in
+# $@ has exited. Only those: a node or exporter that died (or was killed to try what the
+# orchestrator does about it) does not stop another node from being added.
 check_alive() {
-  local kind name pid st inode
+  local kind name pid st inode want
   while read -r kind name pid st inode; do
     [ "$kind" = proc ] || continue
-    [ "$(start_time "$pid")" = "$st" ] || die "$name exited; its log: $state_dir/$name.log"
+    for want in "$@"; do
+      [ "$name" = "$want" ] || continue
+      [ "$(start_time "$pid")" = "$st" ] || die "$name exited; its log: $state_dir/$name.log"
+    done
   done <"$state"
 }
 
@@ -284,7 +289,7 @@ wait_nodes() {
     pending=()
     for i in "$@"; do node_ready "$i" || pending+=("node-$i"); done
     [ ${#pending[@]} -gt 0 ] || return 0
-    check_alive
+    check_alive hub $(for i in "$@"; do echo "node-$i exporter-$i"; done)
     [ $((SECONDS - t0)) -lt "$timeout" ] || die "${pending[*]} not registered with the hub (or node_exporter silent) after $timeout s; logs in $state_dir"
     sleep 0.5
   done

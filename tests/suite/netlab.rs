@@ -394,3 +394,153 @@ fn a_campaign_on_two_lab_nodes_runs_every_task_there_and_work_leaves_a_partition
     assert!(busy.is_empty(), "sessions left on the hub: {busy:?}");
     down_leaves_nothing(&lab);
 }
+
+/// `stressctl ARGS` (with the sandbox's directories and environment) in the lab orchestrator's
+/// namespace, through `netlab.sh exec`: the process is stressctl itself (`ip netns exec` execs
+/// it), so a signal to it reaches stressctl.
+fn in_orchestrator(lab: &Lab, sb: &Sandbox, args: &[&str]) -> Command {
+    let mut c = Command::new(repo().join("scripts/netlab.sh"));
+    c.arg("exec").arg("--").arg(BIN).args(args).args(sb.dir_args()).current_dir(&sb.root);
+    c.env("STRESSCTL_LAB_DIR", &lab.dir).env("STRESSCTL_LAB_PREFIX", &lab.prefix).env("STRESSCTL_LAB_NET", format!("{NET}.0/24"));
+    c.env("NO_COLOR", "1").env("XDG_CONFIG_HOME", sb.root.join("xdg")).env_remove("GITHUB_STEP_SUMMARY");
+    c
+}
+
+impl Lab {
+    /// SIGKILLs the process the state file recorded as `name` (pid and start time both checked,
+    /// so a reused pid is never hit); false when it is not running.
+    fn kill_recorded(&self, name: &str) -> bool {
+        let state = std::fs::read_to_string(self.dir.join("state")).unwrap_or_default();
+        let Some((pid, st)) = state.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"proc") && f.get(1) == Some(&name))
+                .then(|| Some((f.get(2)?.parse::<i32>().ok()?, f.get(3)?.parse::<u64>().ok()?)))?
+        }) else {
+            return false;
+        };
+        if read_proc(pid).is_none_or(|p| p.start != st) {
+            return false;
+        }
+        // SAFETY: kill(2) on a pid whose start time matches the lab's record.
+        unsafe { libc::kill(pid, libc::SIGKILL) == 0 }
+    }
+
+    /// Sessions the hub's nodes hold now (each busy slot's session id).
+    fn hub_sessions(&self) -> Vec<String> {
+        let st = self.hub_status();
+        st["value"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|n| n["slots"].as_array().cloned().unwrap_or_default())
+            .filter(|s| !s["session"].is_null())
+            .map(|s| s["session"]["sessionId"].as_str().unwrap_or("reserved").to_string())
+            .collect()
+    }
+}
+
+/// Issue 23 in the lab, with every node watched through its own node_exporter
+/// (`node_metrics = "http://{host}:9100/metrics"`): node-2's exporter is killed mid-phase, so
+/// node-2 is reported unwatched and drained while node-1 carries the load; a node added with
+/// `netlab.sh add` during that phase is watched and gets sessions in the next phase (which asks
+/// for more sessions than node-1 has, waiting for it); stressctl is then killed with SIGKILL
+/// mid-phase and `launch --resume` deletes the dead run's sessions through the hub, so no session
+/// of stressctl is left on the hub at the end. (Every exporter in the lab reads the same kernel,
+/// so their memory and CPU figures are the same machine's: a per-node drain here is the exporter
+/// going silent, the way a crashed or cut-off node shows; the over-a-limit drain is tested on a
+/// local Grid in `grid::grid_nodes_over_their_workers_memory_limit…`.)
+#[test]
+fn in_the_lab_a_node_whose_exporter_dies_is_drained_an_added_node_gets_work_and_kill_9_leaves_no_session() {
+    if !lab_possible() {
+        return;
+    }
+    let _lock = BrowserLock::acquire();
+    let sb = Sandbox::new("netlab-nodes");
+    let mut lab = Lab::named(&sb.root.join("lab"), "n");
+    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
+    lab.remember();
+    if up.code() == Some(3) {
+        eprintln!("skipped: {}", up.stderr.trim());
+        return;
+    }
+    up.expect_code(0);
+    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.9\nmax_p95 = \"30s\"";
+    let phases = [phase("watched", "12s", 2, lenient), phase("grown", "8s", 4, lenient), phase("killed", "12s", 2, lenient)].concat();
+    let text = format!(
+        "{}\n[server]\nlisten = \"{NET}.3:0\"\n\n[browser]\nop_timeout = \"60s\"\nsession_timeout = \"60s\"\n\n\
+         [breaker.worker]\nrecovery_timeout = \"240s\"\n\n[grid]\ncapacity_wait = \"90s\"\n\n\
+         [[workers]]\nid = \"grid\"\nurl = \"{}\"\nnode_metrics = \"http://{{host}}:9100/metrics\"\n\n[task]\nkind = \"webgpu\"\nmatrix_size = 64\n{phases}",
+        header("labnodes", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\n"),
+        hub()
+    );
+    let cfg = sb.write("lab-nodes.toml", &text);
+    let cfg = cfg.to_string_lossy().to_string();
+    let running = Running::spawn(in_orchestrator(&lab, &sb, &["launch", "--config", &cfg, "--no-baseline"]), None);
+    let events_have = |needle: &str| {
+        sb.campaign_dirs().first().is_some_and(|d| std::fs::read_to_string(d.join("events.jsonl")).is_ok_and(|t| t.contains(needle)))
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || events_have("\"grid_session_opened\"") && events_have("\"node_sample\"")),
+        "phase watched never opened a session with its nodes watched\n{}{}",
+        running.stdout_so_far(),
+        running.stderr_so_far()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(lab.kill_recorded("exporter-2"), "node-2's node_exporter was not running");
+    // a third node joins while phase watched runs
+    let add = lab.netlab(&["add"], Duration::from_secs(90));
+    lab.remember();
+    add.expect_code(0);
+
+    // phase killed runs with its sessions open: SIGKILL
+    let killed_started = || sb.campaign_dirs().first().is_some_and(|d| d.join("phase_02_grown.json").exists());
+    assert!(wait_until(Duration::from_secs(150), killed_started), "phase killed never started\n{}", running.stdout_so_far());
+    assert!(
+        wait_until(Duration::from_secs(30), || lab.hub_sessions().iter().filter(|s| *s != "reserved").count() == 2),
+        "phase killed's sessions never opened: {}",
+        lab.hub_status()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    running.signal(libc::SIGKILL);
+    assert_eq!(running.finish(Duration::from_secs(10)).code(), None, "killed by a signal");
+    std::thread::sleep(Duration::from_secs(3));
+    let dead: Vec<String> = lab.hub_sessions().into_iter().filter(|s| s != "reserved").collect();
+    assert!(!dead.is_empty(), "the dead run's sessions stay on the hub until someone deletes them: {}", lab.hub_status());
+
+    let resumed = Running::spawn(in_orchestrator(&lab, &sb, &["launch", "--resume"]), None);
+    let out = resumed.finish(Duration::from_secs(180));
+    out.expect_code(0);
+    assert!(out.stdout.contains("Selenium Grid session(s) campaign") && out.stdout.contains("left on worker grid"), "{}", out.describe());
+    assert!(lab.hub_sessions().is_empty(), "sessions left on the hub: {}", lab.hub_status());
+    assert!(lab.hub_sessions().iter().all(|s| !dead.contains(s)));
+
+    let dir = sb.campaign_dir();
+    let r = read_json(&dir.join("campaign_report.json"));
+    for p in r["phases"].as_array().expect("phases") {
+        assert_eq!(p["criteria"]["passed"], true, "phase {} did not pass: {}", p["name"], p["criteria"]);
+    }
+    let events = read_events(&dir.join("events.jsonl"));
+    let on = |kind: &str, node: &str| -> Vec<&Value> { events.iter().filter(|e| e["kind"] == kind && e["data"]["node"] == node).collect() };
+    // node-2: unwatched, drained for it, and given no session after the drain
+    assert!(on("node_unwatched", "node-2").iter().any(|e| e["data"]["action"] == "drain"), "{:?}", on("node_unwatched", "node-2"));
+    let drain = events
+        .iter()
+        .position(|e| {
+            e["kind"] == "node_drained"
+                && e["data"]["node"] == "node-2"
+                && e["data"]["reason"].as_str().is_some_and(|r| r.starts_with("node_unwatched: "))
+        })
+        .unwrap_or_else(|| panic!("node-2 was never drained: {:?}", events_of_kind(&dir, "node_drained")));
+    assert_eq!(events[drain]["phase"], 0, "drained in phase watched: {}", events[drain]);
+    let resumed_at = events.iter().rposition(|e| e["kind"] == "campaign_resumed" || e["kind"] == "campaign_started").unwrap_or(0);
+    let late = events[drain..resumed_at.max(drain)].iter().filter(|e| e["kind"] == "grid_session_opened" && e["data"]["node"] == "node-2");
+    assert_eq!(late.count(), 0, "a session was opened on node-2 after its drain (before the kill)");
+    // node-1 carried phase watched; node-3, added during it, is watched and got sessions in grown
+    assert!(on("grid_session_opened", "node-1").iter().any(|e| e["phase"] == 0), "node-1 carried phase watched");
+    assert!(on("grid_session_opened", "node-3").iter().any(|e| e["phase"] == 1), "node-3 got no session in phase grown");
+    assert!(!on("node_sample", "node-3").is_empty(), "node-3's exporter was never scraped");
+    let nodes = r["nodes"].as_array().cloned().unwrap_or_default();
+    let n2 = nodes.iter().find(|n| n["node"] == "node-2").unwrap_or_else(|| panic!("no node-2 in the report: {nodes:?}"));
+    assert!(n2["drains"][0]["reason"].as_str().is_some_and(|r| r.starts_with("node_unwatched: ")), "{n2}");
+    down_leaves_nothing(&lab);
+}
