@@ -30,9 +30,11 @@
 # hub and one node in namespaces of their own, stressctl in the orchestrator's (both sides run
 # there: the direct side's chromedriver is the orchestrator's own), its page server on the
 # orchestrator's lab address for the Grid side. LATENCY=50ms adds that delay on the node's link
-# (`netlab.sh latency`, netem) for a second set of rounds, goal >= 0.8; a kernel without netem
-# says so and that set is not run. The lab's namespaces are prefixed sclab-b<pid>- and removed on
-# every exit path.
+# (`netlab.sh latency`, netem) for a second set of rounds, goal >= 0.8; on a kernel without
+# netem it says so and adds the same delay per round trip in user space instead
+# (scripts/delay-proxy.py, in the orchestrator's namespace, between stressctl and the hub: every
+# WebDriver command crosses it as it would cross the node's link). The lab's namespaces are
+# prefixed sclab-b<pid>- and removed on every exit path; the proxy is stopped on every exit path.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -67,9 +69,11 @@ export STRESSCTL_GRID_DIR="$TMP/grid"
 export STRESSCTL_LAB_DIR="$TMP/lab" STRESSCTL_LAB_PREFIX="sclab-b$$-" STRESSCTL_LAB_NET="10.213.9.0/24"
 LAB_NET=10.213.9
 CHILD=""
+PROXY=""
 cleanup() {
   local rc=$?
   [ -z "$CHILD" ] || { kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; }
+  [ -z "$PROXY" ] || { kill -TERM "$PROXY" 2>/dev/null || true; wait "$PROXY" 2>/dev/null || true; }
   if [ "$LAB" = 1 ]; then
     scripts/netlab.sh down >/dev/null 2>&1 || echo "bench-grid: netlab.sh down failed (state in $STRESSCTL_LAB_DIR)" >&2
   else
@@ -159,6 +163,31 @@ if [ "$LAB" = 1 ] && [ -n "${LATENCY:-}" ]; then
     rounds "-latency" 0.8 " with $LATENCY on the node's link"
     scripts/netlab.sh latency node-1 off >/dev/null
   else
-    echo "grid +$LATENCY: not run: $why"
+    # No netem in this kernel: the same delay per round trip, added in user space on the
+    # orchestrator's path to the hub (every WebDriver command crosses it, as it crosses the
+    # node's link), by a proxy in the orchestrator's namespace on its own loopback.
+    [[ "$LATENCY" =~ ^([0-9]+)ms$ ]] || die "LATENCY must be milliseconds, e.g. 50ms (got $LATENCY)"
+    delay_ms=${BASH_REMATCH[1]}
+    echo "   no netem here ($why)"
+    echo "   so scripts/delay-proxy.py adds ${delay_ms} ms per round trip between the orchestrator and the hub"
+    scripts/netlab.sh exec -- python3 "$ROOT/scripts/delay-proxy.py" 127.0.0.1:4445 "$LAB_NET.2:4444" "$delay_ms" \
+      --lifetime 7200 >"$TMP/delay-proxy.log" 2>&1 &
+    PROXY=$!
+    for _ in $(seq 1 50); do grep -q "delay-proxy:" "$TMP/delay-proxy.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "delay-proxy:" "$TMP/delay-proxy.log" || die "the delay proxy did not start: $(cat "$TMP/delay-proxy.log")"
+    t_direct=$(scripts/netlab.sh exec -- curl -fsS -o /dev/null -w '%{time_total}' "$HUB_URL/status")
+    t_proxy=$(scripts/netlab.sh exec -- curl -fsS -o /dev/null -w '%{time_total}' "http://127.0.0.1:4445/status")
+    echo "   hub /status from the orchestrator: ${t_direct} s direct, ${t_proxy} s through the proxy"
+    GRID_WORKER="$GRID_SERVER
+[[workers]]
+id = \"grid\"
+url = \"http://127.0.0.1:4445\""
+    if [ "${PRIME:-1}" = 1 ]; then
+      run_side grid-latency 0 "$GRID_WORKER" >/dev/null
+    fi
+    rounds "-latency" 0.8 " with +${delay_ms} ms per round trip (delay-proxy)"
+    kill -TERM "$PROXY" 2>/dev/null || true
+    wait "$PROXY" 2>/dev/null || true
+    PROXY=""
   fi
 fi
