@@ -490,8 +490,10 @@ fn grid_nodes_over_their_workers_memory_limit_are_drained_while_the_other_worker
 
 /// Issue 23: the Grid's node_exporter stops answering mid-phase while its nodes hold sessions:
 /// with the default `unwatched_node = "drain"` both nodes are reported unwatched and drained
-/// (`node_unwatched: ...`), no session is opened on them after that, their work moves to the
-/// managed worker (whose own exporter still answers), and the campaign passes.
+/// (`node_unwatched: ...`), no session is opened on them while drained, their work moves to the
+/// managed worker (whose own exporter still answers); the exporter then comes back at the same
+/// URL, and both nodes are reopened once under their limits for the recovery time
+/// (`node_reopened`, their breakers closed again); the campaign passes.
 #[test]
 fn grid_nodes_whose_exporter_stops_answering_are_drained_and_their_work_moves() {
     if !Path::new(Exporter::BIN).exists() {
@@ -504,15 +506,15 @@ fn grid_nodes_whose_exporter_stops_answering_are_drained_and_their_work_moves() 
     let mut grid_exporter = Exporter::start();
     let local_exporter = Exporter::start();
     let text = format!(
-        "{}{}\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\n\
+        "{}{}\n[breaker.worker]\nrecovery_timeout = \"2s\"\n\n[[workers]]\nid = \"grid\"\nurl = \"http://127.0.0.1:{HUB_PORT}\"\nnode_metrics = \"{}\"\n\n\
          [[workers]]\nid = \"local\"\nmanaged = true\nnode_metrics = \"{}\"\n{}{}",
         header("grid-unwatched", "grace_period = \"3s\"")
             .replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\n"),
         webgpu_task(64),
         grid_exporter.url("{host}"),
         local_exporter.url("127.0.0.1"),
-        phase("one", "12s", 3, ""),
-        phase("two", "5s", 3, ""),
+        phase("one", "14s", 3, ""),
+        phase("two", "6s", 3, ""),
     );
     let cfg = sb.write("unwatched.toml", &text);
     let mut child = Running::spawn(sb.launch(&cfg), Some(&sb.root));
@@ -527,6 +529,15 @@ fn grid_nodes_whose_exporter_stops_answering_are_drained_and_their_work_moves() 
     assert!(wait_until(Duration::from_secs(90), || phase_one_runs() && !nodes_with_sessions().is_empty()), "{}", child.stdout_so_far());
     std::thread::sleep(Duration::from_secs(2));
     grid_exporter.kill();
+    // both nodes drained (in phase one), then the exporter comes back at the same URL
+    let drained_both = || {
+        sb.campaign_dirs().first().is_some_and(|d| {
+            std::fs::read_to_string(d.join("events.jsonl"))
+                .is_ok_and(|t| t.lines().filter(|l| l.contains("\"node_drained\"") && l.contains("node_unwatched: ")).count() >= 2)
+        })
+    };
+    assert!(wait_until(Duration::from_secs(30), drained_both), "the Grid's nodes were never drained\n{}", child.stdout_so_far());
+    let grid_exporter = Exporter::start_on(grid_exporter.port());
     let code = child.wait_timeout(Duration::from_secs(90)).and_then(|s| s.code());
     let dir = sb.campaign_dir();
     assert_eq!(code, Some(0), "{}\n{}", child.stdout_so_far(), std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
@@ -543,15 +554,35 @@ fn grid_nodes_whose_exporter_stops_answering_are_drained_and_their_work_moves() 
     }
     assert!(!unwatched.iter().chain(&drained).any(|e| e["data"]["worker"] == "local"), "the managed worker's exporter answered");
     let drained_at = drained.iter().filter_map(|e| e["at"].as_str()).max().unwrap_or_default().to_string();
+    let reopened = events_of_kind(&dir, "node_reopened");
+    for n in ["node-1", "node-2"] {
+        assert!(reopened.iter().any(|e| e["data"]["node"] == n && e["data"]["worker"] == "grid"), "{n} never reopened: {reopened:?}");
+    }
+    let reopened_at = reopened.iter().filter_map(|e| e["at"].as_str()).min().unwrap_or_default().to_string();
     let opened: Vec<String> =
         events_of_kind(&dir, "grid_session_opened").iter().filter_map(|e| e["at"].as_str().map(str::to_string)).collect();
     assert!(opened.iter().any(|at| *at < drained_at), "the Grid held sessions before the drain: {opened:?} vs {drained_at}");
-    assert!(opened.iter().all(|at| *at <= drained_at), "no session opened on a drained node: {opened:?} vs {drained_at}");
+    assert!(
+        opened.iter().all(|at| *at <= drained_at || *at >= reopened_at),
+        "no session opened on a drained node: {opened:?}, drained {drained_at}, reopened {reopened_at}"
+    );
+    // reopened: each node's breaker is closed again, naming why (the phase's sessions, kept on
+    // the managed worker, need no new one: that a healed node gets work again is the lab's test)
+    let transitions = events_of_kind(&dir, "breaker_transition");
+    for n in ["node-1", "node-2"] {
+        let key = format!("worker:grid/{n}");
+        assert!(
+            transitions.iter().any(|t| t["data"]["key"] == key.as_str()
+                && t["data"]["to"] == "closed"
+                && t["data"]["reason"].as_str().is_some_and(|r| r.starts_with("node_recovered: under the limits for "))),
+            "{key} was not closed again: {transitions:?}"
+        );
+    }
     let report = read_json(&dir.join("campaign_report.json"));
     assert_eq!(report["phases"][1]["criteria"]["passed"], true, "{}", report["phases"][1]);
     let grid_ops: u64 = report["grid_nodes"].as_array().into_iter().flatten().map(|n| n["ops_attempted"].as_u64().unwrap_or(0)).sum();
     let total = report["totals"]["ops_attempted"].as_u64().unwrap_or(0);
-    assert!(grid_ops > 0 && total > grid_ops, "the Grid ran ops before the drain, the managed worker after: {grid_ops} of {total}");
+    assert!(grid_ops > 0 && total > grid_ops, "the Grid ran ops before the drain, the managed worker the rest: {grid_ops} of {total}");
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("exporter not answering") && summary.contains("node_unwatched: "), "{summary}");
     assert!(hub_sessions().is_empty(), "sessions left on the hub: {:?}", hub_sessions());

@@ -20,6 +20,12 @@ impl Exporter {
     /// Starts one on a free loopback port and waits (bounded) until it answers.
     pub fn start() -> Exporter {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+        Exporter::start_on(port)
+    }
+
+    /// Starts one on `port` (one that was killed coming back at the same URL) and waits
+    /// (bounded) until it answers.
+    pub fn start_on(port: u16) -> Exporter {
         let child = Command::new(Self::BIN)
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())
@@ -32,6 +38,11 @@ impl Exporter {
             || Command::new("curl").args(["-fsS", "--max-time", "2", "-o", "/dev/null", &url]).status().is_ok_and(|s| s.success());
         assert!(wait_until(Duration::from_secs(10), answers), "node_exporter did not answer on {url}");
         e
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Its `/metrics` URL with `host` (a literal host, or `{host}` for a template).
