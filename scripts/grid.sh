@@ -17,6 +17,7 @@
 # GRID_JAVA_OPTS replaces the JVMs' options (default "-Xmx384m -XX:+UseSerialGC -XX:TieredStopAtLevel=1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/grid-node.sh
 
 state_dir=${STRESSCTL_GRID_DIR:-.stressctl/grid}
 state="$state_dir/state"
@@ -91,53 +92,10 @@ cmd_down() {
   echo "grid: stopped"
 }
 
-# The TOML of node $1 (1-based) with $2 slots per browser for the browsers in $3.
+# The TOML of node $1 (1-based) with $2 slots per browser for the browsers in $3, its hub on
+# 127.0.0.1:$4 (scripts/grid-node.sh writes it, as for the lab's nodes).
 node_toml() {
-  local i=$1 slots=$2 browsers=$3 hub_port=$4
-  local chromium_args='"--no-sandbox", "--headless=new", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"'
-  cat <<EOT
-[server]
-host = "127.0.0.1"
-port = $((hub_port + 10 + i))
-
-[events]
-publish = "tcp://127.0.0.1:$((hub_port - 2))"
-subscribe = "tcp://127.0.0.1:$((hub_port - 1))"
-
-[node]
-grid-url = "$(hub_url "$hub_port")"
-detect-drivers = false
-max-sessions = $(( slots * $(echo "$browsers" | tr ',' '\n' | wc -l) ))
-override-max-sessions = true
-heartbeat-period = 2
-register-cycle = 1
-session-timeout = 120
-EOT
-  local b
-  for b in ${browsers//,/ }; do
-    case $b in
-      chromium)
-        cat <<EOT
-
-[[node.driver-configuration]]
-display-name = "chromium"
-webdriver-executable = "$(command -v chromedriver)"
-max-sessions = $slots
-stereotype = '{"browserName": "chrome", "platformName": "linux", "stressctl:node": "node-$i", "goog:chromeOptions": {"binary": "$(command -v chromium)", "args": [$chromium_args]}}'
-EOT
-        ;;
-      firefox)
-        cat <<EOT
-
-[[node.driver-configuration]]
-display-name = "firefox"
-webdriver-executable = "$geckodriver"
-max-sessions = $slots
-stereotype = '{"browserName": "firefox", "platformName": "linux", "stressctl:node": "node-$i", "moz:firefoxOptions": {"binary": "$firefox", "args": ["-headless"]}}'
-EOT
-        ;;
-    esac
-  done
+  grid_node_toml "$1" "$2" "$3" 127.0.0.1 $(($4 + 10 + $1)) 127.0.0.1 "$4"
 }
 
 # Starts `$@` as its own process group, logging to $log; records it in the state file.

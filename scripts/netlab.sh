@@ -42,6 +42,7 @@ state_dir=${STRESSCTL_LAB_DIR:-/run/stressctl-lab}
 case $state_dir in /*) ;; *) state_dir="$caller_dir/$state_dir" ;; esac
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+. "$repo/scripts/grid-node.sh"
 state="$state_dir/state"
 net_spec=${STRESSCTL_LAB_NET:-10.213.7.0/24}
 prefix=${STRESSCTL_LAB_PREFIX:-sclab-}
@@ -184,60 +185,14 @@ orch_curl() { ip netns exec "$orch_ns" curl -fsS --max-time "${CURL_TIME:-5}" "$
 
 hub_status() { orch_curl "http://$hub_ip:$HUB_PORT/status"; }
 
-# The TOML of node $1 with $2 slots per browser for the browsers in $3.
+# The TOML of node $1 with $2 slots per browser for the browsers in $3, on its lab address
+# (scripts/grid-node.sh writes it, as for scripts/grid.sh's nodes).
 node_toml() {
-  local i=$1 slots=$2 browsers=$3 ip
-  ip=$(node_ip "$i")
-  local chromium_args='"--no-sandbox", "--headless=new", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"'
-  cat <<EOT
-[server]
-host = "$ip"
-port = $NODE_PORT
-
-[events]
-publish = "tcp://$hub_ip:$((HUB_PORT - 2))"
-subscribe = "tcp://$hub_ip:$((HUB_PORT - 1))"
-
-[node]
-grid-url = "http://$hub_ip:$HUB_PORT"
-detect-drivers = false
-max-sessions = $(( slots * $(echo "$browsers" | tr ',' '\n' | wc -l) ))
-override-max-sessions = true
-heartbeat-period = 2
-register-cycle = 1
-session-timeout = 120
-EOT
-  local b
-  for b in ${browsers//,/ }; do
-    case $b in
-      chromium)
-        cat <<EOT
-
-[[node.driver-configuration]]
-display-name = "chromium"
-webdriver-executable = "$(command -v chromedriver)"
-max-sessions = $slots
-stereotype = '{"browserName": "chrome", "platformName": "linux", "stressctl:node": "node-$i", "goog:chromeOptions": {"binary": "$(command -v chromium)", "args": [$chromium_args]}}'
-EOT
-        ;;
-      firefox)
-        cat <<EOT
-
-[[node.driver-configuration]]
-display-name = "firefox"
-webdriver-executable = "$(geckodriver_path)"
-max-sessions = $slots
-stereotype = '{"browserName": "firefox", "platformName": "linux", "stressctl:node": "node-$i", "moz:firefoxOptions": {"binary": "$(firefox_path)", "args": ["-headless"]}}'
-EOT
-        ;;
-    esac
-  done
+  grid_node_toml "$1" "$2" "$3" "$(node_ip "$1")" "$NODE_PORT" "$hub_ip" "$HUB_PORT"
 }
 
-firefox_path() { command -v firefox-esr || command -v firefox || true; }
-geckodriver_path() {
-  command -v geckodriver || { local g="${CARGO_HOME:-$HOME/.cargo}/bin/geckodriver"; [ -x "$g" ] && echo "$g"; } || true
-}
+firefox_path() { grid_firefox_path; }
+geckodriver_path() { grid_geckodriver_path; }
 
 java_cmd() {
   local jar java_opts
@@ -289,7 +244,9 @@ wait_nodes() {
     pending=()
     for i in "$@"; do node_ready "$i" || pending+=("node-$i"); done
     [ ${#pending[@]} -gt 0 ] || return 0
-    check_alive hub $(for i in "$@"; do echo "node-$i exporter-$i"; done)
+    local names=(hub)
+    for i in "$@"; do names+=("node-$i" "exporter-$i"); done
+    check_alive "${names[@]}"
     [ $((SECONDS - t0)) -lt "$timeout" ] || die "${pending[*]} not registered with the hub (or node_exporter silent) after $timeout s; logs in $state_dir"
     sleep 0.5
   done
