@@ -35,7 +35,9 @@ pub struct NodeSeries {
     stride: u32,
 }
 
-fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+/// The higher of two readings, either of which may be missing (a first scrape has no CPU figure,
+/// a node without PSI no stall): the report's peaks use it too.
+pub fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),

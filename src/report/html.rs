@@ -119,7 +119,13 @@ pub fn write(dir: &Path, c: &CampaignReport) -> std::io::Result<()> {
 /// The page.
 pub fn render(c: &CampaignReport, model: Option<&Model>, events: &[serde_json::Value]) -> String {
     let overview = match model {
-        Some(m) => serde_json::to_value(m.overview(None)).unwrap_or_default(),
+        Some(m) => {
+            let mut o = m.overview(None);
+            // the page draws its watched nodes from the report (`nodes_table`): their series need
+            // not travel twice
+            o.nodes.clear();
+            serde_json::to_value(o).unwrap_or_default()
+        }
         None => serde_json::to_value(Model::new(&c.campaign_id, &c.profile, 0, 1000, Default::default(), "store").overview(None))
             .unwrap_or_default(),
     };

@@ -4,6 +4,7 @@
 //! from the store's events only, so `stressctl report` rebuilds it.
 
 use super::typed_events::for_each_typed;
+use crate::dashboard::nodes::max_opt as max;
 use crate::events::Event;
 use crate::store::{StoreError, StoreReader};
 use serde::{Deserialize, Serialize};
@@ -65,13 +66,6 @@ pub struct NodeReport {
     pub unwatched: Vec<String>,
     /// The series, evenly thinned to at most [`MAX_SERIES_POINTS`].
     pub series: Vec<NodePoint>,
-}
-
-fn max(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// The watched nodes, by worker then node; empty when none was watched.
