@@ -188,13 +188,7 @@ fn a_lab_of_namespaces_runs_grid_nodes_that_can_be_partitioned_healed_and_added_
     let mut lab = Lab::new(&sb.root.join("lab"));
 
     // up: two nodes registered, each node_exporter on its own lab address
-    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
-    lab.remember();
-    if up.code() == Some(3) {
-        eprintln!("skipped: {}", up.stderr.trim());
-        return;
-    }
-    up.expect_code(0);
+    let Some(up) = up_two(&mut lab) else { return };
     assert_eq!(lab.namespaces.len(), 5, "bridge, hub, orchestrator and 2 nodes recorded:\n{}", up.describe());
     assert_eq!(lab.processes.len(), 5, "hub, 2 Grid nodes and 2 node_exporters recorded:\n{}", up.describe());
     let want =
@@ -279,6 +273,29 @@ fn down_leaves_nothing(lab: &Lab) {
     assert!(again.stdout.contains("nothing to do"), "{}", again.describe());
 }
 
+/// `up --nodes 2` for a test, its state remembered (it goes at `down`); None, after saying why,
+/// where this machine cannot make a lab (exit 3: no CAP_NET_ADMIN/CAP_SYS_ADMIN).
+fn up_two(lab: &mut Lab) -> Option<Output> {
+    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
+    lab.remember();
+    if up.code() == Some(3) {
+        eprintln!("skipped: {}", up.stderr.trim());
+        return None;
+    }
+    up.expect_code(0);
+    Some(up)
+}
+
+/// Criteria a phase on 2 shared cores meets while a node is cut off or drained.
+const LENIENT: &str = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.9\nmax_p95 = \"30s\"";
+
+/// The start of a lab campaign's config: `header` (the sandbox's), the page server on the
+/// orchestrator's lab address (the nodes load the page from there), and the timeouts a session
+/// through the hub needs on a busy machine.
+fn lab_config_head(header: &str) -> String {
+    format!("{header}\n[server]\nlisten = \"{NET}.3:0\"\n\n[browser]\nop_timeout = \"60s\"\nsession_timeout = \"60s\"\n\n")
+}
+
 /// Whether this test can make a lab here (root and `ip`); says why not when it cannot.
 fn lab_possible() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
@@ -296,26 +313,26 @@ fn lab_possible() -> bool {
 /// The lab's campaign: stressctl in the orchestrator's namespace serves its page on the
 /// orchestrator's lab address and drives every task through the hub on the nodes.
 fn lab_campaign() -> String {
-    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.9\nmax_p95 = \"30s\"";
     let page = format!(
         "stress_level = \"low\"\n[phases.criteria]\nmax_p95 = \"30s\"\n[phases.task]\nkind = \"page\"\nurl = \"http://{}:9100/\"\n\
          script = \"const done = arguments[arguments.length - 1]; let s = 0; for (let i = 0; i < 100000; i++) s += i; \
          done(s === 4999950000 ? {{ok: true}} : {{ok: false, class: 'script_error', message: 'bad sum ' + s}});\"",
         node_ip(1)
     );
-    let model = format!("task = {{ kind = \"model\", model = \"builtin:text\" }}\n{lenient}");
+    // stressctl runs from the sandbox (`in_orchestrator`), so onnxruntime-web is named by path
+    let ort = repo().join("vendor/onnxruntime-web");
+    let model = format!("task = {{ kind = \"model\", model = \"builtin:text\", ort_dir = {:?} }}\n{LENIENT}", ort.display().to_string());
     let phases = [
-        phase("gpu", "8s", 2, lenient),
+        phase("gpu", "8s", 2, LENIENT),
         phase("model", "20s", 2, &model),
         phase("page", "5s", 2, &page),
-        phase("cut", "40s", 2, lenient),
-        phase("healed", "15s", 2, lenient),
+        phase("cut", "40s", 2, LENIENT),
+        phase("healed", "15s", 2, LENIENT),
     ]
     .concat();
     format!(
-        "{}\n[server]\nlisten = \"{NET}.3:0\"\n\n[browser]\nop_timeout = \"60s\"\nsession_timeout = \"60s\"\n\n\
-         [[workers]]\nid = \"grid\"\nurl = \"{}\"\n\n[task]\nkind = \"webgpu\"\nmatrix_size = 64\n{phases}",
-        header("lab", ""),
+        "{}[[workers]]\nid = \"grid\"\nurl = \"{}\"\n\n[task]\nkind = \"webgpu\"\nmatrix_size = 64\n{phases}",
+        lab_config_head(&header("lab", "")),
         hub()
     )
 }
@@ -328,20 +345,14 @@ fn a_campaign_on_two_lab_nodes_runs_every_task_there_and_work_leaves_a_partition
     let _lock = BrowserLock::acquire();
     let sb = Sandbox::new("netlab-campaign");
     let mut lab = Lab::named(&sb.root.join("lab"), "c");
-    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
-    lab.remember();
-    if up.code() == Some(3) {
-        eprintln!("skipped: {}", up.stderr.trim());
+    if up_two(&mut lab).is_none() {
         return;
     }
-    up.expect_code(0);
     let cfg = sb.write("lab.toml", &lab_campaign());
+    let cfg = cfg.to_string_lossy().to_string();
 
     // stressctl runs in the orchestrator's namespace
-    let mut exec = Command::new(repo().join("scripts/netlab.sh"));
-    exec.arg("exec").arg("--").arg(BIN).arg("launch").arg("--config").arg(&cfg).args(sb.dir_args());
-    exec.env("STRESSCTL_LAB_DIR", &lab.dir).env("STRESSCTL_LAB_PREFIX", &lab.prefix).env("STRESSCTL_LAB_NET", format!("{NET}.0/24"));
-    let running = Running::spawn(exec, None);
+    let running = Running::spawn(in_orchestrator(&lab, &sb, &["launch", "--config", &cfg]), None);
     // partition node-2 a few seconds into the "cut" phase, heal it 20 s later
     let cut_started = || sb.campaign_dirs().first().is_some_and(|d| d.join("phase_03_page.json").exists());
     assert!(wait_until(Duration::from_secs(150), cut_started), "phase cut never started\n{}", running.stdout_so_far());
@@ -383,15 +394,7 @@ fn a_campaign_on_two_lab_nodes_runs_every_task_there_and_work_leaves_a_partition
         "no session on node-2 after it was healed"
     );
     // no session of stressctl is left on the hub
-    let st = lab.hub_status();
-    let busy: Vec<&Value> = st["value"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|n| n["slots"].as_array().into_iter().flatten())
-        .filter(|s| !s["session"].is_null())
-        .collect();
-    assert!(busy.is_empty(), "sessions left on the hub: {busy:?}");
+    assert!(lab.hub_sessions().is_empty(), "sessions left on the hub: {}", lab.hub_status());
     down_leaves_nothing(&lab);
 }
 
@@ -457,20 +460,14 @@ fn in_the_lab_a_node_whose_exporter_dies_is_drained_an_added_node_gets_work_and_
     let _lock = BrowserLock::acquire();
     let sb = Sandbox::new("netlab-nodes");
     let mut lab = Lab::named(&sb.root.join("lab"), "n");
-    let up = lab.netlab(&["up", "--nodes", "2"], Duration::from_secs(90));
-    lab.remember();
-    if up.code() == Some(3) {
-        eprintln!("skipped: {}", up.stderr.trim());
+    if up_two(&mut lab).is_none() {
         return;
     }
-    up.expect_code(0);
-    let lenient = "stress_level = \"low\"\n[phases.criteria]\nmin_success_rate = 0.9\nmax_p95 = \"30s\"";
-    let phases = [phase("watched", "12s", 2, lenient), phase("grown", "8s", 4, lenient), phase("killed", "12s", 2, lenient)].concat();
+    let phases = [phase("watched", "12s", 2, LENIENT), phase("grown", "8s", 4, LENIENT), phase("killed", "12s", 2, LENIENT)].concat();
     let text = format!(
-        "{}\n[server]\nlisten = \"{NET}.3:0\"\n\n[browser]\nop_timeout = \"60s\"\nsession_timeout = \"60s\"\n\n\
-         [breaker.worker]\nrecovery_timeout = \"240s\"\n\n[grid]\ncapacity_wait = \"90s\"\n\n\
+        "{}[breaker.worker]\nrecovery_timeout = \"240s\"\n\n[grid]\ncapacity_wait = \"90s\"\n\n\
          [[workers]]\nid = \"grid\"\nurl = \"{}\"\nnode_metrics = \"http://{{host}}:9100/metrics\"\n\n[task]\nkind = \"webgpu\"\nmatrix_size = 64\n{phases}",
-        header("labnodes", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\n"),
+        lab_config_head(&header("labnodes", "").replace("[safety]\n", "[safety]\nsample_interval = \"500ms\"\nconsecutive_violations = 2\n")),
         hub()
     );
     let cfg = sb.write("lab-nodes.toml", &text);
